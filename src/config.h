@@ -1,0 +1,120 @@
+/* poe-gateway: MIT licence. The LiteLLM-compatible YAML configuration, loaded once into plain C structs. */
+#ifndef PGW_CONFIG_H
+#define PGW_CONFIG_H
+
+#include <stddef.h>
+
+#define PGW_DEFAULT_CONFIG_PATH "conf/gateway.yaml"
+#define PGW_DEFAULT_HOST "127.0.0.1"
+#define PGW_DEFAULT_PORT 4000
+#define PGW_DEFAULT_MAX_BODY_BYTES (32 * 1024 * 1024)
+#define PGW_DEFAULT_TIMEOUT 600.0        /* seconds to the first upstream byte */
+#define PGW_DEFAULT_STREAM_TIMEOUT 300.0 /* seconds of upstream silence mid-stream */
+#define PGW_DEFAULT_MAX_RETRIES 2
+#define PGW_DEFAULT_GRACEFUL_TIMEOUT 30.0
+#define PGW_DEFAULT_IDLE_TIMEOUT 60.0
+#define PGW_DEFAULT_OPENAI_API_BASE "https://api.poe.com/v1"
+#define PGW_DEFAULT_ANTHROPIC_API_BASE "https://api.poe.com"
+
+typedef enum en_pgw_route_kind_t {
+    PGW_ROUTE_OPENAI,   /* "openai/<bot>": Anthropic <-> chat/completions translation */
+    PGW_ROUTE_ANTHROPIC /* "anthropic/<model>": pass-through to Poe's /v1/messages */
+} pgw_route_kind_t;
+
+typedef struct st_pgw_header_t {
+    char *name;  /* owned */
+    char *value; /* owned */
+} pgw_header_t;
+
+/**
+ * One entry of `model_list`. All strings are owned by the route and freed by pgw_config_dispose.
+ */
+typedef struct st_pgw_route_t {
+    char *model_name;       /* client-facing name as written; may contain '*' wildcards */
+    int is_wildcard;        /* model_name contains '*' */
+    pgw_route_kind_t kind;  /* from the provider prefix of litellm_params.model */
+    char *upstream_model;   /* litellm_params.model without the prefix; a '*' stands for the client's model name */
+    char *api_base;         /* litellm_params.api_base without trailing '/'; the kind's default when absent */
+    char *api_key;          /* resolved key; NULL when it names an unset environment variable (or is absent) */
+    char *api_key_env;      /* NAME when api_key was written os.environ/NAME, else NULL */
+    int rpm;                /* requests per minute, 0 = unlimited */
+    double timeout;         /* seconds to first byte: route, else router_settings.timeout, else PGW_DEFAULT_TIMEOUT */
+    double stream_timeout;  /* seconds of silence mid-stream: route, else PGW_DEFAULT_STREAM_TIMEOUT */
+    int max_retries;        /* route max_retries, else router_settings.num_retries, else PGW_DEFAULT_MAX_RETRIES */
+    int ssl_verify;         /* 1 unless the route says ssl_verify: false */
+    pgw_header_t *extra_headers; /* owned array */
+    size_t num_extra_headers;
+    unsigned line, column; /* 1-based position of the entry in the file, for messages */
+} pgw_route_t;
+
+typedef struct st_pgw_config_t {
+    char *path;            /* the file loaded (owned) */
+    pgw_route_t *routes;   /* in file order (owned array) */
+    size_t num_routes;
+    char *master_key;      /* resolved general_settings.master_key, else env LITELLM_MASTER_KEY, else NULL (owned) */
+    char *master_key_env;  /* NAME when the master key came from os.environ/NAME or LITELLM_MASTER_KEY (owned) */
+    /* gateway: section */
+    char *host;            /* default PGW_DEFAULT_HOST (owned) */
+    unsigned port;         /* default PGW_DEFAULT_PORT */
+    unsigned threads;      /* 0 = number of cores */
+    char *log_level;       /* NULL = info (owned) */
+    char *state_dir;       /* NULL = ~/.local/state/poe-gateway (owned) */
+    char *public_url;      /* NULL unless set (owned) */
+    char *tls_cert_file;   /* gateway.tls.cert_file, NULL = no TLS (owned) */
+    char *tls_key_file;    /* gateway.tls.key_file (owned) */
+    char *ssl_ca_file;     /* gateway.ssl_ca_file, extra CA for upstream TLS (owned) */
+    size_t max_body_bytes; /* default PGW_DEFAULT_MAX_BODY_BYTES */
+    double idle_timeout;   /* seconds a client may stay silent, default PGW_DEFAULT_IDLE_TIMEOUT */
+    double graceful_timeout; /* seconds in-flight requests get on SIGTERM, default PGW_DEFAULT_GRACEFUL_TIMEOUT */
+    /* environment variables referenced with os.environ/NAME that are not set, each named once (owned) */
+    char **missing_env;
+    size_t num_missing_env;
+} pgw_config_t;
+
+/**
+ * Loads and validates the file at `path` into `conf` (which the function zero-initialises first).
+ * Environment variables are read at load time. Unknown LiteLLM sections and keys produce one warning each through
+ * pgw_log_warn and are otherwise ignored. Returns 0 on success. On error returns -1 with `conf` already disposed and
+ * `err` holding one line "file:line:column: what is wrong" (without a trailing newline).
+ */
+int pgw_config_load(pgw_config_t *conf, const char *path, char *err, size_t errsz);
+
+/**
+ * Frees everything `conf` owns and zeroes it. Safe to call twice.
+ */
+void pgw_config_dispose(pgw_config_t *conf);
+
+/**
+ * Finds the route for a client model name: an exact (non-wildcard) model_name first, compared case-sensitively, else
+ * the first wildcard route in file order whose pattern matches. `*` matches any run of characters, including none.
+ * Returns NULL when nothing matches.
+ */
+const pgw_route_t *pgw_config_find_route(const pgw_config_t *conf, const char *model, size_t model_len);
+
+/**
+ * Returns 1 when `pattern` (with '*' wildcards) matches the whole of `s`.
+ */
+int pgw_wildcard_match(const char *pattern, const char *s, size_t len);
+
+/**
+ * Writes the upstream model name for a request into `buf` (NUL-terminated): the route's upstream_model with each '*'
+ * replaced by the client's model name. Returns the length, or -1 when it does not fit.
+ */
+int pgw_route_upstream_model(const pgw_route_t *route, const char *client_model, size_t client_model_len, char *buf,
+                             size_t bufsz);
+
+/**
+ * Finds up to `max` configured non-wildcard model names closest to `model` (edit distance), closest first, for
+ * "did you mean" messages. Returns how many were written to `out`.
+ */
+size_t pgw_config_suggest(const pgw_config_t *conf, const char *model, size_t model_len, const char **out, size_t max);
+
+/**
+ * Loads compose-style KEY=value lines from `path` into the environment without overriding variables already set.
+ * Blank lines and lines starting with '#' are skipped; `export KEY=value` is accepted; values may be wrapped in single or
+ * double quotes (double quotes understand \n, \" and \\); an unquoted value ends at " #". A missing file is not an error
+ * (returns 0). Returns the number of variables set, or -1 with `err` as "file:line: what is wrong" for a malformed line.
+ */
+int pgw_dotenv_load(const char *path, char *err, size_t errsz);
+
+#endif

@@ -1,0 +1,744 @@
+/* poe-gateway: MIT licence. Unit tests for src/config.c: loading, validation messages, route lookup and suggestions. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "../../../src/config.c"
+#include "../test.h"
+
+static char conf_path[64];
+static char conf_err[1024];
+
+/* Loads `yaml` through a temporary file named in conf_path. */
+static int load_yaml(pgw_config_t *conf, const char *yaml)
+{
+    make_temp_file(conf_path, sizeof(conf_path), yaml);
+    int ret = pgw_config_load(conf, conf_path, conf_err, sizeof(conf_err));
+    unlink(conf_path);
+    return ret;
+}
+
+/*
+ * Loads `yaml`, expecting an error. Returns the message without the "<temporary path>:" prefix ("line:column: what"),
+ * the whole message when the prefix is not the file's path, or "(loaded)" when the load succeeded.
+ */
+static const char *load_error(const char *yaml)
+{
+    pgw_config_t conf;
+    size_t plen;
+
+    if (load_yaml(&conf, yaml) == 0) {
+        pgw_config_dispose(&conf);
+        return "(loaded)";
+    }
+    plen = strlen(conf_path);
+    if (strncmp(conf_err, conf_path, plen) != 0 || conf_err[plen] != ':')
+        return conf_err;
+    return conf_err + plen + 1;
+}
+
+/* Loads `yaml` with warnings captured into `log`. */
+static int load_yaml_logged(pgw_config_t *conf, const char *yaml, char *log, size_t logsz)
+{
+    stderr_capture_begin();
+    int ret = load_yaml(conf, yaml);
+    stderr_capture_end(log, logsz);
+    return ret;
+}
+
+/* conf->routes[i], or an empty route when the load produced fewer, so that a failed load fails tests, not the binary */
+static const pgw_route_t *route_at(const pgw_config_t *conf, size_t i)
+{
+    static const pgw_route_t none;
+    return i < conf->num_routes ? conf->routes + i : &none;
+}
+
+static size_t count_substr(const char *haystack, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = haystack; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        ++n;
+    return n;
+}
+
+static void clear_env(void)
+{
+    unsetenv("POE_API_KEY");
+    unsetenv("LITELLM_MASTER_KEY");
+    unsetenv("PGW_TEST_BASE");
+    unsetenv("PGW_TEST_HEADER");
+}
+
+static void test_seed_file(void)
+{
+    pgw_config_t conf;
+    char err[512] = "";
+
+    clear_env();
+    setenv("POE_API_KEY", "poe-test-key-0123456789", 1);
+    setenv("LITELLM_MASTER_KEY", "sk-master-0123456789", 1);
+    is_int(pgw_config_load(&conf, "t/assets/litellm-config.yaml", err, sizeof(err)), 0);
+    is_str(err, "");
+    is_str(conf.path, "t/assets/litellm-config.yaml");
+    is_int(conf.num_routes, 1);
+    if (conf.num_routes != 1)
+        return; /* the rest would only crash */
+    const pgw_route_t *route = conf.routes;
+    is_str(route->model_name, "claude-sonnet-4-5-20250929");
+    ok(!route->is_wildcard);
+    ok(route->kind == PGW_ROUTE_OPENAI);
+    is_str(route->upstream_model, "Claude-Sonnet-4.5");
+    is_str(route->api_base, "https://api.poe.com/v1");
+    is_str(route->api_key, "poe-test-key-0123456789");
+    is_str(route->api_key_env, "POE_API_KEY");
+    is_int(route->line, 2);
+    is_int(route->column, 5);
+    is_int(route->rpm, 0);
+    ok(route->timeout == PGW_DEFAULT_TIMEOUT);
+    ok(route->stream_timeout == PGW_DEFAULT_STREAM_TIMEOUT);
+    is_int(route->max_retries, PGW_DEFAULT_MAX_RETRIES);
+    is_int(route->ssl_verify, 1);
+    is_int(route->num_extra_headers, 0);
+    is_str(conf.master_key, "sk-master-0123456789");
+    is_str(conf.master_key_env, "LITELLM_MASTER_KEY");
+    is_str(conf.host, "127.0.0.1");
+    is_int(conf.port, 4000);
+    is_int(conf.num_missing_env, 0);
+    pgw_config_dispose(&conf);
+
+    /* unset variables: values NULL, each name recorded once, in file order */
+    clear_env();
+    is_int(pgw_config_load(&conf, "t/assets/litellm-config.yaml", err, sizeof(err)), 0);
+    if (conf.num_routes != 1)
+        return;
+    ok(route_at(&conf, 0)->api_key == NULL);
+    is_str(route_at(&conf, 0)->api_key_env, "POE_API_KEY");
+    ok(conf.master_key == NULL);
+    is_str(conf.master_key_env, "LITELLM_MASTER_KEY");
+    is_int(conf.num_missing_env, 2);
+    if (conf.num_missing_env == 2) {
+        is_str(conf.missing_env[0], "POE_API_KEY");
+        is_str(conf.missing_env[1], "LITELLM_MASTER_KEY");
+    }
+    pgw_config_dispose(&conf);
+
+    /* set but empty counts as missing */
+    setenv("POE_API_KEY", "", 1);
+    is_int(pgw_config_load(&conf, "t/assets/litellm-config.yaml", err, sizeof(err)), 0);
+    if (conf.num_routes != 1)
+        return;
+    ok(route_at(&conf, 0)->api_key == NULL);
+    is_int(conf.num_missing_env, 2);
+    pgw_config_dispose(&conf);
+    clear_env();
+}
+
+static void test_shipped_config(void)
+{
+    pgw_config_t conf;
+    char err[512] = "", log[4096], buf[128];
+    const pgw_route_t *route;
+
+    clear_env();
+    setenv("POE_API_KEY", "poe-test-key-0123456789", 1);
+    setenv("LITELLM_MASTER_KEY", "sk-master-0123456789", 1);
+    stderr_capture_begin();
+    int ret = pgw_config_load(&conf, PGW_DEFAULT_CONFIG_PATH, err, sizeof(err));
+    stderr_capture_end(log, sizeof(log));
+    is_int(ret, 0);
+    is_str(err, "");
+    is_str(log, ""); /* the shipped file warns about nothing */
+    is_int(conf.num_missing_env, 0);
+    is_str(conf.host, "127.0.0.1");
+    is_int(conf.port, 4000);
+    is_str(conf.master_key, "sk-master-0123456789");
+
+    static const char *const claude_ids[] = {"claude-sonnet-4-5-20250929", "claude-opus-4-5-20251101", "claude-haiku-4-5-20251001",
+                                             "claude-sonnet-4-5",          "claude-opus-4-5",          "claude-haiku-4-5"};
+    for (size_t i = 0; i != sizeof(claude_ids) / sizeof(claude_ids[0]); ++i) {
+        route = pgw_config_find_route(&conf, claude_ids[i], strlen(claude_ids[i]));
+        ok(route != NULL && !route->is_wildcard && strcmp(route->model_name, claude_ids[i]) == 0);
+        ok(route != NULL && route->kind == PGW_ROUTE_ANTHROPIC);
+        is_str(route != NULL ? route->api_base : NULL, "https://api.poe.com");
+        is_str(route != NULL ? route->api_key : NULL, "poe-test-key-0123456789");
+    }
+
+    /* an unknown Claude id passes through unchanged */
+    route = pgw_config_find_route(&conf, "claude-opus-5-5", 15);
+    is_str(route != NULL ? route->model_name : NULL, "claude-*");
+    ok(route != NULL && route->kind == PGW_ROUTE_ANTHROPIC);
+    is_int(route != NULL ? pgw_route_upstream_model(route, "claude-opus-5-5", 15, buf, sizeof(buf)) : -2, 15);
+    is_str(buf, "claude-opus-5-5");
+
+    route = pgw_config_find_route(&conf, "gpt-5", 5);
+    ok(route != NULL && route->kind == PGW_ROUTE_OPENAI);
+    is_str(route != NULL ? route->upstream_model : NULL, "GPT-5");
+    is_str(route != NULL ? route->api_base : NULL, "https://api.poe.com/v1");
+    route = pgw_config_find_route(&conf, "gemini-2.5-pro", 14);
+    is_str(route != NULL ? route->upstream_model : NULL, "Gemini-2.5-Pro");
+    ok(pgw_config_find_route(&conf, "llama-3", 7) == NULL);
+    pgw_config_dispose(&conf);
+    clear_env();
+}
+
+static void test_defaults(void)
+{
+    pgw_config_t conf;
+    char log[2048];
+
+    clear_env();
+    is_int(load_yaml_logged(&conf, "model_list: []\n", log, sizeof(log)), 0);
+    ok(strstr(log, "model_list is empty") != NULL);
+    is_int(conf.num_routes, 0);
+    is_str(conf.host, PGW_DEFAULT_HOST);
+    is_int(conf.port, PGW_DEFAULT_PORT);
+    is_int(conf.threads, 0);
+    ok(conf.log_level == NULL);
+    ok(conf.state_dir == NULL);
+    ok(conf.public_url == NULL);
+    ok(conf.tls_cert_file == NULL && conf.tls_key_file == NULL);
+    ok(conf.ssl_ca_file == NULL);
+    is_int(conf.max_body_bytes, PGW_DEFAULT_MAX_BODY_BYTES);
+    ok(conf.idle_timeout == PGW_DEFAULT_IDLE_TIMEOUT);
+    ok(conf.graceful_timeout == PGW_DEFAULT_GRACEFUL_TIMEOUT);
+    ok(conf.master_key == NULL);
+    ok(conf.master_key_env == NULL); /* no master key anywhere is not a missing variable */
+    is_int(conf.num_missing_env, 0);
+    pgw_config_dispose(&conf);
+    pgw_config_dispose(&conf); /* twice is harmless */
+    ok(conf.host == NULL);
+
+    /* no general_settings.master_key: LITELLM_MASTER_KEY */
+    setenv("LITELLM_MASTER_KEY", "sk-from-env-0123456789", 1);
+    is_int(load_yaml(&conf, "# only a comment\n"), 0);
+    is_str(conf.master_key, "sk-from-env-0123456789");
+    is_str(conf.master_key_env, "LITELLM_MASTER_KEY");
+    pgw_config_dispose(&conf);
+
+    /* a literal master key wins over the variable */
+    is_int(load_yaml(&conf, "general_settings:\n  master_key: sk-literal-0123456789\n"), 0);
+    is_str(conf.master_key, "sk-literal-0123456789");
+    ok(conf.master_key_env == NULL);
+    pgw_config_dispose(&conf);
+    clear_env();
+
+    /* a literal beginning with os.environ/ names an unset variable */
+    is_int(load_yaml(&conf, "general_settings:\n  master_key: os.environ/PGW_TEST_MASTER\n"), 0);
+    ok(conf.master_key == NULL);
+    is_str(conf.master_key_env, "PGW_TEST_MASTER");
+    is_int(conf.num_missing_env, 1);
+    is_str(conf.num_missing_env == 1 ? conf.missing_env[0] : NULL, "PGW_TEST_MASTER");
+    pgw_config_dispose(&conf);
+
+    /* every gateway key */
+    is_int(load_yaml(&conf, "gateway:\n"
+                            "  host: 0.0.0.0\n"
+                            "  port: 0\n"
+                            "  threads: 4\n"
+                            "  log_level: debug\n"
+                            "  state_dir: /var/lib/pgw\n"
+                            "  public_url: https://gw.example.ts.net/\n"
+                            "  tls:\n"
+                            "    cert_file: /c.pem\n"
+                            "    key_file: /k.pem\n"
+                            "  ssl_ca_file: /ca.pem\n"
+                            "  max_body_bytes: 64K\n"
+                            "  idle_timeout: 1.5\n"
+                            "  graceful_timeout: 0\n"),
+           0);
+    is_str(conf.host, "0.0.0.0");
+    is_int(conf.port, 0);
+    is_int(conf.threads, 4);
+    is_str(conf.log_level, "debug");
+    is_str(conf.state_dir, "/var/lib/pgw");
+    is_str(conf.public_url, "https://gw.example.ts.net");
+    is_str(conf.tls_cert_file, "/c.pem");
+    is_str(conf.tls_key_file, "/k.pem");
+    is_str(conf.ssl_ca_file, "/ca.pem");
+    is_int(conf.max_body_bytes, 64 * 1024);
+    ok(conf.idle_timeout == 1.5);
+    ok(conf.graceful_timeout == 0);
+    pgw_config_dispose(&conf);
+
+    is_int(load_yaml(&conf, "gateway:\n  max_body_bytes: 32M\n  port: \"8080\"\n  host:\n"), 0);
+    is_int(conf.max_body_bytes, 32 * 1024 * 1024);
+    is_int(conf.port, 8080);
+    is_str(conf.host, PGW_DEFAULT_HOST); /* null is the same as absent */
+    pgw_config_dispose(&conf);
+    is_int(load_yaml(&conf, "gateway:\n  max_body_bytes: 1g\n"), 0);
+    is_int(conf.max_body_bytes, 1024 * 1024 * 1024);
+    pgw_config_dispose(&conf);
+    is_int(load_yaml(&conf, "gateway:\n  max_body_bytes: 1000\n"), 0);
+    is_int(conf.max_body_bytes, 1000);
+    pgw_config_dispose(&conf);
+}
+
+static const char routes_yaml[] = "model_list:\n"
+                                  "  - model_name: claude-*\n"
+                                  "    litellm_params: {model: anthropic/*}\n"
+                                  "  - model_name: claude-sonnet-4-5\n"
+                                  "    litellm_params: {model: anthropic/claude-sonnet-4.5}\n"
+                                  "  - model_name: \"*-preview\"\n"
+                                  "    litellm_params: {model: openai/*-Preview}\n"
+                                  "  - model_name: \"*\"\n"
+                                  "    litellm_params: {model: openai/Assistant}\n"
+                                  "  - model_name: gpt-*\n"
+                                  "    litellm_params: {model: openai/GPT}\n";
+
+static void test_find_route(void)
+{
+    pgw_config_t conf;
+    const pgw_route_t *route;
+    char log[2048];
+
+    is_int(load_yaml_logged(&conf, routes_yaml, log, sizeof(log)), 0);
+    is_int(conf.num_routes, 5);
+    /* the wildcard after "*" can never match, and the loader says so */
+    ok(strstr(log, "model_name 'gpt-*' can never match: '*' (line 8) comes first") != NULL);
+    ok(strstr(log, "*-preview' can never") == NULL);
+
+    /* exact beats a wildcard listed before it */
+    route = pgw_config_find_route(&conf, "claude-sonnet-4-5", 17);
+    is_str(route != NULL ? route->model_name : NULL, "claude-sonnet-4-5");
+    /* among wildcards the first in file order wins */
+    route = pgw_config_find_route(&conf, "claude-x-preview", 16);
+    is_str(route != NULL ? route->model_name : NULL, "claude-*");
+    route = pgw_config_find_route(&conf, "o3-preview", 10);
+    is_str(route != NULL ? route->model_name : NULL, "*-preview");
+    route = pgw_config_find_route(&conf, "gpt-5", 5);
+    is_str(route != NULL ? route->model_name : NULL, "*");
+    /* case-sensitive: not the exact route, and not claude-* either */
+    route = pgw_config_find_route(&conf, "Claude-Sonnet-4-5", 17);
+    is_str(route != NULL ? route->model_name : NULL, "*");
+    /* the length bounds the name: "claude-sonnet-4-5" is the first 17 bytes */
+    route = pgw_config_find_route(&conf, "claude-sonnet-4-5-20250929", 17);
+    is_str(route != NULL ? route->model_name : NULL, "claude-sonnet-4-5");
+    pgw_config_dispose(&conf);
+
+    is_int(load_yaml(&conf, "model_list:\n  - model_name: a\n    litellm_params: {model: openai/A}\n"), 0);
+    ok(pgw_config_find_route(&conf, "b", 1) == NULL);
+    ok(pgw_config_find_route(&conf, "", 0) == NULL);
+    ok(pgw_config_find_route(&conf, "a", 1) == conf.routes);
+    pgw_config_dispose(&conf);
+}
+
+static void test_wildcard_match(void)
+{
+    ok(pgw_wildcard_match("*", "", 0));
+    ok(pgw_wildcard_match("*", "anything", 8));
+    ok(pgw_wildcard_match("", "", 0));
+    ok(!pgw_wildcard_match("", "a", 1));
+    ok(pgw_wildcard_match("claude-*", "claude-", 7));
+    ok(pgw_wildcard_match("claude-*", "claude-opus-4-5", 15));
+    ok(!pgw_wildcard_match("claude-*", "claude", 6));
+    ok(!pgw_wildcard_match("claude-*", "Claude-opus", 11));
+    ok(pgw_wildcard_match("*-4-5", "claude-opus-4-5", 15));
+    ok(!pgw_wildcard_match("*-4-5", "claude-opus-4-5x", 16));
+    ok(pgw_wildcard_match("a*b*c", "axxbyyc", 7));
+    ok(!pgw_wildcard_match("a*b*c", "axxbyy", 6));
+    ok(pgw_wildcard_match("*ab", "aab", 3)); /* needs backtracking */
+    ok(pgw_wildcard_match("a**b", "ab", 2));
+    ok(!pgw_wildcard_match("a*a", "a", 1));
+    ok(pgw_wildcard_match("abc", "abcdef", 3)); /* only len bytes count */
+    ok(!pgw_wildcard_match("abc", "ab\0", 3));
+}
+
+static void test_upstream_model(void)
+{
+    pgw_route_t route = {.upstream_model = "*"};
+    char buf[16];
+
+    is_int(pgw_route_upstream_model(&route, "claude-x", 8, buf, sizeof(buf)), 8);
+    is_str(buf, "claude-x");
+    route.upstream_model = "pre-*-mid-*";
+    is_int(pgw_route_upstream_model(&route, "ab", 2, buf, sizeof(buf)), 13);
+    is_str(buf, "pre-ab-mid-ab");
+    route.upstream_model = "Claude-Sonnet-4.5";
+    is_int(pgw_route_upstream_model(&route, "ignored", 7, buf, sizeof(buf)), -1); /* 17 + NUL > 16 */
+    route.upstream_model = "GPT-5";
+    is_int(pgw_route_upstream_model(&route, "gpt-5", 5, buf, sizeof(buf)), 5);
+    is_str(buf, "GPT-5");
+    /* exactly fits: 15 characters and the NUL */
+    route.upstream_model = "*";
+    is_int(pgw_route_upstream_model(&route, "123456789012345", 15, buf, sizeof(buf)), 15);
+    is_str(buf, "123456789012345");
+    is_int(pgw_route_upstream_model(&route, "1234567890123456", 16, buf, sizeof(buf)), -1);
+    route.upstream_model = "x*";
+    is_int(pgw_route_upstream_model(&route, "123456789012345", 15, buf, sizeof(buf)), -1);
+    is_int(pgw_route_upstream_model(&route, "", 0, buf, 0), -1);
+    is_int(pgw_route_upstream_model(&route, "", 0, buf, 2), 1);
+    is_str(buf, "x");
+}
+
+static void test_router_settings(void)
+{
+    pgw_config_t conf;
+
+    is_int(load_yaml(&conf, "model_list:\n"
+                            "  - model_name: a\n"
+                            "    litellm_params: {model: openai/A}\n"
+                            "  - model_name: b\n"
+                            "    litellm_params: {model: openai/B, timeout: 10, max_retries: 0, stream_timeout: 45.5}\n"
+                            "router_settings:\n"
+                            "  num_retries: 5\n"
+                            "  timeout: 30\n"),
+           0);
+    is_int(conf.num_routes, 2);
+    if (conf.num_routes != 2)
+        return;
+    ok(route_at(&conf, 0)->timeout == 30);
+    is_int(route_at(&conf, 0)->max_retries, 5);
+    ok(route_at(&conf, 0)->stream_timeout == PGW_DEFAULT_STREAM_TIMEOUT);
+    ok(conf.routes[1].timeout == 10);
+    is_int(conf.routes[1].max_retries, 0); /* 0 is a value, not "unset" */
+    ok(conf.routes[1].stream_timeout == 45.5);
+    pgw_config_dispose(&conf);
+
+    is_int(load_yaml(&conf, "router_settings:\n  num_retries: 1\n"
+                            "model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, rpm: 60, ssl_verify: false}\n"),
+           0);
+    ok(route_at(&conf, 0)->timeout == PGW_DEFAULT_TIMEOUT);
+    is_int(route_at(&conf, 0)->max_retries, 1);
+    is_int(route_at(&conf, 0)->rpm, 60);
+    is_int(route_at(&conf, 0)->ssl_verify, 0);
+    pgw_config_dispose(&conf);
+}
+
+static void test_litellm_params(void)
+{
+    pgw_config_t conf;
+
+    clear_env();
+    setenv("PGW_TEST_BASE", "http://127.0.0.1:9999/v1/", 1);
+    setenv("PGW_TEST_HEADER", "from-env", 1);
+    is_int(load_yaml(&conf, "model_list:\n"
+                            "  - model_name: a\n"
+                            "    litellm_params:\n"
+                            "      model: anthropic/claude-opus-4.5\n"
+                            "      api_base: os.environ/PGW_TEST_BASE\n"
+                            "      api_key: literal-key-0123456789\n"
+                            "      extra_headers:\n"
+                            "        X-Literal: one\n"
+                            "        X-Env: os.environ/PGW_TEST_HEADER\n"
+                            "        X-Missing: os.environ/PGW_TEST_UNSET\n"
+                            "        X-Number: 42\n"
+                            "        X-Empty:\n"
+                            "  - model_name: b\n"
+                            "    litellm_params: {model: anthropic/b, api_base: 'https://example.com//'}\n"
+                            "  - model_name: c\n"
+                            "    litellm_params: {model: openai/c, api_key: os.environ/PGW_TEST_UNSET}\n"),
+           0);
+    is_int(conf.num_routes, 3);
+    if (conf.num_routes != 3)
+        return;
+    const pgw_route_t *a = conf.routes, *b = conf.routes + 1, *c = conf.routes + 2;
+    is_str(a->api_base, "http://127.0.0.1:9999/v1");
+    is_str(a->api_key, "literal-key-0123456789");
+    ok(a->api_key_env == NULL);
+    is_int(a->num_extra_headers, 5);
+    if (a->num_extra_headers == 5) {
+        is_str(a->extra_headers[0].name, "X-Literal");
+        is_str(a->extra_headers[0].value, "one");
+        is_str(a->extra_headers[1].name, "X-Env");
+        is_str(a->extra_headers[1].value, "from-env");
+        is_str(a->extra_headers[2].name, "X-Missing");
+        ok(a->extra_headers[2].value == NULL);
+        is_str(a->extra_headers[3].value, "42");
+        is_str(a->extra_headers[4].value, "");
+    }
+    is_str(b->api_base, "https://example.com");
+    ok(b->kind == PGW_ROUTE_ANTHROPIC);
+    is_str(c->api_base, PGW_DEFAULT_OPENAI_API_BASE); /* the kind's default */
+    ok(c->api_key == NULL);
+    is_str(c->api_key_env, "PGW_TEST_UNSET");
+    is_int(conf.num_missing_env, 1); /* named twice, recorded once */
+    is_str(conf.num_missing_env == 1 ? conf.missing_env[0] : NULL, "PGW_TEST_UNSET");
+    pgw_config_dispose(&conf);
+
+    /* api_base from an unset variable: NULL, and recorded */
+    is_int(load_yaml(
+               &conf,
+               "model_list:\n  - model_name: a\n    litellm_params: {model: anthropic/a, api_base: os.environ/PGW_TEST_NOBASE}\n"),
+           0);
+    ok(route_at(&conf, 0)->api_base == NULL);
+    is_str(conf.num_missing_env == 1 ? conf.missing_env[0] : NULL, "PGW_TEST_NOBASE");
+    pgw_config_dispose(&conf);
+
+    /* the anthropic default base, and merge keys sharing settings */
+    is_int(load_yaml(&conf, "poe: &poe\n"
+                            "  api_key: shared-key-0123456789\n"
+                            "  rpm: 7\n"
+                            "model_list:\n"
+                            "  - model_name: a\n"
+                            "    litellm_params:\n"
+                            "      <<: *poe\n"
+                            "      model: anthropic/a\n"
+                            "      rpm: 9\n"),
+           0);
+    is_str(route_at(&conf, 0)->api_base, PGW_DEFAULT_ANTHROPIC_API_BASE);
+    is_str(route_at(&conf, 0)->api_key, "shared-key-0123456789");
+    is_int(route_at(&conf, 0)->rpm, 9); /* the mapping's own key wins over the merged one */
+    pgw_config_dispose(&conf);
+    clear_env();
+}
+
+static void test_unknown_keys(void)
+{
+    pgw_config_t conf;
+    char log[8192];
+
+    is_int(load_yaml_logged(&conf,
+                            "model_list:\n"
+                            "  - model_name: a\n"
+                            "    litellm_params:\n"
+                            "      model: openai/A\n"
+                            "      tpm: 1000\n"
+                            "      drop_params: true\n"
+                            "      extra_body: {web_search: true}\n"
+                            "    model_info: {id: 1}\n"
+                            "  - model_name: b\n"
+                            "    litellm_params: {model: openai/B, tpm: 5}\n"
+                            "    model_info: {id: 2}\n"
+                            "litellm_settings:\n"
+                            "  drop_params: true\n"
+                            "  callbacks: [langfuse]\n"
+                            "environment_variables: {X: y}\n"
+                            "general_settings: {master_key: sk-xx, database_url: postgres://x}\n"
+                            "router_settings: {routing_strategy: simple-shuffle}\n"
+                            "gateway:\n"
+                            "  colour: blue\n"
+                            "  tls: {cert_file: /c, key_file: /k, ciphers: x}\n",
+                            log, sizeof(log)),
+           0);
+    is_int(conf.num_routes, 2);
+    is_int(count_substr(log, "litellm_params: ignoring unknown key 'tpm'"), 1); /* twice in the file, one warning */
+    ok(strstr(log, ":5:7: litellm_params: ignoring unknown key 'tpm'") != NULL);
+    is_int(count_substr(log, "'drop_params'"), 1); /* litellm_settings' own keys are not walked */
+    is_int(count_substr(log, "model_list entry: ignoring unknown key 'model_info'"), 1);
+    ok(strstr(log, ":12:1: top level: ignoring unsupported section 'litellm_settings'") != NULL);
+    ok(strstr(log, "top level: ignoring unsupported section 'environment_variables'") != NULL);
+    ok(strstr(log, "general_settings: ignoring unknown key 'database_url'") != NULL);
+    ok(strstr(log, "router_settings: ignoring unknown key 'routing_strategy'") != NULL);
+    ok(strstr(log, "gateway: ignoring unknown key 'colour'") != NULL);
+    ok(strstr(log, "gateway.tls: ignoring unknown key 'ciphers'") != NULL);
+    ok(strstr(log, "extra_body") == NULL);
+    ok(strstr(log, "callbacks") == NULL);
+    ok(strstr(log, "sk-xx") == NULL);   /* never a key value */
+    is_int(count_substr(log, "\n"), 9); /* tpm, drop_params, model_info, 2 sections, 4 keys */
+    pgw_config_dispose(&conf);
+}
+
+static void test_errors(void)
+{
+    pgw_config_t conf;
+
+    /* bad YAML */
+    is_str(load_error("model_list:\n  - model_name: a\n   bad: [\n"),
+           "3:4: did not find expected '-' indicator (while parsing a block collection at line 2)");
+    is_str(load_error("model_list:\n\t- model_name: a\n"),
+           "2:1: found character that cannot start any token (while scanning for the next token at line 2)");
+    is_str(load_error("a: *nowhere\n"), "1:4: found undefined alias");
+    is_str(load_error("gateway: {port: 1}\n---\ngateway: {port: 2}\n"), "3:1: only one YAML document is allowed");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: \"openai/\xff\"}\n"),
+           "3:37: invalid leading UTF-8 octet");
+    is_str(load_error("gateway: {port: 1, port: 2}\n"), "1:20: duplicate key 'port' (first at line 1)");
+    is_str(load_error("gateway: &g\n  <<: *g\n"), "1:10: merge keys nested too deeply");
+    is_str(load_error("gateway:\n  <<: 5\n"), "2:7: a merge key (<<) takes a mapping or a sequence of mappings");
+    is_str(load_error("gateway:\n  [a]: 5\n"), "2:3: a mapping key must be a scalar");
+
+    /* shapes */
+    is_str(load_error("- a\n- b\n"), "1:1: the top level must be a mapping, not a sequence");
+    is_str(load_error("model_list:\n  model_name: a\n"), "2:3: model_list must be a sequence");
+    is_str(load_error("model_list: claude\n"), "1:13: model_list must be a sequence");
+    is_str(load_error("model_list:\n  - claude\n"), "2:5: a model_list entry must be a mapping, not a scalar");
+    is_str(load_error("model_list:\n  - litellm_params: {model: openai/A}\n"), "2:5: model_list entry has no model_name");
+    is_str(load_error("model_list:\n  - model_name: ''\n    litellm_params: {model: openai/A}\n"),
+           "2:17: model_name must not be empty");
+    is_str(load_error("model_list:\n  - model_name: [a]\n"), "2:17: model_name must be a scalar, not a sequence");
+    is_str(load_error("model_list:\n  - model_name: a\n"), "2:5: model 'a' has no litellm_params.model");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params:\n      api_key: k\n"),
+           "4:7: model 'a' has no litellm_params.model");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: openai/A\n"),
+           "3:21: litellm_params must be a mapping, not a scalar");
+    is_str(load_error("general_settings: [master_key]\n"), "1:19: general_settings must be a mapping, not a sequence");
+    is_str(load_error("router_settings: 3\n"), "1:18: router_settings must be a mapping, not a scalar");
+    is_str(load_error("gateway: 4000\n"), "1:10: gateway must be a mapping, not a scalar");
+    is_str(load_error("gateway:\n  tls: on\n"), "2:8: gateway.tls must be a mapping, not a scalar");
+    is_str(load_error("gateway:\n  host: {a: b}\n"), "2:9: gateway.host must be a scalar, not a mapping");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, extra_headers: [x]}\n"),
+           "3:54: extra_headers must be a mapping, not a sequence");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, extra_body: x}\n"),
+           "3:51: extra_body must be a mapping, not a scalar");
+
+    /* providers and names */
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params:\n      model: vertex_ai/gemini-pro\n"),
+           "4:14: litellm_params.model: unsupported provider 'vertex_ai/' (use openai/<bot> or anthropic/<model>)");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params:\n      model: gpt-4o\n"),
+           "4:14: litellm_params.model 'gpt-4o' has no provider prefix (use openai/<bot> or anthropic/<model>)");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/\n"),
+           "4:14: litellm_params.model: empty model name after 'openai/'");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params:\n      model: anthropic/\n"),
+           "4:14: litellm_params.model: empty model name after 'anthropic/'");
+    is_str(load_error("model_list:\n"
+                      "  - model_name: a\n"
+                      "    litellm_params: {model: openai/A}\n"
+                      "  - model_name: b\n"
+                      "    litellm_params: {model: openai/B}\n"
+                      "  - model_name: a\n"
+                      "    litellm_params: {model: openai/C}\n"),
+           "6:17: duplicate model_name 'a' (first at line 2)");
+    /* the same pattern twice is only unreachable, not an error */
+    is_str(load_error("model_list:\n"
+                      "  - {model_name: '*', litellm_params: {model: openai/A}}\n"
+                      "  - {model_name: '*', litellm_params: {model: openai/B}}\n"),
+           "(loaded)");
+
+    /* integers */
+    is_str(load_error("gateway:\n  port: 80x\n"), "2:9: gateway.port must be an integer between 0 and 65535");
+    is_str(load_error("gateway:\n  port: 65536\n"), "2:9: gateway.port must be an integer between 0 and 65535");
+    is_str(load_error("gateway:\n  port: -1\n"), "2:9: gateway.port must be an integer between 0 and 65535");
+    is_str(load_error("gateway:\n  port: 4000.0\n"), "2:9: gateway.port must be an integer between 0 and 65535");
+    is_str(load_error("gateway:\n  threads: many\n"), "2:12: gateway.threads must be an integer between 0 and 1024");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, rpm: -1}\n"),
+           "3:44: rpm must be an integer between 0 and 2147483647");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, rpm: 1.5}\n"),
+           "3:44: rpm must be an integer between 0 and 2147483647");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, max_retries: 11}\n"),
+           "3:52: max_retries must be an integer between 0 and 10");
+    is_str(load_error("router_settings: {num_retries: x}\n"),
+           "1:32: router_settings.num_retries must be an integer between 0 and 10");
+    is_str(load_error("gateway:\n  max_body_bytes: 32X\n"),
+           "2:19: gateway.max_body_bytes must be a positive number of bytes, optionally with a K, M or G suffix");
+    is_str(load_error("gateway:\n  max_body_bytes: 0\n"),
+           "2:19: gateway.max_body_bytes must be a positive number of bytes, optionally with a K, M or G suffix");
+
+    /* numbers */
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, timeout: soon}\n"),
+           "3:48: timeout must be a positive number of seconds");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, timeout: 0}\n"),
+           "3:48: timeout must be a positive number of seconds");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, stream_timeout: inf}\n"),
+           "3:55: stream_timeout must be a positive number of seconds");
+    is_str(load_error("router_settings:\n  timeout: 1e\n"), "2:12: router_settings.timeout must be a positive number of seconds");
+    is_str(load_error("gateway:\n  idle_timeout: 0\n"), "2:17: gateway.idle_timeout must be a positive number of seconds");
+    is_str(load_error("gateway:\n  graceful_timeout: -1\n"),
+           "2:21: gateway.graceful_timeout must be a non-negative number of seconds");
+
+    /* other values */
+    is_str(load_error("gateway:\n  tls:\n    cert_file: /c.pem\n"), "3:5: gateway.tls has cert_file but no key_file");
+    is_str(load_error("gateway:\n  tls: {key_file: /k.pem}\n"), "2:8: gateway.tls has key_file but no cert_file");
+    is_str(load_error("gateway:\n  log_level: loud\n"), "2:14: gateway.log_level must be one of error, warn, info, debug");
+    is_str(load_error("gateway:\n  public_url: gw.example\n"), "2:15: gateway.public_url must start with http:// or https://");
+    is_str(load_error("gateway:\n  host: ''\n"), "2:9: gateway.host must not be empty");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, api_base: ftp://x}\n"),
+           "3:49: api_base must start with http:// or https://");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, api_base: 'https://'}\n"),
+           "3:49: api_base must start with http:// or https://");
+    setenv("PGW_TEST_BASE", "api.poe.com", 1);
+    is_str(
+        load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, api_base: os.environ/PGW_TEST_BASE}\n"),
+        "3:49: api_base ($PGW_TEST_BASE) must start with http:// or https://");
+    setenv("PGW_TEST_HEADER", "a\r\nInjected: yes", 1);
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/A\n"
+                      "      extra_headers: {X-A: os.environ/PGW_TEST_HEADER}\n"),
+           "5:28: extra_headers: $PGW_TEST_HEADER holds a line break");
+    clear_env();
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/A\n"
+                      "      extra_headers: {'X A': b}\n"),
+           "5:23: extra_headers: 'X A' is not a valid header name");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/A\n"
+                      "      extra_headers: {X-A: b, x-a: c}\n"),
+           "5:31: extra_headers: duplicate header 'x-a'");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, api_key: os.environ/1BAD}\n"),
+           "3:48: api_key: '1BAD' is not a valid environment variable name");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, ssl_verify: maybe}\n"),
+           "3:51: ssl_verify must be true or false");
+    is_str(load_error("model_list:\n  - model_name: \"a\\0b\"\n"), "2:17: model_name contains a NUL character");
+
+    /* the file itself */
+    ok(pgw_config_load(&conf, "t/assets/does-not-exist.yaml", conf_err, sizeof(conf_err)) == -1);
+    is_str(conf_err, "t/assets/does-not-exist.yaml: cannot open: No such file or directory");
+    ok(conf.path == NULL && conf.host == NULL && conf.routes == NULL); /* disposed */
+
+    /* the fixtures shipped for integration tests */
+    ok(pgw_config_load(&conf, "t/assets/bad-provider.yaml", conf_err, sizeof(conf_err)) == -1);
+    is_str(conf_err, "t/assets/bad-provider.yaml:5:14: litellm_params.model: unsupported provider 'vertex_ai/' "
+                     "(use openai/<bot> or anthropic/<model>)");
+    ok(pgw_config_load(&conf, "t/assets/bad-duplicate.yaml", conf_err, sizeof(conf_err)) == -1);
+    is_str(conf_err, "t/assets/bad-duplicate.yaml:9:17: duplicate model_name 'claude-sonnet-4-5' (first at line 3)");
+    ok(pgw_config_load(&conf, "t/assets/bad-syntax.yaml", conf_err, sizeof(conf_err)) == -1);
+    is_str(conf_err, "t/assets/bad-syntax.yaml:6:14: mapping values are not allowed in this context");
+
+    /* a tiny buffer truncates without overflowing */
+    char small[12];
+    make_temp_file(conf_path, sizeof(conf_path), "gateway: 1\n");
+    ok(pgw_config_load(&conf, conf_path, small, sizeof(small)) == -1);
+    is_int(strlen(small), sizeof(small) - 1);
+    ok(strncmp(small, conf_path, sizeof(small) - 1) == 0);
+    unlink(conf_path);
+}
+
+static void test_suggest(void)
+{
+    pgw_config_t conf;
+    const char *out[8];
+
+    is_int(load_yaml(&conf, "model_list:\n"
+                            "  - {model_name: claude-sonnet-4-5, litellm_params: {model: anthropic/s}}\n"
+                            "  - {model_name: claude-*, litellm_params: {model: anthropic/*}}\n"
+                            "  - {model_name: claude-opus-4-5, litellm_params: {model: anthropic/o}}\n"
+                            "  - {model_name: aaa, litellm_params: {model: openai/a}}\n"
+                            "  - {model_name: bbb, litellm_params: {model: openai/b}}\n"
+                            "  - {model_name: aab, litellm_params: {model: openai/c}}\n"),
+           0);
+    is_int(pgw_config_suggest(&conf, "claude-sonet-4-5", 16, out, 2), 2);
+    is_str(out[0], "claude-sonnet-4-5");
+    is_str(out[1], "claude-opus-4-5");
+    /* case-insensitive */
+    is_int(pgw_config_suggest(&conf, "CLAUDE-OPUS-4-5", 15, out, 1), 1);
+    is_str(out[0], "claude-opus-4-5");
+    /* bbb and aab are both 1 away from abb: file order breaks the tie; aaa is 2 away */
+    is_int(pgw_config_suggest(&conf, "abb", 3, out, 3), 3);
+    is_str(out[0], "bbb");
+    is_str(out[1], "aab");
+    is_str(out[2], "aaa");
+    /* wildcards are never suggested, so at most the five exact names */
+    is_int(pgw_config_suggest(&conf, "x", 1, out, 8), 5);
+    for (size_t i = 0; i != 5; ++i)
+        ok(strchr(out[i], '*') == NULL);
+    is_int(pgw_config_suggest(&conf, "x", 1, out, 0), 0);
+    /* the client's name is bounded, not NUL-terminated */
+    is_int(pgw_config_suggest(&conf, "aabXXXX", 3, out, 1), 1);
+    is_str(out[0], "aab");
+    pgw_config_dispose(&conf);
+
+    is_int(load_yaml(&conf, "model_list:\n  - {model_name: '*', litellm_params: {model: openai/a}}\n"), 0);
+    is_int(pgw_config_suggest(&conf, "x", 1, out, 8), 0);
+    pgw_config_dispose(&conf);
+}
+
+static void test_edit_distance(void)
+{
+    size_t row[32];
+    is_int(edit_distance("", 0, "", row), 0);
+    is_int(edit_distance("abc", 3, "", row), 3);
+    is_int(edit_distance("", 0, "abc", row), 3);
+    is_int(edit_distance("kitten", 6, "sitting", row), 3);
+    is_int(edit_distance("Flaw", 4, "lawn", row), 2);
+    is_int(edit_distance("GPT-5", 5, "gpt-5", row), 0);
+}
+
+void test_src__config_c(void)
+{
+    subtest("seed file", test_seed_file);
+    subtest("shipped config", test_shipped_config);
+    subtest("defaults", test_defaults);
+    subtest("find route", test_find_route);
+    subtest("wildcard match", test_wildcard_match);
+    subtest("upstream model", test_upstream_model);
+    subtest("router settings", test_router_settings);
+    subtest("litellm_params", test_litellm_params);
+    subtest("unknown keys", test_unknown_keys);
+    subtest("errors", test_errors);
+    subtest("suggest", test_suggest);
+    subtest("edit distance", test_edit_distance);
+}

@@ -1,0 +1,172 @@
+/* poe-gateway: MIT licence. The unit test binary: one translation unit that includes each file under test, printing TAP. */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "log.h"
+#include "test.h"
+
+#define MAX_DEPTH 8
+
+static struct {
+    int num_tests;
+    int failed;
+} levels[MAX_DEPTH];
+static int depth;
+
+static void indent(void)
+{
+    for (int i = 0; i < depth; ++i)
+        fputs("    ", stdout);
+}
+
+void note(const char *fmt, ...)
+{
+    va_list args;
+    indent();
+    fputs("# ", stdout);
+    va_start(args, fmt);
+    vprintf(fmt, args);
+    va_end(args);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+void ok_at(int cond, const char *expr, const char *file, int line)
+{
+    indent();
+    printf("%s %d - %s:%d\n", cond ? "ok" : "not ok", ++levels[depth].num_tests, file, line);
+    fflush(stdout);
+    if (!cond) {
+        levels[depth].failed = 1;
+        note("failed: %s", expr);
+    }
+}
+
+void is_str_at(const char *got, const char *expected, const char *expr, const char *file, int line)
+{
+    int same = got == expected || (got != NULL && expected != NULL && strcmp(got, expected) == 0);
+    ok_at(same, expr, file, line);
+    if (!same) {
+        note("     got: %s%s%s", got != NULL ? "'" : "", got != NULL ? got : "NULL", got != NULL ? "'" : "");
+        note("expected: %s%s%s", expected != NULL ? "'" : "", expected != NULL ? expected : "NULL", expected != NULL ? "'" : "");
+    }
+}
+
+void is_int_at(long long got, long long expected, const char *expr, const char *file, int line)
+{
+    ok_at(got == expected, expr, file, line);
+    if (got != expected) {
+        note("     got: %lld", got);
+        note("expected: %lld", expected);
+    }
+}
+
+void subtest(const char *name, void (*cb)(void))
+{
+    if (depth + 1 == MAX_DEPTH) {
+        fprintf(stderr, "subtests nested too deeply\n");
+        abort();
+    }
+    ++depth;
+    levels[depth].num_tests = 0;
+    levels[depth].failed = 0;
+    note("Subtest: %s", name);
+    cb();
+    int failed = done_testing();
+    --depth;
+    indent();
+    printf("%s %d - %s\n", failed ? "not ok" : "ok", ++levels[depth].num_tests, name);
+    fflush(stdout);
+    if (failed)
+        levels[depth].failed = 1;
+}
+
+int done_testing(void)
+{
+    indent();
+    printf("1..%d\n", levels[depth].num_tests);
+    fflush(stdout);
+    /* an empty plan is a mistake (a subtest that asserted nothing) */
+    return levels[depth].failed || levels[depth].num_tests == 0;
+}
+
+void make_temp_file(char *path, size_t pathsz, const char *content)
+{
+    int fd;
+    size_t len = strlen(content);
+
+    snprintf(path, pathsz, "/tmp/pgw-unit-XXXXXX");
+    if ((fd = mkstemp(path)) == -1 || write(fd, content, len) != (ssize_t)len) {
+        perror("make_temp_file");
+        abort();
+    }
+    close(fd);
+}
+
+static int saved_stderr = -1;
+static char capture_path[64];
+static pgw_log_level_t saved_log_level;
+
+void stderr_capture_begin(void)
+{
+    int fd;
+    make_temp_file(capture_path, sizeof(capture_path), "");
+    fflush(stderr);
+    if ((saved_stderr = dup(2)) == -1 || (fd = open(capture_path, O_WRONLY | O_TRUNC)) == -1 || dup2(fd, 2) == -1) {
+        perror("stderr_capture_begin");
+        abort();
+    }
+    close(fd);
+    /* warnings are what the captures look at, whatever the default level */
+    saved_log_level = pgw_log_level;
+    pgw_log_level = PGW_LOG_DEBUG;
+}
+
+const char *stderr_capture_end(char *buf, size_t bufsz)
+{
+    FILE *fp;
+    size_t len = 0;
+
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    pgw_log_level = saved_log_level;
+    if ((fp = fopen(capture_path, "rb")) != NULL) {
+        len = fread(buf, 1, bufsz - 1, fp);
+        fclose(fp);
+    }
+    buf[len] = '\0';
+    unlink(capture_path);
+    return buf;
+}
+
+/* one translation unit per file under test (each includes its .c to reach the statics), linked with pgw_core */
+void test_src__config_c(void);
+void test_src__dotenv_c(void);
+void test_src__json_c(void);
+void test_src__auth_c(void);
+void test_src__reqbody_c(void);
+void test_src__sse_c(void);
+void test_src__usage_c(void);
+void test_src__upstream_c(void);
+void test_src__masterkey_c(void);
+
+int main(void)
+{
+    /* warnings would only clutter the TAP stream; tests that expect one capture it */
+    pgw_log_level = PGW_LOG_ERROR;
+
+    subtest("src/config.c", test_src__config_c);
+    subtest("src/dotenv.c", test_src__dotenv_c);
+    subtest("src/json.c", test_src__json_c);
+    subtest("src/auth.c", test_src__auth_c);
+    subtest("src/reqbody.c", test_src__reqbody_c);
+    subtest("src/sse.c", test_src__sse_c);
+    subtest("src/usage.c", test_src__usage_c);
+    subtest("src/upstream.c", test_src__upstream_c);
+    subtest("src/masterkey.c", test_src__masterkey_c);
+    return done_testing();
+}
