@@ -1,0 +1,26 @@
+/* poe-gateway: MIT licence. The route handlers; each returns 0 after it has sent (or started) a response. */
+#ifndef PGW_HANDLERS_H
+#define PGW_HANDLERS_H
+
+#include "server.h"
+
+/* handlers/health.c */
+int pgw_handle_hello(pgw_request_t *r);
+int pgw_handle_liveliness(pgw_request_t *r);
+int pgw_handle_readiness(pgw_request_t *r);
+
+/* handlers/models.c */
+int pgw_handle_models(pgw_request_t *r);
+int pgw_handle_model(pgw_request_t *r);
+
+/* handlers/messages.c */
+int pgw_handle_messages(pgw_request_t *r);
+int pgw_handle_count_tokens(pgw_request_t *r);
+
+/**
+ * Checks the caller's credential. Returns 0 with r->key_name set, or sends 401 and returns -1.
+ * (Implemented in src/routing.c, shared by the handlers that need it.)
+ */
+int pgw_require_auth(pgw_request_t *r);
+
+#endif

@@ -1,0 +1,100 @@
+/* poe-gateway: MIT licence. POST /v1/messages and /v1/messages/count_tokens: validate, route, hand to the upstream. */
+#include <string.h>
+#include "errors.h"
+#include "passthrough.h"
+#include "reqbody.h"
+#include "handlers/handlers.h"
+
+#define MODULE_NAME "messages"
+
+/*
+ * Checks the caller, the body and the route. Returns the route, or NULL after an error response was sent.
+ */
+static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, int is_count_tokens)
+{
+    h2o_req_t *req = r->req;
+    char err[512];
+
+    if (pgw_require_auth(r) != 0)
+        return NULL;
+    if (pgw_reqbody_inspect(req->entity.base, req->entity.len, body, err, sizeof(err)) != 0) {
+        pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "%s", err);
+        return NULL;
+    }
+    if (body->model_len == 0) {
+        pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "model: field required (a string)");
+        return NULL;
+    }
+    if (!body->has_messages) {
+        pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "messages: field required (an array)");
+        return NULL;
+    }
+    if (!is_count_tokens && !body->has_max_tokens) {
+        pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "max_tokens: field required (a number)");
+        return NULL;
+    }
+
+    const pgw_route_t *route = pgw_config_find_route(r->conf, body->model, body->model_len);
+    if (route == NULL) {
+        const char *close[3];
+        size_t n = pgw_config_suggest(r->conf, body->model, body->model_len, close, 3);
+        if (n == 0) {
+            pgw_send_error(req, 404, PGW_ERR_NOT_FOUND, "model: %s is not configured on this gateway", body->model);
+        } else {
+            pgw_send_error(req, 404, PGW_ERR_NOT_FOUND, "model: %s is not configured on this gateway; closest: %s%s%s%s%s",
+                           body->model, close[0], n > 1 ? ", " : "", n > 1 ? close[1] : "", n > 2 ? ", " : "",
+                           n > 2 ? close[2] : "");
+        }
+        return NULL;
+    }
+    r->route_name = route->model_name;
+    if (route->api_key == NULL) {
+        if (route->api_key_env != NULL)
+            pgw_send_error(req, 503, PGW_ERR_API,
+                           "the route for %s has no Poe key: set the environment variable %s (e.g. in .env) and restart "
+                           "the gateway",
+                           body->model, route->api_key_env);
+        else
+            pgw_send_error(req, 503, PGW_ERR_API, "the route for %s has no api_key configured", body->model);
+        return NULL;
+    }
+    if (route->api_base == NULL) {
+        pgw_send_error(req, 503, PGW_ERR_API,
+                       "the route for %s has no api_base: it names an environment variable that is not set (the gateway "
+                       "logged which at start)",
+                       body->model);
+        return NULL;
+    }
+    return route;
+}
+
+/* Sends the request on its way by the route's kind. */
+static void dispatch(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body, const char *upstream_path)
+{
+    if (route->kind == PGW_ROUTE_ANTHROPIC) {
+        pgw_passthrough_start(r, route, body, upstream_path);
+        return;
+    }
+    pgw_send_error(r->req, 501, PGW_ERR_API,
+                   "route %s is an openai/ (chat/completions translation) route, which this build does not serve yet; route "
+                   "Claude models through anthropic/",
+                   route->model_name);
+}
+
+int pgw_handle_messages(pgw_request_t *r)
+{
+    pgw_reqbody_t body;
+    const pgw_route_t *route;
+    if ((route = route_request(r, &body, 0)) != NULL)
+        dispatch(r, route, &body, "/v1/messages");
+    return 0;
+}
+
+int pgw_handle_count_tokens(pgw_request_t *r)
+{
+    pgw_reqbody_t body;
+    const pgw_route_t *route;
+    if ((route = route_request(r, &body, 1)) != NULL)
+        dispatch(r, route, &body, "/v1/messages/count_tokens");
+    return 0;
+}

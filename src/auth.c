@@ -1,0 +1,42 @@
+/* poe-gateway: MIT licence. Who is calling: the inbound key check, as a pure function over header values. */
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include "auth.h"
+
+h2o_iovec_t pgw_auth_credential(h2o_iovec_t x_api_key, h2o_iovec_t authorization)
+{
+    if (x_api_key.base != NULL && x_api_key.len != 0)
+        return x_api_key;
+    if (authorization.base != NULL && authorization.len > 7 && strncasecmp(authorization.base, "bearer ", 7) == 0) {
+        h2o_iovec_t token = h2o_iovec_init(authorization.base + 7, authorization.len - 7);
+        while (token.len != 0 && token.base[0] == ' ') {
+            ++token.base;
+            --token.len;
+        }
+        while (token.len != 0 && token.base[token.len - 1] == ' ')
+            --token.len;
+        if (token.len != 0)
+            return token;
+    }
+    return h2o_iovec_init(NULL, 0);
+}
+
+int pgw_auth_secret_equals(const char *a, size_t alen, const char *b, size_t blen)
+{
+    /* Hashing first makes the comparison independent of both the position of the first difference and the lengths. */
+    unsigned char da[SHA256_DIGEST_LENGTH], db[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)a, alen, da);
+    SHA256((const unsigned char *)b, blen, db);
+    return CRYPTO_memcmp(da, db, sizeof(da)) == 0;
+}
+
+const char *pgw_auth_identify(const pgw_config_t *conf, h2o_iovec_t credential)
+{
+    if (credential.base == NULL || credential.len == 0)
+        return NULL;
+    if (conf->master_key != NULL &&
+        pgw_auth_secret_equals(credential.base, credential.len, conf->master_key, strlen(conf->master_key)))
+        return "master";
+    return NULL;
+}

@@ -1,0 +1,44 @@
+/* poe-gateway: MIT licence. The one place that writes Anthropic-shaped error bodies. */
+#ifndef PGW_ERRORS_H
+#define PGW_ERRORS_H
+
+#include <h2o.h>
+
+/**
+ * Anthropic error types (https://docs.anthropic.com/en/api/errors). Handlers pick one of these with a status and never
+ * format error JSON themselves.
+ */
+#define PGW_ERR_INVALID_REQUEST "invalid_request_error"
+#define PGW_ERR_AUTHENTICATION "authentication_error"
+#define PGW_ERR_BILLING "billing_error"
+#define PGW_ERR_PERMISSION "permission_error"
+#define PGW_ERR_NOT_FOUND "not_found_error"
+#define PGW_ERR_REQUEST_TOO_LARGE "request_too_large"
+#define PGW_ERR_RATE_LIMIT "rate_limit_error"
+#define PGW_ERR_API "api_error"
+#define PGW_ERR_OVERLOADED "overloaded_error"
+#define PGW_ERR_TIMEOUT "timeout_error"
+
+/**
+ * Returns the reason phrase for an HTTP status ("Not Found"); "Error" for statuses it does not know.
+ */
+const char *pgw_status_reason(int status);
+
+/**
+ * Appends `{"type":"error","error":{"type":type,"message":message}}` to `buf` (message JSON-escaped; invalid UTF-8 is
+ * replaced). The building block for both whole error responses and mid-stream `error` events.
+ */
+void pgw_error_json(h2o_buffer_t **buf, const char *type, const char *message, size_t message_len);
+
+/**
+ * Sends a complete JSON error response: status, content-type application/json, the body from pgw_error_json. The
+ * message is formatted printf-style. Must be called before the response has started.
+ */
+void pgw_send_error(h2o_req_t *req, int status, const char *type, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/**
+ * Sends `body` (bytes, copied into the request pool) with the given status and content type.
+ */
+void pgw_send_body(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);
+
+#endif

@@ -1,0 +1,193 @@
+/* poe-gateway: MIT licence. Command line, configuration, and the start of the server. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "config.h"
+#include "log.h"
+#include "masterkey.h"
+#include "server.h"
+
+#define MODULE_NAME "main"
+#define EXIT_CONFIG 2
+
+static void usage(FILE *fp)
+{
+    fprintf(fp, "Usage: poe-gateway [options]\n"
+                "\n"
+                "Serves the Anthropic Messages API to Claude Code and forwards it to Poe.com.\n"
+                "\n"
+                "Options:\n"
+                "  -c, --config FILE      configuration file (default: " PGW_DEFAULT_CONFIG_PATH ")\n"
+                "      --host ADDR        address to listen on (default: gateway.host, else " PGW_DEFAULT_HOST ")\n"
+                "  -p, --port N           port to listen on (default: gateway.port, else 4000; 0 picks a free one)\n"
+                "  -t, --threads N        worker threads (default: gateway.threads, else one per core)\n"
+                "      --log-level L      error, warn, info or debug (default: gateway.log_level, else info)\n"
+                "      --check-config     validate the configuration, print the resolved routes and exit\n"
+                "                         (0 when valid, 2 when not)\n"
+                "  -v, --version          print the version and exit\n"
+                "  -h, --help             print this help and exit\n"
+                "\n"
+                "A .env file in the working directory is read first; variables already set win.\n");
+}
+
+static int parse_uint(const char *s, unsigned max, unsigned *out)
+{
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v > max)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static void print_routes(const pgw_config_t *conf)
+{
+    char masked[64];
+    printf("config: %s\n", conf->path);
+    printf("listen: %s:%u, threads: ", conf->host, conf->port);
+    if (conf->threads != 0)
+        printf("%u\n", conf->threads);
+    else
+        printf("one per core\n");
+    if (conf->master_key != NULL)
+        printf("master key: %s%s%s\n", pgw_log_mask_key(conf->master_key, masked, sizeof(masked)),
+               conf->master_key_env != NULL ? " from " : "", conf->master_key_env != NULL ? conf->master_key_env : "");
+    else if (conf->master_key_env != NULL)
+        printf("master key: (unset: %s)\n", conf->master_key_env);
+    else
+        printf("master key: none configured (generated on first start in the state directory)\n");
+    printf("routes (%zu):\n", conf->num_routes);
+    for (size_t i = 0; i != conf->num_routes; ++i) {
+        const pgw_route_t *r = conf->routes + i;
+        printf("  %-32s %s/%s via %s, key %s%s%s\n", r->model_name, r->kind == PGW_ROUTE_ANTHROPIC ? "anthropic" : "openai",
+               r->upstream_model, r->api_base, pgw_log_mask_key(r->api_key, masked, sizeof(masked)),
+               r->api_key_env != NULL ? " from " : "", r->api_key_env != NULL ? r->api_key_env : "");
+    }
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_HOST = 256, OPT_LOG_LEVEL, OPT_CHECK_CONFIG };
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"host", required_argument, NULL, OPT_HOST},
+                                             {"port", required_argument, NULL, 'p'},
+                                             {"threads", required_argument, NULL, 't'},
+                                             {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+                                             {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+                                             {"version", no_argument, NULL, 'v'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL}};
+    const char *config_path = PGW_DEFAULT_CONFIG_PATH, *host = NULL, *log_level = NULL;
+    unsigned port = 0, threads = 0;
+    int port_set = 0, threads_set = 0, check_only = 0, ch;
+    char err[1024];
+
+    while ((ch = getopt_long(argc, argv, "c:p:t:vh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case OPT_HOST:
+            host = optarg;
+            break;
+        case 'p':
+            if (parse_uint(optarg, 65535, &port) != 0) {
+                fprintf(stderr, "poe-gateway: --port: expected 0 to 65535, got %s\n", optarg);
+                return EXIT_CONFIG;
+            }
+            port_set = 1;
+            break;
+        case 't':
+            if (parse_uint(optarg, 256, &threads) != 0 || threads == 0) {
+                fprintf(stderr, "poe-gateway: --threads: expected 1 to 256, got %s\n", optarg);
+                return EXIT_CONFIG;
+            }
+            threads_set = 1;
+            break;
+        case OPT_LOG_LEVEL:
+            log_level = optarg;
+            break;
+        case OPT_CHECK_CONFIG:
+            check_only = 1;
+            break;
+        case 'v':
+            printf("poe-gateway %s\n", PGW_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_CONFIG;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "poe-gateway: unexpected argument: %s\n", argv[optind]);
+        usage(stderr);
+        return EXIT_CONFIG;
+    }
+    if (log_level != NULL && pgw_log_parse_level(log_level, &pgw_log_level) != 0) {
+        fprintf(stderr, "poe-gateway: --log-level: expected error, warn, info or debug, got %s\n", log_level);
+        return EXIT_CONFIG;
+    }
+
+    if (pgw_dotenv_load(".env", err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return EXIT_CONFIG;
+    }
+    pgw_config_t conf;
+    if (pgw_config_load(&conf, config_path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return EXIT_CONFIG;
+    }
+    if (log_level == NULL && conf.log_level != NULL && pgw_log_parse_level(conf.log_level, &pgw_log_level) != 0) {
+        fprintf(stderr, "%s: gateway.log_level: expected error, warn, info or debug, got %s\n", config_path, conf.log_level);
+        goto ConfigError;
+    }
+    if (host != NULL) {
+        free(conf.host);
+        conf.host = strdup(host);
+    }
+    if (port_set)
+        conf.port = port;
+    if (threads_set)
+        conf.threads = threads;
+
+    if (check_only) {
+        print_routes(&conf);
+        int bad = 0;
+        for (size_t i = 0; i != conf.num_missing_env; ++i) {
+            fprintf(stderr, "%s: environment variable %s is referenced but not set\n", config_path, conf.missing_env[i]);
+            bad = 1;
+        }
+        if (conf.master_key == NULL && !pgw_host_is_loopback(conf.host)) {
+            fprintf(stderr, "%s: no master key is configured and gateway.host %s is not loopback\n", config_path, conf.host);
+            bad = 1;
+        }
+        pgw_config_dispose(&conf);
+        return bad ? EXIT_CONFIG : 0;
+    }
+
+    for (size_t i = 0; i != conf.num_missing_env; ++i)
+        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; routes that need it answer 503",
+                     conf.missing_env[i], config_path);
+    if (pgw_masterkey_ensure(&conf, err, sizeof(err)) != 0) {
+        pgw_log_error(MODULE_NAME, "%s", err);
+        goto ConfigError;
+    }
+
+    pgw_server_t server;
+    if (pgw_server_init(&server, &conf) != 0) {
+        pgw_config_dispose(&conf);
+        return 1;
+    }
+    int ret = pgw_server_run(&server);
+    /* Workers may still hold pointers into the configuration of requests cut at the end of the grace period, so the
+     * configuration is left to the process exit. */
+    return ret;
+
+ConfigError:
+    pgw_config_dispose(&conf);
+    return EXIT_CONFIG;
+}

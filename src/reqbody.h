@@ -1,0 +1,23 @@
+/* poe-gateway: MIT licence. A first look at a Messages request body: valid JSON, and the fields routing needs. */
+#ifndef PGW_REQBODY_H
+#define PGW_REQBODY_H
+
+#include <stddef.h>
+
+typedef struct st_pgw_reqbody_t {
+    char model[256];   /* the top-level "model" string, decoded and NUL-terminated; "" when absent */
+    size_t model_len;  /* 0 when absent or not a string */
+    size_t model_offset; /* offset of the model string's opening quote in the body, for a rename without re-serialising */
+    size_t model_end;    /* offset just past its closing quote */
+    int stream;          /* top-level "stream": true */
+    int has_messages;    /* top-level "messages" is an array */
+    int has_max_tokens;  /* top-level "max_tokens" is a number */
+} pgw_reqbody_t;
+
+/**
+ * Parses `body` in full (yajl callbacks, no tree) and fills `info` from its top-level keys. Returns 0, or -1 with a
+ * client-facing message in `err` when the body is not a JSON object or the model name is longer than 255 bytes.
+ */
+int pgw_reqbody_inspect(const char *body, size_t len, pgw_reqbody_t *info, char *err, size_t errsz);
+
+#endif

@@ -1,0 +1,102 @@
+/* poe-gateway: MIT licence. Maps method and path to a route handler; 404 and 405 for everything else. */
+#include <string.h>
+#include "auth.h"
+#include "errors.h"
+#include "routing.h"
+#include "handlers/handlers.h"
+
+#define MODULE_NAME "routing"
+
+enum {
+    M_GET = 1,
+    M_HEAD = 2,
+    M_POST = 4,
+};
+
+struct route_entry {
+    const char *path;
+    size_t path_len;
+    int prefix; /* match paths below `path` too (e.g. /v1/models/{id}) */
+    int methods;
+    const char *allow; /* value of the Allow header on 405 */
+    int (*handler)(pgw_request_t *r);
+};
+
+/* Order matters only for prefix entries: more specific paths first. */
+static const struct route_entry routes[] = {
+    {H2O_STRLIT("/v1/messages/count_tokens"), 0, M_POST, "POST", pgw_handle_count_tokens},
+    {H2O_STRLIT("/v1/messages"), 0, M_POST, "POST", pgw_handle_messages},
+    {H2O_STRLIT("/v1/models"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_models},
+    {H2O_STRLIT("/v1/models/"), 1, M_GET | M_HEAD, "GET, HEAD", pgw_handle_model},
+    {H2O_STRLIT("/api/hello"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_hello},
+    {H2O_STRLIT("/health/liveliness"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_liveliness},
+    {H2O_STRLIT("/health/liveness"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_liveliness},
+    {H2O_STRLIT("/health/readiness"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_readiness},
+};
+
+static int method_bit(h2o_iovec_t method)
+{
+    if (h2o_memis(method.base, method.len, H2O_STRLIT("GET")))
+        return M_GET;
+    if (h2o_memis(method.base, method.len, H2O_STRLIT("HEAD")))
+        return M_HEAD;
+    if (h2o_memis(method.base, method.len, H2O_STRLIT("POST")))
+        return M_POST;
+    return 0;
+}
+
+static int path_matches(const struct route_entry *e, h2o_iovec_t path)
+{
+    if (e->prefix)
+        return path.len > e->path_len && memcmp(path.base, e->path, e->path_len) == 0;
+    /* "/v1/messages/" is the same route as "/v1/messages" */
+    if (path.len == e->path_len + 1 && path.base[e->path_len] == '/')
+        path.len--;
+    return h2o_memis(path.base, path.len, e->path, e->path_len);
+}
+
+int pgw_require_auth(pgw_request_t *r)
+{
+    h2o_iovec_t credential =
+        pgw_auth_credential(pgw_req_header(r->req, H2O_STRLIT("x-api-key")), pgw_req_header(r->req, H2O_STRLIT("authorization")));
+    if ((r->key_name = pgw_auth_identify(r->conf, credential)) != NULL)
+        return 0;
+    pgw_send_error(r->req, 401, PGW_ERR_AUTHENTICATION,
+                   credential.base == NULL ? "missing API key: send it as x-api-key or Authorization: Bearer"
+                                           : "invalid API key");
+    return -1;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    pgw_request_t *r = pgw_request_begin(req);
+    int method = method_bit(req->method);
+    int path_known = 0;
+
+    for (size_t i = 0; i != sizeof(routes) / sizeof(routes[0]); ++i) {
+        const struct route_entry *e = routes + i;
+        if (!path_matches(e, req->path_normalized))
+            continue;
+        if ((e->methods & method) != 0)
+            return e->handler(r);
+        if (!path_known) {
+            path_known = 1;
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, e->allow, strlen(e->allow));
+        }
+    }
+    if (path_known) {
+        pgw_send_error(req, 405, PGW_ERR_INVALID_REQUEST, "method %.*s is not allowed on %.*s", (int)req->method.len,
+                       req->method.base, (int)req->path_normalized.len, req->path_normalized.base);
+    } else {
+        pgw_send_error(req, 404, PGW_ERR_NOT_FOUND, "no route for %.*s %.*s", (int)req->method.len, req->method.base,
+                       (int)req->path_normalized.len, req->path_normalized.base);
+    }
+    return 0;
+}
+
+void pgw_routing_register(h2o_hostconf_t *hostconf)
+{
+    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
+    h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
+    handler->on_req = on_req;
+}

@@ -1,0 +1,338 @@
+/* poe-gateway: MIT licence. Worker threads, listeners, TLS, per-request bookkeeping and graceful shutdown. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include "log.h"
+#include "routing.h"
+#include "server.h"
+
+#define MODULE_NAME "server"
+#define LISTEN_BACKLOG 1024
+
+pgw_server_t *pgw_server;
+
+/* The main thread's loop: signals, and a wake-up from each worker that has finished. */
+static uv_loop_t *main_loop;
+static uv_signal_t sigterm_handle, sigint_handle;
+static uv_async_t worker_done_handle;
+static atomic_uint workers_done;
+
+uint64_t pgw_now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+h2o_iovec_t pgw_req_header(h2o_req_t *req, const char *name, size_t len)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, len, -1);
+    if (i < 0)
+        return h2o_iovec_init(NULL, 0);
+    return req->headers.entries[i].value;
+}
+
+static void maybe_finish(pgw_worker_t *w)
+{
+    if (w->stopping && w->inflight == 0)
+        uv_stop(&w->loop);
+}
+
+/* Runs when the request's pool is cleared (h2o_dispose_request): the request is over, whatever happened to it. */
+static void on_request_dispose(void *p)
+{
+    pgw_request_t *r = p;
+    h2o_req_t *req = r->req;
+    struct timeval end;
+    char peer[INET6_ADDRSTRLEN + 8] = "-";
+    struct sockaddr_storage ss;
+
+    gettimeofday(&end, NULL);
+    double ms = h2o_timeval_subtract(&req->timestamps.request_begin_at, &end) / 1000.0;
+    socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (sslen != 0) {
+        if (ss.ss_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof(peer));
+        else if (ss.ss_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof(peer));
+    }
+    int version = req->version;
+    char usage[160] = "";
+    if (r->usage.input_tokens != 0 || r->usage.output_tokens != 0)
+        snprintf(usage, sizeof(usage), " in=%lld out=%lld cache_read=%lld cache_write=%lld", r->usage.input_tokens,
+                 r->usage.output_tokens, r->usage.cache_read_input_tokens, r->usage.cache_creation_input_tokens);
+    pgw_log_info("access", "%s \"%.*s %.*s HTTP/%s\" %d route=%s key=%s dur_ms=%.1f bytes=%zu%s", peer, (int)req->method.len,
+                 req->method.base, (int)req->path.len, req->path.base, version >= 0x200 ? "2" : version == 0x101 ? "1.1" : "1.0",
+                 req->res.status,
+                 r->route_name != NULL ? r->route_name : "-", r->key_name != NULL ? r->key_name : "-", ms, req->bytes_sent,
+                 usage);
+
+    pgw_worker_t *w = r->worker;
+    --w->inflight;
+    maybe_finish(w);
+}
+
+pgw_request_t *pgw_request_begin(h2o_req_t *req)
+{
+    pgw_worker_t *w = H2O_STRUCT_FROM_MEMBER(pgw_worker_t, ctx, req->conn->ctx);
+    pgw_request_t *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), on_request_dispose);
+    *r = (pgw_request_t){req, w, w->server->conf, NULL, NULL};
+    memset(&r->usage, 0, sizeof(r->usage));
+    ++w->inflight;
+    return r;
+}
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+    pgw_worker_t *w = listener->data;
+    if (status != 0)
+        return;
+    uv_tcp_t *conn = h2o_mem_alloc(sizeof(*conn));
+    uv_tcp_init(listener->loop, conn);
+    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
+        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+        return;
+    }
+    uv_tcp_nodelay(conn, 1);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    h2o_accept(&w->accept_ctx, sock);
+}
+
+static void on_grace_timeout(uv_timer_t *timer)
+{
+    pgw_worker_t *w = timer->data;
+    if (w->inflight != 0)
+        pgw_log_warn(MODULE_NAME, "worker %u: %zu request(s) still running after the grace period; closing them", w->id,
+                     w->inflight);
+    uv_stop(&w->loop);
+}
+
+/* The main thread asks this worker to stop: accept nothing new, let what runs finish within the grace period. */
+static void on_wake(uv_async_t *async)
+{
+    pgw_worker_t *w = async->data;
+    if (w->stopping)
+        return;
+    w->stopping = 1;
+    uv_close((uv_handle_t *)&w->listener, NULL);
+    h2o_context_request_shutdown(&w->ctx);
+    uv_timer_start(&w->grace_timer, on_grace_timeout, (uint64_t)(w->server->conf->graceful_timeout * 1000), 0);
+    maybe_finish(w);
+}
+
+static void *worker_main(void *arg)
+{
+    pgw_worker_t *w = arg;
+    pgw_server_t *server = w->server;
+    sigset_t all;
+
+    /* signals are the main thread's business */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+
+    h2o_context_init(&w->ctx, &w->loop, &server->globalconf);
+    w->accept_ctx.ctx = &w->ctx;
+    w->accept_ctx.hosts = server->globalconf.hosts;
+    w->accept_ctx.ssl_ctx = server->ssl_ctx;
+
+    uv_tcp_init(&w->loop, &w->listener);
+    w->listener.data = w;
+    uv_timer_init(&w->loop, &w->grace_timer);
+    w->grace_timer.data = w;
+    const char *ca_file = server->conf->ssl_ca_file != NULL ? server->conf->ssl_ca_file : getenv("SSL_CERT_FILE");
+    w->upstream = pgw_upstream_create(&w->loop, ca_file);
+    int ret;
+    if ((ret = uv_tcp_open(&w->listener, server->listen_fds[w->id])) != 0 ||
+        (ret = uv_listen((uv_stream_t *)&w->listener, LISTEN_BACKLOG, on_accept)) != 0) {
+        pgw_log_error(MODULE_NAME, "worker %u cannot listen: %s", w->id, uv_strerror(ret));
+        abort();
+    }
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+
+    /* Connections that outlived the grace period are dropped with the process; their memory stays reachable from
+     * this worker, which is never freed. */
+    atomic_fetch_add(&workers_done, 1);
+    uv_async_send(&worker_done_handle);
+    return NULL;
+}
+
+static int bind_one(const struct addrinfo *ai, unsigned port)
+{
+    struct sockaddr_storage ss;
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
+
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
+    if (fd < 0)
+        return -1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 || bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) != 0 ||
+        listen(fd, LISTEN_BACKLOG) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+/* Binds one SO_REUSEPORT socket per worker on the same address; with port 0 the first socket picks the port. */
+static int bind_listeners(pgw_server_t *server)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+    int gai;
+    if ((gai = getaddrinfo(server->conf->host, NULL, &hints, &res)) != 0) {
+        pgw_log_error(MODULE_NAME, "cannot resolve listen address %s: %s", server->conf->host, gai_strerror(gai));
+        return -1;
+    }
+    server->port = server->conf->port;
+    for (unsigned i = 0; i != server->num_workers; ++i) {
+        int fd = bind_one(res, server->port);
+        if (fd < 0) {
+            pgw_log_error(MODULE_NAME, "cannot listen on %s:%u: %s", server->conf->host, server->port, strerror(errno));
+            for (unsigned j = 0; j != i; ++j)
+                close(server->listen_fds[j]);
+            freeaddrinfo(res);
+            return -1;
+        }
+        if (server->port == 0) {
+            struct sockaddr_storage ss;
+            socklen_t len = sizeof(ss);
+            getsockname(fd, (struct sockaddr *)&ss, &len);
+            server->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                         : ((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+        server->listen_fds[i] = fd;
+    }
+    freeaddrinfo(res);
+    return 0;
+}
+
+static SSL_CTX *create_ssl_ctx(const pgw_config_t *conf)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, conf->tls_cert_file) != 1) {
+        pgw_log_error(MODULE_NAME, "cannot load gateway.tls.cert_file %s: %s", conf->tls_cert_file,
+                      ERR_reason_error_string(ERR_get_error()));
+        goto Error;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, conf->tls_key_file, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        pgw_log_error(MODULE_NAME, "cannot load gateway.tls.key_file %s: %s", conf->tls_key_file,
+                      ERR_reason_error_string(ERR_get_error()));
+        goto Error;
+    }
+    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    return ctx;
+Error:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+int pgw_server_init(pgw_server_t *server, pgw_config_t *conf)
+{
+    memset(server, 0, sizeof(*server));
+    server->conf = conf;
+    server->started_at = pgw_now_ms();
+    server->num_workers = conf->threads;
+    if (server->num_workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        server->num_workers = n > 0 ? (unsigned)n : 1;
+    }
+
+    h2o_config_init(&server->globalconf);
+    server->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("poe-gateway"));
+    server->globalconf.max_request_entity_size = conf->max_body_bytes;
+    server->globalconf.http1.req_timeout = (uint64_t)(conf->idle_timeout * 1000);
+    server->globalconf.http2.idle_timeout = (uint64_t)(conf->idle_timeout * 1000);
+    server->globalconf.http2.graceful_shutdown_timeout = (uint64_t)(conf->graceful_timeout * 1000);
+    server->hostconf = h2o_config_register_host(&server->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    pgw_routing_register(server->hostconf);
+
+    if (conf->tls_cert_file != NULL && (server->ssl_ctx = create_ssl_ctx(conf)) == NULL)
+        goto Error;
+    server->listen_fds = h2o_mem_alloc(sizeof(*server->listen_fds) * server->num_workers);
+    if (bind_listeners(server) != 0)
+        goto Error;
+    pgw_server = server;
+    return 0;
+
+Error:
+    if (server->ssl_ctx != NULL)
+        SSL_CTX_free(server->ssl_ctx);
+    free(server->listen_fds);
+    h2o_config_dispose(&server->globalconf);
+    return -1;
+}
+
+static void begin_shutdown(const char *why)
+{
+    if (atomic_exchange(&pgw_server->shutting_down, 1)) {
+        pgw_log_warn(MODULE_NAME, "%s again: exiting now", why);
+        exit(1);
+    }
+    pgw_log_info(MODULE_NAME, "%s: stopping; in-flight requests have %.0f s to finish", why, pgw_server->conf->graceful_timeout);
+    for (unsigned i = 0; i != pgw_server->num_workers; ++i)
+        uv_async_send(&pgw_server->workers[i].wake);
+}
+
+static void on_signal(uv_signal_t *handle, int signum)
+{
+    begin_shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void on_worker_done(uv_async_t *async)
+{
+    if (atomic_load(&workers_done) != pgw_server->num_workers)
+        return;
+    uv_close((uv_handle_t *)&sigterm_handle, NULL);
+    uv_close((uv_handle_t *)&sigint_handle, NULL);
+    uv_close((uv_handle_t *)&worker_done_handle, NULL);
+}
+
+int pgw_server_run(pgw_server_t *server)
+{
+    main_loop = uv_default_loop();
+    signal(SIGPIPE, SIG_IGN);
+    uv_signal_init(main_loop, &sigterm_handle);
+    uv_signal_start(&sigterm_handle, on_signal, SIGTERM);
+    uv_signal_init(main_loop, &sigint_handle);
+    uv_signal_start(&sigint_handle, on_signal, SIGINT);
+    uv_async_init(main_loop, &worker_done_handle, on_worker_done);
+
+    server->workers = h2o_mem_alloc(sizeof(*server->workers) * server->num_workers);
+    memset(server->workers, 0, sizeof(*server->workers) * server->num_workers);
+    for (unsigned i = 0; i != server->num_workers; ++i) {
+        pgw_worker_t *w = server->workers + i;
+        w->server = server;
+        w->id = i;
+        /* The loop and its wake handle are made here, before the thread runs, so that a signal arriving at any time
+         * finds a handle to send to; the worker's own thread is the only one that runs the loop. */
+        uv_loop_init(&w->loop);
+        uv_async_init(&w->loop, &w->wake, on_wake);
+        w->wake.data = w;
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            pgw_log_error(MODULE_NAME, "cannot start worker thread %u", i);
+            exit(1);
+        }
+    }
+    pgw_log_info(MODULE_NAME, "listening on %s://%s:%u (%u workers)", server->ssl_ctx != NULL ? "https" : "http",
+                 server->conf->host, server->port, server->num_workers);
+
+    uv_run(main_loop, UV_RUN_DEFAULT);
+    for (unsigned i = 0; i != server->num_workers; ++i)
+        pthread_join(server->workers[i].thread, NULL);
+    pgw_log_info(MODULE_NAME, "stopped");
+    return 0;
+}

@@ -1,0 +1,91 @@
+/* poe-gateway: MIT licence. Worker threads, listeners, TLS, per-request bookkeeping and graceful shutdown. */
+#ifndef PGW_SERVER_H
+#define PGW_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <uv.h>
+#include <h2o.h>
+#include "config.h"
+#include "upstream.h"
+#include "usage.h"
+
+typedef struct st_pgw_server_t pgw_server_t;
+
+/**
+ * One worker thread: its own libuv loop, h2o context and SO_REUSEPORT listener. Everything here is touched only by the
+ * worker's own thread, except `wake`, which other threads signal.
+ */
+typedef struct st_pgw_worker_t {
+    pgw_server_t *server;
+    unsigned id;
+    pthread_t thread;
+    uv_loop_t loop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    uv_tcp_t listener;
+    uv_async_t wake;        /* signalled by the main thread to start the graceful stop */
+    uv_timer_t grace_timer; /* ends the graceful stop when in-flight requests outlast it */
+    size_t inflight;        /* requests begun and not yet disposed */
+    pgw_upstream_t *upstream; /* this worker's client to Poe */
+    int stopping;
+} pgw_worker_t;
+
+struct st_pgw_server_t {
+    pgw_config_t *conf;       /* owned by main(); read-only while workers run */
+    h2o_globalconf_t globalconf;
+    h2o_hostconf_t *hostconf;
+    SSL_CTX *ssl_ctx;         /* NULL without gateway.tls */
+    int *listen_fds;          /* one bound socket per worker, handed over to the worker's loop (owned array) */
+    unsigned num_workers;
+    pgw_worker_t *workers;    /* owned array */
+    unsigned port;            /* the bound port (differs from conf->port when that is 0) */
+    atomic_int shutting_down; /* readiness answers 503 once set */
+    uint64_t started_at;      /* wall clock, ms */
+};
+
+/**
+ * Per-request state every handler starts with. Allocated from the request pool as a shared entry whose dispose
+ * writes the access-log line and lets a graceful stop know the request has ended.
+ */
+typedef struct st_pgw_request_t {
+    h2o_req_t *req;
+    pgw_worker_t *worker;
+    const pgw_config_t *conf;
+    const char *key_name;   /* who called, for the log ("master", ...); never the key; NULL before auth */
+    const char *route_name; /* the route's model_name once routed (points into conf) */
+    pgw_usage_t usage;      /* tokens the upstream reported, for the log and metrics */
+} pgw_request_t;
+
+/** Process-wide server; valid between pgw_server_init and the end of pgw_server_run. */
+extern pgw_server_t *pgw_server;
+
+/**
+ * Builds the h2o configuration, TLS context and one bound listening socket per worker. Errors (address in use, bad
+ * certificate, ...) are logged and -1 is returned; nothing then needs disposing.
+ */
+int pgw_server_init(pgw_server_t *server, pgw_config_t *conf);
+
+/**
+ * Starts the workers and blocks until SIGTERM/SIGINT and the graceful stop that follows have finished. Returns the
+ * process exit code.
+ */
+int pgw_server_run(pgw_server_t *server);
+
+/**
+ * Wall-clock time in milliseconds.
+ */
+uint64_t pgw_now_ms(void);
+
+/**
+ * Creates the per-request state for `req` (called first by every route handler).
+ */
+pgw_request_t *pgw_request_begin(h2o_req_t *req);
+
+/**
+ * Finds the value of a request header by its lower-case name (any header, not only h2o tokens). Returns
+ * {NULL, 0} when absent.
+ */
+h2o_iovec_t pgw_req_header(h2o_req_t *req, const char *name, size_t len);
+
+#endif
