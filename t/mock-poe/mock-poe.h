@@ -1,0 +1,92 @@
+/* poe-gateway: MIT licence. What mock-poe.c (server, response engine, control API) and poe.c (Poe-shaped defaults) share. */
+#ifndef MOCK_POE_H
+#define MOCK_POE_H
+
+#include <stdint.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+#include "h2o.h"
+
+/**
+ * A response plan and its progress: status and headers (set on req->res straight away), body chunks, and timing. It is a
+ * shared entry of the request pool, so its dispose callback sees every teardown. Handlers fill it; mock-poe.c plays it.
+ */
+typedef struct st_mock_resp_t mock_resp_t;
+
+struct st_mock_resp_t {
+    h2o_generator_t super;
+    h2o_req_t *req;
+    h2o_iovec_vector_t chunks; /* body pieces, each sent by its own h2o_send; memory from req->pool */
+    size_t next_chunk;
+    size_t content_length; /* SIZE_MAX: none declared */
+    uint64_t delay_ms;
+    uint64_t chunk_delay_ms;
+    ssize_t cut_after;    /* -1: end normally */
+    unsigned counted : 1; /* counts in stats.active and client_aborts (everything but /_mock/) */
+    unsigned hang : 1;
+    unsigned started : 1;
+    unsigned done : 1; /* finished by the mock, or abandoned by the client */
+    unsigned inflight : 1;
+    struct st_mock_timer_t *timer; /* delay_ms and chunk_delay_ms; owned */
+    struct st_mock_timer_t *watch; /* HTTP/1 peer watch; owned */
+};
+
+/* mock-poe.c: response plans */
+
+/**
+ * Sets the status and its reason phrase.
+ */
+void mock_resp_status(mock_resp_t *resp, int status);
+/**
+ * Adds a response header; `name` must outlive the request (a literal or pool memory), `value` likewise.
+ */
+void mock_resp_header(mock_resp_t *resp, const char *name, h2o_iovec_t value);
+/**
+ * Appends a body chunk (pool memory or a literal); each chunk goes out in its own h2o_send.
+ */
+void mock_resp_chunk(mock_resp_t *resp, h2o_iovec_t chunk);
+/**
+ * A whole JSON body with content-type application/json and content-length.
+ */
+void mock_resp_json(mock_resp_t *resp, int status, h2o_iovec_t body);
+
+/* mock-poe.c: small helpers */
+
+uint64_t mock_now_ms(void);
+int mock_iovec_is(h2o_iovec_t v, const char *s);
+/**
+ * printf into the pool; the result is NUL-terminated.
+ */
+h2o_iovec_t mock_pool_printf(h2o_mem_pool_t *pool, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+yajl_gen mock_gen_new(void);
+void mock_gen_strn(yajl_gen g, const char *s, size_t len);
+void mock_gen_str(yajl_gen g, const char *s);
+void mock_gen_kv_str(yajl_gen g, const char *key, const char *value);
+void mock_gen_kv_int(yajl_gen g, const char *key, long long value);
+void mock_gen_kv_null(yajl_gen g, const char *key);
+/**
+ * Copies the generated text to the pool and frees the generator.
+ */
+h2o_iovec_t mock_gen_finish(yajl_gen g, h2o_mem_pool_t *pool);
+/**
+ * The member `key` of an object, or NULL (also when `obj` is not an object).
+ */
+yajl_val mock_json_get(yajl_val obj, const char *key);
+/**
+ * Parses the request body as JSON; NULL when there is none or it is not JSON. Free the result with yajl_tree_free.
+ */
+yajl_val mock_parse_body(h2o_req_t *req);
+
+/* poe.c: the default behaviour */
+
+/**
+ * Parses the built-in catalog and sets the API key the default routes expect.
+ */
+void mock_poe_init(const char *api_key);
+void mock_poe_dispose(void);
+/**
+ * Fills `resp` with Poe's answer to the request (`path` is the path without the query, `seq` the request's number).
+ */
+void mock_poe_respond(mock_resp_t *resp, h2o_iovec_t path, uint64_t seq);
+
+#endif
