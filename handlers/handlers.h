@@ -8,6 +8,7 @@
 int pgw_handle_hello(pgw_request_t *r);
 int pgw_handle_liveliness(pgw_request_t *r);
 int pgw_handle_readiness(pgw_request_t *r);
+int pgw_handle_health(pgw_request_t *r);
 
 /* handlers/models.c */
 int pgw_handle_models(pgw_request_t *r);

@@ -1,4 +1,4 @@
-/* poe-gateway: MIT licence. Probes that never touch Poe: Claude Code's warm-up, liveness and readiness. */
+/* poe-gateway: MIT licence. Probes: Claude Code's warm-up, liveness and readiness (never touching Poe), and /health. */
 #include <stdio.h>
 #include "errors.h"
 #include "json.h"
@@ -28,5 +28,13 @@ int pgw_handle_readiness(pgw_request_t *r)
                      stopping ? "shutting_down" : "ready", PGW_VERSION, r->conf->num_routes, pgw_server->num_workers,
                      (unsigned long long)((pgw_now_ms() - pgw_server->started_at) / 1000));
     pgw_send_body(r->req, stopping ? 503 : 200, "application/json", body, n);
+    return 0;
+}
+
+/* GET /health (authenticated): whether each upstream answers, from a probe that spends no points, cached 30 s. */
+int pgw_handle_health(pgw_request_t *r)
+{
+    if (pgw_require_auth(r) == 0)
+        pgw_upcheck_respond(r->worker->upcheck, r->req);
     return 0;
 }

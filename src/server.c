@@ -148,6 +148,7 @@ static void *worker_main(void *arg)
     w->grace_timer.data = w;
     const char *ca_file = server->conf->ssl_ca_file != NULL ? server->conf->ssl_ca_file : getenv("SSL_CERT_FILE");
     w->upstream = pgw_upstream_create(&w->loop, ca_file);
+    w->upcheck = pgw_upcheck_create(w->upstream, server->conf);
     int ret;
     if ((ret = uv_tcp_open(&w->listener, server->listen_fds[w->id])) != 0 ||
         (ret = uv_listen((uv_stream_t *)&w->listener, LISTEN_BACKLOG, on_accept)) != 0) {
@@ -233,7 +234,9 @@ static SSL_CTX *create_ssl_ctx(const pgw_config_t *conf)
                       ERR_reason_error_string(ERR_get_error()));
         goto Error;
     }
-    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    /* h2o_http2_alpn_protocols lists only h2 and its drafts; a client that offers only http/1.1 should hear it back */
+    static const h2o_iovec_t alpn[] = {{H2O_STRLIT("h2")}, {H2O_STRLIT("http/1.1")}, {NULL, 0}};
+    h2o_ssl_register_alpn_protocols(ctx, alpn);
     return ctx;
 Error:
     SSL_CTX_free(ctx);

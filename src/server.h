@@ -7,6 +7,7 @@
 #include <uv.h>
 #include <h2o.h>
 #include "config.h"
+#include "upcheck.h"
 #include "upstream.h"
 #include "usage.h"
 
@@ -28,6 +29,7 @@ typedef struct st_pgw_worker_t {
     uv_timer_t grace_timer; /* ends the graceful stop when in-flight requests outlast it */
     size_t inflight;        /* requests begun and not yet disposed */
     pgw_upstream_t *upstream; /* this worker's client to Poe */
+    pgw_upcheck_t *upcheck;   /* this worker's cache of upstream reachability */
     int stopping;
 } pgw_worker_t;
 

@@ -1,0 +1,616 @@
+/* poe-gateway: MIT licence. HTTP client to Poe: libcurl's multi interface driven by a worker's libuv loop.
+ *
+ * The glue follows curl's docs/examples/multi-uv.c: curl tells us through on_socket which descriptors to watch, and
+ * through on_multi_timer when to call it back; uv_poll and a uv_timer do the watching, and every wake-up goes to
+ * curl_multi_socket_action, after which finished transfers are collected from curl_multi_info_read.
+ *
+ * A transfer is one logical request across its attempts. An attempt whose response is retryable (connect failure, or
+ * status 429/500/502/503/529) is swallowed whole and the request is sent again after a back-off, as long as retries
+ * remain; the callbacks only ever see the final attempt, so nothing reaches the client from an attempt that is
+ * retried. Each transfer owns one uv_timer that serves, in turn, as the first-byte deadline, the silence watchdog and
+ * the back-off delay.
+ *
+ * No curl call is made from inside a curl callback: a cancel that arrives while curl is running (up->in_curl) only
+ * marks the transfer; it is removed once curl has returned.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include "log.h"
+#include <h2o.h>
+#include "upstream.h"
+
+#define MODULE_NAME "upstream"
+#define CONNECT_TIMEOUT_MS 10000
+#define MAX_HOST_CONNECTIONS 4
+#define RETRY_AFTER_CAP_MS 30000
+#define BACKOFF_BASE_MS 250
+
+struct poll_ctx {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    pgw_upstream_t *up;
+    h2o_linklist_t link;
+};
+
+struct st_pgw_upstream_t {
+    uv_loop_t *loop;
+    CURLM *multi;
+    CURLSH *share;
+    uv_timer_t timer;
+    char *ca_file;
+    int in_curl;               /* > 0 while a curl function runs on this multi */
+    h2o_linklist_t transfers;  /* every live transfer */
+    h2o_linklist_t polls;      /* every live poll_ctx */
+    h2o_linklist_t cancelled;  /* transfers cancelled while curl ran, removed once it has returned */
+};
+
+enum transfer_state {
+    ST_WAITING_HEAD, /* attempt in flight, no final head yet */
+    ST_STREAMING,    /* final head delivered; body flows to the callbacks */
+    ST_BACKOFF,      /* between attempts */
+};
+
+struct st_pgw_upstream_transfer_t {
+    pgw_upstream_t *up;
+    h2o_linklist_t link;
+    CURL *easy;
+    int added; /* easy is in the multi */
+    char *url;
+    h2o_iovec_t body;
+    struct curl_slist *headers;
+    double timeout, stream_timeout;
+    int max_retries;
+    const pgw_upstream_callbacks_t *cb;
+    void *data;
+    uv_timer_t timer;
+    enum transfer_state state;
+    int attempts;
+    int discard;       /* this attempt will be retried: swallow its response */
+    long retry_after_ms;
+    int cancelled;
+    int paused;
+    uint64_t last_activity; /* uv_now of the last byte (or resume) */
+    h2o_buffer_t *hdrbuf;   /* "name\0value\0" pairs of the current attempt's final header block */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+static void check_info(pgw_upstream_t *up);
+
+/* ---- retry policy ---- */
+
+long pgw_upstream_parse_retry_after(h2o_iovec_t value, time_t now)
+{
+    char buf[64];
+    if (value.base == NULL || value.len == 0 || value.len >= sizeof(buf))
+        return -1;
+    memcpy(buf, value.base, value.len);
+    buf[value.len] = '\0';
+    char *end;
+    double secs = strtod(buf, &end);
+    if (end != buf && *end == '\0') {
+        if (secs < 0)
+            return -1;
+        return (long)(secs * 1000);
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    if (strptime(buf, "%a, %d %b %Y %H:%M:%S GMT", &tm) == NULL)
+        return -1;
+    time_t at = timegm(&tm);
+    return at > now ? (long)(at - now) * 1000 : 0;
+}
+
+long pgw_upstream_backoff_ms(int attempt)
+{
+    long base = BACKOFF_BASE_MS;
+    for (int i = 1; i < attempt && base < RETRY_AFTER_CAP_MS; ++i)
+        base *= 2;
+    if (base > RETRY_AFTER_CAP_MS)
+        base = RETRY_AFTER_CAP_MS;
+    long jitter = base / 4;
+    return base - jitter + (long)(random() % (2 * jitter + 1));
+}
+
+static int status_is_retryable(int status)
+{
+    return status == 429 || status == 500 || status == 502 || status == 503 || status == 529;
+}
+
+static int result_is_retryable(CURLcode result)
+{
+    switch (result) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_HTTP2:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* ---- the multi <-> uv glue ---- */
+
+static void on_poll_close(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events)
+{
+    struct poll_ctx *ctx = handle->data;
+    pgw_upstream_t *up = ctx->up;
+    int flags = 0, running;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    ++up->in_curl;
+    curl_multi_socket_action(up->multi, ctx->fd, flags, &running);
+    --up->in_curl;
+    check_info(up);
+}
+
+static int on_socket(CURL *easy, curl_socket_t s, int action, void *userp, void *socketp)
+{
+    pgw_upstream_t *up = userp;
+    struct poll_ctx *ctx = socketp;
+    int events = 0;
+
+    switch (action) {
+    case CURL_POLL_IN:
+    case CURL_POLL_OUT:
+    case CURL_POLL_INOUT:
+        if (ctx == NULL) {
+            ctx = h2o_mem_alloc(sizeof(*ctx));
+            ctx->fd = s;
+            ctx->up = up;
+            uv_poll_init_socket(up->loop, &ctx->poll, s);
+            ctx->poll.data = ctx;
+            h2o_linklist_insert(&up->polls, &ctx->link);
+            curl_multi_assign(up->multi, s, ctx);
+        }
+        if (action != CURL_POLL_OUT)
+            events |= UV_READABLE;
+        if (action != CURL_POLL_IN)
+            events |= UV_WRITABLE;
+        uv_poll_start(&ctx->poll, events, on_poll);
+        break;
+    case CURL_POLL_REMOVE:
+        if (ctx != NULL) {
+            uv_poll_stop(&ctx->poll);
+            h2o_linklist_unlink(&ctx->link);
+            uv_close((uv_handle_t *)&ctx->poll, on_poll_close);
+            curl_multi_assign(up->multi, s, NULL);
+        }
+        break;
+    }
+    return 0;
+}
+
+static void on_multi_timeout(uv_timer_t *timer)
+{
+    pgw_upstream_t *up = timer->data;
+    int running;
+    ++up->in_curl;
+    curl_multi_socket_action(up->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    --up->in_curl;
+    check_info(up);
+}
+
+static int on_multi_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    pgw_upstream_t *up = userp;
+    if (timeout_ms < 0)
+        uv_timer_stop(&up->timer);
+    else /* 0 means "now", but curl must not be called from inside its own callback: wait one loop turn */
+        uv_timer_start(&up->timer, on_multi_timeout, timeout_ms == 0 ? 1 : (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+/* ---- transfers ---- */
+
+static void on_transfer_timer_close(uv_handle_t *handle)
+{
+    pgw_upstream_transfer_t *t = handle->data;
+    free(t);
+}
+
+/*
+ * Takes the easy handle out of the multi. `premature` means the response is not complete: Poe must stop sending it. For
+ * that libcurl 7.88 queues an RST_STREAM, but it holds frames under 1 KiB in a buffer flushed only by the connection's
+ * next send, and a connection left with no transfer is not even read: the reset would reach Poe with the next request,
+ * if ever, while Poe goes on generating (and billing) the answer. Forbidding reuse makes libcurl close the connection
+ * when this was its last transfer, which ends the stream at once; when other transfers share the connection it stays
+ * open, and their traffic flushes the reset.
+ */
+static void detach_easy(pgw_upstream_transfer_t *t, int premature)
+{
+    if (t->added) {
+        if (premature)
+            curl_easy_setopt(t->easy, CURLOPT_FORBID_REUSE, 1L);
+        curl_multi_remove_handle(t->up->multi, t->easy);
+        t->added = 0;
+    }
+}
+
+/* Frees everything; the struct itself goes in the timer's close callback. */
+static void destroy_transfer(pgw_upstream_transfer_t *t)
+{
+    detach_easy(t, 1);
+    if (t->easy != NULL)
+        curl_easy_cleanup(t->easy);
+    curl_slist_free_all(t->headers);
+    free(t->url);
+    h2o_buffer_dispose(&t->hdrbuf);
+    h2o_linklist_unlink(&t->link);
+    uv_close((uv_handle_t *)&t->timer, on_transfer_timer_close);
+}
+
+static void complete(pgw_upstream_transfer_t *t, pgw_upstream_error_t err, const char *errstr)
+{
+    uv_timer_stop(&t->timer);
+    detach_easy(t, err != PGW_UPSTREAM_OK);
+    if (!t->cancelled)
+        t->cb->on_complete(t, err, errstr);
+    destroy_transfer(t);
+}
+
+static void on_transfer_timer(uv_timer_t *timer);
+
+static void arm_timer(pgw_upstream_transfer_t *t, uint64_t ms)
+{
+    uv_timer_start(&t->timer, on_transfer_timer, ms == 0 ? 1 : ms, 0);
+}
+
+static void start_attempt(pgw_upstream_transfer_t *t)
+{
+    ++t->attempts;
+    t->state = ST_WAITING_HEAD;
+    t->discard = 0;
+    t->retry_after_ms = -1;
+    t->errbuf[0] = '\0';
+    t->hdrbuf->size = 0;
+    t->last_activity = uv_now(t->up->loop);
+    arm_timer(t, (uint64_t)(t->timeout * 1000));
+    t->added = 1;
+    curl_multi_add_handle(t->up->multi, t->easy);
+}
+
+static void retry_later(pgw_upstream_transfer_t *t, const char *why)
+{
+    detach_easy(t, 0);
+    long delay = t->retry_after_ms >= 0 ? t->retry_after_ms : pgw_upstream_backoff_ms(t->attempts);
+    if (delay > RETRY_AFTER_CAP_MS)
+        delay = RETRY_AFTER_CAP_MS;
+    pgw_log_info(MODULE_NAME, "%s: %s; retry %d of %d in %ld ms", t->url, why, t->attempts, t->max_retries, delay);
+    t->state = ST_BACKOFF;
+    arm_timer(t, (uint64_t)delay);
+}
+
+static void on_transfer_timer(uv_timer_t *timer)
+{
+    pgw_upstream_transfer_t *t = timer->data;
+    char msg[128];
+
+    switch (t->state) {
+    case ST_BACKOFF:
+        start_attempt(t);
+        break;
+    case ST_WAITING_HEAD:
+        snprintf(msg, sizeof(msg), "no response within %.0f s", t->timeout);
+        complete(t, PGW_UPSTREAM_TIMEOUT, msg);
+        break;
+    case ST_STREAMING: {
+        uint64_t now = uv_now(t->up->loop), limit = (uint64_t)(t->stream_timeout * 1000);
+        if (t->paused || now - t->last_activity < limit) {
+            /* activity since the timer was set: sleep for what remains of the window */
+            arm_timer(t, t->paused ? limit : limit - (now - t->last_activity));
+        } else {
+            snprintf(msg, sizeof(msg), "no data for %.0f s", t->stream_timeout);
+            complete(t, PGW_UPSTREAM_STALL, msg);
+        }
+    } break;
+    }
+}
+
+/* End of a header block: decide whether this attempt is final. Returns 0 to go on, -1 to abort the attempt. */
+static int on_header_block_end(pgw_upstream_transfer_t *t)
+{
+    long status = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 200) {
+        t->hdrbuf->size = 0; /* an interim response; the real head follows */
+        return 0;
+    }
+    if (status_is_retryable((int)status) && t->attempts <= t->max_retries) {
+        t->discard = 1;
+        t->retry_after_ms = pgw_upstream_parse_retry_after(pgw_upstream_header(t, H2O_STRLIT("retry-after")), time(NULL));
+        return 0;
+    }
+    t->state = ST_STREAMING;
+    arm_timer(t, (uint64_t)(t->stream_timeout * 1000));
+    t->cb->on_head(t, (int)status);
+    return t->cancelled ? -1 : 0;
+}
+
+static size_t on_header(char *buffer, size_t size, size_t nitems, void *userdata)
+{
+    pgw_upstream_transfer_t *t = userdata;
+    size_t len = size * nitems;
+    const char *p = buffer, *end = buffer + len;
+
+    if (t->cancelled)
+        return 0;
+    t->last_activity = uv_now(t->up->loop);
+    while (end != p && (end[-1] == '\n' || end[-1] == '\r'))
+        --end;
+    if (end == p)
+        return on_header_block_end(t) == 0 ? len : 0;
+    if (end - p >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+        t->hdrbuf->size = 0; /* status line: a new header block begins */
+        return len;
+    }
+    const char *colon = memchr(p, ':', end - p);
+    if (colon == NULL)
+        return len;
+    const char *v = colon + 1;
+    while (v != end && (*v == ' ' || *v == '\t'))
+        ++v;
+    h2o_iovec_t dst = h2o_buffer_reserve(&t->hdrbuf, (end - p) + 2);
+    size_t nlen = colon - p;
+    for (size_t i = 0; i != nlen; ++i)
+        dst.base[i] = (char)tolower((unsigned char)p[i]);
+    dst.base[nlen] = '\0';
+    memcpy(dst.base + nlen + 1, v, end - v);
+    dst.base[nlen + 1 + (end - v)] = '\0';
+    t->hdrbuf->size += nlen + 1 + (end - v) + 1;
+    return len;
+}
+
+static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    pgw_upstream_transfer_t *t = userdata;
+    size_t len = size * nmemb;
+
+    if (t->cancelled)
+        return 0;
+    t->last_activity = uv_now(t->up->loop);
+    if (t->discard || t->state != ST_STREAMING)
+        return len;
+    if (t->cb->on_body(t, ptr, len) != 0) {
+        if (t->cancelled)
+            return 0;
+        t->paused = 1;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    return t->cancelled ? 0 : len;
+}
+
+static void on_done(pgw_upstream_transfer_t *t, CURLcode result)
+{
+    char msg[CURL_ERROR_SIZE + 64];
+
+    if (t->cancelled) /* destroyed from the cancelled list */
+        return;
+    if (result == CURLE_OK && t->discard) {
+        long status = 0;
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+        snprintf(msg, sizeof(msg), "status %ld", status);
+        retry_later(t, msg);
+        return;
+    }
+    if (result == CURLE_OK) {
+        if (t->state != ST_STREAMING) /* a response without a final head cannot happen, but must not hang */
+            complete(t, PGW_UPSTREAM_BROKEN, "response ended without a head");
+        else
+            complete(t, PGW_UPSTREAM_OK, NULL);
+        return;
+    }
+    snprintf(msg, sizeof(msg), "%s", t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(result));
+    if (t->state != ST_STREAMING && (t->discard || result_is_retryable(result)) && t->attempts <= t->max_retries) {
+        retry_later(t, msg);
+        return;
+    }
+    complete(t, t->state == ST_STREAMING ? PGW_UPSTREAM_BROKEN : PGW_UPSTREAM_CONNECT, msg);
+}
+
+static void check_info(pgw_upstream_t *up)
+{
+    CURLMsg *msg;
+    int pending;
+    if (up->in_curl != 0)
+        return;
+    while (!h2o_linklist_is_empty(&up->cancelled))
+        destroy_transfer(H2O_STRUCT_FROM_MEMBER(pgw_upstream_transfer_t, link, up->cancelled.next));
+    while ((msg = curl_multi_info_read(up->multi, &pending)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        pgw_upstream_transfer_t *t;
+        CURLcode result = msg->data.result;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        on_done(t, result);
+    }
+}
+
+pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file)
+{
+    pgw_upstream_t *up = h2o_mem_alloc(sizeof(*up));
+    memset(up, 0, sizeof(*up));
+    up->loop = loop;
+    h2o_linklist_init_anchor(&up->transfers);
+    h2o_linklist_init_anchor(&up->polls);
+    h2o_linklist_init_anchor(&up->cancelled);
+    up->ca_file = ca_file != NULL ? strdup(ca_file) : NULL;
+    uv_timer_init(loop, &up->timer);
+    up->timer.data = up;
+
+    up->multi = curl_multi_init();
+    curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up);
+    curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, on_multi_timer);
+    curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
+    curl_multi_setopt(up->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)MAX_HOST_CONNECTIONS);
+    curl_multi_setopt(up->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
+
+    /* one worker, one thread: the share needs no locks */
+    up->share = curl_share_init();
+    curl_share_setopt(up->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_share_setopt(up->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    return up;
+}
+
+static void on_upstream_timer_close(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+void pgw_upstream_destroy(pgw_upstream_t *up)
+{
+    while (!h2o_linklist_is_empty(&up->cancelled))
+        destroy_transfer(H2O_STRUCT_FROM_MEMBER(pgw_upstream_transfer_t, link, up->cancelled.next));
+    while (!h2o_linklist_is_empty(&up->transfers)) {
+        pgw_upstream_transfer_t *t = H2O_STRUCT_FROM_MEMBER(pgw_upstream_transfer_t, link, up->transfers.next);
+        t->cancelled = 1;
+        destroy_transfer(t);
+    }
+    curl_multi_cleanup(up->multi);
+    curl_share_cleanup(up->share);
+    while (!h2o_linklist_is_empty(&up->polls)) {
+        struct poll_ctx *ctx = H2O_STRUCT_FROM_MEMBER(struct poll_ctx, link, up->polls.next);
+        h2o_linklist_unlink(&ctx->link);
+        uv_close((uv_handle_t *)&ctx->poll, on_poll_close);
+    }
+    free(up->ca_file);
+    uv_close((uv_handle_t *)&up->timer, on_upstream_timer_close);
+}
+
+pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_request_t *req, const pgw_upstream_callbacks_t *cb,
+                                            void *data)
+{
+    pgw_upstream_transfer_t *t = h2o_mem_alloc(sizeof(*t));
+    memset(t, 0, sizeof(*t));
+    t->up = up;
+    t->url = strdup(req->url);
+    t->body = req->body;
+    t->headers = req->headers;
+    req->headers = NULL;
+    t->timeout = req->timeout;
+    t->stream_timeout = req->stream_timeout;
+    t->max_retries = req->max_retries;
+    t->cb = cb;
+    t->data = data;
+    h2o_buffer_init(&t->hdrbuf, &h2o_socket_buffer_prototype);
+    uv_timer_init(up->loop, &t->timer);
+    t->timer.data = t;
+    h2o_linklist_insert(&up->transfers, &t->link);
+
+    CURL *e = t->easy = curl_easy_init();
+    curl_easy_setopt(e, CURLOPT_URL, t->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(e, CURLOPT_SHARE, up->share);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, req->h2c ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (up->ca_file != NULL)
+        curl_easy_setopt(e, CURLOPT_CAINFO, up->ca_file);
+    if (!req->ssl_verify) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (strcmp(req->method, "POST") == 0) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body.base);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body.len);
+    } else if (strcmp(req->method, "GET") != 0) {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+    }
+
+    start_attempt(t);
+    return t;
+}
+
+void *pgw_upstream_data(pgw_upstream_transfer_t *t)
+{
+    return t->data;
+}
+
+int pgw_upstream_attempts(pgw_upstream_transfer_t *t)
+{
+    return t->attempts;
+}
+
+void pgw_upstream_cancel(pgw_upstream_transfer_t *t)
+{
+    if (t->cancelled)
+        return;
+    t->cancelled = 1;
+    uv_timer_stop(&t->timer);
+    if (t->up->in_curl == 0) {
+        destroy_transfer(t);
+    } else {
+        /* curl is running (perhaps this very transfer's callback): the transfer's callbacks now abort it, and it is
+         * removed as soon as curl has returned */
+        h2o_linklist_unlink(&t->link);
+        h2o_linklist_insert(&t->up->cancelled, &t->link);
+    }
+}
+
+void pgw_upstream_resume(pgw_upstream_transfer_t *t)
+{
+    if (!t->paused || t->cancelled)
+        return;
+    t->paused = 0;
+    t->last_activity = uv_now(t->up->loop);
+    ++t->up->in_curl;
+    curl_easy_pause(t->easy, CURLPAUSE_CONT);
+    --t->up->in_curl;
+    check_info(t->up);
+}
+
+h2o_iovec_t pgw_upstream_header(pgw_upstream_transfer_t *t, const char *name, size_t name_len)
+{
+    const char *p = t->hdrbuf->bytes, *end = p + t->hdrbuf->size;
+    while (p < end) {
+        size_t nlen = strlen(p);
+        const char *v = p + nlen + 1;
+        size_t vlen = strlen(v);
+        if (nlen == name_len && memcmp(p, name, name_len) == 0)
+            return h2o_iovec_init(v, vlen);
+        p = v + vlen + 1;
+    }
+    return h2o_iovec_init(NULL, 0);
+}
+
+void pgw_upstream_foreach_header(pgw_upstream_transfer_t *t, void (*cb)(void *ctx, h2o_iovec_t name, h2o_iovec_t value),
+                                 void *ctx)
+{
+    const char *p = t->hdrbuf->bytes, *end = p + t->hdrbuf->size;
+    while (p < end) {
+        size_t nlen = strlen(p);
+        const char *v = p + nlen + 1;
+        size_t vlen = strlen(v);
+        cb(ctx, h2o_iovec_init(p, nlen), h2o_iovec_init(v, vlen));
+        p = v + vlen + 1;
+    }
+}

@@ -1,0 +1,106 @@
+/* poe-gateway: MIT licence. HTTP client to Poe: libcurl's multi interface driven by a worker's libuv loop. */
+#ifndef PGW_UPSTREAM_H
+#define PGW_UPSTREAM_H
+
+#include <stddef.h>
+#include <curl/curl.h>
+#include <uv.h>
+#include <h2o/memory.h>
+
+/**
+ * One per worker: a curl multi handle (HTTP/2 multiplexing, bounded connections per host, shared TLS sessions and DNS
+ * cache) whose sockets and timeout are watched by the worker's loop.
+ */
+typedef struct st_pgw_upstream_t pgw_upstream_t;
+
+/** One logical request to Poe, across its retries. */
+typedef struct st_pgw_upstream_transfer_t pgw_upstream_transfer_t;
+
+typedef enum en_pgw_upstream_error_t {
+    PGW_UPSTREAM_OK = 0,
+    PGW_UPSTREAM_CONNECT, /* connect, DNS or TLS failure before any response byte */
+    PGW_UPSTREAM_TIMEOUT, /* no response head within `timeout` */
+    PGW_UPSTREAM_STALL,   /* no byte for `stream_timeout` after the head */
+    PGW_UPSTREAM_BROKEN,  /* the response ended before it was complete (reset, cut, protocol error) */
+} pgw_upstream_error_t;
+
+typedef struct st_pgw_upstream_callbacks_t {
+    /**
+     * The final response head: after retries, never for an attempt that is retried. Read headers with
+     * pgw_upstream_header. Called at most once.
+     */
+    void (*on_head)(pgw_upstream_transfer_t *t, int status);
+    /**
+     * Response body bytes as they arrive. Return 0 when consumed, or 1 to pause the transfer without consuming them: the
+     * same bytes come again after pgw_upstream_resume.
+     */
+    int (*on_body)(pgw_upstream_transfer_t *t, const char *bytes, size_t len);
+    /**
+     * Exactly once, last, unless the transfer was cancelled. `err` is PGW_UPSTREAM_OK when the whole response arrived;
+     * `errstr` describes the failure. The transfer is freed after this returns.
+     */
+    void (*on_complete)(pgw_upstream_transfer_t *t, pgw_upstream_error_t err, const char *errstr);
+} pgw_upstream_callbacks_t;
+
+typedef struct st_pgw_upstream_request_t {
+    const char *url;             /* copied */
+    const char *method;          /* "GET" or "POST" */
+    h2o_iovec_t body;            /* not copied: must stay valid until on_complete or cancel */
+    struct curl_slist *headers;  /* taken: freed with the transfer */
+    double timeout;              /* seconds to the response head, per attempt */
+    double stream_timeout;       /* seconds of silence allowed after the head */
+    int max_retries;             /* retries of connect failures and 429/500/502/503/529, before any byte is delivered */
+    int ssl_verify;              /* 0 turns off certificate verification */
+    int h2c;                     /* HTTP/2 with prior knowledge on http:// URLs */
+} pgw_upstream_request_t;
+
+/**
+ * Creates the client for `loop`. `ca_file` (may be NULL) adds a trusted CA to the system's.
+ */
+pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file);
+
+/**
+ * Cancels every transfer (without callbacks) and closes the handles; memory is released by the loop's close callbacks.
+ */
+void pgw_upstream_destroy(pgw_upstream_t *up);
+
+/**
+ * Starts a transfer; takes req->headers. Never calls a callback before it returns; a malformed URL fails through
+ * on_complete like any other connect error.
+ */
+pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_request_t *req, const pgw_upstream_callbacks_t *cb,
+                                            void *data);
+
+/** The `data` given to pgw_upstream_start. */
+void *pgw_upstream_data(pgw_upstream_transfer_t *t);
+
+/**
+ * Stops the transfer at once; no callback follows. Safe from inside this transfer's callbacks.
+ */
+void pgw_upstream_cancel(pgw_upstream_transfer_t *t);
+
+/** Resumes a transfer that on_body paused. */
+void pgw_upstream_resume(pgw_upstream_transfer_t *t);
+
+/**
+ * Value of a response header of the final attempt (name in lower case), or {NULL, 0}. Valid from on_head until the
+ * transfer ends.
+ */
+h2o_iovec_t pgw_upstream_header(pgw_upstream_transfer_t *t, const char *name, size_t name_len);
+
+/** Calls `cb` for each response header of the final attempt, in arrival order. */
+void pgw_upstream_foreach_header(pgw_upstream_transfer_t *t, void (*cb)(void *ctx, h2o_iovec_t name, h2o_iovec_t value),
+                                 void *ctx);
+
+/** How many attempts were made so far (1 without retries). */
+int pgw_upstream_attempts(pgw_upstream_transfer_t *t);
+
+/**
+ * Parses a Retry-After value (delta-seconds or an HTTP-date) into milliseconds from now; -1 when absent or malformed.
+ */
+long pgw_upstream_parse_retry_after(h2o_iovec_t value, time_t now);
+
+/** Delay before retry number `attempt` (1-based): 250 ms doubled each time, with ±25 % jitter, at most 30 s. */
+long pgw_upstream_backoff_ms(int attempt);
+
+#endif
