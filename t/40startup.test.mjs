@@ -1,0 +1,184 @@
+// poe-gateway: MIT licence. Start-up: command line, --check-config, .env, config errors, master key, graceful stop.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { MASTER_KEY, POE_KEY, SOURCE_DIR, request, runGateway, startGateway, tmpdir, defaultConfig } from './lib/harness.mjs';
+
+const SEED = path.join(SOURCE_DIR, 't/assets/litellm-config.yaml');
+const SHIPPED = path.join(SOURCE_DIR, 'conf/gateway.yaml');
+const KEYS = { POE_API_KEY: 'poe-0123456789abcdef-secret', LITELLM_MASTER_KEY: 'sk-master-0123456789abcdef-secret' };
+
+test('--version and --help', async () => {
+    const v = await runGateway(['--version']);
+    assert.equal(v.code, 0);
+    assert.match(v.stdout, /^poe-gateway \d+\.\d+\.\d+\n$/);
+    const h = await runGateway(['--help']);
+    assert.equal(h.code, 0);
+    for (const opt of ['--config', '--host', '--port', '--threads', '--log-level', '--check-config'])
+        assert.ok(h.stdout.includes(opt), `help mentions ${opt}`);
+    const bad = await runGateway(['--no-such-option']);
+    assert.equal(bad.code, 2);
+});
+
+test('--check-config on the shipped config prints routes with keys masked', async () => {
+    const r = await runGateway(['--check-config'], { env: KEYS });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /claude-sonnet-4-5-20250929\s+anthropic\//);
+    assert.match(r.stdout, /claude-\*\s+anthropic\/\*/);
+    assert.match(r.stdout, /gpt-5\s+openai\//);
+    assert.match(r.stdout, /from POE_API_KEY/);
+    for (const secret of Object.values(KEYS)) {
+        assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), 'a key was printed');
+    }
+    assert.ok(r.stdout.includes(SHIPPED.slice(SOURCE_DIR.length + 1)), 'names the default config path');
+});
+
+test('--check-config on the seed LiteLLM config', async () => {
+    const r = await runGateway(['--check-config', '--config', SEED], { env: KEYS });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /claude-sonnet-4-5-20250929\s+openai\/Claude-Sonnet-4\.5 via https:\/\/api\.poe\.com\/v1/);
+});
+
+test('--check-config names an unset environment variable and exits 2', async () => {
+    const r = await runGateway(['--check-config', '--config', SEED], { env: { LITELLM_MASTER_KEY: KEYS.LITELLM_MASTER_KEY } });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /POE_API_KEY/);
+});
+
+test('config errors exit 2 with file:line:column', async () => {
+    const dir = tmpdir();
+    const cases = [
+        ['model_list:\n  - model_name: a\n    litellm_params:\n      model: bedrock/x\n', /:4:\d+: .*prefix|provider/i],
+        ['model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n  - model_name: a\n    litellm_params:\n      model: openai/y\n',
+            /:5:\d+: .*duplicate/i],
+        ['model_list:\n  - model_name: a\n    litellm_params: [\n', /:\d+:\d+: /],
+    ];
+    for (const [yaml, re] of cases) {
+        const file = path.join(dir, 'bad.yaml');
+        fs.writeFileSync(file, yaml);
+        const r = await runGateway(['--check-config', '--config', file], { env: KEYS });
+        assert.equal(r.code, 2, yaml);
+        assert.ok(r.stderr.startsWith(`${file}:`), r.stderr);
+        assert.match(r.stderr, re);
+        // a normal start refuses the same file the same way
+        const s = await runGateway(['--config', file, '--port', '0'], { env: KEYS });
+        assert.equal(s.code, 2);
+        assert.ok(s.stderr.includes(`${file}:`), s.stderr);
+    }
+    const missing = await runGateway(['--check-config', '--config', path.join(dir, 'nope.yaml')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /nope\.yaml/);
+});
+
+test('unknown LiteLLM sections are ignored with one warning each', async () => {
+    const dir = tmpdir();
+    const file = path.join(dir, 'c.yaml');
+    fs.writeFileSync(file, defaultConfig(null, 'litellm_settings:\n  drop_params: true\ncallbacks: ["x"]\n'));
+    const r = await runGateway(['--check-config', '--config', file], { env: KEYS });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((r.stderr.match(/litellm_settings/g) || []).length, 1, r.stderr);
+    assert.equal((r.stderr.match(/callbacks/g) || []).length, 1, r.stderr);
+});
+
+test('.env in the working directory is loaded without overriding the environment', async () => {
+    const dir = tmpdir();
+    fs.writeFileSync(path.join(dir, '.env'), `# comment\nPOE_API_KEY=from-dotenv-0123456789abcdef\nexport LITELLM_MASTER_KEY="sk-dotenv-master-0123456789"\n`);
+    fs.copyFileSync(SEED, path.join(dir, 'seed.yaml'));
+    const r = await runGateway(['--check-config', '--config', 'seed.yaml'], { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /from POE_API_KEY/);
+    assert.ok(!r.stdout.includes('from-dotenv-0123456789abcdef'));
+    // the environment wins over .env: an unset variable stays unset only if neither has it, so check the mask differs
+    const r2 = await runGateway(['--check-config', '--config', 'seed.yaml'], { cwd: dir, env: { POE_API_KEY: 'env-wins-aaaaaaaaaaaaaaaa-zzzz' } });
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.match(r2.stdout, /\.\.\.zzzz from POE_API_KEY/);
+    assert.match(r.stdout, /\.\.\.cdef from POE_API_KEY/);
+});
+
+test('a start without a Poe key serves health and answers 503 naming the variable', async () => {
+    const gw = await startGateway({ env: { POE_API_KEY: null } });
+    try {
+        assert.match(gw.output.stderr, /POE_API_KEY/);
+        const live = await request(`${gw.url}/health/liveliness`);
+        assert.equal(live.status, 200);
+        const r = await request(`${gw.url}/v1/messages`, {
+            method: 'POST',
+            headers: { 'x-api-key': MASTER_KEY, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
+            body: JSON.stringify({ model: 'claude-sonnet-4-5-20250929', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }),
+        });
+        assert.equal(r.status, 503);
+        const body = JSON.parse(r.body);
+        assert.equal(body.type, 'error');
+        assert.equal(body.error.type, 'api_error');
+        assert.match(body.error.message, /POE_API_KEY/);
+    } finally {
+        assert.equal((await gw.stop()).code, 0);
+    }
+});
+
+test('no master key on loopback: one is generated, kept 0600, reused, never printed', async () => {
+    const stateDir = tmpdir('pgw-state-');
+    const extra = `gateway:\n  state_dir: ${stateDir}/nested\n`;
+    const config = defaultConfig(null, extra).replace('general_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\n', '');
+    const gw = await startGateway({ config, env: { LITELLM_MASTER_KEY: null } });
+    const keyFile = path.join(stateDir, 'nested', 'master_key');
+    let key;
+    try {
+        assert.ok(gw.output.stderr.includes(keyFile), 'the log says where the key is');
+        const st = fs.statSync(keyFile);
+        assert.equal(st.mode & 0o777, 0o600);
+        key = fs.readFileSync(keyFile, 'utf8').trim();
+        assert.ok(key.length >= 32);
+        assert.ok(!gw.output.stderr.includes(key), 'the key was logged');
+        const ok = await request(`${gw.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
+        assert.equal(ok.status, 200);
+        const no = await request(`${gw.url}/v1/models`, { headers: { authorization: `Bearer ${MASTER_KEY}` } });
+        assert.equal(no.status, 401);
+    } finally {
+        assert.equal((await gw.stop()).code, 0);
+    }
+    const gw2 = await startGateway({ config, env: { LITELLM_MASTER_KEY: null } });
+    try {
+        assert.equal(fs.readFileSync(keyFile, 'utf8').trim(), key, 'the key is kept across restarts');
+        const ok = await request(`${gw2.url}/v1/models`, { headers: { 'x-api-key': key } });
+        assert.equal(ok.status, 200);
+    } finally {
+        await gw2.stop();
+    }
+});
+
+test('no master key on a non-loopback address: refuses to start', async () => {
+    const config = defaultConfig().replace('general_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\n', '');
+    const dir = tmpdir();
+    const file = path.join(dir, 'c.yaml');
+    fs.writeFileSync(file, config);
+    const r = await runGateway(['--config', file, '--host', '0.0.0.0', '--port', '0'], { env: { POE_API_KEY: POE_KEY } });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /master key/i);
+});
+
+test('SIGTERM and SIGINT stop the gateway with exit 0; the port is released', async () => {
+    for (const sig of ['SIGTERM', 'SIGINT']) {
+        const gw = await startGateway();
+        const r = await request(`${gw.url}/health/readiness`);
+        assert.equal(r.status, 200);
+        const t0 = Date.now();
+        const { code } = await gw.stop(sig);
+        assert.equal(code, 0, gw.output.stderr);
+        assert.ok(Date.now() - t0 < 5000, 'stopped promptly with nothing in flight');
+        assert.match(gw.output.stderr, /stopped/);
+        await assert.rejects(request(`${gw.url}/health/readiness`, { timeout: 2000 }));
+    }
+});
+
+test('--host, --port and --threads override the config', async () => {
+    const gw = await startGateway({ args: ['--threads', '3', '--host', '127.0.0.1'] });
+    try {
+        assert.match(gw.output.stderr, /\(3 workers\)/);
+        const r = await request(`${gw.url}/health/readiness`);
+        assert.equal(JSON.parse(r.body).workers, 3);
+    } finally {
+        await gw.stop();
+    }
+});

@@ -1,0 +1,74 @@
+// poe-gateway: MIT licence. POST /v1/messages and count_tokens: validation and routing before any upstream call.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { MASTER_KEY, defaultConfig, request, startGateway } from './lib/harness.mjs';
+
+let gw;
+before(async () => {
+    gw = await startGateway();
+});
+after(async () => {
+    assert.equal((await gw.stop()).code, 0);
+});
+
+const post = (p, body, headers = {}) =>
+    request(`${gw.url}${p}`, { method: 'POST', headers: { 'x-api-key': MASTER_KEY, 'content-type': 'application/json', ...headers },
+        body: typeof body === 'string' ? body : JSON.stringify(body) });
+const msg = (extra) => ({ model: 'gpt-5', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }], ...extra });
+
+function errorOf(r, status, type) {
+    assert.equal(r.status, status, r.body);
+    const body = JSON.parse(r.body);
+    assert.equal(body.type, 'error');
+    assert.equal(body.error.type, type);
+    return body.error.message;
+}
+
+test('malformed JSON and non-objects are 400 invalid_request_error', async () => {
+    for (const body of ['{', '', 'null', '[1]', '{"model": "gpt-5",}', '{"a":1} x', '"str"']) {
+        const m = errorOf(await post('/v1/messages', body), 400, 'invalid_request_error');
+        assert.match(m, /JSON|empty/, body);
+    }
+});
+
+test('missing or mistyped model, messages and max_tokens are 400 naming the field', async () => {
+    assert.match(errorOf(await post('/v1/messages', msg({ model: undefined })), 400, 'invalid_request_error'), /^model/);
+    assert.match(errorOf(await post('/v1/messages', msg({ model: 42 })), 400, 'invalid_request_error'), /^model/);
+    assert.match(errorOf(await post('/v1/messages', msg({ messages: undefined })), 400, 'invalid_request_error'), /^messages/);
+    assert.match(errorOf(await post('/v1/messages', msg({ messages: 'hi' })), 400, 'invalid_request_error'), /^messages/);
+    assert.match(errorOf(await post('/v1/messages', msg({ max_tokens: undefined })), 400, 'invalid_request_error'), /^max_tokens/);
+    assert.match(errorOf(await post('/v1/messages', msg({ model: 'x'.repeat(300) })), 400, 'invalid_request_error'), /^model/);
+    // count_tokens takes no max_tokens
+    assert.notEqual((await post('/v1/messages/count_tokens', msg({ max_tokens: undefined }))).status, 400);
+});
+
+test('an unknown model is 404 naming it and the closest configured names', async () => {
+    const config = defaultConfig().replace(/  - model_name: claude-\*\n(.*\n){4}/, '');
+    const g = await startGateway({ config });
+    try {
+        const r = await request(`${g.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': MASTER_KEY },
+            body: JSON.stringify(msg({ model: 'claude-sonet-4-5-20250929' })) });
+        const m = errorOf(r, 404, 'not_found_error');
+        assert.match(m, /claude-sonet-4-5-20250929/);
+        assert.match(m, /closest: claude-sonnet-4-5-20250929/);
+    } finally {
+        await g.stop();
+    }
+});
+
+test('exact names beat wildcards; a wildcard catches the rest', async () => {
+    // routed requests go on to the upstream stage; the route name is in the access log
+    await post('/v1/messages', msg({ model: 'claude-sonnet-4-5-20250929' }));
+    await post('/v1/messages', msg({ model: 'claude-opus-5-5' }));
+    await post('/v1/messages?beta=true', msg({ model: 'gpt-5' }));
+    await new Promise((r) => setTimeout(r, 100));
+    const lines = gw.output.stderr.split('\n').filter((l) => l.includes('[access]') && l.includes('POST /v1/messages'));
+    const routes = lines.slice(-3).map((l) => l.match(/route=(\S+)/)[1]);
+    assert.deepEqual(routes, ['claude-sonnet-4-5-20250929', 'claude-*', 'gpt-5']);
+});
+
+test('a model name with JSON escapes is decoded before routing', async () => {
+    const r = await post('/v1/messages', '{"model":"gpt\\u002d5","max_tokens":1,"messages":[]}');
+    assert.notEqual(r.status, 404, r.body);
+    assert.notEqual(r.status, 400, r.body);
+});

@@ -1,0 +1,74 @@
+// poe-gateway: MIT licence. The real Claude Code CLI completes a tool round trip through the pass-through route.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { MASTER_KEY, POE_KEY, SOURCE_DIR, anthropicStream, certs, defaultConfig, startGateway, startMock, tmpdir } from './lib/harness.mjs';
+
+const CLAUDE = path.join(SOURCE_DIR, 't/node_modules/@anthropic-ai/claude-code-linux-x64/claude');
+let mock, gw;
+before(async () => {
+    assert.ok(fs.existsSync(CLAUDE), `Claude Code is not installed at ${CLAUDE}: run tools/deps.sh --test`);
+    mock = await startMock();
+    gw = await startGateway({ config: defaultConfig(mock), env: { SSL_CERT_FILE: certs().ca } });
+});
+after(async () => {
+    assert.equal((await gw.stop()).code, 0);
+    await mock.stop();
+});
+
+function runClaude(prompt, cwd, home) {
+    return new Promise((resolve) => {
+        const child = spawn(CLAUDE, ['-p', prompt, '--model', 'claude-sonnet-4-5-20250929', '--allowedTools', 'Write Read',
+            '--permission-mode', 'acceptEdits'], {
+            cwd,
+            env: { PATH: process.env.PATH, HOME: home, ANTHROPIC_BASE_URL: gw.url, ANTHROPIC_AUTH_TOKEN: MASTER_KEY,
+                CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1' },
+            stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '', stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        const timer = setTimeout(() => child.kill('SIGKILL'), 120000);
+        child.on('exit', (code) => {
+            clearTimeout(timer);
+            resolve({ code, stdout, stderr });
+        });
+    });
+}
+
+test('Claude Code writes a file through a scripted Write tool call, then prints the final text', async () => {
+    const work = tmpdir('pgw-cc-work-');
+    const home = tmpdir('pgw-cc-home-');
+    const target = path.join(work, 'hello.txt');
+    const content = 'hello from poe-gateway\n';
+    const finalText = 'Created hello.txt with the greeting.';
+    // the upstream model name after the route's rename: only the conversation's turns take these answers
+    const match = { path: '/v1/messages', model: 'claude-sonnet-4.5' };
+    await mock.script(
+        { match, headers: { 'content-type': 'text/event-stream' }, chunk_delay_ms: 2,
+            chunks: anthropicStream({ stopReason: 'tool_use',
+                blocks: [{ type: 'text', text: 'I will create the file.' },
+                    { type: 'tool_use', id: 'toolu_01', name: 'Write', input: { file_path: target, content } }] }) },
+        { match, headers: { 'content-type': 'text/event-stream' }, chunk_delay_ms: 2,
+            chunks: anthropicStream({ blocks: [{ type: 'text', text: finalText }] }) },
+    );
+
+    const r = await runClaude('create hello.txt containing hi', work, home);
+    assert.equal(r.code, 0, `claude exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    assert.equal(fs.readFileSync(target, 'utf8'), content);
+    assert.ok(r.stdout.includes(finalText), r.stdout);
+
+    const turns = (await mock.requests()).filter((q) => q.path.startsWith('/v1/messages') && JSON.parse(q.body).model === 'claude-sonnet-4.5');
+    assert.equal(turns.length, 2);
+    const second = JSON.parse(turns[1].body);
+    const last = second.messages.at(-1);
+    const result = last.content.find((b) => b.type === 'tool_result');
+    assert.equal(result.tool_use_id, 'toolu_01');
+    for (const q of await mock.requests()) {
+        assert.equal(q.headers['x-api-key'], POE_KEY);
+        assert.ok(!JSON.stringify(q).includes(MASTER_KEY), 'the master key reached Poe');
+    }
+    assert.match(turns[0].headers['anthropic-beta'] ?? '', /claude-code/);
+});
