@@ -1,4 +1,5 @@
 /* poe-gateway: MIT licence. POST /v1/messages and /v1/messages/count_tokens: validate, route, hand to the upstream. */
+#include <stdio.h>
 #include <string.h>
 #include "errors.h"
 #include "passthrough.h"
@@ -56,6 +57,15 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
                            body->model, route->api_key_env);
         else
             pgw_send_error(req, 503, PGW_ERR_API, "the route for %s has no api_key configured", body->model);
+        return NULL;
+    }
+    uint64_t wait_ms = pgw_ratelimit_take(pgw_server->route_limits + (route - r->conf->routes), pgw_now_ms());
+    if (wait_ms != 0) {
+        char secs[24];
+        int n = snprintf(secs, sizeof(secs), "%llu", (unsigned long long)((wait_ms + 999) / 1000));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, h2o_strdup(&req->pool, secs, n).base, n);
+        pgw_send_error(req, 429, PGW_ERR_RATE_LIMIT, "route %s is over its limit of %d requests per minute; retry in %s s",
+                       route->model_name, route->rpm, secs);
         return NULL;
     }
     if (route->api_base == NULL) {

@@ -558,7 +558,8 @@ static int on_extra_headers(struct st_loader_t *l, pgw_route_t *route, yaml_node
 static int is_known_param(const yaml_node_t *key)
 {
     static const char *const known[] = {"model",          "api_base",    "api_key",       "rpm",        "timeout",
-                                        "stream_timeout", "max_retries", "extra_headers", "ssl_verify", "extra_body"};
+                                        "stream_timeout", "max_retries", "extra_headers", "ssl_verify", "extra_body",
+                                        "http2_prior_knowledge"};
     for (size_t i = 0; i != sizeof(known) / sizeof(known[0]); ++i)
         if (key_is(key, known[i]))
             return 1;
@@ -608,6 +609,12 @@ static int on_litellm_params(struct st_loader_t *l, pgw_route_t *route, yaml_nod
                 return -1;
         } else if (key_is(key, "ssl_verify")) {
             if (parse_bool(l, value, "ssl_verify", &route->ssl_verify) != 0)
+                return -1;
+            if (!route->ssl_verify)
+                pgw_log_warn(MODULE_NAME, "%s:%zu:%zu: route '%s' does not verify the upstream's TLS certificate", l->path,
+                             key->start_mark.line + 1, key->start_mark.column + 1, route->model_name);
+        } else if (key_is(key, "http2_prior_knowledge")) {
+            if (parse_bool(l, value, "http2_prior_knowledge", &route->h2c) != 0)
                 return -1;
         } else {
             assert(key_is(key, "extra_body"));

@@ -42,6 +42,7 @@ typedef struct st_pgw_route_t {
     double stream_timeout;  /* seconds of silence mid-stream: route, else PGW_DEFAULT_STREAM_TIMEOUT */
     int max_retries;        /* route max_retries, else router_settings.num_retries, else PGW_DEFAULT_MAX_RETRIES */
     int ssl_verify;         /* 1 unless the route says ssl_verify: false */
+    int h2c;                /* http2_prior_knowledge: true: HTTP/2 without TLS to an http:// api_base */
     pgw_header_t *extra_headers; /* owned array */
     size_t num_extra_headers;
     unsigned line, column; /* 1-based position of the entry in the file, for messages */

@@ -136,7 +136,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return EXIT_CONFIG;
     }
-    pgw_config_t conf;
+    static pgw_config_t conf;
     if (pgw_config_load(&conf, config_path, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         return EXIT_CONFIG;
@@ -177,7 +177,7 @@ int main(int argc, char **argv)
         goto ConfigError;
     }
 
-    pgw_server_t server;
+    static pgw_server_t server; /* static: it stays reachable until the process exits */
     if (pgw_server_init(&server, &conf) != 0) {
         pgw_config_dispose(&conf);
         return 1;

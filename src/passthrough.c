@@ -49,14 +49,21 @@ typedef struct st_passthrough_t {
     int abort_after_pending; /* end the response abruptly once pending is sent (a broken non-stream body) */
     int final_sent;
     int paused;
+    int resuming; /* inside pgw_upstream_resume: do_send waits */
     pgw_sse_reader_t sse;
     pgw_usage_parser_t json_usage;
     struct timers *timers;
     uint64_t last_upstream_byte;
 } passthrough_t;
 
+/*
+ * Hands what is pending to h2o when nothing is in flight. h2o may finish (and dispose of) the request inside h2o_send,
+ * so every caller makes this its last use of `st`.
+ */
 static void do_send(passthrough_t *st)
 {
+    if (st->resuming)
+        return; /* pgw_upstream_resume is running: on_proceed sends when it returns */
     if (st->final_sent || st->sending.bytes_inflight != 0)
         return;
     h2o_iovec_t buf = h2o_doublebuffer_prepare(&st->sending, &st->pending, SIZE_MAX);
@@ -75,11 +82,14 @@ static void on_proceed(h2o_generator_t *generator, h2o_req_t *req)
 {
     passthrough_t *st = (passthrough_t *)generator;
     h2o_doublebuffer_consume(&st->sending);
-    do_send(st);
     if (st->paused && st->transfer != NULL && st->pending->size < PENDING_HIGH_WATER / 2) {
+        /* the upstream may deliver bytes, or even complete, inside pgw_upstream_resume: queue them, send after */
         st->paused = 0;
+        st->resuming = 1;
         pgw_upstream_resume(st->transfer);
+        st->resuming = 0;
     }
+    do_send(st);
 }
 
 static void stop_upstream(passthrough_t *st)
@@ -128,11 +138,11 @@ static void on_ping(uv_timer_t *timer)
         uv_timer_start(timer, on_ping, PING_INTERVAL_MS - idle, 0);
         return;
     }
+    uv_timer_start(timer, on_ping, PING_INTERVAL_MS, 0);
     if (pgw_sse_reader_at_boundary(&st->sse) && st->pending->size == 0) {
         pgw_buf_append_lit(&st->pending, "event: ping\ndata: {\"type\": \"ping\"}\n\n");
         do_send(st);
     }
-    uv_timer_start(timer, on_ping, PING_INTERVAL_MS, 0);
 }
 
 /*
@@ -248,14 +258,13 @@ static int on_body(pgw_upstream_transfer_t *t, const char *bytes, size_t len)
         return 1;
     }
     pgw_buf_append(&st->pending, bytes, len);
-    do_send(st);
-    /* noted after the bytes are on their way */
     if (st->is_sse) {
         st->last_upstream_byte = uv_now(&st->r->worker->loop);
         pgw_sse_reader_feed(&st->sse, bytes, len, on_sse_event, st);
     } else if (st->json_usage.handle != NULL) {
         pgw_usage_parser_feed(&st->json_usage, bytes, len);
     }
+    do_send(st);
     return 0;
 }
 
@@ -350,7 +359,11 @@ void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, const pgw
     headers = curl_slist_append(headers, "Expect:"); /* no 100-continue round trip */
     headers = curl_slist_append(headers, "Accept-Encoding: identity");
 
-    snprintf(url, sizeof(url), "%s%s", route->api_base, path);
+    /* LiteLLM configs often write Poe's base as https://api.poe.com/v1 for every route: do not double the version */
+    size_t base_len = strlen(route->api_base);
+    if (base_len >= 3 && strcmp(route->api_base + base_len - 3, "/v1") == 0)
+        base_len -= 3;
+    snprintf(url, sizeof(url), "%.*s%s", (int)base_len, route->api_base, path);
     passthrough_t *st = h2o_mem_alloc_shared(&req->pool, sizeof(*st), on_dispose);
     memset(st, 0, sizeof(*st));
     st->r = r;
@@ -368,6 +381,6 @@ void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, const pgw
         uv_timer_start(&st->timers->watch, on_watch, HANGUP_POLL_MS, HANGUP_POLL_MS);
 
     pgw_upstream_request_t upreq = {url, "POST", upbody, headers, route->timeout, route->stream_timeout, route->max_retries,
-                                    route->ssl_verify, 0};
+                                    route->ssl_verify, route->h2c};
     st->transfer = pgw_upstream_start(r->worker->upstream, &upreq, &callbacks, st);
 }

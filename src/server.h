@@ -7,6 +7,7 @@
 #include <uv.h>
 #include <h2o.h>
 #include "config.h"
+#include "ratelimit.h"
 #include "upcheck.h"
 #include "upstream.h"
 #include "usage.h"
@@ -44,6 +45,7 @@ struct st_pgw_server_t {
     unsigned port;            /* the bound port (differs from conf->port when that is 0) */
     atomic_int shutting_down; /* readiness answers 503 once set */
     uint64_t started_at;      /* wall clock, ms */
+    pgw_ratelimit_t *route_limits; /* one per conf->routes entry, for its rpm (owned array) */
 };
 
 /**

@@ -172,6 +172,7 @@ static int on_socket(CURL *easy, curl_socket_t s, int action, void *userp, void 
     case CURL_POLL_INOUT:
         if (ctx == NULL) {
             ctx = h2o_mem_alloc(sizeof(*ctx));
+            memset(ctx, 0, sizeof(*ctx));
             ctx->fd = s;
             ctx->up = up;
             uv_poll_init_socket(up->loop, &ctx->poll, s);
@@ -286,9 +287,10 @@ static void start_attempt(pgw_upstream_transfer_t *t)
     curl_multi_add_handle(t->up->multi, t->easy);
 }
 
-static void retry_later(pgw_upstream_transfer_t *t, const char *why)
+/* `broken`: the attempt failed at the transport level; its connection is not to be reused. */
+static void retry_later(pgw_upstream_transfer_t *t, const char *why, int broken)
 {
-    detach_easy(t, 0);
+    detach_easy(t, broken);
     long delay = t->retry_after_ms >= 0 ? t->retry_after_ms : pgw_upstream_backoff_ms(t->attempts);
     if (delay > RETRY_AFTER_CAP_MS)
         delay = RETRY_AFTER_CAP_MS;
@@ -406,7 +408,7 @@ static void on_done(pgw_upstream_transfer_t *t, CURLcode result)
         long status = 0;
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
         snprintf(msg, sizeof(msg), "status %ld", status);
-        retry_later(t, msg);
+        retry_later(t, msg, 0);
         return;
     }
     if (result == CURLE_OK) {
@@ -418,7 +420,7 @@ static void on_done(pgw_upstream_transfer_t *t, CURLcode result)
     }
     snprintf(msg, sizeof(msg), "%s", t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(result));
     if (t->state != ST_STREAMING && (t->discard || result_is_retryable(result)) && t->attempts <= t->max_retries) {
-        retry_later(t, msg);
+        retry_later(t, msg, 1);
         return;
     }
     complete(t, t->state == ST_STREAMING ? PGW_UPSTREAM_BROKEN : PGW_UPSTREAM_CONNECT, msg);
@@ -461,7 +463,10 @@ pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file)
     curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
     curl_multi_setopt(up->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
     curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)MAX_HOST_CONNECTIONS);
-    curl_multi_setopt(up->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
+    /* Streams opened before the server's SETTINGS arrive are bounded only by this; a server that allows fewer (libh2o:
+     * 100) answers the excess with a connection error that fails every stream on it. 100 is HTTP/2's recommended
+     * minimum; past it a worker opens another connection (up to MAX_HOST_CONNECTIONS) or queues. */
+    curl_multi_setopt(up->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 100L);
 
     /* one worker, one thread: the share needs no locks */
     up->share = curl_share_init();
@@ -531,6 +536,12 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, req->h2c ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : CURL_HTTP_VERSION_2TLS);
+    if (req->h2c) {
+        /* libcurl 7.88 (Debian 12) cannot send a second stream on a prior-knowledge connection: the request after the
+         * first one on it fails with a framing error. Until a newer libcurl, each h2c request gets its own connection. */
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    }
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     if (up->ca_file != NULL)
         curl_easy_setopt(e, CURLOPT_CAINFO, up->ca_file);

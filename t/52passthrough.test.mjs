@@ -307,3 +307,29 @@ test('GET /health probes each upstream without a key, caches for 30 s, and says 
         await ok.stop();
     }
 });
+
+test('a slow client gets every byte: the upstream is paused past the high-water mark, then resumed', async () => {
+    // about 6 MB of events, far more than the gateway buffers for one client (1 MB)
+    const chunks = anthropicStream({ blocks: [{ type: 'text', text: 'x'.repeat(1) }] });
+    const big = [];
+    for (let i = 0; i < 3000; i++)
+        big.push(`event: content_block_delta\ndata: ${JSON.stringify({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: String(i).padEnd(2000, '.') } })}\n\n`);
+    const all = [chunks[0], chunks[1], ...big, ...chunks.slice(2)];
+    await mock.script({ match: { path: '/v1/messages' }, headers: { 'content-type': 'text/event-stream' }, chunks: all });
+    const u = new URL(gw.url);
+    const body = await new Promise((resolve, reject) => {
+        const req = http.request({ host: u.hostname, port: u.port, path: '/v1/messages', method: 'POST', headers }, (res) => {
+            const parts = [];
+            res.pause();
+            setTimeout(() => {
+                res.on('data', (d) => parts.push(d));
+                res.on('end', () => resolve(Buffer.concat(parts).toString()));
+                res.resume();
+            }, 1500);
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify(msg({ stream: true })));
+    });
+    assert.equal(body.length, all.join('').length);
+    assert.equal(body, all.join(''));
+});

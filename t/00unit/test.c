@@ -153,6 +153,7 @@ void test_src__sse_c(void);
 void test_src__usage_c(void);
 void test_src__upstream_c(void);
 void test_src__masterkey_c(void);
+void test_src__ratelimit_c(void);
 
 int main(void)
 {
@@ -168,5 +169,6 @@ int main(void)
     subtest("src/usage.c", test_src__usage_c);
     subtest("src/upstream.c", test_src__upstream_c);
     subtest("src/masterkey.c", test_src__masterkey_c);
+    subtest("src/ratelimit.c", test_src__ratelimit_c);
     return done_testing();
 }
