@@ -1,0 +1,181 @@
+/* poe-gateway: MIT licence. Anthropic Messages <-> OpenAI chat/completions, for openai/ routes: the shared types and the
+ * three translators (request, whole response, stream). The rules are ../shared/docs/translation.md; section numbers in
+ * comments refer to it. Translators see bytes and buffers only: no h2o request, no curl, no clock, no randomness. */
+#ifndef PGW_TRANSLATE_H
+#define PGW_TRANSLATE_H
+
+#include <stddef.h>
+#include <h2o/memory.h>
+
+/* ---- src/catalog.c: what a Poe bot declares in GET /v1/models ---- */
+
+typedef enum en_pgw_knob_type_t {
+    PGW_KNOB_OTHER = 0,
+    PGW_KNOB_INTEGER, /* schema type integer/number: min..max */
+    PGW_KNOB_BOOLEAN,
+    PGW_KNOB_ENUM, /* schema enum of strings: values[] */
+} pgw_knob_type_t;
+
+/** One entry of a bot's `parameters[]`. */
+typedef struct st_pgw_knob_t {
+    char *name;
+    pgw_knob_type_t type;
+    long long min, max; /* PGW_KNOB_INTEGER; LLONG_MIN / LLONG_MAX when the schema gives none */
+    char **values;      /* PGW_KNOB_ENUM, in schema order */
+    size_t num_values;
+} pgw_knob_t;
+
+/** A bot as Poe's catalog describes it. */
+typedef struct st_pgw_bot_t {
+    char *id;                 /* catalog id, lower case ("gpt-5") */
+    long long max_output_tokens; /* context_window.max_output_tokens; 0 when unknown */
+    pgw_knob_t *knobs;
+    size_t num_knobs;
+} pgw_bot_t;
+
+/** Returns the knob called `name`, or NULL. */
+const pgw_knob_t *pgw_bot_knob(const pgw_bot_t *bot, const char *name);
+
+/* ---- src/toolnames.c: tool names upstream (§2.6) and tool-call ids (§7) ---- */
+
+#define PGW_TOOLNAME_MAX 64
+
+/**
+ * The names of one request's tools, original and as sent upstream. Built by the request translator from `tools`;
+ * used by the response translators to restore originals. Owns its strings.
+ */
+typedef struct st_pgw_toolnames_t {
+    struct {
+        char *original;
+        char *mapped;
+    } *entries;
+    size_t num_entries;
+} pgw_toolnames_t;
+
+/**
+ * Maps a tool name to `^[a-zA-Z0-9_-]{1,64}$`: other characters become '_'; a name over 64 characters becomes its
+ * first 55 characters, '_' and the first 8 hex digits of its SHA-256. Writes a NUL-terminated result into `out`
+ * (PGW_TOOLNAME_MAX + 1 bytes). Pure: the same input always maps the same way.
+ */
+void pgw_toolname_map(const char *name, size_t len, char *out);
+
+/** Adds a pair (copied); names that collide after mapping both take the hashed form (§2.6). */
+void pgw_toolnames_add(pgw_toolnames_t *names, const char *original, size_t len);
+/** The upstream name for an original, or NULL when the tool is not in `names`. */
+const char *pgw_toolnames_mapped(const pgw_toolnames_t *names, const char *original, size_t len);
+/** The original for an upstream name; the upstream name itself when unknown. Valid while `names` lives. */
+const char *pgw_toolnames_original(const pgw_toolnames_t *names, const char *mapped, size_t len, size_t *out_len);
+void pgw_toolnames_dispose(pgw_toolnames_t *names);
+
+/**
+ * Sanitises an upstream tool-call id (§7): every character outside [A-Za-z0-9_-] becomes '_'. Writes at most `outsz`
+ * - 1 bytes and a NUL. An empty id yields "".
+ */
+void pgw_toolcall_id_sanitise(const char *id, size_t len, char *out, size_t outsz);
+
+/* ---- src/translate_request.c: Anthropic request -> chat/completions request (§2) ---- */
+
+typedef struct st_pgw_translate_opts_t {
+    const char *upstream_model; /* the bot name sent as "model" */
+    const pgw_bot_t *bot;       /* the bot's catalog entry; NULL when unknown: no knobs are sent and max_tokens is not
+                                   clamped */
+    const char *extra_body;     /* route pins: members of a JSON object without the braces (`"thinking_budget":4096`),
+                                   added at the top level and winning over computed knobs; NULL for none */
+    int echo_reasoning;         /* route option: history thinking goes upstream as reasoning_content (§2.5) */
+    int minimal_schema;         /* route option: tool schemas reduced to type/properties/required (§2.6) */
+} pgw_translate_opts_t;
+
+typedef struct st_pgw_translated_t {
+    int stream;                   /* the client asked for a stream */
+    long long max_tokens;         /* as sent upstream (after clamping); 0 when the client sent none (count_tokens) */
+    long long input_tokens;       /* the local estimate of the translated prompt (§6): never below the true count */
+    pgw_toolnames_t toolnames;    /* the request's tools, for the response side; dispose with pgw_translated_dispose */
+} pgw_translated_t;
+
+/**
+ * Translates the Anthropic request `body` into a chat/completions body appended to `*out`, streaming through yajl
+ * callbacks (no document tree), buffering only what must move (§2.4 rule 5). Returns 0, or -1 with a client-facing
+ * message in `err` (an invalid_request_error: malformed JSON, a field of the wrong type, ...). `res` is filled in
+ * either case and must be disposed.
+ */
+int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts_t *opts, h2o_buffer_t **out,
+                          pgw_translated_t *res, char *err, size_t errsz);
+void pgw_translated_dispose(pgw_translated_t *res);
+
+/* ---- src/translate_response.c and src/translate_stream.c: chat/completions -> Anthropic (§3, §4) ---- */
+
+typedef struct st_pgw_response_opts_t {
+    const char *msg_id;             /* "msg_..." chosen by the caller (§7) */
+    const char *model;              /* the model name the client asked for */
+    long long input_tokens;         /* the request's estimate, used until (and unless) Poe reports usage */
+    const pgw_toolnames_t *toolnames;
+    int buffer_tools;               /* emit each tool call whole at the end (§4.4 rule 3) */
+    const char *stop_sequences[4];  /* the client's stop sequences, NULL-terminated, for stop_sequence reporting */
+} pgw_response_opts_t;
+
+/** An upstream failure in Anthropic terms (§5). */
+typedef struct st_pgw_upstream_failure_t {
+    int status;         /* HTTP status for a JSON error response */
+    const char *type;   /* Anthropic error type (static string) */
+    char message[512];
+} pgw_upstream_failure_t;
+
+/**
+ * Maps an upstream error response (status and body, Poe's or OpenAI's shape) to the client's status, type and
+ * message (§5), e.g. 401 -> 502 api_error, 402 -> 402 billing_error, 529/503 -> 529 overloaded_error, context overflow
+ * -> 400 "prompt is too long: ...". `route` names the route in messages.
+ */
+void pgw_map_upstream_error(int status, const char *body, size_t len, const char *route, pgw_upstream_failure_t *out);
+
+/**
+ * Translates a whole chat/completions response into an Anthropic message appended to `*out`. Returns 0, or -1 with
+ * `fail` filled when the response is unusable (no choices, malformed, nothing at all with finish_reason stop, an
+ * error object): the caller answers with fail->status.
+ */
+int pgw_translate_response(const char *body, size_t len, const pgw_response_opts_t *opts, h2o_buffer_t **out,
+                           pgw_upstream_failure_t *fail);
+
+/**
+ * The stream state machine (§4). Fed one upstream SSE event's data at a time (the SSE framing is src/sse.c's job);
+ * appends Anthropic SSE frames ("event: T\ndata: {...}\n\n") to the caller's buffer. Finalises exactly once.
+ */
+typedef struct st_pgw_stream_translator_t pgw_stream_translator_t;
+
+typedef enum en_pgw_stream_status_t {
+    PGW_STREAM_CONTINUE = 0, /* keep feeding */
+    PGW_STREAM_DONE,         /* message_stop (or a closing error event) was written: the client stream is complete */
+    PGW_STREAM_FAILED_EARLY, /* an upstream error arrived before the commit: answer with stream_failure() as JSON */
+} pgw_stream_status_t;
+
+pgw_stream_translator_t *pgw_stream_translator_create(const pgw_response_opts_t *opts);
+void pgw_stream_translator_destroy(pgw_stream_translator_t *t);
+
+/** One event's data: a chunk object, or "[DONE]". */
+pgw_stream_status_t pgw_stream_translator_feed(pgw_stream_translator_t *t, const char *data, size_t len, h2o_buffer_t **out);
+
+/**
+ * Forces the commit (message_start) when nothing usable arrived within the caller's wait (§4.2). No-op once committed.
+ */
+void pgw_stream_translator_commit(pgw_stream_translator_t *t, h2o_buffer_t **out);
+
+/** 1 once message_start has been written. */
+int pgw_stream_translator_committed(const pgw_stream_translator_t *t);
+
+/** 1 when finish_reason was seen but the stream is not finalised yet (the caller arms the 2 s grace timer, §4.5). */
+int pgw_stream_translator_awaiting_usage(const pgw_stream_translator_t *t);
+
+/**
+ * Ends the stream: `clean` means the upstream ended normally (EOF or the grace timer); otherwise `errtype`/`message` say
+ * why it broke (a stall, a reset). Writes message_delta + message_stop, or one `error` event, per §4.5. Idempotent.
+ */
+pgw_stream_status_t pgw_stream_translator_finish(pgw_stream_translator_t *t, int clean, const char *errtype, const char *message,
+                                                 h2o_buffer_t **out);
+
+/** After PGW_STREAM_FAILED_EARLY: the failure to answer with. */
+const pgw_upstream_failure_t *pgw_stream_translator_failure(const pgw_stream_translator_t *t);
+
+/** The usage the client was told (for logs and metrics), valid after the stream is done. */
+void pgw_stream_translator_usage(const pgw_stream_translator_t *t, long long *input, long long *output, long long *cache_read,
+                                 long long *cache_creation);
+
+#endif
