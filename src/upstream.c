@@ -18,8 +18,9 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include "log.h"
 #include <h2o.h>
+#include "config.h"
+#include "log.h"
 #include "upstream.h"
 
 #define MODULE_NAME "upstream"
@@ -624,4 +625,24 @@ void pgw_upstream_foreach_header(pgw_upstream_transfer_t *t, void (*cb)(void *ct
         cb(ctx, h2o_iovec_init(p, nlen), h2o_iovec_init(v, vlen));
         p = v + vlen + 1;
     }
+}
+
+struct curl_slist *pgw_upstream_add_header(struct curl_slist *list, const char *name, h2o_iovec_t value)
+{
+    char buf[8192];
+    int n = snprintf(buf, sizeof(buf), "%s: %.*s", name, (int)value.len, value.base);
+    if (n < 0 || n >= (int)sizeof(buf))
+        return list;
+    return curl_slist_append(list, buf);
+}
+
+struct curl_slist *pgw_upstream_add_route_headers(struct curl_slist *list, const pgw_route_t *route)
+{
+    list = curl_slist_append(list, "Content-Type: application/json");
+    for (size_t i = 0; i != route->num_extra_headers; ++i)
+        if (route->extra_headers[i].value != NULL) /* NULL: names an unset variable, warned at start */
+            list = pgw_upstream_add_header(list, route->extra_headers[i].name,
+                                           h2o_iovec_init(route->extra_headers[i].value, strlen(route->extra_headers[i].value)));
+    list = curl_slist_append(list, "Expect:"); /* no 100-continue round trip */
+    return curl_slist_append(list, "Accept-Encoding: identity");
 }

@@ -92,6 +92,18 @@ h2o_iovec_t pgw_upstream_header(pgw_upstream_transfer_t *t, const char *name, si
 void pgw_upstream_foreach_header(pgw_upstream_transfer_t *t, void (*cb)(void *ctx, h2o_iovec_t name, h2o_iovec_t value),
                                  void *ctx);
 
+/**
+ * Appends "name: value" to a header list for pgw_upstream_request_t.headers (a value over 8 KB is dropped).
+ */
+struct curl_slist *pgw_upstream_add_header(struct curl_slist *list, const char *name, h2o_iovec_t value);
+
+/**
+ * Appends what every request to `route` carries: content-type application/json, the route's extra_headers (those whose
+ * variable is unset are skipped), no Expect: 100-continue, and Accept-Encoding: identity.
+ */
+struct st_pgw_route_t;
+struct curl_slist *pgw_upstream_add_route_headers(struct curl_slist *list, const struct st_pgw_route_t *route);
+
 /** How many attempts were made so far (1 without retries). */
 int pgw_upstream_attempts(pgw_upstream_transfer_t *t);
 

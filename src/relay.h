@@ -1,0 +1,81 @@
+/* poe-gateway: MIT licence. The client side of a proxied response: one send in flight, flow control against the upstream,
+ * SSE pings on silence, and hang-up detection for HTTP/1 clients. Shared by both route kinds. */
+#ifndef PGW_RELAY_H
+#define PGW_RELAY_H
+
+#include "server.h"
+#include "upstream.h"
+
+#define PGW_RELAY_HIGH_WATER (1024 * 1024)
+#define PGW_RELAY_PING_MS 15000
+
+typedef struct st_pgw_relay_t pgw_relay_t;
+
+/**
+ * Called after PGW_RELAY_PING_MS without an upstream byte (pgw_relay_note_upstream), once pings are enabled. Returns
+ * 1 when a ping may be written now (the stream stands between two events), 0 to skip this one.
+ */
+typedef int (*pgw_relay_can_ping_cb)(pgw_relay_t *rl);
+
+
+/**
+ * Embedded as the first member of a route's per-request state (allocated from the request pool as a shared entry whose
+ * dispose calls pgw_relay_dispose).
+ */
+struct st_pgw_relay_t {
+    h2o_generator_t super;
+    pgw_request_t *r;
+    const pgw_route_t *route;
+    pgw_upstream_transfer_t *transfer; /* owned until it completes; NULL once completed or cancelled */
+    h2o_buffer_t *pending;             /* response bytes not yet handed to h2o */
+    h2o_doublebuffer_t sending;        /* handed to h2o, awaiting proceed */
+    int started;                       /* the response head went to h2o */
+    int done;                          /* nothing more will be appended: send FINAL once pending is out */
+    int abort;                         /* with done: end with ERROR (an incomplete body) instead of FINAL */
+    int final_sent;                    /* the response is complete from h2o's point of view */
+    int paused;                        /* the upstream transfer is paused for flow control */
+    int resuming;
+    pgw_relay_can_ping_cb can_ping;    /* set by pgw_relay_enable_ping */
+    uint64_t last_upstream_byte;
+    struct st_pgw_relay_timers_t *timers;
+};
+
+/** Initialises `rl` for request `r`; starts the hang-up watch for HTTP/1 clients. */
+void pgw_relay_init(pgw_relay_t *rl, pgw_request_t *r, const pgw_route_t *route);
+
+/** Cancels the transfer, stops the timers and frees the buffers. Called from the owner's pool dispose. */
+void pgw_relay_dispose(pgw_relay_t *rl);
+
+/** Cancels the upstream transfer (if any) and stops the ping timer. */
+void pgw_relay_stop_upstream(pgw_relay_t *rl);
+
+/**
+ * Starts the response with req->res as the caller set it. Nothing is sent yet: bytes go out with pgw_relay_send.
+ */
+void pgw_relay_start(pgw_relay_t *rl);
+
+/**
+ * An error response instead of a relayed one, before pgw_relay_start: marks the relay final so nothing else is sent.
+ * The caller sends the response itself (pgw_send_error) right after.
+ */
+void pgw_relay_respond_directly(pgw_relay_t *rl);
+
+/**
+ * Hands pending bytes to h2o when nothing is in flight; with `done`, ends the response once all is out. h2o may finish
+ * and dispose of the request inside this call: callers make it their last use of the relay.
+ */
+void pgw_relay_send(pgw_relay_t *rl);
+
+/**
+ * For the upstream's on_body: 1 when `pending` is past the high-water mark (the caller returns "pause" to the upstream
+ * without consuming the bytes), else 0.
+ */
+int pgw_relay_should_pause(pgw_relay_t *rl);
+
+/** Records upstream activity (for pings). */
+void pgw_relay_note_upstream(pgw_relay_t *rl);
+
+/** Starts SSE pings: after each PING_MS of upstream silence, `can_ping` is asked and a ping event appended. */
+void pgw_relay_enable_ping(pgw_relay_t *rl, pgw_relay_can_ping_cb can_ping);
+
+#endif
