@@ -555,11 +555,117 @@ static int on_extra_headers(struct st_loader_t *l, pgw_route_t *route, yaml_node
     return 0;
 }
 
+/* ---- extra_body: a YAML mapping written out as JSON object members ---- */
+
+struct st_json_text_t {
+    char *buf;
+    size_t len, cap;
+};
+
+static void jt_append(struct st_json_text_t *t, const char *s, size_t len)
+{
+    if (t->len + len + 1 > t->cap) {
+        t->cap = (t->len + len + 1) * 2;
+        t->buf = xrealloc(t->buf, t->cap);
+    }
+    memcpy(t->buf + t->len, s, len);
+    t->len += len;
+    t->buf[t->len] = '\0';
+}
+
+static void jt_string(struct st_json_text_t *t, const char *s, size_t len)
+{
+    jt_append(t, "\"", 1);
+    for (size_t i = 0; i != len; ++i) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            jt_append(t, esc, 2);
+        } else if (c < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", c);
+            jt_append(t, esc, 6);
+        } else {
+            jt_append(t, (const char *)&c, 1);
+        }
+    }
+    jt_append(t, "\"", 1);
+}
+
+/* A plain YAML scalar that reads as a JSON number, boolean or null is written as one; anything else as a string. */
+static void jt_scalar(struct st_json_text_t *t, const yaml_node_t *node)
+{
+    const char *s = (const char *)node->data.scalar.value;
+    size_t len = node->data.scalar.length;
+    if (node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+        if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0) {
+            jt_append(t, s, len);
+            return;
+        }
+        if (is_null(node)) {
+            jt_append(t, "null", 4);
+            return;
+        }
+        char *end;
+        strtod(s, &end);
+        if (len != 0 && *end == '\0' && strspn(s, "+-0123456789.eE") == len && s[0] != '+' && s[0] != '.') {
+            jt_append(t, s, len);
+            return;
+        }
+    }
+    jt_string(t, s, len);
+}
+
+static int jt_node(struct st_loader_t *l, struct st_json_text_t *t, yaml_node_t *node, int depth, int members_only)
+{
+    if (depth > 32)
+        return error_at(l, node, "extra_body is nested too deeply");
+    switch (node->type) {
+    case YAML_SCALAR_NODE:
+        jt_scalar(t, node);
+        return 0;
+    case YAML_SEQUENCE_NODE:
+        jt_append(t, "[", 1);
+        for (yaml_node_item_t *item = node->data.sequence.items.start; item != node->data.sequence.items.top; ++item) {
+            if (item != node->data.sequence.items.start)
+                jt_append(t, ",", 1);
+            if (jt_node(l, t, node_at(l, *item), depth + 1, 0) != 0)
+                return -1;
+        }
+        jt_append(t, "]", 1);
+        return 0;
+    case YAML_MAPPING_NODE: {
+        pair_t *pairs;
+        size_t num;
+        if (get_pairs(l, node, &pairs, &num) != 0)
+            return -1;
+        if (!members_only)
+            jt_append(t, "{", 1);
+        for (size_t i = 0; i != num; ++i) {
+            if (pairs[i].key->type != YAML_SCALAR_NODE)
+                return error_at(l, pairs[i].key, "extra_body keys must be scalars");
+            if (i != 0)
+                jt_append(t, ",", 1);
+            jt_string(t, (const char *)pairs[i].key->data.scalar.value, pairs[i].key->data.scalar.length);
+            jt_append(t, ":", 1);
+            if (jt_node(l, t, pairs[i].value, depth + 1, 0) != 0)
+                return -1;
+        }
+        if (!members_only)
+            jt_append(t, "}", 1);
+        return 0;
+    }
+    default:
+        return error_at(l, node, "extra_body holds an unsupported node");
+    }
+}
+
 static int is_known_param(const yaml_node_t *key)
 {
     static const char *const known[] = {"model",          "api_base",    "api_key",       "rpm",        "timeout",
                                         "stream_timeout", "max_retries", "extra_headers", "ssl_verify", "extra_body",
-                                        "http2_prior_knowledge"};
+                                        "http2_prior_knowledge", "echo_reasoning", "minimal_schema", "buffer_tools"};
     for (size_t i = 0; i != sizeof(known) / sizeof(known[0]); ++i)
         if (key_is(key, known[i]))
             return 1;
@@ -616,11 +722,26 @@ static int on_litellm_params(struct st_loader_t *l, pgw_route_t *route, yaml_nod
         } else if (key_is(key, "http2_prior_knowledge")) {
             if (parse_bool(l, value, "http2_prior_knowledge", &route->h2c) != 0)
                 return -1;
+        } else if (key_is(key, "echo_reasoning")) {
+            if (parse_bool(l, value, "echo_reasoning", &route->echo_reasoning) != 0)
+                return -1;
+        } else if (key_is(key, "minimal_schema")) {
+            if (parse_bool(l, value, "minimal_schema", &route->minimal_schema) != 0)
+                return -1;
+        } else if (key_is(key, "buffer_tools")) {
+            if (parse_bool(l, value, "buffer_tools", &route->buffer_tools) != 0)
+                return -1;
         } else {
             assert(key_is(key, "extra_body"));
-            /* accepted for a later issue; only its shape is checked for now */
-            if (expect_mapping(l, value, "extra_body") != 0)
+            struct st_json_text_t text = {NULL};
+            if (expect_mapping(l, value, "extra_body") != 0 || jt_node(l, &text, value, 0, 1) != 0) {
+                free(text.buf);
                 return -1;
+            }
+            free(route->extra_body);
+            route->extra_body = text.len != 0 ? text.buf : NULL;
+            if (text.len == 0)
+                free(text.buf);
         }
     }
 
@@ -1103,6 +1224,7 @@ void pgw_config_dispose(pgw_config_t *conf)
         free(route->model_name);
         free(route->upstream_model);
         free(route->api_base);
+        free(route->extra_body);
         free_secret(route->api_key);
         free(route->api_key_env);
         for (size_t j = 0; j != route->num_extra_headers; ++j) {

@@ -43,6 +43,10 @@ typedef struct st_pgw_route_t {
     int max_retries;        /* route max_retries, else router_settings.num_retries, else PGW_DEFAULT_MAX_RETRIES */
     int ssl_verify;         /* 1 unless the route says ssl_verify: false */
     int h2c;                /* http2_prior_knowledge: true: HTTP/2 without TLS to an http:// api_base */
+    int echo_reasoning;     /* openai/: history thinking goes upstream as reasoning_content */
+    int minimal_schema;     /* openai/: tool schemas reduced to type/properties/required */
+    int buffer_tools;       /* openai/: tool calls emitted whole at the end of a stream */
+    char *extra_body;       /* openai/: litellm_params.extra_body as JSON object members without braces, or NULL (owned) */
     pgw_header_t *extra_headers; /* owned array */
     size_t num_extra_headers;
     unsigned line, column; /* 1-based position of the entry in the file, for messages */

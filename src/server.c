@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include "catalog.h"
 #include "log.h"
 #include "routing.h"
 #include "server.h"
@@ -149,6 +150,8 @@ static void *worker_main(void *arg)
     const char *ca_file = server->conf->ssl_ca_file != NULL ? server->conf->ssl_ca_file : getenv("SSL_CERT_FILE");
     w->upstream = pgw_upstream_create(&w->loop, ca_file);
     w->upcheck = pgw_upcheck_create(w->upstream, server->conf);
+    if (w->id == 0)
+        pgw_catalogs_start(&w->loop, w->upstream);
     int ret;
     if ((ret = uv_tcp_open(&w->listener, server->listen_fds[w->id])) != 0 ||
         (ret = uv_listen((uv_stream_t *)&w->listener, LISTEN_BACKLOG, on_accept)) != 0) {
@@ -260,6 +263,7 @@ int pgw_server_init(pgw_server_t *server, pgw_config_t *conf)
     server->route_limits = h2o_mem_alloc(sizeof(*server->route_limits) * (conf->num_routes + 1));
     for (size_t i = 0; i != conf->num_routes; ++i)
         pgw_ratelimit_init(server->route_limits + i, conf->routes[i].rpm, server->started_at);
+    pgw_catalogs_init(conf);
     h2o_config_init(&server->globalconf);
     server->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("poe-gateway"));
     server->globalconf.max_request_entity_size = conf->max_body_bytes;

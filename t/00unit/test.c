@@ -154,6 +154,7 @@ void test_src__usage_c(void);
 void test_src__upstream_c(void);
 void test_src__masterkey_c(void);
 void test_src__ratelimit_c(void);
+void test_src__catalog_c(void);
 
 int main(void)
 {
@@ -170,5 +171,6 @@ int main(void)
     subtest("src/upstream.c", test_src__upstream_c);
     subtest("src/masterkey.c", test_src__masterkey_c);
     subtest("src/ratelimit.c", test_src__ratelimit_c);
+    subtest("src/catalog.c", test_src__catalog_c);
     return done_testing();
 }

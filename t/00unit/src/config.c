@@ -727,8 +727,45 @@ static void test_edit_distance(void)
     is_int(edit_distance("GPT-5", 5, "gpt-5", row), 0);
 }
 
+static void test_route_options(void)
+{
+    pgw_config_t conf;
+
+    clear_env();
+    is_int(load_yaml(&conf, "model_list:\n"
+                            "  - model_name: a\n"
+                            "    litellm_params:\n"
+                            "      model: openai/gpt-5\n"
+                            "      echo_reasoning: true\n"
+                            "      minimal_schema: yes\n"
+                            "      buffer_tools: true\n"
+                            "      http2_prior_knowledge: false\n"
+                            "      extra_body:\n"
+                            "        thinking_budget: 4096\n"
+                            "        web_search: false\n"
+                            "        reasoning_effort: high\n"
+                            "        quoted: \"42\"\n"
+                            "        ratio: -1.5e3\n"
+                            "        list: [1, two, null]\n"
+                            "        nested: {a: \"x\\\"y\"}\n"
+                            "  - model_name: b\n"
+                            "    litellm_params: {model: openai/b, extra_body: {}}\n"),
+           0);
+    if (conf.num_routes == 2) {
+        const pgw_route_t *a = conf.routes, *b = conf.routes + 1;
+        ok(a->echo_reasoning && a->minimal_schema && a->buffer_tools && !a->h2c);
+        is_str(a->extra_body, "\"thinking_budget\":4096,\"web_search\":false,\"reasoning_effort\":\"high\",\"quoted\":\"42\","
+                              "\"ratio\":-1.5e3,\"list\":[1,\"two\",null],\"nested\":{\"a\":\"x\\\"y\"}");
+        ok(b->extra_body == NULL);
+        ok(!b->echo_reasoning && !b->minimal_schema && !b->buffer_tools);
+    }
+    pgw_config_dispose(&conf);
+    is_int(load_yaml(&conf, "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, extra_body: 5}\n"), -1);
+}
+
 void test_src__config_c(void)
 {
+    subtest("route options", test_route_options);
     subtest("seed file", test_seed_file);
     subtest("shipped config", test_shipped_config);
     subtest("defaults", test_defaults);

@@ -1,0 +1,42 @@
+/* poe-gateway: MIT licence. Poe's model catalog (GET /v1/models): each bot's declared knobs and output limit, fetched at
+ * start and every hour, shared read-only by the workers. */
+#ifndef PGW_CATALOG_H
+#define PGW_CATALOG_H
+
+#include <uv.h>
+#include "config.h"
+#include "translate.h"
+#include "upstream.h"
+
+#define PGW_CATALOG_REFRESH_MS (3600 * 1000)
+#define PGW_CATALOG_RETRY_MS (60 * 1000)
+
+/** One immutable snapshot of a catalog; reference-counted so that a refresh never frees one in use. */
+typedef struct st_pgw_catalog_t pgw_catalog_t;
+
+/**
+ * Parses a catalog document. Returns a snapshot with one reference, or NULL with a message in `err`.
+ */
+pgw_catalog_t *pgw_catalog_parse(const char *json, size_t len, char *err, size_t errsz);
+void pgw_catalog_retain(pgw_catalog_t *c);
+void pgw_catalog_release(pgw_catalog_t *c);
+size_t pgw_catalog_size(const pgw_catalog_t *c);
+
+/** Finds a bot by id or display name, case-insensitively. */
+const pgw_bot_t *pgw_catalog_find(const pgw_catalog_t *c, const char *name, size_t len);
+
+/**
+ * Registers the distinct api_base of every openai/ route. Called once before the workers start.
+ */
+void pgw_catalogs_init(const pgw_config_t *conf);
+
+/**
+ * Starts fetching every registered catalog with `up` on `loop` (one worker does this for the process): now, then every
+ * PGW_CATALOG_REFRESH_MS; after a failure, again in PGW_CATALOG_RETRY_MS while none was ever loaded.
+ */
+void pgw_catalogs_start(uv_loop_t *loop, pgw_upstream_t *up);
+
+/** The current snapshot for `api_base` with a reference taken, or NULL when none is loaded (yet). */
+pgw_catalog_t *pgw_catalogs_get(const char *api_base);
+
+#endif
