@@ -123,7 +123,8 @@ typedef struct st_pgw_upstream_failure_t {
 /**
  * Maps an upstream error response (status and body, Poe's or OpenAI's shape) to the client's status, type and
  * message (§5), e.g. 401 -> 502 api_error, 402 -> 402 billing_error, 529/503 -> 529 overloaded_error, context overflow
- * -> 400 "prompt is too long: ...". `route` names the route in messages.
+ * -> 400 "prompt is too long: ...". `route` names the route in messages. A `status` below 400 means the error object
+ * came inside a 2xx body (a stream's `error` chunk): the status is then taken from error.code or error.type.
  */
 void pgw_map_upstream_error(int status, const char *body, size_t len, const char *route, pgw_upstream_failure_t *out);
 
@@ -134,6 +135,15 @@ void pgw_map_upstream_error(int status, const char *body, size_t len, const char
  */
 int pgw_translate_response(const char *body, size_t len, const pgw_response_opts_t *opts, h2o_buffer_t **out,
                            pgw_upstream_failure_t *fail);
+
+/**
+ * Chooses the tool_use id for one upstream tool call (§7), shared by both response translators. `*ids` holds the ids
+ * already chosen for this message, each NUL-terminated; the new one is appended the same way and its offset in `*ids`
+ * returned. The id is the upstream id sanitised; when the upstream gave none, "toolu_" + the part of `msg_id` after
+ * "msg_" + "_" + `position` (deterministic: translators have no randomness, and the id only has to pair tool_use with
+ * tool_result); when the result was already chosen, "_2", "_3", ... is appended until it is unique.
+ */
+size_t pgw_tool_use_id(h2o_buffer_t **ids, const char *upstream_id, size_t len, const char *msg_id, size_t position);
 
 /**
  * The stream state machine (§4). Fed one upstream SSE event's data at a time (the SSE framing is src/sse.c's job);
@@ -177,5 +187,11 @@ const pgw_upstream_failure_t *pgw_stream_translator_failure(const pgw_stream_tra
 /** The usage the client was told (for logs and metrics), valid after the stream is done. */
 void pgw_stream_translator_usage(const pgw_stream_translator_t *t, long long *input, long long *output, long long *cache_read,
                                  long long *cache_creation);
+
+/**
+ * 1 when the stream ended with an api_error event because an argument fragment arrived for a tool block already closed
+ * (§4.4 rule 3): the caller sets the route's buffer_tools flag so that Claude Code's retry succeeds.
+ */
+int pgw_stream_translator_wants_buffer_tools(const pgw_stream_translator_t *t);
 
 #endif
