@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cmd.h"
 #include "config.h"
 #include "log.h"
 #include "masterkey.h"
@@ -14,6 +15,7 @@
 static void usage(FILE *fp)
 {
     fprintf(fp, "Usage: poe-gateway [options]\n"
+                "       poe-gateway claude-env | doctor | healthcheck [options]   (each takes --help)\n"
                 "\n"
                 "Serves the Anthropic Messages API to Claude Code and forwards it to Poe.com.\n"
                 "\n"
@@ -82,7 +84,10 @@ int main(int argc, char **argv)
     unsigned port = 0, threads = 0;
     int port_set = 0, threads_set = 0, check_only = 0, ch;
     char err[1024];
+    pgw_cmd_main_cb subcommand;
 
+    if (argc > 1 && (subcommand = pgw_cmd_find(argv[1])) != NULL)
+        return subcommand(argc - 1, argv + 1);
     while ((ch = getopt_long(argc, argv, "c:p:t:vh", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c':

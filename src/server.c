@@ -21,7 +21,7 @@ pgw_server_t *pgw_server;
 
 /* The main thread's loop: signals, and a wake-up from each worker that has finished. */
 static uv_loop_t *main_loop;
-static uv_signal_t sigterm_handle, sigint_handle;
+static uv_signal_t sigterm_handle, sigint_handle, sighup_handle;
 static uv_async_t worker_done_handle;
 static atomic_uint workers_done;
 
@@ -305,12 +305,19 @@ static void on_signal(uv_signal_t *handle, int signum)
     begin_shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/* Without a handler SIGHUP would kill the process, and `systemctl reload` sends it: say what to do instead. */
+static void on_sighup(uv_signal_t *handle, int signum)
+{
+    pgw_log_warn(MODULE_NAME, "SIGHUP: reload is not supported yet; restart to apply config changes");
+}
+
 static void on_worker_done(uv_async_t *async)
 {
     if (atomic_load(&workers_done) != pgw_server->num_workers)
         return;
     uv_close((uv_handle_t *)&sigterm_handle, NULL);
     uv_close((uv_handle_t *)&sigint_handle, NULL);
+    uv_close((uv_handle_t *)&sighup_handle, NULL);
     uv_close((uv_handle_t *)&worker_done_handle, NULL);
 }
 
@@ -322,6 +329,8 @@ int pgw_server_run(pgw_server_t *server)
     uv_signal_start(&sigterm_handle, on_signal, SIGTERM);
     uv_signal_init(main_loop, &sigint_handle);
     uv_signal_start(&sigint_handle, on_signal, SIGINT);
+    uv_signal_init(main_loop, &sighup_handle);
+    uv_signal_start(&sighup_handle, on_sighup, SIGHUP);
     uv_async_init(main_loop, &worker_done_handle, on_worker_done);
 
     server->workers = h2o_mem_alloc(sizeof(*server->workers) * server->num_workers);
