@@ -6,7 +6,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { PGW_BIN, SOURCE_DIR, request, runGateway, sleep, startGateway, tmpdir } from './lib/harness.mjs';
+import { MASTER_KEY, POE_KEY, PGW_BIN, SOURCE_DIR, certs, defaultConfig, request, runGateway, sleep, startGateway, startMock,
+    tmpdir } from './lib/harness.mjs';
 
 const read = (f) => fs.readFileSync(path.join(SOURCE_DIR, f), 'utf8');
 const compose = YAML.parse(read('docker-compose.yml'));
@@ -204,24 +205,38 @@ test('SIGHUP is logged and ignored (systemctl reload must not kill the gateway)'
     }
 });
 
-test('cmake --install: binary, config (kept on reinstall) and a hardened systemd unit', () => {
-    const buildDir = path.dirname(PGW_BIN);
-    const prefix = tmpdir('pgw-install-');
-    const install = () => execFileSync('cmake', ['--install', buildDir, '--prefix', prefix], { encoding: 'utf8' });
-    install();
-    const bin = path.join(prefix, 'bin/poe-gateway');
-    fs.accessSync(bin, fs.constants.X_OK);
-    assert.match(execFileSync(bin, ['--version'], { encoding: 'utf8' }), /^poe-gateway /);
-    const conf = path.join(prefix, 'etc/poe-gateway/gateway.yaml');
-    assert.equal(fs.readFileSync(conf, 'utf8'), read('conf/gateway.yaml'));
+/** The unit's own check by systemd-analyze, when this machine has it (ExecStart must exist: `bin` replaces it). */
+function systemdVerify(unit, bin, dir) {
+    if (spawnSync('systemd-analyze', ['--version']).status !== 0) return;
+    const staged = path.join(dir, 'poe-gateway.service');
+    fs.writeFileSync(staged, unit.replace(/^ExecStart=\S+/m, `ExecStart=${bin}`));
+    const v = spawnSync('systemd-analyze', ['verify', staged], { encoding: 'utf8', timeout: 30000 });
+    assert.equal(v.status, 0, v.stderr);
+    assert.ok(!/poe-gateway\.service:\d+:/.test(v.stderr), `systemd-analyze verify: ${v.stderr}`);
+}
 
-    const unitPath = path.join(prefix, 'lib/systemd/system/poe-gateway.service');
-    const unit = fs.readFileSync(unitPath, 'utf8');
-    // paths are the configured prefix's (the unit is made at configure time), not the --prefix of this staging install
+test('cmake --install --prefix: binary, config (kept on reinstall) and a hardened systemd unit', () => {
+    const buildDir = path.dirname(PGW_BIN);
     const cache = fs.readFileSync(path.join(buildDir, 'CMakeCache.txt'), 'utf8');
     const configured = cache.match(/^CMAKE_INSTALL_PREFIX:PATH=(.*)$/m)[1];
-    const sysconf = path.isAbsolute(cache.match(/^CMAKE_INSTALL_SYSCONFDIR:PATH=(.*)$/m)?.[1] ?? 'etc')
-        ? cache.match(/^CMAKE_INSTALL_SYSCONFDIR:PATH=(.*)$/m)[1] : path.join(configured, 'etc');
+    const sysconfSetting = cache.match(/^CMAKE_INSTALL_SYSCONFDIR:PATH=(.*)$/m)?.[1] ?? 'etc';
+    // A build dir configured as the README says (absolute /etc) would install the config there whatever --prefix is:
+    // stage everything under DESTDIR, so the test never writes outside its temporary directory.
+    const stage = tmpdir('pgw-install-');
+    const prefix = '/opt/pgw-test';
+    const install = () => execFileSync('cmake', ['--install', buildDir, '--prefix', prefix],
+        { encoding: 'utf8', env: { ...process.env, DESTDIR: stage } });
+    install();
+    const bin = path.join(stage, prefix, 'bin/poe-gateway');
+    fs.accessSync(bin, fs.constants.X_OK);
+    assert.match(execFileSync(bin, ['--version'], { encoding: 'utf8' }), /^poe-gateway /);
+    const confDir = path.isAbsolute(sysconfSetting) ? path.join(stage, sysconfSetting) : path.join(stage, prefix, sysconfSetting);
+    const conf = path.join(confDir, 'poe-gateway/gateway.yaml');
+    assert.equal(fs.readFileSync(conf, 'utf8'), read('conf/gateway.yaml'));
+
+    const unit = fs.readFileSync(path.join(stage, prefix, 'lib/systemd/system/poe-gateway.service'), 'utf8');
+    // the unit is made at configure time, so it names the configured prefix, not this staging install's
+    const sysconf = path.isAbsolute(sysconfSetting) ? sysconfSetting : path.join(configured, sysconfSetting);
     const lines = unit.split('\n');
     const has = (l) => assert.ok(lines.includes(l), `unit has ${l}`);
     has(`ExecStart=${configured}/bin/poe-gateway --config ${sysconf}/poe-gateway/gateway.yaml`);
@@ -231,34 +246,103 @@ test('cmake --install: binary, config (kept on reinstall) and a hardened systemd
         'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'CapabilityBoundingSet=', 'RestartPreventExitStatus=2',
         'WantedBy=multi-user.target']) has(l);
     assert.ok(!/@[A-Z_]+@/.test(unit), 'every @VAR@ was substituted');
-
-    // systemd's own check, when this machine has it (it wants ExecStart to exist: point it at the staged binary)
-    const analyze = spawnSync('systemd-analyze', ['--version']);
-    if (analyze.status === 0) {
-        const staged = path.join(prefix, 'poe-gateway.service');
-        fs.writeFileSync(staged, unit.replace(`ExecStart=${configured}/bin/poe-gateway`, `ExecStart=${bin}`));
-        const v = spawnSync('systemd-analyze', ['verify', staged], { encoding: 'utf8', timeout: 30000 });
-        assert.equal(v.status, 0, v.stderr);
-        assert.ok(!/poe-gateway\.service:\d+:/.test(v.stderr), `systemd-analyze verify: ${v.stderr}`);
-    }
+    systemdVerify(unit, bin, stage);
 
     // a second install keeps the edited config and puts the shipped one beside it
     fs.writeFileSync(conf, `${read('conf/gateway.yaml')}\n# edited\n`);
     install();
     assert.match(fs.readFileSync(conf, 'utf8'), /# edited\n$/);
     assert.equal(fs.readFileSync(`${conf}.dist`, 'utf8'), read('conf/gateway.yaml'));
-    fs.rmSync(prefix, { recursive: true, force: true });
+    fs.rmSync(stage, { recursive: true, force: true });
 });
 
-test('configured as the README says (-DCMAKE_INSTALL_SYSCONFDIR=/etc), the unit uses /etc/poe-gateway', () => {
+/** The lines of the README's code block that follows `heading`. */
+function readmeBlock(heading) {
+    const readme = read('README.md');
+    const at = readme.indexOf(heading);
+    assert.ok(at >= 0, heading);
+    const m = readme.slice(at).match(/```sh\n([\s\S]*?)```/);
+    return m[1].split('\n').filter((l) => l.trim()).map((l) => l.replace(/\s+#.*$/, ''));
+}
+
+test('the README\'s native install, as written (staged with DESTDIR instead of the real /)', () => {
+    const lines = readmeBlock('### Native install with systemd');
+    const configure = lines.find((l) => l.startsWith('cmake -S . -B build'));
+    const build = lines.find((l) => l.startsWith('cmake --build build'));
+    assert.ok(configure && build && lines.includes('cmake --install build'), lines.join('\n'));
+    assert.ok(lines.includes('bash tools/deps.sh') && lines.includes('systemctl enable --now poe-gateway'));
+
+    // configure exactly as written, into a fresh directory; the binary is this suite's (building it again is slow)
     const dir = tmpdir('pgw-configure-');
-    execFileSync('cmake', ['-S', SOURCE_DIR, '-B', dir, '-DCMAKE_BUILD_TYPE=RelWithDebInfo', '-DCMAKE_INSTALL_SYSCONFDIR=/etc',
-        '-DPGW_TESTS=OFF'], { encoding: 'utf8' });
-    const unit = fs.readFileSync(path.join(dir, 'poe-gateway.service'), 'utf8');
+    const args = configure.split(/\s+/).slice(1).map((a) => (a === 'build' ? dir : a));
+    execFileSync('cmake', args, { cwd: SOURCE_DIR, encoding: 'utf8' });
+    assert.match(build, /--target poe-gateway$/);
+    fs.copyFileSync(PGW_BIN, path.join(dir, 'poe-gateway'));
+    fs.chmodSync(path.join(dir, 'poe-gateway'), 0o755);
+    const stage = tmpdir('pgw-stage-');
+    execFileSync('cmake', ['--install', dir], { encoding: 'utf8', env: { ...process.env, DESTDIR: stage } });
+
+    const unit = fs.readFileSync(path.join(stage, 'usr/local/lib/systemd/system/poe-gateway.service'), 'utf8');
     assert.match(unit, /^EnvironmentFile=\/etc\/poe-gateway\/env$/m);
     assert.match(unit, /^ExecStart=\/usr\/local\/bin\/poe-gateway --config \/etc\/poe-gateway\/gateway\.yaml$/m);
-    const script = fs.readFileSync(path.join(dir, 'cmake_install.cmake'), 'utf8');
-    assert.ok(script.includes('/etc/poe-gateway'), 'the config installs to /etc/poe-gateway');
-    assert.ok(!fs.existsSync(path.join(dir, 't')), 'PGW_TESTS=OFF leaves the tests out');
+    const bin = path.join(stage, 'usr/local/bin/poe-gateway');
+    systemdVerify(unit, bin, stage);
+    const etc = path.join(stage, 'etc/poe-gateway');
+    assert.equal(fs.readFileSync(path.join(etc, 'gateway.yaml'), 'utf8'), read('conf/gateway.yaml'));
+
+    // the env file line, then the README's doctor and claude-env lines read it (claude-env here: doctor would go to Poe)
+    const installEnv = lines.find((l) => l.startsWith('install -m 600 .env.template /etc/poe-gateway/env'));
+    assert.ok(installEnv);
+    execFileSync('install', ['-m', '600', path.join(SOURCE_DIR, '.env.template'), path.join(etc, 'env')]);
+    assert.equal(fs.statSync(path.join(etc, 'env')).mode & 0o777, 0o600);
+    fs.appendFileSync(path.join(etc, 'env'), 'LITELLM_MASTER_KEY=sk-from-etc-env-0123456789abcdef\n');
+    const r = spawnSync(bin, ['claude-env', '--with-key', '--config', path.join(etc, 'gateway.yaml'), '--env-file', path.join(etc, 'env')],
+        { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: stage, TS_SOCKET: '/nonexistent' } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^export ANTHROPIC_AUTH_TOKEN='sk-from-etc-env-0123456789abcdef'$/m);
+    assert.ok(lines.includes('poe-gateway doctor --config /etc/poe-gateway/gateway.yaml --env-file /etc/poe-gateway/env'));
     fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(stage, { recursive: true, force: true });
+});
+
+test('the README\'s compose quick start: the master-key line fills .env from the template', () => {
+    const lines = readmeBlock('### Quick start: Docker Compose and Tailscale');
+    assert.equal(lines[0], 'cp .env.template .env');
+    const sed = lines[1];
+    assert.match(sed, /^sed -i /);
+    const dir = tmpdir('pgw-quickstart-');
+    fs.copyFileSync(path.join(SOURCE_DIR, '.env.template'), path.join(dir, '.env'));
+    execFileSync('bash', ['-c', sed], { cwd: dir });
+    const env = fs.readFileSync(path.join(dir, '.env'), 'utf8');
+    assert.match(env, /^LITELLM_MASTER_KEY=sk-[0-9a-f]{48}$/m);
+    assert.equal((env.match(/^LITELLM_MASTER_KEY=/gm) || []).length, 1);
+    for (const l of ['docker compose up -d --build', 'docker compose exec gateway poe-gateway doctor']) assert.ok(lines.includes(l), l);
+});
+
+test('every poe-gateway subcommand line in the README parses', async () => {
+    const readme = read('README.md');
+    const invocations = new Set();
+    for (const m of readme.matchAll(/poe-gateway (claude-env|doctor|healthcheck)((?: --?[a-z][-a-z]*(?: [^\s`|#-][^\s`|#]*)?)*)/g))
+        invocations.add(`${m[1]}${m[2]}`);
+    assert.ok(invocations.size >= 4, [...invocations].join('\n'));
+    for (const expected of ['doctor', 'claude-env --with-key', 'healthcheck']) assert.ok(invocations.has(expected), expected);
+    const mock = await startMock();
+    try {
+        const dir = tmpdir('pgw-readme-');
+        const file = path.join(dir, 'gateway.yaml');
+        fs.writeFileSync(file, defaultConfig(mock, 'gateway:\n  port: 0\n'));
+        for (const inv of invocations) {
+            // the README's paths are the installed ones: point them at the test's config and an empty env file
+            const args = inv.split(' ').filter((a, i, all) => !['--config', '--env-file'].includes(a) &&
+                !['--config', '--env-file'].includes(all[i - 1]));
+            if (args[0] === 'healthcheck') args.push('--url', 'http://127.0.0.1:9/health/liveliness');
+            else args.push('--env-file', path.join(dir, 'none'));
+            const r = await runGateway([...args, '--config', file],
+                { env: { SSL_CERT_FILE: certs().ca, POE_API_KEY: POE_KEY, LITELLM_MASTER_KEY: MASTER_KEY, TS_SOCKET: '/nonexistent' }, cwd: dir });
+            assert.notEqual(r.code, 2, `poe-gateway ${inv}: ${r.stderr}`);
+            assert.ok(!/unrecognized|invalid option/.test(r.stderr), `poe-gateway ${inv}: ${r.stderr}`);
+        }
+    } finally {
+        await mock.stop();
+    }
 });
