@@ -3,6 +3,7 @@
 #include <string.h>
 #include "errors.h"
 #include "passthrough.h"
+#include "translate_route.h"
 #include "reqbody.h"
 #include "handlers/handlers.h"
 
@@ -79,16 +80,14 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
 }
 
 /* Sends the request on its way by the route's kind. */
-static void dispatch(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body, const char *upstream_path)
+static void dispatch(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body, int is_count_tokens)
 {
-    if (route->kind == PGW_ROUTE_ANTHROPIC) {
-        pgw_passthrough_start(r, route, body, upstream_path);
-        return;
-    }
-    pgw_send_error(r->req, 501, PGW_ERR_API,
-                   "route %s is an openai/ (chat/completions translation) route, which this build does not serve yet; route "
-                   "Claude models through anthropic/",
-                   route->model_name);
+    if (route->kind == PGW_ROUTE_ANTHROPIC)
+        pgw_passthrough_start(r, route, body, is_count_tokens ? "/v1/messages/count_tokens" : "/v1/messages");
+    else if (is_count_tokens)
+        pgw_translate_route_count_tokens(r, route, body);
+    else
+        pgw_translate_route_messages(r, route, body);
 }
 
 int pgw_handle_messages(pgw_request_t *r)
@@ -96,7 +95,7 @@ int pgw_handle_messages(pgw_request_t *r)
     pgw_reqbody_t body;
     const pgw_route_t *route;
     if ((route = route_request(r, &body, 0)) != NULL)
-        dispatch(r, route, &body, "/v1/messages");
+        dispatch(r, route, &body, 0);
     return 0;
 }
 
@@ -105,6 +104,6 @@ int pgw_handle_count_tokens(pgw_request_t *r)
     pgw_reqbody_t body;
     const pgw_route_t *route;
     if ((route = route_request(r, &body, 1)) != NULL)
-        dispatch(r, route, &body, "/v1/messages/count_tokens");
+        dispatch(r, route, &body, 1);
     return 0;
 }

@@ -18,6 +18,8 @@
 struct st_pgw_relay_timers_t {
     uv_timer_t ping;  /* event streams: a ping after upstream silence */
     uv_timer_t watch; /* HTTP/1 clients: polls for a hang-up that h2o 2.2.5 would not see */
+    uv_timer_t aux;   /* the route's own one-shot timer */
+    void (*aux_cb)(pgw_relay_t *rl);
     pgw_relay_t *owner; /* NULL once the request is gone */
     int open;
 };
@@ -58,6 +60,7 @@ void pgw_relay_stop_upstream(pgw_relay_t *rl)
         rl->transfer = NULL;
     }
     uv_timer_stop(&rl->timers->ping);
+    uv_timer_stop(&rl->timers->aux);
 }
 
 /* The client went away: nothing more is sent, and Poe's stream is reset at once. */
@@ -149,6 +152,23 @@ static void on_watch(uv_timer_t *timer)
     pgw_relay_send(rl); /* with nothing in flight: ERROR now; otherwise after the next proceed */
 }
 
+static void on_aux(uv_timer_t *timer)
+{
+    struct st_pgw_relay_timers_t *timers = timer->data;
+    timers->aux_cb(timers->owner);
+}
+
+void pgw_relay_start_timer(pgw_relay_t *rl, uint64_t ms, void (*cb)(pgw_relay_t *rl))
+{
+    rl->timers->aux_cb = cb;
+    uv_timer_start(&rl->timers->aux, on_aux, ms, 0);
+}
+
+void pgw_relay_stop_timer(pgw_relay_t *rl)
+{
+    uv_timer_stop(&rl->timers->aux);
+}
+
 static void on_timer_close(uv_handle_t *handle)
 {
     struct st_pgw_relay_timers_t *timers = handle->data;
@@ -165,10 +185,11 @@ void pgw_relay_init(pgw_relay_t *rl, pgw_request_t *r, const pgw_route_t *route)
     h2o_doublebuffer_init(&rl->sending, &h2o_socket_buffer_prototype);
     rl->timers = h2o_mem_alloc(sizeof(*rl->timers));
     rl->timers->owner = rl;
-    rl->timers->open = 2;
+    rl->timers->open = 3;
     uv_timer_init(&r->worker->loop, &rl->timers->ping);
     uv_timer_init(&r->worker->loop, &rl->timers->watch);
-    rl->timers->ping.data = rl->timers->watch.data = rl->timers;
+    uv_timer_init(&r->worker->loop, &rl->timers->aux);
+    rl->timers->ping.data = rl->timers->watch.data = rl->timers->aux.data = rl->timers;
     if (r->req->version < 0x200)
         uv_timer_start(&rl->timers->watch, on_watch, HANGUP_POLL_MS, HANGUP_POLL_MS);
 }
@@ -179,6 +200,7 @@ void pgw_relay_dispose(pgw_relay_t *rl)
     rl->timers->owner = NULL;
     uv_close((uv_handle_t *)&rl->timers->ping, on_timer_close);
     uv_close((uv_handle_t *)&rl->timers->watch, on_timer_close);
+    uv_close((uv_handle_t *)&rl->timers->aux, on_timer_close);
     h2o_buffer_dispose(&rl->pending);
     h2o_doublebuffer_dispose(&rl->sending);
 }

@@ -46,7 +46,7 @@ void pgw_relay_init(pgw_relay_t *rl, pgw_request_t *r, const pgw_route_t *route)
 /** Cancels the transfer, stops the timers and frees the buffers. Called from the owner's pool dispose. */
 void pgw_relay_dispose(pgw_relay_t *rl);
 
-/** Cancels the upstream transfer (if any) and stops the ping timer. */
+/** Cancels the upstream transfer (if any) and stops the ping and route timers. */
 void pgw_relay_stop_upstream(pgw_relay_t *rl);
 
 /**
@@ -74,6 +74,10 @@ int pgw_relay_should_pause(pgw_relay_t *rl);
 
 /** Records upstream activity (for pings). */
 void pgw_relay_note_upstream(pgw_relay_t *rl);
+
+/** Starts (or restarts) the route's one-shot timer; it stops with the upstream (pgw_relay_stop_upstream). */
+void pgw_relay_start_timer(pgw_relay_t *rl, uint64_t ms, void (*cb)(pgw_relay_t *rl));
+void pgw_relay_stop_timer(pgw_relay_t *rl);
 
 /** Starts SSE pings: after each PING_MS of upstream silence, `can_ping` is asked and a ping event appended. */
 void pgw_relay_enable_ping(pgw_relay_t *rl, pgw_relay_can_ping_cb can_ping);

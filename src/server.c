@@ -261,8 +261,11 @@ int pgw_server_init(pgw_server_t *server, pgw_config_t *conf)
     }
 
     server->route_limits = h2o_mem_alloc(sizeof(*server->route_limits) * (conf->num_routes + 1));
-    for (size_t i = 0; i != conf->num_routes; ++i)
+    server->route_buffer_tools = h2o_mem_alloc(sizeof(*server->route_buffer_tools) * (conf->num_routes + 1));
+    for (size_t i = 0; i != conf->num_routes; ++i) {
         pgw_ratelimit_init(server->route_limits + i, conf->routes[i].rpm, server->started_at);
+        atomic_init(server->route_buffer_tools + i, conf->routes[i].buffer_tools);
+    }
     pgw_catalogs_init(conf);
     h2o_config_init(&server->globalconf);
     server->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("poe-gateway"));

@@ -46,6 +46,7 @@ struct st_pgw_server_t {
     atomic_int shutting_down; /* readiness answers 503 once set */
     uint64_t started_at;      /* wall clock, ms */
     pgw_ratelimit_t *route_limits; /* one per conf->routes entry, for its rpm (owned array) */
+    atomic_int *route_buffer_tools; /* one per route: set at run time when a stream showed the route needs buffer_tools */
 };
 
 /**

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { MASTER_KEY, POE_KEY, SOURCE_DIR, anthropicStream, certs, defaultConfig, startGateway, startMock, tmpdir } from './lib/harness.mjs';
+import { MASTER_KEY, POE_KEY, SOURCE_DIR, anthropicStream, certs, defaultConfig, openaiStream, startGateway, startMock, tmpdir } from './lib/harness.mjs';
 
 const CLAUDE = path.join(SOURCE_DIR, 't/node_modules/@anthropic-ai/claude-code-linux-x64/claude');
 let mock, gw;
@@ -18,9 +18,9 @@ after(async () => {
     await mock.stop();
 });
 
-function runClaude(prompt, cwd, home) {
+function runClaude(prompt, cwd, home, model = 'claude-sonnet-4-5-20250929') {
     return new Promise((resolve) => {
-        const child = spawn(CLAUDE, ['-p', prompt, '--model', 'claude-sonnet-4-5-20250929', '--allowedTools', 'Write Read',
+        const child = spawn(CLAUDE, ['-p', prompt, '--model', model, '--allowedTools', 'Write Read',
             '--permission-mode', 'acceptEdits'], {
             cwd,
             env: { PATH: process.env.PATH, HOME: home, ANTHROPIC_BASE_URL: gw.url, ANTHROPIC_AUTH_TOKEN: MASTER_KEY,
@@ -67,8 +67,49 @@ test('Claude Code writes a file through a scripted Write tool call, then prints 
     const result = last.content.find((b) => b.type === 'tool_result');
     assert.equal(result.tool_use_id, 'toolu_01');
     for (const q of await mock.requests()) {
+        assert.ok(!JSON.stringify(q).includes(MASTER_KEY), 'the master key reached Poe');
+        if (q.path === '/v1/models')
+            continue; /* the catalog: no key at all */
         assert.equal(q.headers['x-api-key'], POE_KEY);
         assert.ok(!JSON.stringify(q).includes(MASTER_KEY), 'the master key reached Poe');
     }
     assert.match(turns[0].headers['anthropic-beta'] ?? '', /claude-code/);
+});
+
+test('Claude Code through a translation (openai/) route: Write, then Read, then the final answer', async () => {
+    const work = tmpdir('pgw-cc-work-');
+    const home = tmpdir('pgw-cc-home-');
+    const target = path.join(work, 'notes.txt');
+    const content = 'written through chat/completions\n';
+    const finalText = 'The file says: written through chat/completions';
+    const match = { path: '/v1/chat/completions', model: 'gpt-5' };
+    const sse = { 'content-type': 'text/event-stream' };
+    await mock.script(
+        { match, headers: sse, chunk_delay_ms: 2, chunks: openaiStream({ finish: 'tool_calls', deltas: [
+            { content: 'Writing the file.' },
+            { tool_calls: [{ index: 0, id: 'call:w1', type: 'function', function: { name: 'Write', arguments: '' } }] },
+            { tool_calls: [{ index: 0, function: { arguments: JSON.stringify({ file_path: target, content }) } }] }] }) },
+        { match, headers: sse, chunk_delay_ms: 2, chunks: openaiStream({ finish: 'tool_calls', deltas: [
+            { tool_calls: [{ index: 0, id: 'call:r1', type: 'function', function: { name: 'Read', arguments: JSON.stringify({ file_path: target }) } }] }] }) },
+        { match, headers: sse, chunk_delay_ms: 2, chunks: openaiStream({ deltas: [{ content: finalText }] }) },
+    );
+    const r = await runClaude('write notes.txt, read it back, and tell me what it says', work, home, 'gpt-5');
+    assert.equal(r.code, 0, `claude exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    assert.equal(fs.readFileSync(target, 'utf8'), content);
+    assert.ok(r.stdout.includes(finalText), r.stdout);
+
+    const turns = (await mock.requests()).filter((q) => q.path === '/v1/chat/completions' && JSON.parse(q.body).model === 'gpt-5');
+    assert.equal(turns.length, 3);
+    const third = JSON.parse(turns[2].body).messages;
+    const toolMsgs = third.filter((m) => m.role === 'tool');
+    assert.equal(toolMsgs.length, 2);
+    assert.equal(toolMsgs[0].tool_call_id, 'call_w1');
+    assert.equal(toolMsgs[1].tool_call_id, 'call_r1');
+    assert.ok(toolMsgs[1].content.includes('written through chat/completions'), toolMsgs[1].content);
+    for (const q of turns) {
+        assert.equal(q.headers.authorization, `Bearer ${POE_KEY}`);
+        const b = JSON.parse(q.body);
+        assert.equal(b.context_management, undefined);
+        assert.ok(!JSON.stringify(b).includes('x-anthropic-billing-header'), 'the billing line reached Poe');
+    }
 });

@@ -38,6 +38,11 @@ before(async () => {
       model: anthropic/claude-haiku-4.5
       api_base: ${mock.httpUrl}
       api_key: os.environ/POE_API_KEY
+  - model_name: claude-v1-base
+    litellm_params:
+      model: anthropic/claude-haiku-4.5
+      api_base: ${mock.httpsUrl}/v1
+      api_key: os.environ/POE_API_KEY
 router_settings:
   num_retries: 0
 general_settings:
@@ -92,11 +97,26 @@ test('http:// api_base: HTTP/1.1 keep-alive by default, h2c with http2_prior_kno
     assert.equal(h2.tls, false);
 });
 
+test('an anthropic/ route whose api_base ends in /v1 (as LiteLLM configs write it) does not double the version', async () => {
+    assert.equal((await post(gw, 'claude-v1-base')).status, 200);
+    const [seen] = await mock.requests();
+    assert.equal(seen.path, '/v1/messages');
+});
+
 test('SIGTERM: readiness turns 503, the stream in flight finishes, then exit 0', async () => {
     const g = await startGateway({ config: defaultConfig(mock), env: { SSL_CERT_FILE: certs().ca }, args: ['--threads', '1'] });
     const chunks = anthropicStream({ blocks: [{ type: 'text', text: 'a slow answer that outlives the signal' }] });
     await mock.script({ match: { path: '/v1/messages' }, headers: { 'content-type': 'text/event-stream' }, chunks, chunk_delay_ms: 100 });
     const http2 = await import('node:http2');
+    const http = await import('node:http');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const readiness = () => new Promise((resolve, reject) => {
+        http.get(`${g.url}/health/readiness`, { agent }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode));
+        }).on('error', reject);
+    });
+    assert.equal(await readiness(), 200); /* opens the keep-alive connection used after the signal */
     const session = http2.connect(g.url);
     const stream = session.request({ ':method': 'POST', ':path': '/v1/messages', ...headers });
     let body = '';
@@ -118,6 +138,9 @@ test('SIGTERM: readiness turns 503, the stream in flight finishes, then exit 0',
         }
     });
     assert.ok(ready === 503 || ready === 'refused' || ready === 'goaway', String(ready));
+    // on a keep-alive connection opened before the signal, readiness now says 503
+    assert.equal(await readiness(), 503);
+    agent.destroy();
     // and a new connection is refused: the listener is closed
     await assert.rejects(request(`${g.url}/health/readiness`, { timeout: 1000 }));
     await ended;

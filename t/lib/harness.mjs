@@ -270,3 +270,15 @@ export function parseSSE(text) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The chunks of a chat/completions stream: `deltas` are choices[0].delta objects; then finish, usage, [DONE]. */
+export function openaiStream({ deltas, finish = 'stop', usage = { prompt_tokens: 120, completion_tokens: 30, total_tokens: 150 },
+    model = 'gpt-5', done = true }) {
+    const base = { id: 'chatcmpl-test', object: 'chat.completion.chunk', created: 1764150000, model };
+    const out = [`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { role: 'assistant' }, finish_reason: null }] })}\n\n`];
+    for (const d of deltas) out.push(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: d, finish_reason: null }] })}\n\n`);
+    if (finish) out.push(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: {}, finish_reason: finish }] })}\n\n`);
+    if (usage) out.push(`data: ${JSON.stringify({ ...base, choices: [], usage })}\n\n`);
+    if (done) out.push('data: [DONE]\n\n');
+    return out;
+}

@@ -1,0 +1,376 @@
+/* poe-gateway: MIT licence. `openai/` routes: an Anthropic request translated to Poe's chat/completions, and the answer
+ * translated back, whole or as it streams.
+ *
+ * The request is translated before anything is sent (a bad body is a 400 without an upstream call). Upstream errors
+ * before a 2xx are mapped per translation.md §5 and answered as JSON. A 2xx stream is cut into events by the SSE reader
+ * and fed to the stream translator; the client's 200 and SSE headers go out only at the translator's commit (§4.2): its
+ * first usable chunk, or COMMIT_WAIT_MS without one. After `finish_reason` without usage, a GRACE_MS timer finalises.
+ * The relay (src/relay.c) does the sending, flow control, pings and hang-up detection.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <openssl/rand.h>
+#include "catalog.h"
+#include "errors.h"
+#include "json.h"
+#include "log.h"
+#include "relay.h"
+#include "sse.h"
+#include "translate.h"
+#include "translate_route.h"
+
+#define MODULE_NAME "translate"
+#define COMMIT_WAIT_MS 5000
+#define GRACE_MS 2000
+#define MAX_ERROR_BODY (64 * 1024)
+#define MAX_WHOLE_BODY (64 * 1024 * 1024)
+#define MAX_SSE_EVENT (16 * 1024 * 1024)
+
+typedef struct st_translate_t {
+    pgw_relay_t relay; /* first: the generator h2o sees */
+    pgw_catalog_t *catalog;
+    h2o_buffer_t *upbody; /* the translated request (the transfer reads it until it ends) */
+    pgw_translated_t translated;
+    pgw_response_opts_t ropts;
+    char msg_id[32];
+    char model[256];      /* the client's model name */
+    char route_name[128];
+    int status;           /* upstream status, 0 before the head */
+    int is_sse;
+    h2o_buffer_t *body;   /* a whole response, or an error body */
+    pgw_sse_reader_t sse;
+    pgw_stream_translator_t *stream;
+    pgw_stream_status_t terminal; /* what the translator last said when it stopped taking events */
+    int stream_done;
+} translate_t;
+
+static void on_dispose(void *p)
+{
+    translate_t *st = p;
+    pgw_relay_dispose(&st->relay);
+    pgw_catalog_release(st->catalog);
+    h2o_buffer_dispose(&st->upbody);
+    h2o_buffer_dispose(&st->body);
+    pgw_sse_reader_dispose(&st->sse);
+    if (st->stream != NULL)
+        pgw_stream_translator_destroy(st->stream);
+    pgw_translated_dispose(&st->translated);
+}
+
+static void make_msg_id(char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char rnd[12];
+    RAND_bytes(rnd, sizeof(rnd));
+    memcpy(out, "msg_", 4);
+    for (size_t i = 0; i != sizeof(rnd); ++i) {
+        out[4 + i * 2] = hex[rnd[i] >> 4];
+        out[5 + i * 2] = hex[rnd[i] & 15];
+    }
+    out[4 + sizeof(rnd) * 2] = '\0';
+}
+
+static void add_request_id(translate_t *st)
+{
+    h2o_req_t *req = st->relay.r->req;
+    h2o_iovec_t id = st->relay.transfer != NULL ? pgw_upstream_header(st->relay.transfer, H2O_STRLIT("x-request-id"))
+                                                : h2o_iovec_init(NULL, 0);
+    if (id.base != NULL) {
+        h2o_iovec_t v = h2o_strdup(&req->pool, id.base, id.len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("request-id"), 0, NULL, v.base, v.len);
+    }
+}
+
+/* Answers with a JSON error instead of the relayed response (before anything was started). */
+static void fail(translate_t *st, int status, const char *type, const char *message)
+{
+    pgw_relay_stop_upstream(&st->relay);
+    pgw_relay_respond_directly(&st->relay);
+    pgw_send_error(st->relay.r->req, status, type, "%s", message);
+}
+
+static void note_usage(translate_t *st)
+{
+    pgw_usage_t *u = &st->relay.r->usage;
+    pgw_stream_translator_usage(st->stream, &u->input_tokens, &u->output_tokens, &u->cache_read_input_tokens,
+                                &u->cache_creation_input_tokens);
+}
+
+/* Starts the client's SSE response once the translator has committed. */
+static void start_stream_response(translate_t *st)
+{
+    h2o_req_t *req = st->relay.r->req;
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
+    add_request_id(st);
+    pgw_relay_start(&st->relay);
+}
+
+static void on_grace(pgw_relay_t *rl);
+
+static int can_ping(pgw_relay_t *rl)
+{
+    return 1; /* the translator writes whole frames only: the stream is always between events */
+}
+
+/*
+ * After the translator produced output (or finished): start the response at the commit, send, and account for the end.
+ * h2o may finish the request inside: callers make this their last use of `st`.
+ */
+static void after_translate(translate_t *st, pgw_stream_status_t status)
+{
+    pgw_relay_t *rl = &st->relay;
+    if (status == PGW_STREAM_FAILED_EARLY) {
+        const pgw_upstream_failure_t *f = pgw_stream_translator_failure(st->stream);
+        fail(st, f->status, f->type, f->message);
+        return;
+    }
+    if (!rl->started && pgw_stream_translator_committed(st->stream)) {
+        pgw_relay_stop_timer(rl); /* the commit wait */
+        start_stream_response(st);
+        pgw_relay_enable_ping(rl, can_ping);
+    }
+    if (status == PGW_STREAM_DONE && !st->stream_done) {
+        st->stream_done = 1;
+        note_usage(st);
+        if (pgw_stream_translator_wants_buffer_tools(st->stream)) {
+            /* a tool call arrived out of order: from now on this route's tool calls are sent whole (§4.4 rule 3) */
+            pgw_log_warn(MODULE_NAME, "route %s: a tool call's arguments arrived after it closed; buffering tool calls from now on",
+                         st->route_name);
+            atomic_store(pgw_server->route_buffer_tools + (rl->route - rl->r->conf->routes), 1);
+        }
+        pgw_relay_stop_upstream(rl); /* nothing more is needed from Poe */
+        rl->done = 1;
+    } else if (status == PGW_STREAM_CONTINUE && pgw_stream_translator_awaiting_usage(st->stream)) {
+        pgw_relay_start_timer(rl, GRACE_MS, on_grace);
+    }
+    if (rl->started)
+        pgw_relay_send(rl);
+}
+
+static void on_grace(pgw_relay_t *rl)
+{
+    translate_t *st = (translate_t *)rl;
+    after_translate(st, pgw_stream_translator_finish(st->stream, 1, NULL, NULL, &rl->pending));
+}
+
+static void on_commit_wait(pgw_relay_t *rl)
+{
+    translate_t *st = (translate_t *)rl;
+    pgw_stream_translator_commit(st->stream, &rl->pending);
+    after_translate(st, PGW_STREAM_CONTINUE);
+}
+
+/* Only translates: sending waits until the SSE reader has returned (sending may end the request and free the reader). */
+static int on_sse_event(void *ctx, h2o_iovec_t event, h2o_iovec_t data)
+{
+    translate_t *st = ctx;
+    if (st->terminal != PGW_STREAM_CONTINUE)
+        return -1;
+    st->terminal = pgw_stream_translator_feed(st->stream, data.base, data.len, &st->relay.pending);
+    return st->terminal == PGW_STREAM_CONTINUE ? 0 : -1;
+}
+
+static void on_head(pgw_upstream_transfer_t *t, int status)
+{
+    translate_t *st = pgw_upstream_data(t);
+    st->status = status;
+    if (status < 200 || status > 299)
+        return; /* the error body is collected, then mapped in on_complete */
+    h2o_iovec_t ctype = pgw_upstream_header(t, H2O_STRLIT("content-type"));
+    st->is_sse = ctype.len >= 17 && strncasecmp(ctype.base, "text/event-stream", 17) == 0;
+    if (st->translated.stream && st->is_sse) {
+        st->stream = pgw_stream_translator_create(&st->ropts);
+        pgw_relay_start_timer(&st->relay, COMMIT_WAIT_MS, on_commit_wait);
+    }
+}
+
+static int on_body(pgw_upstream_transfer_t *t, const char *bytes, size_t len)
+{
+    translate_t *st = pgw_upstream_data(t);
+    pgw_relay_t *rl = &st->relay;
+
+    if (st->stream == NULL) {
+        size_t cap = st->status >= 200 && st->status <= 299 ? MAX_WHOLE_BODY : MAX_ERROR_BODY;
+        if (st->body->size + len <= cap)
+            pgw_buf_append(&st->body, bytes, len);
+        return 0;
+    }
+    if (st->terminal != PGW_STREAM_CONTINUE)
+        return 0; /* the client's stream is complete: the rest is dropped */
+    if (pgw_relay_should_pause(rl))
+        return 1;
+    pgw_relay_note_upstream(rl);
+    if (pgw_stream_translator_awaiting_usage(st->stream))
+        pgw_relay_stop_timer(rl); /* more is coming: the grace timer restarts if the wait goes on */
+    pgw_sse_reader_feed(&st->sse, bytes, len, on_sse_event, st);
+    after_translate(st, st->terminal);
+    return 0;
+}
+
+static void respond_whole(translate_t *st)
+{
+    pgw_upstream_failure_t failure;
+    h2o_buffer_t *out;
+    h2o_buffer_init(&out, &h2o_socket_buffer_prototype);
+    if (pgw_translate_response(st->body->bytes, st->body->size, &st->ropts, &out, &failure) != 0) {
+        h2o_buffer_dispose(&out);
+        fail(st, failure.status, failure.type, failure.message);
+        return;
+    }
+    pgw_relay_t *rl = &st->relay;
+    h2o_req_t *req = rl->r->req;
+    pgw_usage_note_event(&rl->r->usage, out->bytes, out->size);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    pgw_buf_append(&rl->pending, out->bytes, out->size);
+    h2o_buffer_dispose(&out);
+    rl->done = 1;
+    pgw_relay_start(rl);
+    pgw_relay_send(rl);
+}
+
+static void on_complete(pgw_upstream_transfer_t *t, pgw_upstream_error_t err, const char *errstr)
+{
+    translate_t *st = pgw_upstream_data(t);
+    pgw_relay_t *rl = &st->relay;
+    char msg[600];
+
+    if (st->status >= 200 && st->status <= 299 && err == PGW_UPSTREAM_OK)
+        add_request_id(st);
+    rl->transfer = NULL; /* freed by the upstream after this returns */
+    if (rl->final_sent)
+        return;
+
+    if (st->status != 0 && (st->status < 200 || st->status > 299)) {
+        pgw_upstream_failure_t f;
+        h2o_iovec_t retry_after = pgw_upstream_header(t, H2O_STRLIT("retry-after"));
+        h2o_req_t *req = rl->r->req;
+        if (retry_after.base != NULL) {
+            h2o_iovec_t v = h2o_strdup(&req->pool, retry_after.base, retry_after.len);
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v.base, v.len);
+        } else if (st->status == 429) {
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        }
+        pgw_map_upstream_error(st->status, st->body->bytes, st->body->size, st->route_name, &f);
+        fail(st, f.status, f.type, f.message);
+        return;
+    }
+    if (st->status == 0) {
+        snprintf(msg, sizeof(msg), "route %s: %s Poe at %s: %s", st->route_name,
+                 err == PGW_UPSTREAM_TIMEOUT ? "no answer from" : "cannot reach", rl->route->api_base,
+                 errstr != NULL ? errstr : "no response");
+        fail(st, err == PGW_UPSTREAM_TIMEOUT ? 504 : 502, err == PGW_UPSTREAM_TIMEOUT ? PGW_ERR_TIMEOUT : PGW_ERR_API, msg);
+        return;
+    }
+    if (st->stream == NULL) {
+        if (err != PGW_UPSTREAM_OK) {
+            snprintf(msg, sizeof(msg), "route %s: the response from Poe broke off: %s", st->route_name, errstr);
+            fail(st, err == PGW_UPSTREAM_STALL ? 504 : 502, err == PGW_UPSTREAM_STALL ? PGW_ERR_TIMEOUT : PGW_ERR_API, msg);
+        } else if (st->translated.stream) {
+            fail(st, 502, PGW_ERR_API, "Poe answered a streaming request without a stream (content-type is not "
+                                       "text/event-stream)");
+        } else {
+            respond_whole(st);
+        }
+        return;
+    }
+    if (st->terminal != PGW_STREAM_CONTINUE)
+        return; /* handled when the translator said so */
+    if (err != PGW_UPSTREAM_OK) {
+        snprintf(msg, sizeof(msg), "route %s: the stream from Poe broke off: %s", st->route_name, errstr);
+        pgw_log_warn(MODULE_NAME, "%s", msg);
+    }
+    pgw_stream_status_t status = pgw_stream_translator_finish(st->stream, err == PGW_UPSTREAM_OK, PGW_ERR_API,
+                                                              err == PGW_UPSTREAM_OK ? NULL : msg, &rl->pending);
+    if (!pgw_stream_translator_committed(st->stream) && status != PGW_STREAM_FAILED_EARLY) {
+        /* nothing usable ever arrived: an error response, not an empty stream */
+        snprintf(msg, sizeof(msg), "route %s: Poe ended the stream without an answer%s%s", st->route_name,
+                 errstr != NULL ? ": " : "", errstr != NULL ? errstr : "");
+        fail(st, 502, PGW_ERR_API, msg);
+        return;
+    }
+    after_translate(st, status == PGW_STREAM_CONTINUE ? PGW_STREAM_DONE : status);
+}
+
+static const pgw_upstream_callbacks_t callbacks = {on_head, on_body, on_complete};
+
+/* Common set-up: the catalog entry, the translated body. Returns NULL after answering 400. */
+static translate_t *prepare(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body)
+{
+    h2o_req_t *req = r->req;
+    char upstream_model[512], err[512];
+
+    translate_t *st = h2o_mem_alloc_shared(&req->pool, sizeof(*st), on_dispose);
+    memset(st, 0, sizeof(*st));
+    pgw_relay_init(&st->relay, r, route);
+    h2o_buffer_init(&st->upbody, &h2o_socket_buffer_prototype);
+    h2o_buffer_init(&st->body, &h2o_socket_buffer_prototype);
+    pgw_sse_reader_init(&st->sse, MAX_SSE_EVENT);
+    snprintf(st->model, sizeof(st->model), "%s", body->model);
+    snprintf(st->route_name, sizeof(st->route_name), "%s", route->model_name);
+
+    if (pgw_route_upstream_model(route, body->model, body->model_len, upstream_model, sizeof(upstream_model)) < 0) {
+        pgw_relay_respond_directly(&st->relay);
+        pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "model: name too long for route %s", route->model_name);
+        return NULL;
+    }
+    /* Poe matches bot names loosely but the catalog id is canonical (poe.md §3) */
+    st->catalog = pgw_catalogs_get(route->api_base);
+    const pgw_bot_t *bot = st->catalog != NULL ? pgw_catalog_find(st->catalog, upstream_model, strlen(upstream_model)) : NULL;
+    pgw_translate_opts_t opts = {bot != NULL ? bot->id : upstream_model, bot, route->extra_body, route->echo_reasoning,
+                                 route->minimal_schema};
+    if (pgw_translate_request(req->entity.base, req->entity.len, &opts, &st->upbody, &st->translated, err, sizeof(err)) != 0) {
+        pgw_relay_respond_directly(&st->relay);
+        pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "%s", err);
+        return NULL;
+    }
+    return st;
+}
+
+void pgw_translate_route_count_tokens(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body)
+{
+    translate_t *st = prepare(r, route, body);
+    if (st == NULL)
+        return;
+    char json[64];
+    int n = snprintf(json, sizeof(json), "{\"input_tokens\":%lld}", st->translated.input_tokens);
+    pgw_relay_respond_directly(&st->relay);
+    pgw_send_body(r->req, 200, "application/json", json, n);
+}
+
+void pgw_translate_route_messages(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body)
+{
+    char url[2048];
+    translate_t *st = prepare(r, route, body);
+    if (st == NULL)
+        return;
+
+    make_msg_id(st->msg_id);
+    st->ropts.msg_id = st->msg_id;
+    st->ropts.model = st->model;
+    st->ropts.input_tokens = st->translated.input_tokens;
+    st->ropts.toolnames = &st->translated.toolnames;
+    st->ropts.buffer_tools = atomic_load(pgw_server->route_buffer_tools + (route - r->conf->routes));
+
+    struct curl_slist *headers = NULL;
+    char auth[2048];
+    snprintf(auth, sizeof(auth), "Bearer %s", route->api_key);
+    headers = pgw_upstream_add_header(headers, "Authorization", h2o_iovec_init(auth, strlen(auth)));
+    headers = pgw_upstream_add_route_headers(headers, route);
+    snprintf(url, sizeof(url), "%s/chat/completions", route->api_base);
+
+    pgw_upstream_request_t upreq = {url,
+                                    "POST",
+                                    h2o_iovec_init(st->upbody->bytes, st->upbody->size),
+                                    headers,
+                                    route->timeout,
+                                    route->stream_timeout,
+                                    route->max_retries,
+                                    route->ssl_verify,
+                                    route->h2c};
+    st->relay.transfer = pgw_upstream_start(r->worker->upstream, &upreq, &callbacks, st);
+}
