@@ -37,8 +37,8 @@ const char *pgw_cmd_ca_file(const pgw_config_t *conf);
 
 /** One blocking HTTP exchange's result. `body` is NUL-terminated and owned; free it with pgw_cmd_http_dispose. */
 typedef struct st_pgw_cmd_http_t {
-    long status;     /* 0 when no response head arrived */
-    char *body;      /* owned, never NULL after pgw_cmd_http_get */
+    long status; /* 0 when no response head arrived */
+    char *body;  /* owned, never NULL after pgw_cmd_http_get */
     size_t len;
     char error[256]; /* libcurl's message when status is 0 */
 } pgw_cmd_http_t;

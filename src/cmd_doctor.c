@@ -45,7 +45,7 @@ static struct {
 /* An upstream origin (scheme://host:port) and what GET /v1/models said there. */
 struct st_origin_t {
     char origin[512];
-    int insecure;   /* some route to it has ssl_verify: false */
+    int insecure; /* some route to it has ssl_verify: false */
     int reachable;
     yajl_val catalog; /* owned; NULL when unreachable or not JSON */
 };
@@ -183,8 +183,8 @@ static void check_environment(const pgw_config_t *conf, const char *env_file)
 /* The values people leave in by mistake: empty, the usual examples, and the templates' own placeholders. */
 static int is_placeholder(const char *key)
 {
-    static const char *const placeholders[] = {"changeme", "change-me", "change_me", "sk-1234", "sk-...", "sk-xxx",
-                                               "secret",   "password",  "master-key", "your-master-key", "todo", NULL};
+    static const char *const placeholders[] = {"changeme", "change-me", "change_me",  "sk-1234",         "sk-...", "sk-xxx",
+                                               "secret",   "password",  "master-key", "your-master-key", "todo",   NULL};
     if (key[0] == '\0' || key[0] == '<' || strstr(key, "...") != NULL || strstr(key, "\xe2\x80\xa6") != NULL)
         return 1;
     for (size_t i = 0; placeholders[i] != NULL; ++i)
@@ -204,22 +204,21 @@ static void check_master_key(const pgw_config_t *conf)
         if (is_placeholder(conf->master_key)) {
             add_check("master key", 0, fix_generate, "the master key (%s) is a placeholder", from);
         } else if (strlen(conf->master_key) < MIN_MASTER_KEY_LEN) {
-            add_check("master key", 0, fix_generate, "the master key (%s) is shorter than %d characters", from,
-                      MIN_MASTER_KEY_LEN);
+            add_check("master key", 0, fix_generate, "the master key (%s) is shorter than %d characters", from, MIN_MASTER_KEY_LEN);
         } else {
             add_check("master key", 1, NULL, "the master key is set (%s)", from);
         }
     } else if (pgw_host_is_loopback(conf->host)) {
         if (pgw_state_dir(conf, state_dir, sizeof(state_dir)) == 0)
             add_check("master key", 1, NULL,
-                      "no master key is configured; on %s the gateway uses the one it generates in %s/master_key",
-                      conf->host, state_dir);
+                      "no master key is configured; on %s the gateway uses the one it generates in %s/master_key", conf->host,
+                      state_dir);
         else
             add_check("master key", 0, "set LITELLM_MASTER_KEY, or HOME or gateway.state_dir for a generated key",
                       "no master key is configured, and there is no state directory to keep a generated one in");
     } else {
-        add_check("master key", 0, fix_generate, "no master key is configured and gateway.host %s is not loopback: the "
-                  "gateway refuses to start", conf->host);
+        add_check("master key", 0, fix_generate,
+                  "no master key is configured and gateway.host %s is not loopback: the gateway refuses to start", conf->host);
     }
 }
 
@@ -258,8 +257,7 @@ static void check_listen(const pgw_config_t *conf)
         return;
     }
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
         err = errno;
     if (fd >= 0)
         close(fd);
@@ -270,8 +268,7 @@ static void check_listen(const pgw_config_t *conf)
     } else if (err == EADDRINUSE && gateway_answers(conf)) {
         add_check("listen", 1, NULL, "%s:%u is in use by a running poe-gateway", conf->host, conf->port);
     } else if (err == EADDRINUSE) {
-        char *fix = format("stop what listens there (ss -ltnp 'sport = :%u' shows it), or choose another gateway.port",
-                           conf->port);
+        char *fix = format("stop what listens there (ss -ltnp 'sport = :%u' shows it), or choose another gateway.port", conf->port);
         add_check("listen", 0, fix, "%s:%u is in use by another program", conf->host, conf->port);
         free(fix);
     } else if (err == EACCES) {
@@ -361,8 +358,8 @@ static void check_key(const pgw_config_t *conf, const struct st_origin_t *o, con
         add_check("poe key", 0, fix, "Poe refused the key (%s): %ld", from, res.status);
         free(fix);
     } else if (res.status != 200) {
-        add_check("poe key", 0, "api_base must point at Poe (https://api.poe.com)",
-                  "GET /usage/current_balance answered %ld (%s)", res.status, from);
+        add_check("poe key", 0, "api_base must point at Poe (https://api.poe.com)", "GET /usage/current_balance answered %ld (%s)",
+                  res.status, from);
     } else {
         yajl_val tree = yajl_tree_parse(res.body, NULL, 0);
         yajl_val balance = yajl_tree_get(tree, balance_path, yajl_t_number);
@@ -398,8 +395,8 @@ static void poe_name_of(const char *model, char *buf, size_t bufsz)
     if (len > 9 && model[len - 9] == '-' && strspn(model + len - 8, "0123456789") == 8)
         len -= 9;
     for (size_t i = 0; i != len && j + 1 < bufsz; ++i) {
-        int between_digits = model[i] == '-' && i > 0 && i + 1 < len && isdigit((unsigned char)model[i - 1]) &&
-                             isdigit((unsigned char)model[i + 1]);
+        int between_digits =
+            model[i] == '-' && i > 0 && i + 1 < len && isdigit((unsigned char)model[i - 1]) && isdigit((unsigned char)model[i + 1]);
         buf[j++] = between_digits ? '.' : model[i];
     }
     buf[j] = '\0';
@@ -532,7 +529,8 @@ int pgw_cmd_doctor_main(int argc, char **argv)
                 continue;
             for (size_t j = 0; j != i; ++j) {
                 const pgw_route_t *e = conf.routes + j;
-                if (e->api_key != NULL && strcmp(e->api_key, r->api_key) == 0 && find_origin(origins, num_origins, e->api_base) == o)
+                if (e->api_key != NULL && strcmp(e->api_key, r->api_key) == 0 &&
+                    find_origin(origins, num_origins, e->api_base) == o)
                     seen = 1;
             }
             if (!seen)

@@ -22,8 +22,7 @@ static void usage(FILE *fp)
 /* Where to reach a gateway listening on `host` from this machine: itself, unless it is a wildcard or loopback address. */
 static void probe_host(const char *host, char *buf, size_t bufsz)
 {
-    if (host == NULL || host[0] == '\0' || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ||
-        pgw_host_is_loopback(host))
+    if (host == NULL || host[0] == '\0' || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || pgw_host_is_loopback(host))
         snprintf(buf, bufsz, "127.0.0.1");
     else if (strchr(host, ':') != NULL)
         snprintf(buf, bufsz, "[%s]", host);
