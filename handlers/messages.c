@@ -1,4 +1,5 @@
 /* poe-gateway: MIT licence. POST /v1/messages and /v1/messages/count_tokens: validate, route, hand to the upstream. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "errors.h"
@@ -8,6 +9,19 @@
 #include "handlers/handlers.h"
 
 #define MODULE_NAME "messages"
+
+/* 429 with Retry-After in whole seconds. */
+static void __attribute__((format(printf, 3, 4))) send_rate_limited(h2o_req_t *req, uint64_t wait_ms, const char *fmt, ...)
+{
+    char secs[24], what[256];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(what, sizeof(what), fmt, args);
+    va_end(args);
+    int n = snprintf(secs, sizeof(secs), "%llu", (unsigned long long)((wait_ms + 999) / 1000));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, h2o_strdup(&req->pool, secs, n).base, n);
+    pgw_send_error(req, 429, PGW_ERR_RATE_LIMIT, "%s; retry in %s s", what, secs);
+}
 
 /*
  * Checks the caller, the body and the route. Returns the route, or NULL after an error response was sent.
@@ -36,6 +50,18 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
         return NULL;
     }
 
+    if (r->key != NULL && !pgw_key_allows_model(r->key, body->model, body->model_len)) {
+        pgw_send_error(req, 403, PGW_ERR_PERMISSION, "key %s may not use model %s", r->key_name, body->model);
+        return NULL;
+    }
+    if (r->key != NULL) {
+        uint64_t wait_ms = pgw_ratelimit_take(pgw_server->key_limits + (r->key - r->conf->keys), pgw_now_ms());
+        if (wait_ms != 0) {
+            send_rate_limited(req, wait_ms, "key %s is over its limit of %d requests per minute", r->key_name, r->key->rpm);
+            return NULL;
+        }
+    }
+
     const pgw_route_t *route = pgw_config_find_route(r->conf, body->model, body->model_len);
     if (route == NULL) {
         const char *close[3];
@@ -62,11 +88,7 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
     }
     uint64_t wait_ms = pgw_ratelimit_take(pgw_server->route_limits + (route - r->conf->routes), pgw_now_ms());
     if (wait_ms != 0) {
-        char secs[24];
-        int n = snprintf(secs, sizeof(secs), "%llu", (unsigned long long)((wait_ms + 999) / 1000));
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, h2o_strdup(&req->pool, secs, n).base, n);
-        pgw_send_error(req, 429, PGW_ERR_RATE_LIMIT, "route %s is over its limit of %d requests per minute; retry in %s s",
-                       route->model_name, route->rpm, secs);
+        send_rate_limited(req, wait_ms, "route %s is over its limit of %d requests per minute", route->model_name, route->rpm);
         return NULL;
     }
     if (route->api_base == NULL) {

@@ -31,12 +31,27 @@ int pgw_auth_secret_equals(const char *a, size_t alen, const char *b, size_t ble
     return CRYPTO_memcmp(da, db, sizeof(da)) == 0;
 }
 
-const char *pgw_auth_identify(const pgw_config_t *conf, h2o_iovec_t credential)
+const char *pgw_auth_identify(const pgw_config_t *conf, h2o_iovec_t credential, const pgw_key_t **key)
 {
+    unsigned char digest[SHA256_DIGEST_LENGTH], master[SHA256_DIGEST_LENGTH];
+    const char *name = NULL;
+
+    *key = NULL;
     if (credential.base == NULL || credential.len == 0)
         return NULL;
-    if (conf->master_key != NULL &&
-        pgw_auth_secret_equals(credential.base, credential.len, conf->master_key, strlen(conf->master_key)))
-        return "master";
-    return NULL;
+    SHA256((const unsigned char *)credential.base, credential.len, digest);
+    if (conf->master_key != NULL) {
+        SHA256((const unsigned char *)conf->master_key, strlen(conf->master_key), master);
+        if (CRYPTO_memcmp(digest, master, sizeof(digest)) == 0)
+            name = "master";
+    }
+    /* no early exit: the time taken does not say which key, if any, matched */
+    for (size_t i = 0; i != conf->num_keys; ++i) {
+        const pgw_key_t *k = conf->keys + i;
+        if ((CRYPTO_memcmp(digest, k->sha256, sizeof(digest)) == 0) & k->has_key & (name == NULL)) {
+            name = k->name;
+            *key = k;
+        }
+    }
+    return name;
 }

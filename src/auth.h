@@ -18,9 +18,10 @@ h2o_iovec_t pgw_auth_credential(h2o_iovec_t x_api_key, h2o_iovec_t authorization
 int pgw_auth_secret_equals(const char *a, size_t alen, const char *b, size_t blen);
 
 /**
- * Identifies the caller from the credential. Returns the key's name ("master") or NULL when the credential is missing
- * or matches no configured key.
+ * Identifies the caller from the credential: the master key, or one of gateway.keys. Returns the caller's name
+ * ("master" or the key's name) and sets *key to the named key (NULL for the master key); returns NULL when the
+ * credential is missing or matches nothing. Every configured key is compared, in constant time, whatever matches.
  */
-const char *pgw_auth_identify(const pgw_config_t *conf, h2o_iovec_t credential);
+const char *pgw_auth_identify(const pgw_config_t *conf, h2o_iovec_t credential, const pgw_key_t **key);
 
 #endif

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 #include <yaml.h>
+#include <openssl/sha.h>
 #include "config.h"
 #include "log.h"
 
@@ -890,6 +891,7 @@ enum en_key_type_t {
     KEY_SIZE,      /* size_t, with an optional K/M/G suffix */
     KEY_SECONDS,   /* double, > 0 (>= 0 with allow_zero) */
     KEY_TLS,       /* the tls: mapping */
+    KEY_KEYS,      /* the keys: sequence of named client keys */
 };
 
 static const struct st_gateway_key_t {
@@ -910,6 +912,7 @@ static const struct st_gateway_key_t {
     {"max_body_bytes", KEY_SIZE, offsetof(pgw_config_t, max_body_bytes)},
     {"idle_timeout", KEY_SECONDS, offsetof(pgw_config_t, idle_timeout)},
     {"graceful_timeout", KEY_SECONDS, offsetof(pgw_config_t, graceful_timeout), 0, 0, 1},
+    {"keys", KEY_KEYS},
 };
 
 static int set_string(struct st_loader_t *l, yaml_node_t *node, const char *what, char **field)
@@ -951,6 +954,115 @@ static int on_tls(struct st_loader_t *l, yaml_node_t *node)
     return 0;
 }
 
+
+/* gateway.keys */
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static int on_key_entry(struct st_loader_t *l, yaml_node_t *entry)
+{
+    pgw_config_t *conf = l->conf;
+    pair_t *pairs;
+    size_t num;
+    yaml_node_t *name_node = NULL, *key_node = NULL;
+
+    if (expect_mapping(l, entry, "gateway.keys entry") != 0 || get_pairs(l, entry, &pairs, &num) != 0)
+        return -1;
+    conf->keys = xrealloc(conf->keys, (conf->num_keys + 1) * sizeof(conf->keys[0]));
+    pgw_key_t *key = conf->keys + conf->num_keys++;
+    memset(key, 0, sizeof(*key));
+    key->line = (unsigned)entry->start_mark.line + 1;
+    key->column = (unsigned)entry->start_mark.column + 1;
+    for (size_t i = 0; i != num; ++i) {
+        yaml_node_t *k = pairs[i].key, *v = pairs[i].value;
+        long long n;
+        if (key_is(k, "name")) {
+            name_node = v;
+        } else if (key_is(k, "key")) {
+            key_node = v;
+        } else if (key_is(k, "rpm")) {
+            if (parse_int(l, v, "gateway.keys.rpm", 0, INT_MAX, &n) != 0)
+                return -1;
+            key->rpm = (int)n;
+        } else if (key_is(k, "models")) {
+            if (v->type != YAML_SEQUENCE_NODE)
+                return error_at(l, v, "gateway.keys.models must be a sequence of model names or patterns");
+            for (yaml_node_item_t *item = v->data.sequence.items.start; item != v->data.sequence.items.top; ++item) {
+                const char *pattern = get_scalar(l, node_at(l, *item), "gateway.keys.models entry");
+                if (pattern == NULL)
+                    return -1;
+                key->models = xrealloc(key->models, (key->num_models + 1) * sizeof(key->models[0]));
+                key->models[key->num_models++] = xstrdup(pattern);
+            }
+        } else {
+            warn_unknown(l, k, "gateway.keys entry");
+        }
+    }
+    const char *name;
+    if (name_node == NULL || is_null(name_node))
+        return error_at(l, entry, "gateway.keys entry has no name");
+    if ((name = get_scalar(l, name_node, "gateway.keys.name")) == NULL)
+        return -1;
+    if (*name == '\0' || strcmp(name, "master") == 0)
+        return error_at(l, name_node, "gateway.keys.name must be a non-empty name other than 'master'");
+    for (size_t i = 0; i + 1 < conf->num_keys; ++i)
+        if (strcmp(conf->keys[i].name, name) == 0)
+            return error_at(l, name_node, "duplicate key name '%s' (first at line %u)", name, conf->keys[i].line);
+    key->name = xstrdup(name);
+    if (key_node == NULL || is_null(key_node))
+        return error_at(l, entry, "key '%s' has no key: give a literal, os.environ/NAME or sha256:<64 hex digits>", name);
+
+    const char *text = get_scalar(l, key_node, "gateway.keys.key");
+    if (text == NULL)
+        return -1;
+    if (strncmp(text, "sha256:", 7) == 0) {
+        const char *hex = text + 7;
+        if (strlen(hex) != 64)
+            return error_at(l, key_node, "key '%s': sha256: takes 64 hex digits", name);
+        for (size_t i = 0; i != 32; ++i) {
+            int hi = hex_digit(hex[i * 2]), lo = hex_digit(hex[i * 2 + 1]);
+            if (hi < 0 || lo < 0)
+                return error_at(l, key_node, "key '%s': sha256: takes 64 hex digits", name);
+            key->sha256[i] = (unsigned char)(hi << 4 | lo);
+        }
+        key->has_key = 1;
+        return 0;
+    }
+    char *secret, *env_name;
+    if (resolve_value(l, key_node, "gateway.keys.key", &secret, &env_name) != 0)
+        return -1;
+    free(env_name);
+    if (secret != NULL) {
+        SHA256((const unsigned char *)secret, strlen(secret), key->sha256);
+        key->has_key = 1;
+        free_secret(secret);
+    }
+    return 0;
+}
+
+static int on_keys(struct st_loader_t *l, yaml_node_t *node)
+{
+    if (node->type != YAML_SEQUENCE_NODE)
+        return error_at(l, node, "gateway.keys must be a sequence of {name, key, models, rpm} entries");
+    for (yaml_node_item_t *item = node->data.sequence.items.start; item != node->data.sequence.items.top; ++item)
+        if (on_key_entry(l, node_at(l, *item)) != 0)
+            return -1;
+    return 0;
+}
+
+int pgw_key_allows_model(const pgw_key_t *key, const char *model, size_t model_len)
+{
+    if (key->num_models == 0)
+        return 1;
+    for (size_t i = 0; i != key->num_models; ++i)
+        if (pgw_wildcard_match(key->models[i], model, model_len))
+            return 1;
+    return 0;
+}
+
 static int on_gateway_key(struct st_loader_t *l, const struct st_gateway_key_t *k, yaml_node_t *value)
 {
     char what[64];
@@ -986,6 +1098,8 @@ static int on_gateway_key(struct st_loader_t *l, const struct st_gateway_key_t *
         return parse_seconds(l, value, what, k->allow_zero, field);
     case KEY_TLS:
         return on_tls(l, value);
+    case KEY_KEYS:
+        return on_keys(l, value);
     }
     assert(!"unknown key type");
     return -1;
@@ -1219,6 +1333,14 @@ Exit:
 
 void pgw_config_dispose(pgw_config_t *conf)
 {
+    for (size_t i = 0; i != conf->num_keys; ++i) {
+        pgw_key_t *key = conf->keys + i;
+        free(key->name);
+        for (size_t j = 0; j != key->num_models; ++j)
+            free(key->models[j]);
+        free(key->models);
+    }
+    free(conf->keys);
     for (size_t i = 0; i != conf->num_routes; ++i) {
         pgw_route_t *route = conf->routes + i;
         free(route->model_name);

@@ -52,6 +52,19 @@ typedef struct st_pgw_route_t {
     unsigned line, column; /* 1-based position of the entry in the file, for messages */
 } pgw_route_t;
 
+/**
+ * A named client key (gateway.keys). The master key is not one of these: pgw_auth identifies it as "master".
+ */
+typedef struct st_pgw_key_t {
+    char *name;                 /* shown in logs and metrics instead of the key (owned) */
+    unsigned char sha256[32];   /* the key's SHA-256: the only form kept (a literal or variable is hashed at load) */
+    int has_key;                /* 0 when the key names an unset environment variable: nobody can use it */
+    char **models;              /* allow list of model-name patterns ('*' wildcards); NULL = every model (owned) */
+    size_t num_models;
+    int rpm;                    /* requests per minute for this key, 0 = unlimited */
+    unsigned line, column;
+} pgw_key_t;
+
 typedef struct st_pgw_config_t {
     char *path;            /* the file loaded (owned) */
     pgw_route_t *routes;   /* in file order (owned array) */
@@ -71,6 +84,8 @@ typedef struct st_pgw_config_t {
     size_t max_body_bytes; /* default PGW_DEFAULT_MAX_BODY_BYTES */
     double idle_timeout;   /* seconds a client may stay silent, default PGW_DEFAULT_IDLE_TIMEOUT */
     double graceful_timeout; /* seconds in-flight requests get on SIGTERM, default PGW_DEFAULT_GRACEFUL_TIMEOUT */
+    pgw_key_t *keys;       /* gateway.keys, in file order (owned array) */
+    size_t num_keys;
     /* environment variables referenced with os.environ/NAME that are not set, each named once (owned) */
     char **missing_env;
     size_t num_missing_env;
@@ -113,6 +128,11 @@ int pgw_route_upstream_model(const pgw_route_t *route, const char *client_model,
  * "did you mean" messages. Returns how many were written to `out`.
  */
 size_t pgw_config_suggest(const pgw_config_t *conf, const char *model, size_t model_len, const char **out, size_t max);
+
+/**
+ * Returns 1 when `key` may use the model `model` (its allow list is empty, or one of its patterns matches).
+ */
+int pgw_key_allows_model(const pgw_key_t *key, const char *model, size_t model_len);
 
 /**
  * Loads compose-style KEY=value lines from `path` into the environment without overriding variables already set.

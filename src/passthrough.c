@@ -110,7 +110,6 @@ static int on_body(pgw_upstream_transfer_t *t, const char *bytes, size_t len)
         return 1;
     pgw_buf_append(&st->relay.pending, bytes, len);
     if (st->is_sse) {
-        pgw_relay_note_upstream(&st->relay);
         pgw_sse_reader_feed(&st->sse, bytes, len, on_sse_event, st);
     } else if (st->json_usage.handle != NULL) {
         pgw_usage_parser_feed(&st->json_usage, bytes, len);

@@ -37,6 +37,8 @@ void pgw_relay_send(pgw_relay_t *rl)
         rl->final_sent = 1;
         state = rl->abort ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL;
     }
+    if (buf.len != 0)
+        rl->last_write = uv_now(&rl->r->worker->loop);
     h2o_send(rl->r->req, &buf, buf.len != 0 ? 1 : 0, state);
 }
 
@@ -95,16 +97,11 @@ int pgw_relay_should_pause(pgw_relay_t *rl)
     return 1;
 }
 
-void pgw_relay_note_upstream(pgw_relay_t *rl)
-{
-    rl->last_upstream_byte = uv_now(&rl->r->worker->loop);
-}
-
 static void on_ping(uv_timer_t *timer)
 {
     struct st_pgw_relay_timers_t *timers = timer->data;
     pgw_relay_t *rl = timers->owner;
-    uint64_t now = uv_now(timer->loop), idle = now - rl->last_upstream_byte;
+    uint64_t now = uv_now(timer->loop), idle = now - rl->last_write;
     if (idle < PGW_RELAY_PING_MS) {
         uv_timer_start(timer, on_ping, PGW_RELAY_PING_MS - idle, 0);
         return;
@@ -119,7 +116,7 @@ static void on_ping(uv_timer_t *timer)
 void pgw_relay_enable_ping(pgw_relay_t *rl, pgw_relay_can_ping_cb can_ping)
 {
     rl->can_ping = can_ping;
-    pgw_relay_note_upstream(rl);
+    rl->last_write = uv_now(&rl->r->worker->loop);
     uv_timer_start(&rl->timers->ping, on_ping, PGW_RELAY_PING_MS, 0);
 }
 

@@ -12,7 +12,7 @@
 typedef struct st_pgw_relay_t pgw_relay_t;
 
 /**
- * Called after PGW_RELAY_PING_MS without an upstream byte (pgw_relay_note_upstream), once pings are enabled. Returns
+ * Called after PGW_RELAY_PING_MS without a write to the client, once pings are enabled. Returns
  * 1 when a ping may be written now (the stream stands between two events), 0 to skip this one.
  */
 typedef int (*pgw_relay_can_ping_cb)(pgw_relay_t *rl);
@@ -36,7 +36,7 @@ struct st_pgw_relay_t {
     int paused;                        /* the upstream transfer is paused for flow control */
     int resuming;
     pgw_relay_can_ping_cb can_ping;    /* set by pgw_relay_enable_ping */
-    uint64_t last_upstream_byte;
+    uint64_t last_write;               /* when bytes last went to h2o (pings fill silences, translation.md §4.6) */
     struct st_pgw_relay_timers_t *timers;
 };
 
@@ -72,14 +72,11 @@ void pgw_relay_send(pgw_relay_t *rl);
  */
 int pgw_relay_should_pause(pgw_relay_t *rl);
 
-/** Records upstream activity (for pings). */
-void pgw_relay_note_upstream(pgw_relay_t *rl);
-
 /** Starts (or restarts) the route's one-shot timer; it stops with the upstream (pgw_relay_stop_upstream). */
 void pgw_relay_start_timer(pgw_relay_t *rl, uint64_t ms, void (*cb)(pgw_relay_t *rl));
 void pgw_relay_stop_timer(pgw_relay_t *rl);
 
-/** Starts SSE pings: after each PING_MS of upstream silence, `can_ping` is asked and a ping event appended. */
+/** Starts SSE pings: after each PING_MS without a write to the client, `can_ping` is asked and a ping event appended. */
 void pgw_relay_enable_ping(pgw_relay_t *rl, pgw_relay_can_ping_cb can_ping);
 
 #endif

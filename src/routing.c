@@ -60,7 +60,7 @@ int pgw_require_auth(pgw_request_t *r)
 {
     h2o_iovec_t credential =
         pgw_auth_credential(pgw_req_header(r->req, H2O_STRLIT("x-api-key")), pgw_req_header(r->req, H2O_STRLIT("authorization")));
-    if ((r->key_name = pgw_auth_identify(r->conf, credential)) != NULL)
+    if ((r->key_name = pgw_auth_identify(r->conf, credential, &r->key)) != NULL)
         return 0;
     pgw_send_error(r->req, 401, PGW_ERR_AUTHENTICATION,
                    credential.base == NULL ? "missing API key: send it as x-api-key or Authorization: Bearer"

@@ -84,7 +84,7 @@ pgw_request_t *pgw_request_begin(h2o_req_t *req)
 {
     pgw_worker_t *w = H2O_STRUCT_FROM_MEMBER(pgw_worker_t, ctx, req->conn->ctx);
     pgw_request_t *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), on_request_dispose);
-    *r = (pgw_request_t){req, w, w->server->conf, NULL, NULL};
+    *r = (pgw_request_t){req, w, w->server->conf, NULL, NULL, NULL};
     memset(&r->usage, 0, sizeof(r->usage));
     ++w->inflight;
     return r;
@@ -261,6 +261,9 @@ int pgw_server_init(pgw_server_t *server, pgw_config_t *conf)
     }
 
     server->route_limits = h2o_mem_alloc(sizeof(*server->route_limits) * (conf->num_routes + 1));
+    server->key_limits = h2o_mem_alloc(sizeof(*server->key_limits) * (conf->num_keys + 1));
+    for (size_t i = 0; i != conf->num_keys; ++i)
+        pgw_ratelimit_init(server->key_limits + i, conf->keys[i].rpm, server->started_at);
     server->route_buffer_tools = h2o_mem_alloc(sizeof(*server->route_buffer_tools) * (conf->num_routes + 1));
     for (size_t i = 0; i != conf->num_routes; ++i) {
         pgw_ratelimit_init(server->route_limits + i, conf->routes[i].rpm, server->started_at);

@@ -46,6 +46,7 @@ struct st_pgw_server_t {
     atomic_int shutting_down; /* readiness answers 503 once set */
     uint64_t started_at;      /* wall clock, ms */
     pgw_ratelimit_t *route_limits; /* one per conf->routes entry, for its rpm (owned array) */
+    pgw_ratelimit_t *key_limits;   /* one per conf->keys entry, for its rpm (owned array) */
     atomic_int *route_buffer_tools; /* one per route: set at run time when a stream showed the route needs buffer_tools */
 };
 
@@ -58,6 +59,7 @@ typedef struct st_pgw_request_t {
     pgw_worker_t *worker;
     const pgw_config_t *conf;
     const char *key_name;   /* who called, for the log ("master", ...); never the key; NULL before auth */
+    const pgw_key_t *key;   /* the named key that called; NULL for the master key and before auth */
     const char *route_name; /* the route's model_name once routed (points into conf) */
     pgw_usage_t usage;      /* tokens the upstream reported, for the log and metrics */
 } pgw_request_t;

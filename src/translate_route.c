@@ -202,7 +202,6 @@ static int on_body(pgw_upstream_transfer_t *t, const char *bytes, size_t len)
         return 0; /* the client's stream is complete: the rest is dropped */
     if (pgw_relay_should_pause(rl))
         return 1;
-    pgw_relay_note_upstream(rl);
     if (pgw_stream_translator_awaiting_usage(st->stream))
         pgw_relay_stop_timer(rl); /* more is coming: the grace timer restarts if the wait goes on */
     pgw_sse_reader_feed(&st->sse, bytes, len, on_sse_event, st);

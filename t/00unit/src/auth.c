@@ -1,5 +1,6 @@
 /* poe-gateway: MIT licence. Unit tests for src/auth.c. */
 #include <string.h>
+#include <h2o/string_.h>
 #include "../../../src/auth.c"
 #include "../test.h"
 
@@ -33,11 +34,45 @@ void test_src__auth_c(void)
     ok(!pgw_auth_secret_equals("", 0, "a", 1));
 
     pgw_config_t conf;
+    const pgw_key_t *key = (const pgw_key_t *)1;
     memset(&conf, 0, sizeof(conf));
-    is_str(pgw_auth_identify(&conf, iov("anything")), NULL); /* no key configured: nobody gets in */
+    is_str(pgw_auth_identify(&conf, iov("anything"), &key), NULL); /* no key configured: nobody gets in */
+    ok(key == NULL);
     conf.master_key = "sk-master";
-    is_str(pgw_auth_identify(&conf, iov("sk-master")), "master");
-    is_str(pgw_auth_identify(&conf, iov("sk-maste")), NULL);
-    is_str(pgw_auth_identify(&conf, iov("sk-masterr")), NULL);
-    is_str(pgw_auth_identify(&conf, iov(NULL)), NULL);
+    is_str(pgw_auth_identify(&conf, iov("sk-master"), &key), "master");
+    ok(key == NULL);
+    is_str(pgw_auth_identify(&conf, iov("sk-maste"), &key), NULL);
+    is_str(pgw_auth_identify(&conf, iov("sk-masterr"), &key), NULL);
+    is_str(pgw_auth_identify(&conf, iov(NULL), &key), NULL);
+
+    /* named keys are matched by digest; one whose variable is unset matches nothing, not even the empty string */
+    pgw_key_t keys[3];
+    memset(keys, 0, sizeof(keys));
+    keys[0].name = "alice";
+    SHA256((const unsigned char *)"alice-key", 9, keys[0].sha256);
+    keys[0].has_key = 1;
+    keys[1].name = "unset";
+    SHA256((const unsigned char *)"", 0, keys[1].sha256);
+    keys[2].name = "bob";
+    SHA256((const unsigned char *)"bob-key", 7, keys[2].sha256);
+    keys[2].has_key = 1;
+    conf.keys = keys;
+    conf.num_keys = 3;
+    is_str(pgw_auth_identify(&conf, iov("alice-key"), &key), "alice");
+    ok(key == keys);
+    is_str(pgw_auth_identify(&conf, iov("bob-key"), &key), "bob");
+    ok(key == keys + 2);
+    is_str(pgw_auth_identify(&conf, iov("sk-master"), &key), "master");
+    ok(key == NULL);
+    is_str(pgw_auth_identify(&conf, iov("alice-kez"), &key), NULL);
+    ok(key == NULL);
+
+    /* allow lists */
+    char *patterns[] = {"claude-*", "gpt-5"};
+    keys[0].models = patterns;
+    keys[0].num_models = 2;
+    ok(pgw_key_allows_model(keys, H2O_STRLIT("claude-opus-4-5")));
+    ok(pgw_key_allows_model(keys, H2O_STRLIT("gpt-5")));
+    ok(!pgw_key_allows_model(keys, H2O_STRLIT("gpt-5-mini")));
+    ok(pgw_key_allows_model(keys + 2, H2O_STRLIT("anything")));
 }

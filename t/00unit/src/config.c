@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "../../../src/config.c"
+#include <openssl/sha.h>
 #include "../test.h"
 
 static char conf_path[64];
@@ -763,8 +764,54 @@ static void test_route_options(void)
     is_int(load_yaml(&conf, "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, extra_body: 5}\n"), -1);
 }
 
+static void test_keys(void)
+{
+    pgw_config_t conf;
+    unsigned char digest[32];
+
+    clear_env();
+    setenv("PGW_TEST_ALICE", "alice-secret-0123456789", 1);
+    is_int(load_yaml(&conf, "gateway:\n"
+                            "  keys:\n"
+                            "    - name: alice\n"
+                            "      key: os.environ/PGW_TEST_ALICE\n"
+                            "      models: [\"claude-*\", gpt-5]\n"
+                            "      rpm: 120\n"
+                            "    - name: bob\n"
+                            "      key: sha256:2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b\n"
+                            "    - name: carol\n"
+                            "      key: os.environ/PGW_TEST_UNSET\n"
+                            "    - name: dave\n"
+                            "      key: literal-dave-key\n"),
+           0);
+    is_int(conf.num_keys, 4);
+    if (conf.num_keys == 4) {
+        is_str(conf.keys[0].name, "alice");
+        SHA256((const unsigned char *)"alice-secret-0123456789", 23, digest);
+        ok(conf.keys[0].has_key && memcmp(conf.keys[0].sha256, digest, 32) == 0);
+        is_int(conf.keys[0].num_models, 2);
+        is_int(conf.keys[0].rpm, 120);
+        SHA256((const unsigned char *)"secret", 6, digest);
+        ok(conf.keys[1].has_key && memcmp(conf.keys[1].sha256, digest, 32) == 0);
+        ok(!conf.keys[2].has_key);
+        is_int(conf.num_missing_env, 1);
+        SHA256((const unsigned char *)"literal-dave-key", 16, digest);
+        ok(conf.keys[3].has_key && memcmp(conf.keys[3].sha256, digest, 32) == 0);
+    }
+    pgw_config_dispose(&conf);
+
+    is_str(load_error("gateway:\n  keys:\n    - {name: a, key: x}\n    - {name: a, key: y}\n"),
+           "4:14: duplicate key name 'a' (first at line 3)");
+    ok(strstr(load_error("gateway:\n  keys:\n    - {name: master, key: x}\n"), "other than 'master'") != NULL);
+    ok(strstr(load_error("gateway:\n  keys:\n    - {name: a, key: 'sha256:abc'}\n"), "64 hex digits") != NULL);
+    ok(strstr(load_error("gateway:\n  keys:\n    - {name: a}\n"), "has no key") != NULL);
+    ok(strstr(load_error("gateway:\n  keys: {a: b}\n"), "sequence") != NULL);
+    ok(strstr(load_error("gateway:\n  keys:\n    - {name: a, key: b, models: x}\n"), "sequence") != NULL);
+}
+
 void test_src__config_c(void)
 {
+    subtest("keys", test_keys);
     subtest("route options", test_route_options);
     subtest("seed file", test_seed_file);
     subtest("shipped config", test_shipped_config);
