@@ -333,3 +333,15 @@ test('a slow client gets every byte: the upstream is paused past the high-water 
     assert.equal(body.length, all.join('').length);
     assert.equal(body, all.join(''));
 });
+
+test('15 s of silence brings a ping, inserted between events only', async () => {
+    const chunks = anthropicStream({ blocks: [{ type: 'text', text: 'a pause between events, then one inside an event' }] });
+    const all = chunks.join('');
+    const boundary = chunks[0].length + chunks[1].length; // after content_block_start
+    const inside = boundary + chunks[2].length + 20; // in the middle of a content_block_delta
+    await mock.script({ match: { path: '/v1/messages' }, headers: { 'content-type': 'text/event-stream' },
+        chunks: [all.slice(0, boundary), all.slice(boundary, inside), all.slice(inside)], chunk_delay_ms: 16000 });
+    const r = await post(msg({ stream: true }));
+    const ping = 'event: ping\ndata: {"type": "ping"}\n\n';
+    assert.equal(r.body, all.slice(0, boundary) + ping + all.slice(boundary), 'one ping at the boundary, none inside the event');
+});

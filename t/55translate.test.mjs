@@ -217,3 +217,15 @@ test('a body the translator refuses is a 400 that names the field, with no upstr
     assert.match(JSON.parse(r.body).error.message, /messages/);
     assert.equal((await mock.requests()).length, 0);
 });
+
+test('15 s without a write to the client brings a ping between events', async () => {
+    const chunks = openaiStream({ deltas: [{ content: 'before' }, { content: ' after the pause' }] });
+    // the role chunk and the first text delta, a 16 s pause, then the rest at once
+    await mock.script({ match: { path: '/v1/chat/completions' }, headers: { 'content-type': 'text/event-stream' },
+        chunks: [chunks.slice(0, 2).join(''), chunks.slice(2).join('')], chunk_delay_ms: 16000 });
+    const r = await post({ model: 'gpt-5', max_tokens: 64, stream: true, messages: [{ role: 'user', content: 'x' }] });
+    const events = parseSSE(r.body).map((e) => e.event);
+    const ping = events.indexOf('ping');
+    assert.ok(ping > events.indexOf('content_block_delta') && ping < events.lastIndexOf('content_block_delta'), events.join(','));
+    assert.equal(events.at(-1), 'message_stop');
+});
