@@ -158,6 +158,8 @@ void test_src__catalog_c(void);
 void test_src__translate_stream_c(void);
 void test_src__translate_response_c(void);
 void test_src__upstream_errors_c(void);
+void test_src__toolnames_c(void);
+void test_src__translate_request_c(void);
 
 int main(void)
 {
@@ -178,5 +180,7 @@ int main(void)
     subtest("src/translate_stream.c", test_src__translate_stream_c);
     subtest("src/translate_response.c", test_src__translate_response_c);
     subtest("src/upstream_errors.c", test_src__upstream_errors_c);
+    subtest("src/toolnames.c", test_src__toolnames_c);
+    subtest("src/translate_request.c", test_src__translate_request_c);
     return done_testing();
 }

@@ -1,0 +1,46 @@
+/* poe-gateway: MIT licence. The local input-token estimate (translation.md §6), made to err high. */
+#ifndef PGW_ESTIMATE_H
+#define PGW_ESTIMATE_H
+
+#include <stddef.h>
+#include "translate.h"
+
+/* gateway choices (§6) */
+#define PGW_ESTIMATE_BYTES_PER_TOKEN 3        /* ceil(UTF-8 bytes / 3): real tokenizers average 3.5 to 4.5 on prose and code */
+#define PGW_ESTIMATE_PER_MESSAGE 4            /* role markers and separators */
+#define PGW_ESTIMATE_PER_TOOL 8               /* the function wrapper around each tool's name, description and schema */
+#define PGW_ESTIMATE_PER_IMAGE 1500           /* Claude charges about 1,600 for a full-size image; others less */
+#define PGW_ESTIMATE_PER_PDF_PAGE 2000        /* text plus the rendered page */
+#define PGW_ESTIMATE_PDF_BYTES_PER_PAGE 12000 /* the size guess when no page can be counted */
+
+/**
+ * What the model will read, counted while the translated request is written. Text is counted unescaped (the bytes the
+ * model sees), except tool schemas and tool-call arguments, which are JSON text. Base64 payloads are never text.
+ */
+typedef struct st_pgw_estimate_t {
+    size_t text_bytes;
+    size_t num_messages;
+    size_t num_tools;
+    size_t num_images;
+    long long extra_tokens; /* counted directly: PDFs */
+} pgw_estimate_t;
+
+/** The estimate: ceil(text_bytes / 3) + 4 per message + 8 per tool + 1,500 per image + extra_tokens. */
+long long pgw_estimate_total(const pgw_estimate_t *e);
+
+/**
+ * Tokens for a base64 PDF: 2,000 per page when pages can be counted (page objects are found in the decoded bytes), else
+ * 2,000 per 12 KB of decoded data; never below one page. Invalid base64 characters are skipped. Linear in `len`.
+ */
+long long pgw_estimate_pdf(const char *base64, size_t len);
+
+/**
+ * For count_tokens (§6): translates `body` (an Anthropic Messages body, with or without max_tokens and stream) with `opts`
+ * and returns the estimate in `*tokens`; the translated body is thrown away. Returns 0, or -1 with a client-facing message
+ * in `err` exactly as pgw_translate_request would. Also serves anthropic/ routes as a local fallback: the estimate of the
+ * translated form is close to (and errs above) that of the Anthropic body (opts->bot may be NULL).
+ */
+int pgw_estimate_request(const char *body, size_t len, const pgw_translate_opts_t *opts, long long *tokens, char *err,
+                         size_t errsz);
+
+#endif

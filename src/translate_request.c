@@ -1,0 +1,2135 @@
+/* poe-gateway: MIT licence. Anthropic Messages request -> chat/completions request (translation.md §2), in one streaming pass. */
+
+/*
+ * How it works
+ *
+ * One yajl pass over the body, no document tree. The callbacks keep a small stack of frames, one per object or array the
+ * translator understands (the top-level object, `messages`, a message, its `content`, a block, a block's `source`, ...).
+ * A frame records the key being read (objects) or the element index (arrays); that is also how error messages name a
+ * field ("messages.3.content.1.type"). Anything else is skipped with a depth counter. Tool schemas go through a filtering
+ * copier (§2.6 cleanup); a tool_use's `input` is taken as raw bytes of the body, found by offsets, so number literals and
+ * all survive as the `arguments` string.
+ *
+ * The input's key order is free (Claude Code sends `system` and `tools` after `messages`), so the output is assembled at
+ * the end from sections: system text, messages, tools, then scalars and knobs. Inside `messages`, only what moves is held:
+ *   - a block's fields until the block closes (its keys are unordered too); strings without escapes stay offsets into
+ *     the body, others are copied into an arena per nesting level, reset per block;
+ *   - a user message's parts other than tool_result, which follow its `tool` messages (§2.4 rule 5); the `tool` messages
+ *     go straight out;
+ *   - an assistant message's text, tool calls and reasoning until its end;
+ *   - `role: "system"` text, until the `tool` messages answering the previous assistant turn are out (§2.3).
+ * A message whose `role` comes after its `content` array has that array skipped, then replayed from the body's bytes
+ * by a second parser at the message's end, when the role is known (rare: every SDK writes `role` first).
+ *
+ * History tool_use names are written in their plain mapping (pgw_toolname_map, a pure function) and remembered. Only a
+ * collision inside `tools` (§2.6: both names take the hashed form) changes a mapping, and `tools` may come later, so the
+ * affected names are replaced while the messages are copied to the output. Nothing depends on `tools` coming first.
+ *
+ * Not handled on purpose: content nested deeper than a document inside a tool_result (skipped); `model` (the route
+ * decides); anything outside the allowlist of §2.1, which is dropped by construction.
+ */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <h2o/socket.h>
+#include <yajl/yajl_parse.h>
+#include "estimate.h"
+#include "json.h"
+#include "log.h"
+#include "translate.h"
+
+#define MODULE_NAME "translate"
+
+#define MAX_DEPTH 512 /* JSON nesting refused beyond this (a 400) */
+#define MAX_FRAMES 24 /* the deepest structure understood is 14 frames */
+#define MAX_LEVELS 3  /* message block > tool_result item > document content item */
+#define MAX_STOP 4
+
+enum vtype { V_NULL, V_BOOL, V_NUMBER, V_STRING, V_OBJECT, V_ARRAY };
+
+enum kind {
+    F_ROOT,
+    F_TOP,
+    F_SYSTEM, /* array */
+    F_SYSBLOCK,
+    F_MESSAGES, /* array */
+    F_MESSAGE,
+    F_CONTENT, /* array of blocks, at any level */
+    F_BLOCK,
+    F_SOURCE,
+    F_TOOLS, /* array */
+    F_TOOL,
+    F_TOOL_CHOICE,
+    F_THINKING,
+    F_OUTPUT_CONFIG,
+    F_STOP, /* array */
+};
+
+#define KEYS(X)                                                                                                                    \
+    X(BUDGET_TOKENS, "budget_tokens")                                                                                              \
+    X(CONTENT, "content")                                                                                                          \
+    X(DATA, "data")                                                                                                                \
+    X(DESCRIPTION, "description")                                                                                                  \
+    X(DISABLE_PARALLEL_TOOL_USE, "disable_parallel_tool_use")                                                                      \
+    X(EFFORT, "effort")                                                                                                            \
+    X(FILE_ID, "file_id")                                                                                                          \
+    X(ID, "id")                                                                                                                    \
+    X(INPUT, "input")                                                                                                              \
+    X(INPUT_SCHEMA, "input_schema")                                                                                                \
+    X(IS_ERROR, "is_error")                                                                                                        \
+    X(MAX_TOKENS, "max_tokens")                                                                                                    \
+    X(MEDIA_TYPE, "media_type")                                                                                                    \
+    X(MESSAGES, "messages")                                                                                                        \
+    X(NAME, "name")                                                                                                                \
+    X(OUTPUT_CONFIG, "output_config")                                                                                              \
+    X(ROLE, "role")                                                                                                                \
+    X(SOURCE, "source")                                                                                                            \
+    X(STOP_SEQUENCES, "stop_sequences")                                                                                            \
+    X(STREAM, "stream")                                                                                                            \
+    X(SYSTEM, "system")                                                                                                            \
+    X(TEMPERATURE, "temperature")                                                                                                  \
+    X(TEXT, "text")                                                                                                                \
+    X(THINKING, "thinking")                                                                                                        \
+    X(TITLE, "title")                                                                                                              \
+    X(TOOL_CHOICE, "tool_choice")                                                                                                  \
+    X(TOOL_NAME, "tool_name")                                                                                                      \
+    X(TOOL_USE_ID, "tool_use_id")                                                                                                  \
+    X(TOOLS, "tools")                                                                                                              \
+    X(TOP_P, "top_p")                                                                                                              \
+    X(TYPE, "type")                                                                                                                \
+    X(URL, "url")
+
+enum key {
+    K_NONE,
+    K_OTHER,
+#define X(e, s) K_##e,
+    KEYS(X)
+#undef X
+};
+
+static const struct {
+    const char *name;
+    size_t len;
+} key_table[] = {{"", 0},
+                 {"", 0},
+#define X(e, s) {s, sizeof(s) - 1},
+                 KEYS(X)
+#undef X
+};
+
+enum { ROLE_NONE, ROLE_USER, ROLE_ASSISTANT, ROLE_SYSTEM };
+enum { CONTENT_NONE, CONTENT_STRING, CONTENT_ARRAY, CONTENT_DEFERRED };
+enum { A_TOP, A_OBJECT, A_LEVEL1, NUM_ARENAS = A_LEVEL1 + MAX_LEVELS };
+
+/* a captured string: `where` is 0 when unset, 1 for bytes of the body, 2 + n for bytes of arena n */
+typedef struct {
+    size_t off, len;
+    unsigned char where;
+} ref_t;
+
+struct frame {
+    enum kind kind;
+    enum key key; /* objects: the key whose value is being read */
+    size_t index; /* arrays: the element being read */
+};
+
+/* One content block being read, at nesting level 1 (a message's), 2 (inside a tool_result or a document) or 3. */
+struct block {
+    ref_t type, text, thinking, id, name, tool_use_id, tool_name, title, source_str;
+    ref_t src_type, src_media_type, src_data, src_url, src_file_id;
+    int has_source, is_error;
+    size_t input_off, input_len; /* the raw `input` object in the body; len 0 when absent */
+    h2o_buffer_t *joined;        /* text of the `content` items (or source.content), joined with "\n"; raw bytes */
+    size_t num_joined;
+    h2o_buffer_t *attach; /* image and file parts from those items, comma-separated JSON */
+    size_t num_attach;
+};
+
+struct call {
+    size_t off, len; /* the id, in `ids` */
+    int answered;
+};
+
+struct calls {
+    H2O_VECTOR(struct call) list;
+    h2o_buffer_t *ids;
+};
+
+/* a history tool name written in its plain mapping: where (in `msgs`), and its original (in `fixnames`) */
+struct fixup {
+    size_t off, len, orig_off, orig_len;
+};
+
+struct tool_rec {
+    size_t frag_off, frag_len; /* `,"description":...,"parameters":{...}}}` in `tools` */
+    size_t entry;              /* in res->toolnames */
+};
+
+/* the schema copier's per-level flags */
+#define CF_FIRST 0x1
+#define CF_OBJECT 0x2
+#define CF_MODE 0xc
+#define M_SCHEMA 0x0 /* keys are keywords: cleaned */
+#define M_NAMES 0x4  /* keys are property names: kept; values are schemas */
+#define M_DATA 0x8   /* enum, const, default, examples, required: copied verbatim */
+
+struct state {
+    const char *body;
+    size_t len;
+    const pgw_translate_opts_t *opts;
+    pgw_translated_t *res;
+    char *err;
+    size_t errsz;
+    int failed;
+    yajl_handle handle; /* the parser running: the body's, or a replay's */
+    size_t handle_base; /* the offset in the body of what `handle` reads */
+
+    int depth;
+    size_t skip;     /* > 0: inside a skipped value, this many levels deep */
+    size_t *raw_off; /* non-NULL: the skipped value is wanted as raw bytes, stored here */
+    size_t *raw_len;
+    struct frame frames[MAX_FRAMES];
+    size_t num_frames;
+    int level; /* of the innermost open block */
+    struct block blocks[MAX_LEVELS + 1];
+    h2o_buffer_t *arenas[NUM_ARENAS];
+
+    struct {
+        int active, drop_next, pending_pattern, minimal;
+        size_t depth;
+        unsigned char next; /* the mode of the next value in an object */
+        unsigned char flags[MAX_DEPTH + 2];
+        h2o_buffer_t **out;
+    } copy;
+
+    /* the message being read */
+    struct {
+        int role, content;
+        ref_t text;
+        size_t deferred_off, deferred_len;
+    } msg;
+    h2o_buffer_t *parts; /* user: parts other than tool_result */
+    size_t num_parts, first_text_off, first_text_len;
+    int first_is_text;
+    h2o_buffer_t *atext; /* assistant: text, raw */
+    size_t num_atext;
+    h2o_buffer_t *acalls; /* assistant: tool_calls items */
+    size_t num_acalls, fixups_msg_start;
+    h2o_buffer_t *reasoning;
+    size_t num_reasoning;
+    struct calls prev, cur; /* tool_use ids of the last assistant message, and of this one */
+    h2o_buffer_t *note;     /* pending `role: "system"` text, raw */
+    size_t num_note;
+
+    /* output sections */
+    h2o_buffer_t *sys; /* raw */
+    h2o_buffer_t *msgs;
+    size_t num_msgs;
+    H2O_VECTOR(struct fixup) fixups;
+    h2o_buffer_t *fixnames;
+    h2o_buffer_t *tools;
+    h2o_buffer_t *schema; /* the tool being read: its cleaned input_schema */
+    H2O_VECTOR(struct tool_rec) tool_recs;
+    int collisions;
+    h2o_buffer_t *stop;
+    size_t num_stop;
+    h2o_buffer_t *scratch;
+
+    /* the object being read in `tools` or `system` */
+    struct {
+        ref_t name, type, description, text;
+        int has_schema;
+        size_t frag_start;
+    } obj;
+
+    /* scalars */
+    int has_messages, stream, has_max_tokens;
+    long long max_tokens;
+    ref_t temperature, top_p;
+    struct {
+        ref_t type, name;
+        int disable_parallel;
+    } tool_choice;
+    struct {
+        ref_t type;
+        long long budget;
+        int has_budget;
+    } thinking;
+    ref_t effort;
+
+    pgw_estimate_t est;
+};
+
+/* ---- small helpers ---- */
+
+static void *yajl_malloc_cb(void *ctx, size_t sz)
+{
+    return h2o_mem_alloc(sz);
+}
+
+static void *yajl_realloc_cb(void *ctx, void *p, size_t sz)
+{
+    return h2o_mem_realloc(p, sz);
+}
+
+static void yajl_free_cb(void *ctx, void *p)
+{
+    free(p);
+}
+
+static yajl_alloc_funcs alloc_funcs = {yajl_malloc_cb, yajl_realloc_cb, yajl_free_cb, NULL};
+
+/* 1 for the bytes a JSON string cannot hold as they are: control characters, '"' and '\\' */
+static const unsigned char needs_escape[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+};
+
+/* Appends `len` bytes as JSON string content, without quotes. The input is valid UTF-8 (yajl validated it, or the
+ * gateway wrote it), so only quotes, backslashes and control characters change; runs between them are copied whole. */
+static void append_escaped(h2o_buffer_t **buf, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+
+    while (p != end) {
+        size_t chunk = end - p < 4096 ? (size_t)(end - p) : 4096;
+        h2o_iovec_t dst = h2o_buffer_reserve(buf, chunk * 6);
+        char *d = dst.base;
+        const unsigned char *stop = p + chunk;
+        while (p != stop) {
+            const unsigned char *run = p;
+            while (p != stop && !needs_escape[*p])
+                ++p;
+            memcpy(d, run, p - run);
+            d += p - run;
+            if (p == stop)
+                break;
+            *d++ = '\\';
+            switch (*p) {
+            case '"':
+            case '\\':
+                *d++ = (char)*p;
+                break;
+            case '\n':
+                *d++ = 'n';
+                break;
+            case '\r':
+                *d++ = 'r';
+                break;
+            case '\t':
+                *d++ = 't';
+                break;
+            default:
+                *d++ = 'u';
+                *d++ = '0';
+                *d++ = '0';
+                *d++ = hex[*p >> 4];
+                *d++ = hex[*p & 15];
+                break;
+            }
+            ++p;
+        }
+        (*buf)->size += d - dst.base;
+    }
+}
+
+static void append_quoted(h2o_buffer_t **buf, const char *s, size_t len)
+{
+    pgw_buf_append_lit(buf, "\"");
+    append_escaped(buf, s, len);
+    pgw_buf_append_lit(buf, "\"");
+}
+
+static int is_blank(const char *p, size_t len)
+{
+    for (size_t i = 0; i != len; ++i)
+        if (!(p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t' || p[i] == '\f' || p[i] == '\v'))
+            return 0;
+    return 1;
+}
+
+/* Appends `p` to `buf`, preceded by `sep` unless it is the first piece. */
+static void join(h2o_buffer_t **buf, size_t *count, const char *sep, const char *p, size_t len)
+{
+    if ((*count)++ != 0)
+        pgw_buf_append_str(buf, sep);
+    pgw_buf_append(buf, p, len);
+}
+
+static const char *ref_ptr(struct state *s, const ref_t *r)
+{
+    return r->where == 1 ? s->body + r->off : r->where >= 2 ? s->arenas[r->where - 2]->bytes + r->off : "";
+}
+
+static int ref_is(struct state *s, const ref_t *r, const char *lit)
+{
+    size_t len = strlen(lit);
+    return r->where != 0 && r->len == len && memcmp(ref_ptr(s, r), lit, len) == 0;
+}
+
+static int ref_ends(struct state *s, const ref_t *r, const char *lit)
+{
+    size_t len = strlen(lit);
+    return r->where != 0 && r->len >= len && memcmp(ref_ptr(s, r) + r->len - len, lit, len) == 0;
+}
+
+/* Captures a string a callback passed: kept in place when it lies in the body (no escapes), else copied to an arena. */
+static void capture(struct state *s, ref_t *r, int arena, const char *v, size_t len)
+{
+    r->len = len;
+    if (v >= s->body && v + len <= s->body + s->len) {
+        r->where = 1;
+        r->off = v - s->body;
+    } else {
+        r->where = 2 + arena;
+        r->off = s->arenas[arena]->size;
+        pgw_buf_append(&s->arenas[arena], v, len);
+    }
+}
+
+static int parse_int(const char *v, size_t len, long long *out)
+{
+    size_t i = 0;
+    int neg = 0;
+    long long n = 0;
+
+    if (len != 0 && v[0] == '-') {
+        neg = 1;
+        ++i;
+    }
+    if (i == len)
+        return 0;
+    for (; i != len; ++i) {
+        if (v[i] < '0' || v[i] > '9')
+            return 0;
+        n = n > (LLONG_MAX - 9) / 10 ? LLONG_MAX : n * 10 + (v[i] - '0');
+    }
+    *out = neg ? -n : n;
+    return 1;
+}
+
+/* ---- errors ---- */
+
+static struct frame *top(struct state *s)
+{
+    return &s->frames[s->num_frames - 1];
+}
+
+static int is_array_kind(enum kind k)
+{
+    return k == F_SYSTEM || k == F_MESSAGES || k == F_CONTENT || k == F_TOOLS || k == F_STOP;
+}
+
+/*
+ * Records a client-facing error naming the field: the path of the value being read, or, with `last` set, of the member
+ * `last` of the innermost object (a missing field). Returns 0, which yajl callbacks return to stop the parse.
+ */
+static int fail_at(struct state *s, const char *last, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail_at(struct state *s, const char *last, const char *fmt, ...)
+{
+    size_t n = 0;
+    va_list args;
+
+#define PUT(...)                                                                                                                   \
+    do {                                                                                                                           \
+        if (n < s->errsz)                                                                                                          \
+            n += snprintf(s->err + n, s->errsz - n, __VA_ARGS__);                                                                  \
+    } while (0)
+    for (size_t i = 1; i < s->num_frames; ++i) {
+        const struct frame *f = &s->frames[i];
+        const char *sep = n == 0 ? "" : ".";
+        if (last != NULL && i == s->num_frames - 1)
+            PUT("%s%s", sep, last);
+        else if (is_array_kind(f->kind))
+            PUT("%s%zu", sep, f->index);
+        else if (f->key > K_OTHER)
+            PUT("%s%s", sep, key_table[f->key].name);
+    }
+    PUT("%s", n == 0 ? "" : ": ");
+#undef PUT
+    if (n < s->errsz) {
+        va_start(args, fmt);
+        vsnprintf(s->err + n, s->errsz - n, fmt, args);
+        va_end(args);
+    }
+    s->failed = 1;
+    return 0;
+}
+
+#define EXPECTED(s, what) fail_at((s), NULL, "expected " what)
+
+/* ---- frames ---- */
+
+static int push(struct state *s, enum kind kind)
+{
+    /* the structures understood are shallower than MAX_FRAMES; deeper content is skipped before it gets here */
+    if (s->num_frames == MAX_FRAMES)
+        return fail_at(s, NULL, "nested too deeply");
+    s->frames[s->num_frames++] = (struct frame){kind, K_NONE, 0};
+    return 1;
+}
+
+static void after_value(struct state *s)
+{
+    struct frame *f = top(s);
+    if (is_array_kind(f->kind))
+        ++f->index;
+    else
+        f->key = K_NONE;
+}
+
+/* Skips the value starting now: a container's contents are ignored until it closes. */
+static int ignore(struct state *s, enum vtype t)
+{
+    if (t == V_OBJECT || t == V_ARRAY)
+        s->skip = 1;
+    return 1;
+}
+
+/* Skips the container starting now, keeping its raw bytes' position. */
+static int take_raw(struct state *s, size_t *off, size_t *len)
+{
+    /* yajl's count stands just past the '{' or '[' it reported */
+    *off = s->handle_base + yajl_get_bytes_consumed(s->handle) - 1;
+    *len = 0;
+    s->raw_off = off;
+    s->raw_len = len;
+    s->skip = 1;
+    return 1;
+}
+
+/* ---- the schema copier (§2.6 cleanup) ---- */
+
+static int non_ecma_pattern(const char *p, size_t len)
+{
+    int in_class = 0;
+    for (size_t i = 0; i < len; ++i) {
+        char c = p[i];
+        if (c == '\\') {
+            if (++i == len)
+                return 1;
+            /* Unicode properties, PCRE anchors and quoting, \h \R \X \K \G: none exists in ECMA-262 without flags */
+            if (p[i] != '\0' && strchr("pPAZzQEhRXKG", p[i]) != NULL)
+                return 1;
+            continue;
+        }
+        if (in_class) {
+            if (c == ']')
+                in_class = 0;
+            else if (c == '[' && i + 1 < len && p[i + 1] == ':')
+                return 1; /* POSIX class */
+            continue;
+        }
+        if (c == '[') {
+            in_class = 1;
+        } else if (c == '(' && i + 1 < len && p[i + 1] == '?') {
+            char n = i + 2 < len ? p[i + 2] : '\0', m = i + 3 < len ? p[i + 3] : '\0';
+            if (n == ':' || n == '=' || n == '!')
+                continue;
+            if (n == '<' && (m == '=' || m == '!' || (m >= 'a' && m <= 'z') || (m >= 'A' && m <= 'Z')))
+                continue;
+            return 1; /* atomic groups, inline flags, (?P<...>), comments, recursion */
+        } else if ((c == '*' || c == '+' || c == '?' || c == '}') && i + 1 < len && p[i + 1] == '+') {
+            return 1; /* possessive quantifier */
+        }
+    }
+    return 0;
+}
+
+static int copy_in_array(struct state *s)
+{
+    return s->copy.depth != 0 && (s->copy.flags[s->copy.depth] & CF_OBJECT) == 0;
+}
+
+/* Writes the comma before an array element or an object member, except before the first. */
+static void copy_sep(struct state *s)
+{
+    unsigned char *f = &s->copy.flags[s->copy.depth];
+    if (*f & CF_FIRST)
+        *f &= ~CF_FIRST;
+    else
+        pgw_buf_append_lit(s->copy.out, ",");
+}
+
+static void copy_pending_key(struct state *s)
+{
+    if (s->copy.pending_pattern) {
+        s->copy.pending_pattern = 0;
+        copy_sep(s);
+        pgw_buf_append_lit(s->copy.out, "\"pattern\":");
+    } else if (copy_in_array(s)) {
+        copy_sep(s);
+    }
+}
+
+static int copy_open(struct state *s, enum vtype t)
+{
+    unsigned char mode;
+
+    if (s->copy.drop_next) {
+        s->copy.drop_next = 0;
+        s->skip = 1;
+        return 1;
+    }
+    copy_pending_key(s);
+    if (s->copy.depth == 0)
+        mode = M_SCHEMA;
+    else if (s->copy.flags[s->copy.depth] & CF_OBJECT)
+        mode = s->copy.next;
+    else
+        mode = s->copy.flags[s->copy.depth] & CF_MODE;
+    if (t == V_ARRAY && mode == M_NAMES)
+        mode = M_DATA;
+    s->copy.flags[++s->copy.depth] = CF_FIRST | (t == V_OBJECT ? CF_OBJECT : 0) | mode;
+    pgw_buf_append(s->copy.out, t == V_OBJECT ? "{" : "[", 1);
+    return 1;
+}
+
+static int copy_key(struct state *s, const char *k, size_t len)
+{
+    unsigned char mode = s->copy.flags[s->copy.depth] & CF_MODE;
+#define IS(lit) (len == sizeof(lit) - 1 && memcmp(k, lit, len) == 0)
+    if (mode == M_SCHEMA) {
+        if (IS("$schema") || IS("$id") || IS("$comment") ||
+            (s->copy.minimal && !(IS("type") || IS("properties") || IS("required") || IS("items")))) {
+            s->copy.drop_next = 1;
+            return 1;
+        }
+        if (IS("pattern")) {
+            /* written with its value, unless the value is a pattern ECMA-262 cannot compile */
+            s->copy.pending_pattern = 1;
+            return 1;
+        }
+        s->copy.next = IS("properties") || IS("patternProperties") || IS("definitions") || IS("$defs") || IS("dependentSchemas")
+                           ? M_NAMES
+                       : IS("enum") || IS("const") || IS("default") || IS("examples") || IS("required") ? M_DATA
+                                                                                                        : M_SCHEMA;
+    } else {
+        s->copy.next = mode == M_NAMES ? M_SCHEMA : M_DATA;
+    }
+#undef IS
+    copy_sep(s);
+    append_quoted(s->copy.out, k, len);
+    pgw_buf_append_lit(s->copy.out, ":");
+    return 1;
+}
+
+static void copy_scalar(struct state *s, enum vtype t, const char *v, size_t len)
+{
+    if (s->copy.drop_next) {
+        s->copy.drop_next = 0;
+        return;
+    }
+    if (s->copy.pending_pattern && t == V_STRING && non_ecma_pattern(v, len)) {
+        s->copy.pending_pattern = 0;
+        return;
+    }
+    copy_pending_key(s);
+    if (t == V_STRING)
+        append_quoted(s->copy.out, v, len);
+    else
+        pgw_buf_append(s->copy.out, v, len);
+}
+
+static void copy_close(struct state *s)
+{
+    pgw_buf_append(s->copy.out, (s->copy.flags[s->copy.depth] & CF_OBJECT) ? "}" : "]", 1);
+    if (--s->copy.depth == 0) {
+        s->copy.active = 0;
+        after_value(s);
+    }
+}
+
+/* ---- output pieces ---- */
+
+static void msg_begin(struct state *s)
+{
+    if (s->num_msgs++ != 0)
+        pgw_buf_append_lit(&s->msgs, ",");
+    ++s->est.num_messages;
+}
+
+static void tool_message(struct state *s, const char *id, size_t idlen, const char *prefix, const char *text, size_t len)
+{
+    msg_begin(s);
+    pgw_buf_append_lit(&s->msgs, "{\"role\":\"tool\",\"tool_call_id\":");
+    append_quoted(&s->msgs, id, idlen);
+    pgw_buf_append_lit(&s->msgs, ",\"content\":\"");
+    append_escaped(&s->msgs, prefix, strlen(prefix));
+    append_escaped(&s->msgs, text, len);
+    pgw_buf_append_lit(&s->msgs, "\"}");
+    s->est.text_bytes += idlen + strlen(prefix) + len;
+}
+
+static void part_begin(struct state *s)
+{
+    if (s->num_parts++ != 0)
+        pgw_buf_append_lit(&s->parts, ",");
+}
+
+/* A user text part; the first one is remembered, as a message of one text part is sent as a plain string (§2.4). */
+static void user_text(struct state *s, const char *prefix, const char *text, size_t len)
+{
+    part_begin(s);
+    pgw_buf_append_lit(&s->parts, "{\"type\":\"text\",\"text\":");
+    size_t start = s->parts->size;
+    pgw_buf_append_lit(&s->parts, "\"");
+    append_escaped(&s->parts, prefix, strlen(prefix));
+    append_escaped(&s->parts, text, len);
+    pgw_buf_append_lit(&s->parts, "\"");
+    if (s->num_parts == 1) {
+        s->first_is_text = 1;
+        s->first_text_off = start;
+        s->first_text_len = s->parts->size - start;
+    }
+    pgw_buf_append_lit(&s->parts, "}");
+    s->est.text_bytes += strlen(prefix) + len;
+}
+
+/* Moves parts collected from a block's content items into the user message. */
+static void user_attachments(struct state *s, struct block *b)
+{
+    if (b->num_attach == 0)
+        return;
+    part_begin(s);
+    pgw_buf_append(&s->parts, b->attach->bytes, b->attach->size);
+    s->num_parts += b->num_attach - 1;
+}
+
+static void attach_begin(struct block *b)
+{
+    if (b->num_attach++ != 0)
+        pgw_buf_append_lit(&b->attach, ",");
+}
+
+/*
+ * Writes the image_url part for an image block (§2.4) to `*buf`. Returns 1, 0 when the source names nothing the upstream
+ * can read (a Files API id, an unknown source type: the caller writes `placeholder`), or -1 on error.
+ */
+static int image_part(struct state *s, struct block *b, h2o_buffer_t **buf, char *placeholder, size_t phsz)
+{
+    if (!b->has_source)
+        return fail_at(s, "source", "required") - 1;
+    if (ref_is(s, &b->src_type, "base64")) {
+        if (!b->src_media_type.where)
+            return fail_at(s, "source.media_type", "required") - 1;
+        if (!b->src_data.where)
+            return fail_at(s, "source.data", "required") - 1;
+        pgw_buf_append_lit(buf, "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:");
+        append_escaped(buf, ref_ptr(s, &b->src_media_type), b->src_media_type.len);
+        pgw_buf_append_lit(buf, ";base64,");
+        append_escaped(buf, ref_ptr(s, &b->src_data), b->src_data.len);
+        pgw_buf_append_lit(buf, "\"}}");
+    } else if (ref_is(s, &b->src_type, "url")) {
+        if (!b->src_url.where)
+            return fail_at(s, "source.url", "required") - 1;
+        pgw_buf_append_lit(buf, "{\"type\":\"image_url\",\"image_url\":{\"url\":");
+        append_quoted(buf, ref_ptr(s, &b->src_url), b->src_url.len);
+        pgw_buf_append_lit(buf, "}}");
+    } else {
+        if (b->src_file_id.where)
+            snprintf(placeholder, phsz, "[image file %.*s not available]", (int)b->src_file_id.len, ref_ptr(s, &b->src_file_id));
+        else
+            snprintf(placeholder, phsz, "[image not available]");
+        return 0;
+    }
+    ++s->est.num_images;
+    return 1;
+}
+
+static int is_pdf_data(struct state *s, struct block *b)
+{
+    return ref_is(s, &b->src_type, "base64") && (!b->src_media_type.where || ref_is(s, &b->src_media_type, "application/pdf"));
+}
+
+/* Writes Poe's `file` part for a base64 PDF document (§2.4). Returns 1, or -1 on error. */
+static int file_part(struct state *s, struct block *b, h2o_buffer_t **buf)
+{
+    if (!b->src_data.where)
+        return fail_at(s, "source.data", "required") - 1;
+    pgw_buf_append_lit(buf, "{\"type\":\"file\",\"file\":{\"filename\":");
+    if (b->title.where && !is_blank(ref_ptr(s, &b->title), b->title.len))
+        append_quoted(buf, ref_ptr(s, &b->title), b->title.len);
+    else
+        pgw_buf_append_lit(buf, "\"doc.pdf\"");
+    pgw_buf_append_lit(buf, ",\"file_data\":\"data:application/pdf;base64,");
+    append_escaped(buf, ref_ptr(s, &b->src_data), b->src_data.len);
+    pgw_buf_append_lit(buf, "\"}}");
+    s->est.extra_tokens += pgw_estimate_pdf(ref_ptr(s, &b->src_data), b->src_data.len);
+    return 1;
+}
+
+/*
+ * The text standing for a document that is not a base64 PDF, into s->scratch (raw): the title first, then the text or
+ * content source's text, or a line naming the URL (never fetched) or the file. Returns 0, or -1 on error.
+ */
+static int document_text(struct state *s, struct block *b)
+{
+    char line[512];
+    size_t n = 0;
+
+    s->scratch->size = 0;
+    if (!b->has_source)
+        return fail_at(s, "source", "required") - 1;
+    if (b->title.where && !is_blank(ref_ptr(s, &b->title), b->title.len))
+        join(&s->scratch, &n, "\n\n", ref_ptr(s, &b->title), b->title.len);
+    if (ref_is(s, &b->src_type, "text")) {
+        if (!b->src_data.where)
+            return fail_at(s, "source.data", "required") - 1;
+        join(&s->scratch, &n, "\n\n", ref_ptr(s, &b->src_data), b->src_data.len);
+    } else if (ref_is(s, &b->src_type, "content")) {
+        if (b->num_joined != 0)
+            join(&s->scratch, &n, "\n\n", b->joined->bytes, b->joined->size);
+    } else if (ref_is(s, &b->src_type, "url")) {
+        int l = snprintf(line, sizeof(line), "[document at %.*s (not fetched)]", (int)b->src_url.len, ref_ptr(s, &b->src_url));
+        join(&s->scratch, &n, "\n\n", line, (size_t)l < sizeof(line) ? (size_t)l : sizeof(line) - 1);
+    } else if (ref_is(s, &b->src_type, "file")) {
+        int l = snprintf(line, sizeof(line), "[document file %.*s not available]", (int)b->src_file_id.len,
+                         ref_ptr(s, &b->src_file_id));
+        join(&s->scratch, &n, "\n\n", line, (size_t)l < sizeof(line) ? (size_t)l : sizeof(line) - 1);
+    } else {
+        int l = snprintf(line, sizeof(line), "[document of type %.*s not available]", (int)b->src_media_type.len,
+                         ref_ptr(s, &b->src_media_type));
+        join(&s->scratch, &n, "\n\n", line, (size_t)l < sizeof(line) ? (size_t)l : sizeof(line) - 1);
+    }
+    return 0;
+}
+
+/* A search_result's text, into s->scratch (raw): title, source, then its content. */
+static void search_result_text(struct state *s, struct block *b)
+{
+    size_t n = 0;
+    s->scratch->size = 0;
+    if (b->title.where)
+        join(&s->scratch, &n, "\n", ref_ptr(s, &b->title), b->title.len);
+    if (b->source_str.where)
+        join(&s->scratch, &n, "\n", ref_ptr(s, &b->source_str), b->source_str.len);
+    if (b->num_joined != 0)
+        join(&s->scratch, &n, "\n", b->joined->bytes, b->joined->size);
+}
+
+static int is_thinking_or_tool_use(struct state *s, const ref_t *type)
+{
+    return ref_is(s, type, "thinking") || ref_is(s, type, "redacted_thinking") || ref_is(s, type, "tool_use") ||
+           ref_is(s, type, "server_tool_use") || ref_is(s, type, "mcp_tool_use") || ref_ends(s, type, "_tool_result");
+}
+
+/* ---- finishing a block ---- */
+
+static struct call *find_call(struct calls *c, const char *id, size_t len)
+{
+    for (size_t i = 0; i != c->list.size; ++i) {
+        struct call *e = &c->list.entries[i];
+        if (!e->answered && e->len == len && memcmp(c->ids->bytes + e->off, id, len) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+static void calls_clear(struct calls *c)
+{
+    c->list.size = 0;
+    c->ids->size = 0;
+}
+
+/* A tool_result (§2.4): a `tool` message when it answers a call of the previous assistant turn, else user text. */
+static int user_tool_result(struct state *s, struct block *b)
+{
+    if (!b->tool_use_id.where)
+        return fail_at(s, "tool_use_id", "required");
+    const char *id = ref_ptr(s, &b->tool_use_id), *text = b->joined->bytes;
+    size_t len = b->joined->size;
+    const char *prefix = b->is_error ? "[tool error] " : "";
+    if (b->num_joined == 0) {
+        text = "(no output)";
+        len = strlen(text);
+    }
+    struct call *c = find_call(&s->prev, id, b->tool_use_id.len);
+    if (c != NULL) {
+        c->answered = 1;
+        tool_message(s, id, b->tool_use_id.len, prefix, text, len);
+    } else {
+        /* an orphan: nothing to answer, so it becomes text (§2.3) */
+        user_text(s, b->is_error ? "[tool error] " : "[tool result] ", text, len);
+    }
+    user_attachments(s, b);
+    return 1;
+}
+
+static int user_block(struct state *s, struct block *b)
+{
+    char placeholder[256];
+
+    if (ref_is(s, &b->type, "text")) {
+        if (!b->text.where)
+            return fail_at(s, "text", "required");
+        if (!is_blank(ref_ptr(s, &b->text), b->text.len))
+            user_text(s, "", ref_ptr(s, &b->text), b->text.len);
+    } else if (ref_is(s, &b->type, "image")) {
+        size_t mark = s->parts->size;
+        part_begin(s);
+        int r = image_part(s, b, &s->parts, placeholder, sizeof(placeholder));
+        if (r < 0)
+            return 0;
+        if (r == 0) {
+            s->parts->size = mark;
+            --s->num_parts;
+            user_text(s, "", placeholder, strlen(placeholder));
+        }
+    } else if (ref_is(s, &b->type, "document")) {
+        if (is_pdf_data(s, b)) {
+            part_begin(s);
+            if (file_part(s, b, &s->parts) < 0)
+                return 0;
+        } else {
+            if (document_text(s, b) < 0)
+                return 0;
+            if (s->scratch->size != 0)
+                user_text(s, "", s->scratch->bytes, s->scratch->size);
+            user_attachments(s, b);
+        }
+    } else if (ref_is(s, &b->type, "tool_result")) {
+        return user_tool_result(s, b);
+    } else if (ref_is(s, &b->type, "search_result")) {
+        search_result_text(s, b);
+        if (s->scratch->size != 0)
+            user_text(s, "", s->scratch->bytes, s->scratch->size);
+    } else if (!is_thinking_or_tool_use(s, &b->type) && b->text.where && !is_blank(ref_ptr(s, &b->text), b->text.len)) {
+        /* an unknown type is never forwarded (§2.4); its text is */
+        user_text(s, "", ref_ptr(s, &b->text), b->text.len);
+    }
+    return 1;
+}
+
+static int assistant_block(struct state *s, struct block *b)
+{
+    char mapped[PGW_TOOLNAME_MAX + 1];
+
+    if (ref_is(s, &b->type, "tool_use")) {
+        if (!b->id.where)
+            return fail_at(s, "id", "required");
+        if (!b->name.where)
+            return fail_at(s, "name", "required");
+        const char *name = ref_ptr(s, &b->name);
+        pgw_toolname_map(name, b->name.len, mapped);
+        if (s->num_acalls++ != 0)
+            pgw_buf_append_lit(&s->acalls, ",");
+        pgw_buf_append_lit(&s->acalls, "{\"id\":");
+        append_quoted(&s->acalls, ref_ptr(s, &b->id), b->id.len);
+        pgw_buf_append_lit(&s->acalls, ",\"type\":\"function\",\"function\":{\"name\":");
+        /* remembered in case a collision in `tools` changes the mapping (§2.6) */
+        h2o_vector_reserve(NULL, &s->fixups, s->fixups.size + 1);
+        s->fixups.entries[s->fixups.size++] = (struct fixup){s->acalls->size, strlen(mapped) + 2, s->fixnames->size, b->name.len};
+        pgw_buf_append(&s->fixnames, name, b->name.len);
+        append_quoted(&s->acalls, mapped, strlen(mapped));
+        pgw_buf_append_lit(&s->acalls, ",\"arguments\":");
+        if (b->input_len != 0)
+            append_quoted(&s->acalls, s->body + b->input_off, b->input_len);
+        else
+            pgw_buf_append_lit(&s->acalls, "\"{}\"");
+        pgw_buf_append_lit(&s->acalls, "}}");
+        s->est.text_bytes += b->id.len + strlen(mapped) + (b->input_len != 0 ? b->input_len : 2);
+
+        h2o_vector_reserve(NULL, &s->cur.list, s->cur.list.size + 1);
+        s->cur.list.entries[s->cur.list.size++] = (struct call){s->cur.ids->size, b->id.len, 0};
+        pgw_buf_append(&s->cur.ids, ref_ptr(s, &b->id), b->id.len);
+    } else if (ref_is(s, &b->type, "thinking")) {
+        /* §2.5: dropped, or echoed as reasoning_content; never folded into text */
+        if (s->opts->echo_reasoning && b->thinking.where && !is_blank(ref_ptr(s, &b->thinking), b->thinking.len))
+            join(&s->reasoning, &s->num_reasoning, "\n", ref_ptr(s, &b->thinking), b->thinking.len);
+    } else if (ref_is(s, &b->type, "text") || !is_thinking_or_tool_use(s, &b->type)) {
+        if (b->text.where && !is_blank(ref_ptr(s, &b->text), b->text.len))
+            join(&s->atext, &s->num_atext, "\n", ref_ptr(s, &b->text), b->text.len);
+    }
+    return 1;
+}
+
+static void note_text(struct state *s, const char *p, size_t len)
+{
+    if (!is_blank(p, len))
+        join(&s->note, &s->num_note, "\n\n", p, len);
+}
+
+/* A block inside a tool_result, document or search_result: reduced to text and parts of its parent (§2.4). */
+static int nested_block(struct state *s, struct block *b, struct block *parent)
+{
+    char placeholder[256];
+
+    if (ref_is(s, &b->type, "image")) {
+        size_t mark = parent->attach->size;
+        attach_begin(parent);
+        int r = image_part(s, b, &parent->attach, placeholder, sizeof(placeholder));
+        if (r < 0)
+            return 0;
+        if (r == 0) {
+            parent->attach->size = mark;
+            --parent->num_attach;
+            join(&parent->joined, &parent->num_joined, "\n", placeholder, strlen(placeholder));
+        } else {
+            /* OpenAI tool messages carry text only: the image follows in the next user message */
+            join(&parent->joined, &parent->num_joined, "\n", H2O_STRLIT("[image attached below]"));
+        }
+    } else if (ref_is(s, &b->type, "document")) {
+        if (is_pdf_data(s, b)) {
+            attach_begin(parent);
+            if (file_part(s, b, &parent->attach) < 0)
+                return 0;
+            join(&parent->joined, &parent->num_joined, "\n", H2O_STRLIT("[document attached below]"));
+        } else {
+            if (document_text(s, b) < 0)
+                return 0;
+            if (s->scratch->size != 0)
+                join(&parent->joined, &parent->num_joined, "\n", s->scratch->bytes, s->scratch->size);
+            if (b->num_attach != 0) {
+                attach_begin(parent);
+                pgw_buf_append(&parent->attach, b->attach->bytes, b->attach->size);
+                parent->num_attach += b->num_attach - 1;
+            }
+        }
+    } else if (ref_is(s, &b->type, "tool_reference")) {
+        /* a tool search result: keeps the tool message non-empty and says what was loaded */
+        join(&parent->joined, &parent->num_joined, "\n", H2O_STRLIT("[Loaded tool: "));
+        pgw_buf_append(&parent->joined, ref_ptr(s, &b->tool_name), b->tool_name.len);
+        pgw_buf_append_lit(&parent->joined, "]");
+    } else if (ref_is(s, &b->type, "search_result")) {
+        search_result_text(s, b);
+        if (s->scratch->size != 0)
+            join(&parent->joined, &parent->num_joined, "\n", s->scratch->bytes, s->scratch->size);
+    } else if (!is_thinking_or_tool_use(s, &b->type) && b->text.where && !is_blank(ref_ptr(s, &b->text), b->text.len)) {
+        join(&parent->joined, &parent->num_joined, "\n", ref_ptr(s, &b->text), b->text.len);
+    }
+    return 1;
+}
+
+static int finish_block(struct state *s)
+{
+    struct block *b = &s->blocks[s->level];
+    if (!b->type.where)
+        return fail_at(s, "type", "required");
+    if (s->level > 1)
+        return nested_block(s, b, &s->blocks[s->level - 1]);
+    switch (s->msg.role) {
+    case ROLE_USER:
+        return user_block(s, b);
+    case ROLE_ASSISTANT:
+        return assistant_block(s, b);
+    default:
+        if (!is_thinking_or_tool_use(s, &b->type) && b->text.where)
+            note_text(s, ref_ptr(s, &b->text), b->text.len);
+        return 1;
+    }
+}
+
+static void begin_block(struct state *s)
+{
+    struct block *b = &s->blocks[++s->level];
+    h2o_buffer_t *joined = b->joined, *attach = b->attach;
+    memset(b, 0, sizeof(*b));
+    b->joined = joined;
+    b->joined->size = 0;
+    b->attach = attach;
+    b->attach->size = 0;
+    s->arenas[A_LEVEL1 + s->level - 1]->size = 0;
+}
+
+/* ---- finishing a message (§2.3) ---- */
+
+/* Answers the previous assistant turn's unanswered calls, then writes any pending system note. */
+static void close_turn(struct state *s)
+{
+    for (size_t i = 0; i != s->prev.list.size; ++i) {
+        struct call *c = &s->prev.list.entries[i];
+        if (!c->answered)
+            tool_message(s, s->prev.ids->bytes + c->off, c->len, "", H2O_STRLIT("[tool call interrupted]"));
+    }
+    calls_clear(&s->prev);
+    if (s->num_note != 0) {
+        msg_begin(s);
+        pgw_buf_append_lit(&s->msgs, "{\"role\":\"user\",\"content\":\"[system note] ");
+        append_escaped(&s->msgs, s->note->bytes, s->note->size);
+        pgw_buf_append_lit(&s->msgs, "\"}");
+        s->est.text_bytes += sizeof("[system note] ") - 1 + s->note->size;
+        s->note->size = 0;
+        s->num_note = 0;
+    }
+}
+
+static void begin_message(struct state *s)
+{
+    memset(&s->msg, 0, sizeof(s->msg));
+    s->arenas[A_OBJECT]->size = 0;
+    s->parts->size = 0;
+    s->num_parts = 0;
+    s->first_is_text = 0;
+    s->atext->size = 0;
+    s->num_atext = 0;
+    s->acalls->size = 0;
+    s->num_acalls = 0;
+    s->reasoning->size = 0;
+    s->num_reasoning = 0;
+    calls_clear(&s->cur);
+    s->fixups_msg_start = s->fixups.size;
+}
+
+static const yajl_callbacks callbacks;
+
+/* Reads a content array skipped because `role` came after it, now that the role is known. */
+static int replay_content(struct state *s)
+{
+    yajl_handle saved = s->handle, h = yajl_alloc(&callbacks, &alloc_funcs, s);
+    size_t saved_base = s->handle_base;
+    yajl_status st;
+
+    s->handle = h;
+    s->handle_base = s->msg.deferred_off;
+    s->msg.content = CONTENT_ARRAY;
+    top(s)->key = K_CONTENT;
+    if ((st = yajl_parse(h, (const unsigned char *)s->body + s->msg.deferred_off, s->msg.deferred_len)) == yajl_status_ok)
+        st = yajl_complete_parse(h);
+    yajl_free(h);
+    s->handle = saved;
+    s->handle_base = saved_base;
+    /* the bytes were parsed once already: only a callback can have stopped this */
+    return st == yajl_status_ok && !s->failed;
+}
+
+static int finish_message(struct state *s)
+{
+    if (s->msg.role == ROLE_NONE)
+        return fail_at(s, "role", "required");
+    if (s->msg.content == CONTENT_NONE)
+        return fail_at(s, "content", "required");
+    if (s->msg.content == CONTENT_DEFERRED && !replay_content(s))
+        return 0;
+    if (s->msg.content == CONTENT_STRING) {
+        const char *p = ref_ptr(s, &s->msg.text);
+        size_t len = s->msg.text.len;
+        if (!is_blank(p, len)) {
+            if (s->msg.role == ROLE_USER)
+                user_text(s, "", p, len);
+            else if (s->msg.role == ROLE_ASSISTANT)
+                join(&s->atext, &s->num_atext, "\n", p, len);
+            else
+                note_text(s, p, len);
+        }
+    }
+
+    switch (s->msg.role) {
+    case ROLE_USER:
+        /* its tool messages are out already; then the calls it left unanswered, a pending note, and its other parts */
+        close_turn(s);
+        if (s->num_parts != 0) {
+            msg_begin(s);
+            pgw_buf_append_lit(&s->msgs, "{\"role\":\"user\",\"content\":");
+            if (s->num_parts == 1 && s->first_is_text) {
+                pgw_buf_append(&s->msgs, s->parts->bytes + s->first_text_off, s->first_text_len);
+            } else {
+                pgw_buf_append_lit(&s->msgs, "[");
+                pgw_buf_append(&s->msgs, s->parts->bytes, s->parts->size);
+                pgw_buf_append_lit(&s->msgs, "]");
+            }
+            pgw_buf_append_lit(&s->msgs, "}");
+        }
+        break;
+    case ROLE_ASSISTANT: {
+        if (s->num_atext == 0 && s->num_acalls == 0)
+            break; /* left empty (thinking only, blank text): dropped, and the previous turn stays open */
+        close_turn(s);
+        msg_begin(s);
+        pgw_buf_append_lit(&s->msgs, "{\"role\":\"assistant\",\"content\":");
+        if (s->num_atext != 0)
+            append_quoted(&s->msgs, s->atext->bytes, s->atext->size);
+        else
+            pgw_buf_append_lit(&s->msgs, "null");
+        s->est.text_bytes += s->atext->size;
+        if (s->num_reasoning != 0) {
+            pgw_buf_append_lit(&s->msgs, ",\"reasoning_content\":");
+            append_quoted(&s->msgs, s->reasoning->bytes, s->reasoning->size);
+            s->est.text_bytes += s->reasoning->size;
+        }
+        if (s->num_acalls != 0) {
+            pgw_buf_append_lit(&s->msgs, ",\"tool_calls\":[");
+            for (size_t i = s->fixups_msg_start; i != s->fixups.size; ++i)
+                s->fixups.entries[i].off += s->msgs->size;
+            pgw_buf_append(&s->msgs, s->acalls->bytes, s->acalls->size);
+            pgw_buf_append_lit(&s->msgs, "]");
+        }
+        pgw_buf_append_lit(&s->msgs, "}");
+        /* its calls now wait for the next user turn */
+        struct calls tmp = s->prev;
+        s->prev = s->cur;
+        s->cur = tmp;
+        break;
+    }
+    default:
+        /* role "system": its text waits in s->note (§2.3) */
+        break;
+    }
+    return 1;
+}
+
+/* ---- system ---- */
+
+/* §2.2: Claude Code's attribution line means nothing upstream and, changing per request, defeats prefix caches. */
+static void system_text(struct state *s, const char *p, size_t len)
+{
+    static const char billing[] = "x-anthropic-billing-header:";
+    if (len >= sizeof(billing) - 1 && memcmp(p, billing, sizeof(billing) - 1) == 0) {
+        const char *nl = memchr(p, '\n', len);
+        len = nl != NULL ? len - (nl + 1 - p) : 0;
+        p = nl != NULL ? nl + 1 : p;
+    }
+    if (!is_blank(p, len)) {
+        size_t n = s->sys->size != 0;
+        join(&s->sys, &n, "\n\n", p, len);
+    }
+}
+
+/* ---- tools (§2.6) ---- */
+
+static void begin_tool(struct state *s)
+{
+    memset(&s->obj, 0, sizeof(s->obj));
+    s->arenas[A_OBJECT]->size = 0;
+    s->obj.frag_start = s->tools->size;
+}
+
+static int finish_tool(struct state *s)
+{
+    char plain[PGW_TOOLNAME_MAX + 1];
+
+    /* typed tools are Anthropic's server tools (web search, code execution, bash, text editor, computer, memory, tool
+     * search, MCP toolsets): nothing here can run them */
+    if (s->obj.type.where && !ref_is(s, &s->obj.type, "custom"))
+        return 1;
+    if (!s->obj.name.where)
+        return fail_at(s, "name", "required");
+    const char *name = ref_ptr(s, &s->obj.name);
+    if (pgw_toolnames_mapped(&s->res->toolnames, name, s->obj.name.len) != NULL) {
+        pgw_log_warn(MODULE_NAME, "a tool is listed twice; the first one is kept");
+        return 1;
+    }
+    pgw_buf_append_lit(&s->tools, ",\"description\":");
+    append_quoted(&s->tools, ref_ptr(s, &s->obj.description), s->obj.description.len);
+    pgw_buf_append_lit(&s->tools, ",\"parameters\":");
+    if (s->obj.has_schema)
+        pgw_buf_append(&s->tools, s->schema->bytes, s->schema->size);
+    else
+        pgw_buf_append_lit(&s->tools, "{\"type\":\"object\",\"properties\":{}}");
+    pgw_buf_append_lit(&s->tools, "}}");
+
+    size_t entry = s->res->toolnames.num_entries;
+    pgw_toolnames_add(&s->res->toolnames, name, s->obj.name.len);
+    pgw_toolname_map(name, s->obj.name.len, plain);
+    if (strcmp(s->res->toolnames.entries[entry].mapped, plain) != 0)
+        s->collisions = 1;
+    h2o_vector_reserve(NULL, &s->tool_recs, s->tool_recs.size + 1);
+    s->tool_recs.entries[s->tool_recs.size++] = (struct tool_rec){s->obj.frag_start, s->tools->size - s->obj.frag_start, entry};
+    ++s->est.num_tools;
+    s->est.text_bytes += s->obj.name.len + (s->tools->size - s->obj.frag_start);
+    return 1;
+}
+
+/* ---- values, by frame ---- */
+
+static int top_value(struct state *s, enum key key, enum vtype t, const char *v, size_t len)
+{
+    if (t == V_NULL)
+        return key == K_MESSAGES ? EXPECTED(s, "an array") : 1;
+    switch (key) {
+    case K_MAX_TOKENS:
+        if (t != V_NUMBER || !parse_int(v, len, &s->max_tokens))
+            return EXPECTED(s, "an integer");
+        if (s->max_tokens < 1)
+            return fail_at(s, NULL, "must be at least 1");
+        s->has_max_tokens = 1;
+        return 1;
+    case K_TEMPERATURE:
+    case K_TOP_P:
+        if (t != V_NUMBER)
+            return EXPECTED(s, "a number");
+        capture(s, key == K_TEMPERATURE ? &s->temperature : &s->top_p, A_TOP, v, len);
+        return 1;
+    case K_STREAM:
+        if (t != V_BOOL)
+            return EXPECTED(s, "a boolean");
+        s->stream = v[0] == 't';
+        return 1;
+    case K_STOP_SEQUENCES:
+        return t == V_ARRAY ? push(s, F_STOP) : EXPECTED(s, "an array of strings");
+    case K_SYSTEM:
+        if (t == V_STRING) {
+            system_text(s, v, len);
+            return 1;
+        }
+        return t == V_ARRAY ? push(s, F_SYSTEM) : EXPECTED(s, "a string or an array");
+    case K_MESSAGES:
+        s->has_messages = 1;
+        return t == V_ARRAY ? push(s, F_MESSAGES) : EXPECTED(s, "an array");
+    case K_TOOLS:
+        return t == V_ARRAY ? push(s, F_TOOLS) : EXPECTED(s, "an array");
+    case K_TOOL_CHOICE:
+        return t == V_OBJECT ? push(s, F_TOOL_CHOICE) : EXPECTED(s, "an object");
+    case K_THINKING:
+        return t == V_OBJECT ? push(s, F_THINKING) : EXPECTED(s, "an object");
+    case K_OUTPUT_CONFIG:
+        return t == V_OBJECT ? push(s, F_OUTPUT_CONFIG) : EXPECTED(s, "an object");
+    default:
+        /* model (the route decides), metadata, context_management, top_k, anything unknown: never upstream (§2.1) */
+        return ignore(s, t);
+    }
+}
+
+/* A string member of an object being captured; null counts as absent. */
+static int string_member(struct state *s, ref_t *r, int arena, enum vtype t, const char *v, size_t len)
+{
+    if (t == V_NULL)
+        return 1;
+    if (t != V_STRING)
+        return EXPECTED(s, "a string");
+    capture(s, r, arena, v, len);
+    return 1;
+}
+
+static int content_array(struct state *s)
+{
+    /* deeper content than MAX_LEVELS is not a structure Anthropic defines: skipped */
+    return s->level < MAX_LEVELS ? push(s, F_CONTENT) : ignore(s, V_ARRAY);
+}
+
+static int block_value(struct state *s, enum key key, enum vtype t, const char *v, size_t len)
+{
+    struct block *b = &s->blocks[s->level];
+    int arena = A_LEVEL1 + s->level - 1;
+
+    switch (key) {
+    case K_TYPE:
+        return string_member(s, &b->type, arena, t, v, len);
+    case K_TEXT:
+        return string_member(s, &b->text, arena, t, v, len);
+    case K_THINKING:
+        return string_member(s, &b->thinking, arena, t, v, len);
+    case K_ID:
+        return string_member(s, &b->id, arena, t, v, len);
+    case K_NAME:
+        return string_member(s, &b->name, arena, t, v, len);
+    case K_TOOL_USE_ID:
+        return string_member(s, &b->tool_use_id, arena, t, v, len);
+    case K_TOOL_NAME:
+        return string_member(s, &b->tool_name, arena, t, v, len);
+    case K_TITLE:
+        return string_member(s, &b->title, arena, t, v, len);
+    case K_IS_ERROR:
+        if (t == V_NULL)
+            return 1;
+        if (t != V_BOOL)
+            return EXPECTED(s, "a boolean");
+        b->is_error = v[0] == 't';
+        return 1;
+    case K_INPUT:
+        if (t == V_NULL)
+            return 1;
+        return t == V_OBJECT ? take_raw(s, &b->input_off, &b->input_len) : EXPECTED(s, "an object");
+    case K_SOURCE:
+        if (t == V_STRING) {
+            /* search_result: the source is a URL */
+            capture(s, &b->source_str, arena, v, len);
+            return 1;
+        }
+        if (t == V_NULL)
+            return 1;
+        if (t != V_OBJECT)
+            return EXPECTED(s, "an object");
+        b->has_source = 1;
+        return push(s, F_SOURCE);
+    case K_CONTENT:
+        if (t == V_STRING) {
+            if (!is_blank(v, len))
+                join(&b->joined, &b->num_joined, "\n", v, len);
+            return 1;
+        }
+        if (t == V_NULL)
+            return 1;
+        return t == V_ARRAY ? content_array(s) : EXPECTED(s, "a string or an array");
+    default:
+        return ignore(s, t);
+    }
+}
+
+static int source_value(struct state *s, enum key key, enum vtype t, const char *v, size_t len)
+{
+    struct block *b = &s->blocks[s->level];
+    int arena = A_LEVEL1 + s->level - 1;
+
+    switch (key) {
+    case K_TYPE:
+        return string_member(s, &b->src_type, arena, t, v, len);
+    case K_MEDIA_TYPE:
+        return string_member(s, &b->src_media_type, arena, t, v, len);
+    case K_DATA:
+        return string_member(s, &b->src_data, arena, t, v, len);
+    case K_URL:
+        return string_member(s, &b->src_url, arena, t, v, len);
+    case K_FILE_ID:
+        return string_member(s, &b->src_file_id, arena, t, v, len);
+    case K_CONTENT:
+        /* a document's content source */
+        return block_value(s, key, t, v, len);
+    default:
+        return ignore(s, t);
+    }
+}
+
+static int message_value(struct state *s, enum key key, enum vtype t, const char *v, size_t len)
+{
+    switch (key) {
+    case K_ROLE:
+        if (t != V_STRING)
+            return EXPECTED(s, "a string");
+#define IS(lit) (len == sizeof(lit) - 1 && memcmp(v, lit, len) == 0)
+        s->msg.role = IS("user") ? ROLE_USER : IS("assistant") ? ROLE_ASSISTANT : IS("system") ? ROLE_SYSTEM : ROLE_NONE;
+#undef IS
+        if (s->msg.role == ROLE_NONE)
+            return EXPECTED(s, "\"user\", \"assistant\" or \"system\"");
+        return 1;
+    case K_CONTENT:
+        if (t == V_STRING) {
+            s->msg.content = CONTENT_STRING;
+            capture(s, &s->msg.text, A_OBJECT, v, len);
+            return 1;
+        }
+        if (t != V_ARRAY)
+            return EXPECTED(s, "a string or an array");
+        if (s->msg.role == ROLE_NONE) {
+            s->msg.content = CONTENT_DEFERRED;
+            return take_raw(s, &s->msg.deferred_off, &s->msg.deferred_len);
+        }
+        s->msg.content = CONTENT_ARRAY;
+        return push(s, F_CONTENT);
+    default:
+        return ignore(s, t);
+    }
+}
+
+static int tool_value(struct state *s, enum key key, enum vtype t, const char *v, size_t len)
+{
+    switch (key) {
+    case K_NAME:
+        return string_member(s, &s->obj.name, A_OBJECT, t, v, len);
+    case K_TYPE:
+        return string_member(s, &s->obj.type, A_OBJECT, t, v, len);
+    case K_DESCRIPTION:
+        return string_member(s, &s->obj.description, A_OBJECT, t, v, len);
+    case K_INPUT_SCHEMA:
+        if (t == V_NULL)
+            return 1;
+        if (t != V_OBJECT)
+            return EXPECTED(s, "an object");
+        /* only input_schema becomes parameters; nothing else is merged in (§2.6) */
+        s->schema->size = 0;
+        s->obj.has_schema = 1;
+        s->copy.active = 1;
+        s->copy.depth = 0;
+        s->copy.out = &s->schema;
+        return copy_open(s, V_OBJECT);
+    default:
+        /* cache_control, defer_loading, strict, input_examples, ...: dropped */
+        return ignore(s, t);
+    }
+}
+
+/* Every value the parser reports (scalar, or the start of an object or array), dispatched on where it stands. */
+static int on_value(struct state *s, enum vtype t, const char *v, size_t len)
+{
+    struct frame *f = top(s);
+
+    switch (f->kind) {
+    case F_ROOT:
+        if (t != V_OBJECT) {
+            snprintf(s->err, s->errsz, "request body must be a JSON object");
+            s->failed = 1;
+            return 0;
+        }
+        return push(s, F_TOP);
+    case F_TOP:
+        return top_value(s, f->key, t, v, len);
+    case F_STOP:
+        if (t != V_STRING)
+            return EXPECTED(s, "a string");
+        /* §2.1: the first four that are not whitespace-only */
+        if (s->num_stop < MAX_STOP && !is_blank(v, len)) {
+            if (s->num_stop++ != 0)
+                pgw_buf_append_lit(&s->stop, ",");
+            append_quoted(&s->stop, v, len);
+        }
+        return 1;
+    case F_SYSTEM:
+        if (t != V_OBJECT)
+            return EXPECTED(s, "an object");
+        memset(&s->obj, 0, sizeof(s->obj));
+        s->arenas[A_OBJECT]->size = 0;
+        return push(s, F_SYSBLOCK);
+    case F_SYSBLOCK:
+        if (f->key == K_TYPE)
+            return string_member(s, &s->obj.type, A_OBJECT, t, v, len);
+        if (f->key == K_TEXT)
+            return string_member(s, &s->obj.text, A_OBJECT, t, v, len);
+        return ignore(s, t);
+    case F_MESSAGES:
+        if (t != V_OBJECT)
+            return EXPECTED(s, "an object");
+        begin_message(s);
+        return push(s, F_MESSAGE);
+    case F_MESSAGE:
+        return message_value(s, f->key, t, v, len);
+    case F_CONTENT:
+        if (t != V_OBJECT)
+            return EXPECTED(s, "an object");
+        begin_block(s);
+        return push(s, F_BLOCK);
+    case F_BLOCK:
+        return block_value(s, f->key, t, v, len);
+    case F_SOURCE:
+        return source_value(s, f->key, t, v, len);
+    case F_TOOLS:
+        if (t != V_OBJECT)
+            return EXPECTED(s, "an object");
+        begin_tool(s);
+        return push(s, F_TOOL);
+    case F_TOOL:
+        return tool_value(s, f->key, t, v, len);
+    case F_TOOL_CHOICE:
+        if (f->key == K_TYPE)
+            return string_member(s, &s->tool_choice.type, A_TOP, t, v, len);
+        if (f->key == K_NAME)
+            return string_member(s, &s->tool_choice.name, A_TOP, t, v, len);
+        if (f->key == K_DISABLE_PARALLEL_TOOL_USE) {
+            if (t == V_NULL)
+                return 1;
+            if (t != V_BOOL)
+                return EXPECTED(s, "a boolean");
+            s->tool_choice.disable_parallel = v[0] == 't';
+            return 1;
+        }
+        return ignore(s, t);
+    case F_THINKING:
+        if (f->key == K_TYPE)
+            return string_member(s, &s->thinking.type, A_TOP, t, v, len);
+        if (f->key == K_BUDGET_TOKENS) {
+            if (t == V_NULL)
+                return 1;
+            if (t != V_NUMBER || !parse_int(v, len, &s->thinking.budget))
+                return EXPECTED(s, "an integer");
+            s->thinking.has_budget = 1;
+            return 1;
+        }
+        return ignore(s, t);
+    case F_OUTPUT_CONFIG:
+        /* effort only; format has no Poe equivalent (§2.1) */
+        if (f->key == K_EFFORT)
+            return string_member(s, &s->effort, A_TOP, t, v, len);
+        return ignore(s, t);
+    }
+    return ignore(s, t);
+}
+
+/* An object or array of a frame has closed. */
+static int on_frame_end(struct state *s)
+{
+    struct frame *f = top(s);
+
+    switch (f->kind) {
+    case F_SYSBLOCK:
+        if (!s->obj.type.where)
+            return fail_at(s, "type", "required");
+        if (ref_is(s, &s->obj.type, "text") && s->obj.text.where)
+            system_text(s, ref_ptr(s, &s->obj.text), s->obj.text.len);
+        return 1;
+    case F_MESSAGES:
+        /* a trailing assistant turn's calls have no answer: still answered, or the upstream refuses the history */
+        close_turn(s);
+        return 1;
+    case F_MESSAGE:
+        return finish_message(s);
+    case F_BLOCK:
+        if (!finish_block(s))
+            return 0;
+        --s->level;
+        return 1;
+    case F_TOOL:
+        return finish_tool(s);
+    case F_TOOL_CHOICE:
+        if (!s->tool_choice.type.where)
+            return fail_at(s, "type", "required");
+        if (!(ref_is(s, &s->tool_choice.type, "auto") || ref_is(s, &s->tool_choice.type, "any") ||
+              ref_is(s, &s->tool_choice.type, "none") || ref_is(s, &s->tool_choice.type, "tool")))
+            return fail_at(s, "type", "expected \"auto\", \"any\", \"tool\" or \"none\"");
+        if (ref_is(s, &s->tool_choice.type, "tool") && !s->tool_choice.name.where)
+            return fail_at(s, "name", "required");
+        return 1;
+    default:
+        return 1;
+    }
+}
+
+/* ---- yajl callbacks ---- */
+
+static int on_scalar(struct state *s, enum vtype t, const char *v, size_t len)
+{
+    if (s->skip != 0)
+        return 1;
+    if (s->copy.active) {
+        copy_scalar(s, t, v, len);
+        return 1;
+    }
+    if (!on_value(s, t, v, len))
+        return 0;
+    after_value(s);
+    return 1;
+}
+
+static int on_null(void *ctx)
+{
+    return on_scalar(ctx, V_NULL, "null", 4);
+}
+
+static int on_boolean(void *ctx, int b)
+{
+    return on_scalar(ctx, V_BOOL, b ? "true" : "false", b ? 4 : 5);
+}
+
+static int on_number(void *ctx, const char *v, size_t len)
+{
+    return on_scalar(ctx, V_NUMBER, v, len);
+}
+
+static int on_string(void *ctx, const unsigned char *v, size_t len)
+{
+    return on_scalar(ctx, V_STRING, (const char *)v, len);
+}
+
+static int on_open(struct state *s, enum vtype t)
+{
+    if (++s->depth > MAX_DEPTH) {
+        snprintf(s->err, s->errsz, "request body nests deeper than %d levels", MAX_DEPTH);
+        s->failed = 1;
+        return 0;
+    }
+    if (s->skip != 0) {
+        ++s->skip;
+        return 1;
+    }
+    if (s->copy.active)
+        return copy_open(s, t);
+    return on_value(s, t, NULL, 0);
+}
+
+static int on_close(struct state *s)
+{
+    if (s->skip != 0) {
+        --s->depth;
+        if (--s->skip == 0) {
+            if (s->raw_off != NULL) {
+                *s->raw_len = s->handle_base + yajl_get_bytes_consumed(s->handle) - *s->raw_off;
+                s->raw_off = NULL;
+            }
+            /* a value the copier dropped is not a value of the frame */
+            if (!s->copy.active)
+                after_value(s);
+        }
+        return 1;
+    }
+    if (s->copy.active) {
+        --s->depth;
+        copy_close(s);
+        return 1;
+    }
+    /* frames finish at their own depth: a replay reads the content array as if in place */
+    if (!on_frame_end(s))
+        return 0;
+    --s->depth;
+    --s->num_frames;
+    after_value(s);
+    return 1;
+}
+
+static int on_start_map(void *ctx)
+{
+    return on_open(ctx, V_OBJECT);
+}
+
+static int on_start_array(void *ctx)
+{
+    return on_open(ctx, V_ARRAY);
+}
+
+static int on_end(void *ctx)
+{
+    return on_close(ctx);
+}
+
+static int on_map_key(void *ctx, const unsigned char *k, size_t len)
+{
+    struct state *s = ctx;
+
+    if (s->skip != 0)
+        return 1;
+    if (s->copy.active)
+        return copy_key(s, (const char *)k, len);
+    enum key key = K_OTHER;
+    for (size_t i = K_OTHER + 1; i != sizeof(key_table) / sizeof(key_table[0]); ++i) {
+        if (key_table[i].len == len && memcmp(key_table[i].name, k, len) == 0) {
+            key = (enum key)i;
+            break;
+        }
+    }
+    top(s)->key = key;
+    return 1;
+}
+
+static const yajl_callbacks callbacks = {on_null,      on_boolean, NULL,   NULL,           on_number, on_string,
+                                         on_start_map, on_map_key, on_end, on_start_array, on_end};
+
+/* ---- thinking knobs (§2.7) ---- */
+
+static const char *const efforts[] = {"minimal", "low", "medium", "high", "xhigh", "max"};
+#define NUM_EFFORTS (sizeof(efforts) / sizeof(efforts[0]))
+
+static int effort_rank(struct state *s, const ref_t *r)
+{
+    for (size_t i = 0; i != NUM_EFFORTS; ++i)
+        if (ref_is(s, r, efforts[i]))
+            return (int)i;
+    return -1;
+}
+
+/* LiteLLM's thresholds */
+static int bucket(long long n)
+{
+    return n >= 16384 ? 5 : n >= 8192 ? 4 : n >= 4096 ? 3 : n >= 2048 ? 2 : n >= 1024 ? 1 : 0;
+}
+
+static const pgw_knob_t *find_knob(const pgw_bot_t *bot, const char *name, pgw_knob_type_t type)
+{
+    for (size_t i = 0; i != bot->num_knobs; ++i)
+        if (bot->knobs[i].type == type && bot->knobs[i].name != NULL && strcmp(bot->knobs[i].name, name) == 0)
+            return &bot->knobs[i];
+    return NULL;
+}
+
+/* The declared value nearest to efforts[rank]: itself, else stepping down (never below "low"), else up; NULL if none. */
+static const char *clamp_effort(const pgw_knob_t *k, int rank)
+{
+    for (int step = 0; step != 2 * (int)NUM_EFFORTS; ++step) {
+        int r = step < (int)NUM_EFFORTS ? rank - step : rank + step - (int)NUM_EFFORTS + 1;
+        if (r < 0 || r >= (int)NUM_EFFORTS || (step != 0 && step < (int)NUM_EFFORTS && r == 0))
+            continue;
+        for (size_t i = 0; i != k->num_values; ++i)
+            if (strcmp(k->values[i], efforts[r]) == 0)
+                return k->values[i];
+    }
+    return NULL;
+}
+
+/* budget(E), a gateway choice (§2.7) */
+static long long effort_budget(const pgw_knob_t *k, int rank)
+{
+    static const long long fixed[] = {1024, 2048, 8192, 16384};
+    if (rank < 4)
+        return fixed[rank];
+    return k->max != LLONG_MAX ? k->max : 32768;
+}
+
+struct extra_member {
+    size_t key_off, key_len; /* in `keys`, decoded */
+    size_t val_off, val_len; /* in `text`, raw */
+};
+
+/* the route's extra_body, read per request (a few bytes) */
+struct extra {
+    h2o_buffer_t *text; /* "{" + extra_body + "}" */
+    h2o_buffer_t *keys;
+    H2O_VECTOR(struct extra_member) members;
+    yajl_handle handle;
+    int depth;
+};
+
+static int extra_value_end(struct extra *x)
+{
+    if (x->depth == 1 && x->members.size != 0) {
+        struct extra_member *m = &x->members.entries[x->members.size - 1];
+        m->val_len = yajl_get_bytes_consumed(x->handle) - m->val_off;
+    }
+    return 1;
+}
+
+static int extra_scalar(void *ctx)
+{
+    return extra_value_end(ctx);
+}
+
+static int extra_bool(void *ctx, int b)
+{
+    return extra_value_end(ctx);
+}
+
+static int extra_number(void *ctx, const char *v, size_t len)
+{
+    return extra_value_end(ctx);
+}
+
+static int extra_string(void *ctx, const unsigned char *v, size_t len)
+{
+    return extra_value_end(ctx);
+}
+
+static int extra_open(void *ctx)
+{
+    struct extra *x = ctx;
+    ++x->depth;
+    return 1;
+}
+
+static int extra_close(void *ctx)
+{
+    struct extra *x = ctx;
+    --x->depth;
+    return extra_value_end(x);
+}
+
+static int extra_key(void *ctx, const unsigned char *k, size_t len)
+{
+    struct extra *x = ctx;
+    if (x->depth != 1)
+        return 1;
+    size_t p = yajl_get_bytes_consumed(x->handle);
+    /* the value starts after the colon and any white space */
+    while (p < x->text->size && (x->text->bytes[p] == ':' || x->text->bytes[p] == ' ' || x->text->bytes[p] == '\t' ||
+                                 x->text->bytes[p] == '\n' || x->text->bytes[p] == '\r'))
+        ++p;
+    h2o_vector_reserve(NULL, &x->members, x->members.size + 1);
+    x->members.entries[x->members.size++] = (struct extra_member){x->keys->size, len, p, 0};
+    pgw_buf_append(&x->keys, k, len);
+    return 1;
+}
+
+static const yajl_callbacks extra_callbacks = {extra_scalar, extra_bool, NULL,        NULL,       extra_number, extra_string,
+                                               extra_open,   extra_key,  extra_close, extra_open, extra_close};
+
+/* Reads the route's extra_body members; an invalid one is ignored with a warning (config load should refuse it). */
+static void extra_parse(struct extra *x, const char *extra_body)
+{
+    if (extra_body == NULL || extra_body[0] == '\0')
+        return;
+    pgw_buf_append_lit(&x->text, "{");
+    pgw_buf_append_str(&x->text, extra_body);
+    pgw_buf_append_lit(&x->text, "}");
+    x->handle = yajl_alloc(&extra_callbacks, &alloc_funcs, x);
+    if (yajl_parse(x->handle, (const unsigned char *)x->text->bytes, x->text->size) != yajl_status_ok ||
+        yajl_complete_parse(x->handle) != yajl_status_ok) {
+        pgw_log_warn(MODULE_NAME, "the route's extra_body is not valid JSON members; ignored");
+        x->members.size = 0;
+    }
+    yajl_free(x->handle);
+}
+
+static int extra_has(const struct extra *x, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i != x->members.size; ++i)
+        if (x->members.entries[i].key_len == len && memcmp(x->keys->bytes + x->members.entries[i].key_off, name, len) == 0)
+            return 1;
+    return 0;
+}
+
+static void emit_effort(h2o_buffer_t **out, const struct extra *x, const pgw_knob_t *effort, int rank)
+{
+    const char *value;
+    if (extra_has(x, effort->name) || (value = clamp_effort(effort, rank)) == NULL)
+        return;
+    pgw_buf_append_lit(out, ",");
+    append_quoted(out, effort->name, strlen(effort->name));
+    pgw_buf_append_lit(out, ":");
+    append_quoted(out, value, strlen(value));
+}
+
+static void emit_budget(struct state *s, h2o_buffer_t **out, const struct extra *x, const pgw_knob_t *budget, long long v)
+{
+    if (extra_has(x, budget->name))
+        return;
+    if (v > budget->max)
+        v = budget->max;
+    if (s->max_tokens > 0 && v > s->max_tokens - 1)
+        v = s->max_tokens - 1; /* the budget is part of max_tokens */
+    if (v < 0 || v < budget->min)
+        return; /* max_tokens leaves no room for the model's least budget */
+    pgw_buf_append_lit(out, ",");
+    append_quoted(out, budget->name, strlen(budget->name));
+    pgw_buf_append_lit(out, ":");
+    pgw_json_append_int(out, v);
+}
+
+/*
+ * Thinking (§2.7): only knobs the bot declares, at most one of a budget or an effort, plus enable_thinking when declared.
+ * With both kinds declared, a client's token budget goes to the budget knob and a client's effort to the effort knob.
+ */
+static void emit_knobs(struct state *s, const struct extra *x, h2o_buffer_t **out)
+{
+    const pgw_bot_t *bot = s->opts->bot;
+    int adaptive = ref_is(s, &s->thinking.type, "adaptive"), enabled = ref_is(s, &s->thinking.type, "enabled");
+    int rank = effort_rank(s, &s->effort);
+
+    /* no catalog entry: no knob (an undeclared one is a 400); thinking absent, disabled or unknown: none at all, since an
+     * effort with thinking off is a contradiction some models resolve by thinking */
+    if (bot == NULL || !(adaptive || enabled))
+        return;
+    const pgw_knob_t *enable = find_knob(bot, "enable_thinking", PGW_KNOB_BOOLEAN);
+    const pgw_knob_t *budget = find_knob(bot, "thinking_budget", PGW_KNOB_INTEGER);
+    const pgw_knob_t *effort = find_knob(bot, "reasoning_effort", PGW_KNOB_ENUM);
+    if (effort == NULL)
+        effort = find_knob(bot, "output_effort", PGW_KNOB_ENUM);
+
+    if (enable != NULL && !extra_has(x, enable->name))
+        pgw_buf_append_lit(out, ",\"enable_thinking\":true");
+    if (enabled) {
+        if (!s->thinking.has_budget)
+            return; /* Anthropic requires budget_tokens; nothing to map */
+        if (budget != NULL)
+            emit_budget(s, out, x, budget, s->thinking.budget);
+        else if (effort != NULL)
+            emit_effort(out, x, effort, bucket(s->thinking.budget));
+    } else if (rank >= 0) {
+        if (effort != NULL)
+            emit_effort(out, x, effort, rank);
+        else if (budget != NULL)
+            emit_budget(s, out, x, budget, effort_budget(budget, rank));
+    } else if (budget != NULL) {
+        /* adaptive without an effort: budget("medium"); an effort knob is left at the model's default */
+        emit_budget(s, out, x, budget, effort_budget(budget, 2));
+    }
+}
+
+/* ---- assembly ---- */
+
+/* Copies the messages, replacing history tool names whose mapping a collision in `tools` changed (§2.6). */
+static void emit_messages(struct state *s, h2o_buffer_t **out)
+{
+    size_t pos = 0;
+
+    if (s->collisions) {
+        for (size_t i = 0; i != s->fixups.size; ++i) {
+            const struct fixup *f = &s->fixups.entries[i];
+            const char *final = pgw_toolnames_mapped(&s->res->toolnames, s->fixnames->bytes + f->orig_off, f->orig_len);
+            if (final == NULL || (strlen(final) + 2 == f->len && memcmp(s->msgs->bytes + f->off + 1, final, f->len - 2) == 0))
+                continue;
+            pgw_buf_append(out, s->msgs->bytes + pos, f->off - pos);
+            append_quoted(out, final, strlen(final));
+            pos = f->off + f->len;
+        }
+    }
+    pgw_buf_append(out, s->msgs->bytes + pos, s->msgs->size - pos);
+}
+
+static void emit_tools(struct state *s, const struct extra *x, h2o_buffer_t **out)
+{
+    if (s->tool_recs.size == 0 || extra_has(x, "tools"))
+        return; /* no tool left: no tool_choice or parallel_tool_calls either (a choice without tools is a 400) */
+    pgw_buf_append_lit(out, ",\"tools\":[");
+    for (size_t i = 0; i != s->tool_recs.size; ++i) {
+        const struct tool_rec *t = &s->tool_recs.entries[i];
+        const char *name = s->res->toolnames.entries[t->entry].mapped;
+        if (i != 0)
+            pgw_buf_append_lit(out, ",");
+        pgw_buf_append_lit(out, "{\"type\":\"function\",\"function\":{\"name\":");
+        append_quoted(out, name, strlen(name));
+        pgw_buf_append(out, s->tools->bytes + t->frag_off, t->frag_len);
+    }
+    pgw_buf_append_lit(out, "]");
+
+    if (s->tool_choice.type.where && !extra_has(x, "tool_choice")) {
+        pgw_buf_append_lit(out, ",\"tool_choice\":");
+        if (ref_is(s, &s->tool_choice.type, "any")) {
+            pgw_buf_append_lit(out, "\"required\""); /* "auto" loses the forcing; "any" is not a value */
+        } else if (ref_is(s, &s->tool_choice.type, "none")) {
+            pgw_buf_append_lit(out, "\"none\"");
+        } else if (ref_is(s, &s->tool_choice.type, "tool")) {
+            const char *name = pgw_toolnames_mapped(&s->res->toolnames, ref_ptr(s, &s->tool_choice.name), s->tool_choice.name.len);
+            if (name != NULL) {
+                pgw_buf_append_lit(out, "{\"type\":\"function\",\"function\":{\"name\":");
+                append_quoted(out, name, strlen(name));
+                pgw_buf_append_lit(out, "}}");
+            } else {
+                /* a tool that was dropped (a server tool) or never listed: forcing another one would be wrong */
+                pgw_buf_append_lit(out, "\"auto\"");
+            }
+        } else {
+            pgw_buf_append_lit(out, "\"auto\"");
+        }
+    }
+    if (s->tool_choice.disable_parallel && !extra_has(x, "parallel_tool_calls"))
+        pgw_buf_append_lit(out, ",\"parallel_tool_calls\":false");
+}
+
+static void emit_extra(const struct extra *x, h2o_buffer_t **out)
+{
+    for (size_t i = 0; i != x->members.size; ++i) {
+        const struct extra_member *m = &x->members.entries[i];
+        const char *k = x->keys->bytes + m->key_off;
+#define IS(lit) (m->key_len == sizeof(lit) - 1 && memcmp(k, lit, m->key_len) == 0)
+        /* the gateway's own: a route cannot change what the translation relies on */
+        if (IS("model") || IS("messages") || IS("stream") || IS("stream_options"))
+            continue;
+#undef IS
+        pgw_buf_append_lit(out, ",");
+        append_quoted(out, k, m->key_len);
+        pgw_buf_append_lit(out, ":");
+        pgw_buf_append(out, x->text->bytes + m->val_off, m->val_len);
+    }
+}
+
+static void assemble(struct state *s, h2o_buffer_t **out)
+{
+    struct extra x = {NULL};
+
+    h2o_buffer_init(&x.text, &h2o_socket_buffer_prototype);
+    h2o_buffer_init(&x.keys, &h2o_socket_buffer_prototype);
+    extra_parse(&x, s->opts->extra_body);
+
+    const char *model = s->opts->upstream_model != NULL ? s->opts->upstream_model : "";
+    pgw_buf_append_lit(out, "{\"model\":");
+    append_quoted(out, model, strlen(model));
+    pgw_buf_append_lit(out, ",\"messages\":[");
+    if (s->sys->size != 0) {
+        pgw_buf_append_lit(out, "{\"role\":\"system\",\"content\":");
+        append_quoted(out, s->sys->bytes, s->sys->size);
+        pgw_buf_append(out, "},", s->num_msgs != 0 ? 2 : 1);
+        ++s->est.num_messages;
+        s->est.text_bytes += s->sys->size;
+    }
+    emit_messages(s, out);
+    pgw_buf_append_lit(out, "]");
+
+    if (s->has_max_tokens && !extra_has(&x, "max_tokens")) {
+        pgw_buf_append_lit(out, ",\"max_tokens\":");
+        pgw_json_append_int(out, s->max_tokens);
+    }
+    if (s->temperature.where && !extra_has(&x, "temperature")) {
+        pgw_buf_append_lit(out, ",\"temperature\":");
+        pgw_buf_append(out, ref_ptr(s, &s->temperature), s->temperature.len);
+    }
+    if (s->top_p.where && !extra_has(&x, "top_p")) {
+        pgw_buf_append_lit(out, ",\"top_p\":");
+        pgw_buf_append(out, ref_ptr(s, &s->top_p), s->top_p.len);
+    }
+    if (s->num_stop != 0 && !extra_has(&x, "stop")) {
+        pgw_buf_append_lit(out, ",\"stop\":[");
+        pgw_buf_append(out, s->stop->bytes, s->stop->size);
+        pgw_buf_append_lit(out, "]");
+    }
+    if (s->stream) /* MUST: without include_usage no usage arrives and auto-compaction never fires (§2.1) */
+        pgw_buf_append_lit(out, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+    emit_tools(s, &x, out);
+    emit_knobs(s, &x, out);
+    emit_extra(&x, out);
+    pgw_buf_append_lit(out, "}");
+
+    h2o_buffer_dispose(&x.text);
+    h2o_buffer_dispose(&x.keys);
+    free(x.members.entries);
+}
+
+/* ---- entry points ---- */
+
+static void init_buffer(h2o_buffer_t **b)
+{
+    h2o_buffer_init(b, &h2o_socket_buffer_prototype);
+}
+
+int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts_t *opts, h2o_buffer_t **out, pgw_translated_t *res,
+                          char *err, size_t errsz)
+{
+    struct state *s = h2o_mem_alloc(sizeof(*s));
+    h2o_buffer_t **buffers[] = {&s->parts, &s->atext, &s->acalls,   &s->reasoning, &s->prev.ids, &s->cur.ids, &s->note,
+                                &s->sys,   &s->msgs,  &s->fixnames, &s->tools,     &s->stop,     &s->scratch, &s->schema};
+    int ret = -1;
+
+    memset(res, 0, sizeof(*res));
+    memset(s, 0, sizeof(*s));
+    s->copy.minimal = opts->minimal_schema;
+    s->body = body;
+    s->len = len;
+    s->opts = opts;
+    s->res = res;
+    s->err = err;
+    s->errsz = errsz;
+    s->frames[0].kind = F_ROOT;
+    s->num_frames = 1;
+    for (size_t i = 0; i != sizeof(buffers) / sizeof(buffers[0]); ++i)
+        init_buffer(buffers[i]);
+    for (size_t i = 0; i != NUM_ARENAS; ++i)
+        init_buffer(&s->arenas[i]);
+    for (size_t i = 1; i <= MAX_LEVELS; ++i) {
+        init_buffer(&s->blocks[i].joined);
+        init_buffer(&s->blocks[i].attach);
+    }
+    if (errsz != 0)
+        err[0] = '\0';
+
+    s->handle = yajl_alloc(&callbacks, &alloc_funcs, s);
+    yajl_status st = len == 0 ? yajl_status_error : yajl_parse(s->handle, (const unsigned char *)body, len);
+    if (st == yajl_status_ok)
+        st = yajl_complete_parse(s->handle);
+    if (st != yajl_status_ok) {
+        if (!s->failed) {
+            if (len == 0) {
+                snprintf(err, errsz, "request body is empty; expected a JSON object");
+            } else {
+                unsigned char *msg = yajl_get_error(s->handle, 0, (const unsigned char *)body, len);
+                size_t mlen = strlen((const char *)msg);
+                while (mlen != 0 && (msg[mlen - 1] == '\n' || msg[mlen - 1] == ' '))
+                    --mlen;
+                snprintf(err, errsz, "request body is not valid JSON: %.*s (at byte %zu)", (int)mlen, (const char *)msg,
+                         yajl_get_bytes_consumed(s->handle));
+                yajl_free_error(s->handle, msg);
+            }
+        }
+        goto Exit;
+    }
+    if (!s->has_messages) {
+        snprintf(err, errsz, "messages: required");
+        goto Exit;
+    }
+    s->res->stream = s->stream;
+    if (s->has_max_tokens && opts->bot != NULL && opts->bot->max_output_tokens > 0 && s->max_tokens > opts->bot->max_output_tokens)
+        s->max_tokens = opts->bot->max_output_tokens; /* §2.1: clamp to the catalog's limit */
+    s->res->max_tokens = s->has_max_tokens ? s->max_tokens : 0;
+    assemble(s, out);
+    s->res->input_tokens = pgw_estimate_total(&s->est);
+    ret = 0;
+
+Exit:
+    yajl_free(s->handle);
+    for (size_t i = 0; i != sizeof(buffers) / sizeof(buffers[0]); ++i)
+        h2o_buffer_dispose(buffers[i]);
+    for (size_t i = 0; i != NUM_ARENAS; ++i)
+        h2o_buffer_dispose(&s->arenas[i]);
+    for (size_t i = 1; i <= MAX_LEVELS; ++i) {
+        h2o_buffer_dispose(&s->blocks[i].joined);
+        h2o_buffer_dispose(&s->blocks[i].attach);
+    }
+    free(s->prev.list.entries);
+    free(s->cur.list.entries);
+    free(s->fixups.entries);
+    free(s->tool_recs.entries);
+    free(s);
+    return ret;
+}
+
+void pgw_translated_dispose(pgw_translated_t *res)
+{
+    pgw_toolnames_dispose(&res->toolnames);
+}
