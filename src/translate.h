@@ -90,6 +90,7 @@ typedef struct st_pgw_translated_t {
     long long max_tokens;         /* as sent upstream (after clamping); 0 when the client sent none (count_tokens) */
     long long input_tokens;       /* the local estimate of the translated prompt (§6): never below the true count */
     pgw_toolnames_t toolnames;    /* the request's tools, for the response side; dispose with pgw_translated_dispose */
+    char *stop_sequences[4];      /* the stop sequences sent upstream (decoded, owned), unused entries NULL */
 } pgw_translated_t;
 
 /**

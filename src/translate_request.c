@@ -1462,6 +1462,9 @@ static int on_value(struct state *s, enum vtype t, const char *v, size_t len)
             return EXPECTED(s, "a string");
         /* §2.1: the first four that are not whitespace-only */
         if (s->num_stop < MAX_STOP && !is_blank(v, len)) {
+            if (s->num_stop < sizeof(s->res->stop_sequences) / sizeof(s->res->stop_sequences[0]) &&
+                s->res->stop_sequences[s->num_stop] == NULL)
+                s->res->stop_sequences[s->num_stop] = h2o_strdup(NULL, v, len).base;
             if (s->num_stop++ != 0)
                 pgw_buf_append_lit(&s->stop, ",");
             append_quoted(&s->stop, v, len);
@@ -2132,4 +2135,8 @@ Exit:
 void pgw_translated_dispose(pgw_translated_t *res)
 {
     pgw_toolnames_dispose(&res->toolnames);
+    for (size_t i = 0; i != sizeof(res->stop_sequences) / sizeof(res->stop_sequences[0]); ++i) {
+        free(res->stop_sequences[i]);
+        res->stop_sequences[i] = NULL;
+    }
 }

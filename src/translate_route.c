@@ -353,6 +353,8 @@ void pgw_translate_route_messages(pgw_request_t *r, const pgw_route_t *route, co
     st->ropts.model = st->model;
     st->ropts.input_tokens = st->translated.input_tokens;
     st->ropts.toolnames = &st->translated.toolnames;
+    for (size_t i = 0; i != 4; ++i)
+        st->ropts.stop_sequences[i] = st->translated.stop_sequences[i];
     st->ropts.buffer_tools = atomic_load(pgw_server->route_buffer_tools + (route - r->conf->routes));
 
     struct curl_slist *headers = NULL;

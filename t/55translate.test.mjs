@@ -229,3 +229,20 @@ test('15 s without a write to the client brings a ping between events', async ()
     assert.ok(ping > events.indexOf('content_block_delta') && ping < events.lastIndexOf('content_block_delta'), events.join(','));
     assert.equal(events.at(-1), 'message_stop');
 });
+
+test('stop sequences go upstream (blank ones dropped); one the upstream names is reported as stop_sequence', async () => {
+    const base = { id: 'chatcmpl-x', object: 'chat.completion.chunk', created: 1, model: 'gpt-5' };
+    const chunks = [
+        `data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: 'one two' }, finish_reason: null }] })}\n\n`,
+        `data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop', stop_reason: '###' }] })}\n\n`,
+        `data: ${JSON.stringify({ ...base, choices: [], usage: { prompt_tokens: 10, completion_tokens: 2, total_tokens: 12 } })}\n\n`,
+        'data: [DONE]\n\n',
+    ];
+    await mock.script({ match: { path: '/v1/chat/completions' }, headers: { 'content-type': 'text/event-stream' }, chunks });
+    const m = await client.messages.stream({ model: 'gpt-5', max_tokens: 64, stop_sequences: ['  ', '###', 'END'],
+        messages: [{ role: 'user', content: 'count' }] }).finalMessage();
+    assert.equal(m.stop_reason, 'stop_sequence');
+    assert.equal(m.stop_sequence, '###');
+    const { body } = await lastUpstream();
+    assert.deepEqual(body.stop, ['###', 'END']);
+});
