@@ -104,6 +104,12 @@ export async function startGateway({ config, env = {}, args = [], cwd, tls = fal
     const p = spawnUntil(PGW_BIN, ['--config', configPath, '--port', '0', '--threads', '2', ...args],
         { env: fullEnv, cwd: cwd ?? dir }, 'stderr', /listening on (https?):\/\/([^ ]+):(\d+)/, 'poe-gateway');
     const m = await p.ready;
+    // openai/ routes make worker 0 fetch Poe's catalog at start; let that settle so tests see only their own requests
+    const cfgText = fs.readFileSync(configPath, 'utf8');
+    if (/model:\s*openai\//.test(cfgText)) {
+        for (let i = 0; i < 100 && !/\[catalog\] (loaded|cannot fetch|\S+ answered)/.test(p.out.stderr); i++)
+            await new Promise((r) => setTimeout(r, 50));
+    }
     return {
         dir,
         configPath,
