@@ -14,6 +14,10 @@ int pgw_handle_health(pgw_request_t *r);
 int pgw_handle_models(pgw_request_t *r);
 int pgw_handle_model(pgw_request_t *r);
 
+/* handlers/metrics.c */
+int pgw_handle_metrics(pgw_request_t *r);
+int pgw_handle_usage(pgw_request_t *r);
+
 /* handlers/messages.c */
 int pgw_handle_messages(pgw_request_t *r);
 int pgw_handle_count_tokens(pgw_request_t *r);

@@ -76,6 +76,7 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
         return NULL;
     }
     r->route_name = route->model_name;
+    r->model = h2o_strdup(&req->pool, body->model, body->model_len).base;
     if (route->api_key == NULL) {
         if (route->api_key_env != NULL)
             pgw_send_error(req, 503, PGW_ERR_API,

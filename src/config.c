@@ -913,6 +913,7 @@ static const struct st_gateway_key_t {
     {"idle_timeout", KEY_SECONDS, offsetof(pgw_config_t, idle_timeout)},
     {"graceful_timeout", KEY_SECONDS, offsetof(pgw_config_t, graceful_timeout), 0, 0, 1},
     {"keys", KEY_KEYS},
+    {"metrics_auth", KEY_STRING, offsetof(pgw_config_t, metrics_auth)},
 };
 
 static int set_string(struct st_loader_t *l, yaml_node_t *node, const char *what, char **field)
@@ -1073,7 +1074,12 @@ static int on_gateway_key(struct st_loader_t *l, const struct st_gateway_key_t *
     snprintf(what, sizeof(what), "gateway.%s", k->name);
     switch (k->type) {
     case KEY_STRING:
-        return set_string(l, value, what, field);
+        if (set_string(l, value, what, field) != 0)
+            return -1;
+        if (strcmp(k->name, "metrics_auth") == 0 && strcmp(*(char **)field, "master") != 0 &&
+            strcmp(*(char **)field, "keys") != 0 && strcmp(*(char **)field, "none") != 0)
+            return error_at(l, value, "%s must be one of master, keys, none", what);
+        return 0;
     case KEY_URL:
         if (set_string(l, value, what, field) != 0)
             return -1;
@@ -1341,6 +1347,7 @@ void pgw_config_dispose(pgw_config_t *conf)
         free(key->models);
     }
     free(conf->keys);
+    free(conf->metrics_auth);
     for (size_t i = 0; i != conf->num_routes; ++i) {
         pgw_route_t *route = conf->routes + i;
         free(route->model_name);

@@ -84,6 +84,7 @@ typedef struct st_pgw_config_t {
     size_t max_body_bytes; /* default PGW_DEFAULT_MAX_BODY_BYTES */
     double idle_timeout;   /* seconds a client may stay silent, default PGW_DEFAULT_IDLE_TIMEOUT */
     double graceful_timeout; /* seconds in-flight requests get on SIGTERM, default PGW_DEFAULT_GRACEFUL_TIMEOUT */
+    char *metrics_auth;    /* gateway.metrics_auth: "master" (default when NULL), "keys" (any valid key) or "none" (owned) */
     pgw_key_t *keys;       /* gateway.keys, in file order (owned array) */
     size_t num_keys;
     /* environment variables referenced with os.environ/NAME that are not set, each named once (owned) */

@@ -30,6 +30,8 @@ static const struct route_entry routes[] = {
     {H2O_STRLIT("/v1/models/"), 1, M_GET | M_HEAD, "GET, HEAD", pgw_handle_model},
     {H2O_STRLIT("/api/hello"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_hello},
     {H2O_STRLIT("/health"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_health},
+    {H2O_STRLIT("/metrics"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_metrics},
+    {H2O_STRLIT("/usage"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_usage},
     {H2O_STRLIT("/health/liveliness"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_liveliness},
     {H2O_STRLIT("/health/liveness"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_liveliness},
     {H2O_STRLIT("/health/readiness"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_readiness},

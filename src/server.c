@@ -42,7 +42,7 @@ h2o_iovec_t pgw_req_header(h2o_req_t *req, const char *name, size_t len)
 
 static void maybe_finish(pgw_worker_t *w)
 {
-    if (w->stopping && w->inflight == 0)
+    if (w->stopping && atomic_load_explicit(&w->inflight, memory_order_relaxed) == 0)
         uv_stop(&w->loop);
 }
 
@@ -76,7 +76,14 @@ static void on_request_dispose(void *p)
                  usage);
 
     pgw_worker_t *w = r->worker;
-    --w->inflight;
+    double ttfb = h2o_timeval_is_null(&req->timestamps.response_start_at)
+                      ? ms / 1000.0
+                      : h2o_timeval_subtract(&req->timestamps.request_begin_at, &req->timestamps.response_start_at) / 1e6;
+    pgw_metrics_request_t mr = {r->key_name != NULL ? r->key_name : "-", r->route_name != NULL ? r->route_name : "-",
+                                r->model != NULL && r->route_name != NULL ? r->model : "-", req->res.status, ttfb, ms / 1000.0,
+                                &r->usage};
+    pgw_metrics_record(w->metrics, &mr, pgw_now_ms());
+    atomic_fetch_sub_explicit(&w->inflight, 1, memory_order_relaxed);
     maybe_finish(w);
 }
 
@@ -86,7 +93,8 @@ pgw_request_t *pgw_request_begin(h2o_req_t *req)
     pgw_request_t *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), on_request_dispose);
     *r = (pgw_request_t){req, w, w->server->conf, NULL, NULL, NULL};
     memset(&r->usage, 0, sizeof(r->usage));
-    ++w->inflight;
+    r->model = NULL;
+    atomic_fetch_add_explicit(&w->inflight, 1, memory_order_relaxed);
     return r;
 }
 
@@ -109,9 +117,10 @@ static void on_accept(uv_stream_t *listener, int status)
 static void on_grace_timeout(uv_timer_t *timer)
 {
     pgw_worker_t *w = timer->data;
-    if (w->inflight != 0)
+    size_t inflight = atomic_load_explicit(&w->inflight, memory_order_relaxed);
+    if (inflight != 0)
         pgw_log_warn(MODULE_NAME, "worker %u: %zu request(s) still running after the grace period; closing them", w->id,
-                     w->inflight);
+                     inflight);
     uv_stop(&w->loop);
 }
 
@@ -345,6 +354,7 @@ int pgw_server_run(pgw_server_t *server)
         pgw_worker_t *w = server->workers + i;
         w->server = server;
         w->id = i;
+        w->metrics = pgw_metrics_create();
         /* The loop and its wake handle are made here, before the thread runs, so that a signal arriving at any time
          * finds a handle to send to; the worker's own thread is the only one that runs the loop. */
         uv_loop_init(&w->loop);

@@ -7,6 +7,7 @@
 #include <uv.h>
 #include <h2o.h>
 #include "config.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "upcheck.h"
 #include "upstream.h"
@@ -28,7 +29,8 @@ typedef struct st_pgw_worker_t {
     uv_tcp_t listener;
     uv_async_t wake;        /* signalled by the main thread to start the graceful stop */
     uv_timer_t grace_timer; /* ends the graceful stop when in-flight requests outlast it */
-    size_t inflight;        /* requests begun and not yet disposed */
+    atomic_size_t inflight; /* requests begun and not yet disposed (written by this worker only) */
+    pgw_metrics_t *metrics; /* this worker's counters, summed by /metrics and /usage */
     pgw_upstream_t *upstream; /* this worker's client to Poe */
     pgw_upcheck_t *upcheck;   /* this worker's cache of upstream reachability */
     int stopping;
@@ -62,6 +64,7 @@ typedef struct st_pgw_request_t {
     const pgw_key_t *key;   /* the named key that called; NULL for the master key and before auth */
     const char *route_name; /* the route's model_name once routed (points into conf) */
     pgw_usage_t usage;      /* tokens the upstream reported, for the log and metrics */
+    const char *model;      /* the client's model once routed (request pool), for metrics and usage */
 } pgw_request_t;
 
 /** Process-wide server; valid between pgw_server_init and the end of pgw_server_run. */

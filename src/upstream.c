@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <h2o.h>
 #include "config.h"
@@ -46,6 +47,8 @@ struct st_pgw_upstream_t {
     h2o_linklist_t transfers;  /* every live transfer */
     h2o_linklist_t polls;      /* every live poll_ctx */
     h2o_linklist_t cancelled;  /* transfers cancelled while curl ran, removed once it has returned */
+    atomic_ullong retries;     /* attempts retried (read by /metrics from another thread) */
+    atomic_ullong sockets;     /* sockets curl asked us to watch: the open upstream connections */
 };
 
 enum transfer_state {
@@ -180,6 +183,7 @@ static int on_socket(CURL *easy, curl_socket_t s, int action, void *userp, void 
             ctx->poll.data = ctx;
             h2o_linklist_insert(&up->polls, &ctx->link);
             curl_multi_assign(up->multi, s, ctx);
+            atomic_fetch_add_explicit(&up->sockets, 1, memory_order_relaxed);
         }
         if (action != CURL_POLL_OUT)
             events |= UV_READABLE;
@@ -193,6 +197,7 @@ static int on_socket(CURL *easy, curl_socket_t s, int action, void *userp, void 
             h2o_linklist_unlink(&ctx->link);
             uv_close((uv_handle_t *)&ctx->poll, on_poll_close);
             curl_multi_assign(up->multi, s, NULL);
+            atomic_fetch_sub_explicit(&up->sockets, 1, memory_order_relaxed);
         }
         break;
     }
@@ -296,6 +301,7 @@ static void retry_later(pgw_upstream_transfer_t *t, const char *why, int broken)
     if (delay > RETRY_AFTER_CAP_MS)
         delay = RETRY_AFTER_CAP_MS;
     pgw_log_info(MODULE_NAME, "%s: %s; retry %d of %d in %ld ms", t->url, why, t->attempts, t->max_retries, delay);
+    atomic_fetch_add_explicit(&t->up->retries, 1, memory_order_relaxed);
     t->state = ST_BACKOFF;
     arm_timer(t, (uint64_t)delay);
 }
@@ -645,4 +651,14 @@ struct curl_slist *pgw_upstream_add_route_headers(struct curl_slist *list, const
                                            h2o_iovec_init(route->extra_headers[i].value, strlen(route->extra_headers[i].value)));
     list = curl_slist_append(list, "Expect:"); /* no 100-continue round trip */
     return curl_slist_append(list, "Accept-Encoding: identity");
+}
+
+unsigned long long pgw_upstream_retries(pgw_upstream_t *up)
+{
+    return atomic_load_explicit(&up->retries, memory_order_relaxed);
+}
+
+unsigned long long pgw_upstream_sockets(pgw_upstream_t *up)
+{
+    return atomic_load_explicit(&up->sockets, memory_order_relaxed);
 }

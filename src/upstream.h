@@ -104,6 +104,13 @@ struct curl_slist *pgw_upstream_add_header(struct curl_slist *list, const char *
 struct st_pgw_route_t;
 struct curl_slist *pgw_upstream_add_route_headers(struct curl_slist *list, const struct st_pgw_route_t *route);
 
+/**
+ * Attempts retried so far, and sockets carrying a transfer now (libcurl stops watching idle pooled connections, so
+ * those are not counted); safe to read from any thread.
+ */
+unsigned long long pgw_upstream_retries(pgw_upstream_t *up);
+unsigned long long pgw_upstream_sockets(pgw_upstream_t *up);
+
 /** How many attempts were made so far (1 without retries). */
 int pgw_upstream_attempts(pgw_upstream_transfer_t *t);
 

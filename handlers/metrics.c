@@ -1,0 +1,66 @@
+/* poe-gateway: MIT licence. GET /metrics (Prometheus text) and GET /usage (JSON): the workers' counters, summed. */
+#include <string.h>
+#include "errors.h"
+#include "metrics.h"
+#include "handlers/handlers.h"
+
+/* Applies gateway.metrics_auth: "master" (the default), "keys" (any valid key) or "none". Returns 0 to go on. */
+static int check_access(pgw_request_t *r, const char *mode)
+{
+    if (strcmp(mode, "none") == 0)
+        return 0;
+    if (pgw_require_auth(r) != 0)
+        return -1;
+    if (strcmp(mode, "master") == 0 && r->key != NULL) {
+        pgw_send_error(r->req, 403, PGW_ERR_PERMISSION, "only the master key may read %.*s", (int)r->req->path_normalized.len,
+                       r->req->path_normalized.base);
+        return -1;
+    }
+    return 0;
+}
+
+static void collect(pgw_metrics_t **all, pgw_metrics_gauges_t *g)
+{
+    memset(g, 0, sizeof(*g));
+    for (unsigned i = 0; i != pgw_server->num_workers; ++i) {
+        pgw_worker_t *w = pgw_server->workers + i;
+        all[i] = w->metrics;
+        g->in_flight += atomic_load_explicit(&w->inflight, memory_order_relaxed);
+        if (w->upstream != NULL) {
+            g->upstream_connections += pgw_upstream_sockets(w->upstream);
+            g->upstream_retries += pgw_upstream_retries(w->upstream);
+        }
+    }
+    g->started_at_ms = pgw_server->started_at;
+}
+
+int pgw_handle_metrics(pgw_request_t *r)
+{
+    const char *mode = r->conf->metrics_auth != NULL ? r->conf->metrics_auth : "master";
+    if (check_access(r, mode) != 0)
+        return 0;
+    pgw_metrics_t *all[pgw_server->num_workers];
+    pgw_metrics_gauges_t g;
+    collect(all, &g);
+    h2o_buffer_t *buf;
+    h2o_buffer_init(&buf, &h2o_socket_buffer_prototype);
+    pgw_metrics_render(all, pgw_server->num_workers, &g, &buf);
+    pgw_send_body(r->req, 200, "text/plain; version=0.0.4; charset=utf-8", buf->bytes, buf->size);
+    h2o_buffer_dispose(&buf);
+    return 0;
+}
+
+int pgw_handle_usage(pgw_request_t *r)
+{
+    if (check_access(r, "master") != 0)
+        return 0;
+    pgw_metrics_t *all[pgw_server->num_workers];
+    pgw_metrics_gauges_t g;
+    collect(all, &g);
+    h2o_buffer_t *buf;
+    h2o_buffer_init(&buf, &h2o_socket_buffer_prototype);
+    pgw_metrics_render_usage(all, pgw_server->num_workers, pgw_server->started_at, pgw_now_ms(), &buf);
+    pgw_send_body(r->req, 200, "application/json", buf->bytes, buf->size);
+    h2o_buffer_dispose(&buf);
+    return 0;
+}

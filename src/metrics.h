@@ -1,0 +1,44 @@
+/* poe-gateway: MIT licence. Counters and histograms per worker, written without locks by the worker's own thread and
+ * summed at read time: the Prometheus text behind /metrics and the JSON behind /usage. */
+#ifndef PGW_METRICS_H
+#define PGW_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <h2o/memory.h>
+#include "usage.h"
+
+typedef struct st_pgw_metrics_t pgw_metrics_t;
+
+/** What one finished request contributes. Strings are copied when a new series is made. */
+typedef struct st_pgw_metrics_request_t {
+    const char *key;   /* caller's name ("master", a key name) or "-" */
+    const char *route; /* route model_name or "-" */
+    const char *model; /* the client's model when routed, else "-" */
+    int status;
+    double ttfb_s;     /* to the first response byte handed to h2o */
+    double duration_s;
+    const pgw_usage_t *usage;
+} pgw_metrics_request_t;
+
+pgw_metrics_t *pgw_metrics_create(void);
+
+/** Records a finished request. Called only by the owning worker's thread. */
+void pgw_metrics_record(pgw_metrics_t *m, const pgw_metrics_request_t *req, uint64_t now_ms);
+
+/**
+ * Appends the Prometheus text exposition of the sum of `all` (one per worker) to `out`, with the gauges the caller
+ * measured (in-flight requests, upstream sockets, upstream retries, queue length).
+ */
+typedef struct st_pgw_metrics_gauges_t {
+    uint64_t in_flight;
+    uint64_t upstream_connections; /* with a transfer on them */
+    uint64_t upstream_retries;
+    uint64_t started_at_ms;
+} pgw_metrics_gauges_t;
+void pgw_metrics_render(pgw_metrics_t *const *all, size_t n, const pgw_metrics_gauges_t *g, h2o_buffer_t **out);
+
+/** Appends the /usage JSON (per key and model, since start and today, UTC) for the sum of `all`. */
+void pgw_metrics_render_usage(pgw_metrics_t *const *all, size_t n, uint64_t started_at_ms, uint64_t now_ms, h2o_buffer_t **out);
+
+#endif

@@ -1,0 +1,105 @@
+// poe-gateway: MIT licence. /metrics (Prometheus text) and /usage (JSON): summed over workers, by key name and model.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { MASTER_KEY, anthropicStream, certs, request, sleep, startGateway, startMock } from './lib/harness.mjs';
+
+const ALICE = 'alice-0123456789-metrics';
+let mock, gw;
+before(async () => {
+    mock = await startMock();
+    gw = await startGateway({ env: { SSL_CERT_FILE: certs().ca, ALICE_KEY: ALICE }, config: `model_list:
+  - model_name: claude-*
+    litellm_params:
+      model: anthropic/*
+      api_base: ${mock.httpsUrl}
+      api_key: os.environ/POE_API_KEY
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+gateway:
+  keys:
+    - name: alice
+      key: os.environ/ALICE_KEY
+` });
+});
+after(async () => {
+    assert.equal((await gw.stop()).code, 0);
+    await mock.stop();
+});
+
+const post = (key, model, extra = {}) => request(`${gw.url}/v1/messages`, { method: 'POST',
+    headers: { 'x-api-key': key, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+    body: JSON.stringify({ model, max_tokens: 8, messages: [{ role: 'user', content: 'hi' }], ...extra }) });
+const scrape = async (key = MASTER_KEY) => request(`${gw.url}/metrics`, { headers: key ? { 'x-api-key': key } : {} });
+const sample = (text, re) => {
+    const line = text.split('\n').find((l) => re.test(l));
+    return line === undefined ? undefined : Number(line.split(' ').pop());
+};
+
+test('requests, tokens, errors, latency and retries, summed over both workers', async () => {
+    const usage = { input_tokens: 50, output_tokens: 12, cache_read_input_tokens: 40, cache_creation_input_tokens: 5 };
+    await mock.script({ match: { path: '/v1/messages' }, headers: { 'content-type': 'text/event-stream' }, repeat: 10,
+        chunks: anthropicStream({ blocks: [{ type: 'text', text: 'counted' }], usage }) });
+    for (let i = 0; i < 10; i++) assert.equal((await post(ALICE, 'claude-sonnet-4-5', { stream: true })).status, 200);
+    await mock.script({ match: { path: '/v1/messages' }, status: 503, body: 'busy' });
+    assert.equal((await post(MASTER_KEY, 'claude-haiku-4-5')).status, 200);
+    assert.equal((await post(ALICE, 'gpt-5')).status, 404);
+    await sleep(100);
+
+    const r = await scrape();
+    assert.equal(r.status, 200);
+    assert.match(r.headers['content-type'], /text\/plain; version=0\.0\.4/);
+    const t = r.body;
+    assert.equal(sample(t, /^poe_gateway_requests_total\{key="alice",route="claude-\*",model="claude-sonnet-4-5",status="200"\}/), 10);
+    assert.equal(sample(t, /^poe_gateway_requests_total\{key="master",route="claude-\*",model="claude-haiku-4-5",status="200"\}/), 1);
+    assert.equal(sample(t, /^poe_gateway_requests_total\{key="alice",route="-",model="-",status="404"\}/), 1);
+    assert.equal(sample(t, /^poe_gateway_tokens_total\{key="alice",model="claude-sonnet-4-5",kind="input"\}/), 500);
+    assert.equal(sample(t, /^poe_gateway_tokens_total\{key="alice",model="claude-sonnet-4-5",kind="output"\}/), 120);
+    assert.equal(sample(t, /^poe_gateway_tokens_total\{key="alice",model="claude-sonnet-4-5",kind="cache_read"\}/), 400);
+    assert.equal(sample(t, /^poe_gateway_tokens_total\{key="alice",model="claude-sonnet-4-5",kind="cache_write"\}/), 50);
+    assert.equal(sample(t, /^poe_gateway_errors_total\{type="not_found_error"\}/), 1);
+    assert.equal(sample(t, /^poe_gateway_request_duration_seconds_count\{route="claude-\*"\}/), 11);
+    assert.equal(sample(t, /^poe_gateway_time_to_first_byte_seconds_bucket\{route="claude-\*",le="\+Inf"\}/), 11);
+    assert.ok(sample(t, /^poe_gateway_upstream_retries_total /) >= 1);
+    assert.equal(sample(t, /^poe_gateway_upstream_connections_active /), 0, 'nothing is being transferred');
+    assert.equal(sample(t, /^poe_gateway_requests_in_flight /), 1, 'only the scrape itself');
+    assert.ok(!t.includes(ALICE) && !t.includes(MASTER_KEY));
+    // both workers served: the sum is what the clients saw
+    assert.match(gw.output.stderr, /\(2 workers\)/);
+});
+
+test('gauges during a stream: in-flight requests and active upstream connections', async () => {
+    await mock.script({ match: { path: '/v1/messages' }, headers: { 'content-type': 'text/event-stream' }, chunk_delay_ms: 100,
+        chunks: anthropicStream({ blocks: [{ type: 'text', text: 'slow' }] }) });
+    const streaming = post(MASTER_KEY, 'claude-haiku-4-5', { stream: true });
+    await sleep(300);
+    const t = (await scrape()).body;
+    assert.equal(sample(t, /^poe_gateway_requests_in_flight /), 2);
+    assert.ok(sample(t, /^poe_gateway_upstream_connections_active /) >= 1);
+    assert.equal((await streaming).status, 200);
+});
+
+test('/metrics and /usage take the master key by default', async () => {
+    assert.equal((await scrape(null)).status, 401);
+    assert.equal((await scrape(ALICE)).status, 403);
+    assert.equal((await request(`${gw.url}/usage`, { headers: { 'x-api-key': ALICE } })).status, 403);
+    const open = await startGateway({ config: 'model_list: []\ngeneral_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\ngateway:\n  metrics_auth: none\n' });
+    try {
+        assert.equal((await request(`${open.url}/metrics`)).status, 200);
+        assert.equal((await request(`${open.url}/usage`)).status, 401, '/usage stays behind the master key');
+    } finally {
+        await open.stop();
+    }
+});
+
+test('/usage: per key and model, since start and today', async () => {
+    const r = await request(`${gw.url}/usage`, { headers: { authorization: `Bearer ${MASTER_KEY}` } });
+    assert.equal(r.status, 200);
+    const u = JSON.parse(r.body);
+    assert.ok(!Number.isNaN(Date.parse(u.since)));
+    assert.match(u.today, /^\d{4}-\d\d-\d\d$/);
+    const a = u.keys.alice['claude-sonnet-4-5'];
+    assert.deepEqual(a.total, { requests: 10, input_tokens: 500, output_tokens: 120, cache_read_input_tokens: 400, cache_creation_input_tokens: 50 });
+    assert.deepEqual(a.today, a.total);
+    assert.equal(u.keys.master['claude-haiku-4-5'].total.requests, 2, 'one whole, one streamed (the gauges test)');
+    assert.equal(u.keys.alice['gpt-5'], undefined, 'unrouted requests have no model line');
+});
