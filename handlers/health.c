@@ -35,6 +35,6 @@ int pgw_handle_readiness(pgw_request_t *r)
 int pgw_handle_health(pgw_request_t *r)
 {
     if (pgw_require_auth(r) == 0)
-        pgw_upcheck_respond(r->worker->upcheck, r->req);
+        pgw_upcheck_respond(r->worker->upcheck, r->conf, r->req);
     return 0;
 }

@@ -55,7 +55,7 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
         return NULL;
     }
     if (r->key != NULL) {
-        uint64_t wait_ms = pgw_ratelimit_take(pgw_server->key_limits + (r->key - r->conf->keys), pgw_now_ms());
+        uint64_t wait_ms = pgw_ratelimit_take(r->gen->key_limits + (r->key - r->conf->keys), pgw_now_ms());
         if (wait_ms != 0) {
             send_rate_limited(req, wait_ms, "key %s is over its limit of %d requests per minute", r->key_name, r->key->rpm);
             return NULL;
@@ -87,7 +87,7 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
             pgw_send_error(req, 503, PGW_ERR_API, "the route for %s has no api_key configured", body->model);
         return NULL;
     }
-    uint64_t wait_ms = pgw_ratelimit_take(pgw_server->route_limits + (route - r->conf->routes), pgw_now_ms());
+    uint64_t wait_ms = pgw_ratelimit_take(r->gen->route_limits + (route - r->conf->routes), pgw_now_ms());
     if (wait_ms != 0) {
         send_rate_limited(req, wait_ms, "route %s is over its limit of %d requests per minute", route->model_name, route->rpm);
         return NULL;

@@ -185,28 +185,28 @@ struct registry_entry {
     int h2c;
     h2o_buffer_t *body; /* the fetch in progress */
     uv_timer_t timer;
-    pgw_upstream_t *up;
+    pgw_upstream_t *up; /* set when fetching starts */
 };
 
 static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
-static struct registry_entry *registry;
+static struct registry_entry **registry; /* entries are never freed or moved: fetch callbacks hold them */
 static size_t registry_size;
 
-void pgw_catalogs_init(const pgw_config_t *conf)
+size_t pgw_catalogs_init(const pgw_config_t *conf)
 {
-    registry = h2o_mem_alloc(sizeof(*registry) * (conf->num_routes + 1));
-    registry_size = 0;
+    size_t added = 0;
+    pthread_mutex_lock(&registry_mutex);
     for (size_t i = 0; i != conf->num_routes; ++i) {
         const pgw_route_t *route = conf->routes + i;
         if (route->kind != PGW_ROUTE_OPENAI || route->api_base == NULL)
             continue;
         size_t j;
         for (j = 0; j != registry_size; ++j)
-            if (strcmp(registry[j].api_base, route->api_base) == 0)
+            if (strcmp(registry[j]->api_base, route->api_base) == 0)
                 break;
         if (j != registry_size)
             continue;
-        struct registry_entry *e = registry + registry_size++;
+        struct registry_entry *e = h2o_mem_alloc(sizeof(*e));
         memset(e, 0, sizeof(*e));
         e->api_base = strdup(route->api_base);
         size_t len = strlen(route->api_base);
@@ -215,7 +215,12 @@ void pgw_catalogs_init(const pgw_config_t *conf)
         sprintf(e->url, "%s%s", route->api_base, has_v1 ? "/models" : "/v1/models");
         e->ssl_verify = route->ssl_verify;
         e->h2c = route->h2c;
+        registry = realloc(registry, sizeof(*registry) * (registry_size + 1));
+        registry[registry_size++] = e;
+        ++added;
     }
+    pthread_mutex_unlock(&registry_mutex);
+    return added;
 }
 
 static void fetch(struct registry_entry *e);
@@ -278,14 +283,19 @@ static void fetch(struct registry_entry *e)
 
 void pgw_catalogs_start(uv_loop_t *loop, pgw_upstream_t *up)
 {
+    /* the lock covers the walk (a reload may grow the array); fetch() never calls back before it returns */
+    pthread_mutex_lock(&registry_mutex);
     for (size_t i = 0; i != registry_size; ++i) {
-        struct registry_entry *e = registry + i;
+        struct registry_entry *e = registry[i];
+        if (e->up != NULL)
+            continue; /* already fetching (this is a reload) */
         e->up = up;
         h2o_buffer_init(&e->body, &h2o_socket_buffer_prototype);
         uv_timer_init(loop, &e->timer);
         e->timer.data = e;
         fetch(e);
     }
+    pthread_mutex_unlock(&registry_mutex);
 }
 
 pgw_catalog_t *pgw_catalogs_get(const char *api_base)
@@ -293,8 +303,8 @@ pgw_catalog_t *pgw_catalogs_get(const char *api_base)
     pgw_catalog_t *c = NULL;
     pthread_mutex_lock(&registry_mutex);
     for (size_t i = 0; i != registry_size; ++i) {
-        if (strcmp(registry[i].api_base, api_base) == 0) {
-            if ((c = registry[i].current) != NULL)
+        if (strcmp(registry[i]->api_base, api_base) == 0) {
+            if ((c = registry[i]->current) != NULL)
                 pgw_catalog_retain(c);
             break;
         }

@@ -26,13 +26,14 @@ size_t pgw_catalog_size(const pgw_catalog_t *c);
 const pgw_bot_t *pgw_catalog_find(const pgw_catalog_t *c, const char *name, size_t len);
 
 /**
- * Registers the distinct api_base of every openai/ route. Called once before the workers start.
+ * Registers the distinct api_base of every openai/ route not registered yet (at start, and again on a reload).
+ * Returns how many were added.
  */
-void pgw_catalogs_init(const pgw_config_t *conf);
+size_t pgw_catalogs_init(const pgw_config_t *conf);
 
 /**
- * Starts fetching every registered catalog with `up` on `loop` (one worker does this for the process): now, then every
- * PGW_CATALOG_REFRESH_MS; after a failure, again in PGW_CATALOG_RETRY_MS while none was ever loaded.
+ * Starts fetching every registered catalog not fetched yet, with `up` on `loop` (worker 0 does this for the process): now,
+ * then every PGW_CATALOG_REFRESH_MS; after a failure, again in PGW_CATALOG_RETRY_MS while none was ever loaded.
  */
 void pgw_catalogs_start(uv_loop_t *loop, pgw_upstream_t *up);
 

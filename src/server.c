@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include "catalog.h"
 #include "log.h"
+#include "masterkey.h"
 #include "routing.h"
 #include "server.h"
 
@@ -30,6 +31,51 @@ uint64_t pgw_now_ms(void)
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (uint64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static pgw_generation_t *generation_create(pgw_config_t *conf, unsigned id)
+{
+    pgw_generation_t *g = h2o_mem_alloc(sizeof(*g));
+    uint64_t now = pgw_now_ms();
+    atomic_init(&g->refs, 1);
+    g->id = id;
+    g->conf = conf;
+    g->route_limits = h2o_mem_alloc(sizeof(*g->route_limits) * (conf->num_routes + 1));
+    g->route_buffer_tools = h2o_mem_alloc(sizeof(*g->route_buffer_tools) * (conf->num_routes + 1));
+    for (size_t i = 0; i != conf->num_routes; ++i) {
+        pgw_ratelimit_init(g->route_limits + i, conf->routes[i].rpm, now);
+        atomic_init(g->route_buffer_tools + i, conf->routes[i].buffer_tools);
+    }
+    g->key_limits = h2o_mem_alloc(sizeof(*g->key_limits) * (conf->num_keys + 1));
+    for (size_t i = 0; i != conf->num_keys; ++i)
+        pgw_ratelimit_init(g->key_limits + i, conf->keys[i].rpm, now);
+    return g;
+}
+
+static void generation_release(pgw_generation_t *g)
+{
+    if (atomic_fetch_sub(&g->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i != g->conf->num_routes; ++i)
+        pgw_ratelimit_dispose(g->route_limits + i);
+    for (size_t i = 0; i != g->conf->num_keys; ++i)
+        pgw_ratelimit_dispose(g->key_limits + i);
+    free(g->route_limits);
+    free(g->route_buffer_tools);
+    free(g->key_limits);
+    pgw_config_dispose(g->conf);
+    free(g->conf);
+    free(g);
+}
+
+/* A reference to the latest generation. */
+static pgw_generation_t *generation_acquire(pgw_server_t *server)
+{
+    pthread_mutex_lock(&server->current_mutex);
+    pgw_generation_t *g = server->current;
+    atomic_fetch_add(&g->refs, 1);
+    pthread_mutex_unlock(&server->current_mutex);
+    return g;
 }
 
 h2o_iovec_t pgw_req_header(h2o_req_t *req, const char *name, size_t len)
@@ -83,6 +129,7 @@ static void on_request_dispose(void *p)
                                 r->model != NULL && r->route_name != NULL ? r->model : "-", req->res.status, ttfb, ms / 1000.0,
                                 &r->usage};
     pgw_metrics_record(w->metrics, &mr, pgw_now_ms());
+    generation_release(r->gen);
     atomic_fetch_sub_explicit(&w->inflight, 1, memory_order_relaxed);
     maybe_finish(w);
 }
@@ -91,7 +138,8 @@ pgw_request_t *pgw_request_begin(h2o_req_t *req)
 {
     pgw_worker_t *w = H2O_STRUCT_FROM_MEMBER(pgw_worker_t, ctx, req->conn->ctx);
     pgw_request_t *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), on_request_dispose);
-    *r = (pgw_request_t){req, w, w->server->conf, NULL, NULL, NULL};
+    *r = (pgw_request_t){req, w, w->gen->conf, w->gen, NULL, NULL, NULL};
+    atomic_fetch_add(&w->gen->refs, 1);
     memset(&r->usage, 0, sizeof(r->usage));
     r->model = NULL;
     atomic_fetch_add_explicit(&w->inflight, 1, memory_order_relaxed);
@@ -135,6 +183,18 @@ static void on_wake(uv_async_t *async)
     h2o_context_request_shutdown(&w->ctx);
     uv_timer_start(&w->grace_timer, on_grace_timeout, (uint64_t)(w->server->conf->graceful_timeout * 1000), 0);
     maybe_finish(w);
+}
+
+/* The main thread loaded a new configuration: new requests on this worker get it from now on. */
+static void on_reload(uv_async_t *async)
+{
+    pgw_worker_t *w = async->data;
+    pgw_generation_t *old = w->gen;
+    w->gen = generation_acquire(w->server);
+    generation_release(old);
+    pgw_upcheck_update(w->upcheck, w->gen->conf);
+    if (w->id == 0)
+        pgw_catalogs_start(&w->loop, w->upstream);
 }
 
 static void *worker_main(void *arg)
@@ -269,15 +329,10 @@ int pgw_server_init(pgw_server_t *server, pgw_config_t *conf)
         server->num_workers = n > 0 ? (unsigned)n : 1;
     }
 
-    server->route_limits = h2o_mem_alloc(sizeof(*server->route_limits) * (conf->num_routes + 1));
-    server->key_limits = h2o_mem_alloc(sizeof(*server->key_limits) * (conf->num_keys + 1));
-    for (size_t i = 0; i != conf->num_keys; ++i)
-        pgw_ratelimit_init(server->key_limits + i, conf->keys[i].rpm, server->started_at);
-    server->route_buffer_tools = h2o_mem_alloc(sizeof(*server->route_buffer_tools) * (conf->num_routes + 1));
-    for (size_t i = 0; i != conf->num_routes; ++i) {
-        pgw_ratelimit_init(server->route_limits + i, conf->routes[i].rpm, server->started_at);
-        atomic_init(server->route_buffer_tools + i, conf->routes[i].buffer_tools);
-    }
+    /* the first generation: the server keeps a reference for good, so the start-up configuration outlives reloads */
+    pthread_mutex_init(&server->current_mutex, NULL);
+    server->current = generation_create(conf, 1);
+    atomic_fetch_add(&server->current->refs, 1);
     pgw_catalogs_init(conf);
     h2o_config_init(&server->globalconf);
     server->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("poe-gateway"));
@@ -320,10 +375,57 @@ static void on_signal(uv_signal_t *handle, int signum)
     begin_shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-/* Without a handler SIGHUP would kill the process, and `systemctl reload` sends it: say what to do instead. */
+int pgw_server_reload(pgw_server_t *server)
+{
+    const pgw_config_t *boot = server->conf;
+    pgw_config_t *conf = h2o_mem_alloc(sizeof(*conf));
+    char err[1024];
+
+    if (pgw_config_load(conf, boot->path, err, sizeof(err)) != 0) {
+        pgw_log_error(MODULE_NAME, "reload refused, the running configuration stays: %s", err);
+        free(conf);
+        return -1;
+    }
+    if (pgw_masterkey_ensure(conf, err, sizeof(err)) != 0) {
+        pgw_log_error(MODULE_NAME, "reload refused, the running configuration stays: %s", err);
+        pgw_config_dispose(conf);
+        free(conf);
+        return -1;
+    }
+    for (size_t i = 0; i != conf->num_missing_env; ++i)
+        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; routes that need it answer 503",
+                     conf->missing_env[i], boot->path);
+#define KEPT(cond, what)                                                                                                           \
+    if (cond)                                                                                                                      \
+        pgw_log_warn(MODULE_NAME, "reload: gateway.%s changed; it takes effect only at a restart", what);
+    KEPT(strcmp(conf->host, boot->host) != 0 || (conf->port != boot->port && boot->port != 0), "host/port")
+    KEPT(conf->threads != boot->threads && conf->threads != 0, "threads")
+    KEPT((conf->tls_cert_file == NULL) != (boot->tls_cert_file == NULL) ||
+             (conf->tls_cert_file != NULL && strcmp(conf->tls_cert_file, boot->tls_cert_file) != 0),
+         "tls")
+    KEPT(conf->max_body_bytes != boot->max_body_bytes, "max_body_bytes")
+    KEPT(conf->idle_timeout != boot->idle_timeout, "idle_timeout")
+#undef KEPT
+
+    pgw_catalogs_init(conf);
+    pthread_mutex_lock(&server->current_mutex);
+    pgw_generation_t *old = server->current;
+    server->current = generation_create(conf, old->id + 1);
+    unsigned id = server->current->id;
+    pthread_mutex_unlock(&server->current_mutex);
+    generation_release(old);
+    for (unsigned i = 0; i != server->num_workers; ++i)
+        uv_async_send(&server->workers[i].reload);
+    pgw_log_info(MODULE_NAME, "reloaded %s: %zu routes, %zu keys (configuration %u)", boot->path, conf->num_routes,
+                 conf->num_keys, id);
+    return 0;
+}
+
+/* SIGHUP (`systemctl reload`, `docker compose kill -s HUP gateway`): re-read the configuration. */
 static void on_sighup(uv_signal_t *handle, int signum)
 {
-    pgw_log_warn(MODULE_NAME, "SIGHUP: reload is not supported yet; restart to apply config changes");
+    if (!atomic_load(&pgw_server->shutting_down))
+        pgw_server_reload(pgw_server);
 }
 
 static void on_worker_done(uv_async_t *async)
@@ -360,6 +462,9 @@ int pgw_server_run(pgw_server_t *server)
         uv_loop_init(&w->loop);
         uv_async_init(&w->loop, &w->wake, on_wake);
         w->wake.data = w;
+        uv_async_init(&w->loop, &w->reload, on_reload);
+        w->reload.data = w;
+        w->gen = generation_acquire(server);
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             pgw_log_error(MODULE_NAME, "cannot start worker thread %u", i);
             exit(1);

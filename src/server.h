@@ -16,6 +16,19 @@
 typedef struct st_pgw_server_t pgw_server_t;
 
 /**
+ * One loaded configuration and the run-time state that belongs to it. Requests hold a reference from start to end, so a
+ * reload (SIGHUP) changes what new requests see while requests in flight finish on the generation they began with.
+ */
+typedef struct st_pgw_generation_t {
+    atomic_size_t refs;
+    unsigned id;
+    pgw_config_t *conf;             /* owned */
+    pgw_ratelimit_t *route_limits;  /* one per conf->routes entry, for its rpm (owned array) */
+    pgw_ratelimit_t *key_limits;    /* one per conf->keys entry, for its rpm (owned array) */
+    atomic_int *route_buffer_tools; /* one per route: set at run time when a stream showed the route needs buffer_tools */
+} pgw_generation_t;
+
+/**
  * One worker thread: its own libuv loop, h2o context and SO_REUSEPORT listener. Everything here is touched only by the
  * worker's own thread, except `wake`, which other threads signal.
  */
@@ -33,11 +46,15 @@ typedef struct st_pgw_worker_t {
     pgw_metrics_t *metrics; /* this worker's counters, summed by /metrics and /usage */
     pgw_upstream_t *upstream; /* this worker's client to Poe */
     pgw_upcheck_t *upcheck;   /* this worker's cache of upstream reachability */
+    pgw_generation_t *gen;    /* the configuration new requests on this worker get (a reference) */
+    uv_async_t reload;        /* signalled by the main thread after a reload */
     int stopping;
 } pgw_worker_t;
 
 struct st_pgw_server_t {
-    pgw_config_t *conf;       /* owned by main(); read-only while workers run */
+    pgw_config_t *conf;       /* the configuration the server started with: listeners, TLS, threads (never reloaded) */
+    pgw_generation_t *current; /* the latest configuration (guarded by current_mutex) */
+    pthread_mutex_t current_mutex;
     h2o_globalconf_t globalconf;
     h2o_hostconf_t *hostconf;
     SSL_CTX *ssl_ctx;         /* NULL without gateway.tls */
@@ -47,9 +64,6 @@ struct st_pgw_server_t {
     unsigned port;            /* the bound port (differs from conf->port when that is 0) */
     atomic_int shutting_down; /* readiness answers 503 once set */
     uint64_t started_at;      /* wall clock, ms */
-    pgw_ratelimit_t *route_limits; /* one per conf->routes entry, for its rpm (owned array) */
-    pgw_ratelimit_t *key_limits;   /* one per conf->keys entry, for its rpm (owned array) */
-    atomic_int *route_buffer_tools; /* one per route: set at run time when a stream showed the route needs buffer_tools */
 };
 
 /**
@@ -59,7 +73,8 @@ struct st_pgw_server_t {
 typedef struct st_pgw_request_t {
     h2o_req_t *req;
     pgw_worker_t *worker;
-    const pgw_config_t *conf;
+    const pgw_config_t *conf;   /* gen->conf */
+    pgw_generation_t *gen;      /* the configuration this request began with (a reference) */
     const char *key_name;   /* who called, for the log ("master", ...); never the key; NULL before auth */
     const pgw_key_t *key;   /* the named key that called; NULL for the master key and before auth */
     const char *route_name; /* the route's model_name once routed (points into conf) */
@@ -81,6 +96,14 @@ int pgw_server_init(pgw_server_t *server, pgw_config_t *conf);
  * process exit code.
  */
 int pgw_server_run(pgw_server_t *server);
+
+/**
+ * Re-reads the configuration file (SIGHUP). New requests use the new routes and keys; requests in flight finish on
+ * theirs. A file that does not load is rejected with the error logged, and the running configuration stays. Settings
+ * that need new listeners or threads (host, port, threads, tls, max_body_bytes, idle_timeout) keep their first values,
+ * with a warning. Returns 0 when the new configuration is in use.
+ */
+int pgw_server_reload(pgw_server_t *server);
 
 /**
  * Wall-clock time in milliseconds.

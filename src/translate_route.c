@@ -139,7 +139,7 @@ static void after_translate(translate_t *st, pgw_stream_status_t status)
             /* a tool call arrived out of order: from now on this route's tool calls are sent whole (§4.4 rule 3) */
             pgw_log_warn(MODULE_NAME, "route %s: a tool call's arguments arrived after it closed; buffering tool calls from now on",
                          st->route_name);
-            atomic_store(pgw_server->route_buffer_tools + (rl->route - rl->r->conf->routes), 1);
+            atomic_store(rl->r->gen->route_buffer_tools + (rl->route - rl->r->conf->routes), 1);
         }
         pgw_relay_stop_upstream(rl); /* nothing more is needed from Poe */
         rl->done = 1;
@@ -355,7 +355,7 @@ void pgw_translate_route_messages(pgw_request_t *r, const pgw_route_t *route, co
     st->ropts.toolnames = &st->translated.toolnames;
     for (size_t i = 0; i != 4; ++i)
         st->ropts.stop_sequences[i] = st->translated.stop_sequences[i];
-    st->ropts.buffer_tools = atomic_load(pgw_server->route_buffer_tools + (route - r->conf->routes));
+    st->ropts.buffer_tools = atomic_load(r->gen->route_buffer_tools + (route - r->conf->routes));
 
     struct curl_slist *headers = NULL;
     char auth[2048];

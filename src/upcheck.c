@@ -29,7 +29,7 @@ struct entry {
 struct st_pgw_upcheck_t {
     pgw_upstream_t *upstream;
     uv_loop_t *loop;
-    struct entry *entries;
+    struct entry **entries; /* never freed while the worker runs: probes in flight hold them */
     size_t num_entries;
     h2o_linklist_t waiting; /* struct waiter */
 };
@@ -38,26 +38,22 @@ struct waiter {
     h2o_linklist_t link;
     h2o_req_t *req;
     pgw_upcheck_t *uc;
+    const pgw_config_t *conf; /* the request's configuration (it holds a reference) */
 };
 
-pgw_upcheck_t *pgw_upcheck_create(pgw_upstream_t *upstream, const pgw_config_t *conf)
+void pgw_upcheck_update(pgw_upcheck_t *uc, const pgw_config_t *conf)
 {
-    pgw_upcheck_t *uc = h2o_mem_alloc(sizeof(*uc));
-    memset(uc, 0, sizeof(*uc));
-    uc->upstream = upstream;
-    h2o_linklist_init_anchor(&uc->waiting);
-    uc->entries = h2o_mem_alloc(sizeof(*uc->entries) * (conf->num_routes + 1));
     for (size_t i = 0; i != conf->num_routes; ++i) {
         const char *base = conf->routes[i].api_base;
         if (base == NULL)
             continue;
         size_t j;
         for (j = 0; j != uc->num_entries; ++j)
-            if (strcmp(uc->entries[j].api_base, base) == 0)
+            if (strcmp(uc->entries[j]->api_base, base) == 0)
                 break;
         if (j != uc->num_entries)
             continue;
-        struct entry *e = uc->entries + uc->num_entries++;
+        struct entry *e = h2o_mem_alloc(sizeof(*e));
         memset(e, 0, sizeof(*e));
         e->uc = uc;
         e->ssl_verify = conf->routes[i].ssl_verify;
@@ -66,39 +62,68 @@ pgw_upcheck_t *pgw_upcheck_create(pgw_upstream_t *upstream, const pgw_config_t *
         int has_v1 = len >= 3 && strcmp(base + len - 3, "/v1") == 0;
         e->url = h2o_mem_alloc(len + sizeof("/v1/models"));
         sprintf(e->url, "%s%s", base, has_v1 ? "/models" : "/v1/models");
+        uc->entries = realloc(uc->entries, sizeof(*uc->entries) * (uc->num_entries + 1));
+        uc->entries[uc->num_entries++] = e;
     }
+}
+
+pgw_upcheck_t *pgw_upcheck_create(pgw_upstream_t *upstream, const pgw_config_t *conf)
+{
+    pgw_upcheck_t *uc = h2o_mem_alloc(sizeof(*uc));
+    memset(uc, 0, sizeof(*uc));
+    uc->upstream = upstream;
+    h2o_linklist_init_anchor(&uc->waiting);
+    pgw_upcheck_update(uc, conf);
     return uc;
 }
 
 void pgw_upcheck_destroy(pgw_upcheck_t *uc)
 {
     for (size_t i = 0; i != uc->num_entries; ++i) {
-        free(uc->entries[i].api_base);
-        free(uc->entries[i].url);
+        free(uc->entries[i]->api_base);
+        free(uc->entries[i]->url);
+        free(uc->entries[i]);
     }
     free(uc->entries);
     free(uc);
 }
 
-static int all_fresh(pgw_upcheck_t *uc, uint64_t now)
+/* Whether the current configuration still routes to the entry's api_base (entries of removed routes stay, unused). */
+static int in_use(const struct entry *e, const pgw_config_t *conf)
+{
+    for (size_t i = 0; i != conf->num_routes; ++i)
+        if (conf->routes[i].api_base != NULL && strcmp(conf->routes[i].api_base, e->api_base) == 0)
+            return 1;
+    return 0;
+}
+
+static int stale(const struct entry *e, uint64_t now)
+{
+    return e->probing || e->checked_at == 0 || now - e->checked_at >= PGW_UPCHECK_CACHE_MS;
+}
+
+static int all_fresh(pgw_upcheck_t *uc, const pgw_config_t *conf, uint64_t now)
 {
     for (size_t i = 0; i != uc->num_entries; ++i)
-        if (uc->entries[i].probing || uc->entries[i].checked_at == 0 || now - uc->entries[i].checked_at >= PGW_UPCHECK_CACHE_MS)
+        if (in_use(uc->entries[i], conf) && stale(uc->entries[i], now))
             return 0;
     return 1;
 }
 
-static void send_report(pgw_upcheck_t *uc, h2o_req_t *req)
+static void send_report(pgw_upcheck_t *uc, const pgw_config_t *conf, h2o_req_t *req)
 {
     h2o_buffer_t *buf;
     int healthy = 1;
     h2o_buffer_init(&buf, &h2o_socket_buffer_prototype);
     pgw_buf_append_lit(&buf, "{\"upstreams\":[");
+    size_t listed = 0;
     for (size_t i = 0; i != uc->num_entries; ++i) {
-        struct entry *e = uc->entries + i;
+        struct entry *e = uc->entries[i];
         char num[64];
+        if (!in_use(e, conf))
+            continue;
         healthy &= e->reachable;
-        if (i != 0)
+        if (listed++ != 0)
             pgw_buf_append_lit(&buf, ",");
         pgw_buf_append_lit(&buf, "{\"api_base\":");
         pgw_json_append_string(&buf, e->api_base, strlen(e->api_base));
@@ -153,33 +178,37 @@ static void on_probe_complete(pgw_upstream_transfer_t *t, pgw_upstream_error_t e
     else
         e->error[0] = '\0';
 
-    if (!all_fresh(uc, now))
-        return;
-    while (!h2o_linklist_is_empty(&uc->waiting)) {
-        struct waiter *w = H2O_STRUCT_FROM_MEMBER(struct waiter, link, uc->waiting.next);
+    /* answer every waiter whose configuration is now all fresh */
+    h2o_linklist_t *node = uc->waiting.next;
+    while (node != &uc->waiting) {
+        struct waiter *w = H2O_STRUCT_FROM_MEMBER(struct waiter, link, node);
+        node = node->next;
+        if (!all_fresh(uc, w->conf, now))
+            continue;
         h2o_linklist_unlink(&w->link);
-        send_report(uc, w->req);
+        send_report(uc, w->conf, w->req);
     }
 }
 
 static const pgw_upstream_callbacks_t probe_callbacks = {on_probe_head, on_probe_body, on_probe_complete};
 
-void pgw_upcheck_respond(pgw_upcheck_t *uc, h2o_req_t *req)
+void pgw_upcheck_respond(pgw_upcheck_t *uc, const pgw_config_t *conf, h2o_req_t *req)
 {
     uc->loop = req->conn->ctx->loop;
     uint64_t now = uv_now(uc->loop);
-    if (all_fresh(uc, now)) {
-        send_report(uc, req);
+    if (all_fresh(uc, conf, now)) {
+        send_report(uc, conf, req);
         return;
     }
     struct waiter *w = h2o_mem_alloc_shared(&req->pool, sizeof(*w), on_waiter_dispose);
     memset(w, 0, sizeof(*w));
     w->req = req;
     w->uc = uc;
+    w->conf = conf;
     h2o_linklist_insert(&uc->waiting, &w->link);
     for (size_t i = 0; i != uc->num_entries; ++i) {
-        struct entry *e = uc->entries + i;
-        if (e->probing || (e->checked_at != 0 && now - e->checked_at < PGW_UPCHECK_CACHE_MS))
+        struct entry *e = uc->entries[i];
+        if (e->probing || !in_use(e, conf) || !stale(e, now))
             continue;
         e->probing = 1;
         e->status = 0;

@@ -15,11 +15,14 @@ typedef struct st_pgw_upcheck_t pgw_upcheck_t;
 pgw_upcheck_t *pgw_upcheck_create(pgw_upstream_t *upstream, const pgw_config_t *conf);
 void pgw_upcheck_destroy(pgw_upcheck_t *uc);
 
+/** Adds entries for the api_bases of `conf` it does not know yet (after a reload). */
+void pgw_upcheck_update(pgw_upcheck_t *uc, const pgw_config_t *conf);
+
 /**
- * Answers `req` with the health report once every upstream has a result younger than PGW_UPCHECK_CACHE_MS, probing the
+ * Answers `req` with the health report once every upstream of `conf` has a result younger than PGW_UPCHECK_CACHE_MS, probing the
  * stale ones (GET {base}/v1/models, which Poe serves without a key). 200 when all are reachable, 503 otherwise; JSON
  * either way.
  */
-void pgw_upcheck_respond(pgw_upcheck_t *uc, h2o_req_t *req);
+void pgw_upcheck_respond(pgw_upcheck_t *uc, const pgw_config_t *conf, h2o_req_t *req);
 
 #endif
