@@ -22,10 +22,6 @@ int pgw_handle_usage(pgw_request_t *r);
 int pgw_handle_messages(pgw_request_t *r);
 int pgw_handle_count_tokens(pgw_request_t *r);
 
-/**
- * Checks the caller's credential. Returns 0 with r->key_name set, or sends 401 and returns -1.
- * (Implemented in src/routing.c, shared by the handlers that need it.)
- */
-int pgw_require_auth(pgw_request_t *r);
+/* The handlers of authenticated routes run after src/routing.c has identified the caller (r->key_name, r->key). */
 
 #endif

@@ -31,8 +31,6 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
     h2o_req_t *req = r->req;
     char err[512];
 
-    if (pgw_require_auth(r) != 0)
-        return NULL;
     if (pgw_reqbody_inspect(req->entity.base, req->entity.len, body, err, sizeof(err)) != 0) {
         pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "%s", err);
         return NULL;

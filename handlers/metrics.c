@@ -4,14 +4,13 @@
 #include "metrics.h"
 #include "handlers/handlers.h"
 
-/* Applies gateway.metrics_auth: "master" (the default), "keys" (any valid key) or "none". Returns 0 to go on. */
+/*
+ * gateway.metrics_auth is "master" (the default), "keys" (any caller) or "none" (routing skipped authentication).
+ * Routing has identified the caller; this narrows "master" down. Returns 0 to go on.
+ */
 static int check_access(pgw_request_t *r, const char *mode)
 {
-    if (strcmp(mode, "none") == 0)
-        return 0;
-    if (pgw_require_auth(r) != 0)
-        return -1;
-    if (strcmp(mode, "master") == 0 && r->key != NULL) {
+    if (strcmp(mode, "master") == 0 && (r->key_name == NULL || strcmp(r->key_name, "master") != 0)) {
         pgw_send_error(r->req, 403, PGW_ERR_PERMISSION, "only the master key may read %.*s", (int)r->req->path_normalized.len,
                        r->req->path_normalized.base);
         return -1;

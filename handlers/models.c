@@ -106,7 +106,7 @@ int pgw_handle_models(pgw_request_t *r)
     char created_at[32];
     unsigned long long created;
 
-    if (pgw_require_auth(r) != 0 || parse_limit(r, &limit) != 0)
+    if (parse_limit(r, &limit) != 0)
         return 0;
     format_created(created_at, sizeof(created_at), &created);
 
@@ -181,8 +181,6 @@ int pgw_handle_model(pgw_request_t *r)
     char created_at[32];
     unsigned long long created;
 
-    if (pgw_require_auth(r) != 0)
-        return 0;
     if (memchr(id.base, '/', id.len) != NULL || pgw_config_find_route(r->conf, id.base, id.len) == NULL) {
         pgw_send_error(r->req, 404, PGW_ERR_NOT_FOUND, "model %.*s is not configured", (int)id.len, id.base);
         return 0;

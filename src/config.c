@@ -892,6 +892,7 @@ enum en_key_type_t {
     KEY_SECONDS,   /* double, > 0 (>= 0 with allow_zero) */
     KEY_TLS,       /* the tls: mapping */
     KEY_KEYS,      /* the keys: sequence of named client keys */
+    KEY_AUTH,      /* keys | tailscale */
 };
 
 static const struct st_gateway_key_t {
@@ -914,6 +915,8 @@ static const struct st_gateway_key_t {
     {"graceful_timeout", KEY_SECONDS, offsetof(pgw_config_t, graceful_timeout), 0, 0, 1},
     {"keys", KEY_KEYS},
     {"metrics_auth", KEY_STRING, offsetof(pgw_config_t, metrics_auth)},
+    {"auth", KEY_AUTH},
+    {"tailscale_socket", KEY_STRING, offsetof(pgw_config_t, tailscale_socket)},
 };
 
 static int set_string(struct st_loader_t *l, yaml_node_t *node, const char *what, char **field)
@@ -1106,6 +1109,18 @@ static int on_gateway_key(struct st_loader_t *l, const struct st_gateway_key_t *
         return on_tls(l, value);
     case KEY_KEYS:
         return on_keys(l, value);
+    case KEY_AUTH: {
+        const char *mode = get_scalar(l, value, what);
+        if (mode == NULL)
+            return -1;
+        if (strcmp(mode, "tailscale") == 0)
+            l->conf->auth_tailscale = 1;
+        else if (strcmp(mode, "keys") == 0)
+            l->conf->auth_tailscale = 0;
+        else
+            return error_at(l, value, "%s must be keys or tailscale", what);
+        return 0;
+    }
     }
     assert(!"unknown key type");
     return -1;
@@ -1348,6 +1363,7 @@ void pgw_config_dispose(pgw_config_t *conf)
     }
     free(conf->keys);
     free(conf->metrics_auth);
+    free(conf->tailscale_socket);
     for (size_t i = 0; i != conf->num_routes; ++i) {
         pgw_route_t *route = conf->routes + i;
         free(route->model_name);

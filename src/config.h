@@ -15,6 +15,7 @@
 #define PGW_DEFAULT_IDLE_TIMEOUT 60.0
 #define PGW_DEFAULT_OPENAI_API_BASE "https://api.poe.com/v1"
 #define PGW_DEFAULT_ANTHROPIC_API_BASE "https://api.poe.com"
+#define PGW_DEFAULT_TAILSCALE_SOCKET "/var/run/tailscale/tailscaled.sock"
 
 typedef enum en_pgw_route_kind_t {
     PGW_ROUTE_OPENAI,   /* "openai/<bot>": Anthropic <-> chat/completions translation */
@@ -84,6 +85,8 @@ typedef struct st_pgw_config_t {
     size_t max_body_bytes; /* default PGW_DEFAULT_MAX_BODY_BYTES */
     double idle_timeout;   /* seconds a client may stay silent, default PGW_DEFAULT_IDLE_TIMEOUT */
     double graceful_timeout; /* seconds in-flight requests get on SIGTERM, default PGW_DEFAULT_GRACEFUL_TIMEOUT */
+    int auth_tailscale;    /* gateway.auth: tailscale: callers without a key are identified by tailscaled's whois */
+    char *tailscale_socket; /* gateway.tailscale_socket: tailscaled's LocalAPI socket (NULL = the default path) (owned) */
     char *metrics_auth;    /* gateway.metrics_auth: "master" (default when NULL), "keys" (any valid key) or "none" (owned) */
     pgw_key_t *keys;       /* gateway.keys, in file order (owned array) */
     size_t num_keys;

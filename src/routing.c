@@ -3,6 +3,7 @@
 #include "auth.h"
 #include "errors.h"
 #include "routing.h"
+#include "tailnet.h"
 #include "handlers/handlers.h"
 
 #define MODULE_NAME "routing"
@@ -13,28 +14,35 @@ enum {
     M_POST = 4,
 };
 
+enum {
+    AUTH_NONE,    /* probes */
+    AUTH_KEY,     /* a key, or (gateway.auth: tailscale) a tailnet identity */
+    AUTH_METRICS, /* as gateway.metrics_auth says */
+};
+
 struct route_entry {
     const char *path;
     size_t path_len;
     int prefix; /* match paths below `path` too (e.g. /v1/models/{id}) */
     int methods;
     const char *allow; /* value of the Allow header on 405 */
+    int auth;
     int (*handler)(pgw_request_t *r);
 };
 
 /* Order matters only for prefix entries: more specific paths first. */
 static const struct route_entry routes[] = {
-    {H2O_STRLIT("/v1/messages/count_tokens"), 0, M_POST, "POST", pgw_handle_count_tokens},
-    {H2O_STRLIT("/v1/messages"), 0, M_POST, "POST", pgw_handle_messages},
-    {H2O_STRLIT("/v1/models"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_models},
-    {H2O_STRLIT("/v1/models/"), 1, M_GET | M_HEAD, "GET, HEAD", pgw_handle_model},
-    {H2O_STRLIT("/api/hello"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_hello},
-    {H2O_STRLIT("/health"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_health},
-    {H2O_STRLIT("/metrics"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_metrics},
-    {H2O_STRLIT("/usage"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_usage},
-    {H2O_STRLIT("/health/liveliness"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_liveliness},
-    {H2O_STRLIT("/health/liveness"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_liveliness},
-    {H2O_STRLIT("/health/readiness"), 0, M_GET | M_HEAD, "GET, HEAD", pgw_handle_readiness},
+    {H2O_STRLIT("/v1/messages/count_tokens"), 0, M_POST, "POST", AUTH_KEY, pgw_handle_count_tokens},
+    {H2O_STRLIT("/v1/messages"), 0, M_POST, "POST", AUTH_KEY, pgw_handle_messages},
+    {H2O_STRLIT("/v1/models"), 0, M_GET | M_HEAD, "GET, HEAD", AUTH_KEY, pgw_handle_models},
+    {H2O_STRLIT("/v1/models/"), 1, M_GET | M_HEAD, "GET, HEAD", AUTH_KEY, pgw_handle_model},
+    {H2O_STRLIT("/api/hello"), 0, M_GET | M_HEAD, "GET, HEAD", AUTH_NONE, pgw_handle_hello},
+    {H2O_STRLIT("/health"), 0, M_GET | M_HEAD, "GET, HEAD", AUTH_KEY, pgw_handle_health},
+    {H2O_STRLIT("/metrics"), 0, M_GET | M_HEAD, "GET, HEAD", AUTH_METRICS, pgw_handle_metrics},
+    {H2O_STRLIT("/usage"), 0, M_GET | M_HEAD, "GET, HEAD", AUTH_KEY, pgw_handle_usage},
+    {H2O_STRLIT("/health/liveliness"), 0, M_GET | M_HEAD, "GET, HEAD", AUTH_NONE, pgw_handle_liveliness},
+    {H2O_STRLIT("/health/liveness"), 0, M_GET | M_HEAD, "GET, HEAD", AUTH_NONE, pgw_handle_liveliness},
+    {H2O_STRLIT("/health/readiness"), 0, M_GET | M_HEAD, "GET, HEAD", AUTH_NONE, pgw_handle_readiness},
 };
 
 static int method_bit(h2o_iovec_t method)
@@ -58,16 +66,41 @@ static int path_matches(const struct route_entry *e, h2o_iovec_t path)
     return h2o_memis(path.base, path.len, e->path, e->path_len);
 }
 
-int pgw_require_auth(pgw_request_t *r)
+static void send_unauthorized(pgw_request_t *r, int had_credential)
+{
+    pgw_send_error(r->req, 401, PGW_ERR_AUTHENTICATION,
+                   had_credential ? "invalid API key" : "missing API key: send it as x-api-key or Authorization: Bearer");
+}
+
+/* The tailnet told who the peer is: a login is the caller's name, and a gateway.keys entry of that name its rules. */
+static void on_whois(pgw_request_t *r, const char *login)
+{
+    if (login == NULL) {
+        send_unauthorized(r, 0);
+        return;
+    }
+    r->key_name = h2o_strdup(&r->req->pool, login, SIZE_MAX).base;
+    for (size_t i = 0; i != r->conf->num_keys; ++i)
+        if (strcmp(r->conf->keys[i].name, login) == 0)
+            r->key = r->conf->keys + i;
+    r->pending_handler(r);
+}
+
+/* Identifies the caller, then runs the handler (maybe later, after a tailnet whois); or answers 401. */
+static int authenticate(pgw_request_t *r, int (*handler)(pgw_request_t *r))
 {
     h2o_iovec_t credential =
         pgw_auth_credential(pgw_req_header(r->req, H2O_STRLIT("x-api-key")), pgw_req_header(r->req, H2O_STRLIT("authorization")));
     if ((r->key_name = pgw_auth_identify(r->conf, credential, &r->key)) != NULL)
+        return handler(r);
+    const char *socket = r->conf->tailscale_socket != NULL ? r->conf->tailscale_socket : PGW_DEFAULT_TAILSCALE_SOCKET;
+    if (r->conf->auth_tailscale && credential.base == NULL && pgw_tailnet_available(socket)) {
+        r->pending_handler = handler;
+        pgw_tailnet_whois(r, socket, on_whois);
         return 0;
-    pgw_send_error(r->req, 401, PGW_ERR_AUTHENTICATION,
-                   credential.base == NULL ? "missing API key: send it as x-api-key or Authorization: Bearer"
-                                           : "invalid API key");
-    return -1;
+    }
+    send_unauthorized(r, credential.base != NULL);
+    return 0;
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -80,12 +113,17 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         const struct route_entry *e = routes + i;
         if (!path_matches(e, req->path_normalized))
             continue;
-        if ((e->methods & method) != 0)
-            return e->handler(r);
-        if (!path_known) {
-            path_known = 1;
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, e->allow, strlen(e->allow));
+        if ((e->methods & method) == 0) {
+            if (!path_known) {
+                path_known = 1;
+                h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, e->allow, strlen(e->allow));
+            }
+            continue;
         }
+        if (e->auth == AUTH_NONE || (e->auth == AUTH_METRICS && r->conf->metrics_auth != NULL &&
+                                     strcmp(r->conf->metrics_auth, "none") == 0))
+            return e->handler(r);
+        return authenticate(r, e->handler);
     }
     if (path_known) {
         pgw_send_error(req, 405, PGW_ERR_INVALID_REQUEST, "method %.*s is not allowed on %.*s", (int)req->method.len,

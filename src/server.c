@@ -142,6 +142,7 @@ pgw_request_t *pgw_request_begin(h2o_req_t *req)
     atomic_fetch_add(&w->gen->refs, 1);
     memset(&r->usage, 0, sizeof(r->usage));
     r->model = NULL;
+    r->pending_handler = NULL;
     atomic_fetch_add_explicit(&w->inflight, 1, memory_order_relaxed);
     return r;
 }

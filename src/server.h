@@ -80,6 +80,7 @@ typedef struct st_pgw_request_t {
     const char *route_name; /* the route's model_name once routed (points into conf) */
     pgw_usage_t usage;      /* tokens the upstream reported, for the log and metrics */
     const char *model;      /* the client's model once routed (request pool), for metrics and usage */
+    int (*pending_handler)(struct st_pgw_request_t *r); /* the route handler waiting for a tailnet whois */
 } pgw_request_t;
 
 /** Process-wide server; valid between pgw_server_init and the end of pgw_server_run. */

@@ -550,6 +550,10 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
         curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
     }
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (req->unix_socket != NULL) {
+        curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, req->unix_socket);
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+    }
     if (up->ca_file != NULL)
         curl_easy_setopt(e, CURLOPT_CAINFO, up->ca_file);
     if (!req->ssl_verify) {

@@ -52,6 +52,7 @@ typedef struct st_pgw_upstream_request_t {
     int max_retries;             /* retries of connect failures and 429/500/502/503/529, before any byte is delivered */
     int ssl_verify;              /* 0 turns off certificate verification */
     int h2c;                     /* HTTP/2 with prior knowledge on http:// URLs */
+    const char *unix_socket;     /* connect to this unix socket instead of the URL's host (HTTP/1.1), or NULL */
 } pgw_upstream_request_t;
 
 /**

@@ -156,6 +156,7 @@ void test_src__masterkey_c(void);
 void test_src__ratelimit_c(void);
 void test_src__catalog_c(void);
 void test_src__metrics_c(void);
+void test_src__tailnet_c(void);
 void test_src__translate_stream_c(void);
 void test_src__translate_response_c(void);
 void test_src__upstream_errors_c(void);
@@ -179,6 +180,7 @@ int main(void)
     subtest("src/ratelimit.c", test_src__ratelimit_c);
     subtest("src/catalog.c", test_src__catalog_c);
     subtest("src/metrics.c", test_src__metrics_c);
+    subtest("src/tailnet.c", test_src__tailnet_c);
     subtest("src/translate_stream.c", test_src__translate_stream_c);
     subtest("src/translate_response.c", test_src__translate_response_c);
     subtest("src/upstream_errors.c", test_src__upstream_errors_c);
