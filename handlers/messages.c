@@ -111,20 +111,41 @@ static void dispatch(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbo
         pgw_translate_route_messages(r, route, body);
 }
 
+/* The shaper's answer: go ahead, or 429 after waiting queue_timeout for a turn. */
+static void on_admitted(pgw_request_t *r, int admitted)
+{
+    if (!admitted) {
+        send_rate_limited(r->req, 1000, "waited %.0f s for a turn at the upstream key's rate (gateway.upstream_rpm %d) in vain",
+                          r->conf->queue_timeout, r->conf->upstream_rpm);
+        return;
+    }
+    dispatch(r, r->route, r->body, r->is_count_tokens);
+}
+
+/* Routes the request, then lets it go upstream at its upstream key's shaped rate (counting tokens locally needs none). */
+static int handle(pgw_request_t *r, int is_count_tokens)
+{
+    pgw_reqbody_t *body = h2o_mem_alloc_pool(&r->req->pool, sizeof(*body));
+    const pgw_route_t *route;
+    if ((route = route_request(r, body, is_count_tokens)) == NULL)
+        return 0;
+    r->route = route;
+    r->body = body;
+    r->is_count_tokens = is_count_tokens;
+    r->bucket = r->gen->route_bucket[route - r->conf->routes];
+    if (is_count_tokens && route->kind == PGW_ROUTE_OPENAI)
+        dispatch(r, route, body, 1);
+    else
+        pgw_shaper_admit(r->worker->shaper, r->bucket, r, r->conf->queue_timeout, on_admitted);
+    return 0;
+}
+
 int pgw_handle_messages(pgw_request_t *r)
 {
-    pgw_reqbody_t body;
-    const pgw_route_t *route;
-    if ((route = route_request(r, &body, 0)) != NULL)
-        dispatch(r, route, &body, 0);
-    return 0;
+    return handle(r, 0);
 }
 
 int pgw_handle_count_tokens(pgw_request_t *r)
 {
-    pgw_reqbody_t body;
-    const pgw_route_t *route;
-    if ((route = route_request(r, &body, 1)) != NULL)
-        dispatch(r, route, &body, 1);
-    return 0;
+    return handle(r, 1);
 }

@@ -25,6 +25,8 @@ static void collect(pgw_metrics_t **all, pgw_metrics_gauges_t *g)
         pgw_worker_t *w = pgw_server->workers + i;
         all[i] = w->metrics;
         g->in_flight += atomic_load_explicit(&w->inflight, memory_order_relaxed);
+        if (w->shaper != NULL)
+            g->queued += pgw_shaper_queued(w->shaper);
         if (w->upstream != NULL) {
             g->upstream_connections += pgw_upstream_sockets(w->upstream);
             g->upstream_retries += pgw_upstream_retries(w->upstream);

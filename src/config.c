@@ -917,6 +917,9 @@ static const struct st_gateway_key_t {
     {"metrics_auth", KEY_STRING, offsetof(pgw_config_t, metrics_auth)},
     {"auth", KEY_AUTH},
     {"tailscale_socket", KEY_STRING, offsetof(pgw_config_t, tailscale_socket)},
+    {"upstream_rpm", KEY_UINT, offsetof(pgw_config_t, upstream_rpm), 0, 1000000},
+    {"upstream_burst", KEY_UINT, offsetof(pgw_config_t, upstream_burst), 0, 1000000},
+    {"queue_timeout", KEY_SECONDS, offsetof(pgw_config_t, queue_timeout), 0, 0, 1},
 };
 
 static int set_string(struct st_loader_t *l, yaml_node_t *node, const char *what, char **field)
@@ -1301,6 +1304,8 @@ int pgw_config_load(pgw_config_t *conf, const char *path, char *err, size_t errs
     conf->max_body_bytes = PGW_DEFAULT_MAX_BODY_BYTES;
     conf->idle_timeout = PGW_DEFAULT_IDLE_TIMEOUT;
     conf->graceful_timeout = PGW_DEFAULT_GRACEFUL_TIMEOUT;
+    conf->upstream_rpm = 500;
+    conf->queue_timeout = 60;
 
     if (read_config_file(path, &buf, &len, err, errsz) != 0)
         goto Exit;

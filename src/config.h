@@ -88,6 +88,9 @@ typedef struct st_pgw_config_t {
     int auth_tailscale;    /* gateway.auth: tailscale: callers without a key are identified by tailscaled's whois */
     char *tailscale_socket; /* gateway.tailscale_socket: tailscaled's LocalAPI socket (NULL = the default path) (owned) */
     char *metrics_auth;    /* gateway.metrics_auth: "master" (default when NULL), "keys" (any valid key) or "none" (owned) */
+    int upstream_rpm;      /* gateway.upstream_rpm: requests a minute per upstream (Poe) key, shaped; default 500, 0 = unlimited */
+    int upstream_burst;    /* gateway.upstream_burst: of those, how many may go at once; default 0 = a minute's worth */
+    double queue_timeout;  /* gateway.queue_timeout: seconds a request may wait for its turn before a 429; default 60 */
     pgw_key_t *keys;       /* gateway.keys, in file order (owned array) */
     size_t num_keys;
     /* environment variables referenced with os.environ/NAME that are not set, each named once (owned) */

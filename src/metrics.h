@@ -35,6 +35,7 @@ typedef struct st_pgw_metrics_gauges_t {
     uint64_t upstream_connections; /* with a transfer on them */
     uint64_t upstream_retries;
     uint64_t started_at_ms;
+    uint64_t queued;   /* requests waiting for their upstream key's rate */
 } pgw_metrics_gauges_t;
 void pgw_metrics_render(pgw_metrics_t *const *all, size_t n, const pgw_metrics_gauges_t *g, h2o_buffer_t **out);
 

@@ -76,6 +76,7 @@ static void on_head(pgw_upstream_transfer_t *t, int status)
     h2o_req_t *req = st->relay.r->req;
     const pgw_route_t *route = st->relay.route;
 
+    pgw_shaper_observe(st->relay.r->bucket, status, t);
     if (status == 401) {
         /* Poe refused the gateway's own key; the client's credential was fine, and a 401 would make Claude Code ask its
          * user to log in again (translation.md §5). */

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <openssl/err.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include "catalog.h"
 #include "log.h"
@@ -49,6 +50,27 @@ static pgw_generation_t *generation_create(pgw_config_t *conf, unsigned id)
     g->key_limits = h2o_mem_alloc(sizeof(*g->key_limits) * (conf->num_keys + 1));
     for (size_t i = 0; i != conf->num_keys; ++i)
         pgw_ratelimit_init(g->key_limits + i, conf->keys[i].rpm, now);
+    /* one shaper bucket per distinct upstream key: routes sharing a Poe key share its 500 requests a minute */
+    g->buckets = h2o_mem_alloc(sizeof(*g->buckets) * (conf->num_routes + 1));
+    g->num_buckets = 0;
+    g->route_bucket = h2o_mem_alloc(sizeof(*g->route_bucket) * (conf->num_routes + 1));
+    for (size_t i = 0; i != conf->num_routes; ++i) {
+        g->route_bucket[i] = NULL;
+        if (conf->routes[i].api_key == NULL)
+            continue;
+        unsigned char digest[SHA256_DIGEST_LENGTH];
+        SHA256((const unsigned char *)conf->routes[i].api_key, strlen(conf->routes[i].api_key), digest);
+        size_t j;
+        for (j = 0; j != g->num_buckets; ++j)
+            if (memcmp(g->buckets[j].key_digest, digest, sizeof(digest)) == 0)
+                break;
+        if (j == g->num_buckets) {
+            pgw_shaper_bucket_init(g->buckets + j, conf->upstream_rpm, conf->upstream_burst, now);
+            memcpy(g->buckets[j].key_digest, digest, sizeof(digest));
+            ++g->num_buckets;
+        }
+        g->route_bucket[i] = g->buckets + j;
+    }
     return g;
 }
 
@@ -63,6 +85,10 @@ static void generation_release(pgw_generation_t *g)
     free(g->route_limits);
     free(g->route_buffer_tools);
     free(g->key_limits);
+    for (size_t i = 0; i != g->num_buckets; ++i)
+        pgw_shaper_bucket_dispose(g->buckets + i);
+    free(g->buckets);
+    free(g->route_bucket);
     pgw_config_dispose(g->conf);
     free(g->conf);
     free(g);
@@ -143,6 +169,10 @@ pgw_request_t *pgw_request_begin(h2o_req_t *req)
     memset(&r->usage, 0, sizeof(r->usage));
     r->model = NULL;
     r->pending_handler = NULL;
+    r->route = NULL;
+    r->body = NULL;
+    r->is_count_tokens = 0;
+    r->bucket = NULL;
     atomic_fetch_add_explicit(&w->inflight, 1, memory_order_relaxed);
     return r;
 }
@@ -220,6 +250,7 @@ static void *worker_main(void *arg)
     const char *ca_file = server->conf->ssl_ca_file != NULL ? server->conf->ssl_ca_file : getenv("SSL_CERT_FILE");
     w->upstream = pgw_upstream_create(&w->loop, ca_file);
     w->upcheck = pgw_upcheck_create(w->upstream, server->conf);
+    w->shaper = pgw_shaper_create(&w->loop);
     if (w->id == 0)
         pgw_catalogs_start(&w->loop, w->upstream);
     int ret;

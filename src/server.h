@@ -9,6 +9,8 @@
 #include "config.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "reqbody.h"
+#include "shaper.h"
 #include "upcheck.h"
 #include "upstream.h"
 #include "usage.h"
@@ -26,6 +28,9 @@ typedef struct st_pgw_generation_t {
     pgw_ratelimit_t *route_limits;  /* one per conf->routes entry, for its rpm (owned array) */
     pgw_ratelimit_t *key_limits;    /* one per conf->keys entry, for its rpm (owned array) */
     atomic_int *route_buffer_tools; /* one per route: set at run time when a stream showed the route needs buffer_tools */
+    pgw_shaper_bucket_t *buckets;   /* one per distinct upstream key (owned array) */
+    size_t num_buckets;
+    pgw_shaper_bucket_t **route_bucket; /* per route: its upstream key's bucket, NULL without a key */
 } pgw_generation_t;
 
 /**
@@ -48,6 +53,7 @@ typedef struct st_pgw_worker_t {
     pgw_upcheck_t *upcheck;   /* this worker's cache of upstream reachability */
     pgw_generation_t *gen;    /* the configuration new requests on this worker get (a reference) */
     uv_async_t reload;        /* signalled by the main thread after a reload */
+    pgw_shaper_t *shaper;     /* this worker's lanes of requests waiting for their upstream key's rate */
     int stopping;
 } pgw_worker_t;
 
@@ -81,6 +87,10 @@ typedef struct st_pgw_request_t {
     pgw_usage_t usage;      /* tokens the upstream reported, for the log and metrics */
     const char *model;      /* the client's model once routed (request pool), for metrics and usage */
     int (*pending_handler)(struct st_pgw_request_t *r); /* the route handler waiting for a tailnet whois */
+    const pgw_route_t *route;      /* once routed */
+    pgw_reqbody_t *body;           /* the inspected body (request pool), kept for a request that waits in the shaper */
+    int is_count_tokens;
+    pgw_shaper_bucket_t *bucket;   /* the upstream key's bucket, for Poe's limit signals */
 } pgw_request_t;
 
 /** Process-wide server; valid between pgw_server_init and the end of pgw_server_run. */

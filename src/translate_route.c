@@ -177,6 +177,7 @@ static void on_head(pgw_upstream_transfer_t *t, int status)
 {
     translate_t *st = pgw_upstream_data(t);
     st->status = status;
+    pgw_shaper_observe(st->relay.r->bucket, status, t);
     if (status < 200 || status > 299)
         return; /* the error body is collected, then mapped in on_complete */
     h2o_iovec_t ctype = pgw_upstream_header(t, H2O_STRLIT("content-type"));

@@ -7,7 +7,7 @@
 
 static const char *render(pgw_metrics_t **all, size_t n, h2o_buffer_t **buf)
 {
-    pgw_metrics_gauges_t g = {3, 1, 2, 1764150000000ULL};
+    pgw_metrics_gauges_t g = {3, 1, 2, 1764150000000ULL, 4};
     (*buf)->size = 0;
     pgw_metrics_render(all, n, &g, buf);
     pgw_buf_append(buf, "", 1);
@@ -38,6 +38,7 @@ void test_src__metrics_c(void)
     ok(strstr(t, "poe_gateway_request_duration_seconds_bucket{route=\"claude-*\",le=\"2.5\"} 3\n") != NULL);
     ok(strstr(t, "poe_gateway_request_duration_seconds_count{route=\"claude-*\"} 3\n") != NULL);
     ok(strstr(t, "poe_gateway_requests_in_flight 3\n") != NULL);
+    ok(strstr(t, "poe_gateway_queued_requests 4\n") != NULL);
     /* each label set once, however many workers hold it */
     const char *first = strstr(t, "key=\"alice\",route=\"claude-*\",model=\"claude-x\",status=\"200\"");
     ok(first != NULL && strstr(first + 1, "key=\"alice\",route=\"claude-*\",model=\"claude-x\",status=\"200\"") == NULL);
