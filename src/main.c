@@ -187,6 +187,11 @@ int main(int argc, char **argv)
         pgw_config_dispose(&conf);
         return 1;
     }
+    server.cli.host = host;
+    server.cli.port_set = port_set;
+    server.cli.port = port;
+    server.cli.threads_set = threads_set;
+    server.cli.threads = threads;
     int ret = pgw_server_run(&server);
     /* Workers may still hold pointers into the configuration of requests cut at the end of the grace period, so the
      * configuration is left to the process exit. */

@@ -72,6 +72,35 @@ pgw_metrics_t *pgw_metrics_create(void)
     return m;
 }
 
+void pgw_metrics_destroy(pgw_metrics_t *m)
+{
+    for (size_t i = 0; i != REQUEST_SLOTS; ++i) {
+        struct request_series *s = atomic_load(&m->requests[i]);
+        if (s != NULL) {
+            free(s->key);
+            free(s->route);
+            free(s->model);
+            free(s);
+        }
+    }
+    for (size_t i = 0; i != TOKEN_SLOTS; ++i) {
+        struct token_series *s = atomic_load(&m->tokens[i]);
+        if (s != NULL) {
+            free(s->key);
+            free(s->model);
+            free(s);
+        }
+    }
+    for (size_t i = 0; i != ROUTE_SLOTS; ++i) {
+        struct route_series *s = atomic_load(&m->routes[i]);
+        if (s != NULL) {
+            free(s->route);
+            free(s);
+        }
+    }
+    free(m);
+}
+
 static struct request_series *request_series(pgw_metrics_t *m, const char *key, const char *route, const char *model, int status)
 {
     uint64_t h = hash_str(hash_str(hash_str(14695981039346656037ULL, key), route), model) ^ (uint64_t)status;

@@ -23,6 +23,9 @@ typedef struct st_pgw_metrics_request_t {
 
 pgw_metrics_t *pgw_metrics_create(void);
 
+/** Frees every series. Nothing may record into or read `m` any more. */
+void pgw_metrics_destroy(pgw_metrics_t *m);
+
 /** Records a finished request. Called only by the owning worker's thread. */
 void pgw_metrics_record(pgw_metrics_t *m, const pgw_metrics_request_t *req, uint64_t now_ms);
 

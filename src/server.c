@@ -363,8 +363,8 @@ int pgw_server_init(pgw_server_t *server, pgw_config_t *conf)
 
     /* the first generation: the server keeps a reference for good, so the start-up configuration outlives reloads */
     pthread_mutex_init(&server->current_mutex, NULL);
-    server->current = generation_create(conf, 1);
-    atomic_fetch_add(&server->current->refs, 1);
+    server->current = server->boot = generation_create(conf, 1);
+    atomic_fetch_add(&server->boot->refs, 1);
     pgw_catalogs_init(conf);
     h2o_config_init(&server->globalconf);
     server->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("poe-gateway"));
@@ -427,6 +427,14 @@ int pgw_server_reload(pgw_server_t *server)
     for (size_t i = 0; i != conf->num_missing_env; ++i)
         pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; routes that need it answer 503",
                      conf->missing_env[i], boot->path);
+    if (server->cli.host != NULL) {
+        free(conf->host);
+        conf->host = strdup(server->cli.host);
+    }
+    if (server->cli.port_set)
+        conf->port = server->cli.port;
+    if (server->cli.threads_set)
+        conf->threads = server->cli.threads;
 #define KEPT(cond, what)                                                                                                           \
     if (cond)                                                                                                                      \
         pgw_log_warn(MODULE_NAME, "reload: gateway.%s changed; it takes effect only at a restart", what);

@@ -60,6 +60,12 @@ typedef struct st_pgw_worker_t {
 struct st_pgw_server_t {
     pgw_config_t *conf;       /* the configuration the server started with: listeners, TLS, threads (never reloaded) */
     pgw_generation_t *current; /* the latest configuration (guarded by current_mutex) */
+    pgw_generation_t *boot;    /* the first generation, kept for good: `conf` belongs to it */
+    struct {
+        const char *host; /* --host, or NULL */
+        int port_set, threads_set;
+        unsigned port, threads;
+    } cli; /* command-line overrides, applied again to a reloaded file */
     pthread_mutex_t current_mutex;
     h2o_globalconf_t globalconf;
     h2o_hostconf_t *hostconf;

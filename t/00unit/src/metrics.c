@@ -61,4 +61,6 @@ void test_src__metrics_c(void)
     t = render(w, 2, &buf);
     ok(strstr(t, "model=\"(other)\"") != NULL);
     h2o_buffer_dispose(&buf);
+    pgw_metrics_destroy(w[0]);
+    pgw_metrics_destroy(w[1]);
 }
