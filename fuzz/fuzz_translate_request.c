@@ -1,0 +1,84 @@
+/* poe-gateway: MIT licence. libFuzzer target: the request translator (src/translate_request.c).
+ *
+ * Input: 1 flag byte choosing the route options (bot known or not, echo_reasoning, minimal_schema, extra_body), then the
+ * client's body. Oracles besides the sanitizers: a success writes one valid JSON document (valid UTF-8 too); a failure
+ * writes a NUL-terminated, non-empty message; the estimate is never negative; mapped tool names
+ * match ^[a-zA-Z0-9_-]{1,64}$. */
+#include <limits.h>
+#include <h2o/socket.h>
+#include "fuzz.h"
+#include "translate.h"
+
+static char *effort_values[] = {"minimal", "low", "medium", "high"};
+static pgw_knob_t knobs_thinking[] = {
+    {"thinking_budget", PGW_KNOB_INTEGER, 0, 31999},
+    {"web_search", PGW_KNOB_BOOLEAN, LLONG_MIN, LLONG_MAX},
+};
+static pgw_knob_t knobs_effort[] = {
+    {"reasoning_effort", PGW_KNOB_ENUM, LLONG_MIN, LLONG_MAX, effort_values, 4},
+    {"verbosity", PGW_KNOB_OTHER, LLONG_MIN, LLONG_MAX},
+};
+static pgw_bot_t bots[] = {
+    {"claude-sonnet-4.5", 32768, knobs_thinking, 2},
+    {"gpt-5", 128000, knobs_effort, 2},
+    {"tiny", 1, NULL, 0},
+};
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    fuzz_quiet_logs();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    uint8_t flags = fuzz_take(&data, &size);
+    pgw_translate_opts_t opts = {"the-bot"};
+    switch (flags & 3) {
+    case 0:
+        opts.bot = NULL;
+        break;
+    default:
+        opts.bot = &bots[(flags & 3) - 1];
+        opts.upstream_model = opts.bot->id;
+        break;
+    }
+    opts.echo_reasoning = (flags & 4) != 0;
+    opts.minimal_schema = (flags & 8) != 0;
+    if (flags & 16)
+        opts.extra_body = "\"reasoning_effort\":\"low\",\"thinking_budget\":4096";
+    else if (flags & 32)
+        opts.extra_body = "\"not valid"; /* refused at config load; the translator must only ignore it */
+
+    /* a copy without slack, so that ASan sees any read past the end */
+    char *body = malloc(size ? size : 1);
+    memcpy(body, data, size);
+
+    h2o_buffer_t *out;
+    h2o_buffer_init(&out, &h2o_socket_buffer_prototype);
+    pgw_translated_t res;
+    char err[256];
+    memset(err, 'x', sizeof(err));
+    int ret = pgw_translate_request(body, size, &opts, &out, &res, err, sizeof(err));
+    if (ret == 0) {
+        FUZZ_ASSERT(fuzz_json_valid(out->bytes, out->size), "success with invalid JSON: %.*s", (int)(out->size > 2000 ? 2000 : out->size),
+                    out->bytes);
+        FUZZ_ASSERT(res.input_tokens >= 0, "negative estimate %lld", res.input_tokens);
+        FUZZ_ASSERT(res.max_tokens >= 0, "negative max_tokens %lld", res.max_tokens);
+        if (opts.bot != NULL && opts.bot->max_output_tokens > 0)
+            FUZZ_ASSERT(res.max_tokens <= opts.bot->max_output_tokens, "max_tokens %lld not clamped", res.max_tokens);
+        for (size_t i = 0; i != res.toolnames.num_entries; ++i) {
+            const char *m = res.toolnames.entries[i].mapped;
+            size_t n = strlen(m);
+            FUZZ_ASSERT(n >= 1 && n <= PGW_TOOLNAME_MAX, "mapped tool name of %zu bytes", n);
+            FUZZ_ASSERT(strspn(m, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n, "bad mapped name %s", m);
+        }
+    } else {
+        FUZZ_ASSERT(ret == -1, "returned %d", ret);
+        FUZZ_ASSERT(memchr(err, '\0', sizeof(err)) != NULL && err[0] != '\0', "no error message");
+    }
+    pgw_translated_dispose(&res);
+    h2o_buffer_dispose(&out);
+    free(body);
+    return 0;
+}
