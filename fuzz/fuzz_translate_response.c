@@ -1,5 +1,5 @@
-/* poe-gateway: MIT licence. libFuzzer target: the whole-response translator (src/translate_response.c) and the upstream
- * error mapping (src/upstream_errors.c), both fed Poe's bytes.
+/* poe-gateway: MIT licence. libFuzzer target: the whole-response translator (src/translate_response.c), the upstream
+ * error mapping (src/upstream_errors.c) and the Retry-After parser (src/upstream.c), all fed Poe's bytes.
  *
  * Input: 1 flag byte (buffer of known tools, stop sequences, the status an error body came with), then the body. A
  * success writes one valid JSON document; a failure names a status >= 400, a type and a message; the error mapping
@@ -7,6 +7,7 @@
 #include <h2o/socket.h>
 #include "fuzz.h"
 #include "translate.h"
+#include "upstream.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -50,6 +51,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pgw_map_upstream_error(statuses[(flags >> 3) & 15], body, size, "fuzz-route", &mapped);
     FUZZ_ASSERT(mapped.status >= 400 && mapped.status <= 599, "mapped status %d", mapped.status);
     FUZZ_ASSERT(mapped.type != NULL && memchr(mapped.message, '\0', sizeof(mapped.message)) != NULL, "mapped without type/message");
+
+    /* the first line, as a Retry-After value: -1 (ignored) or a delay in ms */
+    size_t line = 0;
+    while (line < size && line < 80 && body[line] != '\n')
+        ++line;
+    long ra = pgw_upstream_parse_retry_after(h2o_iovec_init(body, line), 1764150000);
+    /* "1e300", "nan", "inf": (long)(secs * 1000) overflows (FUZZ_ALLOW=retry-after-overflow) */
+    FUZZ_ASSERT(ra >= -1 || fuzz_allowed("retry-after-overflow"), "Retry-After '%.*s' parsed as %ld", (int)line, body, ra);
 
     free(body);
     pgw_toolnames_dispose(&names);

@@ -10,7 +10,7 @@
 # merge them into the repo's with
 #     build-fuzz/fuzz/fuzz_<target> -merge=1 fuzz/corpus/<target> build-fuzz/fuzz/corpus-<target>
 # To look past findings already reported and not fixed yet (a long run), name them:
-#     FUZZ_ALLOW=config-newline,config-extra-body-number,config-alias-amplification \
+#     FUZZ_ALLOW=config-newline,config-extra-body-number,config-alias-amplification,retry-after-overflow \
 #     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$PWD/fuzz/known.supp fuzz/run.sh 1200
 set -euo pipefail
 cd "$(dirname "$0")/.."
