@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
+#include <time.h>
 #include <uv.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -28,6 +29,9 @@
  * the scripted FIFO (POST /_mock/script) or from the Poe-shaped default routes in poe.c, and one small engine plays them:
  * each chunk is its own h2o_send, and the next one goes out from the generator's proceed callback, after
  * chunk_delay_ms on a uv timer when one is set.
+ *
+ * For load tests (bench/), --no-record keeps only the request count, so that memory stays flat over millions of
+ * requests, and a script's "stamp" writes the send time into each chunk (MOCK_STAMP_PLACEHOLDER in mock-poe.h).
  *
  * A client that goes away is seen in three ways: the generator's stop callback (the response has started), the request
  * pool's dispose callback (HTTP/2 stream reset or connection closed before the head), and for HTTP/1 a 50 ms poll for
@@ -59,6 +63,7 @@ struct st_script_t {
     uint64_t delay_ms;
     uint64_t chunk_delay_ms;
     int hang;
+    int stamp;
     ssize_t cut_after;
     uint64_t repeat;
 };
@@ -86,6 +91,8 @@ static struct {
 static struct {
     uint64_t connections;
     uint64_t tls_connections;
+    uint64_t open_connections; /* live state, like active: not cleared by a reset */
+    uint64_t open_tls_connections;
     uint64_t requests;
     int64_t active;
     uint64_t client_aborts;
@@ -99,6 +106,7 @@ static struct {
 } records;
 
 static struct st_script_t *script_head, **script_tail = &script_head;
+static int no_record; /* --no-record: count requests, keep nothing of them */
 
 uint64_t mock_now_ms(void)
 {
@@ -252,6 +260,30 @@ static void timer_dispose(struct st_mock_timer_t **slot)
 
 /* The response engine */
 
+/* Overwrites the digits of every MOCK_STAMP_PLACEHOLDER in the chunk (pool memory, written in place) with the time now. */
+static void stamp_chunk(h2o_iovec_t *buf)
+{
+    static const size_t len = sizeof(MOCK_STAMP_PLACEHOLDER) - 1, prefix_len = sizeof(MOCK_STAMP_PREFIX) - 1;
+    char digits[MOCK_STAMP_DIGITS + 1];
+    struct timespec ts;
+    char *p = buf->base, *end = buf->base + buf->len;
+    int have_digits = 0;
+
+    while ((p = memmem(p, end - p, MOCK_STAMP_PREFIX, prefix_len)) != NULL && (size_t)(end - p) >= len) {
+        if (p[len - 1] != '@') {
+            p += prefix_len;
+            continue;
+        }
+        if (!have_digits) {
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            snprintf(digits, sizeof(digits), "%0*" PRIu64, MOCK_STAMP_DIGITS, (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec);
+            have_digits = 1;
+        }
+        memcpy(p + prefix_len, digits, MOCK_STAMP_DIGITS);
+        p += len;
+    }
+}
+
 static void resp_finish(mock_resp_t *resp)
 {
     if (!resp->done) {
@@ -293,6 +325,8 @@ static void send_next(mock_resp_t *resp)
             return;
         }
         h2o_iovec_t *buf = resp->chunks.entries + resp->next_chunk++;
+        if (resp->stamp)
+            stamp_chunk(buf);
         if (resp->cut_after < 0 && resp->next_chunk == resp->chunks.size) {
             resp_finish(resp);
             h2o_send(req, buf, 1, H2O_SEND_STATE_FINAL);
@@ -530,6 +564,8 @@ static int request_is_tls(h2o_req_t *req)
 /* Appends the request to the record and returns its 1-based sequence number (the N of req_poe_mock<N>). */
 static uint64_t record_request(h2o_req_t *req)
 {
+    if (no_record)
+        return ++stats.requests;
     if (records.size == records.capacity) {
         records.capacity = records.capacity == 0 ? 16 : records.capacity * 2;
         records.entries = realloc(records.entries, records.capacity * sizeof(records.entries[0]));
@@ -676,6 +712,12 @@ static const char *script_parse(yajl_val r, struct st_script_t **out)
                 goto Error;
             }
             s->hang = YAJL_IS_TRUE(v);
+        } else if (strcmp(key, "stamp") == 0) {
+            if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
+                err = "stamp must be a boolean";
+                goto Error;
+            }
+            s->stamp = YAJL_IS_TRUE(v);
         } else if (strcmp(key, "cut_after") == 0) {
             if (!get_uint(v, 1000000, &u)) {
                 err = "cut_after must be a non-negative integer";
@@ -690,7 +732,7 @@ static const char *script_parse(yajl_val r, struct st_script_t **out)
             s->repeat = u;
         } else {
             err = "unknown key in response (allowed: match, status, headers, body, chunks, chunk_delay_ms, delay_ms, hang, "
-                  "cut_after, repeat)";
+                  "cut_after, repeat, stamp)";
             goto Error;
         }
     }
@@ -735,6 +777,7 @@ static void script_apply(mock_resp_t *resp, struct st_script_t *s)
     resp->delay_ms = s->delay_ms;
     resp->chunk_delay_ms = s->chunk_delay_ms;
     resp->hang = s->hang;
+    resp->stamp = s->stamp;
     resp->cut_after = s->cut_after;
 }
 
@@ -894,6 +937,8 @@ static void control_stats(mock_resp_t *resp)
     yajl_gen_map_open(g);
     mock_gen_kv_int(g, "connections", (long long)stats.connections);
     mock_gen_kv_int(g, "tls_connections", (long long)stats.tls_connections);
+    mock_gen_kv_int(g, "open_connections", (long long)stats.open_connections);
+    mock_gen_kv_int(g, "open_tls_connections", (long long)stats.open_tls_connections);
     mock_gen_kv_int(g, "requests", (long long)stats.requests);
     mock_gen_kv_int(g, "active", (long long)stats.active);
     mock_gen_kv_int(g, "client_aborts", (long long)stats.client_aborts);
@@ -952,27 +997,48 @@ static void free_handle(uv_handle_t *handle)
     free(handle);
 }
 
+/* An accepted connection; the handle comes first so that h2o's close callback gets the whole struct. */
+struct st_mock_conn_t {
+    uv_tcp_t tcp;
+    int tls;
+};
+
+static void on_conn_close(uv_handle_t *handle)
+{
+    struct st_mock_conn_t *conn = (struct st_mock_conn_t *)handle;
+    --stats.open_connections;
+    if (conn->tls)
+        --stats.open_tls_connections;
+    free(conn);
+}
+
 static void on_accept(uv_stream_t *listener, int status)
 {
     h2o_accept_ctx_t *accept_ctx = listener->data;
-    uv_tcp_t *conn;
+    struct st_mock_conn_t *conn;
 
     if (status != 0)
         return;
     conn = h2o_mem_alloc(sizeof(*conn));
-    uv_tcp_init(listener->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, free_handle);
+    uv_tcp_init(listener->loop, &conn->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
+        uv_close((uv_handle_t *)&conn->tcp, free_handle);
         return;
     }
+    conn->tls = accept_ctx->ssl_ctx != NULL;
     ++stats.connections;
-    if (accept_ctx->ssl_ctx != NULL)
+    ++stats.open_connections;
+    if (conn->tls) {
         ++stats.tls_connections;
-    uv_tcp_nodelay(conn, 1);
-    h2o_accept(accept_ctx, h2o_uv_socket_create((uv_stream_t *)conn, free_handle));
+        ++stats.open_tls_connections;
+    }
+    uv_tcp_nodelay(&conn->tcp, 1);
+    h2o_accept(accept_ctx, h2o_uv_socket_create((uv_stream_t *)&conn->tcp, on_conn_close));
 }
 
 /* Binds and listens; returns the bound port, or -1 after printing why not. */
+static int listen_backlog = 128;
+
 static int start_listener(size_t index, const char *host, int port)
 {
     uv_tcp_t *listener = server.listener + index;
@@ -987,7 +1053,7 @@ static int start_listener(size_t index, const char *host, int port)
     uv_tcp_init(server.ctx.loop, listener);
     listener->data = server.accept_ctx + index;
     if ((r = uv_tcp_bind(listener, (struct sockaddr *)&addr, 0)) != 0 ||
-        (r = uv_listen((uv_stream_t *)listener, 128, on_accept)) != 0 ||
+        (r = uv_listen((uv_stream_t *)listener, listen_backlog, on_accept)) != 0 ||
         (r = uv_tcp_getsockname(listener, (struct sockaddr *)&addr, &namelen)) != 0) {
         fprintf(stderr, "mock-poe: cannot listen on %s:%d: %s\n", host, port, uv_strerror(r));
         return -1;
@@ -1037,9 +1103,11 @@ static int parse_port(const char *arg, const char *name)
 static void usage(FILE *fp)
 {
     fprintf(fp, "usage: mock-poe [--http-port N] [--https-port N --cert FILE --key FILE] [--api-key KEY] [--host ADDR]\n"
-                "                [--idle-timeout SECONDS]\n"
+                "                [--idle-timeout SECONDS] [--no-record] [--backlog N]\n"
                 "Port 0 picks a free port. With neither port given, --http-port 0 is assumed. Prints\n"
-                "\"mock-poe listening http=<port> https=<port>\" once both are up (0 for a listener not requested).\n");
+                "\"mock-poe listening http=<port> https=<port>\" once both are up (0 for a listener not requested).\n"
+                "--no-record keeps no request record (GET /_mock/requests stays empty; for load tests); --backlog sets the\n"
+                "listen backlog (default 128).\n");
 }
 
 int main(int argc, char **argv)
@@ -1051,6 +1119,8 @@ int main(int argc, char **argv)
                                              {"api-key", required_argument, NULL, 'a'},
                                              {"host", required_argument, NULL, 'H'},
                                              {"idle-timeout", required_argument, NULL, 't'},
+                                             {"no-record", no_argument, NULL, 'n'},
+                                             {"backlog", required_argument, NULL, 'b'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     const char *host = "127.0.0.1", *cert = NULL, *key = NULL, *api_key = "test-poe-key";
@@ -1081,6 +1151,15 @@ int main(int argc, char **argv)
         case 't':
             if ((idle_timeout = strtol(optarg, &end, 10)) <= 0 || *end != '\0') {
                 fprintf(stderr, "mock-poe: --idle-timeout must be a positive number of seconds\n");
+                return 2;
+            }
+            break;
+        case 'n':
+            no_record = 1;
+            break;
+        case 'b':
+            if ((listen_backlog = (int)strtol(optarg, &end, 10)) <= 0 || *end != '\0') {
+                fprintf(stderr, "mock-poe: --backlog must be a positive number\n");
                 return 2;
             }
             break;

@@ -27,9 +27,19 @@ struct st_mock_resp_t {
     unsigned started : 1;
     unsigned done : 1; /* finished by the mock, or abandoned by the client */
     unsigned inflight : 1;
+    unsigned stamp : 1; /* write the send time into each chunk's MOCK_STAMP_PLACEHOLDER */
     struct st_mock_timer_t *timer; /* delay_ms and chunk_delay_ms; owned */
     struct st_mock_timer_t *watch; /* HTTP/1 peer watch; owned */
 };
+
+/**
+ * A chunk of a plan with `stamp` set carries this placeholder (any number of times); just before the chunk is handed to
+ * h2o_send, its 19 digits are overwritten with CLOCK_MONOTONIC in nanoseconds, zero-padded. A client on the same host
+ * reads the stamp back and knows how long the chunk took to reach it (bench/ uses this through a gateway).
+ */
+#define MOCK_STAMP_PREFIX "@ts:"
+#define MOCK_STAMP_DIGITS 19
+#define MOCK_STAMP_PLACEHOLDER MOCK_STAMP_PREFIX "0000000000000000000@"
 
 /* mock-poe.c: response plans */
 

@@ -1,0 +1,790 @@
+#!/usr/bin/env node
+// poe-gateway: MIT licence. The benchmark harness (bench/README.md): the gateway against the upstream direct and
+// against claude-code-router, on both route kinds, with a table on stdout and every figure in a JSON file.
+//
+// Processes: the mock Poe (t/mock-poe, scripted answers, no request record) is the upstream; the gateway runs one
+// worker; claude-code-router runs from bench/node_modules in a temporary HOME. Each is pinned with taskset (the
+// layout is printed and kept in the JSON). Load: wrk with bench/post.lua (HTTP/1.1, what Claude Code speaks), h2load
+// (HTTP/2 cleartext), and bench/sseprobe.c for paced streams, whose events carry the upstream's send time.
+//
+// Every figure is the median over --runs runs; runs of the three systems are interleaved so that drift on the machine
+// touches them alike. Before each run the harness waits until the machine is quiet (others may share it), and it
+// records how busy the machine was during the run.
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { claudeCode, tiny, upstreamAnswer } from './requests.mjs';
+
+const BENCH_DIR = path.dirname(new URL(import.meta.url).pathname);
+const ROOT = path.resolve(BENCH_DIR, '..');
+const MASTER_KEY = 'sk-bench-master-0123456789abcdef';
+const POE_KEY = 'bench-poe-key';
+const PASS_MODEL = 'claude-sonnet-4-5-20250929';
+const TRANS_MODEL = 'gpt-5';
+
+const { values: opt } = parseArgs({
+    options: {
+        gateway: { type: 'string', default: process.env.PGW_BIN || path.join(ROOT, 'build-bench/poe-gateway') },
+        mock: { type: 'string', default: process.env.MOCK_POE_BIN || path.join(ROOT, 'build-bench/t/mock-poe/mock-poe') },
+        runs: { type: 'string' },
+        duration: { type: 'string' },
+        json: { type: 'string' },
+        smoke: { type: 'boolean', default: false },
+        'no-ccr': { type: 'boolean', default: false },
+        only: { type: 'string' },
+        threads: { type: 'string', default: '1' },
+        'sut-cpu': { type: 'string' },
+        'upstream-cpu': { type: 'string' },
+        'load-cpu': { type: 'string' },
+        'paced-streams': { type: 'string' },
+        nice: { type: 'string' },
+        help: { type: 'boolean', default: false },
+    },
+});
+if (opt.help) {
+    console.log(`usage: node bench/run.mjs [--smoke] [--runs N] [--duration SECONDS] [--json FILE] [--no-ccr]
+       [--only throughput,latency,h2,paced,concurrency] [--paced-streams 1000,2000,5000] [--threads N]
+       [--sut-cpu LIST] [--upstream-cpu LIST] [--load-cpu LIST] [--nice N] [--gateway BIN] [--mock BIN]
+bash bench/run.sh installs what is missing, builds, and runs this with its arguments.`);
+    process.exit(0);
+}
+
+const SMOKE = opt.smoke;
+const RUNS = Number(opt.runs ?? (SMOKE ? 1 : 3));
+const DURATION = Number(opt.duration ?? (SMOKE ? 1 : 3));
+const WITH_CCR = !opt['no-ccr'] && !SMOKE;
+const SECTIONS = new Set((opt.only ?? 'throughput,latency,h2,paced,concurrency').split(','));
+const NCPU = os.cpus().length;
+const CPUS = {
+    sut: opt['sut-cpu'] ?? '0',
+    upstream: opt['upstream-cpu'] ?? (NCPU > 1 ? '1' : '0'),
+    load: opt['load-cpu'] ?? (NCPU > 2 ? '2' : NCPU > 1 ? '1' : '0'),
+};
+const PACE = SMOKE ? { chunks: 8, paceMs: 5 } : { chunks: 64, paceMs: 20 };
+const CONCURRENCY = SMOKE ? [8] : [8, 32, 128];
+const PACED_N = (opt['paced-streams'] ?? (SMOKE ? '40' : '1000,2000,5000')).split(',').map(Number);
+// Every process of the benchmark runs at this niceness: on a machine shared with other work (a CI runner, other
+// sessions) the scheduler then gives the benchmark the cores it is pinned to. Lowering it needs root.
+const NICE = opt.nice ?? (process.getuid() === 0 && !SMOKE ? '-19' : '0');
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+const JSON_OUT = opt.json ?? path.join(BENCH_DIR, 'results', SMOKE ? 'smoke.json' : 'latest.json');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const median = (xs) => {
+    const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+    if (v.length === 0) return null;
+    return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
+const log = (...a) => process.stderr.write(`${a.join(' ')}\n`);
+
+// ---- processes ----
+
+const children = [];
+process.on('exit', () => { for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); });
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+
+/** The command line that runs `bin` pinned to `cpus` at the benchmark's niceness; nice and taskset exec, so the pid is bin's. */
+const pinned = (cpus, bin, args) => ['nice', ['-n', NICE, 'taskset', '-c', cpus, bin, ...args]];
+
+/** Spawns `bin` pinned to `cpus`; output goes to `logFile`. */
+function spawnPinned(cpus, bin, args, { env, cwd, logFile }) {
+    const fd = fs.openSync(logFile, 'w');
+    const [cmd, cmdArgs] = pinned(cpus, bin, args);
+    const child = spawn(cmd, cmdArgs, { env, cwd, stdio: ['ignore', fd, fd] });
+    fs.closeSync(fd);
+    children.push(child);
+    child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    return child;
+}
+
+async function waitFor(what, check, child, logFile, ms = 20000) {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+        const v = await check();
+        if (v) return v;
+        if (child.exitCode !== null || child.signalCode !== null) break;
+        await sleep(50);
+    }
+    throw new Error(`${what} did not start:\n${fs.readFileSync(logFile, 'utf8').slice(-3000)}`);
+}
+
+const portOpen = (port) => new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('connect', () => { s.destroy(); resolve(true); });
+    s.on('error', () => resolve(false));
+});
+
+function freePort() {
+    return new Promise((resolve) => {
+        const s = net.createServer().listen(0, '127.0.0.1', () => {
+            const { port } = s.address();
+            s.close(() => resolve(port));
+        });
+    });
+}
+
+function cpuTicks(pid) {
+    try {
+        const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+        return Number(fields[11]) + Number(fields[12]); // utime, stime
+    } catch { return NaN; }
+}
+
+function rssKB(pid) {
+    try {
+        const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/);
+        return m ? Number(m[1]) : NaN;
+    } catch { return NaN; }
+}
+
+/** Busy and total jiffies of the whole machine. */
+function machineTicks() {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3] + f[4];
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { busy: total - idle, total };
+}
+
+/**
+ * Waits (up to 5 s) until the machine is under 10% busy for 300 ms; returns the busy share last seen, which the
+ * JSON keeps with the run. The smoke run does not wait: it shares the machine with the rest of the test suite.
+ */
+async function waitQuiet() {
+    if (SMOKE) return null;
+    let share = 1;
+    for (let i = 0; i < 16; ++i) {
+        const a = machineTicks();
+        await sleep(300);
+        const b = machineTicks();
+        share = (b.busy - a.busy) / Math.max(1, b.total - a.total);
+        if (share < 0.1) break;
+    }
+    return share;
+}
+
+/** Runs a program to completion; resolves {code, stdout, stderr}. */
+function run(cmd, args, { env, timeoutMs = 600000 } = {}) {
+    return new Promise((resolve) => {
+        const child = spawn(cmd, args, { env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '', stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+        child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr, pid: child.pid }); });
+    });
+}
+
+// ---- setup ----
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgw-bench-'));
+const certDir = path.join(tmp, 'certs');
+execFileSync('bash', [path.join(ROOT, 't/gen-cert.sh'), certDir], { stdio: 'ignore' });
+const CA = path.join(certDir, 'ca.pem');
+
+for (const bin of [opt.gateway, opt.mock]) if (!fs.existsSync(bin)) throw new Error(`${bin} not found: build first (bash bench/run.sh does)`);
+for (const tool of ['wrk', 'h2load', 'taskset', 'cc']) {
+    try { execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }); } catch {
+        throw new Error(`${tool} is not installed (apt-get install wrk nghttp2-client util-linux gcc; bash bench/run.sh does it)`);
+    }
+}
+const PROBE = path.join(tmp, 'sseprobe');
+execFileSync('cc', ['-O2', '-o', PROBE, path.join(BENCH_DIR, 'sseprobe.c')]);
+
+const bodyFiles = new Map();
+/** The file holding a request body: size 'cc' (Claude Code, ~50 KB) or 'tiny', for `model`, streamed or not. */
+function bodyFile(size, model, stream) {
+    const key = `${size}-${model}-${stream}`;
+    if (!bodyFiles.has(key)) {
+        const file = path.join(tmp, `body-${bodyFiles.size}.json`);
+        fs.writeFileSync(file, JSON.stringify((size === 'cc' ? claudeCode : tiny)({ model, stream })));
+        bodyFiles.set(key, file);
+    }
+    return bodyFiles.get(key);
+}
+
+async function startMock() {
+    const logFile = path.join(tmp, 'mock.log');
+    const child = spawnPinned(CPUS.upstream, opt.mock, ['--http-port', '0', '--https-port', '0', '--cert', path.join(certDir, 'server.pem'),
+        '--key', path.join(certDir, 'server.key'), '--api-key', POE_KEY, '--no-record', '--backlog', '8192', '--idle-timeout', '600'],
+    { env: process.env, logFile });
+    const m = await waitFor('mock-poe', () => fs.readFileSync(logFile, 'utf8').match(/listening http=(\d+) https=(\d+)/), child, logFile);
+    const mock = { child, pid: child.pid, http: Number(m[1]), https: Number(m[2]), logFile };
+    mock.control = async (method, p, body) => {
+        const res = await fetch(`http://127.0.0.1:${mock.http}${p}`, { method, body: body && JSON.stringify(body) });
+        const text = await res.text();
+        if (res.status !== 200) throw new Error(`mock ${p}: ${res.status} ${text}`);
+        return JSON.parse(text);
+    };
+    return mock;
+}
+
+async function startGateway(mock) {
+    const dir = path.join(tmp, 'gateway');
+    fs.mkdirSync(dir);
+    const config = path.join(dir, 'gateway.yaml');
+    fs.writeFileSync(config, `model_list:
+  - model_name: ${PASS_MODEL}
+    litellm_params:
+      model: anthropic/claude-sonnet-4.5
+      api_base: https://localhost:${mock.https}
+      api_key: os.environ/POE_API_KEY
+  - model_name: ${TRANS_MODEL}
+    litellm_params:
+      model: openai/GPT-5
+      api_base: https://localhost:${mock.https}/v1
+      api_key: os.environ/POE_API_KEY
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+gateway:
+  idle_timeout: 600
+  # Poe allows a key 500 requests a minute and the gateway shapes its upstream traffic to that by default; the
+  # benchmark measures the gateway itself, so the shaping is off (older gateways warn about the unknown key)
+  upstream_rpm: 0
+`);
+    const logFile = path.join(dir, 'gateway.log');
+    const env = { PATH: process.env.PATH, HOME: dir, LITELLM_MASTER_KEY: MASTER_KEY, POE_API_KEY: POE_KEY, SSL_CERT_FILE: CA };
+    for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) if (process.env[k]) env[k] = process.env[k];
+    const child = spawnPinned(CPUS.sut, opt.gateway, ['--config', config, '--port', '0', '--threads', opt.threads], { env, cwd: dir, logFile });
+    const m = await waitFor('poe-gateway', () => fs.readFileSync(logFile, 'utf8').match(/listening on http:\/\/[^ ]+:(\d+)/), child, logFile);
+    await waitFor('poe-gateway catalog', () => /catalog\]/.test(fs.readFileSync(logFile, 'utf8')), child, logFile, 5000).catch(() => {});
+    return { child, pid: child.pid, port: Number(m[1]), logFile };
+}
+
+async function startCcr(mock) {
+    const cli = path.join(BENCH_DIR, 'node_modules/@musistudio/claude-code-router/dist/cli.js');
+    if (!fs.existsSync(cli)) throw new Error(`claude-code-router is not installed: (cd bench && npm ci)`);
+    const version = JSON.parse(fs.readFileSync(path.join(path.dirname(cli), '../package.json'), 'utf8')).version;
+    const home = path.join(tmp, 'ccr-home');
+    const port = await freePort();
+    fs.mkdirSync(path.join(home, '.claude-code-router'), { recursive: true });
+    // Configured as its README says: one provider per Poe endpoint; "provider,model" in a request's model picks it.
+    fs.writeFileSync(path.join(home, '.claude-code-router/config.json'), JSON.stringify({
+        APIKEY: MASTER_KEY,
+        LOG: false,
+        HOST: '127.0.0.1',
+        PORT: port,
+        NON_INTERACTIVE_MODE: true,
+        API_TIMEOUT_MS: 600000,
+        Providers: [
+            { name: 'poe', api_base_url: `https://localhost:${mock.https}/v1/chat/completions`, api_key: POE_KEY, models: ['GPT-5'] },
+            { name: 'poe-anthropic', api_base_url: `https://localhost:${mock.https}/v1/messages`, api_key: POE_KEY,
+                models: ['claude-sonnet-4.5'], transformer: { use: ['Anthropic'] } },
+        ],
+        Router: { default: 'poe-anthropic,claude-sonnet-4.5' },
+    }, null, 2));
+    const logFile = path.join(tmp, 'ccr.log');
+    const env = { PATH: process.env.PATH, HOME: home, NODE_EXTRA_CA_CERTS: CA };
+    const child = spawnPinned(CPUS.sut, process.execPath, [cli, 'start'], { env, cwd: home, logFile });
+    await waitFor('claude-code-router', () => portOpen(port), child, logFile, 30000);
+    return { child, pid: child.pid, port, version, logFile };
+}
+
+// ---- load generators ----
+
+const headerLines = (h) => Object.entries(h).map(([k, v]) => `${k}: ${v}`);
+
+async function wrk({ url, body, headers, c, duration }) {
+    const env = { ...process.env, BENCH_BODY: body, BENCH_HEADERS: headerLines(headers).join('\n') };
+    const r = await run(...pinned(CPUS.load, 'wrk', ['-t1', `-c${c}`, `-d${duration}s`, '--timeout', '10s', '-s',
+        path.join(BENCH_DIR, 'post.lua'), url]), { env });
+    const m = r.stdout.match(/^BENCH (.*)$/m);
+    if (!m) throw new Error(`wrk failed (${r.code}): ${r.stdout}${r.stderr}`);
+    const j = JSON.parse(m[1]);
+    const errors = Object.values(j.errors).reduce((a, b) => a + b, 0);
+    return { rps: j.requests / (j.duration_us / 1e6), requests: j.requests, errors, errorDetail: j.errors, latency_us: j.latency_us };
+}
+
+async function h2load({ url, body, headers, c, m, duration }) {
+    const args = ['-t1', '-c', String(c), '-m', String(m), '-D', String(duration), ...(SMOKE ? [] : ['--warm-up-time', '1']),
+        '-d', body, ...headerLines(headers).flatMap((h) => ['-H', h]), url];
+    const r = await run(...pinned(CPUS.load, 'h2load', args));
+    const fin = r.stdout.match(/finished in ([\d.]+)s, ([\d.]+) req\/s/);
+    const req = r.stdout.match(/requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/);
+    const st = r.stdout.match(/status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/);
+    if (!fin || !req || !st) throw new Error(`h2load failed (${r.code}): ${r.stdout}${r.stderr}`);
+    // "failed" includes the non-2xx answers and the "errored" ones (h2load's manual); streams cut off when the
+    // duration ends are neither done nor failed
+    const errors = Number(req[5]);
+    return { rps: Number(fin[2]), requests: Number(req[4]), errors, protocol: (r.stdout.match(/Application protocol: (\S+)/) || [])[1],
+        errorDetail: { failed: Number(req[5]), errored: Number(req[6]), timeout: Number(req[7]), non2xx: Number(st[2]) + Number(st[3]) + Number(st[4]) } };
+}
+
+/** What ends a stream well: the Anthropic stream's last event, or the chat/completions terminator (direct, translation). */
+const endMarker = (t, kind) => (t.name === 'direct' && kind === 'trans' ? '[DONE]' : 'message_stop');
+
+async function probe({ url, body, headers, streams, concurrency, staggerUs, expectEvents, endMarker, timeoutMs = 60000 }) {
+    const args = ['--url', url, '--body', body, ...headerLines(headers).flatMap((h) => ['-H', h]),
+        '--streams', String(streams), '--concurrency', String(concurrency), '--stagger-us', String(staggerUs),
+        '--expect-events', String(expectEvents), '--end-marker', endMarker, '--timeout-ms', String(timeoutMs)];
+    const r = await run(...pinned(CPUS.load, PROBE, args));
+    if (r.code !== 0) throw new Error(`sseprobe failed (${r.code}): ${r.stdout}${r.stderr}`);
+    const j = JSON.parse(r.stdout);
+    j.errorCount = Object.values(j.errors).reduce((a, b) => a + b, 0);
+    return j;
+}
+
+/** How many established TCP connections `pid` has to the upstream's TLS port (from ss, by owner). */
+async function upstreamConnsOf(pid) {
+    const r = await run('ss', ['-Htnp', 'state', 'established', `( dport = :${mock.https} )`]);
+    return r.stdout.split('\n').filter((l) => l.includes(`pid=${pid},`)).length;
+}
+
+/**
+ * Runs `fn` while watching the CPU of the named pids and of the machine, and (with `upstreamConns`, a pid) the most
+ * connections that process had open to the upstream at once.
+ */
+async function measured(pids, fn, { upstreamConns = Object.entries(pids).find(([k]) => k !== 'upstream')?.[1] } = {}) {
+    const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuTicks(pid)]));
+    let stop = false, connsMax = 0;
+    const sampler = upstreamConns && (async () => {
+        while (!stop) {
+            connsMax = Math.max(connsMax, await upstreamConnsOf(upstreamConns));
+            await sleep(200);
+        }
+    })();
+    const m0 = machineTicks(), t0 = process.hrtime.bigint();
+    const result = await fn().finally(() => { stop = true; });
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9, m1 = machineTicks();
+    if (sampler) {
+        await sampler;
+        result.upstream_connections_max = connsMax;
+    }
+    result.cpu_s = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, (cpuTicks(pid) - before[k]) / CLK_TCK]));
+    result.machine_busy = (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total);
+    result.wall_s = secs;
+    return result;
+}
+
+// ---- the systems under test ----
+
+let mock, gw, ccr;
+const targets = [];
+
+function defineTargets() {
+    const directHeaders = { 'x-api-key': POE_KEY, authorization: `Bearer ${POE_KEY}`, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' };
+    const clientHeaders = { 'x-api-key': MASTER_KEY, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' };
+    targets.push({
+        name: 'direct',
+        // the same scripted answer the gateway would get, straight from the upstream, over plain HTTP
+        url: (kind) => `http://127.0.0.1:${mock.http}${kind === 'pass' ? '/v1/messages' : '/v1/chat/completions'}`,
+        h2url: (kind) => `http://127.0.0.1:${mock.http}${kind === 'pass' ? '/v1/messages' : '/v1/chat/completions'}`,
+        model: (kind) => (kind === 'pass' ? PASS_MODEL : TRANS_MODEL),
+        headers: directHeaders,
+        pid: null,
+    });
+    targets.push({
+        name: 'gateway',
+        url: () => `http://127.0.0.1:${gw.port}/v1/messages`,
+        h2url: () => `http://127.0.0.1:${gw.port}/v1/messages`,
+        model: (kind) => (kind === 'pass' ? PASS_MODEL : TRANS_MODEL),
+        headers: clientHeaders,
+        pid: gw.pid,
+    });
+    if (ccr) {
+        targets.push({
+            name: 'ccr',
+            url: () => `http://127.0.0.1:${ccr.port}/v1/messages`,
+            model: (kind) => (kind === 'pass' ? 'poe-anthropic,claude-sonnet-4.5' : 'poe,GPT-5'),
+            headers: clientHeaders,
+            pid: ccr.pid,
+        });
+    }
+}
+
+let answersNow = null;
+async function setAnswers(kind) {
+    if (answersNow === kind) return;
+    await mock.control('POST', '/_mock/reset');
+    const responses = ['/v1/messages', '/v1/chat/completions'].map((p) => upstreamAnswer({ path: p, kind, ...PACE }));
+    await mock.control('POST', '/_mock/script', { responses });
+    answersNow = kind;
+}
+
+/** One request with fetch, checked: a scenario whose answer is wrong is not measured. */
+async function check(t, kind, size, stream) {
+    const body = fs.readFileSync(bodyFile(size, t.model(kind), stream), 'utf8');
+    const res = await fetch(t.url(kind), { method: 'POST', headers: t.headers, body });
+    const text = await res.text();
+    const direct = t.name === 'direct';
+    let ok = res.status === 200;
+    if (ok && stream) ok = direct && kind === 'trans' ? text.includes('[DONE]') : text.includes('event: message_stop') && text.includes('text_delta');
+    if (ok && !stream) {
+        try {
+            const j = JSON.parse(text);
+            ok = direct && kind === 'trans' ? j.object === 'chat.completion' : j.type === 'message' && j.content?.[0]?.type === 'text';
+        } catch { ok = false; }
+    }
+    if (!ok) throw new Error(`${t.name} ${kind} ${size} stream=${stream}: unexpected answer ${res.status}: ${text.slice(0, 600)}`);
+}
+
+const pidsFor = (t) => Object.fromEntries([['upstream', mock.pid], ...(t.pid ? [[t.name, t.pid]] : [])]);
+
+// ---- the sections ----
+
+const results = { throughput: [], latency: [], h2: [], paced: [], concurrency: [], failures: [] };
+
+/** Runs `fn(target)` RUNS times for every target, interleaved, and gives each target's list of results. */
+async function interleaved(list, fn) {
+    const out = new Map(list.map((t) => [t.name, []]));
+    for (let i = 0; i < RUNS; ++i) {
+        for (const t of list) {
+            const quiet = await waitQuiet();
+            const r = await fn(t);
+            r.quiet_before = quiet;
+            out.get(t.name).push(r);
+        }
+    }
+    return out;
+}
+
+async function scenario(section, desc, list, fn, summarize) {
+    log(`${section}: ${desc}`);
+    const ok = [];
+    for (const t of list) {
+        try {
+            await desc.check(t);
+            ok.push(t);
+        } catch (e) {
+            results.failures.push({ section, ...desc.key, target: t.name, error: String(e.message ?? e) });
+            log(`  ${t.name}: FAILED ${e.message}`);
+        }
+    }
+    const runs = await interleaved(ok, fn);
+    for (const [name, rs] of runs) results[section].push({ ...desc.key, target: name, runs: rs, ...summarize(rs) });
+}
+
+const sumThroughput = (rs) => ({
+    rps: median(rs.map((r) => r.rps)),
+    errors: rs.reduce((a, r) => a + r.errors, 0),
+    p50_us: median(rs.map((r) => r.latency_us?.p50)),
+    p99_us: median(rs.map((r) => r.latency_us?.p99)),
+    cpu_us_per_req: median(rs.map((r) => {
+        const k = Object.keys(r.cpu_s).find((x) => x !== 'upstream');
+        return k ? (r.cpu_s[k] * 1e6) / r.requests : NaN;
+    })),
+    sut_cpu_share: median(rs.map((r) => {
+        const k = Object.keys(r.cpu_s).find((x) => x !== 'upstream');
+        return k ? r.cpu_s[k] / r.wall_s : NaN;
+    })),
+    upstream_cpu_us_per_req: median(rs.map((r) => (r.cpu_s.upstream * 1e6) / r.requests)),
+    machine_busy: median(rs.map((r) => r.machine_busy)),
+    upstream_connections_max: rs.some((r) => r.upstream_connections_max !== undefined) ? Math.max(...rs.map((r) => r.upstream_connections_max ?? 0)) : null,
+});
+
+async function sectionThroughput() {
+    for (const mode of ['stream', 'whole']) {
+        await setAnswers(mode);
+        for (const kind of ['pass', 'trans']) {
+            for (const c of CONCURRENCY) {
+                const stream = mode === 'stream';
+                await scenario('throughput', { key: { kind, mode, size: 'cc', c }, check: (t) => check(t, kind, 'cc', stream),
+                    toString: () => `${kind} ${mode} 50KB c=${c}` }, targets, (t) => measured(pidsFor(t), () =>
+                    wrk({ url: t.url(kind), body: bodyFile('cc', t.model(kind), stream), headers: t.headers, c, duration: DURATION })),
+                sumThroughput);
+            }
+        }
+    }
+}
+
+async function sectionLatency() {
+    await setAnswers('stream');
+    for (const size of SMOKE ? ['tiny'] : ['cc', 'tiny']) {
+        for (const kind of ['pass', 'trans']) {
+            await scenario('latency', { key: { kind, mode: 'stream', size, c: 1 }, check: (t) => check(t, kind, size, true),
+                toString: () => `${kind} ${size} c=1` }, targets, (t) => measured(pidsFor(t), () =>
+                wrk({ url: t.url(kind), body: bodyFile(size, t.model(kind), true), headers: t.headers, c: 1, duration: DURATION })),
+            sumThroughput);
+        }
+    }
+}
+
+async function sectionH2() {
+    await setAnswers('stream');
+    const c = SMOKE ? 2 : 4, m = SMOKE ? 4 : 32;
+    for (const kind of ['pass', 'trans']) {
+        await scenario('h2', { key: { kind, mode: 'stream', size: 'cc', c: c * m, connections: c }, check: (t) => check(t, kind, 'cc', true),
+            toString: () => `${kind} h2c ${c}x${m}` }, targets.filter((t) => t.h2url), (t) => measured(pidsFor(t), () =>
+            h2load({ url: t.h2url(kind), body: bodyFile('cc', t.model(kind), true), headers: t.headers, c, m, duration: DURATION })),
+        (rs) => ({ rps: median(rs.map((r) => r.rps)), errors: rs.reduce((a, r) => a + r.errors, 0), protocol: rs[0]?.protocol }));
+    }
+}
+
+const pick = (rs, what, p) => median(rs.map((r) => r[what]?.[p]));
+const sumPaced = (rs) => ({
+    streams: rs.reduce((a, r) => a + r.streams, 0),
+    complete: rs.reduce((a, r) => a + r.complete, 0),
+    errors: rs.reduce((a, r) => a + r.errorCount, 0),
+    ttfe_p50_us: pick(rs, 'ttfe', 'p50') / 1e3, ttfe_p99_us: pick(rs, 'ttfe', 'p99') / 1e3,
+    delivery_p50_us: pick(rs, 'delivery', 'p50') / 1e3, delivery_p99_us: pick(rs, 'delivery', 'p99') / 1e3,
+    gap_p50_us: pick(rs, 'gap', 'p50') / 1e3, gap_p99_us: pick(rs, 'gap', 'p99') / 1e3,
+    worst_gap_ms: Math.max(...rs.map((r) => r.worst_gap)) / 1e6,
+});
+
+async function sectionPaced() {
+    await setAnswers('paced');
+    const conc = SMOKE ? 4 : 16, streams = SMOKE ? 8 : 48;
+    for (const kind of ['pass', 'trans']) {
+        await scenario('paced', { key: { kind, mode: 'paced', size: 'cc', c: conc, chunks: PACE.chunks, pace_ms: PACE.paceMs },
+            check: async () => {}, toString: () => `${kind} paced ${PACE.chunks}x${PACE.paceMs}ms c=${conc}` }, targets, (t) =>
+            measured(pidsFor(t), () => probe({ url: t.url(kind), body: bodyFile('cc', t.model(kind), true), headers: t.headers,
+                streams, concurrency: conc, staggerUs: Math.round((PACE.paceMs * 1000) / conc), expectEvents: PACE.chunks,
+                endMarker: endMarker(t, kind) })), sumPaced);
+    }
+}
+
+async function sectionConcurrency() {
+    await setAnswers('paced');
+    for (const n of PACED_N) {
+        for (const kind of ['pass', 'trans']) {
+            log(`concurrency: ${kind} ${n} paced streams`);
+            for (const t of targets) {
+                await waitQuiet();
+                const watchPid = t.pid ?? mock.pid;
+                let rssMax = 0, upMax = 0, stop = false;
+                const rss0 = rssKB(watchPid);
+                const sampler = (async () => {
+                    while (!stop) {
+                        rssMax = Math.max(rssMax, rssKB(watchPid) || 0);
+                        if (t.pid) upMax = Math.max(upMax, await upstreamConnsOf(t.pid));
+                        await sleep(50);
+                    }
+                })();
+                let r;
+                try {
+                    // connections open over 0.5 s (SYN backlogs stay small) and their ticks spread over the pace interval
+                    r = await measured(pidsFor(t), () => probe({ url: t.url(kind), body: bodyFile('cc', t.model(kind), true),
+                        headers: t.headers, streams: n, concurrency: n, staggerUs: Math.max(1, Math.round(500000 / n)),
+                        expectEvents: PACE.chunks, endMarker: endMarker(t, kind), timeoutMs: 30000 }), { upstreamConns: false });
+                } catch (e) {
+                    r = { error: String(e.message ?? e) };
+                }
+                stop = true;
+                await sampler;
+                const row = { kind, streams: n, target: t.name, rss_before_kb: rss0, rss_max_kb: rssMax, rss_of: t.pid ? t.name : 'upstream',
+                    upstream_connections_max: t.name === 'direct' ? null : upMax, ...(r.error ? { error: r.error } : sumPaced([r])), run: r };
+                results.concurrency.push(row);
+                log(`  ${t.name}: ${row.complete}/${n} complete, ${row.errors} errors, rss ${(rssMax / 1024).toFixed(1)} MB, upstream conns ${upMax}, worst gap ${row.worst_gap_ms?.toFixed(1)} ms`);
+                await sleep(SMOKE ? 100 : 500);
+            }
+        }
+    }
+}
+
+// ---- the report ----
+
+function fmt(x, digits = 0) {
+    if (x === null || x === undefined || Number.isNaN(x)) return '-';
+    return Number(x).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+function table(title, header, rows) {
+    const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+    const line = (cells) => `| ${cells.map((c, i) => (i === 0 ? String(c).padEnd(w[i]) : String(c).padStart(w[i]))).join(' | ')} |`;
+    return [`\n### ${title}\n`, line(header), `|${w.map((n, i) => (i === 0 ? ':' : '') + '-'.repeat(n + 1) + (i === 0 ? '' : ':')).join('|')}|`,
+        ...rows.map(line)].join('\n');
+}
+
+const find = (section, key) => results[section].find((r) => Object.entries(key).every(([k, v]) => r[k] === v));
+const KIND = { pass: 'pass-through', trans: 'translation' };
+
+function targetsTable() {
+    const rows = [];
+    const t = (measure, target, measuredText, pass) => rows.push([measure, target, measuredText, pass === null ? 'n/a' : pass ? 'met' : 'MISSED']);
+    for (const kind of ['pass', 'trans']) {
+        const g = find('throughput', { kind, mode: 'stream', c: 32, target: 'gateway' }), c = find('throughput', { kind, mode: 'stream', c: 32, target: 'ccr' });
+        const ratio = g && c && c.rps ? g.rps / c.rps : null;
+        t(`50 KB streamed c=32, ${KIND[kind]}: gateway / ccr req/s`, '≥ 50×', ratio ? `${fmt(ratio, 1)}× (${fmt(g.rps)} / ${fmt(c.rps, 1)})` : '-', ratio ? ratio >= 50 : null);
+    }
+    for (const kind of ['pass', 'trans']) {
+        for (const size of ['cc', 'tiny']) {
+            const g = find('latency', { kind, size, target: 'gateway' }), d = find('latency', { kind, size, target: 'direct' });
+            if (!g || !d) continue;
+            const a50 = g.p50_us - d.p50_us, a99 = g.p99_us - d.p99_us;
+            if (size === 'cc') t(`added latency c=1, 50 KB, ${KIND[kind]}`, 'p50 ≤ 300 µs, p99 ≤ 1000 µs', `p50 ${fmt(a50)} µs, p99 ${fmt(a99)} µs`, a50 <= 300 && a99 <= 1000);
+            else t(`added latency c=1, tiny, ${KIND[kind]}`, 'p50 ≤ 60 µs', `p50 ${fmt(a50)} µs`, a50 <= 60);
+        }
+    }
+    for (const kind of ['pass', 'trans']) {
+        const g = find('paced', { kind, target: 'gateway' }), d = find('paced', { kind, target: 'direct' });
+        if (!g || !d) continue;
+        const ttfe = g.ttfe_p99_us - d.ttfe_p99_us, gap = g.gap_p99_us - d.gap_p99_us;
+        t(`added time to first event / gap, ${KIND[kind]}`, 'p99 ≤ 200 µs / p99 ≤ 20 µs', `${fmt(ttfe)} µs / ${fmt(gap, 1)} µs`, ttfe <= 200 && gap <= 20);
+    }
+    for (const kind of ['pass', 'trans']) {
+        const r = results.concurrency.find((x) => x.kind === kind && x.streams === 2000 && x.target === 'gateway');
+        if (!r) continue;
+        const ok = r.complete === r.streams && r.errors === 0 && r.worst_gap_ms < 1000 && r.rss_max_kb <= 64 * 1024;
+        t(`2,000 paced streams, ${KIND[kind]}`, 'no stall, no error; RSS ≤ 64 MB',
+            `${r.complete}/${r.streams} complete, ${r.errors} errors, worst gap ${fmt(r.worst_gap_ms)} ms, RSS ${fmt(r.rss_max_kb / 1024, 1)} MB`, ok);
+    }
+    {
+        const p = find('throughput', { kind: 'pass', mode: 'stream', c: 32, target: 'gateway' }), q = find('throughput', { kind: 'trans', mode: 'stream', c: 32, target: 'gateway' });
+        if (p && q) {
+            t('pass-through / translation req/s (50 KB streamed c=32)', '≥ 2×', `${fmt(p.rps / q.rps, 2)}× (CPU per request: ${fmt(q.cpu_us_per_req / p.cpu_us_per_req, 2)}×)`, p.rps / q.rps >= 2);
+        }
+    }
+    for (const kind of ['pass', 'trans']) {
+        const r = results.concurrency.find((x) => x.kind === kind && x.streams === 1000 && x.target === 'gateway');
+        if (!r) continue;
+        const perWorker = r.upstream_connections_max / Number(opt.threads);
+        t(`upstream connections at 1,000 streams, ${KIND[kind]}`, '≤ 1 per worker', `${r.upstream_connections_max} for ${opt.threads} worker(s)`, perWorker <= 1);
+    }
+    return table('Targets (issue #7)', ['measure', 'target', 'measured', ''], rows);
+}
+
+function report() {
+    const out = [];
+    const names = targets.map((t) => t.name);
+    const thr = [];
+    for (const mode of ['stream', 'whole']) for (const kind of ['pass', 'trans']) for (const c of CONCURRENCY) {
+        const row = [`${KIND[kind]}, ${mode === 'stream' ? 'streamed' : 'whole'}, c=${c}`];
+        for (const n of names) {
+            const r = find('throughput', { kind, mode, c, target: n });
+            row.push(r ? `${fmt(r.rps, r.rps < 100 ? 1 : 0)}${r.errors ? ` (${r.errors} err)` : ''}` : '-');
+        }
+        const g = find('throughput', { kind, mode, c, target: 'gateway' });
+        row.push(g ? `${fmt(g.cpu_us_per_req)} µs, ${fmt(g.sut_cpu_share * 100)}%` : '-');
+        if (ccr) {
+            const cc = find('throughput', { kind, mode, c, target: 'ccr' });
+            row.push(cc ? `${fmt(cc.cpu_us_per_req)} µs` : '-');
+            row.push(g && cc && cc.rps ? `${fmt(g.rps / cc.rps, 1)}×` : '-');
+        }
+        thr.push(row);
+    }
+    if (thr.length && results.throughput.length)
+        out.push(table('Throughput, 50 KB Claude Code request (req/s, wrk, HTTP/1.1)', ['scenario', ...names, 'gateway CPU/req, core busy', ...(ccr ? ['ccr CPU/req', 'gateway/ccr'] : [])], thr));
+
+    const lat = [];
+    for (const size of ['cc', 'tiny']) for (const kind of ['pass', 'trans']) {
+        const d = find('latency', { kind, size, target: 'direct' });
+        if (!d) continue;
+        const row = [`${KIND[kind]}, ${size === 'cc' ? '50 KB' : 'tiny'}`, `${fmt(d.p50_us)} / ${fmt(d.p99_us)}`];
+        for (const n of names.filter((x) => x !== 'direct')) {
+            const r = find('latency', { kind, size, target: n });
+            row.push(r ? `${fmt(r.p50_us)} / ${fmt(r.p99_us)}` : '-', r ? `+${fmt(r.p50_us - d.p50_us)} / +${fmt(r.p99_us - d.p99_us)}` : '-');
+        }
+        lat.push(row);
+    }
+    if (lat.length)
+        out.push(table('Latency at c=1, streamed (µs, p50 / p99; "added" is minus direct)', ['request',
+            'direct', ...names.filter((x) => x !== 'direct').flatMap((n) => [n, `${n} added`])], lat));
+
+    const h2 = [];
+    for (const kind of ['pass', 'trans']) {
+        const row = [KIND[kind]];
+        for (const n of names.filter((x) => x !== 'ccr')) {
+            const r = find('h2', { kind, target: n });
+            row.push(r ? `${fmt(r.rps)}${r.errors ? ` (${r.errors} err)` : ''}` : '-');
+        }
+        h2.push(row);
+    }
+    if (results.h2.length) {
+        const k = results.h2[0];
+        out.push(table(`HTTP/2 (h2load, h2c, ${k.connections} connections × ${k.c / k.connections} streams, 50 KB streamed; req/s)`, ['route', ...names.filter((x) => x !== 'ccr')], h2));
+    }
+
+    const paced = [];
+    for (const kind of ['pass', 'trans']) {
+        const d = find('paced', { kind, target: 'direct' });
+        for (const n of names) {
+            const r = find('paced', { kind, target: n });
+            if (!r) continue;
+            const add = (a, b) => (d && n !== 'direct' ? ` (+${fmt(a - b, 0)})` : '');
+            paced.push([`${KIND[kind]}, ${n}`, `${r.complete}/${r.streams}`, r.errors,
+                `${fmt(r.ttfe_p50_us)} / ${fmt(r.ttfe_p99_us)}${add(r.ttfe_p99_us, d?.ttfe_p99_us)}`,
+                `${fmt(r.delivery_p50_us)} / ${fmt(r.delivery_p99_us)}${add(r.delivery_p99_us, d?.delivery_p99_us)}`,
+                `${fmt(r.gap_p50_us, 1)} / ${fmt(r.gap_p99_us, 1)}${d && n !== 'direct' ? ` (+${fmt(r.gap_p99_us - d.gap_p99_us, 1)})` : ''}`]);
+        }
+    }
+    if (paced.length) {
+        const k = results.paced[0];
+        out.push(table(`Paced streams (${k.chunks} events ${k.pace_ms} ms apart, ${k.c} at a time; µs, p50 / p99, "+" is p99 minus direct)`,
+            ['route, system', 'complete', 'errors', 'time to first event', 'event delivery', 'added gap'], paced));
+    }
+
+    const conc = results.concurrency.map((r) => [`${KIND[r.kind]}, ${r.target}`, fmt(r.streams), r.error ? 'FAILED' : `${r.complete}`, r.errors ?? '-',
+        r.worst_gap_ms !== undefined ? fmt(r.worst_gap_ms) : '-', r.ttfe_p99_us !== undefined ? fmt(r.ttfe_p99_us / 1000, 1) : '-',
+        `${fmt(r.rss_before_kb / 1024, 1)} → ${fmt(r.rss_max_kb / 1024, 1)}${r.rss_of === 'upstream' ? ' (upstream)' : ''}`,
+        r.upstream_connections_max ?? '-']);
+    if (conc.length)
+        out.push(table(`Concurrent paced streams (${PACE.chunks} events ${PACE.paceMs} ms apart, all at once)`, ['route, system', 'streams', 'complete', 'errors',
+            'worst gap ms', 'first event p99 ms', 'RSS MB idle → max', 'upstream conns'], conc));
+
+    if (results.idle) {
+        out.push(table('Idle', ['system', 'RSS at start (MB)', 'RSS after the runs (MB)'], Object.entries(results.idle).map(([k, v]) =>
+            [k, fmt(v.start_kb / 1024, 1), v.end_kb ? fmt(v.end_kb / 1024, 1) : '-'])));
+    }
+    if (!SMOKE && results.throughput.length) out.push(targetsTable());
+    if (results.failures.length) out.push(`\nFAILED scenarios:\n${results.failures.map((f) => `- ${JSON.stringify(f)}`).join('\n')}`);
+    return out.join('\n');
+}
+
+// ---- main ----
+
+async function main() {
+    const started = new Date();
+    mock = await startMock();
+    gw = await startGateway(mock);
+    results.idle = { gateway: { start_kb: rssKB(gw.pid) } };
+    if (WITH_CCR) {
+        ccr = await startCcr(mock);
+        await sleep(1000);
+        results.idle.ccr = { start_kb: rssKB(ccr.pid) };
+    }
+    defineTargets();
+    results.machine = {
+        cpus: NCPU, model: os.cpus()[0]?.model, mem_gb: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(),
+        os: (fs.readFileSync('/etc/os-release', 'utf8').match(/PRETTY_NAME="([^"]+)"/) || [])[1],
+        virtualization: (() => { try { return execFileSync('systemd-detect-virt', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { return 'unknown'; } })(),
+    };
+    results.config = {
+        runs: RUNS, duration_s: DURATION, smoke: SMOKE, cpus: CPUS, nice: Number(NICE), gateway_threads: Number(opt.threads), pace: PACE,
+        ccr_version: ccr?.version ?? null, node: process.version,
+        gateway_commit: (() => { try { return execFileSync('git', ['-C', ROOT, 'describe', '--always', '--dirty']).toString().trim(); } catch { return null; } })(),
+        wrk: (() => { try { return execFileSync('sh', ['-c', 'wrk -v 2>&1 | head -1']).toString().trim(); } catch { return null; } })(),
+        h2load: (() => { try { return execFileSync('sh', ['-c', 'h2load --version 2>&1 | head -1']).toString().trim(); } catch { return null; } })(),
+    };
+    log(`bench: layout gateway/ccr on cpu ${CPUS.sut}, upstream on cpu ${CPUS.upstream}, load on cpu ${CPUS.load}; ${RUNS} runs of ${DURATION} s`);
+
+    // warm-up: connections to the upstream, TLS sessions, caches (the smoke run's checks do enough of it)
+    await setAnswers('stream');
+    for (const t of SMOKE ? [] : targets) for (const kind of ['pass', 'trans'])
+        await wrk({ url: t.url(kind), body: bodyFile('cc', t.model(kind), true), headers: t.headers, c: 8, duration: 1 }).catch(() => {});
+
+    if (SECTIONS.has('throughput')) await sectionThroughput();
+    if (SECTIONS.has('latency')) await sectionLatency();
+    if (SECTIONS.has('h2')) await sectionH2();
+    if (SECTIONS.has('paced')) await sectionPaced();
+    if (SECTIONS.has('concurrency')) await sectionConcurrency();
+
+    await sleep(SMOKE ? 200 : 1000);
+    results.idle.gateway.end_kb = rssKB(gw.pid);
+    if (ccr) results.idle.ccr.end_kb = rssKB(ccr.pid);
+    results.started = started.toISOString();
+    results.seconds = Math.round((Date.now() - started.getTime()) / 1000);
+
+    const text = report();
+    console.log(`## poe-gateway benchmark, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC\n`);
+    console.log(`Machine: ${results.machine.cpus} × ${results.machine.model}, ${results.machine.mem_gb} GB, ${results.machine.os}, kernel ${results.machine.kernel}, virtualization ${results.machine.virtualization}.`);
+    console.log(`Layout: gateway (${opt.threads} worker) and claude-code-router on cpu ${CPUS.sut}; mock upstream on cpu ${CPUS.upstream}; load generators on cpu ${CPUS.load}. Medians of ${RUNS} run(s) of ${DURATION} s.`);
+    console.log(text);
+
+    const gwExit = gw.child.exitCode;
+    for (const c of [ccr?.child, gw.child, mock.child]) if (c && c.exitCode === null) c.kill('SIGTERM');
+    const exits = await Promise.all([gw.child.exited, mock.child.exited]);
+    results.exits = { gateway: gwExit ?? exits[0].code, mock: exits[1].code };
+    fs.mkdirSync(path.dirname(JSON_OUT), { recursive: true });
+    fs.writeFileSync(JSON_OUT, JSON.stringify(results, null, 1));
+    log(`bench: results in ${JSON_OUT}; logs in ${tmp}`);
+    if (results.failures.length || gwExit !== null) process.exitCode = 1;
+}
+
+main().catch((e) => {
+    log(`bench: ${e.stack ?? e}`);
+    log(`bench: logs in ${tmp}`);
+    process.exit(1); // the exit handler kills what is still running
+});

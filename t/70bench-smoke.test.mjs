@@ -1,0 +1,61 @@
+// poe-gateway: MIT licence. A few seconds of the benchmark harness (bench/run.mjs --smoke), so that it cannot rot: every
+// section runs on both route kinds against the gateway and the upstream direct, and the numbers must be sane. The full
+// run (bench/run.sh) is not part of the suite. Needs wrk, h2load (nghttp2-client), taskset and a C compiler.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { MOCK_POE_BIN, PGW_BIN, SOURCE_DIR, tmpdir } from './lib/harness.mjs';
+
+test('bench/run.mjs --smoke measures both routes, direct and through the gateway, without an error', { timeout: 240000 }, async () => {
+    const json = path.join(tmpdir('pgw-bench-smoke-'), 'smoke.json');
+    const { code, stdout, stderr } = await new Promise((resolve) => {
+        const child = spawn(process.execPath, [path.join(SOURCE_DIR, 'bench/run.mjs'), '--smoke', '--gateway', PGW_BIN, '--mock', MOCK_POE_BIN,
+            '--json', json], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+        let out = '', err = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (err += d));
+        child.on('exit', (c) => resolve({ code: c, stdout: out, stderr: err }));
+    });
+    assert.equal(code, 0, `${stdout}\n${stderr}`);
+    const r = JSON.parse(fs.readFileSync(json, 'utf8'));
+    assert.deepEqual(r.failures, [], 'a scenario failed its check');
+    assert.deepEqual(r.exits, { gateway: 0, mock: 0 }, 'the gateway or the mock did not stop cleanly');
+    assert.match(stdout, /### Throughput/);
+
+    for (const section of ['throughput', 'latency', 'h2']) {
+        for (const kind of ['pass', 'trans']) {
+            for (const target of ['direct', 'gateway']) {
+                const rows = r[section].filter((x) => x.kind === kind && x.target === target);
+                assert.ok(rows.length > 0, `${section} ${kind} ${target}: no result`);
+                for (const row of rows) {
+                    const what = `${section} ${kind} ${target} ${row.mode} c=${row.c}`;
+                    assert.ok(row.rps > 0, `${what}: ${row.rps} req/s`);
+                    assert.equal(row.errors, 0, `${what}: errors ${JSON.stringify(row.runs.map((x) => x.errorDetail ?? x.errors))}`);
+                    if (section !== 'h2') assert.ok(row.p50_us > 0 && row.p99_us >= row.p50_us, `${what}: latency ${row.p50_us} / ${row.p99_us}`);
+                    if (target === 'gateway' && section === 'throughput') assert.ok(row.cpu_us_per_req > 0, `${what}: CPU per request`);
+                }
+            }
+        }
+    }
+    for (const section of ['paced', 'concurrency']) {
+        for (const kind of ['pass', 'trans']) {
+            for (const target of ['direct', 'gateway']) {
+                const row = r[section].find((x) => x.kind === kind && x.target === target);
+                const what = `${section} ${kind} ${target}`;
+                assert.ok(row, `${what}: no result`);
+                assert.ok(row.streams > 0 && row.complete === row.streams, `${what}: ${row.complete}/${row.streams} streams complete`);
+                assert.equal(row.errors, 0, `${what}: errors ${JSON.stringify(row.run?.errors ?? row.runs?.map((x) => x.errors))}`);
+                assert.ok(row.ttfe_p50_us > 0 && row.delivery_p50_us > 0, `${what}: time to first event ${row.ttfe_p50_us}, delivery ${row.delivery_p50_us}`);
+                assert.ok(Number.isFinite(row.gap_p99_us), `${what}: gap ${row.gap_p99_us}`);
+            }
+        }
+    }
+    const conc = r.concurrency.filter((x) => x.target === 'gateway');
+    for (const row of conc) {
+        assert.ok(row.rss_max_kb > 0, 'gateway RSS sampled');
+        assert.ok(row.upstream_connections_max >= 1, 'the gateway reached the upstream over at least one connection');
+    }
+    assert.ok(r.idle.gateway.start_kb > 0);
+});
