@@ -127,6 +127,10 @@ static int verror_at(struct st_loader_t *l, yaml_mark_t mark, const char *fmt, v
     int off = snprintf(l->err, l->errsz, "%s:%zu:%zu: ", l->path, mark.line + 1, mark.column + 1);
     if (off >= 0 && (size_t)off < l->errsz)
         vsnprintf(l->err + off, l->errsz - off, fmt, args);
+    /* one line, whatever the file's strings hold: a model name with a newline must not forge a second log line */
+    for (char *p = l->err; *p != '\0'; ++p)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     return -1;
 }
 
@@ -561,10 +565,17 @@ static int on_extra_headers(struct st_loader_t *l, pgw_route_t *route, yaml_node
 struct st_json_text_t {
     char *buf;
     size_t len, cap;
+    int too_large;
 };
+
+#define MAX_EXTRA_BODY (64 * 1024)
 
 static void jt_append(struct st_json_text_t *t, const char *s, size_t len)
 {
+    if (t->len + len > MAX_EXTRA_BODY) {
+        t->too_large = 1; /* YAML aliases can multiply a small file: stop growing, fail the load */
+        return;
+    }
     if (t->len + len + 1 > t->cap) {
         t->cap = (t->len + len + 1) * 2;
         t->buf = xrealloc(t->buf, t->cap);
@@ -594,6 +605,37 @@ static void jt_string(struct st_json_text_t *t, const char *s, size_t len)
     jt_append(t, "\"", 1);
 }
 
+/* JSON's number grammar exactly: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int is_json_number(const char *s)
+{
+    if (*s == '-')
+        ++s;
+    if (*s == '0')
+        ++s;
+    else if (*s >= '1' && *s <= '9')
+        while (*s >= '0' && *s <= '9')
+            ++s;
+    else
+        return 0;
+    if (*s == '.') {
+        ++s;
+        if (!(*s >= '0' && *s <= '9'))
+            return 0;
+        while (*s >= '0' && *s <= '9')
+            ++s;
+    }
+    if (*s == 'e' || *s == 'E') {
+        ++s;
+        if (*s == '+' || *s == '-')
+            ++s;
+        if (!(*s >= '0' && *s <= '9'))
+            return 0;
+        while (*s >= '0' && *s <= '9')
+            ++s;
+    }
+    return *s == '\0';
+}
+
 /* A plain YAML scalar that reads as a JSON number, boolean or null is written as one; anything else as a string. */
 static void jt_scalar(struct st_json_text_t *t, const yaml_node_t *node)
 {
@@ -608,9 +650,7 @@ static void jt_scalar(struct st_json_text_t *t, const yaml_node_t *node)
             jt_append(t, "null", 4);
             return;
         }
-        char *end;
-        strtod(s, &end);
-        if (len != 0 && *end == '\0' && strspn(s, "+-0123456789.eE") == len && s[0] != '+' && s[0] != '.') {
+        if (is_json_number(s)) {
             jt_append(t, s, len);
             return;
         }
@@ -622,6 +662,8 @@ static int jt_node(struct st_loader_t *l, struct st_json_text_t *t, yaml_node_t 
 {
     if (depth > 32)
         return error_at(l, node, "extra_body is nested too deeply");
+    if (t->too_large)
+        return 0; /* the caller reports it; walking on would cost as much as the aliases multiply */
     switch (node->type) {
     case YAML_SCALAR_NODE:
         jt_scalar(t, node);
@@ -738,6 +780,10 @@ static int on_litellm_params(struct st_loader_t *l, pgw_route_t *route, yaml_nod
             if (expect_mapping(l, value, "extra_body") != 0 || jt_node(l, &text, value, 0, 1) != 0) {
                 free(text.buf);
                 return -1;
+            }
+            if (text.too_large) {
+                free(text.buf);
+                return error_at(l, value, "extra_body is larger than %d bytes once written out", MAX_EXTRA_BODY);
             }
             free(route->extra_body);
             route->extra_body = text.len != 0 ? text.buf : NULL;

@@ -15,6 +15,14 @@ void pgw_buf_append(h2o_buffer_t **buf, const void *bytes, size_t len);
 #define pgw_buf_append_str(buf, s) pgw_buf_append((buf), (s), strlen(s))
 
 /**
+ * `buf->bytes + off`, without the undefined NULL + 0 of a buffer that never allocated (its bytes are NULL then).
+ */
+static inline const char *pgw_buf_at(const h2o_buffer_t *buf, size_t off)
+{
+    return buf->bytes != NULL ? buf->bytes + off : "";
+}
+
+/**
  * Appends `s` as a quoted JSON string. Control characters, quotes and backslashes are escaped; a byte sequence that is
  * not valid UTF-8 is replaced with U+FFFD, so the output is always valid JSON.
  */

@@ -43,6 +43,10 @@ void pgw_log(pgw_log_level_t level, const char *module, const char *fmt, ...)
     va_end(args);
     if (n < 0)
         n = 0;
+    /* one line per message: control characters from request or file content cannot forge log lines */
+    for (int i = off; i < off + n && i < (int)sizeof(line); ++i)
+        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+            line[i] = '?';
     off += n;
     if (off > (int)sizeof(line) - 2)
         off = (int)sizeof(line) - 2;

@@ -1927,14 +1927,14 @@ static void emit_messages(struct state *s, h2o_buffer_t **out)
         for (size_t i = 0; i != s->fixups.size; ++i) {
             const struct fixup *f = &s->fixups.entries[i];
             const char *final = pgw_toolnames_mapped(&s->res->toolnames, s->fixnames->bytes + f->orig_off, f->orig_len);
-            if (final == NULL || (strlen(final) + 2 == f->len && memcmp(s->msgs->bytes + f->off + 1, final, f->len - 2) == 0))
+            if (final == NULL || (strlen(final) + 2 == f->len && memcmp(pgw_buf_at(s->msgs, f->off + 1), final, f->len - 2) == 0))
                 continue;
-            pgw_buf_append(out, s->msgs->bytes + pos, f->off - pos);
+            pgw_buf_append(out, pgw_buf_at(s->msgs, pos), f->off - pos);
             append_quoted(out, final, strlen(final));
             pos = f->off + f->len;
         }
     }
-    pgw_buf_append(out, s->msgs->bytes + pos, s->msgs->size - pos);
+    pgw_buf_append(out, pgw_buf_at(s->msgs, pos), s->msgs->size - pos);
 }
 
 static void emit_tools(struct state *s, const struct extra *x, h2o_buffer_t **out)

@@ -489,12 +489,12 @@ static struct span keep_string(pgw_stream_translator_t *t, const char *s, size_t
 /* content_block_start for a named tool, immediately (pitfall 6), then any arguments held until now (pitfall 4) */
 static void start_tool(pgw_stream_translator_t *t, struct tool *tool, h2o_buffer_t **out)
 {
-    const char *name = t->strs->bytes + tool->name.off;
+    const char *name = pgw_buf_at(t->strs, tool->name.off);
     size_t name_len = tool->name.len, id_off;
 
     if (t->toolnames != NULL)
         name = pgw_toolnames_original(t->toolnames, name, name_len, &name_len);
-    id_off = pgw_tool_use_id(&t->ids, tool->has_id ? t->strs->bytes + tool->raw_id.off : "", tool->has_id ? tool->raw_id.len : 0,
+    id_off = pgw_tool_use_id(&t->ids, tool->has_id ? pgw_buf_at(t->strs, tool->raw_id.off) : "", tool->has_id ? tool->raw_id.len : 0,
                              t->msg_id, tool->upstream_index >= 0 ? (size_t)tool->upstream_index : t->num_tools);
     begin_block_start(t, BLOCK_TOOL, out);
     t->open.tool = tool;
@@ -518,15 +518,15 @@ static int on_fragment(pgw_stream_translator_t *t, const struct fragment *f, h2o
 {
     struct chunk *c = &t->chunk;
     struct tool *tool = find_tool(t, f->index);
-    const char *args = c->strs->bytes + f->args.off;
+    const char *args = pgw_buf_at(c->strs, f->args.off);
 
     if (tool->block_index < 0) {
         if (!tool->has_id && f->id.len != 0) {
-            tool->raw_id = keep_string(t, c->strs->bytes + f->id.off, f->id.len);
+            tool->raw_id = keep_string(t, pgw_buf_at(c->strs, f->id.off), f->id.len);
             tool->has_id = 1;
         }
         if (!tool->has_name && f->name.len != 0) {
-            tool->name = keep_string(t, c->strs->bytes + f->name.off, f->name.len);
+            tool->name = keep_string(t, pgw_buf_at(c->strs, f->name.off), f->name.len);
             tool->has_name = 1;
         }
         pgw_buf_append(&tool->args, args, f->args.len);
@@ -937,7 +937,7 @@ static pgw_stream_status_t on_chunk(pgw_stream_translator_t *t, h2o_buffer_t **o
         if (c->has_stop_named) {
             for (int i = 0; i != 4 && t->stop_sequences[i] != NULL; ++i)
                 if (strlen(t->stop_sequences[i]) == c->stop_named.len &&
-                    memcmp(t->stop_sequences[i], c->strs->bytes + c->stop_named.off, c->stop_named.len) == 0)
+                    memcmp(t->stop_sequences[i], pgw_buf_at(c->strs, c->stop_named.off), c->stop_named.len) == 0)
                     t->stop_sequence = i;
         }
     }

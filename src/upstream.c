@@ -95,9 +95,9 @@ long pgw_upstream_parse_retry_after(h2o_iovec_t value, time_t now)
     char *end;
     double secs = strtod(buf, &end);
     if (end != buf && *end == '\0') {
-        if (secs < 0)
+        if (!(secs >= 0)) /* negative, or NaN */
             return -1;
-        return (long)(secs * 1000);
+        return secs > 86400 ? 86400L * 1000 : (long)(secs * 1000); /* a day at most (callers cap it lower still) */
     }
     struct tm tm;
     memset(&tm, 0, sizeof(tm));

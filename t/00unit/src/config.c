@@ -762,6 +762,28 @@ static void test_route_options(void)
     }
     pgw_config_dispose(&conf);
     is_int(load_yaml(&conf, "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, extra_body: 5}\n"), -1);
+
+    /* YAML numbers that JSON does not accept are written as strings, so the upstream body stays valid JSON */
+    is_int(load_yaml(&conf, "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n"
+                            "      extra_body: {a: 1., b: 01, c: -.5, d: 1.e5, e: 0x1f, f: -0.5e-3}\n"),
+           0);
+    if (conf.num_routes == 1)
+        is_str(conf.routes[0].extra_body, "\"a\":\"1.\",\"b\":\"01\",\"c\":\"-.5\",\"d\":\"1.e5\",\"e\":\"0x1f\",\"f\":-0.5e-3");
+    pgw_config_dispose(&conf);
+
+    /* aliases cannot multiply extra_body without bound */
+    ok(strstr(load_error("model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      extra_body:\n"
+                         "        l0: &a0 [xxxxxxxx, xxxxxxxx, xxxxxxxx, xxxxxxxx, xxxxxxxx, xxxxxxxx, xxxxxxxx, xxxxxxxx]\n"
+                         "        l1: &a1 [*a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0]\n"
+                         "        l2: &a2 [*a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1]\n"
+                         "        l3: &a3 [*a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2]\n"
+                         "        l4: &a4 [*a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3]\n"
+                         "        l5: [*a4, *a4, *a4, *a4, *a4, *a4, *a4, *a4]\n"),
+              "larger than") != NULL);
+
+    /* an error message is one line, whatever the file's strings hold */
+    const char *e = load_error("model_list:\n  - model_name: \"evil\\nforged\"\n    litellm_params: {}\n");
+    ok(strchr(e, '\n') == NULL && strstr(e, "evil?forged") != NULL);
 }
 
 static void test_keys(void)
