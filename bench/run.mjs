@@ -648,6 +648,7 @@ function report() {
         }
         const g = find('throughput', { kind, mode, c, target: 'gateway' });
         row.push(g ? `${fmt(g.cpu_us_per_req)} µs, ${fmt(g.sut_cpu_share * 100)}%` : '-');
+        row.push(g?.upstream_connections_max ?? '-');
         if (ccr) {
             const cc = find('throughput', { kind, mode, c, target: 'ccr' });
             row.push(cc ? `${fmt(cc.cpu_us_per_req)} µs` : '-');
@@ -656,7 +657,7 @@ function report() {
         thr.push(row);
     }
     if (thr.length && results.throughput.length)
-        out.push(table('Throughput, 50 KB Claude Code request (req/s, wrk, HTTP/1.1)', ['scenario', ...names, 'gateway CPU/req, core busy', ...(ccr ? ['ccr CPU/req', 'gateway/ccr'] : [])], thr));
+        out.push(table('Throughput, 50 KB Claude Code request (req/s, wrk, HTTP/1.1)', ['scenario', ...names, 'gateway CPU/req, core busy', 'gateway upstream conns', ...(ccr ? ['ccr CPU/req', 'gateway/ccr'] : [])], thr));
 
     const lat = [];
     for (const size of ['cc', 'tiny']) for (const kind of ['pass', 'trans']) {
