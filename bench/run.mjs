@@ -52,6 +52,8 @@ bash bench/run.sh installs what is missing, builds, and runs this with its argum
     process.exit(0);
 }
 
+opt.gateway = path.resolve(opt.gateway); // the gateway runs in its own directory
+opt.mock = path.resolve(opt.mock);
 const SMOKE = opt.smoke;
 const RUNS = Number(opt.runs ?? (SMOKE ? 1 : 3));
 const DURATION = Number(opt.duration ?? (SMOKE ? 1 : 3));
