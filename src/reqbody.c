@@ -12,6 +12,7 @@ struct state {
     int toplevel_seen;
     int is_object;
     int model_too_long;
+    int duplicate_model;
     enum { KEY_OTHER, KEY_MODEL, KEY_STREAM, KEY_MESSAGES, KEY_MAX_TOKENS } key;
 };
 
@@ -49,6 +50,11 @@ static int on_string(void *ctx, const unsigned char *str, size_t len)
 {
     struct state *s = ctx;
     if (s->depth == 1 && s->key == KEY_MODEL) {
+        if (s->info->model_end != 0) {
+            /* JSON parsers disagree on duplicate keys: the gateway and Poe must not read different models */
+            s->duplicate_model = 1;
+            return 0;
+        }
         if (len >= sizeof(s->info->model)) {
             s->model_too_long = 1;
             return 0;
@@ -138,6 +144,10 @@ int pgw_reqbody_inspect(const char *body, size_t len, pgw_reqbody_t *info, char 
         yajl_complete_parse(s.handle) != yajl_status_ok) {
         if (s.model_too_long) {
             snprintf(err, errsz, "model: name longer than %zu bytes", sizeof(info->model) - 1);
+            goto Exit;
+        }
+        if (s.duplicate_model) {
+            snprintf(err, errsz, "model: given more than once");
             goto Exit;
         }
         unsigned char *msg = yajl_get_error(s.handle, 0, (const unsigned char *)body, len);

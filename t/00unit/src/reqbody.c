@@ -48,6 +48,9 @@ void test_src__reqbody_c(void)
     is_int(inspect("{} {}", &info, err), -1);
     is_int(inspect("{\"a\":\"\xff\"}", &info, err), -1);
 
+    is_int(inspect("{\"model\":\"a\",\"max_tokens\":1,\"model\":\"b\"}", &info, err), -1);
+    is_str(err, "model: given more than once");
+
     char longname[400];
     snprintf(longname, sizeof(longname), "{\"model\":\"%0300d\"}", 0);
     is_int(inspect(longname, &info, err), -1);
