@@ -5,6 +5,17 @@ import net from 'node:net';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+let sanitized;
+/**
+ * 1 when `bin` was built with AddressSanitizer (-DSANITIZE=ON): its resident memory then includes the shadow and the
+ * quarantine of freed blocks, and memory bounds in tests are scaled by `memoryScale()`.
+ */
+export function isSanitized(bin) {
+    if (sanitized === undefined) sanitized = fs.readFileSync(bin).includes('__asan_init');
+    return sanitized;
+}
+export const memoryScale = (bin) => (isSanitized(bin) ? 4 : 1);
+
 /** VmRSS of a process in KiB. */
 export function rssKiB(pid) {
     return Number(fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]);
