@@ -119,9 +119,19 @@ export async function startGateway({ config, env = {}, args = [], cwd, tls = fal
         output: p.out,
         child: p.child,
         exited: p.exited,
+        /**
+         * Stops the gateway and resolves its exit, after checking its whole output (the access log included) for the
+         * keys it was given: the master and Poe keys, and every variable of its environment named *KEY* (#8). A leak
+         * rejects, whatever the test was about.
+         */
         async stop(signal = 'SIGTERM') {
             if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill(signal);
-            return p.exited;
+            const exit = await p.exited;
+            const text = p.out.stdout + p.out.stderr;
+            for (const [name, value] of Object.entries(fullEnv))
+                if (/KEY/.test(name) && typeof value === 'string' && value.length >= 8 && text.includes(value))
+                    throw new Error(`the gateway wrote the value of ${name} to its output:\n${text.slice(Math.max(0, text.indexOf(value) - 300), text.indexOf(value) + 100)}`);
+            return exit;
         },
     };
 }
