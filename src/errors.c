@@ -1,6 +1,7 @@
 /* poe-gateway: MIT licence. The one place that writes Anthropic-shaped error bodies. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include "errors.h"
 #include "json.h"
 
@@ -79,4 +80,18 @@ void pgw_send_error(h2o_req_t *req, int status, const char *type, const char *fm
     pgw_error_json(&buf, type, message, n);
     pgw_send_body(req, status, "application/json", buf->bytes, buf->size);
     h2o_buffer_dispose(&buf);
+}
+
+void pgw_redact(char *text, const char *secret)
+{
+    static const char marker[] = "[redacted]";
+    size_t slen;
+    char *p;
+    if (secret == NULL || (slen = strlen(secret)) < 4)
+        return;
+    while ((p = strstr(text, secret)) != NULL) {
+        size_t mlen = slen < sizeof(marker) - 1 ? slen : sizeof(marker) - 1;
+        memcpy(p, marker, mlen);
+        memmove(p + mlen, p + slen, strlen(p + slen) + 1);
+    }
 }

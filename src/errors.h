@@ -20,6 +20,12 @@
 #define PGW_ERR_TIMEOUT "timeout_error"
 
 /**
+ * Replaces every occurrence of `secret` in the NUL-terminated `text` with "[redacted]" (in place, never growing past the
+ * original length: a longer marker is cut). Upstreams that quote the key they were given must not hand it to clients.
+ */
+void pgw_redact(char *text, const char *secret);
+
+/**
  * Returns the reason phrase for an HTTP status ("Not Found"); "Error" for statuses it does not know.
  */
 const char *pgw_status_reason(int status);

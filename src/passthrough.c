@@ -20,11 +20,15 @@
 #define MODULE_NAME "passthrough"
 #define MAX_SSE_EVENT (16 * 1024 * 1024)
 
+#define TAIL_KEEP (64 * 1024)
+#define MAX_ERROR_BODY (64 * 1024)
+
 typedef struct st_passthrough_t {
     pgw_relay_t relay; /* first: the generator h2o sees */
     int is_sse;
+    int is_error;       /* a non-2xx answer: its body is held (bounded) and the route's key redacted before it goes */
     pgw_sse_reader_t sse;
-    pgw_usage_parser_t json_usage;
+    h2o_buffer_t *side; /* a whole answer's last bytes, where its usage is (or an error body) */
 } passthrough_t;
 
 static void on_dispose(void *p)
@@ -32,7 +36,7 @@ static void on_dispose(void *p)
     passthrough_t *st = p;
     pgw_relay_dispose(&st->relay);
     pgw_sse_reader_dispose(&st->sse);
-    pgw_usage_parser_dispose(&st->json_usage);
+    h2o_buffer_dispose(&st->side);
 }
 
 static int can_ping(pgw_relay_t *rl)
@@ -95,11 +99,10 @@ static void on_head(pgw_upstream_transfer_t *t, int status)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
     h2o_iovec_t ctype = pgw_upstream_header(t, H2O_STRLIT("content-type"));
     st->is_sse = ctype.len >= 17 && strncasecmp(ctype.base, "text/event-stream", 17) == 0;
-    if (st->is_sse) {
+    st->is_error = status >= 400;
+    if (st->is_sse && !st->is_error) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
         pgw_relay_enable_ping(&st->relay, can_ping);
-    } else {
-        pgw_usage_parser_init(&st->json_usage, &st->relay.r->usage);
     }
     pgw_relay_start(&st->relay);
 }
@@ -109,14 +112,44 @@ static int on_body(pgw_upstream_transfer_t *t, const char *bytes, size_t len)
     passthrough_t *st = pgw_upstream_data(t);
     if (pgw_relay_should_pause(&st->relay))
         return 1;
+    if (st->is_error) {
+        if (st->side->size + len <= MAX_ERROR_BODY)
+            pgw_buf_append(&st->side, bytes, len);
+        return 0;
+    }
     pgw_buf_append(&st->relay.pending, bytes, len);
     if (st->is_sse) {
         pgw_sse_reader_feed(&st->sse, bytes, len, on_sse_event, st);
-    } else if (st->json_usage.handle != NULL) {
-        pgw_usage_parser_feed(&st->json_usage, bytes, len);
+    } else {
+        /* a whole message ends with its usage: keep a tail to read it from at the end, in linear time */
+        pgw_buf_append(&st->side, bytes, len);
+        if (st->side->size > 2 * TAIL_KEEP)
+            h2o_buffer_consume(&st->side, st->side->size - TAIL_KEEP);
     }
     pgw_relay_send(&st->relay);
     return 0;
+}
+
+/* The usage of a whole message, from the last "usage" key of its tail. */
+static void note_whole_usage(passthrough_t *st)
+{
+    const char *tail = pgw_buf_at(st->side, 0), *at = NULL;
+    size_t len = st->side->size;
+    for (size_t off = 0; off + 7 <= len;) {
+        const char *p = memmem(tail + off, len - off, "\"usage\"", 7);
+        if (p == NULL)
+            break;
+        at = p;
+        off = (size_t)(p - tail) + 7;
+    }
+    if (at == NULL)
+        return;
+    /* `{"usage":{...}...`: the parser notes the fields before it meets whatever follows */
+    pgw_usage_parser_t parser;
+    pgw_usage_parser_init(&parser, &st->relay.r->usage);
+    pgw_usage_parser_feed(&parser, "{", 1);
+    pgw_usage_parser_feed(&parser, at, len - (size_t)(at - tail));
+    pgw_usage_parser_dispose(&parser);
 }
 
 static void on_complete(pgw_upstream_transfer_t *t, pgw_upstream_error_t err, const char *errstr)
@@ -151,8 +184,15 @@ static void on_complete(pgw_upstream_transfer_t *t, pgw_upstream_error_t err, co
         } else {
             rl->abort = 1;
         }
+    } else if (st->is_error) {
+        /* an upstream that quotes the key it was given must not hand it to the client */
+        char *text = h2o_mem_alloc_pool(&req->pool, st->side->size + 1);
+        memcpy(text, pgw_buf_at(st->side, 0), st->side->size);
+        text[st->side->size] = '\0';
+        pgw_redact(text, rl->route->api_key);
+        pgw_buf_append_str(&rl->pending, text);
     } else if (!st->is_sse) {
-        pgw_usage_parser_finish(&st->json_usage);
+        note_whole_usage(st);
     }
     rl->done = 1;
     pgw_relay_send(rl);
@@ -204,6 +244,7 @@ void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, const pgw
     memset(st, 0, sizeof(*st));
     pgw_relay_init(&st->relay, r, route);
     pgw_sse_reader_init(&st->sse, MAX_SSE_EVENT);
+    h2o_buffer_init(&st->side, &h2o_socket_buffer_prototype);
     pgw_upstream_request_t upreq = {url, "POST", upbody, headers, route->timeout, route->stream_timeout, route->max_retries,
                                     route->ssl_verify, route->h2c};
     st->relay.transfer = pgw_upstream_start(r->worker->upstream, &upreq, &callbacks, st);

@@ -141,8 +141,19 @@ static void on_request_dispose(void *p)
     if (r->usage.input_tokens != 0 || r->usage.output_tokens != 0)
         snprintf(usage, sizeof(usage), " in=%lld out=%lld cache_read=%lld cache_write=%lld", r->usage.input_tokens,
                  r->usage.output_tokens, r->usage.cache_read_input_tokens, r->usage.cache_creation_input_tokens);
-    pgw_log_info("access", "%s \"%.*s %.*s HTTP/%s\" %d route=%s key=%s dur_ms=%.1f bytes=%zu%s", peer, (int)req->method.len,
-                 req->method.base, (int)req->path.len, req->path.base, version >= 0x200 ? "2" : version == 0x101 ? "1.1" : "1.0",
+    /* a query string may carry a key (?key=, ?api_key=): log it only when it names nothing secret-looking */
+    int path_len = (int)req->path.len;
+    const char *hidden = "";
+    if (req->query_at != SIZE_MAX) {
+        h2o_iovec_t q = h2o_iovec_init(req->path.base + req->query_at, req->path.len - req->query_at);
+        if (h2o_strstr(q.base, q.len, H2O_STRLIT("key")) != SIZE_MAX || h2o_strstr(q.base, q.len, H2O_STRLIT("token")) != SIZE_MAX ||
+            h2o_strstr(q.base, q.len, H2O_STRLIT("KEY")) != SIZE_MAX || h2o_strstr(q.base, q.len, H2O_STRLIT("secret")) != SIZE_MAX) {
+            path_len = (int)req->query_at;
+            hidden = "?[query hidden]";
+        }
+    }
+    pgw_log_info("access", "%s \"%.*s %.*s%s HTTP/%s\" %d route=%s key=%s dur_ms=%.1f bytes=%zu%s", peer, (int)req->method.len,
+                 req->method.base, path_len, req->path.base, hidden, version >= 0x200 ? "2" : version == 0x101 ? "1.1" : "1.0",
                  req->res.status,
                  r->route_name != NULL ? r->route_name : "-", r->key_name != NULL ? r->key_name : "-", ms, req->bytes_sent,
                  usage);

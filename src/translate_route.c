@@ -256,6 +256,10 @@ static void on_complete(pgw_upstream_transfer_t *t, pgw_upstream_error_t err, co
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
         }
         pgw_map_upstream_error(st->status, st->body->bytes, st->body->size, st->route_name, &f);
+        if (st->status == 401 && rl->route->api_key_env != NULL)
+            snprintf(f.message, sizeof(f.message), "Poe refused the API key configured for route %s; check %s", st->route_name,
+                     rl->route->api_key_env);
+        pgw_redact(f.message, rl->route->api_key);
         fail(st, f.status, f.type, f.message);
         return;
     }
@@ -284,7 +288,8 @@ static void on_complete(pgw_upstream_transfer_t *t, pgw_upstream_error_t err, co
         snprintf(msg, sizeof(msg), "route %s: the stream from Poe broke off: %s", st->route_name, errstr);
         pgw_log_warn(MODULE_NAME, "%s", msg);
     }
-    pgw_stream_status_t status = pgw_stream_translator_finish(st->stream, err == PGW_UPSTREAM_OK, PGW_ERR_API,
+    pgw_stream_status_t status = pgw_stream_translator_finish(st->stream, err == PGW_UPSTREAM_OK,
+                                                              err == PGW_UPSTREAM_STALL ? PGW_ERR_TIMEOUT : PGW_ERR_API,
                                                               err == PGW_UPSTREAM_OK ? NULL : msg, &rl->pending);
     if (!pgw_stream_translator_committed(st->stream) && status != PGW_STREAM_FAILED_EARLY) {
         /* nothing usable ever arrived: an error response, not an empty stream */
