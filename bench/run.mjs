@@ -304,7 +304,7 @@ async function h2load({ url, body, headers, c, m, duration }) {
     const args = ['-t1', '-c', String(c), '-m', String(m), '-D', String(duration), ...(SMOKE ? [] : ['--warm-up-time', '1']),
         '-d', body, ...headerLines(headers).flatMap((h) => ['-H', h]), url];
     const r = await run(...pinned(CPUS.load, 'h2load', args));
-    const fin = r.stdout.match(/finished in ([\d.]+)s, ([\d.]+) req\/s/);
+    const fin = r.stdout.match(/finished in ([\d.]+)(?:m|u)?s, ([\d.]+) req\/s/); // h2load prints 998.42ms under a second
     const req = r.stdout.match(/requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/);
     const st = r.stdout.match(/status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/);
     if (!fin || !req || !st) throw new Error(`h2load failed (${r.code}): ${r.stdout}${r.stderr}`);
