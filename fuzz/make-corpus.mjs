@@ -99,6 +99,12 @@ for (const d of dirs(asset('streams'))) {
     datas.forEach((l, i) => add('usage', `${d}-${i}`, [1, 2, 3, 4], l.slice(6)));
 }
 
+// ---- reqbody: client bodies as they are (both route kinds see them first)
+for (const d of dirs(asset('cases'))) add('reqbody', d, [], fs.readFileSync(asset('cases', d, 'anthropic.json')));
+cLiterals('t/00unit/src/translate_request.c', /\brun(?:_opts)?\(|^\s*\{(?="\{')/gm, true).forEach((b, i) => add('reqbody', `unit-${i}`, [], b));
+add('reqbody', 'escaped-model', [], '{"model":"cl\\"au\\\\de\\u0041","max_tokens":1,"messages":[]}');
+add('reqbody', 'two-models', [], '{"model":"a","messages":[],"model":"b"}');
+
 // ---- config: the YAML files as they are
 add('config', 'gateway.yaml', [], fs.readFileSync(path.join(root, 'conf/gateway.yaml')));
 for (const f of fs.readdirSync(asset('')).filter((f) => f.endsWith('.yaml')).sort()) add('config', f, [], fs.readFileSync(asset(f)));
