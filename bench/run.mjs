@@ -40,13 +40,14 @@ const { values: opt } = parseArgs({
         'upstream-cpu': { type: 'string' },
         'load-cpu': { type: 'string' },
         'paced-streams': { type: 'string' },
+        concurrency: { type: 'string' },
         nice: { type: 'string' },
         help: { type: 'boolean', default: false },
     },
 });
 if (opt.help) {
     console.log(`usage: node bench/run.mjs [--smoke] [--runs N] [--duration SECONDS] [--json FILE] [--no-ccr]
-       [--only throughput,latency,h2,paced,concurrency] [--paced-streams 1000,2000,5000] [--threads N]
+       [--only throughput,latency,h2,paced,concurrency] [--concurrency 8,32,128] [--paced-streams 1000,2000,5000] [--threads N]
        [--sut-cpu LIST] [--upstream-cpu LIST] [--load-cpu LIST] [--nice N] [--gateway BIN] [--mock BIN]
 bash bench/run.sh installs what is missing, builds, and runs this with its arguments.`);
     process.exit(0);
@@ -66,7 +67,7 @@ const CPUS = {
     load: opt['load-cpu'] ?? (NCPU > 2 ? '2' : NCPU > 1 ? '1' : '0'),
 };
 const PACE = SMOKE ? { chunks: 8, paceMs: 5 } : { chunks: 64, paceMs: 20 };
-const CONCURRENCY = SMOKE ? [8] : [8, 32, 128];
+const CONCURRENCY = (opt.concurrency ?? (SMOKE ? '8' : '8,32,128')).split(',').map(Number);
 const PACED_N = (opt['paced-streams'] ?? (SMOKE ? '40' : '1000,2000,5000')).split(',').map(Number);
 // Every process of the benchmark runs at this niceness: on a machine shared with other work (a CI runner, other
 // sessions) the scheduler then gives the benchmark the cores it is pinned to. Lowering it needs root.
@@ -566,7 +567,9 @@ async function sectionConcurrency() {
                 }
                 stop = true;
                 await sampler;
+                const cpu = r.cpu_s?.[t.pid ? t.name : 'upstream'];
                 const row = { kind, streams: n, target: t.name, rss_before_kb: rss0, rss_max_kb: rssMax, rss_of: t.pid ? t.name : 'upstream',
+                    cpu_us_per_event: r.events ? (cpu * 1e6) / r.events : null, cpu_share: cpu !== undefined ? cpu / r.wall_s : null,
                     upstream_connections_max: t.name === 'direct' ? null : upMax, ...(r.error ? { error: r.error } : sumPaced([r])), run: r };
                 results.concurrency.push(row);
                 log(`  ${t.name}: ${row.complete}/${n} complete, ${row.errors} errors, rss ${(rssMax / 1024).toFixed(1)} MB, upstream conns ${upMax}, worst gap ${row.worst_gap_ms?.toFixed(1)} ms`);
@@ -712,10 +715,10 @@ function report() {
     const conc = results.concurrency.map((r) => [`${KIND[r.kind]}, ${r.target}`, fmt(r.streams), r.error ? 'FAILED' : `${r.complete}`, r.errors ?? '-',
         r.worst_gap_ms !== undefined ? fmt(r.worst_gap_ms) : '-', r.ttfe_p99_us !== undefined ? fmt(r.ttfe_p99_us / 1000, 1) : '-',
         `${fmt(r.rss_before_kb / 1024, 1)} → ${fmt(r.rss_max_kb / 1024, 1)}${r.rss_of === 'upstream' ? ' (upstream)' : ''}`,
-        r.upstream_connections_max ?? '-']);
+        r.cpu_us_per_event ? `${fmt(r.cpu_us_per_event, 1)} µs, ${fmt(r.cpu_share * 100)}%` : '-', r.upstream_connections_max ?? '-']);
     if (conc.length)
         out.push(table(`Concurrent paced streams (${PACE.chunks} events ${PACE.paceMs} ms apart, all at once)`, ['route, system', 'streams', 'complete', 'errors',
-            'worst gap ms', 'first event p99 ms', 'RSS MB idle → max', 'upstream conns'], conc));
+            'worst gap ms', 'first event p99 ms', 'RSS MB idle → max', 'CPU per event, core busy', 'upstream conns'], conc));
 
     if (results.idle) {
         out.push(table('Idle', ['system', 'RSS at start (MB)', 'RSS after the runs (MB)'], Object.entries(results.idle).map(([k, v]) =>
