@@ -7,7 +7,6 @@
 // Tests marked [finding] assert the behaviour the issue asks for and fail until the gateway is fixed; each says why.
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import http2 from 'node:http2';
 import { MASTER_KEY, anthropicStream, authHeaders, certs, openaiStream, parseSSE, request, sleep, startGateway, startMock }
     from './lib/harness.mjs';
 import { connect } from './lib/raw.mjs';
