@@ -71,10 +71,12 @@ const CPUS = {
 const PACE = SMOKE ? { chunks: 8, paceMs: 5 } : { chunks: 64, paceMs: 20 };
 const CONCURRENCY = (opt.concurrency ?? (SMOKE ? '8' : '8,32,128')).split(',').map(Number);
 const PACED_N = (opt['paced-streams'] ?? (SMOKE ? '40' : '1000,2000,5000')).split(',').map(Number);
-// On a machine shared with other work (a CI runner, other users), every process of the benchmark runs SCHED_FIFO
-// (chrt -f 50): it then takes its core the moment it wakes, where a low niceness still waits behind a running task for
-// milliseconds. Linux keeps 5% of each second for everything else (sched_rt_runtime_us). Both need root; --sched nice
-// uses --nice (default -19) instead; the smoke run changes neither.
+// On a machine shared with other work (a CI runner, other users), the benchmark's C programs run SCHED_FIFO
+// (chrt -f 50): they then take their core the moment they wake, where a low niceness still waits behind a running task
+// for milliseconds. Linux keeps 5% of each second for everything else (sched_rt_runtime_us). claude-code-router runs at
+// nice -19 instead: Node's helper threads pinned to one core with it under SCHED_FIFO starve each other (it was seen
+// spinning at 100% while the gateway's worker, also FIFO on that core, never ran). Both need root; --sched nice runs
+// everything at --nice (default -19); the smoke run changes neither.
 const SCHED = opt.sched ?? (process.getuid() === 0 && !SMOKE ? 'fifo' : 'none');
 const NICE = opt.nice ?? (SCHED === 'nice' ? '-19' : '0');
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
@@ -95,13 +97,13 @@ process.on('exit', () => { for (const c of children) if (c.exitCode === null && 
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 
 /** The command line that runs `bin` pinned to `cpus` with the benchmark's scheduling; chrt, nice and taskset exec, so the pid is bin's. */
-const pinned = (cpus, bin, args) => (SCHED === 'fifo' ? ['chrt', ['-f', '50', 'taskset', '-c', cpus, bin, ...args]]
-    : ['nice', ['-n', NICE, 'taskset', '-c', cpus, bin, ...args]]);
+const pinned = (cpus, bin, args, { fifo = true } = {}) => (SCHED === 'fifo' && fifo ? ['chrt', ['-f', '50', 'taskset', '-c', cpus, bin, ...args]]
+    : ['nice', ['-n', SCHED === 'fifo' ? '-19' : NICE, 'taskset', '-c', cpus, bin, ...args]]);
 
 /** Spawns `bin` pinned to `cpus`; output goes to `logFile`. */
-function spawnPinned(cpus, bin, args, { env, cwd, logFile }) {
+function spawnPinned(cpus, bin, args, { env, cwd, logFile, fifo = true }) {
     const fd = fs.openSync(logFile, 'w');
-    const [cmd, cmdArgs] = pinned(cpus, bin, args);
+    const [cmd, cmdArgs] = pinned(cpus, bin, args, { fifo });
     const child = spawn(cmd, cmdArgs, { env, cwd, stdio: ['ignore', fd, fd] });
     fs.closeSync(fd);
     children.push(child);
@@ -287,7 +289,7 @@ async function startCcr(mock) {
     }, null, 2));
     const logFile = path.join(tmp, 'ccr.log');
     const env = { PATH: process.env.PATH, HOME: home, NODE_EXTRA_CA_CERTS: CA };
-    const child = spawnPinned(CPUS.sut, process.execPath, [cli, 'start'], { env, cwd: home, logFile });
+    const child = spawnPinned(CPUS.sut, process.execPath, [cli, 'start'], { env, cwd: home, logFile, fifo: false });
     await waitFor('claude-code-router', () => portOpen(port), child, logFile, 30000);
     return { child, pid: child.pid, port, version, logFile };
 }
