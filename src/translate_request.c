@@ -820,11 +820,17 @@ static int is_thinking_or_tool_use(struct state *s, const ref_t *type)
 
 /* ---- finishing a block ---- */
 
+/* A call's id; an empty id ("id": "") may have left the id buffer unallocated. */
+static const char *call_id(const struct calls *c, const struct call *e)
+{
+    return e->len == 0 ? "" : c->ids->bytes + e->off;
+}
+
 static struct call *find_call(struct calls *c, const char *id, size_t len)
 {
     for (size_t i = 0; i != c->list.size; ++i) {
         struct call *e = &c->list.entries[i];
-        if (!e->answered && e->len == len && memcmp(c->ids->bytes + e->off, id, len) == 0)
+        if (!e->answered && e->len == len && memcmp(call_id(c, e), id, len) == 0)
             return e;
     }
     return NULL;
@@ -1044,7 +1050,7 @@ static void close_turn(struct state *s)
     for (size_t i = 0; i != s->prev.list.size; ++i) {
         struct call *c = &s->prev.list.entries[i];
         if (!c->answered)
-            tool_message(s, s->prev.ids->bytes + c->off, c->len, "", H2O_STRLIT("[tool call interrupted]"));
+            tool_message(s, call_id(&s->prev, c), c->len, "", H2O_STRLIT("[tool call interrupted]"));
     }
     calls_clear(&s->prev);
     if (s->num_note != 0) {
