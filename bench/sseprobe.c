@@ -16,7 +16,18 @@
  *
  * One thread, epoll, non-blocking sockets. Connection i starts after i * --stagger-us microseconds, so that paced
  * streams do not all tick in the same millisecond; each connection then runs requests back to back (keep-alive) until
- * --streams have been started. The response is parsed just enough: status line, content-length or chunked framing.
+ * --streams have been started, or until --duration-ms has passed. The response is parsed just enough: status line,
+ * content-length or chunked framing.
+ *
+ * For the soak (bench/soak.mjs), two more behaviours:
+ *   --body FILE, repeated: the streams take the bodies in turn (stream k sends body k mod N), so one run mixes route
+ *             kinds; the JSON counts each body's streams apart.
+ *   --abort-permille N: a stream is, with probability N/1000, abandoned by the client: the socket is closed part-way
+ *             through writing the request ("write": the request never arrives whole), right after the request was
+ *             written ("sent"), or after a random number of events, 0 included ("events"). An abandoned stream counts
+ *             as aborted, never as an error; the next stream of that connection opens a new one. "requests_sent" counts
+ *             the streams whose request was written whole: those are the ones a server can have accepted.
+ * The choices come from a seeded generator (--seed), so a run can be repeated.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -41,13 +52,24 @@
 #define STAMP_DIGITS 19
 #define STAMP_LEN (sizeof(STAMP_PREFIX) - 1 + STAMP_DIGITS + 1)
 #define HEAD_MAX 16384
+#define MAX_BODIES 8
 
 enum conn_state { C_IDLE, C_CONNECTING, C_SENDING, C_HEAD, C_BODY, C_DONE };
 enum body_state { B_CHUNK_SIZE, B_CHUNK_DATA, B_CHUNK_CRLF, B_TRAILER, B_LENGTH };
+enum abort_at { A_NONE, A_WRITE, A_SENT, A_EVENTS };
 
 struct samples {
     int64_t *v;
     size_t n, cap;
+    uint64_t seen; /* values offered; more than n when --max-samples keeps a uniform sample (reservoir) */
+};
+
+/* One request body, sent as a whole request prepared once. */
+struct body {
+    const char *file;
+    char *request;
+    size_t request_len;
+    size_t started, sent, complete, aborted, aborted_write, errors;
 };
 
 struct conn {
@@ -71,20 +93,30 @@ struct conn {
     uint64_t last_event_at;
     int64_t max_gap;
     size_t events;
+    struct body *b;           /* the body this stream sends */
+    enum abort_at abort_at;   /* where the client abandons this stream, if it does */
+    size_t abort_after;       /* A_WRITE: bytes written before closing; A_EVENTS: events read before closing */
+    int abort_due;            /* A_EVENTS: the events were read; close once this read is handled */
 };
 
 static struct {
     struct sockaddr_in addr;
-    char *request;
-    size_t request_len;
+    struct body bodies[MAX_BODIES];
+    size_t num_bodies;
     size_t streams, concurrency, started, finished, complete;
     uint64_t stagger_ns, timeout_ns;
+    uint64_t t0, deadline; /* deadline: no stream starts at or after it (0: --streams alone decides) */
     size_t expect_events;
     const char *end_marker;
     struct samples ttfe, delivery, gap, max_gap;
+    size_t max_samples; /* 0: keep every sample */
     struct conn **ready; /* connections whose stream ended, waiting to start the next one */
     size_t num_ready;
     size_t events, err_connect, err_status, err_short, err_broken, err_timeout;
+    size_t requests_sent, aborted_write, aborted_sent, aborted_events;
+    unsigned abort_permille;
+    uint64_t seed, rng;
+    size_t log_errors; /* the first this many errors are described on stderr */
     int64_t worst_gap;
 } g;
 
@@ -103,8 +135,31 @@ static void die(const char *fmt, const char *arg)
     exit(2);
 }
 
+/* xorshift64*: the run's only source of chance, seeded by --seed */
+static uint64_t rnd(void)
+{
+    g.rng ^= g.rng >> 12;
+    g.rng ^= g.rng << 25;
+    g.rng ^= g.rng >> 27;
+    return g.rng * 2685821657736338717ull;
+}
+
+/* uniform in [0, n), n > 0 */
+static size_t rnd_below(size_t n)
+{
+    return (size_t)(rnd() % n);
+}
+
 static void add(struct samples *s, int64_t v)
 {
+    ++s->seen;
+    if (g.max_samples != 0 && s->n == g.max_samples) {
+        /* reservoir sampling: every value offered so far is kept with the same probability */
+        uint64_t i = rnd() % s->seen;
+        if (i < s->n)
+            s->v[i] = v;
+        return;
+    }
     if (s->n == s->cap) {
         s->cap = s->cap == 0 ? 4096 : s->cap * 2;
         if ((s->v = realloc(s->v, s->cap * sizeof(*s->v))) == NULL)
@@ -124,6 +179,8 @@ static void print_samples(const char *name, struct samples *s, int last)
     static const double pct[] = {50, 90, 99, 99.9};
     static const char *const label[] = {"p50", "p90", "p99", "p999"};
     printf("\"%s\":{\"n\":%zu", name, s->n);
+    if (s->seen != s->n)
+        printf(",\"seen\":%" PRIu64, s->seen);
     if (s->n != 0) {
         qsort(s->v, s->n, sizeof(*s->v), cmp64);
         for (size_t i = 0; i != sizeof(pct) / sizeof(pct[0]); ++i) {
@@ -180,6 +237,28 @@ static void conn_close(int ep, struct conn *c)
     }
 }
 
+/* Whether another stream may start now. */
+static int may_start(uint64_t now)
+{
+    return g.started < g.streams && (g.deadline == 0 || now < g.deadline);
+}
+
+static const char *state_name(enum conn_state s)
+{
+    static const char *const names[] = {"idle", "connecting", "sending", "head", "body", "done"};
+    return names[s];
+}
+
+/* The connection's stream is over: it starts the next one when it may (closed connections reconnect then). */
+static void conn_release(int ep, struct conn *c)
+{
+    c->state = C_IDLE;
+    if (may_start(now_ns()))
+        g.ready[g.num_ready++] = c;
+    else
+        conn_close(ep, c);
+}
+
 /* A response ended (well or not); the connection starts the next request or goes idle. */
 static void stream_end(int ep, struct conn *c, int ok, size_t *err_counter)
 {
@@ -196,15 +275,51 @@ static void stream_end(int ep, struct conn *c, int ok, size_t *err_counter)
         ok = 0;
         err_counter = &g.err_short;
     }
-    if (ok)
+    if (ok) {
         ++g.complete;
-    else
+        ++c->b->complete;
+    } else {
         ++*err_counter;
-    if (!ok || c->state != C_DONE || c->close_after || g.started == g.streams)
+        ++c->b->errors;
+        if (g.log_errors != 0) {
+            static const char *const kinds[] = {"connect", "status", "short", "broken", "timeout"};
+            size_t *const counters[] = {&g.err_connect, &g.err_status, &g.err_short, &g.err_broken, &g.err_timeout};
+            const char *kind = "?";
+            for (size_t i = 0; i != sizeof(kinds) / sizeof(kinds[0]); ++i)
+                if (err_counter == counters[i])
+                    kind = kinds[i];
+            --g.log_errors;
+            fprintf(stderr,
+                    "sseprobe: error %s at %.3f s: body %s, state %s, status %d, request %zu/%zu bytes written, %zu events, "
+                    "end marker %s\n",
+                    kind, (double)(now_ns() - g.t0) / 1e9, c->b->file, state_name(c->state), c->status, c->sent,
+                    c->b->request_len, c->events, c->saw_end_marker ? "seen" : "not seen");
+        }
+    }
+    if (!ok || c->state != C_DONE || c->close_after)
         conn_close(ep, c);
-    c->state = C_IDLE;
-    if (g.started != g.streams)
-        g.ready[g.num_ready++] = c;
+    conn_release(ep, c);
+}
+
+/* The client abandons the stream (--abort-permille): close the socket wherever the stream is. */
+static void stream_abort(int ep, struct conn *c)
+{
+    ++g.finished;
+    ++c->b->aborted;
+    switch (c->abort_at) {
+    case A_WRITE:
+        ++g.aborted_write;
+        ++c->b->aborted_write;
+        break;
+    case A_SENT:
+        ++g.aborted_sent;
+        break;
+    default:
+        ++g.aborted_events;
+        break;
+    }
+    conn_close(ep, c);
+    conn_release(ep, c);
 }
 
 static int conn_connect(int ep, struct conn *c)
@@ -225,7 +340,25 @@ static int conn_connect(int ep, struct conn *c)
 
 static void request_start(int ep, struct conn *c)
 {
+    c->b = g.bodies + g.started % g.num_bodies;
+    ++c->b->started;
     ++g.started;
+    c->abort_at = A_NONE;
+    c->abort_after = 0;
+    c->abort_due = 0;
+    if (g.abort_permille != 0 && rnd_below(1000) < g.abort_permille) {
+        /* a tenth part-way through the request, a tenth right after it, the rest after 0 to K-1 events */
+        size_t where = rnd_below(10);
+        if (where == 0) {
+            c->abort_at = A_WRITE;
+            c->abort_after = rnd_below(c->b->request_len);
+        } else if (where == 1) {
+            c->abort_at = A_SENT;
+        } else {
+            c->abort_at = A_EVENTS;
+            c->abort_after = rnd_below(g.expect_events != 0 ? g.expect_events : 64);
+        }
+    }
     c->sent = 0;
     c->head_len = 0;
     c->status = 0;
@@ -262,6 +395,8 @@ static void on_stamp(struct conn *c, const char *digits, uint64_t at)
     }
     ++g.events;
     ++c->events;
+    if (c->abort_at == A_EVENTS && c->events == c->abort_after)
+        c->abort_due = 1;
     add(&g.delivery, (int64_t)at - stamp);
     if (c->last_stamp < 0) {
         add(&g.ttfe, (int64_t)(at - c->req_sent_at));
@@ -455,6 +590,10 @@ static void on_readable(int ep, struct conn *c)
                 stream_end(ep, c, 0, &g.err_status);
                 return;
             }
+            if (c->abort_at == A_EVENTS && c->abort_after == 0) {
+                stream_abort(ep, c);
+                return;
+            }
         }
         if (c->state == C_BODY && len != 0) {
             int done = on_framed(c, p, len, at);
@@ -465,6 +604,10 @@ static void on_readable(int ep, struct conn *c)
             if (done) {
                 c->state = C_DONE;
                 stream_end(ep, c, 1, NULL);
+                return;
+            }
+            if (c->abort_due) {
+                stream_abort(ep, c);
                 return;
             }
         } else if (c->state == C_BODY && c->body == B_LENGTH && c->remaining == 0) {
@@ -488,7 +631,12 @@ static void on_writable(int ep, struct conn *c)
         c->state = C_SENDING;
     }
     while (c->state == C_SENDING) {
-        ssize_t r = write(c->fd, g.request + c->sent, g.request_len - c->sent);
+        size_t upto = c->abort_at == A_WRITE ? c->abort_after : c->b->request_len;
+        if (c->sent == upto) { /* A_WRITE only: a full request is never written whole */
+            stream_abort(ep, c);
+            return;
+        }
+        ssize_t r = write(c->fd, c->b->request + c->sent, upto - c->sent);
         if (r < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 return;
@@ -496,7 +644,13 @@ static void on_writable(int ep, struct conn *c)
             return;
         }
         c->sent += (size_t)r;
-        if (c->sent == g.request_len) {
+        if (c->sent == c->b->request_len) {
+            ++g.requests_sent;
+            ++c->b->sent;
+            if (c->abort_at == A_SENT) {
+                stream_abort(ep, c);
+                return;
+            }
             c->req_sent_at = now_ns();
             c->state = C_HEAD;
             struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
@@ -507,9 +661,10 @@ static void on_writable(int ep, struct conn *c)
 
 static void usage(FILE *fp)
 {
-    fprintf(fp, "usage: sseprobe --url http://ADDR:PORT/PATH --body FILE [-H 'name: value']... [--streams N]\n"
-                "                [--concurrency C] [--stagger-us U] [--expect-events K] [--end-marker TEXT]\n"
-                "                [--timeout-ms T]\n");
+    fprintf(fp, "usage: sseprobe --url http://ADDR:PORT/PATH --body FILE [--body FILE]... [-H 'name: value']...\n"
+                "                [--streams N] [--duration-ms D] [--concurrency C] [--stagger-us U] [--expect-events K]\n"
+                "                [--end-marker TEXT] [--timeout-ms T] [--abort-permille N] [--seed S]\n"
+                "                [--max-samples M] [--progress-ms P] [--log-errors E]\n");
 }
 
 int main(int argc, char **argv)
@@ -520,13 +675,17 @@ int main(int argc, char **argv)
         {"concurrency", required_argument, NULL, 'c'},   {"stagger-us", required_argument, NULL, 's'},
         {"expect-events", required_argument, NULL, 'e'}, {"end-marker", required_argument, NULL, 'm'},
         {"timeout-ms", required_argument, NULL, 't'},    {"help", no_argument, NULL, 'h'},
+        {"duration-ms", required_argument, NULL, 'D'},   {"abort-permille", required_argument, NULL, 'A'},
+        {"seed", required_argument, NULL, 'S'},          {"max-samples", required_argument, NULL, 'M'},
+        {"progress-ms", required_argument, NULL, 'P'},   {"log-errors", required_argument, NULL, 'E'},
         {NULL, 0, NULL, 0}};
-    const char *url = NULL, *body_path = NULL, *path;
+    const char *url = NULL, *body_paths[MAX_BODIES], *path;
     char host[64], headers[8192] = "";
-    size_t headers_len = 0, body_len = 0;
-    char *body = NULL;
-    int ch;
+    size_t headers_len = 0, num_body_paths = 0;
+    uint64_t duration_ns = 0, progress_ns = 0;
+    int ch, streams_given = 0;
 
+    g.seed = 1;
     g.streams = 1;
     g.concurrency = 1;
     g.timeout_ns = 60000000000ull;
@@ -536,7 +695,9 @@ int main(int argc, char **argv)
             url = optarg;
             break;
         case 'b':
-            body_path = optarg;
+            if (num_body_paths == MAX_BODIES)
+                die("%s", "too many --body files");
+            body_paths[num_body_paths++] = optarg;
             break;
         case 'H': {
             int n = snprintf(headers + headers_len, sizeof(headers) - headers_len, "%s\r\n", optarg);
@@ -547,6 +708,7 @@ int main(int argc, char **argv)
         }
         case 'n':
             g.streams = strtoul(optarg, NULL, 10);
+            streams_given = 1;
             break;
         case 'c':
             g.concurrency = strtoul(optarg, NULL, 10);
@@ -563,6 +725,26 @@ int main(int argc, char **argv)
         case 't':
             g.timeout_ns = strtoull(optarg, NULL, 10) * 1000000;
             break;
+        case 'D':
+            duration_ns = strtoull(optarg, NULL, 10) * 1000000;
+            break;
+        case 'A':
+            g.abort_permille = (unsigned)strtoul(optarg, NULL, 10);
+            if (g.abort_permille > 1000)
+                die("%s", "--abort-permille is at most 1000");
+            break;
+        case 'S':
+            g.seed = strtoull(optarg, NULL, 10);
+            break;
+        case 'M':
+            g.max_samples = strtoul(optarg, NULL, 10);
+            break;
+        case 'P':
+            progress_ns = strtoull(optarg, NULL, 10) * 1000000;
+            break;
+        case 'E':
+            g.log_errors = strtoul(optarg, NULL, 10);
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -571,22 +753,32 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (url == NULL || body_path == NULL || g.streams == 0 || g.concurrency == 0) {
+    if (url == NULL || num_body_paths == 0 || g.streams == 0 || g.concurrency == 0) {
         usage(stderr);
         return 2;
     }
+    if (duration_ns != 0 && !streams_given)
+        g.streams = SIZE_MAX; /* the duration alone ends the run */
     if (g.concurrency > g.streams)
         g.concurrency = g.streams;
+    g.rng = g.seed * 0x9e3779b97f4a7c15ull + 1; /* never 0 */
     path = parse_url(url, host, sizeof(host));
-    body = read_file(body_path, &body_len);
 
-    /* the request, written once and sent as it is on every stream */
-    size_t cap = strlen(path) + strlen(host) + headers_len + body_len + 256;
-    g.request = malloc(cap);
-    int n = snprintf(g.request, cap, "POST %s HTTP/1.1\r\nhost: %s:%u\r\ncontent-length: %zu\r\n%s\r\n", path, host,
-                     (unsigned)ntohs(g.addr.sin_port), body_len, headers);
-    memcpy(g.request + n, body, body_len);
-    g.request_len = (size_t)n + body_len;
+    /* each request, written once and sent as it is on every stream that takes its body */
+    for (size_t i = 0; i != num_body_paths; ++i) {
+        struct body *b = g.bodies + i;
+        size_t body_len;
+        char *body = read_file(body_paths[i], &body_len);
+        size_t cap = strlen(path) + strlen(host) + headers_len + body_len + 256;
+        b->file = body_paths[i];
+        b->request = malloc(cap);
+        int n = snprintf(b->request, cap, "POST %s HTTP/1.1\r\nhost: %s:%u\r\ncontent-length: %zu\r\n%s\r\n", path, host,
+                         (unsigned)ntohs(g.addr.sin_port), body_len, headers);
+        memcpy(b->request + n, body, body_len);
+        b->request_len = (size_t)n + body_len;
+        free(body);
+    }
+    g.num_bodies = num_body_paths;
 
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -597,7 +789,10 @@ int main(int argc, char **argv)
     int ep = epoll_create1(EPOLL_CLOEXEC);
     struct conn *conns = calloc(g.concurrency, sizeof(*conns));
     g.ready = calloc(g.concurrency, sizeof(*g.ready));
-    uint64_t t0 = now_ns(), last_scan = t0;
+    uint64_t t0 = now_ns(), last_scan = t0, last_progress = t0;
+    g.t0 = t0;
+    if (duration_ns != 0)
+        g.deadline = t0 + duration_ns;
     size_t next_initial = 0; /* connections start in index order, i * stagger after t0 */
     for (size_t i = 0; i != g.concurrency; ++i) {
         conns[i].fd = -1;
@@ -608,9 +803,12 @@ int main(int argc, char **argv)
     struct epoll_event events[256];
     for (;;) {
         uint64_t now = now_ns();
-        while (g.num_ready != 0 && g.started < g.streams)
+        while (g.num_ready != 0 && may_start(now))
             request_start(ep, g.ready[--g.num_ready]);
-        while (next_initial != g.concurrency && conns[next_initial].start_at <= now && g.started < g.streams)
+        if (!may_start(now))
+            while (g.num_ready != 0) /* the run is over for the connections that wait: close them */
+                conn_close(ep, g.ready[--g.num_ready]);
+        while (next_initial != g.concurrency && conns[next_initial].start_at <= now && may_start(now))
             request_start(ep, conns + next_initial++);
         if (now - last_scan > 100000000) {
             last_scan = now;
@@ -620,10 +818,19 @@ int main(int argc, char **argv)
                     stream_end(ep, c, 0, &g.err_timeout);
             }
         }
-        if (g.finished == g.streams)
+        if (progress_ns != 0 && now - last_progress >= progress_ns) {
+            last_progress = now;
+            fprintf(stderr,
+                    "{\"progress_s\":%.3f,\"started\":%zu,\"requests_sent\":%zu,\"finished\":%zu,\"complete\":%zu,"
+                    "\"aborted\":%zu,\"errors\":%zu,\"open\":%zu,\"events\":%zu}\n",
+                    (double)(now - t0) / 1e9, g.started, g.requests_sent, g.finished, g.complete,
+                    g.aborted_write + g.aborted_sent + g.aborted_events,
+                    g.err_connect + g.err_status + g.err_short + g.err_broken + g.err_timeout, g.started - g.finished, g.events);
+        }
+        if (!may_start(now) && g.finished == g.started)
             break;
         int wait_ms = 100;
-        if (next_initial != g.concurrency && g.started < g.streams) {
+        if (next_initial != g.concurrency && may_start(now)) {
             uint64_t at = conns[next_initial].start_at;
             /* a staggered start needs finer than 1 ms: do not sleep through the last millisecond */
             wait_ms = at <= now + 1000000 ? 0 : (int)((at - now) / 1000000) - 1;
@@ -647,6 +854,14 @@ int main(int argc, char **argv)
            "\"short\":%zu,\"broken\":%zu,\"timeout\":%zu},\"worst_gap\":%" PRId64 ",",
            g.finished, g.complete, g.events, secs, g.err_connect, g.err_status, g.err_short, g.err_broken, g.err_timeout,
            g.worst_gap);
+    printf("\"requests_sent\":%zu,\"aborted\":{\"write\":%zu,\"sent\":%zu,\"events\":%zu},\"seed\":%" PRIu64 ",\"bodies\":[",
+           g.requests_sent, g.aborted_write, g.aborted_sent, g.aborted_events, g.seed);
+    for (size_t i = 0; i != g.num_bodies; ++i) {
+        const struct body *b = g.bodies + i;
+        printf("%s{\"file\":\"%s\",\"started\":%zu,\"requests_sent\":%zu,\"complete\":%zu,\"aborted\":%zu,\"aborted_write\":%zu,\"errors\":%zu}",
+               i == 0 ? "" : ",", b->file, b->started, b->sent, b->complete, b->aborted, b->aborted_write, b->errors);
+    }
+    printf("],");
     print_samples("ttfe", &g.ttfe, 0);
     print_samples("delivery", &g.delivery, 0);
     print_samples("gap", &g.gap, 0);
