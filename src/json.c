@@ -12,8 +12,7 @@ void pgw_buf_append(h2o_buffer_t **buf, const void *bytes, size_t len)
     (*buf)->size += len;
 }
 
-/* Returns the length of the valid UTF-8 sequence starting at s (1..4), or 0 when it is malformed. */
-static size_t utf8_seq_len(const unsigned char *s, size_t avail)
+size_t pgw_utf8_seq_len(const unsigned char *s, size_t avail)
 {
     unsigned char c = s[0];
     size_t n;
@@ -84,7 +83,7 @@ void pgw_json_append_string(h2o_buffer_t **buf, const char *s, size_t len)
             }
             ++in;
         } else {
-            size_t n = utf8_seq_len(in, end - in);
+            size_t n = pgw_utf8_seq_len(in, end - in);
             if (n == 0) {
                 memcpy(p, "\xef\xbf\xbd", 3); /* U+FFFD */
                 p += 3;

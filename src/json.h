@@ -26,6 +26,10 @@ static inline const char *pgw_buf_at(const h2o_buffer_t *buf, size_t off)
  * Appends `s` as a quoted JSON string. Control characters, quotes and backslashes are escaped; a byte sequence that is
  * not valid UTF-8 is replaced with U+FFFD, so the output is always valid JSON.
  */
+/* The length of the valid UTF-8 sequence at s (1..4; RFC 3629: no overlong forms, surrogates or code points past
+ * U+10FFFF), or 0 when it is malformed or cut short by `avail`. */
+size_t pgw_utf8_seq_len(const unsigned char *s, size_t avail);
+
 void pgw_json_append_string(h2o_buffer_t **buf, const char *s, size_t len);
 
 /**
