@@ -43,60 +43,89 @@ size_t pgw_utf8_seq_len(const unsigned char *s, size_t avail)
     return n;
 }
 
-void pgw_json_append_string(h2o_buffer_t **buf, const char *s, size_t len)
+/* Escapes one byte that pgw_json_plain8 refuses and is below 0x80; returns the new end of `d`. */
+static char *escape_ascii(char *d, unsigned char c)
 {
     static const char hex[] = "0123456789abcdef";
-    /* worst case: every byte becomes a 6-byte escape */
-    h2o_iovec_t dst = h2o_buffer_reserve(buf, len * 6 + 2);
-    char *p = dst.base;
-    const unsigned char *in = (const unsigned char *)s, *end = in + len;
+    *d++ = '\\';
+    switch (c) {
+    case '"':
+    case '\\':
+        *d++ = (char)c;
+        break;
+    case '\n':
+        *d++ = 'n';
+        break;
+    case '\r':
+        *d++ = 'r';
+        break;
+    case '\t':
+        *d++ = 't';
+        break;
+    default:
+        *d++ = 'u';
+        *d++ = '0';
+        *d++ = '0';
+        *d++ = hex[c >> 4];
+        *d++ = hex[c & 15];
+        break;
+    }
+    return d;
+}
 
-    *p++ = '"';
-    while (in != end) {
-        unsigned char c = *in;
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-            *p++ = (char)c;
-            ++in;
-        } else if (c < 0x80) {
-            *p++ = '\\';
-            switch (c) {
-            case '"':
-            case '\\':
-                *p++ = (char)c;
+/* The core of both escapers: copies runs of plain bytes a word at a time, escapes the rest; with `validate`, bytes
+ * above 0x7f are checked as UTF-8 and a malformed sequence becomes U+FFFD. Works in chunks so that the reservation
+ * (six output bytes per input byte at worst) stays small for long strings. */
+static void escape(h2o_buffer_t **buf, const unsigned char *p, const unsigned char *end, int validate)
+{
+    while (p != end) {
+        size_t chunk = end - p < 4096 ? (size_t)(end - p) : 4096;
+        h2o_iovec_t dst = h2o_buffer_reserve(buf, chunk * 6);
+        char *d = dst.base;
+        const unsigned char *stop = p + chunk;
+        while (p != stop) {
+            const unsigned char *run = p;
+            uint64_t w;
+            while (stop - p >= 8 && (memcpy(&w, p, 8), pgw_json_plain8(w, validate)))
+                p += 8;
+            while (p != stop && *p >= 0x20 && *p != '"' && *p != '\\' && (*p < 0x80 || !validate))
+                ++p;
+            memcpy(d, run, p - run);
+            d += p - run;
+            if (p == stop)
                 break;
-            case '\n':
-                *p++ = 'n';
-                break;
-            case '\r':
-                *p++ = 'r';
-                break;
-            case '\t':
-                *p++ = 't';
-                break;
-            default:
-                *p++ = 'u';
-                *p++ = '0';
-                *p++ = '0';
-                *p++ = hex[c >> 4];
-                *p++ = hex[c & 15];
-                break;
+            if (*p < 0x80) {
+                d = escape_ascii(d, *p++);
+                continue;
             }
-            ++in;
-        } else {
-            size_t n = pgw_utf8_seq_len(in, end - in);
+            /* validate: a UTF-8 sequence, which may run past the chunk */
+            size_t n = pgw_utf8_seq_len(p, end - p);
             if (n == 0) {
-                memcpy(p, "\xef\xbf\xbd", 3); /* U+FFFD */
-                p += 3;
-                ++in;
+                memcpy(d, "\xef\xbf\xbd", 3); /* U+FFFD */
+                d += 3;
+                ++p;
             } else {
-                memcpy(p, in, n);
+                memcpy(d, p, n); /* at most 4 bytes, within the 6 reserved for this byte and the next */
+                d += n;
                 p += n;
-                in += n;
+                if (p > stop)
+                    stop = p;
             }
         }
+        (*buf)->size += d - dst.base;
     }
-    *p++ = '"';
-    (*buf)->size += p - dst.base;
+}
+
+void pgw_json_append_string(h2o_buffer_t **buf, const char *s, size_t len)
+{
+    pgw_buf_append_lit(buf, "\"");
+    escape(buf, (const unsigned char *)s, (const unsigned char *)s + len, 1);
+    pgw_buf_append_lit(buf, "\"");
+}
+
+void pgw_json_append_escaped(h2o_buffer_t **buf, const char *s, size_t len)
+{
+    escape(buf, (const unsigned char *)s, (const unsigned char *)s + len, 0);
 }
 
 void pgw_json_append_int(h2o_buffer_t **buf, long long v)

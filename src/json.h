@@ -2,6 +2,7 @@
 #ifndef PGW_JSON_H
 #define PGW_JSON_H
 
+#include <stdint.h>
 #include <string.h>
 #include <h2o/memory.h>
 
@@ -23,14 +24,37 @@ static inline const char *pgw_buf_at(const h2o_buffer_t *buf, size_t off)
 }
 
 /**
+ * The length of the valid UTF-8 sequence at s (1..4; RFC 3629: no overlong forms, surrogates or code points past
+ * U+10FFFF), or 0 when it is malformed or cut short by `avail`.
+ */
+size_t pgw_utf8_seq_len(const unsigned char *s, size_t avail);
+
+/**
+ * 1 when none of the eight bytes in `w` (read with memcpy, any alignment) is a control character, '"' or '\\', nor,
+ * when `ascii` is set, above 0x7f: the bytes a JSON string holds as they are. Lets scanners and escapers skip plain text
+ * a word at a time (the zero-byte tricks of graphics.stanford.edu/~seander/bithacks.html#ZeroInWord).
+ */
+static inline int pgw_json_plain8(uint64_t w, int ascii)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+    uint64_t bad = ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash);
+    if (ascii)
+        bad |= w;
+    return (bad & highs) == 0;
+}
+
+/**
  * Appends `s` as a quoted JSON string. Control characters, quotes and backslashes are escaped; a byte sequence that is
  * not valid UTF-8 is replaced with U+FFFD, so the output is always valid JSON.
  */
-/* The length of the valid UTF-8 sequence at s (1..4; RFC 3629: no overlong forms, surrogates or code points past
- * U+10FFFF), or 0 when it is malformed or cut short by `avail`. */
-size_t pgw_utf8_seq_len(const unsigned char *s, size_t avail);
-
 void pgw_json_append_string(h2o_buffer_t **buf, const char *s, size_t len);
+
+/**
+ * Appends `s`, which must be valid UTF-8 already (a parser checked it, or the gateway wrote it), as the content of a
+ * JSON string, without quotes: only control characters, quotes and backslashes change.
+ */
+void pgw_json_append_escaped(h2o_buffer_t **buf, const char *s, size_t len);
 
 /**
  * Appends a signed integer.

@@ -62,16 +62,6 @@ static void skip_space(struct scan *s)
         ++s->p;
 }
 
-/* 1 when none of the eight bytes of w is a control character, '"', '\\' or above 0x7f (the bit tricks of
- * graphics.stanford.edu/~seander/bithacks.html#ZeroInWord) */
-static inline int plain8(uint64_t w)
-{
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
-    uint64_t bad = ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | w;
-    return (bad & highs) == 0;
-}
-
 static int is_hex(unsigned char c)
 {
     return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
@@ -87,7 +77,7 @@ static int skip_string(struct scan *s, int *escaped)
         while (end - p >= 8) {
             uint64_t w;
             memcpy(&w, p, 8);
-            if (!plain8(w))
+            if (!pgw_json_plain8(w, 1))
                 break;
             p += 8;
         }

@@ -281,60 +281,11 @@ static void yajl_free_cb(void *ctx, void *p)
 
 static yajl_alloc_funcs alloc_funcs = {yajl_malloc_cb, yajl_realloc_cb, yajl_free_cb, NULL};
 
-/* 1 for the bytes a JSON string cannot hold as they are: control characters, '"' and '\\' */
-static const unsigned char needs_escape[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
-};
-
 /* Appends `len` bytes as JSON string content, without quotes. The input is valid UTF-8 (yajl validated it, or the
- * gateway wrote it), so only quotes, backslashes and control characters change; runs between them are copied whole. */
-static void append_escaped(h2o_buffer_t **buf, const char *s, size_t len)
+ * gateway wrote it), so only quotes, backslashes and control characters change. */
+static inline void append_escaped(h2o_buffer_t **buf, const char *s, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-
-    while (p != end) {
-        size_t chunk = end - p < 4096 ? (size_t)(end - p) : 4096;
-        h2o_iovec_t dst = h2o_buffer_reserve(buf, chunk * 6);
-        char *d = dst.base;
-        const unsigned char *stop = p + chunk;
-        while (p != stop) {
-            const unsigned char *run = p;
-            while (p != stop && !needs_escape[*p])
-                ++p;
-            memcpy(d, run, p - run);
-            d += p - run;
-            if (p == stop)
-                break;
-            *d++ = '\\';
-            switch (*p) {
-            case '"':
-            case '\\':
-                *d++ = (char)*p;
-                break;
-            case '\n':
-                *d++ = 'n';
-                break;
-            case '\r':
-                *d++ = 'r';
-                break;
-            case '\t':
-                *d++ = 't';
-                break;
-            default:
-                *d++ = 'u';
-                *d++ = '0';
-                *d++ = '0';
-                *d++ = hex[*p >> 4];
-                *d++ = hex[*p & 15];
-                break;
-            }
-            ++p;
-        }
-        (*buf)->size += d - dst.base;
-    }
+    pgw_json_append_escaped(buf, s, len);
 }
 
 static void append_quoted(h2o_buffer_t **buf, const char *s, size_t len)
