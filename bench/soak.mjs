@@ -54,6 +54,7 @@ const { values: opt } = parseArgs({
         settle: { type: 'string', default: '60' },
         'timeout-ms': { type: 'string', default: '30000' },
         seed: { type: 'string' },
+        commit: { type: 'string' },
         json: { type: 'string', default: path.join(BENCH_DIR, 'results', 'soak.json') },
         help: { type: 'boolean', default: false },
     },
@@ -62,8 +63,10 @@ if (opt.help) {
     console.log(`usage: node bench/soak.mjs [--duration SECONDS] [--streams N] [--threads N] [--chunks K] [--pace-ms MS]
        [--abort-permille N] [--warmup SECONDS] [--window SECONDS] [--sample SECONDS] [--max-growth PERCENT]
        [--fd-slack N] [--settle SECONDS] [--timeout-ms MS] [--seed N] [--json FILE] [--gateway BIN] [--mock BIN]
+       [--commit NAME]
 Defaults: 600 s, 1000 streams, one gateway worker per core, 64 events 50 ms apart, 5% abandoned, warm-up 60 s,
-windows of 60 s (both shrink for short runs), a sample every 5 s, 5% growth allowed.
+windows of 60 s (both shrink for short runs), a sample every 5 s, 5% growth allowed. --commit names the build in the
+report when the binaries do not come from this checkout (default: git describe --dirty of this checkout).
 bash bench/soak.sh installs what is missing, builds, and runs this with its arguments.`);
     process.exit(0);
 }
@@ -452,7 +455,7 @@ async function main() {
         cpus: os.cpus().length, model: os.cpus()[0]?.model, mem_gb: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(),
         os: (fs.readFileSync('/etc/os-release', 'utf8').match(/PRETTY_NAME="([^"]+)"/) || [])[1],
     };
-    const commit = (() => { try { return execFileSync('git', ['-C', ROOT, 'describe', '--always', '--dirty']).toString().trim(); } catch { return null; } })();
+    const commit = opt.commit ?? (() => { try { return execFileSync('git', ['-C', ROOT, 'describe', '--always', '--dirty']).toString().trim(); } catch { return null; } })();
     const at = (s) => (s ? `${fmt(s.rss_kb / 1024, 1)} MB, ${s.fds} fds` : '-');
     const warmEnd = load.filter((s) => s.t >= WARMUP)[0];
     const lastLoad = load[load.length - 1];
