@@ -205,8 +205,9 @@ void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, const pgw
     h2o_req_t *req = r->req;
     char url[2048], model[512];
 
-    /* the body, with only the model's value replaced when the route renames it */
-    h2o_iovec_t upbody = req->entity;
+    /* the body, with only the model's value replaced when the route renames it: spliced, not copied (the client's body
+     * stays in h2o's buffer for the whole request anyway) */
+    h2o_iovec_t upbody = req->entity, more[2] = {{NULL}};
     int mlen = pgw_route_upstream_model(route, body->model, body->model_len, model, sizeof(model));
     if (mlen < 0) {
         pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "model: name too long for route %s", route->model_name);
@@ -216,12 +217,9 @@ void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, const pgw
         h2o_buffer_t *quoted;
         h2o_buffer_init(&quoted, &h2o_socket_buffer_prototype);
         pgw_json_append_string(&quoted, model, mlen);
-        size_t len = body->model_offset + quoted->size + (req->entity.len - body->model_end);
-        char *p = h2o_mem_alloc_pool(&req->pool, len);
-        memcpy(p, req->entity.base, body->model_offset);
-        memcpy(p + body->model_offset, quoted->bytes, quoted->size);
-        memcpy(p + body->model_offset + quoted->size, req->entity.base + body->model_end, req->entity.len - body->model_end);
-        upbody = h2o_iovec_init(p, len);
+        more[0] = h2o_strdup(&req->pool, quoted->bytes, quoted->size);
+        more[1] = h2o_iovec_init(req->entity.base + body->model_end, req->entity.len - body->model_end);
+        upbody = h2o_iovec_init(req->entity.base, body->model_offset);
         h2o_buffer_dispose(&quoted);
     }
 
@@ -246,6 +244,6 @@ void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, const pgw
     pgw_sse_reader_init(&st->sse, MAX_SSE_EVENT);
     h2o_buffer_init(&st->side, &h2o_socket_buffer_prototype);
     pgw_upstream_request_t upreq = {url, "POST", upbody, headers, route->timeout, route->stream_timeout, route->max_retries,
-                                    route->ssl_verify, route->h2c};
+                                    route->ssl_verify, route->h2c, NULL, {more[0], more[1]}};
     st->relay.transfer = pgw_upstream_start(r->worker->upstream, &upreq, &callbacks, st);
 }

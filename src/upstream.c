@@ -63,7 +63,8 @@ struct st_pgw_upstream_transfer_t {
     CURL *easy;
     int added; /* easy is in the multi */
     char *url;
-    h2o_iovec_t body;
+    h2o_iovec_t body[3]; /* the request body, in parts read in order */
+    size_t body_off;     /* how much of it curl has read in this attempt */
     struct curl_slist *headers;
     double timeout, stream_timeout;
     int max_retries;
@@ -279,8 +280,37 @@ static void arm_timer(pgw_upstream_transfer_t *t, uint64_t ms)
     uv_timer_start(&t->timer, on_transfer_timer, ms == 0 ? 1 : ms, 0);
 }
 
+/* Feeds the body to curl from its parts (no copy of the whole), into curl's upload buffer. */
+static size_t on_read(char *buf, size_t size, size_t nitems, void *userp)
+{
+    pgw_upstream_transfer_t *t = userp;
+    size_t room = size * nitems, n = 0, skip = t->body_off;
+    for (size_t i = 0; i != sizeof(t->body) / sizeof(t->body[0]) && n != room; ++i) {
+        if (skip >= t->body[i].len) {
+            skip -= t->body[i].len;
+            continue;
+        }
+        size_t take = t->body[i].len - skip < room - n ? t->body[i].len - skip : room - n;
+        memcpy(buf + n, t->body[i].base + skip, take);
+        n += take;
+        skip = 0;
+    }
+    t->body_off += n;
+    return n;
+}
+
+static int on_seek(void *userp, curl_off_t offset, int origin)
+{
+    pgw_upstream_transfer_t *t = userp;
+    if (origin != SEEK_SET || offset < 0)
+        return CURL_SEEKFUNC_CANTSEEK;
+    t->body_off = (size_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
 static void start_attempt(pgw_upstream_transfer_t *t)
 {
+    t->body_off = 0; /* a retry sends the body again from its start */
     ++t->attempts;
     t->state = ST_WAITING_HEAD;
     t->discard = 0;
@@ -514,7 +544,9 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
     memset(t, 0, sizeof(*t));
     t->up = up;
     t->url = strdup(req->url);
-    t->body = req->body;
+    t->body[0] = req->body;
+    t->body[1] = req->body_more[0];
+    t->body[2] = req->body_more[1];
     t->headers = req->headers;
     req->headers = NULL;
     t->timeout = req->timeout;
@@ -562,8 +594,15 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
     }
     if (strcmp(req->method, "POST") == 0) {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body.base);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body.len);
+        /* the body through a read callback, so that it may come in parts; curl copies it through an upload buffer of
+         * its own, held for the whole transfer: 16 KB (its minimum) rather than the 64 KB default, since a streamed
+         * answer can keep a transfer open for minutes */
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(e, CURLOPT_READDATA, t);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, t);
+        curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(t->body[0].len + t->body[1].len + t->body[2].len));
     } else if (strcmp(req->method, "GET") != 0) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
     }

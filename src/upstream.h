@@ -53,6 +53,8 @@ typedef struct st_pgw_upstream_request_t {
     int ssl_verify;              /* 0 turns off certificate verification */
     int h2c;                     /* HTTP/2 with prior knowledge on http:// URLs */
     const char *unix_socket;     /* connect to this unix socket instead of the URL's host (HTTP/1.1), or NULL */
+    h2o_iovec_t body_more[2];    /* more of the body, sent after `body` (not copied either): a route can splice a new
+                                  * part into a client's body without copying the rest */
 } pgw_upstream_request_t;
 
 /**

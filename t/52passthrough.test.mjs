@@ -123,11 +123,16 @@ test('Poe errors before the stream are relayed with status, body and retry hints
     assert.equal((await mock.requests()).length, 3, 'two retries, then relayed');
 });
 
-test('503 then 200 is retried transparently', async () => {
+test('503 then 200 is retried transparently, the whole body sent again', async () => {
     await mock.script({ match: { path: '/v1/messages' }, status: 503, body: 'busy' });
-    const r = await post(msg());
+    // larger than curl's 16 KB upload buffer, with the renamed model spliced in: the retry must rewind all three parts
+    const body = JSON.stringify(msg({ messages: [{ role: 'user', content: 'é'.repeat(30000) + 'end' }] }));
+    const r = await post(body);
     assert.equal(r.status, 200, r.body);
-    assert.equal((await mock.requests()).length, 2);
+    const seen = await mock.requests();
+    assert.equal(seen.length, 2);
+    const want = body.replace('"claude-sonnet-4-5-20250929"', '"claude-sonnet-4.5"');
+    for (const q of seen) assert.ok(q.body === want, `attempt sent ${q.body.length} bytes, not the ${want.length} expected`);
 });
 
 test('429 with Retry-After: 1 waits about a second before the retry', async () => {
