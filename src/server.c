@@ -167,6 +167,8 @@ static void on_request_dispose(void *p)
                                 &r->usage};
     pgw_metrics_record(w->metrics, &mr, pgw_now_ms());
     generation_release(r->gen);
+    if (r->client_conn != NULL)
+        pgw_conns_request_end(r->client_conn);
     atomic_fetch_sub_explicit(&w->inflight, 1, memory_order_relaxed);
     maybe_finish(w);
 }
@@ -184,6 +186,7 @@ pgw_request_t *pgw_request_begin(h2o_req_t *req)
     r->body = NULL;
     r->is_count_tokens = 0;
     r->bucket = NULL;
+    r->client_conn = pgw_conns_request_begin(req);
     atomic_fetch_add_explicit(&w->inflight, 1, memory_order_relaxed);
     return r;
 }
@@ -193,15 +196,9 @@ static void on_accept(uv_stream_t *listener, int status)
     pgw_worker_t *w = listener->data;
     if (status != 0)
         return;
-    uv_tcp_t *conn = h2o_mem_alloc(sizeof(*conn));
-    uv_tcp_init(listener->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
-        return;
-    }
-    uv_tcp_nodelay(conn, 1);
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
-    h2o_accept(&w->accept_ctx, sock);
+    h2o_socket_t *sock = pgw_conns_accept(w->conns, listener);
+    if (sock != NULL)
+        h2o_accept(&w->accept_ctx, sock);
 }
 
 static void on_grace_timeout(uv_timer_t *timer)
@@ -262,6 +259,7 @@ static void *worker_main(void *arg)
     w->upstream = pgw_upstream_create(&w->loop, ca_file);
     w->upcheck = pgw_upcheck_create(w->upstream, server->conf);
     w->shaper = pgw_shaper_create(&w->loop);
+    w->conns = pgw_conns_create(&w->loop, (uint64_t)(server->conf->idle_timeout * 1000));
     if (w->id == 0)
         pgw_catalogs_start(&w->loop, w->upstream);
     int ret;

@@ -7,6 +7,7 @@
 #include <uv.h>
 #include <h2o.h>
 #include "config.h"
+#include "conns.h"
 #include "metrics.h"
 #include "ratelimit.h"
 #include "reqbody.h"
@@ -54,6 +55,7 @@ typedef struct st_pgw_worker_t {
     pgw_generation_t *gen;    /* the configuration new requests on this worker get (a reference) */
     uv_async_t reload;        /* signalled by the main thread after a reload */
     pgw_shaper_t *shaper;     /* this worker's lanes of requests waiting for their upstream key's rate */
+    pgw_conns_t *conns;       /* this worker's client connections, cut when no request moves for idle_timeout */
     int stopping;
 } pgw_worker_t;
 
@@ -97,6 +99,7 @@ typedef struct st_pgw_request_t {
     pgw_reqbody_t *body;           /* the inspected body (request pool), kept for a request that waits in the shaper */
     int is_count_tokens;
     pgw_shaper_bucket_t *bucket;   /* the upstream key's bucket, for Poe's limit signals */
+    pgw_conn_t *client_conn;       /* the client connection's entry in worker->conns; NULL when it has none */
 } pgw_request_t;
 
 /** Process-wide server; valid between pgw_server_init and the end of pgw_server_run. */
