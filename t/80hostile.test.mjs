@@ -6,6 +6,7 @@
 // Tests marked [finding] assert the behaviour the issue asks for and fail until the gateway is fixed; each says why.
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http2 from 'node:http2';
 import { MASTER_KEY, PGW_BIN, anthropicStream, authHeaders, certs, defaultConfig, openaiStream, request, startGateway, startMock }
     from './lib/harness.mjs';
@@ -16,20 +17,25 @@ const IDLE_S = 2;
 const MAX_BODY = 8 * 1024 * 1024;
 const MEM = memoryScale(PGW_BIN); // ASan builds hold freed memory in quarantine: bounds are scaled
 const grew = (what, kib) => process.env.PGW_TEST_VERBOSE && console.log(`${what}: RSS +${kib >> 10} MB`);
-let mock, gw, pid;
+let mock, gw, tlsGw, pid;
 before(async () => {
     mock = await startMock();
     // upstream_rpm: 0: the shaper would hold these hundreds of requests to 500 a minute
-    gw = await startGateway({ config: defaultConfig(mock, `gateway:\n  idle_timeout: ${IDLE_S}\n  max_body_bytes: ${MAX_BODY}\n  upstream_rpm: 0\n`),
-        env: { SSL_CERT_FILE: certs().ca } });
+    const gateway = `gateway:\n  idle_timeout: ${IDLE_S}\n  max_body_bytes: ${MAX_BODY}\n  upstream_rpm: 0\n`;
+    gw = await startGateway({ config: defaultConfig(mock, gateway), env: { SSL_CERT_FILE: certs().ca } });
     pid = gw.child.pid;
+    // the same over TLS, for the slowloris tests
+    tlsGw = await startGateway({ config: defaultConfig(mock, `${gateway}  tls:\n    cert_file: ${certs().cert}\n    key_file: ${certs().key}\n`),
+        env: { SSL_CERT_FILE: certs().ca } });
 });
 after(async () => {
-    const { code, signal } = await gw.stop();
+    const exits = [await gw.stop(), await tlsGw.stop()];
     await mock.stop();
-    assert.equal(signal, null, `the gateway died of ${signal}:\n${gw.output.stderr.slice(-3000)}`);
-    assert.equal(code, 0, gw.output.stderr.slice(-3000));
-    assert.doesNotMatch(gw.output.stderr, /AddressSanitizer|LeakSanitizer|runtime error:/);
+    for (const [g, { code, signal }] of [[gw, exits[0]], [tlsGw, exits[1]]]) {
+        assert.equal(signal, null, `the gateway died of ${signal}:\n${g.output.stderr.slice(-3000)}`);
+        assert.equal(code, 0, g.output.stderr.slice(-3000));
+        assert.doesNotMatch(g.output.stderr, /AddressSanitizer|LeakSanitizer|runtime error:/);
+    }
 });
 beforeEach(() => mock.reset());
 
@@ -89,34 +95,130 @@ test('slowloris over HTTP/1.1: headers, body or chunks a byte a second are cut o
     }
 });
 
-// Marked todo, so the suite reports it (# todo) without failing: it needs a change to libh2o 2.2.5 (see the comment).
-test('[finding] slowloris over HTTP/2: a body or a frame a byte a second is cut off by idle_timeout',
-    { todo: 'libh2o 2.2.5 re-arms the HTTP/2 idle timeout on every read and has no request-body timeout' }, async () => {
-    // FINDING: libh2o 2.2.5 re-arms the HTTP/2 idle timeout on every read (lib/http2/connection.c), and has no
-    // request-body timeout, so a client trickling a byte a second keeps a connection and its stream open forever
-    // (an unauthenticated client can hold descriptors and buffers indefinitely). Expected: cut within idle_timeout of the
-    // request's start, as over HTTP/1.1.
+// libh2o 2.2.5 re-arms the HTTP/2 idle timeout on every read (lib/http2/connection.c) and has no request-body timeout, so
+// by itself it keeps such a client, its stream and its buffers forever. The gateway sweeps its connections and cuts those
+// with no request in its handlers and none begun or ended for idle_timeout plus a sweep period (src/conns.c): here 2.5 to
+// 3 s after the accept.
+test('slowloris over HTTP/2: a body or a frame a byte a second is cut off by idle_timeout', async () => {
+    const fd0 = fdCount(pid);
     const session = http2.connect(gw.url);
     session.on('error', () => {});
-    let sessionClosed = false;
-    session.on('close', () => (sessionClosed = true));
+    const t0 = Date.now();
+    let bodyCutAt = null;
+    session.on('close', () => (bodyCutAt ??= Date.now() - t0));
     const stream = session.request({ ':method': 'POST', ':path': '/v1/messages', ...authHeaders() });
     stream.on('error', () => {});
+    stream.on('close', () => (bodyCutAt ??= Date.now() - t0));
+    let status = null;
+    stream.on('response', (h) => (status = h[':status']));
     stream.write('{');
     const raw = await connect(gw.port);
     raw.write(H2_PREFACE);
     const ping = h2frame(H2.PING, 0, 0, Buffer.alloc(8));
-    const t0 = Date.now();
-    for (let i = 0; i < 3 * IDLE_S && !(stream.closed && raw.closed); i++) {
+    for (let i = 0; i < 3 * IDLE_S && !(bodyCutAt !== null && raw.closed); i++) {
         await sleep(1000);
-        if (!stream.closed) stream.write(' ');
+        if (bodyCutAt === null) stream.write(' ');
         raw.write(ping.subarray(i % ping.length, i % ping.length + 1));
     }
-    const bodyCut = stream.closed || sessionClosed, frameCut = raw.closed;
     session.destroy();
     raw.destroy();
-    assert.ok(bodyCut && frameCut, `after ${Date.now() - t0} ms of a byte a second: request body ${bodyCut ? 'cut' : 'still open'}, ` +
-        `partial frame ${frameCut ? 'cut' : 'still open'} (idle_timeout ${IDLE_S} s)`);
+    assert.ok(bodyCutAt !== null && raw.closed, `after ${Date.now() - t0} ms of a byte a second: request body ` +
+        `${bodyCutAt !== null ? 'cut' : 'still open'}, partial frame ${raw.closed ? 'cut' : 'still open'} (idle_timeout ${IDLE_S} s)`);
+    for (const [what, ms] of [['request body', bodyCutAt], ['partial frame', raw.closedAt]])
+        assert.ok(ms >= IDLE_S * 1000 - 500 && ms <= IDLE_S * 1000 + 2500, `${what}: cut after ${ms} ms`);
+    assert.equal(status, null, 'the trickled request was answered');
+    assert.ok(await waitFor(() => fdCount(pid) <= fd0, 2000), `descriptors: ${fdCount(pid)} after the cuts, ${fd0} before`);
+    await assertServes('HTTP/2 slowloris clients');
+});
+
+// The same over TLS, where the sweep must find the connection of a request through the TLS socket, and a handshake a
+// byte a second (libh2o's own handshake_timeout is a fixed 10 s) is cut at idle_timeout too.
+test('slowloris over TLS: a handshake or an HTTP/2 body a byte a second is cut off by idle_timeout', async () => {
+    const ca = fs.readFileSync(certs().ca);
+    const session = http2.connect(tlsGw.url, { ca });
+    session.on('error', () => {});
+    await new Promise((r) => session.once('connect', r));
+    const t0 = Date.now();
+    let bodyCutAt = null;
+    session.on('close', () => (bodyCutAt ??= Date.now() - t0));
+    const stream = session.request({ ':method': 'POST', ':path': '/v1/messages', ...authHeaders() });
+    stream.on('error', () => {});
+    stream.on('close', () => (bodyCutAt ??= Date.now() - t0));
+    stream.write('{');
+    // a TLS record header announcing a 512-byte ClientHello, then its bytes one at a time
+    const hello = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]), Buffer.alloc(512, 0x01)]);
+    const raw = await connect(tlsGw.port);
+    for (let i = 0; i < 3 * IDLE_S && !(bodyCutAt !== null && raw.closed); i++) {
+        raw.write(hello.subarray(i, i + 1));
+        await sleep(1000);
+        if (bodyCutAt === null) stream.write(' ');
+    }
+    session.destroy();
+    raw.destroy();
+    assert.ok(bodyCutAt !== null && raw.closed, `after ${Date.now() - t0} ms of a byte a second: request body ` +
+        `${bodyCutAt !== null ? 'cut' : 'still open'}, handshake ${raw.closed ? 'cut' : 'still open'} (idle_timeout ${IDLE_S} s)`);
+    // the session connected before t0: its idle time began with the handshake
+    assert.ok(bodyCutAt <= IDLE_S * 1000 + 2500, `request body: cut after ${bodyCutAt} ms`);
+    assert.ok(raw.closedAt >= IDLE_S * 1000 - 500 && raw.closedAt <= IDLE_S * 1000 + 2500, `handshake: cut after ${raw.closedAt} ms`);
+    const r = await request(`${tlsGw.url}/v1/messages`, { method: 'POST', protocol: 'h2', headers: authHeaders(),
+        body: JSON.stringify(msg(ANTHROPIC)) });
+    assert.equal(r.status, 200, r.body);
+});
+
+// What the cut must never touch: a request in a handler holds its connection for as long as it lasts, however quiet the
+// connection is meanwhile, on every protocol; and an idle HTTP/2 connection is still closed by libh2o itself, with its
+// GOAWAY, before the sweep would.
+test('a request in a handler keeps its connection beyond idle_timeout: a slow stream, a late answer; idle ones get GOAWAY',
+    async () => {
+    const slow = 3 * IDLE_S * 1000;
+    const chunks = anthropicStream({ blocks: [{ type: 'text', text: 'slow and steady' }] });
+    const gap = Math.ceil(slow / (chunks.length - 1));
+    const late = JSON.stringify({ id: 'msg_late', type: 'message', role: 'assistant', model: ANTHROPIC,
+        content: [{ type: 'text', text: 'late' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 1, output_tokens: 1 } });
+    const runs = [];
+    for (const [g, protocol] of [[gw, 'h1'], [gw, 'h2c'], [tlsGw, 'h2']]) {
+        // a stream with an event every `gap` ms, and a whole answer whose head comes after `slow` ms
+        runs.push({ kind: 'stream', protocol, g, stream: true, takes: gap * (chunks.length - 1),
+            resp: { headers: { 'content-type': 'text/event-stream' }, chunks, chunk_delay_ms: gap } });
+        runs.push({ kind: 'late answer', protocol, g, stream: false, takes: slow,
+            resp: { headers: { 'content-type': 'application/json' }, body: late, delay_ms: slow } });
+    }
+    // each run its own model name (the claude-* route sends it upstream unchanged), so the mock tells them apart
+    await mock.script(...runs.map(({ resp }, i) => ({ match: { path: '/v1/messages', model: `claude-slow-${i}` }, ...resp })));
+    const results = await Promise.all(runs.map(async ({ kind, protocol, g, stream, takes }, i) => {
+        const t0 = Date.now();
+        const r = await request(`${g.url}/v1/messages`, { method: 'POST', protocol, headers: authHeaders(),
+            body: JSON.stringify(msg(`claude-slow-${i}`, { stream })) }).catch((e) => ({ status: e.code ?? e.message, body: '' }));
+        return { kind, protocol, r, ms: Date.now() - t0, takes };
+    }));
+    const wrong = [];
+    for (const { kind, protocol, r, ms, takes } of results) {
+        const what = `${kind} over ${protocol}`;
+        if (r.status !== 200) wrong.push(`${what}: ${r.status} after ${ms} ms: ${r.body.slice(0, 200)}`);
+        else if (ms < takes - 300) wrong.push(`${what}: over in ${ms} ms, the upstream was to take ${takes}`);
+        else if (kind === 'stream' ? !/event: message_stop/.test(r.body) : JSON.parse(r.body).content?.[0]?.text !== 'late')
+            wrong.push(`${what}: ${r.body.slice(0, 200)}`);
+    }
+    assert.deepEqual(wrong, []);
+
+    // an idle HTTP/2 connection after its request: libh2o's idle timeout closes it with a GOAWAY (NO_ERROR)
+    const session = http2.connect(gw.url);
+    session.on('error', () => {});
+    let goaway = null, closedAt = null;
+    session.on('goaway', (code) => (goaway = code));
+    const t0 = Date.now();
+    session.on('close', () => (closedAt = Date.now() - t0));
+    await new Promise((resolve) => {
+        const st = session.request({ ':path': '/health/liveness' });
+        st.on('error', () => {});
+        st.resume();
+        st.on('close', resolve);
+    });
+    await waitFor(() => closedAt !== null, IDLE_S * 1000 + 3000);
+    session.destroy();
+    assert.ok(closedAt !== null && closedAt >= IDLE_S * 1000 - 500 && closedAt <= IDLE_S * 1000 + 1000,
+        `the idle session was closed after ${closedAt} ms`);
+    assert.equal(goaway, http2.constants.NGHTTP2_NO_ERROR, 'no GOAWAY before the idle session was closed');
 });
 
 // ---- huge bodies ----
