@@ -27,6 +27,7 @@
 #define MODULE_NAME "upstream"
 #define CONNECT_TIMEOUT_MS 10000
 #define MAX_HOST_CONNECTIONS 4
+#define MAX_STREAMS_PER_CONNECTION 1024
 #define RETRY_AFTER_CAP_MS 30000
 #define BACKOFF_BASE_MS 250
 
@@ -220,8 +221,10 @@ static int on_multi_timer(CURLM *multi, long timeout_ms, void *userp)
     pgw_upstream_t *up = userp;
     if (timeout_ms < 0)
         uv_timer_stop(&up->timer);
-    else /* 0 means "now", but curl must not be called from inside its own callback: wait one loop turn */
-        uv_timer_start(&up->timer, on_multi_timeout, timeout_ms == 0 ? 1 : (uint64_t)timeout_ms, 0);
+    else /* 0 means "now"; curl must not be called from inside its own callback, and a 0 ms uv timer runs from the loop
+          * once this callback has returned (not 1 ms: libuv counts whole milliseconds from the start of the loop turn, so
+          * that was up to 2 ms per curl step, and most of the latency the gateway added) */
+        uv_timer_start(&up->timer, on_multi_timeout, (uint64_t)timeout_ms, 0);
     return 0;
 }
 
@@ -500,10 +503,11 @@ pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file)
     curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
     curl_multi_setopt(up->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
     curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)MAX_HOST_CONNECTIONS);
-    /* Streams opened before the server's SETTINGS arrive are bounded only by this; a server that allows fewer (libh2o:
-     * 100) answers the excess with a connection error that fails every stream on it. 100 is HTTP/2's recommended
-     * minimum; past it a worker opens another connection (up to MAX_HOST_CONNECTIONS) or queues. */
-    curl_multi_setopt(up->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 100L);
+    /* The client-side cap on streams per connection. libcurl 7.88 itself opens at most 100 (HTTP/2's recommended
+     * minimum) before the server's SETTINGS arrive and then what the server allows; this only stops a server that allows
+     * thousands from getting them all. Past the limit a worker opens another connection (up to MAX_HOST_CONNECTIONS)
+     * or queues. */
+    curl_multi_setopt(up->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)MAX_STREAMS_PER_CONNECTION);
 
     /* one worker, one thread: the share needs no locks */
     up->share = curl_share_init();
