@@ -193,6 +193,12 @@ static int on_body(pgw_upstream_transfer_t *t, const char *bytes, size_t len)
     translate_t *st = pgw_upstream_data(t);
     pgw_relay_t *rl = &st->relay;
 
+    /* the translated request is not needed once Poe answers: free it rather than hold it for the whole stream */
+    if (st->upbody->size != 0 && pgw_upstream_release_body(t)) {
+        h2o_buffer_dispose(&st->upbody);
+        h2o_buffer_init(&st->upbody, &h2o_socket_buffer_prototype);
+    }
+
     if (st->stream == NULL) {
         size_t cap = st->status >= 200 && st->status <= 299 ? MAX_WHOLE_BODY : MAX_ERROR_BODY;
         if (st->body->size + len <= cap)

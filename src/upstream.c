@@ -615,6 +615,15 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
     return t;
 }
 
+int pgw_upstream_release_body(pgw_upstream_transfer_t *t)
+{
+    if (t->state != ST_STREAMING || t->body_off != t->body[0].len + t->body[1].len + t->body[2].len)
+        return 0;
+    memset(t->body, 0, sizeof(t->body)); /* a read after this (there is none once the body is sent) gets end of file */
+    t->body_off = 0;
+    return 1;
+}
+
 void *pgw_upstream_data(pgw_upstream_transfer_t *t)
 {
     return t->data;

@@ -86,6 +86,12 @@ void pgw_upstream_cancel(pgw_upstream_transfer_t *t);
 void pgw_upstream_resume(pgw_upstream_transfer_t *t);
 
 /**
+ * From on_body on: when curl has read the whole request body and no retry can come any more, forgets the body and
+ * returns 1; the caller may then free it (a streamed answer can hold a transfer open for minutes). Returns 0 otherwise.
+ */
+int pgw_upstream_release_body(pgw_upstream_transfer_t *t);
+
+/**
  * Value of a response header of the final attempt (name in lower case), or {NULL, 0}. Valid from on_head until the
  * transfer ends.
  */
