@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests need, then builds and runs the whole suite twice: a normal build with warnings as
-# errors, and an ASan+UBSan build. ctest runs the C unit tests and the integration tests (t/*.test.mjs).
+# errors, and an ASan+UBSan build. ctest runs the C unit tests and the integration tests (t/*.test.mjs). Last, every
+# libFuzzer target replays its saved inputs and fuzzes for 60 s (clang, ASan+UBSan), one target per core at a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/deps.sh --test
@@ -15,3 +16,5 @@ cmake --build build-sanitize -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     LSAN_OPTIONS=suppressions="$PWD/t/lsan.supp" \
     ctest --test-dir build-sanitize --output-on-failure -j"$jobs"
+
+FUZZ_PARALLEL=$jobs bash fuzz/run.sh 60
