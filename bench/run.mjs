@@ -220,7 +220,7 @@ function bodyFile(size, model, stream) {
 async function startMock() {
     const logFile = path.join(tmp, 'mock.log');
     const child = spawnPinned(CPUS.upstream, opt.mock, ['--http-port', '0', '--https-port', '0', '--cert', path.join(certDir, 'server.pem'),
-        '--key', path.join(certDir, 'server.key'), '--api-key', POE_KEY, '--no-record', '--backlog', '8192', '--idle-timeout', '600', '--max-streams', '1024'],
+        '--key', path.join(certDir, 'server.key'), '--api-key', POE_KEY, '--no-record', '--backlog', '8192', '--idle-timeout', '600'],
     { env: process.env, logFile });
     const m = await waitFor('mock-poe', () => fs.readFileSync(logFile, 'utf8').match(/listening http=(\d+) https=(\d+)/), child, logFile);
     const mock = { child, pid: child.pid, http: Number(m[1]), https: Number(m[2]), logFile };

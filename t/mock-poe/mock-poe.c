@@ -1103,12 +1103,11 @@ static int parse_port(const char *arg, const char *name)
 static void usage(FILE *fp)
 {
     fprintf(fp, "usage: mock-poe [--http-port N] [--https-port N --cert FILE --key FILE] [--api-key KEY] [--host ADDR]\n"
-                "                [--idle-timeout SECONDS] [--no-record] [--backlog N] [--max-streams N]\n"
+                "                [--idle-timeout SECONDS] [--no-record] [--backlog N]\n"
                 "Port 0 picks a free port. With neither port given, --http-port 0 is assumed. Prints\n"
                 "\"mock-poe listening http=<port> https=<port>\" once both are up (0 for a listener not requested).\n"
                 "--no-record keeps no request record (GET /_mock/requests stays empty; for load tests); --backlog sets the\n"
-                "listen backlog (default 128); --max-streams the HTTP/2 streams a connection may have open at once\n"
-                "(SETTINGS_MAX_CONCURRENT_STREAMS, default 100 as in libh2o).\n");
+                "listen backlog (default 128).\n");
 }
 
 int main(int argc, char **argv)
@@ -1122,12 +1121,11 @@ int main(int argc, char **argv)
                                              {"idle-timeout", required_argument, NULL, 't'},
                                              {"no-record", no_argument, NULL, 'n'},
                                              {"backlog", required_argument, NULL, 'b'},
-                                             {"max-streams", required_argument, NULL, 'm'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     const char *host = "127.0.0.1", *cert = NULL, *key = NULL, *api_key = "test-poe-key";
     int http_port = -1, https_port = -1, bound_http = 0, bound_https = 0, ch;
-    long idle_timeout = 120, max_streams = 100;
+    long idle_timeout = 120;
     char *end;
 
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -1165,12 +1163,6 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'm':
-            if ((max_streams = strtol(optarg, &end, 10)) <= 0 || *end != '\0') {
-                fprintf(stderr, "mock-poe: --max-streams must be a positive number\n");
-                return 2;
-            }
-            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -1196,7 +1188,6 @@ int main(int argc, char **argv)
     h2o_config_init(&server.config);
     server.config.http1.req_timeout = (uint64_t)idle_timeout * 1000;
     server.config.http2.idle_timeout = (uint64_t)idle_timeout * 1000;
-    server.config.http2.max_concurrent_requests_per_connection = (size_t)max_streams;
     h2o_hostconf_t *hostconf = h2o_config_register_host(&server.config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
     h2o_create_handler(pathconf, sizeof(h2o_handler_t))->on_req = on_req;
