@@ -135,6 +135,21 @@ static int utf8_strict(const unsigned char *s, size_t len)
     return 1;
 }
 
+/* 1 when s opens a JSON string that is still open at its end (escapes included): yajl waits for more input there and
+ * then, at the end, forgets it was parsing trailing garbage */
+static int opens_string(const char *s, size_t len)
+{
+    if (len == 0 || s[0] != '"')
+        return 0;
+    for (size_t i = 1; i < len; ++i) {
+        if (s[i] == '\\')
+            ++i;
+        else if (s[i] == '"')
+            return 0;
+    }
+    return 1;
+}
+
 /* yajl's view of the body, or 0 when yajl refuses it */
 static int yajl_view(const char *body, size_t size, struct decoded *d)
 {
@@ -163,7 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t pos = at != NULL ? strtoul(at + 9, NULL, 10) : size;
         /* and yajl misses trailing garbage that opens a string it never closes ({}"x) */
         int excused = (pos < size && (body[pos] == '\v' || body[pos] == '\f')) ||
-                      (strstr(err, "trailing garbage") != NULL && body[pos] == '"' && memchr(body + pos + 1, '"', size - pos - 1) == NULL) || !utf8_strict((const unsigned char *)body, size) || (skip < size && body[skip] != '{') || y.models > 1 ||
+                      (strstr(err, "trailing garbage") != NULL && opens_string(body + pos, size - pos)) || !utf8_strict((const unsigned char *)body, size) || (skip < size && body[skip] != '{') || y.models > 1 ||
                       (y.found && y.len > 255);
         FUZZ_ASSERT(!yajl_ok || excused, "refused a body yajl accepts: %s", err);
         free(body);
