@@ -50,7 +50,8 @@ test('each named key works; its name, not its key, is in the access log', async 
     assert.equal((await post('nobody', 'gpt-5')).status, 401);
     await sleep(100);
     const lines = gw.output.stderr.split('\n').filter((l) => l.includes('[access]') && l.includes('POST /v1/messages'));
-    assert.deepEqual(lines.slice(-4).map((l) => l.match(/key=(\S+)/)[1]), ['alice', 'bob', 'master', '-']);
+    // one line per request, written when h2o disposes it: a loaded machine may log the last two in either order
+    assert.deepEqual(lines.slice(-4).map((l) => l.match(/key=(\S+)/)[1]).sort(), ['-', 'alice', 'bob', 'master']);
 });
 
 test('a model outside the key\'s list is 403 permission_error', async () => {
