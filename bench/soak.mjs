@@ -264,6 +264,9 @@ async function snapshot(t) {
     const s = { t: Math.round(t * 10) / 10, ...procStatus(gw.pid), fds: fdCount(gw.pid), upstream_conns: upstreamConns(gw.pid),
         cpu_s: cpuSeconds(gw.pid), mock_rss_kb: procStatus(mock.pid).rss_kb, mock_fds: fdCount(mock.pid) };
     try {
+        s.mock_active = (await mock.control('GET', '/_mock/stats')).active; // upstream streams open at the mock
+    } catch { /* the check after the load says it */ }
+    try {
         const m = await metrics();
         s.in_flight = m.gauges.requests_in_flight;
         s.upstream_active = m.gauges.upstream_connections_active;
@@ -356,7 +359,8 @@ async function main() {
         '--duration-ms', String(DURATION * 1000), '--concurrency', String(STREAMS), '--stagger-us', String(Math.max(1, Math.round(500000 / STREAMS))),
         '--expect-events', String(PACE.chunks), '--end-marker', 'message_stop', '--timeout-ms', opt['timeout-ms'],
         '--abort-permille', String(ABORT_PERMILLE), '--seed', String(SEED), '--max-samples', '1000000',
-        '--progress-ms', String(SAMPLE_S * 1000), '--log-errors', '20'], {
+        // progress every second: a line every SAMPLE_S seconds would race the sample taken at the same moment
+        '--progress-ms', '1000', '--log-errors', '20'], {
         timeoutMs: (DURATION + 120) * 1000 + Number(opt['timeout-ms']),
         onStderrLine: (line) => {
             if (line.startsWith('{')) progress = JSON.parse(line);
@@ -372,7 +376,7 @@ async function main() {
         s.client = progress;
         samples.push(s);
         log(`soak: ${fmt(s.t)} s: RSS ${fmt(s.rss_kb / 1024, 1)} MB, ${s.fds} fds (${s.upstream_conns} upstream), in flight ${s.in_flight ?? '-'}, ` +
-            `cpu ${fmt(s.cpu_s, 1)} s; client: ${progress ? `${progress.open} open, ${progress.complete} complete, ${progress.aborted} aborted, ${progress.errors} errors` : '-'}` +
+            `upstream streams ${s.mock_active ?? '-'}, cpu ${fmt(s.cpu_s, 1)} s; client: ${progress ? `${progress.open} open, ${progress.complete} complete, ${progress.aborted} aborted, ${progress.errors} errors` : '-'}` +
             `${alive(gw.child) ? '' : '; THE GATEWAY EXITED'}`);
     }
     const probe = await probeRun;
@@ -386,14 +390,12 @@ async function main() {
     let after;
     for (;;) {
         after = await snapshot((Date.now() - t0) / 1000);
-        const st = await mock.control('GET', '/_mock/stats').catch(() => null);
-        after.mock_active = st?.active;
         // the /metrics request that reads the gauge is itself in flight
         if ((after.in_flight <= 1 && after.mock_active === 0) || Date.now() - settleStart > Number(opt.settle) * 1000 || !alive(gw.child)) break;
         await sleep(1000);
     }
     await sleep(3000);
-    after = { ...(await snapshot((Date.now() - t0) / 1000)), mock_active: after.mock_active };
+    after = await snapshot((Date.now() - t0) / 1000);
     const settleSeconds = (Date.now() - settleStart) / 1000;
     const mockAfter = await mock.control('GET', '/_mock/stats').catch(() => null);
     const gatewayAlive = alive(gw.child), mockAlive = alive(mock.child);
