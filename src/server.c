@@ -15,6 +15,7 @@
 #include "masterkey.h"
 #include "routing.h"
 #include "server.h"
+#include "uvread.h"
 
 #define MODULE_NAME "server"
 #define LISTEN_BACKLOG 1024
@@ -386,6 +387,9 @@ int pgw_server_init(pgw_server_t *server, pgw_config_t *conf)
 
     if (conf->tls_cert_file != NULL && (server->ssl_ctx = create_ssl_ctx(conf)) == NULL)
         goto Error;
+    if (!pgw_uvread_fix_active() && server->ssl_ctx != NULL)
+        pgw_log_warn(MODULE_NAME, "libh2o's TLS reads are not routed through the gateway's fix (src/uvread.c): a TLS "
+                                  "connection can be dropped when a read fills h2o's buffer exactly");
     server->listen_fds = h2o_mem_alloc(sizeof(*server->listen_fds) * server->num_workers);
     if (bind_listeners(server) != 0)
         goto Error;

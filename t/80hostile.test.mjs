@@ -8,9 +8,11 @@ import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http2 from 'node:http2';
+import net from 'node:net';
+import tls from 'node:tls';
 import { MASTER_KEY, PGW_BIN, anthropicStream, authHeaders, certs, defaultConfig, openaiStream, request, startGateway, startMock }
     from './lib/harness.mjs';
-import { H2, H2_FLAGS, H2_PREFACE, connect, fdCount, h2frame, hpackLiteral, hpackRequest, memoryScale, rssKiB, sleep, statuses,
+import { H2, H2_FLAGS, H2_PREFACE, connect, fdCount, h2frame, h2frames, hpackLiteral, hpackRequest, memoryScale, rssKiB, sleep, statuses,
     waitFor } from './lib/raw.mjs';
 
 const IDLE_S = 2;
@@ -163,6 +165,66 @@ test('slowloris over TLS: a handshake or an HTTP/2 body a byte a second is cut o
     const r = await request(`${tlsGw.url}/v1/messages`, { method: 'POST', protocol: 'h2', headers: authHeaders(),
         body: JSON.stringify(msg(ANTHROPIC)) });
     assert.equal(r.status, 200, r.body);
+});
+
+// libh2o 2.2.5 reads TLS through libuv with a callback that took libuv's nread == 0 ("nothing now", after a read filled
+// h2o's buffer exactly) for an I/O error, and dropped the connection with every stream on it. Its TLS buffer is 8 KB
+// when empty, so one TLS record of 8,192 or 16,384 bytes that arrives whole after a quiet moment was enough.
+// src/uvread.c filters the 0. The client's TLS goes through a relay that hands each record to the gateway in one write,
+// so that it arrives whole.
+test('a TLS read that fills libh2o\'s buffer exactly does not drop the HTTP/2 connection', async () => {
+    const ca = fs.readFileSync(certs().ca);
+    const done = (data, stream) => h2frames(data).some((f) => f.stream === stream && (f.type === H2.HEADERS || f.type === H2.DATA) &&
+        (f.flags & H2_FLAGS.END_STREAM));
+    // a HEADERS frame for GET /health whose TLS 1.3 record (22 bytes of overhead) is exactly `record` bytes long
+    const exact = (stream, record) => {
+        for (let n = 0; ; n++) {
+            const f = h2frame(H2.HEADERS, H2_FLAGS.END_STREAM | H2_FLAGS.END_HEADERS, stream,
+                hpackRequest('GET', '/health', [['x-pad', 'a'.repeat(n)]]));
+            if (f.length === record - 22) return f;
+            assert.ok(f.length < record - 22, `no HEADERS frame of ${record - 22} bytes`);
+        }
+    };
+    const results = [];
+    for (const record of [8191, 8192, 16384]) {
+        let held = null, up;
+        const relay = net.createServer((c) => {
+            up = net.connect(tlsGw.port, '127.0.0.1');
+            up.on('data', (d) => c.write(d));
+            c.on('data', (d) => (held ? held.push(d) : up.write(d)));
+            for (const s of [c, up]) s.on('error', () => {});
+            up.on('close', () => c.destroy());
+            c.on('close', () => up.destroy());
+        });
+        await new Promise((r) => relay.listen(0, '127.0.0.1', r));
+        const sock = tls.connect({ port: relay.address().port, host: '127.0.0.1', ca, servername: 'localhost',
+            ALPNProtocols: ['h2'], minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' });
+        sock.on('error', () => {});
+        await new Promise((r) => sock.once('secureConnect', r));
+        let data = Buffer.alloc(0), closed = false;
+        sock.on('data', (d) => (data = Buffer.concat([data, d])));
+        sock.on('close', () => (closed = true));
+        // a first request, answered: the server's TLS buffer is empty again after it
+        sock.write(H2_PREFACE);
+        sock.write(h2frame(H2.HEADERS, H2_FLAGS.END_STREAM | H2_FLAGS.END_HEADERS, 1, hpackRequest('GET', '/health')));
+        assert.ok(await waitFor(() => done(data, 1), 5000), 'no answer to the first request');
+        await sleep(50);
+        held = [];
+        sock.write(exact(3, record));
+        assert.ok(await waitFor(() => Buffer.concat(held).length >= record, 5000), 'the record did not reach the relay');
+        const bytes = Buffer.concat(held);
+        held = null;
+        assert.equal(bytes.length, record);
+        up.write(bytes);
+        // h2o may answer the request before it reads the 0: the connection must also still be there
+        await waitFor(() => closed || done(data, 3), 5000);
+        sock.write(h2frame(H2.PING, 0, 0, Buffer.alloc(8)));
+        const pong = await waitFor(() => closed || h2frames(data).some((f) => f.type === H2.PING && (f.flags & H2_FLAGS.ACK)), 5000);
+        results.push(`${record}-byte record: ${done(data, 3) ? 'answered' : 'no answer'}, ${pong && !closed ? 'connection open' : 'connection dropped'}`);
+        sock.destroy();
+        relay.close();
+    }
+    assert.deepEqual(results, [8191, 8192, 16384].map((n) => `${n}-byte record: answered, connection open`));
 });
 
 // What the cut must never touch: a request in a handler holds its connection for as long as it lasts, however quiet the

@@ -115,10 +115,19 @@ export function h2frame(type, flags, stream, payload = Buffer.alloc(0)) {
 /** The client connection preface and an empty SETTINGS frame. */
 export const H2_PREFACE = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), h2frame(H2.SETTINGS, 0, 0)]);
 
+/** An HPACK integer with an n-bit prefix (RFC 7541 §5.1), the prefix's other bits being `first`. */
+function hpackInt(value, n, first = 0) {
+    const max = (1 << n) - 1;
+    if (value < max) return Buffer.from([first | value]);
+    const out = [first | max];
+    for (value -= max; value >= 128; value >>= 7) out.push((value & 127) | 128);
+    out.push(value);
+    return Buffer.from(out);
+}
+
 function hpackString(s) {
     const b = Buffer.from(s);
-    if (b.length > 126) throw new Error('hpackString: only short strings (7-bit length, no Huffman)');
-    return Buffer.concat([Buffer.from([b.length]), b]);
+    return Buffer.concat([hpackInt(b.length, 7), b]); // no Huffman
 }
 
 /** An HPACK literal header field without indexing, with a new name. */
@@ -137,6 +146,18 @@ export function hpackRequest(method, path, extra = []) {
         Buffer.from([0x01]), hpackString('localhost'),
         ...extra.map(([n, v]) => hpackLiteral(n, v)),
     ]);
+}
+
+/** The whole frames in `data` (server frames after the preface): [{type, flags, stream, length}]. */
+export function h2frames(data) {
+    const out = [];
+    for (let off = 0; off + 9 <= data.length;) {
+        const length = data.readUIntBE(off, 3);
+        if (off + 9 + length > data.length) break;
+        out.push({ type: data[off + 3], flags: data[off + 4], stream: data.readUInt32BE(off + 5) & 0x7fffffff, length });
+        off += 9 + length;
+    }
+    return out;
 }
 
 /** Finds the first GOAWAY frame in `data` (a Buffer of server frames after the preface): {lastStream, code} or null. */
