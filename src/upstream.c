@@ -125,6 +125,9 @@ static int status_is_retryable(int status)
     return status == 429 || status == 500 || status == 502 || status == 503 || status == 529;
 }
 
+/* Failures before the answer's head, where nothing has reached the client: Poe could not be reached, or its connection
+ * (or the stream on it) ended first. A request Poe had begun may be tried twice; the client's own SDK retries a 502 the
+ * same way, and the gateway's retry is sooner and keeps the answer. */
 static int result_is_retryable(CURLcode result)
 {
     switch (result) {
@@ -136,6 +139,8 @@ static int result_is_retryable(CURLcode result)
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
     case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM: /* "stream N was not closed cleanly": reset by Poe */
+    case CURLE_PARTIAL_FILE: /* "... before end of the underlying stream": the connection ended under the stream */
         return 1;
     default:
         return 0;

@@ -281,6 +281,26 @@ test('SSE split at every byte: relayed exactly on anthropic/, translated to the 
     await assertServes('one-byte chunks');
 });
 
+// Poe's connection going away before the answer's head (a restart, a load balancer, a reset): nothing reached the
+// client yet, so the gateway tries again on a new connection, as it does when it cannot connect. The mock drops the
+// HTTP/2 connection (every stream on it) instead of answering the first request.
+test('the upstream connection drops before the head: retried on a new connection, the client gets the answer', async () => {
+    for (const [model, path] of [[ANTHROPIC, '/v1/messages'], ['gpt-5', '/v1/chat/completions']]) {
+        for (const stream of [true, false]) {
+            const what = `${model}${stream ? ' streamed' : ''}`;
+            await mock.script({ match: { path }, drop: true });
+            const r = await post(msg(model, { stream }));
+            assert.equal(r.status, 200, `${what}: ${r.body}`);
+            if (stream) assert.equal(parseSSE(r.body).at(-1).event, 'message_stop', what);
+            else assert.equal(JSON.parse(r.body).type, 'message', what);
+            assert.equal((await mock.requests()).filter((q) => q.path === path).length, 2, `${what}: one drop, one retry`);
+            await mock.reset();
+        }
+    }
+    assert.match(gw.output.stderr, /retry/i);
+    await assertServes('a dropped connection');
+});
+
 test('429 storms: every client gets a 429 with Retry-After, Poe sees retries + 1 tries each, the next request is served', async () => {
     const N = 25;
     const limited = { status: 429, repeat: 3 * N, headers: { ...json, 'retry-after': '0' } };

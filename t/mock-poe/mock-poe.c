@@ -26,7 +26,8 @@
  * One uv loop, one h2o context, one handler at "/" that sees every request on both listeners.
  *
  * Every request outside /_mock/ is recorded and then answered by a response plan (mock_resp_t). A plan is status,
- * headers, a list of body chunks and timing (delay before the head, delay between chunks, hang, cut). Plans come from
+ * headers, a list of body chunks and timing (delay before the head, delay between chunks, hang, cut, or a dropped
+ * connection instead of the head). Plans come from
  * the scripted FIFO (POST /_mock/script) or from the Poe-shaped default routes in poe.c, and one small engine plays them:
  * each chunk is its own h2o_send, and the next one goes out from the generator's proceed callback, after
  * chunk_delay_ms on a uv timer when one is set.
@@ -64,6 +65,7 @@ struct st_script_t {
     uint64_t delay_ms;
     uint64_t chunk_delay_ms;
     int hang;
+    int drop;
     int stamp;
     ssize_t cut_after;
     uint64_t repeat;
@@ -375,7 +377,14 @@ static void on_resp_dispose(void *p)
 static void send_head(mock_resp_t *resp)
 {
     h2o_req_t *req = resp->req;
+    h2o_socket_t *sock;
 
+    if (resp->drop && req->conn->callbacks->get_socket != NULL && (sock = req->conn->callbacks->get_socket(req->conn)) != NULL) {
+        /* a server that goes away: h2o reads the end of the stream and closes the connection with every stream on it */
+        resp_finish(resp);
+        shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+        return;
+    }
     resp->started = 1;
     if (resp->content_length != SIZE_MAX)
         req->res.content_length = resp->content_length;
@@ -713,6 +722,12 @@ static const char *script_parse(yajl_val r, struct st_script_t **out)
                 goto Error;
             }
             s->hang = YAJL_IS_TRUE(v);
+        } else if (strcmp(key, "drop") == 0) {
+            if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
+                err = "drop must be a boolean";
+                goto Error;
+            }
+            s->drop = YAJL_IS_TRUE(v);
         } else if (strcmp(key, "stamp") == 0) {
             if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
                 err = "stamp must be a boolean";
@@ -733,7 +748,7 @@ static const char *script_parse(yajl_val r, struct st_script_t **out)
             s->repeat = u;
         } else {
             err = "unknown key in response (allowed: match, status, headers, body, chunks, chunk_delay_ms, delay_ms, hang, "
-                  "cut_after, repeat, stamp)";
+                  "drop, cut_after, repeat, stamp)";
             goto Error;
         }
     }
@@ -778,6 +793,7 @@ static void script_apply(mock_resp_t *resp, struct st_script_t *s)
     resp->delay_ms = s->delay_ms;
     resp->chunk_delay_ms = s->chunk_delay_ms;
     resp->hang = s->hang;
+    resp->drop = s->drop;
     resp->stamp = s->stamp;
     resp->cut_after = s->cut_after;
 }

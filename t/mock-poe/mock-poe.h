@@ -24,6 +24,7 @@ struct st_mock_resp_t {
     ssize_t cut_after;    /* -1: end normally */
     unsigned counted : 1; /* counts in stats.active and client_aborts (everything but /_mock/) */
     unsigned hang : 1;
+    unsigned drop : 1; /* instead of the head, shut the request's connection down */
     unsigned started : 1;
     unsigned done : 1; /* finished by the mock, or abandoned by the client */
     unsigned inflight : 1;
