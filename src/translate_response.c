@@ -54,11 +54,25 @@ size_t pgw_tool_use_id(h2o_buffer_t **ids, const char *upstream_id, size_t len, 
 
 /* ---- tool arguments: always an object (§3 content item 3) ---- */
 
+/*
+ * Whether tool arguments are exactly one JSON object. yajl alone is not enough: once a document is complete, trailing
+ * bytes that open a string it never sees closed ({"a":1}"x) are taken for a token still arriving, and both yajl_parse
+ * and yajl_complete_parse succeed. So the callbacks note where the top-level value ended, and nothing may follow it.
+ */
+struct first {
+    yajl_handle h;
+    int kind;     /* 0 nothing yet, 1 an object came first, 2 something else did */
+    size_t depth; /* containers open */
+    size_t end;   /* bytes consumed when the top-level value ended; SIZE_MAX before */
+};
+
 static int on_first_value(void *ctx)
 {
-    int *first = ctx;
-    if (*first == 0)
-        *first = 2; /* a scalar or an array came first */
+    struct first *f = ctx;
+    if (f->kind == 0)
+        f->kind = 2; /* a scalar or an array came first */
+    if (f->depth == 0)
+        f->end = yajl_get_bytes_consumed(f->h);
     return 1;
 }
 
@@ -82,12 +96,23 @@ static int on_first_string(void *ctx, const unsigned char *s, size_t l)
     return on_first_value(ctx);
 }
 
+static int on_first_open(void *ctx, int is_map)
+{
+    struct first *f = ctx;
+    if (f->kind == 0)
+        f->kind = is_map ? 1 : 2;
+    ++f->depth;
+    return 1;
+}
+
 static int on_first_map(void *ctx)
 {
-    int *first = ctx;
-    if (*first == 0)
-        *first = 1;
-    return 1;
+    return on_first_open(ctx, 1);
+}
+
+static int on_first_array(void *ctx)
+{
+    return on_first_open(ctx, 0);
 }
 
 static int on_first_key(void *ctx, const unsigned char *s, size_t l)
@@ -97,20 +122,23 @@ static int on_first_key(void *ctx, const unsigned char *s, size_t l)
 
 static int on_first_end(void *ctx)
 {
+    struct first *f = ctx;
+    if (--f->depth == 0)
+        f->end = yajl_get_bytes_consumed(f->h);
     return 1;
 }
 
-/* 1 when `s` is exactly one well-formed JSON object (yajl validates strings as UTF-8 and refuses trailing bytes) */
+/* 1 when `s` is exactly one well-formed JSON object: yajl validates strings as UTF-8; the caller trimmed whitespace */
 static int is_json_object(const char *s, size_t len)
 {
     static const yajl_callbacks callbacks = {on_first_null,   on_first_bool,   NULL,         NULL,
                                              on_first_number, on_first_string, on_first_map, on_first_key,
-                                             on_first_end,    on_first_value,  on_first_end};
-    int first = 0;
-    yajl_handle h = yajl_alloc(&callbacks, NULL, &first);
-    int ok = yajl_parse(h, (const unsigned char *)s, len) == yajl_status_ok && yajl_complete_parse(h) == yajl_status_ok;
-    yajl_free(h);
-    return ok && first == 1;
+                                             on_first_end,    on_first_array,  on_first_end};
+    struct first f = {NULL, 0, 0, SIZE_MAX};
+    f.h = yajl_alloc(&callbacks, NULL, &f);
+    int ok = yajl_parse(f.h, (const unsigned char *)s, len) == yajl_status_ok && yajl_complete_parse(f.h) == yajl_status_ok;
+    yajl_free(f.h);
+    return ok && f.kind == 1 && f.end == len;
 }
 
 enum { X_VALUE, X_VALUE_OR_END, X_KEY, X_KEY_OR_END, X_COLON, X_COMMA_OR_END, X_DONE };
