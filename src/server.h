@@ -48,6 +48,7 @@ typedef struct st_pgw_worker_t {
     uv_tcp_t listener;
     uv_async_t wake;        /* signalled by the main thread to start the graceful stop */
     uv_timer_t grace_timer; /* ends the graceful stop when in-flight requests outlast it */
+    uv_timer_t trim_timer;  /* armed when this worker's last request ends: hands freed heap back once all are idle */
     atomic_size_t inflight; /* requests begun and not yet disposed (written by this worker only) */
     pgw_metrics_t *metrics; /* this worker's counters, summed by /metrics and /usage */
     pgw_upstream_t *upstream; /* this worker's client to Poe */
