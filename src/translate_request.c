@@ -1043,7 +1043,7 @@ static int replay_content(struct state *s)
 
     s->handle = h;
     s->handle_base = s->msg.deferred_off;
-    s->msg.content = CONTENT_ARRAY;
+    s->msg.content = CONTENT_NONE; /* message_value sees the array again, now with the role known */
     top(s)->key = K_CONTENT;
     if ((st = yajl_parse(h, (const unsigned char *)s->body + s->msg.deferred_off, s->msg.deferred_len)) == yajl_status_ok)
         st = yajl_complete_parse(h);
@@ -1345,6 +1345,10 @@ static int message_value(struct state *s, enum key key, enum vtype t, const char
 {
     switch (key) {
     case K_ROLE:
+        /* a second role or content would re-read what was translated under the first (found by fuzzing: the output
+         * was no longer JSON) */
+        if (s->msg.role != ROLE_NONE)
+            return fail_at(s, NULL, "given twice");
         if (t != V_STRING)
             return EXPECTED(s, "a string");
 #define IS(lit) (len == sizeof(lit) - 1 && memcmp(v, lit, len) == 0)
@@ -1354,6 +1358,8 @@ static int message_value(struct state *s, enum key key, enum vtype t, const char
             return EXPECTED(s, "\"user\", \"assistant\" or \"system\"");
         return 1;
     case K_CONTENT:
+        if (s->msg.content != CONTENT_NONE)
+            return fail_at(s, NULL, "given twice");
         if (t == V_STRING) {
             s->msg.content = CONTENT_STRING;
             capture(s, &s->msg.text, A_OBJECT, v, len);

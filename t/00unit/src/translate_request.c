@@ -594,6 +594,12 @@ static void test_errors(void)
         {"{'messages':[{'content':'x'}]}", "messages.0.role: required"},
         {"{'messages':[{'role':'tool','content':'x'}]}", "messages.0.role: expected \"user\", \"assistant\" or \"system\""},
         {"{'messages':[{'role':1,'content':'x'}]}", "messages.0.role: expected a string"},
+        /* a second role or content is refused: the first one's translation would be re-read under the second */
+        {"{'messages':[{'role':'assistant','content':[{'type':'tool_use','id':'a','name':'T','input':{}}],'role':'user'}]}",
+         "messages.0.role: given twice"},
+        {"{'messages':[{'role':'user','role':'user','content':'x'}]}", "messages.0.role: given twice"},
+        {"{'messages':[{'role':'user','content':'x','content':[{'type':'text','text':'y'}]}]}", "messages.0.content: given twice"},
+        {"{'messages':[{'content':[{'type':'text','text':'y'}],'content':'x','role':'user'}]}", "messages.0.content: given twice"},
         {"{'messages':[{'role':'user','content':[{'type':'text','text':'a'},'b']}]}", "messages.0.content.1: expected an object"},
         {"{'messages':[{'role':'user','content':[{'text':'a'}]}]}", "messages.0.content.0.type: required"},
         {"{'messages':[{'role':'user','content':[{'type':7}]}]}", "messages.0.content.0.type: expected a string"},
