@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     pgw_upstream_failure_t mapped;
     memset(&mapped, 0, sizeof(mapped));
-    pgw_map_upstream_error(statuses[(flags >> 3) & 15], body, size, "fuzz-route", &mapped);
+    pgw_map_upstream_error(statuses[(flags >> 3) & 15], body, size, "fuzz-route", "fuzz-secret", &mapped);
     FUZZ_ASSERT(mapped.status >= 400 && mapped.status <= 599, "mapped status %d", mapped.status);
     FUZZ_ASSERT(mapped.type != NULL && memchr(mapped.message, '\0', sizeof(mapped.message)) != NULL, "mapped without type/message");
 

@@ -82,16 +82,48 @@ void pgw_send_error(h2o_req_t *req, int status, const char *type, const char *fm
     h2o_buffer_dispose(&buf);
 }
 
-void pgw_redact(char *text, const char *secret)
+/*
+ * A secret can also be cut short where a message was truncated to fit: a tail of the text that is the start of the
+ * secret (8 bytes or more, or the whole secret when it is shorter) is redacted too.
+ */
+size_t pgw_redact_bytes(char *bytes, size_t len, const char *secret)
 {
     static const char marker[] = "[redacted]";
-    size_t slen;
-    char *p;
+    size_t slen, mlen;
     if (secret == NULL || (slen = strlen(secret)) < 4)
-        return;
-    while ((p = strstr(text, secret)) != NULL) {
-        size_t mlen = slen < sizeof(marker) - 1 ? slen : sizeof(marker) - 1;
+        return len;
+    mlen = slen < sizeof(marker) - 1 ? slen : sizeof(marker) - 1;
+    for (char *p = bytes; (p = memmem(p, len - (size_t)(p - bytes), secret, slen)) != NULL; p += mlen) {
         memcpy(p, marker, mlen);
-        memmove(p + mlen, p + slen, strlen(p + slen) + 1);
+        memmove(p + mlen, p + slen, len - (size_t)(p + slen - bytes));
+        len -= slen - mlen;
     }
+    size_t min_tail = slen < 8 ? slen : 8;
+    for (size_t tail = (len < slen - 1 ? len : slen - 1); tail >= min_tail; --tail) {
+        if (memcmp(bytes + len - tail, secret, tail) == 0) {
+            size_t keep = tail < mlen ? tail : mlen;
+            memcpy(bytes + len - tail, marker, keep);
+            len -= tail - keep;
+            break;
+        }
+    }
+    return len;
+}
+
+void pgw_redact(char *text, const char *secret)
+{
+    text[pgw_redact_bytes(text, strlen(text), secret)] = '\0';
+}
+
+int pgw_error_status(const char *type)
+{
+    static const struct {
+        const char *type;
+        int status;
+    } map[] = {{PGW_ERR_INVALID_REQUEST, 400},   {PGW_ERR_BILLING, 402},    {PGW_ERR_PERMISSION, 403}, {PGW_ERR_NOT_FOUND, 404},
+               {PGW_ERR_REQUEST_TOO_LARGE, 413}, {PGW_ERR_RATE_LIMIT, 429}, {PGW_ERR_TIMEOUT, 504},    {PGW_ERR_OVERLOADED, 529}};
+    for (size_t i = 0; i != sizeof(map) / sizeof(map[0]); ++i)
+        if (strcmp(type, map[i].type) == 0)
+            return map[i].status;
+    return 502;
 }

@@ -26,6 +26,20 @@
 void pgw_redact(char *text, const char *secret);
 
 /**
+ * The same for `len` bytes that need not be NUL-terminated (an event about to be relayed): rewrites them in place and
+ * returns their new length (never more than `len`). A secret shorter than 4 bytes, or NULL, redacts nothing.
+ */
+size_t pgw_redact_bytes(char *bytes, size_t len, const char *secret);
+
+/**
+ * The HTTP status that goes with an Anthropic error type when the error arrives without one (an `error` event inside a
+ * stream that had not started yet): invalid_request_error 400, ... overloaded_error 529; 502 for api_error, for types it
+ * does not know, and for authentication_error (Poe refusing the gateway's key is not the client's credential failing: a
+ * 401 would make Claude Code ask its user to log in again).
+ */
+int pgw_error_status(const char *type);
+
+/**
  * Returns the reason phrase for an HTTP status ("Not Found"); "Error" for statuses it does not know.
  */
 const char *pgw_status_reason(int status);

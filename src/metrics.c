@@ -50,6 +50,7 @@ struct st_pgw_metrics_t {
     _Atomic(struct request_series *) requests[REQUEST_SLOTS];
     _Atomic(struct token_series *) tokens[TOKEN_SLOTS];
     _Atomic(struct route_series *) routes[ROUTE_SLOTS];
+    atomic_ullong outcomes[PGW_OUTCOME_COUNT]; /* requests by how their answer ended */
     size_t num_requests, num_tokens; /* series made (the writer's own bookkeeping): the last slot is kept for (other) */
 };
 
@@ -184,6 +185,7 @@ void pgw_metrics_record(pgw_metrics_t *m, const pgw_metrics_request_t *req, uint
     struct request_series *rs = request_series(m, req->key, req->route, req->model, req->status);
     if (rs != NULL)
         ADD(rs->count, 1);
+    ADD(m->outcomes[(unsigned)req->outcome < PGW_OUTCOME_COUNT ? req->outcome : PGW_OUTCOME_OK], 1);
     struct route_series *route = route_series(m, req->route);
     if (route != NULL) {
         observe(&route->ttfb, req->ttfb_s);
@@ -349,6 +351,20 @@ void pgw_metrics_render(pgw_metrics_t *const *all, size_t n, const pgw_metrics_g
             pgw_buf_append_lit(out, "}");
             number(out, counts[k]);
         }
+    }
+
+    pgw_buf_append_lit(out, "# HELP poe_gateway_request_outcomes_total Requests by how their answer ended: ok, upstream_cut (Poe's "
+                            "answer broke off or was unusable; the client got a 5xx or an error event), upstream_error (Poe's own "
+                            "error), client_gone.\n"
+                            "# TYPE poe_gateway_request_outcomes_total counter\n");
+    for (int k = 0; k != PGW_OUTCOME_COUNT; ++k) {
+        unsigned long long count = 0;
+        for (size_t w = 0; w != n; ++w)
+            count += LOAD(all[w]->outcomes[k]);
+        pgw_buf_append_lit(out, "poe_gateway_request_outcomes_total{");
+        label(out, "outcome", pgw_outcome_name(k), 1);
+        pgw_buf_append_lit(out, "}");
+        number(out, count);
     }
 
     /* tokens */

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <h2o/memory.h>
+#include "outcome.h"
 #include "usage.h"
 
 typedef struct st_pgw_metrics_t pgw_metrics_t;
@@ -19,6 +20,7 @@ typedef struct st_pgw_metrics_request_t {
     double ttfb_s;     /* to the first response byte handed to h2o */
     double duration_s;
     const pgw_usage_t *usage;
+    pgw_outcome_t outcome;
 } pgw_metrics_request_t;
 
 pgw_metrics_t *pgw_metrics_create(void);

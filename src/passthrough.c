@@ -1,34 +1,74 @@
 /* poe-gateway: MIT licence. `anthropic/` routes: the request goes to Poe's /v1/messages as it is, but for the key and
- * the model name; the answer comes back byte for byte as it arrives.
+ * the model name; the answer comes back byte for byte, an event at a time, but only as far as it is a real answer.
  *
  * Flow: pgw_passthrough_start builds the upstream request (body with only `model` rewritten, headers from an allowlist
- * of what Poe needs) and starts a transfer. on_head relays status and selected headers and starts the response;
- * on_body queues the bytes on the relay (src/relay.c: one send in flight, flow control, pings, hang-ups). Event
- * streams are also fed to an SSE reader to note usage and to know where an event ends: a `ping` is inserted only
- * between events, and an upstream failure mid-stream becomes one `error` event before the end.
+ * of what Poe needs) and starts a transfer. on_head notes the status and relays selected headers; what follows depends
+ * on what Poe answered:
+ * - An event stream (2xx, text/event-stream, to a client that asked for one). The SSE reader cuts it into events, and
+ *   each whole event's own bytes are relayed once the event has ended (src/relay.c: one send in flight, flow control,
+ *   pings, hang-ups); bytes of an event still arriving wait in `held`. The client's response starts at the first event:
+ *   `message_start` starts a stream, while an `error` event first becomes an error status with that event's body. The
+ *   stream is complete only once Poe's `message_stop` was relayed; an `error` event from Poe is relayed and ends it;
+ *   anything else (the transfer breaking or ending first, an event that is not JSON, content before message_start)
+ *   ends it with one `error` event of the gateway's, or an error status when nothing was started (the stream contract,
+ *   relay.h).
+ * - A whole answer (2xx, anything else, to a client that did not ask for a stream). It is held until it is complete and
+ *   checked to be one JSON object, so that a cut answer becomes a 502 rather than a 200 with truncated JSON.
+ * - An error (any other status). Its body is held (bounded); an Anthropic-shaped error goes to the client byte for byte
+ *   with Poe's status, anything else (an HTML page, `{"error":"boom"}`, an empty 418) becomes an Anthropic error with a
+ *   mapped status (src/upstream_errors.c, shared with the translated routes).
+ * The route's upstream key is redacted from everything relayed: an upstream that quotes the key it was given must not
+ * hand it to the client.
  */
 #include <stdio.h>
 #include <string.h>
+#include <yajl/yajl_tree.h>
 #include "errors.h"
 #include "json.h"
 #include "log.h"
 #include "passthrough.h"
 #include "relay.h"
+#include "reqbody.h"
 #include "sse.h"
+#include "translate.h"
 #include "usage.h"
 
 #define MODULE_NAME "passthrough"
 #define MAX_SSE_EVENT (16 * 1024 * 1024)
-
-#define TAIL_KEEP (64 * 1024)
+#define MAX_WHOLE_BODY (64 * 1024 * 1024)
 #define MAX_ERROR_BODY (64 * 1024)
+#define USAGE_TAIL (64 * 1024)
+#define COMMIT_WAIT_MS 5000 /* no event for this long after the head: start the stream anyway, so that pings can flow */
+#define STOP_GRACE_MS 2000  /* after message_stop, how long the transfer may take to end before the stream is ended */
+
+enum body_kind {
+    BODY_STREAM, /* relayed event by event */
+    BODY_WHOLE,  /* held, checked, sent whole */
+    BODY_ERROR,  /* held (bounded), then relayed or mapped */
+};
+
+enum stream_end {
+    END_NONE,
+    END_STOP,        /* message_stop was relayed: the answer is complete */
+    END_POE_ERROR,   /* Poe's own `error` event */
+    END_UNUSABLE,    /* an event that breaks the protocol; `why` says which */
+};
 
 typedef struct st_passthrough_t {
     pgw_relay_t relay; /* first: the generator h2o sees */
-    int is_sse;
-    int is_error;       /* a non-2xx answer: its body is held (bounded) and the route's key redacted before it goes */
+    int status;        /* Poe's, 0 before the head */
+    enum body_kind kind;
+    int client_stream; /* the client asked for a stream */
     pgw_sse_reader_t sse;
-    h2o_buffer_t *side; /* a whole answer's last bytes, where its usage is (or an error body) */
+    h2o_buffer_t *held; /* a stream: bytes of the event still arriving; otherwise the body so far */
+    int truncated;      /* the body went past its cap */
+    /* the feed in progress (valid only inside on_body) */
+    const char *chunk;
+    size_t chunk_done; /* bytes of `chunk` already relayed or dropped */
+    int seen_start;
+    enum stream_end end;
+    const char *why;          /* END_UNUSABLE: what was wrong */
+    h2o_buffer_t *first_error; /* END_POE_ERROR before the stream started: the event's data, answered as a body */
 } passthrough_t;
 
 static void on_dispose(void *p)
@@ -36,22 +76,13 @@ static void on_dispose(void *p)
     passthrough_t *st = p;
     pgw_relay_dispose(&st->relay);
     pgw_sse_reader_dispose(&st->sse);
-    h2o_buffer_dispose(&st->side);
+    h2o_buffer_dispose(&st->held);
+    h2o_buffer_dispose(&st->first_error);
 }
 
 static int can_ping(pgw_relay_t *rl)
 {
-    passthrough_t *st = (passthrough_t *)rl;
-    return pgw_sse_reader_at_boundary(&st->sse);
-}
-
-static int on_sse_event(void *ctx, h2o_iovec_t event, h2o_iovec_t data)
-{
-    passthrough_t *st = ctx;
-    if (h2o_memis(event.base, event.len, H2O_STRLIT("message_start")) ||
-        h2o_memis(event.base, event.len, H2O_STRLIT("message_delta")))
-        pgw_usage_note_event(&st->relay.r->usage, data.base, data.len);
-    return 0;
+    return 1; /* only whole events are ever pending: the stream always stands between two */
 }
 
 /* Headers relayed to the client: the content type, rate-limit and retry hints, and Poe's request id. */
@@ -59,8 +90,7 @@ static void copy_header(void *ctx, h2o_iovec_t name, h2o_iovec_t value)
 {
     passthrough_t *st = ctx;
     h2o_req_t *req = st->relay.r->req;
-    int relay = h2o_memis(name.base, name.len, H2O_STRLIT("content-type")) ||
-                h2o_memis(name.base, name.len, H2O_STRLIT("retry-after")) ||
+    int relay = h2o_memis(name.base, name.len, H2O_STRLIT("retry-after")) ||
                 h2o_memis(name.base, name.len, H2O_STRLIT("request-id")) ||
                 (name.len > 20 && memcmp(name.base, "anthropic-ratelimit-", 20) == 0) ||
                 (name.len > 12 && memcmp(name.base, "x-ratelimit-", 12) == 0);
@@ -74,67 +104,223 @@ static void copy_header(void *ctx, h2o_iovec_t name, h2o_iovec_t value)
     }
 }
 
+/*
+ * The error type of an Anthropic-shaped error (`{"type":"error","error":{"type":"...","message":"..."}}`), copied into
+ * `type`; 0 when the JSON is anything else.
+ */
+static int anthropic_error_type(const char *json, size_t len, char *type, size_t typesz)
+{
+    char *text;
+    if (len > MAX_ERROR_BODY || (text = malloc(len + 1)) == NULL)
+        return 0;
+    memcpy(text, json, len);
+    text[len] = '\0';
+    yajl_val root = yajl_tree_parse(text, NULL, 0);
+    free(text);
+    static const char *type_path[] = {"type", NULL}, *etype_path[] = {"error", "type", NULL},
+                      *emsg_path[] = {"error", "message", NULL};
+    const char *t = YAJL_GET_STRING(yajl_tree_get(root, type_path, yajl_t_string)),
+               *et = YAJL_GET_STRING(yajl_tree_get(root, etype_path, yajl_t_string));
+    int ok = t != NULL && strcmp(t, "error") == 0 && et != NULL && et[0] != '\0' &&
+             yajl_tree_get(root, emsg_path, yajl_t_string) != NULL;
+    if (ok)
+        snprintf(type, typesz, "%s", et);
+    yajl_tree_free(root);
+    return ok;
+}
+
+/* Sends `body` as the whole response with `status`, the route's key redacted; the content type is JSON. */
+static void respond_json(passthrough_t *st, int status, h2o_buffer_t **body)
+{
+    pgw_relay_t *rl = &st->relay;
+    h2o_req_t *req = rl->r->req;
+    (*body)->size = pgw_redact_bytes((*body)->bytes, (*body)->size, rl->route->api_key);
+    req->res.status = status;
+    req->res.reason = pgw_status_reason(status);
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"), 1);
+    pgw_buf_append(&rl->pending, (*body)->bytes, (*body)->size);
+    pgw_relay_start(rl);
+    pgw_relay_complete(rl);
+}
+
+static void on_stop_grace(pgw_relay_t *rl)
+{
+    /* Poe sent message_stop but has not ended the transfer: the answer is whole, and the client need not wait */
+    pgw_relay_stop_upstream(rl);
+    pgw_relay_complete(rl);
+}
+
+static void on_commit_wait(pgw_relay_t *rl)
+{
+    if (!rl->started)
+        pgw_relay_start_stream(rl, can_ping);
+}
+
 static void on_head(pgw_upstream_transfer_t *t, int status)
 {
     passthrough_t *st = pgw_upstream_data(t);
-    h2o_req_t *req = st->relay.r->req;
-    const pgw_route_t *route = st->relay.route;
+    h2o_iovec_t ctype = pgw_upstream_header(t, H2O_STRLIT("content-type"));
+    int is_sse = ctype.len >= 17 && strncasecmp(ctype.base, "text/event-stream", 17) == 0;
 
     pgw_shaper_observe(st->relay.r->bucket, status, t);
-    if (status == 401) {
-        /* Poe refused the gateway's own key; the client's credential was fine, and a 401 would make Claude Code ask its
-         * user to log in again (translation.md §5). */
-        pgw_log_error(MODULE_NAME, "Poe answered 401 for route %s: its api_key is refused", route->model_name);
-        pgw_relay_stop_upstream(&st->relay);
-        pgw_relay_respond_directly(&st->relay);
-        pgw_send_error(req, 502, PGW_ERR_API, "Poe refused the API key configured for route %s%s%s", route->model_name,
-                       route->api_key_env != NULL ? "; check " : "", route->api_key_env != NULL ? route->api_key_env : "");
-        return;
-    }
-
-    req->res.status = status;
-    req->res.reason = pgw_status_reason(status);
+    st->status = status;
     pgw_upstream_foreach_header(t, copy_header, st);
-    if (status == 429 && pgw_upstream_header(t, H2O_STRLIT("retry-after")).base == NULL)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-    h2o_iovec_t ctype = pgw_upstream_header(t, H2O_STRLIT("content-type"));
-    st->is_sse = ctype.len >= 17 && strncasecmp(ctype.base, "text/event-stream", 17) == 0;
-    st->is_error = status >= 400;
-    if (st->is_sse && !st->is_error) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
-        pgw_relay_enable_ping(&st->relay, can_ping);
+    if (status < 200 || status > 299) {
+        st->kind = BODY_ERROR;
+    } else if (st->client_stream && is_sse) {
+        st->kind = BODY_STREAM;
+        pgw_relay_start_timer(&st->relay, COMMIT_WAIT_MS, on_commit_wait);
+    } else if (st->client_stream || is_sse) {
+        pgw_relay_fail(&st->relay, PGW_OUTCOME_UPSTREAM_CUT, 502, PGW_ERR_API, "route %s: Poe answered a %s request with %s",
+                       st->relay.route->model_name, st->client_stream ? "streaming" : "non-streaming",
+                       is_sse ? "an event stream" : "a whole body (content-type is not text/event-stream)");
+    } else {
+        st->kind = BODY_WHOLE;
     }
-    pgw_relay_start(&st->relay);
+}
+
+/*
+ * One whole event from Poe. Nothing is sent from here (sending may end the request, and the reader with it): the event
+ * is checked and its bytes are moved to `pending`, and a stop is noted for on_body to act on.
+ */
+static int on_sse_event(void *ctx, h2o_iovec_t event, h2o_iovec_t data)
+{
+    passthrough_t *st = ctx;
+    pgw_relay_t *rl = &st->relay;
+    size_t end = pgw_sse_reader_event_end(&st->sse);
+    h2o_iovec_t raw1 = h2o_iovec_init(st->held->bytes, st->held->size),
+                raw2 = h2o_iovec_init(st->chunk + st->chunk_done, end - st->chunk_done);
+    st->held->size = 0;
+    st->chunk_done = end;
+
+    if (st->end != END_NONE)
+        return -1;
+    /* every event of Anthropic's carries one JSON object, and a client's SDK parses each: one that would break there
+     * ends the stream here instead (the JSON check of request bodies, a few instructions a byte) */
+    pgw_reqbody_t info;
+    char err[128];
+    if (pgw_reqbody_inspect(data.base, data.len, &info, err, sizeof(err)) != 0) {
+        st->end = END_UNUSABLE;
+        st->why = "an event whose data is not a JSON object";
+        return -1;
+    }
+    if (h2o_memis(event.base, event.len, H2O_STRLIT("error"))) {
+        st->end = END_POE_ERROR;
+        if (!st->seen_start && !rl->started) {
+            pgw_buf_append(&st->first_error, data.base, data.len);
+            return -1;
+        }
+    } else if (h2o_memis(event.base, event.len, H2O_STRLIT("ping"))) {
+        if (!rl->started)
+            return 0; /* nothing to keep alive yet */
+    } else if (!st->seen_start) {
+        if (!h2o_memis(event.base, event.len, H2O_STRLIT("message_start"))) {
+            st->end = END_UNUSABLE;
+            st->why = "an event before message_start";
+            return -1;
+        }
+        st->seen_start = 1;
+        pgw_usage_note_event(&rl->r->usage, data.base, data.len);
+    } else if (h2o_memis(event.base, event.len, H2O_STRLIT("message_delta"))) {
+        pgw_usage_note_event(&rl->r->usage, data.base, data.len);
+    } else if (h2o_memis(event.base, event.len, H2O_STRLIT("message_stop"))) {
+        st->end = END_STOP;
+    }
+    /* relay the event's own bytes, with the route's key redacted */
+    size_t at = rl->pending->size;
+    pgw_buf_append(&rl->pending, raw1.base, raw1.len);
+    pgw_buf_append(&rl->pending, raw2.base, raw2.len);
+    rl->pending->size = at + pgw_redact_bytes(rl->pending->bytes + at, rl->pending->size - at, rl->route->api_key);
+    return st->end == END_NONE ? 0 : -1;
+}
+
+/* After a feed: act on how the stream stands. May end the request: the caller's last use of `st`. */
+static void after_events(passthrough_t *st)
+{
+    pgw_relay_t *rl = &st->relay;
+    char type[64];
+
+    switch (st->end) {
+    case END_NONE:
+        if (!rl->started && st->seen_start) {
+            pgw_relay_stop_timer(rl); /* the commit wait */
+            pgw_relay_start_stream(rl, can_ping);
+        }
+        if (rl->started)
+            pgw_relay_send(rl);
+        break;
+    case END_STOP:
+        if (!rl->started)
+            pgw_relay_start_stream(rl, can_ping);
+        pgw_relay_send(rl);
+        /* the transfer's end completes the response; a transfer that lingers is not waited for long */
+        pgw_relay_start_timer(rl, STOP_GRACE_MS, on_stop_grace);
+        break;
+    case END_POE_ERROR:
+        pgw_log_warn(MODULE_NAME, "route %s: Poe ended the stream with an error event", rl->route->model_name);
+        pgw_relay_stop_upstream(rl);
+        if (!rl->started && !st->seen_start) {
+            /* nothing was started: the error becomes the response, with the status its type implies */
+            int status = anthropic_error_type(st->first_error->bytes, st->first_error->size, type, sizeof(type))
+                             ? pgw_error_status(type)
+                             : 502;
+            rl->r->outcome = PGW_OUTCOME_UPSTREAM_ERROR;
+            respond_json(st, status, &st->first_error);
+        } else {
+            if (!rl->started) /* message_start came in the same read */
+                pgw_relay_start_stream(rl, can_ping);
+            pgw_relay_end(rl, PGW_OUTCOME_UPSTREAM_ERROR);
+        }
+        break;
+    case END_UNUSABLE:
+        pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_CUT, 502, PGW_ERR_API, "route %s: Poe's stream is not a valid answer: %s",
+                       rl->route->model_name, st->why);
+        break;
+    }
 }
 
 static int on_body(pgw_upstream_transfer_t *t, const char *bytes, size_t len)
 {
     passthrough_t *st = pgw_upstream_data(t);
-    if (pgw_relay_should_pause(&st->relay))
-        return 1;
-    if (st->is_error) {
-        if (st->side->size + len <= MAX_ERROR_BODY)
-            pgw_buf_append(&st->side, bytes, len);
+    pgw_relay_t *rl = &st->relay;
+
+    if (st->kind != BODY_STREAM) {
+        size_t cap = st->kind == BODY_WHOLE ? MAX_WHOLE_BODY : MAX_ERROR_BODY;
+        if (st->held->size + len <= cap)
+            pgw_buf_append(&st->held, bytes, len);
+        else
+            st->truncated = 1;
         return 0;
     }
-    pgw_buf_append(&st->relay.pending, bytes, len);
-    if (st->is_sse) {
-        pgw_sse_reader_feed(&st->sse, bytes, len, on_sse_event, st);
-    } else {
-        /* a whole message ends with its usage: keep a tail to read it from at the end, in linear time */
-        pgw_buf_append(&st->side, bytes, len);
-        if (st->side->size > 2 * TAIL_KEEP)
-            h2o_buffer_consume(&st->side, st->side->size - TAIL_KEEP);
+    if (st->end != END_NONE)
+        return 0; /* after message_stop: nothing more is relayed */
+    if (pgw_relay_should_pause(rl))
+        return 1;
+    st->chunk = bytes;
+    st->chunk_done = 0;
+    if (pgw_sse_reader_feed(&st->sse, bytes, len, on_sse_event, st) != 0 && st->end == END_NONE) {
+        st->end = END_UNUSABLE;
+        st->why = "an event larger than 16 MB";
     }
-    pgw_relay_send(&st->relay);
+    if (st->end == END_NONE) {
+        /* the start of an event still arriving waits for its end */
+        pgw_buf_append(&st->held, bytes + st->chunk_done, len - st->chunk_done);
+        if (st->held->size > MAX_SSE_EVENT) {
+            st->end = END_UNUSABLE;
+            st->why = "an event larger than 16 MB";
+        }
+    }
+    st->chunk = NULL;
+    after_events(st);
     return 0;
 }
 
 /* The usage of a whole message, from the last "usage" key of its tail. */
 static void note_whole_usage(passthrough_t *st)
 {
-    const char *tail = pgw_buf_at(st->side, 0), *at = NULL;
-    size_t len = st->side->size;
+    size_t from = st->held->size > USAGE_TAIL ? st->held->size - USAGE_TAIL : 0;
+    const char *tail = st->held->bytes + from, *at = NULL;
+    size_t len = st->held->size - from;
     for (size_t off = 0; off + 7 <= len;) {
         const char *p = memmem(tail + off, len - off, "\"usage\"", 7);
         if (p == NULL)
@@ -152,50 +338,110 @@ static void note_whole_usage(passthrough_t *st)
     pgw_usage_parser_dispose(&parser);
 }
 
+/* An error status from Poe, its body held: byte for byte when Anthropic-shaped, else mapped to one. `t` is the ending
+ * transfer, for its headers. */
+static void respond_error(passthrough_t *st, pgw_upstream_transfer_t *t)
+{
+    pgw_relay_t *rl = &st->relay;
+    const pgw_route_t *route = rl->route;
+    h2o_req_t *req = rl->r->req;
+    char type[64];
+
+    rl->r->outcome = PGW_OUTCOME_UPSTREAM_ERROR;
+    if (st->status == 401) {
+        /* Poe refused the gateway's own key; the client's credential was fine, and a 401 would make Claude Code ask its
+         * user to log in again */
+        pgw_log_error(MODULE_NAME, "Poe answered 401 for route %s: its api_key is refused", route->model_name);
+        pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_ERROR, 502, PGW_ERR_API, "Poe refused the API key configured for route %s%s%s",
+                       route->model_name, route->api_key_env != NULL ? "; check " : "",
+                       route->api_key_env != NULL ? route->api_key_env : "");
+        return;
+    }
+    if (st->status == 429 && pgw_upstream_header(t, H2O_STRLIT("retry-after")).base == NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+    if (st->status >= 400 && !st->truncated && anthropic_error_type(st->held->bytes, st->held->size, type, sizeof(type))) {
+        respond_json(st, st->status, &st->held);
+        return;
+    }
+    pgw_upstream_failure_t f;
+    if (st->status >= 300 && st->status < 400) {
+        h2o_iovec_t location = pgw_upstream_header(t, H2O_STRLIT("location"));
+        f.status = 502;
+        f.type = PGW_ERR_API;
+        snprintf(f.message, sizeof(f.message), "route %s: Poe answered %d, a redirect%s%.*s; check the route's api_base",
+                 route->model_name, st->status, location.base != NULL ? " to " : "", (int)(location.len < 200 ? location.len : 200),
+                 location.base != NULL ? location.base : "");
+    } else {
+        pgw_map_upstream_error(st->status < 400 ? 502 : st->status, st->held->bytes, st->held->size, route->model_name,
+                               route->api_key, &f);
+        if (st->status < 400) /* a 1xx/2xx that could not be used: the mapper read it as a 502 */
+            snprintf(f.message, sizeof(f.message), "route %s: Poe answered %d with no usable body", route->model_name,
+                     st->status);
+    }
+    pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_ERROR, f.status, f.type, "%s", f.message);
+}
+
+/* A whole answer has arrived: sent if it is one complete JSON object, else a 502. */
+static void respond_whole(passthrough_t *st)
+{
+    pgw_relay_t *rl = &st->relay;
+    pgw_reqbody_t info;
+    char err[256];
+
+    if (st->truncated) {
+        pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_CUT, 502, PGW_ERR_API, "route %s: Poe's answer is larger than %d MB",
+                       rl->route->model_name, MAX_WHOLE_BODY / (1024 * 1024));
+        return;
+    }
+    if (st->held->size == 0 || pgw_reqbody_inspect(st->held->bytes, st->held->size, &info, err, sizeof(err)) != 0) {
+        pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_CUT, 502, PGW_ERR_API, "route %s: Poe answered %d with %s", rl->route->model_name,
+                       st->status, st->held->size == 0 ? "an empty body" : "a body that is not a JSON object");
+        return;
+    }
+    note_whole_usage(st);
+    respond_json(st, st->status, &st->held);
+}
+
 static void on_complete(pgw_upstream_transfer_t *t, pgw_upstream_error_t err, const char *errstr)
 {
     passthrough_t *st = pgw_upstream_data(t);
     pgw_relay_t *rl = &st->relay;
-    h2o_req_t *req = rl->r->req;
     const char *route = rl->route->model_name;
+    int stalled = err == PGW_UPSTREAM_STALL || err == PGW_UPSTREAM_TIMEOUT;
 
     rl->transfer = NULL; /* freed by the upstream after this returns */
-    pgw_relay_stop_upstream(rl); /* only the ping timer is left to stop */
-    if (!rl->started) {
-        pgw_relay_respond_directly(rl);
+    if (rl->final_sent)
+        return;
+    if (st->status == 0) {
         if (err == PGW_UPSTREAM_TIMEOUT)
-            pgw_send_error(req, 504, PGW_ERR_TIMEOUT, "route %s: Poe did not answer: %s", route, errstr);
+            pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_CUT, 504, PGW_ERR_TIMEOUT, "route %s: Poe did not answer: %s", route, errstr);
         else
-            pgw_send_error(req, 502, PGW_ERR_API, "route %s: cannot reach Poe at %s: %s", route, rl->route->api_base,
-                           errstr != NULL ? errstr : "no response");
+            pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_CUT, 502, PGW_ERR_API, "route %s: cannot reach Poe at %s: %s", route,
+                           rl->route->api_base, errstr != NULL ? errstr : "no response");
         return;
     }
-    if (err != PGW_UPSTREAM_OK) {
-        pgw_log_warn(MODULE_NAME, "route %s: the upstream response broke off: %s", route, errstr);
-        if (st->is_sse) {
-            char msg[512];
-            int n = snprintf(msg, sizeof(msg), "route %s: the upstream stream broke off: %s", route, errstr);
-            if (!pgw_sse_reader_at_boundary(&st->sse))
-                pgw_buf_append_lit(&rl->pending, "\n\n");
-            pgw_buf_append_lit(&rl->pending, "event: error\ndata: ");
-            pgw_error_json(&rl->pending, err == PGW_UPSTREAM_STALL ? PGW_ERR_TIMEOUT : PGW_ERR_API, msg,
-                           n < (int)sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
-            pgw_buf_append_lit(&rl->pending, "\n\n");
-        } else {
-            rl->abort = 1;
-        }
-    } else if (st->is_error) {
-        /* an upstream that quotes the key it was given must not hand it to the client */
-        char *text = h2o_mem_alloc_pool(&req->pool, st->side->size + 1);
-        memcpy(text, pgw_buf_at(st->side, 0), st->side->size);
-        text[st->side->size] = '\0';
-        pgw_redact(text, rl->route->api_key);
-        pgw_buf_append_str(&rl->pending, text);
-    } else if (!st->is_sse) {
-        note_whole_usage(st);
+    if (st->kind == BODY_ERROR) {
+        respond_error(st, t); /* what arrived of it, even when it broke off */
+        return;
     }
-    rl->done = 1;
-    pgw_relay_send(rl);
+    if (err != PGW_UPSTREAM_OK && st->end != END_STOP) {
+        pgw_log_warn(MODULE_NAME, "route %s: the upstream response broke off: %s", route, errstr);
+        pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_CUT, stalled ? 504 : 502, stalled ? PGW_ERR_TIMEOUT : PGW_ERR_API,
+                       "route %s: the %s from Poe broke off: %s", route, st->kind == BODY_STREAM ? "stream" : "answer", errstr);
+        return;
+    }
+    if (st->kind == BODY_WHOLE) {
+        respond_whole(st);
+        return;
+    }
+    if (st->end == END_STOP) {
+        pgw_relay_stop_upstream(rl); /* the grace timer */
+        pgw_relay_complete(rl);
+        return;
+    }
+    pgw_log_warn(MODULE_NAME, "route %s: Poe's stream ended before message_stop", route);
+    pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_CUT, 502, PGW_ERR_API, "route %s: Poe's stream ended before the answer was complete "
+                   "(no message_stop)", route);
 }
 
 static const pgw_upstream_callbacks_t callbacks = {on_head, on_body, on_complete};
@@ -242,7 +488,9 @@ void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, const pgw
     memset(st, 0, sizeof(*st));
     pgw_relay_init(&st->relay, r, route);
     pgw_sse_reader_init(&st->sse, MAX_SSE_EVENT);
-    h2o_buffer_init(&st->side, &h2o_socket_buffer_prototype);
+    h2o_buffer_init(&st->held, &h2o_socket_buffer_prototype);
+    h2o_buffer_init(&st->first_error, &h2o_socket_buffer_prototype);
+    st->client_stream = body->stream;
     pgw_upstream_request_t upreq = {url, "POST", upbody, headers, route->timeout, route->stream_timeout, route->max_retries,
                                     route->ssl_verify, route->h2c, NULL, {more[0], more[1]}};
     st->relay.transfer = pgw_upstream_start(r->worker->upstream, &upreq, &callbacks, st);

@@ -1,12 +1,19 @@
 /* poe-gateway: MIT licence. The client side of a proxied response: one send in flight, flow control against the upstream,
- * SSE pings on silence, and hang-up detection for HTTP/1 clients. Shared by both route kinds.
+ * SSE pings on silence, hang-up detection for HTTP/1 clients, and how a response may end. Shared by both route kinds.
  *
  * h2o allows one send in flight per response: bytes accumulate in `pending`, go to h2o through a double buffer when
  * nothing is in flight, and `proceed` sends the rest (the pattern of h2o's proxy). Past PGW_RELAY_HIGH_WATER the route's
  * on_body pauses the upstream transfer; `proceed` resumes it once the client has drained half. Bytes that the upstream
  * delivers while being resumed are queued, and sent when the resume returns.
+ *
+ * Ends. A route ends its response through pgw_relay_complete, pgw_relay_end or pgw_relay_fail (relay.h states the
+ * contract they keep); each sets `ended` and `done`. A hang-up sets `done` and `abort` (nothing can reach the client any
+ * more). The last send checks that one of these happened, so that no route can end a stream silently by mistake.
  */
 #include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include "errors.h"
 #include "json.h"
 #include "log.h"
 #include "relay.h"
@@ -24,6 +31,8 @@ struct st_pgw_relay_timers_t {
     int open;
 };
 
+static void on_ping(uv_timer_t *timer);
+
 void pgw_relay_send(pgw_relay_t *rl)
 {
     if (rl->resuming || rl->final_sent || rl->sending.bytes_inflight != 0)
@@ -33,6 +42,23 @@ void pgw_relay_send(pgw_relay_t *rl)
     if (buf.len == 0 && !last)
         return;
     h2o_send_state_t state = H2O_SEND_STATE_IN_PROGRESS;
+    if (last && !rl->ended && !rl->abort) {
+        /* a route ended without saying how: never let that pass for a complete answer */
+        pgw_log_error(MODULE_NAME, "route %s: a response ended without completing or failing; ending it as broken",
+                      rl->route->model_name);
+        rl->r->outcome = rl->r->outcome != PGW_OUTCOME_OK ? rl->r->outcome : PGW_OUTCOME_UPSTREAM_CUT;
+        rl->ended = 1;
+        if (rl->stream) {
+            static const char msg[] = "the gateway ended this stream without completing it";
+            pgw_buf_append_lit(&rl->pending, "event: error\ndata: ");
+            pgw_error_json(&rl->pending, PGW_ERR_API, msg, sizeof(msg) - 1);
+            pgw_buf_append_lit(&rl->pending, "\n\n");
+            buf = h2o_doublebuffer_prepare(&rl->sending, &rl->pending, SIZE_MAX);
+            last = rl->pending->size == 0;
+        } else {
+            rl->abort = 1;
+        }
+    }
     if (last) {
         rl->final_sent = 1;
         state = rl->abort ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL;
@@ -69,6 +95,8 @@ void pgw_relay_stop_upstream(pgw_relay_t *rl)
 static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
 {
     pgw_relay_t *rl = (pgw_relay_t *)generator;
+    if (rl->r->outcome == PGW_OUTCOME_OK && !rl->final_sent)
+        rl->r->outcome = PGW_OUTCOME_CLIENT_GONE;
     pgw_relay_stop_upstream(rl);
     uv_timer_stop(&rl->timers->watch);
 }
@@ -81,9 +109,72 @@ void pgw_relay_start(pgw_relay_t *rl)
     h2o_start_response(rl->r->req, &rl->super);
 }
 
+void pgw_relay_start_stream(pgw_relay_t *rl, pgw_relay_can_ping_cb can_ping)
+{
+    h2o_req_t *req = rl->r->req;
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("text/event-stream"), 1);
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, H2O_STRLIT("no-cache"), 1);
+    rl->stream = 1;
+    rl->can_ping = can_ping;
+    rl->last_write = uv_now(&rl->r->worker->loop);
+    uv_timer_start(&rl->timers->ping, on_ping, PGW_RELAY_PING_MS, 0);
+    pgw_relay_start(rl);
+}
+
+void pgw_relay_complete(pgw_relay_t *rl)
+{
+    pgw_relay_end(rl, PGW_OUTCOME_OK);
+}
+
+void pgw_relay_end(pgw_relay_t *rl, pgw_outcome_t outcome)
+{
+    if (rl->r->outcome == PGW_OUTCOME_OK)
+        rl->r->outcome = outcome;
+    rl->ended = 1;
+    rl->done = 1;
+    pgw_relay_send(rl);
+}
+
+void pgw_relay_fail(pgw_relay_t *rl, pgw_outcome_t outcome, int status, const char *type, const char *fmt, ...)
+{
+    h2o_req_t *req = rl->r->req;
+    char msg[1024];
+    va_list args;
+    va_start(args, fmt);
+    int n = vsnprintf(msg, sizeof(msg), fmt, args);
+    va_end(args);
+    if (n < 0)
+        msg[0] = '\0';
+    pgw_redact(msg, rl->route->api_key);
+
+    pgw_relay_stop_upstream(rl);
+    if (rl->final_sent)
+        return;
+    if (rl->r->outcome == PGW_OUTCOME_OK)
+        rl->r->outcome = outcome;
+    if (!rl->started) {
+        pgw_relay_respond_directly(rl);
+        pgw_send_error(req, status, type, "%s", msg);
+        return;
+    }
+    rl->ended = 1;
+    rl->done = 1;
+    if (rl->stream) {
+        pgw_buf_append_lit(&rl->pending, "event: error\ndata: ");
+        pgw_error_json(&rl->pending, type, msg, strlen(msg));
+        pgw_buf_append_lit(&rl->pending, "\n\n");
+    } else {
+        rl->abort = 1; /* a whole body that started cannot take an error any more: end it as incomplete */
+    }
+    pgw_relay_send(rl);
+}
+
 void pgw_relay_respond_directly(pgw_relay_t *rl)
 {
     rl->started = 1;
+    rl->ended = 1;
     rl->final_sent = 1;
     uv_timer_stop(&rl->timers->watch);
     uv_timer_stop(&rl->timers->ping);
@@ -113,12 +204,6 @@ static void on_ping(uv_timer_t *timer)
     }
 }
 
-void pgw_relay_enable_ping(pgw_relay_t *rl, pgw_relay_can_ping_cb can_ping)
-{
-    rl->can_ping = can_ping;
-    rl->last_write = uv_now(&rl->r->worker->loop);
-    uv_timer_start(&rl->timers->ping, on_ping, PGW_RELAY_PING_MS, 0);
-}
 
 /*
  * HTTP/1 only: h2o 2.2.5 does not read a connection while its request is processed, so a client that hangs up while Poe
@@ -140,6 +225,8 @@ static void on_watch(uv_timer_t *timer)
     pgw_log_debug(MODULE_NAME, "route %s: the client hung up; resetting the upstream request", rl->route->model_name);
     pgw_relay_stop_upstream(rl);
     uv_timer_stop(&rl->timers->watch);
+    if (rl->r->outcome == PGW_OUTCOME_OK)
+        rl->r->outcome = PGW_OUTCOME_CLIENT_GONE;
     req->http1_is_persistent = 0;
     rl->pending->size = 0;
     rl->done = 1;

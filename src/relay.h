@@ -1,5 +1,5 @@
 /* poe-gateway: MIT licence. The client side of a proxied response: one send in flight, flow control against the upstream,
- * SSE pings on silence, and hang-up detection for HTTP/1 clients. Shared by both route kinds. */
+ * SSE pings on silence, hang-up detection for HTTP/1 clients, and how a response may end. Shared by both route kinds. */
 #ifndef PGW_RELAY_H
 #define PGW_RELAY_H
 
@@ -30,6 +30,8 @@ struct st_pgw_relay_t {
     h2o_buffer_t *pending;             /* response bytes not yet handed to h2o */
     h2o_doublebuffer_t sending;        /* handed to h2o, awaiting proceed */
     int started;                       /* the response head went to h2o */
+    int stream;                        /* the response is an event stream (pgw_relay_start_stream) */
+    int ended;                         /* the route said how the answer ends (complete, end, fail) */
     int done;                          /* nothing more will be appended: send FINAL once pending is out */
     int abort;                         /* with done: end with ERROR (an incomplete body) instead of FINAL */
     int final_sent;                    /* the response is complete from h2o's point of view */
@@ -55,6 +57,40 @@ void pgw_relay_stop_upstream(pgw_relay_t *rl);
 void pgw_relay_start(pgw_relay_t *rl);
 
 /**
+ * Starts an event stream: status 200, content-type text/event-stream, no caching, and pings after each PING_MS of
+ * silence (`can_ping` is asked first). The caller has added any other headers.
+ */
+void pgw_relay_start_stream(pgw_relay_t *rl, pgw_relay_can_ping_cb can_ping);
+
+/*
+ * How a response ends: the stream contract. Every relayed response ends through exactly one of the three calls below;
+ * a response that ends otherwise is a bug that pgw_relay_send refuses to hide (it logs an error and ends the stream with
+ * an `error` event, or a whole body with a transport error). The contract, for the client:
+ * - an event stream ends with `message_stop` only when the upstream's answer really completed, and otherwise with
+ *   exactly one `error` event, after which nothing follows;
+ * - a whole answer is complete, or the client gets an error status with an Anthropic error body instead (never a
+ *   truncated body under a 2xx).
+ * Each may end the request inside the call: callers make it their last use of the relay.
+ */
+
+/** The upstream's answer is complete and all of it is in `pending`: send it and end the response. */
+void pgw_relay_complete(pgw_relay_t *rl);
+
+/**
+ * The writer has put its own last event in `pending`: message_stop (outcome OK) or an `error` event whose reason
+ * `outcome` names. Sends it and ends the response.
+ */
+void pgw_relay_end(pgw_relay_t *rl, pgw_outcome_t outcome);
+
+/**
+ * The upstream's answer cannot be completed. Stops the upstream, notes `outcome` and tells the client: an error status
+ * with an Anthropic error body when nothing was started, else one `error` event of `type` at the end of the stream (the
+ * stream must stand between two events). The message is printf-style; the route's upstream key is redacted from it.
+ */
+void pgw_relay_fail(pgw_relay_t *rl, pgw_outcome_t outcome, int status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/**
  * An error response instead of a relayed one, before pgw_relay_start: marks the relay final so nothing else is sent.
  * The caller sends the response itself (pgw_send_error) right after.
  */
@@ -76,7 +112,5 @@ int pgw_relay_should_pause(pgw_relay_t *rl);
 void pgw_relay_start_timer(pgw_relay_t *rl, uint64_t ms, void (*cb)(pgw_relay_t *rl));
 void pgw_relay_stop_timer(pgw_relay_t *rl);
 
-/** Starts SSE pings: after each PING_MS without a write to the client, `can_ping` is asked and a ping event appended. */
-void pgw_relay_enable_ping(pgw_relay_t *rl, pgw_relay_can_ping_cb can_ping);
 
 #endif

@@ -171,11 +171,14 @@ static void on_request_dispose(void *p)
             hidden = "?[query hidden]";
         }
     }
-    pgw_log_info("access", "%s \"%.*s %.*s%s HTTP/%s\" %d route=%s key=%s dur_ms=%.1f bytes=%zu%s", peer, (int)req->method.len,
+    char outcome[48] = "";
+    if (r->outcome != PGW_OUTCOME_OK)
+        snprintf(outcome, sizeof(outcome), " outcome=%s", pgw_outcome_name(r->outcome));
+    pgw_log_info("access", "%s \"%.*s %.*s%s HTTP/%s\" %d route=%s key=%s dur_ms=%.1f bytes=%zu%s%s", peer, (int)req->method.len,
                  req->method.base, path_len, req->path.base, hidden, version >= 0x200 ? "2" : version == 0x101 ? "1.1" : "1.0",
                  req->res.status,
                  r->route_name != NULL ? r->route_name : "-", r->key_name != NULL ? r->key_name : "-", ms, req->bytes_sent,
-                 usage);
+                 usage, outcome);
 
     pgw_worker_t *w = r->worker;
     double ttfb = h2o_timeval_is_null(&req->timestamps.response_start_at)
@@ -183,7 +186,7 @@ static void on_request_dispose(void *p)
                       : h2o_timeval_subtract(&req->timestamps.request_begin_at, &req->timestamps.response_start_at) / 1e6;
     pgw_metrics_request_t mr = {r->key_name != NULL ? r->key_name : "-", r->route_name != NULL ? r->route_name : "-",
                                 r->model != NULL && r->route_name != NULL ? r->model : "-", req->res.status, ttfb, ms / 1000.0,
-                                &r->usage};
+                                &r->usage, r->outcome};
     pgw_metrics_record(w->metrics, &mr, pgw_now_ms());
     generation_release(r->gen);
     if (r->client_conn != NULL)

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "conns.h"
 #include "metrics.h"
+#include "outcome.h"
 #include "ratelimit.h"
 #include "reqbody.h"
 #include "shaper.h"
@@ -101,6 +102,7 @@ typedef struct st_pgw_request_t {
     int is_count_tokens;
     pgw_shaper_bucket_t *bucket;   /* the upstream key's bucket, for Poe's limit signals */
     pgw_conn_t *client_conn;       /* the client connection's entry in worker->conns; NULL when it has none */
+    pgw_outcome_t outcome;         /* how the answer ended (the first end that was noted counts) */
 } pgw_request_t;
 
 /** Process-wide server; valid between pgw_server_init and the end of pgw_server_run. */

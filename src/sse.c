@@ -87,6 +87,10 @@ int pgw_sse_reader_feed(pgw_sse_reader_t *r, const char *bytes, size_t len, pgw_
                 return -1;
             break;
         }
+        const char *next = eol + 1;
+        if (*eol == '\r' && next != end && *next == '\n')
+            ++next;
+        r->event_end = (size_t)(next - bytes);
         int ret;
         if (r->line->size != 0) {
             pgw_buf_append(&r->line, p, eol - p);
@@ -97,13 +101,9 @@ int pgw_sse_reader_feed(pgw_sse_reader_t *r, const char *bytes, size_t len, pgw_
         }
         if (ret != 0)
             return -1;
-        if (*eol == '\r') {
-            if (eol + 1 == end)
-                r->last_was_cr = 1;
-            else if (eol[1] == '\n')
-                ++eol;
-        }
-        p = eol + 1;
+        if (*eol == '\r' && eol + 1 == end)
+            r->last_was_cr = 1;
+        p = next;
     }
     return 0;
 }

@@ -19,6 +19,8 @@ typedef struct st_pgw_sse_reader_t {
     size_t data_lines;   /* data lines in the current event */
     int last_was_cr;     /* the previous feed ended with '\r' (a following '\n' belongs to it) */
     size_t max_event;    /* events larger than this are an error (0 = no limit) */
+    size_t event_end;    /* during a callback: how many bytes of the current feed come up to the end of the blank line
+                          * that ended the event (pgw_sse_reader_event_end) */
 } pgw_sse_reader_t;
 
 void pgw_sse_reader_init(pgw_sse_reader_t *r, size_t max_event);
@@ -35,5 +37,15 @@ int pgw_sse_reader_feed(pgw_sse_reader_t *r, const char *bytes, size_t len, pgw_
  * where the writer may insert an event of its own.
  */
 int pgw_sse_reader_at_boundary(const pgw_sse_reader_t *r);
+
+/**
+ * Only from inside an event callback: the offset in the bytes of the current pgw_sse_reader_feed just past the line end
+ * that dispatched the event, so that a relay can pass on the event's own bytes. (A "\r\n" split between two feeds ends
+ * at its "\r"; the "\n" then starts the next feed, a blank line to any reader.)
+ */
+static inline size_t pgw_sse_reader_event_end(const pgw_sse_reader_t *r)
+{
+    return r->event_end;
+}
 
 #endif

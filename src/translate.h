@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <h2o/memory.h>
+#include "outcome.h"
 
 /* ---- src/catalog.c: what a Poe bot declares in GET /v1/models ---- */
 
@@ -112,6 +113,7 @@ typedef struct st_pgw_response_opts_t {
     const pgw_toolnames_t *toolnames;
     int buffer_tools;               /* emit each tool call whole at the end (§4.4 rule 3) */
     const char *stop_sequences[4];  /* the client's stop sequences, NULL-terminated, for stop_sequence reporting */
+    const char *secret;             /* the route's upstream key: redacted from every upstream message passed on (or NULL) */
 } pgw_response_opts_t;
 
 /** An upstream failure in Anthropic terms (§5). */
@@ -125,9 +127,11 @@ typedef struct st_pgw_upstream_failure_t {
  * Maps an upstream error response (status and body, Poe's or OpenAI's shape) to the client's status, type and
  * message (§5), e.g. 401 -> 502 api_error, 402 -> 402 billing_error, 529/503 -> 529 overloaded_error, context overflow
  * -> 400 "prompt is too long: ...". `route` names the route in messages. A `status` below 400 means the error object
- * came inside a 2xx body (a stream's `error` chunk): the status is then taken from error.code or error.type.
+ * came inside a 2xx body (a stream's `error` chunk): the status is then taken from error.code or error.type. `secret`
+ * (the route's upstream key, or NULL) is redacted from the message, even where the message was cut inside it.
  */
-void pgw_map_upstream_error(int status, const char *body, size_t len, const char *route, pgw_upstream_failure_t *out);
+void pgw_map_upstream_error(int status, const char *body, size_t len, const char *route, const char *secret,
+                            pgw_upstream_failure_t *out);
 
 /**
  * Translates a whole chat/completions response into an Anthropic message appended to `*out`. Returns 0, or -1 with
@@ -194,5 +198,11 @@ void pgw_stream_translator_usage(const pgw_stream_translator_t *t, long long *in
  * (§4.4 rule 3): the caller sets the route's buffer_tools flag so that Claude Code's retry succeeds.
  */
 int pgw_stream_translator_wants_buffer_tools(const pgw_stream_translator_t *t);
+
+/**
+ * How the stream ended, once feed/finish returned PGW_STREAM_DONE: PGW_OUTCOME_OK for message_stop, UPSTREAM_ERROR for
+ * an error event that carries Poe's own error, UPSTREAM_CUT for one that says Poe's stream broke off or was unusable.
+ */
+pgw_outcome_t pgw_stream_translator_outcome(const pgw_stream_translator_t *t);
 
 #endif

@@ -425,7 +425,7 @@ int pgw_translate_response(const char *body, size_t len, const pgw_response_opts
         goto Exit;
     }
     if ((v = get(root, "error", NULL, yajl_t_any)) != NULL && !YAJL_IS_NULL(v)) {
-        pgw_map_upstream_error(200, body, len, opts->model, fail);
+        pgw_map_upstream_error(200, body, len, opts->model, opts->secret, fail);
         goto Exit;
     }
     if ((v = get(root, "choices", NULL, yajl_t_array)) == NULL || v->u.array.len == 0 || !YAJL_IS_OBJECT(v->u.array.values[0])) {

@@ -82,11 +82,9 @@ static void add_request_id(translate_t *st)
 }
 
 /* Answers with a JSON error instead of the relayed response (before anything was started). */
-static void fail(translate_t *st, int status, const char *type, const char *message)
+static void fail(translate_t *st, pgw_outcome_t outcome, int status, const char *type, const char *message)
 {
-    pgw_relay_stop_upstream(&st->relay);
-    pgw_relay_respond_directly(&st->relay);
-    pgw_send_error(st->relay.r->req, status, type, "%s", message);
+    pgw_relay_fail(&st->relay, outcome, status, type, "%s", message);
 }
 
 static void note_usage(translate_t *st)
@@ -94,18 +92,6 @@ static void note_usage(translate_t *st)
     pgw_usage_t *u = &st->relay.r->usage;
     pgw_stream_translator_usage(st->stream, &u->input_tokens, &u->output_tokens, &u->cache_read_input_tokens,
                                 &u->cache_creation_input_tokens);
-}
-
-/* Starts the client's SSE response once the translator has committed. */
-static void start_stream_response(translate_t *st)
-{
-    h2o_req_t *req = st->relay.r->req;
-    req->res.status = 200;
-    req->res.reason = "OK";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
-    add_request_id(st);
-    pgw_relay_start(&st->relay);
 }
 
 static void on_grace(pgw_relay_t *rl);
@@ -124,13 +110,13 @@ static void after_translate(translate_t *st, pgw_stream_status_t status)
     pgw_relay_t *rl = &st->relay;
     if (status == PGW_STREAM_FAILED_EARLY) {
         const pgw_upstream_failure_t *f = pgw_stream_translator_failure(st->stream);
-        fail(st, f->status, f->type, f->message);
+        fail(st, pgw_stream_translator_outcome(st->stream), f->status, f->type, f->message);
         return;
     }
     if (!rl->started && pgw_stream_translator_committed(st->stream)) {
         pgw_relay_stop_timer(rl); /* the commit wait */
-        start_stream_response(st);
-        pgw_relay_enable_ping(rl, can_ping);
+        add_request_id(st);
+        pgw_relay_start_stream(rl, can_ping);
     }
     if (status == PGW_STREAM_DONE && !st->stream_done) {
         st->stream_done = 1;
@@ -142,7 +128,9 @@ static void after_translate(translate_t *st, pgw_stream_status_t status)
             atomic_store(rl->r->gen->route_buffer_tools + (rl->route - rl->r->conf->routes), 1);
         }
         pgw_relay_stop_upstream(rl); /* nothing more is needed from Poe */
-        rl->done = 1;
+        /* the translator wrote the last event: message_stop, or the one error event */
+        pgw_relay_end(rl, pgw_stream_translator_outcome(st->stream));
+        return;
     } else if (status == PGW_STREAM_CONTINUE && pgw_stream_translator_awaiting_usage(st->stream)) {
         pgw_relay_start_timer(rl, GRACE_MS, on_grace);
     }
@@ -211,7 +199,10 @@ static int on_body(pgw_upstream_transfer_t *t, const char *bytes, size_t len)
         return 1;
     if (pgw_stream_translator_awaiting_usage(st->stream))
         pgw_relay_stop_timer(rl); /* more is coming: the grace timer restarts if the wait goes on */
+    size_t at = rl->pending->size;
     pgw_sse_reader_feed(&st->sse, bytes, len, on_sse_event, st);
+    /* whatever Poe echoes, its key does not reach the client (its error messages are redacted where they are mapped) */
+    rl->pending->size = at + pgw_redact_bytes(rl->pending->bytes + at, rl->pending->size - at, rl->route->api_key);
     after_translate(st, st->terminal);
     return 0;
 }
@@ -223,7 +214,7 @@ static void respond_whole(translate_t *st)
     h2o_buffer_init(&out, &h2o_socket_buffer_prototype);
     if (pgw_translate_response(st->body->bytes, st->body->size, &st->ropts, &out, &failure) != 0) {
         h2o_buffer_dispose(&out);
-        fail(st, failure.status, failure.type, failure.message);
+        fail(st, PGW_OUTCOME_UPSTREAM_ERROR, failure.status, failure.type, failure.message);
         return;
     }
     pgw_relay_t *rl = &st->relay;
@@ -234,9 +225,8 @@ static void respond_whole(translate_t *st)
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
     pgw_buf_append(&rl->pending, out->bytes, out->size);
     h2o_buffer_dispose(&out);
-    rl->done = 1;
     pgw_relay_start(rl);
-    pgw_relay_send(rl);
+    pgw_relay_complete(rl);
 }
 
 static void on_complete(pgw_upstream_transfer_t *t, pgw_upstream_error_t err, const char *errstr)
@@ -261,27 +251,28 @@ static void on_complete(pgw_upstream_transfer_t *t, pgw_upstream_error_t err, co
         } else if (st->status == 429) {
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
         }
-        pgw_map_upstream_error(st->status, st->body->bytes, st->body->size, st->route_name, &f);
+        pgw_map_upstream_error(st->status, st->body->bytes, st->body->size, st->route_name, rl->route->api_key, &f);
         if (st->status == 401 && rl->route->api_key_env != NULL)
             snprintf(f.message, sizeof(f.message), "Poe refused the API key configured for route %s; check %s", st->route_name,
                      rl->route->api_key_env);
-        pgw_redact(f.message, rl->route->api_key);
-        fail(st, f.status, f.type, f.message);
+        fail(st, PGW_OUTCOME_UPSTREAM_ERROR, f.status, f.type, f.message);
         return;
     }
     if (st->status == 0) {
         snprintf(msg, sizeof(msg), "route %s: %s Poe at %s: %s", st->route_name,
                  err == PGW_UPSTREAM_TIMEOUT ? "no answer from" : "cannot reach", rl->route->api_base,
                  errstr != NULL ? errstr : "no response");
-        fail(st, err == PGW_UPSTREAM_TIMEOUT ? 504 : 502, err == PGW_UPSTREAM_TIMEOUT ? PGW_ERR_TIMEOUT : PGW_ERR_API, msg);
+        fail(st, PGW_OUTCOME_UPSTREAM_CUT, err == PGW_UPSTREAM_TIMEOUT ? 504 : 502,
+             err == PGW_UPSTREAM_TIMEOUT ? PGW_ERR_TIMEOUT : PGW_ERR_API, msg);
         return;
     }
     if (st->stream == NULL) {
         if (err != PGW_UPSTREAM_OK) {
             snprintf(msg, sizeof(msg), "route %s: the response from Poe broke off: %s", st->route_name, errstr);
-            fail(st, err == PGW_UPSTREAM_STALL ? 504 : 502, err == PGW_UPSTREAM_STALL ? PGW_ERR_TIMEOUT : PGW_ERR_API, msg);
+            fail(st, PGW_OUTCOME_UPSTREAM_CUT, err == PGW_UPSTREAM_STALL ? 504 : 502,
+                 err == PGW_UPSTREAM_STALL ? PGW_ERR_TIMEOUT : PGW_ERR_API, msg);
         } else if (st->translated.stream) {
-            fail(st, 502, PGW_ERR_API, "Poe answered a streaming request without a stream (content-type is not "
+            fail(st, PGW_OUTCOME_UPSTREAM_CUT, 502, PGW_ERR_API, "Poe answered a streaming request without a stream (content-type is not "
                                        "text/event-stream)");
         } else {
             respond_whole(st);
@@ -301,7 +292,7 @@ static void on_complete(pgw_upstream_transfer_t *t, pgw_upstream_error_t err, co
         /* nothing usable ever arrived: an error response, not an empty stream */
         snprintf(msg, sizeof(msg), "route %s: Poe ended the stream without an answer%s%s", st->route_name,
                  errstr != NULL ? ": " : "", errstr != NULL ? errstr : "");
-        fail(st, 502, PGW_ERR_API, msg);
+        fail(st, PGW_OUTCOME_UPSTREAM_CUT, 502, PGW_ERR_API, msg);
         return;
     }
     after_translate(st, status == PGW_STREAM_CONTINUE ? PGW_STREAM_DONE : status);
@@ -367,6 +358,7 @@ void pgw_translate_route_messages(pgw_request_t *r, const pgw_route_t *route, co
     st->ropts.toolnames = &st->translated.toolnames;
     for (size_t i = 0; i != 4; ++i)
         st->ropts.stop_sequences[i] = st->translated.stop_sequences[i];
+    st->ropts.secret = route->api_key;
     st->ropts.buffer_tools = atomic_load(r->gen->route_buffer_tools + (route - r->conf->routes));
 
     struct curl_slist *headers = NULL;

@@ -179,13 +179,14 @@ struct frame {
 
 struct st_pgw_stream_translator_t {
     /* options, copied (the toolnames table is the caller's and must outlive the translator) */
-    char *msg_id, *model;
+    char *msg_id, *model, *secret;
     char *stop_sequences[4];
     const pgw_toolnames_t *toolnames;
     long long est_input;
     int buffer_tools;
 
     enum state state;
+    int broken_by_poe; /* BROKEN or FAILED_EARLY by an error chunk of Poe's (not by the stream's breaking off) */
     int committed;
     int next_index;
     struct {
@@ -349,19 +350,6 @@ static pgw_stream_status_t break_stream(pgw_stream_translator_t *t, const char *
     emit_error(t, type, message, out);
     t->state = BROKEN;
     return PGW_STREAM_DONE;
-}
-
-static int status_for_type(const char *type)
-{
-    static const struct {
-        const char *type;
-        int status;
-    } map[] = {{PGW_ERR_INVALID_REQUEST, 400},   {PGW_ERR_BILLING, 402},    {PGW_ERR_PERMISSION, 403}, {PGW_ERR_NOT_FOUND, 404},
-               {PGW_ERR_REQUEST_TOO_LARGE, 413}, {PGW_ERR_RATE_LIMIT, 429}, {PGW_ERR_TIMEOUT, 504},    {PGW_ERR_OVERLOADED, 529}};
-    for (size_t i = 0; i != sizeof(map) / sizeof(map[0]); ++i)
-        if (strcmp(type, map[i].type) == 0)
-            return map[i].status;
-    return 502;
 }
 
 /* Before the commit nothing was written: the caller answers with this failure as JSON (§4.2). */
@@ -890,7 +878,8 @@ static pgw_stream_status_t on_chunk(pgw_stream_translator_t *t, h2o_buffer_t **o
     if (c->has_error) {
         pgw_upstream_failure_t f;
         /* status 200: the mapper reads the status from the error's code or type (§5) */
-        pgw_map_upstream_error(200, data, len, t->model, &f);
+        pgw_map_upstream_error(200, data, len, t->model, t->secret, &f);
+        t->broken_by_poe = 1;
         if (!t->committed)
             return fail_early(t, f.status, f.type, f.message);
         return break_stream(t, f.type, f.message, out);
@@ -970,6 +959,7 @@ pgw_stream_translator_t *pgw_stream_translator_create(const pgw_response_opts_t 
     memset(t, 0, sizeof(*t));
     t->msg_id = dup_str(opts->msg_id);
     t->model = dup_str(opts->model);
+    t->secret = opts->secret != NULL ? dup_str(opts->secret) : NULL;
     for (size_t i = 0; i != 4 && opts->stop_sequences[i] != NULL; ++i)
         t->stop_sequences[i] = dup_str(opts->stop_sequences[i]);
     t->toolnames = opts->toolnames;
@@ -996,6 +986,7 @@ void pgw_stream_translator_destroy(pgw_stream_translator_t *t)
 {
     free(t->msg_id);
     free(t->model);
+    free(t->secret);
     for (size_t i = 0; i != 4; ++i)
         free(t->stop_sequences[i]);
     for (size_t i = 0; i != t->num_tools; ++i)
@@ -1070,7 +1061,7 @@ pgw_stream_status_t pgw_stream_translator_finish(pgw_stream_translator_t *t, int
     if (message == NULL)
         message = "the connection to Poe broke";
     if (!t->committed)
-        return fail_early(t, status_for_type(errtype), errtype, message);
+        return fail_early(t, pgw_error_status(errtype), errtype, message);
     return break_stream(t, errtype, message, out);
 }
 
@@ -1091,4 +1082,15 @@ void pgw_stream_translator_usage(const pgw_stream_translator_t *t, long long *in
 int pgw_stream_translator_wants_buffer_tools(const pgw_stream_translator_t *t)
 {
     return t->wants_buffer_tools;
+}
+
+pgw_outcome_t pgw_stream_translator_outcome(const pgw_stream_translator_t *t)
+{
+    switch (t->state) {
+    case BROKEN:
+    case FAILED_EARLY:
+        return t->broken_by_poe ? PGW_OUTCOME_UPSTREAM_ERROR : PGW_OUTCOME_UPSTREAM_CUT;
+    default:
+        return PGW_OUTCOME_OK;
+    }
 }

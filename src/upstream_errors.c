@@ -243,7 +243,8 @@ static int overflow_numbers(const char *m, long long *tokens, long long *max)
     return *tokens > 0 && *max > 0;
 }
 
-void pgw_map_upstream_error(int status, const char *body, size_t len, const char *route, pgw_upstream_failure_t *out)
+void pgw_map_upstream_error(int status, const char *body, size_t len, const char *route, const char *secret,
+                            pgw_upstream_failure_t *out)
 {
     struct parsed_error e;
     yajl_val root = NULL;
@@ -338,6 +339,7 @@ void pgw_map_upstream_error(int status, const char *body, size_t len, const char
     }
     set_message(out, "%s%s", m, suffix);
 Exit:
+    pgw_redact(out->message, secret);
     if (root != NULL)
         yajl_tree_free(root);
 }

@@ -339,7 +339,7 @@ test('a slow client gets every byte: the upstream is paused past the high-water 
     assert.equal(body, all.join(''));
 });
 
-test('15 s of silence brings a ping, inserted between events only', async () => {
+test('15 s of silence brings a ping, between events only, even when the silence falls inside an event', async () => {
     const chunks = anthropicStream({ blocks: [{ type: 'text', text: 'a pause between events, then one inside an event' }] });
     const all = chunks.join('');
     const boundary = chunks[0].length + chunks[1].length; // after content_block_start
@@ -348,5 +348,8 @@ test('15 s of silence brings a ping, inserted between events only', async () => 
         chunks: [all.slice(0, boundary), all.slice(boundary, inside), all.slice(inside)], chunk_delay_ms: 16000 });
     const r = await post(msg({ stream: true }));
     const ping = 'event: ping\ndata: {"type": "ping"}\n\n';
-    assert.equal(r.body, all.slice(0, boundary) + ping + all.slice(boundary), 'one ping at the boundary, none inside the event');
+    // the event cut by the second silence is held until it is whole, so the ping goes before it, never inside it
+    const held = boundary + chunks[2].length;
+    assert.equal(r.body, all.slice(0, boundary) + ping + all.slice(boundary, held) + ping + all.slice(held),
+        'a ping at each silence, each between two events');
 });

@@ -9,7 +9,7 @@ static pgw_upstream_failure_t f;
 static const pgw_upstream_failure_t *map(int status, const char *body)
 {
     memset(&f, 0, sizeof(f));
-    pgw_map_upstream_error(status, body, strlen(body), "gpt-5.4", &f);
+    pgw_map_upstream_error(status, body, strlen(body), "gpt-5.4", NULL, &f);
     return &f;
 }
 
@@ -191,7 +191,7 @@ static void test_in_stream(void)
     is_str(f.message, "prompt is too long: 1001 tokens > 1000 maximum");
     /* no route name */
     memset(&f, 0, sizeof(f));
-    pgw_map_upstream_error(401, "", 0, NULL, &f);
+    pgw_map_upstream_error(401, "", 0, NULL, NULL, &f);
     is_int(f.status, 502);
     ok(strstr(f.message, "route '(unnamed)'") != NULL);
 }
