@@ -90,7 +90,7 @@ size_t pgw_redact_bytes(char *bytes, size_t len, const char *secret)
 {
     static const char marker[] = "[redacted]";
     size_t slen, mlen;
-    if (secret == NULL || (slen = strlen(secret)) < 4)
+    if (len == 0 || secret == NULL || (slen = strlen(secret)) < 4)
         return len;
     mlen = slen < sizeof(marker) - 1 ? slen : sizeof(marker) - 1;
     for (char *p = bytes; (p = memmem(p, len - (size_t)(p - bytes), secret, slen)) != NULL; p += mlen) {

@@ -111,7 +111,7 @@ static void copy_header(void *ctx, h2o_iovec_t name, h2o_iovec_t value)
 static int anthropic_error_type(const char *json, size_t len, char *type, size_t typesz)
 {
     char *text;
-    if (len > MAX_ERROR_BODY || (text = malloc(len + 1)) == NULL)
+    if (len == 0 || len > MAX_ERROR_BODY || (text = malloc(len + 1)) == NULL)
         return 0;
     memcpy(text, json, len);
     text[len] = '\0';

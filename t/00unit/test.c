@@ -150,6 +150,7 @@ void test_src__json_c(void);
 void test_src__auth_c(void);
 void test_src__reqbody_c(void);
 void test_src__sse_c(void);
+void test_src__errors_c(void);
 void test_src__usage_c(void);
 void test_src__upstream_c(void);
 void test_src__masterkey_c(void);
@@ -174,6 +175,7 @@ int main(void)
     subtest("src/auth.c", test_src__auth_c);
     subtest("src/reqbody.c", test_src__reqbody_c);
     subtest("src/sse.c", test_src__sse_c);
+    subtest("src/errors.c", test_src__errors_c);
     subtest("src/usage.c", test_src__usage_c);
     subtest("src/upstream.c", test_src__upstream_c);
     subtest("src/masterkey.c", test_src__masterkey_c);
