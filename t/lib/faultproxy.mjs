@@ -2,13 +2,13 @@
 // below HTTP and TLS, breaks the upstream's answer at a chosen byte.
 //
 // How it works: every accepted connection gets a plan when it opens: the next one queued by `queue()`, else one from
-// `draw(conn)` (the test's seeded generator), else `pass`. A plan names a fault and the byte of the upstream → gateway
+// `draw()` (the test's seeded generator), else `pass`. A plan names a fault and the byte of the upstream → gateway
 // direction where it strikes (`at`: that many bytes are relayed first, so a cut can fall inside the TLS handshake, inside
 // a response head, mid-event, or right after the last byte of an answer):
 //
 //   { kind: 'pass' }                          relay everything
 //   { kind: 'close', at }                     FIN to the gateway after `at` bytes (the upstream side is dropped)
-//   { kind: 'reset', at }                     RST to the gateway after `at` bytes (socket.resetAndDestroy)
+//   { kind: 'reset', at }                     RST to the gateway after `at` bytes (socket.resetAndDestroy, Node ≥ 18.3)
 //   { kind: 'stall', at, ms }                 relay nothing more for `ms` ms (Infinity: until the gateway gives up)
 //   { kind: 'trickle', at, bps, ms }          relay at `bps` bytes/s for `ms` ms, then at full speed
 //
@@ -23,8 +23,8 @@
 // `closeAll()` closes (FIN) every open connection, as an upstream does when it restarts or drops idle connections.
 //
 // `connections()` reads back, per connection: the plan, bytes each way, when the fault struck (`struckAt`, ms since the
-// epoch, and the byte count then), how it ended (`end`: 'close' or 'reset' when the plan cut it, else who closed
-// first: 'upstream', 'gateway', 'error'), and the sniffed marks.
+// epoch, and the byte count then), how it ended (`end`: 'close' or 'reset' when the plan cut it, 'closed' by closeAll(),
+// else who closed first: 'upstream', 'gateway', 'error'), and the sniffed marks.
 import net from 'node:net';
 
 /** A small seeded PRNG (mulberry32): returns a function giving floats in [0, 1). */
@@ -44,7 +44,7 @@ const HIGH_WATER = 256 * 1024; /* queued upstream bytes past which the upstream 
 
 /**
  * Starts a proxy on 127.0.0.1 (a free port) to `target` ({host, port}). Resolves to the proxy's handle: `port`,
- * `queue(...plans)` (for the next connections, in order), `setDraw(fn)` (fn(conn) → plan, or null for `pass`),
+ * `queue(...plans)` (for the next connections, in order), `setDraw(fn)` (fn() → plan; null: `pass`),
  * `connections()`, `open()` (connections the gateway holds open now), `closeAll()` (FIN on every open connection) and
  * `close()` (destroys every connection and stops listening).
  */
