@@ -94,8 +94,9 @@ function drawScript(rng, { kind, stream, model, text }) {
         : ['chunked', 'cut', 'short', 'stall', 'late-head', 'hang', 'drop', 'junk-status', 'odd-status', 'error-body',
             'sse-for-whole']);
     const path = kind === 'anthropic' ? '/v1/messages' : '/v1/chat/completions';
-    // every try of the request takes it (libcurl also retries once by itself on a reused connection that died)
-    const base = { match: { path, model }, repeat: 2 * (MAX_RETRIES + 1) };
+    // every try of the request takes it: the gateway's, and libcurl's own on a reused HTTP/1.1 connection that dies
+    // before the answer (a `drop` made 5 tries of one request with max_retries 1); unused ones match nothing else
+    const base = { match: { path, model }, repeat: 16 };
     const wholeBody = kind === 'anthropic' ? anthropicWhole(model, text) : openaiWhole(model, text);
     const streamChunks = kind === 'anthropic' ? anthropicStream({ model, blocks: [{ type: 'text', text }] })
         : openaiStream({ model, deltas: [...text.match(/.{1,6}/g)].map((content) => ({ content })) });
