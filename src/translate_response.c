@@ -415,7 +415,8 @@ int pgw_translate_response(const char *body, size_t len, const pgw_response_opts
     int ret = -1, nblocks = 0;
     size_t output_bytes = 0;
 
-    memcpy(copy, body, len);
+    if (len != 0) /* an empty body (a 204) may come with no buffer at all */
+        memcpy(copy, body, len);
     copy[len] = '\0';
     root = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
     free(copy);
