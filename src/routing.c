@@ -2,6 +2,7 @@
 #include <string.h>
 #include "auth.h"
 #include "errors.h"
+#include "framing.h"
 #include "routing.h"
 #include "tailnet.h"
 #include "handlers/handlers.h"
@@ -108,6 +109,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     pgw_request_t *r = pgw_request_begin(req);
     int method = method_bit(req->method);
     int path_known = 0;
+
+    if (pgw_framing_refuse(req))
+        return 0;
 
     for (size_t i = 0; i != sizeof(routes) / sizeof(routes[0]); ++i) {
         const struct route_entry *e = routes + i;
