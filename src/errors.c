@@ -59,6 +59,9 @@ void pgw_send_body(h2o_req_t *req, int status, const char *content_type, const c
     req->res.status = status;
     req->res.reason = pgw_status_reason(status);
     h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, content_type, strlen(content_type), 1);
+    /* a known length keeps an HTTP/1.1 connection open: libh2o 2.2.5 closes it after a non-200 answer of unknown length
+     * (it chunks only 200s), which would drop every request the client pipelined behind an error */
+    req->res.content_length = len;
     h2o_iovec_t copy = h2o_strdup(&req->pool, body, len);
     h2o_send_inline(req, copy.base, copy.len);
 }

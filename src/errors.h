@@ -43,7 +43,8 @@ void pgw_error_json(h2o_buffer_t **buf, const char *type, const char *message, s
 void pgw_send_error(h2o_req_t *req, int status, const char *type, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /**
- * Sends `body` (bytes, copied into the request pool) with the given status and content type.
+ * Sends `body` (bytes, copied into the request pool) with the given status and content type, and its length: an
+ * HTTP/1.1 connection stays open after it unless something else closes it (req->http1_is_persistent = 0).
  */
 void pgw_send_body(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);
 

@@ -3,6 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { MASTER_KEY, certs, defaultConfig, protocolsFor, request, startGateway } from './lib/harness.mjs';
+import { connect, statuses, waitFor } from './lib/raw.mjs';
 
 let plain, tls;
 before(async () => {
@@ -98,6 +99,29 @@ test('unknown path is 404 and wrong method is 405 with Allow, both Anthropic-sha
         assertAnthropicError(m, 405, 'invalid_request_error');
         assert.equal(m.headers.allow, 'GET, HEAD');
     }
+});
+
+test('an error answer keeps its HTTP/1.1 connection: the requests pipelined behind it are answered', async () => {
+    // the gateway's errors used to go out without a length, and libh2o closes a connection after a non-200 answer of
+    // unknown length: every 4xx dropped whatever the client had pipelined behind it
+    const k = `x-api-key: ${MASTER_KEY}\r\n`;
+    const c = await connect(plain.port);
+    c.write(`GET /nope HTTP/1.1\r\nHost: x\r\n${k}\r\n` +
+        'GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n' +
+        `POST /v1/messages HTTP/1.1\r\nHost: x\r\n${k}content-length: 1\r\n\r\n{` +
+        `DELETE /v1/models HTTP/1.1\r\nHost: x\r\n${k}\r\n` +
+        `HEAD /v1/models/nope HTTP/1.1\r\nHost: x\r\n${k}\r\n` +
+        `GET /v1/models HTTP/1.1\r\nHost: x\r\n${k}\r\n`);
+    await waitFor(() => statuses(c.text).length === 6 || c.closed, 5000);
+    assert.deepEqual(statuses(c.text), [404, 401, 400, 405, 404, 200], c.text);
+    assert.ok(!c.closed, 'the connection was closed');
+    const heads = c.text.split(/HTTP\/1\.1 /).slice(1);
+    for (const h of heads.slice(0, 5)) {
+        assert.match(h, /\r\nconnection: keep-alive\r\n/i, h);
+        assert.match(h, /\r\ncontent-length: \d+\r\n/i, h);
+        assert.match(h, /\r\ncontent-type: application\/json\r\n/i, h);
+    }
+    c.destroy();
 });
 
 test('the query string does not affect routing (Claude Code sends ?beta=true)', async () => {
