@@ -20,6 +20,13 @@
 #define PGW_ERR_TIMEOUT "timeout_error"
 
 /**
+ * Puts libh2o's own error answers (413 for a body over max_body_bytes, 400 for a body it cannot read, ...), which it
+ * writes as text/plain before any handler runs, into the Anthropic shape: a filter on the host's fallback path, where
+ * libh2o sends them. Call once per host at start.
+ */
+void pgw_errors_register(h2o_hostconf_t *hostconf);
+
+/**
  * Replaces every occurrence of `secret` in the NUL-terminated `text` with "[redacted]" (in place, never growing past the
  * original length: a longer marker is cut). Upstreams that quote the key they were given must not hand it to clients.
  */

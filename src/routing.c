@@ -144,4 +144,5 @@ void pgw_routing_register(h2o_hostconf_t *hostconf)
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = on_req;
+    pgw_errors_register(hostconf);
 }

@@ -131,13 +131,27 @@ test('the query string does not affect routing (Claude Code sends ?beta=true)', 
     assert.equal(h.status, 200);
 });
 
-test('a body over gateway.max_body_bytes: 413 over HTTP/1.1, the stream refused over HTTP/2', async () => {
+test('a body over gateway.max_body_bytes: 413 request_too_large over HTTP/1.1, the stream refused over HTTP/2', async () => {
     const big = JSON.stringify({ model: 'gpt-5', max_tokens: 1, messages: [{ role: 'user', content: 'x'.repeat(70000) }] });
     const headers = { 'x-api-key': MASTER_KEY, 'content-type': 'application/json' };
     const r = await request(`${plain.url}/v1/messages`, { method: 'POST', headers, body: big });
-    assert.equal(r.status, 413);
+    const e = assertAnthropicError(r, 413, 'request_too_large');
+    assert.equal(e.error.message, 'request body is larger than gateway.max_body_bytes (65536 bytes)');
+    assert.equal(r.headers.connection, 'close', 'the body was not read: the connection cannot be reused');
     const chunked = await request(`${plain.url}/v1/messages`, { method: 'POST', headers: { ...headers, 'transfer-encoding': 'chunked' }, body: big });
-    assert.equal(chunked.status, 413);
+    assertAnthropicError(chunked, 413, 'request_too_large');
+    // libh2o's other refusals of a body it cannot read: the same shape
+    const k = `x-api-key: ${MASTER_KEY}\r\n`;
+    for (const [head, re] of [['content-length: 1x', /content-length/], ['transfer-encoding: gzip', /transfer-encoding/]]) {
+        const c = await connect(plain.port);
+        c.write(`POST /v1/messages HTTP/1.1\r\nHost: x\r\n${k}${head}\r\n\r\n{}`);
+        await c.waitClose(2000);
+        assert.deepEqual(statuses(c.text), [400], c.text);
+        assert.match(c.text, /\r\ncontent-type: application\/json\r\n/i, c.text);
+        const body = JSON.parse(c.text.slice(c.text.indexOf('\r\n\r\n') + 4));
+        assert.equal(body.error.type, 'invalid_request_error');
+        assert.match(body.error.message, re);
+    }
     // libh2o 2.2.5 answers an oversized HTTP/2 body with RST_STREAM (REFUSED_STREAM) rather than a 413 response
     await assert.rejects(request(`${plain.url}/v1/messages`, { method: 'POST', protocol: 'h2c', headers, body: big }),
         /REFUSED_STREAM/);
