@@ -236,6 +236,7 @@ struct state {
     h2o_buffer_t *stop;
     size_t num_stop;
     h2o_buffer_t *scratch;
+    h2o_buffer_t *unescaped; /* the string a callback is given, decoded again (see decoded()) */
 
     /* the object being read in `tools` or `system` */
     struct {
@@ -1573,9 +1574,38 @@ static int on_number(void *ctx, const char *v, size_t len)
     return on_scalar(ctx, V_NUMBER, v, len);
 }
 
+/*
+ * A string yajl had to decode (one with escapes: it lies outside the body) decoded again from its bytes in the body by
+ * pgw_json_unescape, the gateway's one string decoder: yajl 2.1 writes a lone low surrogate (\udc00) as bytes that are
+ * not UTF-8, which would go upstream as they are. The string ends just before what yajl has consumed.
+ */
+static const char *decoded(struct state *s, const unsigned char *v, size_t *len)
+{
+    const char *close = s->body + s->handle_base + yajl_get_bytes_consumed(s->handle) - 1, *open = close;
+    if ((const char *)v >= s->body && (const char *)v + *len <= s->body + s->len)
+        return (const char *)v;
+    if (close <= s->body || close >= s->body + s->len || *close != '"')
+        return (const char *)v;
+    /* the opening quote: the nearest one before that is not escaped (preceded by an even run of backslashes) */
+    for (;;) {
+        if ((open = memrchr(s->body, '"', open - s->body)) == NULL)
+            return (const char *)v;
+        size_t run = 0;
+        while (open - run > s->body && open[-1 - (ptrdiff_t)run] == '\\')
+            ++run;
+        if (run % 2 == 0)
+            break;
+    }
+    char *dst = h2o_buffer_reserve(&s->unescaped, close - open).base;
+    *len = pgw_json_unescape(open + 1, close - open - 1, dst);
+    return dst;
+}
+
 static int on_string(void *ctx, const unsigned char *v, size_t len)
 {
-    return on_scalar(ctx, V_STRING, (const char *)v, len);
+    struct state *s = ctx;
+    const char *str = s->skip != 0 ? (const char *)v : decoded(s, v, &len);
+    return on_scalar(s, V_STRING, str, len);
 }
 
 static int on_open(struct state *s, enum vtype t)
@@ -1644,6 +1674,7 @@ static int on_map_key(void *ctx, const unsigned char *k, size_t len)
 
     if (s->skip != 0)
         return 1;
+    k = (const unsigned char *)decoded(s, k, &len);
     if (s->copy.active)
         return copy_key(s, (const char *)k, len);
     enum key key = K_OTHER;
@@ -2036,6 +2067,7 @@ int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts
     s->num_frames = 1;
     for (size_t i = 0; i != sizeof(buffers) / sizeof(buffers[0]); ++i)
         init_buffer(buffers[i]);
+    init_buffer(&s->unescaped);
     for (size_t i = 0; i != NUM_ARENAS; ++i)
         init_buffer(&s->arenas[i]);
     for (size_t i = 1; i <= MAX_LEVELS; ++i) {
@@ -2081,6 +2113,7 @@ Exit:
     yajl_free(s->handle);
     for (size_t i = 0; i != sizeof(buffers) / sizeof(buffers[0]); ++i)
         h2o_buffer_dispose(buffers[i]);
+    h2o_buffer_dispose(&s->unescaped);
     for (size_t i = 0; i != NUM_ARENAS; ++i)
         h2o_buffer_dispose(&s->arenas[i]);
     for (size_t i = 1; i <= MAX_LEVELS; ++i) {
