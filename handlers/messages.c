@@ -47,6 +47,10 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
         pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "max_tokens: field required (a number)");
         return NULL;
     }
+    if (body->no_messages) { /* the Anthropic API's words */
+        pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "messages: at least one message is required");
+        return NULL;
+    }
 
     if (r->key != NULL && !pgw_key_allows_model(r->key, body->model, body->model_len)) {
         pgw_send_error(req, 403, PGW_ERR_PERMISSION, "key %s may not use model %s", r->key_name, body->model);

@@ -268,19 +268,23 @@ Value:
             goto After;
         }
         goto Key;
-    case '[':
-        if (s.depth == 1 && key == KEY_MESSAGES)
+    case '[': {
+        int top_messages = s.depth == 1 && key == KEY_MESSAGES;
+        if (top_messages)
             info->has_messages = 1;
         ++s.p;
         if (push(&s, 0) != 0)
             goto Error;
         skip_space(&s);
+        if (top_messages)
+            info->no_messages = s.p != s.end && *s.p == ']';
         if (s.p != s.end && *s.p == ']') {
             ++s.p;
             --s.depth;
             goto After;
         }
         goto Value;
+    }
     case '"': {
         const unsigned char *str = s.p;
         if (skip_string(&s, &escaped) != 0)

@@ -179,7 +179,7 @@ test('one access-log line per request, with key name and route, never the key', 
     const before = plain.output.stderr.split('\n').filter((l) => l.includes('[access]')).length;
     await request(`${plain.url}/v1/models?limit=1`, { headers: { 'x-api-key': MASTER_KEY } });
     await request(`${plain.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': MASTER_KEY },
-        body: JSON.stringify({ model: 'claude-opus-9', max_tokens: 1, messages: [] }), protocol: 'h2c' });
+        body: JSON.stringify({ model: 'claude-opus-9', max_tokens: 1, messages: [{ role: 'user', content: 'hi' }] }), protocol: 'h2c' });
     await new Promise((r) => setTimeout(r, 100));
     const lines = plain.output.stderr.split('\n').filter((l) => l.includes('[access]'));
     assert.equal(lines.length - before, 2, lines.slice(before).join('\n'));

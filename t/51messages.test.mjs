@@ -68,7 +68,7 @@ test('exact names beat wildcards; a wildcard catches the rest', async () => {
 });
 
 test('a model name with JSON escapes is decoded before routing', async () => {
-    const r = await post('/v1/messages', '{"model":"gpt\\u002d5","max_tokens":1,"messages":[]}');
+    const r = await post('/v1/messages', '{"model":"gpt\\u002d5","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}');
     assert.notEqual(r.status, 404, r.body);
     assert.notEqual(r.status, 400, r.body);
 });

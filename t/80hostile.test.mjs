@@ -403,6 +403,9 @@ const jsonCases = [
     ['max_tokens a string', (m) => JSON.stringify(msg(m, { max_tokens: '16' })), /max_tokens/, /max_tokens/],
     ['max_tokens missing', (m) => JSON.stringify({ model: m, messages: [] }), /max_tokens/, /max_tokens/],
     ['messages an object', (m) => JSON.stringify(msg(m, { messages: { role: 'user' } })), /messages/, /messages/],
+    // the Anthropic API's answer to an empty conversation, on both route kinds (Poe was asked, or the translation sent)
+    ['messages empty', (m) => JSON.stringify(msg(m, { messages: [] })), /^messages: at least one message is required$/,
+        /^messages: at least one message is required$/],
     ['content a number', (m) => JSON.stringify(msg(m, { messages: [{ role: 'user', content: 42 }] })), 'forward',
         /messages\.0\.content: expected a string or an array/],
     ['system a number', (m) => JSON.stringify(msg(m, { system: 5 })), 'forward', /system: expected a string or an array/],
@@ -430,7 +433,8 @@ test('malformed, deep and mistyped JSON: a clear 400 invalid_request_error, or (
         }
     }
     // the deepest case over HTTP/2 as well
-    const r = await post(`${head(OPENAI)}"metadata":${deepArrays(100000)},"messages":[]}`, { protocol: 'h2c' });
+    const r = await post(`${head(OPENAI)}"metadata":${deepArrays(100000)},"messages":[{"role":"user","content":"hi"}]}`,
+        { protocol: 'h2c' });
     assertInvalidRequest(r, /nests deeper/, 'deep over h2c');
     await assertServes('malformed JSON');
 });

@@ -111,6 +111,15 @@ void test_src__reqbody_c(void)
             text[6 + at] = 'a';
         }
     }
+    /* an empty messages array is told apart (the Anthropic API refuses it); the last "messages" counts, at the top only */
+    is_int(inspect("{\"messages\":[ \n ]}", &info, err), 0);
+    ok(info.has_messages && info.no_messages);
+    is_int(inspect("{\"messages\":[{}]}", &info, err), 0);
+    ok(info.has_messages && !info.no_messages);
+    is_int(inspect("{\"messages\":[],\"messages\":[1]}", &info, err), 0);
+    ok(info.has_messages && !info.no_messages);
+    is_int(inspect("{\"messages\":[1],\"x\":{\"messages\":[]}}", &info, err), 0);
+    ok(info.has_messages && !info.no_messages);
     /* a key spelt with escapes is the same key */
     is_int(inspect("{\"mod\\u0065l\":\"x\",\"str\\u0065am\":true,\"\\u006dessages\":[],\"max_tokens\":1}", &info, err), 0);
     is_str(info.model, "x");
