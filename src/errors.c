@@ -45,6 +45,28 @@ const char *pgw_status_reason(int status)
     }
 }
 
+const char *pgw_error_quote(h2o_mem_pool_t *pool, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *out = h2o_mem_alloc_pool(pool, len * 6 + 1), *d = out;
+    for (size_t i = 0; i != len; ++i) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\\') {
+            *d++ = '\\';
+            *d++ = '\\';
+        } else if (c < 0x20 || c == 0x7f) {
+            memcpy(d, "\\u00", 4);
+            d[4] = hex[c >> 4];
+            d[5] = hex[c & 15];
+            d += 6;
+        } else {
+            *d++ = (char)c;
+        }
+    }
+    *d = '\0';
+    return out;
+}
+
 void pgw_error_json(h2o_buffer_t **buf, const char *type, const char *message, size_t message_len)
 {
     pgw_buf_append_lit(buf, "{\"type\":\"error\",\"error\":{\"type\":");

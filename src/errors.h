@@ -38,6 +38,13 @@ void pgw_redact(char *text, const char *secret);
 const char *pgw_status_reason(int status);
 
 /**
+ * Returns `s` (`len` bytes, which may hold NULs) as text to quote in an error message, NUL-terminated in `pool`: control
+ * characters written as \u00XX and backslashes doubled, so that a name a client sent shows whole and unambiguous
+ * ("model: a\u0000b is not configured") instead of being cut at a NUL or breaking a log line.
+ */
+const char *pgw_error_quote(h2o_mem_pool_t *pool, const char *s, size_t len);
+
+/**
  * Appends `{"type":"error","error":{"type":type,"message":message}}` to `buf` (message JSON-escaped; invalid UTF-8 is
  * replaced). The building block for both whole error responses and mid-stream `error` events.
  */
