@@ -195,6 +195,38 @@ static void test_surrogates(void)
     ok(strstr(last_output, "\xed") == NULL);
 }
 
+static void test_unknown_types(void)
+{
+    char log[2048];
+
+    /* a type the gateway does not know: its text goes, or nothing; the first one of the request is logged, its name
+     * escaped (it is the client's) and cut at 64 bytes */
+    stderr_capture_begin();
+    is_json(run("{'messages':[{'role':'user','content':[{'type':'text','text':'a'},{'type':'fancy\\nthing','text':'b'},"
+                "{'type':'widget'}]}]}"),
+            HEAD "{'role':'user','content':[{'type':'text','text':'a'},{'type':'text','text':'b'}]}]}");
+    stderr_capture_end(log, sizeof(log));
+    ok(strstr(log, "messages.0.content.1: block type \"fancy\\nthing\" is unknown to the gateway: only its text was sent") != NULL);
+    ok(strstr(log, "widget") == NULL);
+    /* in an assistant turn, and nested in a tool_result: the same */
+    stderr_capture_begin();
+    run("{'messages':[{'role':'assistant','content':[{'type':'gizmo'}]}]}");
+    run("{'messages':[{'role':'assistant','content':[{'type':'tool_use','id':'t1','name':'x','input':{}}]},{'role':'user',"
+        "'content':[{'type':'tool_result','tool_use_id':'t1','content':[{'type':'doohickey','text':'c'}]}]}]}");
+    stderr_capture_end(log, sizeof(log));
+    ok(strstr(log, "messages.0.content.0: block type \"gizmo\" is unknown to the gateway: dropped") != NULL);
+    ok(strstr(log, "messages.1.content.0.content.0: block type \"doohickey\" is unknown to the gateway: only its text was sent") !=
+       NULL);
+    /* the types the translation knows, translated or dropped on purpose, say nothing */
+    stderr_capture_begin();
+    run("{'messages':[{'role':'user','content':[{'type':'text','text':'a'},{'type':'search_result','source':'s','title':'t',"
+        "'content':[{'type':'text','text':'r'}]},{'type':'container_upload','file_id':'f'},{'type':'thinking','thinking':'x'}]},"
+        "{'role':'assistant','content':[{'type':'redacted_thinking','data':'d'},{'type':'server_tool_use','id':'s','name':'w',"
+        "'input':{}},{'type':'web_search_tool_result','tool_use_id':'s','content':[]},{'type':'text','text':'b'}]}]}");
+    stderr_capture_end(log, sizeof(log));
+    ok(strstr(log, "unknown") == NULL);
+}
+
 static void test_system(void)
 {
     /* blocks joined with a blank line; billing block, blank blocks, cache_control and other types dropped (§2.2) */
@@ -1075,6 +1107,7 @@ void test_src__translate_request_c(void)
 {
     subtest("basics", test_basics);
     subtest("surrogates", test_surrogates);
+    subtest("unknown types", test_unknown_types);
     subtest("system", test_system);
     subtest("user blocks", test_user_blocks);
     subtest("tool turns", test_tool_turns);
