@@ -782,9 +782,9 @@ static int is_thinking_or_tool_use(struct state *s, const ref_t *type)
 
 /*
  * A block of a type the translation does not know (not one of the Anthropic API's types below, nor of the thinking and
- * tool family above) is reduced to its text or dropped (§2.4), and the first one of a request is logged. The Anthropic
- * API refuses a type it does not know with a 400, but a list kept here lags behind Anthropic's: Claude Code sends a new
- * type as soon as the API takes it, and a 400 would refuse a request the API serves.
+ * tool family above) goes upstream as its text, or not at all when it has none, and the first one of a request is
+ * logged. The Anthropic API refuses a type it does not know with a 400, but a list kept here lags behind Anthropic's:
+ * Claude Code sends a new type as soon as the API takes it, and a 400 would refuse a request the API serves.
  */
 static void note_unknown_type(struct state *s, const struct block *b, int text_kept)
 {
