@@ -126,7 +126,7 @@ static void rewrite_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs,
     } else {
         /* libh2o's text ("broken chunked-encoding"), whole in one send; a HEAD has none, and gets the reason phrase */
         n = 0;
-        for (size_t i = 0; i != bufcnt; ++i)
+        for (size_t i = 0; i != bufcnt && n < (int)sizeof(message) - 1; ++i)
             n += snprintf(message + n, sizeof(message) - n, "%.*s", (int)bufs[i].len, bufs[i].base);
         if (n == 0)
             n = snprintf(message, sizeof(message), "%s", req->res.reason);
