@@ -377,12 +377,8 @@ static int is_array_kind(enum kind k)
     return k == F_SYSTEM || k == F_MESSAGES || k == F_CONTENT || k == F_TOOLS || k == F_STOP;
 }
 
-/*
- * Records a client-facing error naming the field: the path of the value being read, or, with `last` set, of the member
- * `last` of the innermost object (a missing field). Returns 0, which yajl callbacks return to stop the parse.
- */
 /* Writes the path of the value being read ("messages.3.content.1"), or with `last` of that member of the innermost
- * object, and ": " after it when it is not empty, into buf; returns the length written (snprintf's, clamped). */
+ * object, and ": " after it when it is not empty, into buf (NUL-terminated, cut to fit); returns its length. */
 static size_t put_path(struct state *s, const char *last, char *buf, size_t size)
 {
     size_t n = 0;
@@ -404,9 +400,13 @@ static size_t put_path(struct state *s, const char *last, char *buf, size_t size
     }
     PUT("%s", n == 0 ? "" : ": ");
 #undef PUT
-    return n < size ? n : size;
+    return n < size ? n : size != 0 ? size - 1 : 0;
 }
 
+/*
+ * Records a client-facing error naming the field: the path of the value being read, or, with `last` set, of the member
+ * `last` of the innermost object (a missing field). Returns 0, which yajl callbacks return to stop the parse.
+ */
 static int fail_at(struct state *s, const char *last, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail_at(struct state *s, const char *last, const char *fmt, ...)
 {
