@@ -1,9 +1,9 @@
 /* poe-gateway: MIT licence. libFuzzer target: the request translator (src/translate_request.c).
  *
  * Input: 1 flag byte choosing the route options (bot known or not, echo_reasoning, minimal_schema, extra_body), then the
- * client's body. Oracles besides the sanitizers: a success writes one valid JSON document (valid UTF-8 too); a failure
- * writes a NUL-terminated, non-empty message; the estimate is never negative; mapped tool names
- * match ^[a-zA-Z0-9_-]{1,64}$. */
+ * client's body. Oracles besides the sanitizers: a success writes one valid JSON document, in UTF-8 when the body is (a
+ * lone surrogate escape becomes U+FFFD); a failure writes a NUL-terminated, non-empty message; the estimate is never
+ * negative; mapped tool names match ^[a-zA-Z0-9_-]{1,64}$. */
 #include <limits.h>
 #include <h2o/socket.h>
 #include "fuzz.h"
@@ -63,6 +63,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ret == 0) {
         FUZZ_ASSERT(fuzz_json_valid(out->bytes, out->size), "success with invalid JSON: %.*s", (int)(out->size > 2000 ? 2000 : out->size),
                     out->bytes);
+        /* UTF-8 in (the first look at a body refuses anything else), UTF-8 out, escapes of lone surrogates included */
+        FUZZ_ASSERT(!fuzz_utf8_strict((const unsigned char *)body, size) || fuzz_utf8_strict((const unsigned char *)out->bytes, out->size),
+                    "UTF-8 in, not UTF-8 out: %.*s", (int)(out->size > 2000 ? 2000 : out->size), out->bytes);
         FUZZ_ASSERT(res.input_tokens >= 0, "negative estimate %lld", res.input_tokens);
         FUZZ_ASSERT(res.max_tokens >= 0, "negative max_tokens %lld", res.max_tokens);
         if (opts.bot != NULL && opts.bot->max_output_tokens > 0)

@@ -47,9 +47,15 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
         pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "max_tokens: field required (a number)");
         return NULL;
     }
+    if (body->no_messages) { /* the Anthropic API's words */
+        pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "messages: at least one message is required");
+        return NULL;
+    }
 
+    /* the name as messages show it: it may hold a NUL or control characters (escaped in the JSON) */
+    const char *model = pgw_error_quote(&req->pool, body->model, body->model_len);
     if (r->key != NULL && !pgw_key_allows_model(r->key, body->model, body->model_len)) {
-        pgw_send_error(req, 403, PGW_ERR_PERMISSION, "key %s may not use model %s", r->key_name, body->model);
+        pgw_send_error(req, 403, PGW_ERR_PERMISSION, "key %s may not use model %s", r->key_name, model);
         return NULL;
     }
     if (r->key != NULL) {
@@ -65,10 +71,10 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
         const char *close[3];
         size_t n = pgw_config_suggest(r->conf, body->model, body->model_len, close, 3);
         if (n == 0) {
-            pgw_send_error(req, 404, PGW_ERR_NOT_FOUND, "model: %s is not configured on this gateway", body->model);
+            pgw_send_error(req, 404, PGW_ERR_NOT_FOUND, "model: %s is not configured on this gateway", model);
         } else {
             pgw_send_error(req, 404, PGW_ERR_NOT_FOUND, "model: %s is not configured on this gateway; closest: %s%s%s%s%s",
-                           body->model, close[0], n > 1 ? ", " : "", n > 1 ? close[1] : "", n > 2 ? ", " : "",
+                           model, close[0], n > 1 ? ", " : "", n > 1 ? close[1] : "", n > 2 ? ", " : "",
                            n > 2 ? close[2] : "");
         }
         return NULL;
@@ -80,9 +86,9 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
             pgw_send_error(req, 503, PGW_ERR_API,
                            "the route for %s has no Poe key: set the environment variable %s (e.g. in .env) and restart "
                            "the gateway",
-                           body->model, route->api_key_env);
+                           model, route->api_key_env);
         else
-            pgw_send_error(req, 503, PGW_ERR_API, "the route for %s has no api_key configured", body->model);
+            pgw_send_error(req, 503, PGW_ERR_API, "the route for %s has no api_key configured", model);
         return NULL;
     }
     uint64_t wait_ms = pgw_ratelimit_take(r->gen->route_limits + (route - r->conf->routes), pgw_now_ms());
@@ -94,7 +100,7 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
         pgw_send_error(req, 503, PGW_ERR_API,
                        "the route for %s has no api_base: it names an environment variable that is not set (the gateway "
                        "logged which at start)",
-                       body->model);
+                       model);
         return NULL;
     }
     return route;

@@ -173,7 +173,7 @@ int pgw_handle_models(pgw_request_t *r)
     return 0;
 }
 
-/* GET /v1/models/{id}: a configured name, or any name a wildcard route would serve. */
+/* GET /v1/models/{id}: a configured name, or any name a wildcard route would serve; never a pattern itself. */
 int pgw_handle_model(pgw_request_t *r)
 {
     h2o_iovec_t id = h2o_iovec_init(r->req->path_normalized.base + sizeof("/v1/models/") - 1,
@@ -181,8 +181,15 @@ int pgw_handle_model(pgw_request_t *r)
     char created_at[32];
     unsigned long long created;
 
+    /* "claude-*" matches the claude-* route's own pattern, but a pattern is not a model: no listed name holds a '*' */
+    if (memchr(id.base, '*', id.len) != NULL) {
+        pgw_send_error(r->req, 404, PGW_ERR_NOT_FOUND, "model %s is not configured: a wildcard route's pattern is not a model",
+                       pgw_error_quote(&r->req->pool, id.base, id.len));
+        return 0;
+    }
     if (memchr(id.base, '/', id.len) != NULL || pgw_config_find_route(r->conf, id.base, id.len) == NULL) {
-        pgw_send_error(r->req, 404, PGW_ERR_NOT_FOUND, "model %.*s is not configured", (int)id.len, id.base);
+        pgw_send_error(r->req, 404, PGW_ERR_NOT_FOUND, "model %s is not configured",
+                       pgw_error_quote(&r->req->pool, id.base, id.len));
         return 0;
     }
     format_created(created_at, sizeof(created_at), &created);

@@ -20,6 +20,13 @@
 #define PGW_ERR_TIMEOUT "timeout_error"
 
 /**
+ * Puts libh2o's own error answers (413 for a body over max_body_bytes, 400 for a body it cannot read, ...), which it
+ * writes as text/plain before any handler runs, into the Anthropic shape: a filter on the host's fallback path, where
+ * libh2o sends them. Call once per host at start.
+ */
+void pgw_errors_register(h2o_hostconf_t *hostconf);
+
+/**
  * Replaces every occurrence of `secret` in the NUL-terminated `text` with "[redacted]" (in place, never growing past the
  * original length: a longer marker is cut). Upstreams that quote the key they were given must not hand it to clients.
  */
@@ -45,6 +52,13 @@ int pgw_error_status(const char *type);
 const char *pgw_status_reason(int status);
 
 /**
+ * Returns `s` (`len` bytes, which may hold NULs) as text to quote in an error message, NUL-terminated in `pool`: control
+ * characters written as \u00XX and backslashes doubled, so that a name a client sent shows whole and unambiguous
+ * ("model: a\u0000b is not configured") instead of being cut at a NUL or breaking a log line.
+ */
+const char *pgw_error_quote(h2o_mem_pool_t *pool, const char *s, size_t len);
+
+/**
  * Appends `{"type":"error","error":{"type":type,"message":message}}` to `buf` (message JSON-escaped; invalid UTF-8 is
  * replaced). The building block for both whole error responses and mid-stream `error` events.
  */
@@ -57,7 +71,8 @@ void pgw_error_json(h2o_buffer_t **buf, const char *type, const char *message, s
 void pgw_send_error(h2o_req_t *req, int status, const char *type, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /**
- * Sends `body` (bytes, copied into the request pool) with the given status and content type.
+ * Sends `body` (bytes, copied into the request pool) with the given status and content type, and its length: an
+ * HTTP/1.1 connection stays open after it unless something else closes it (req->http1_is_persistent = 0).
  */
 void pgw_send_body(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);
 

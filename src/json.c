@@ -128,6 +128,108 @@ void pgw_json_append_escaped(h2o_buffer_t **buf, const char *s, size_t len)
     escape(buf, (const unsigned char *)s, (const unsigned char *)s + len, 0);
 }
 
+static int hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The code unit of the \uXXXX escape at s, or -1 when there is none there. */
+static long escape_unit(const unsigned char *s, const unsigned char *end)
+{
+    long unit = 0;
+    if (end - s < 6 || s[0] != '\\' || s[1] != 'u')
+        return -1;
+    for (int i = 2; i != 6; ++i) {
+        int v = hex_value(s[i]);
+        if (v < 0)
+            return -1;
+        unit = unit << 4 | v;
+    }
+    return unit;
+}
+
+static char *put_utf8(char *d, unsigned long cp)
+{
+    if (cp < 0x80) {
+        *d++ = (char)cp;
+    } else if (cp < 0x800) {
+        *d++ = (char)(0xc0 | cp >> 6);
+        *d++ = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        *d++ = (char)(0xe0 | cp >> 12);
+        *d++ = (char)(0x80 | (cp >> 6 & 0x3f));
+        *d++ = (char)(0x80 | (cp & 0x3f));
+    } else {
+        *d++ = (char)(0xf0 | cp >> 18);
+        *d++ = (char)(0x80 | (cp >> 12 & 0x3f));
+        *d++ = (char)(0x80 | (cp >> 6 & 0x3f));
+        *d++ = (char)(0x80 | (cp & 0x3f));
+    }
+    return d;
+}
+
+size_t pgw_json_unescape(const char *src, size_t len, char *dst)
+{
+    const unsigned char *p = (const unsigned char *)src, *end = p + len;
+    char *d = dst;
+    while (p != end) {
+        const unsigned char *bs = memchr(p, '\\', end - p);
+        if (bs == NULL)
+            bs = end;
+        memmove(d, p, bs - p);
+        d += bs - p;
+        p = bs;
+        if (p == end)
+            break;
+        if (end - p == 1) { /* not a JSON string: copied as it is */
+            *d++ = '\\';
+            break;
+        }
+        switch (p[1]) {
+        case 'b':
+            *d++ = '\b';
+            break;
+        case 'f':
+            *d++ = '\f';
+            break;
+        case 'n':
+            *d++ = '\n';
+            break;
+        case 'r':
+            *d++ = '\r';
+            break;
+        case 't':
+            *d++ = '\t';
+            break;
+        case 'u': {
+            long unit = escape_unit(p, end), low;
+            if (unit < 0) { /* not a JSON string: copied as it is */
+                *d++ = '\\';
+                ++p;
+                continue;
+            }
+            if (unit >= 0xd800 && unit <= 0xdbff && (low = escape_unit(p + 6, end)) >= 0xdc00 && low <= 0xdfff) {
+                d = put_utf8(d, 0x10000 + ((unsigned long)(unit - 0xd800) << 10) + (unsigned long)(low - 0xdc00));
+                p += 12;
+                continue;
+            }
+            /* a lone surrogate has no UTF-8 form */
+            d = put_utf8(d, unit >= 0xd800 && unit <= 0xdfff ? 0xfffd : (unsigned long)unit);
+            p += 6;
+            continue;
+        }
+        default: /* '"', '\\', '/', and what a JSON string cannot hold */
+            *d++ = (char)p[1];
+            break;
+        }
+        p += 2;
+    }
+    return d - dst;
+}
+
 void pgw_json_append_int(h2o_buffer_t **buf, long long v)
 {
     char tmp[24];

@@ -57,6 +57,16 @@ void pgw_json_append_string(h2o_buffer_t **buf, const char *s, size_t len);
 void pgw_json_append_escaped(h2o_buffer_t **buf, const char *s, size_t len);
 
 /**
+ * Decodes the content of a JSON string (the bytes between its quotes, as written) into `dst`, which may be `src` itself
+ * and needs room for `len` bytes: decoding never lengthens. Returns the decoded length. Escapes become their characters;
+ * \uXXXX becomes UTF-8, a surrogate pair one code point, and a lone surrogate (a high one not followed by a low one's
+ * escape, or a low one alone) U+FFFD, since it has no UTF-8 form (yajl 2.1 writes a lone low surrogate as the three
+ * bytes ED B0 80, which are not UTF-8, turns a lone high one into '?' and pairs a high one with any escape after it).
+ * Other bytes are copied as they are: the input is expected to be a valid JSON string, checked by a parser.
+ */
+size_t pgw_json_unescape(const char *src, size_t len, char *dst);
+
+/**
  * Appends a signed integer.
  */
 void pgw_json_append_int(h2o_buffer_t **buf, long long v);

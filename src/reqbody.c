@@ -5,14 +5,13 @@
  * all the gateway's work on a pass-through request); here runs of plain string bytes are skipped eight at a time,
  * containers are tracked on a byte stack, and only the top level's keys are looked at. It accepts exactly RFC 8259 JSON
  * text whose strings are UTF-8 as RFC 3629 defines it (no overlong forms, no encoded surrogates): one value, with
- * whitespace around it. The one string it decodes, an escaped model name, goes through yajl, the decoder that the
- * translators use, so that both read the same name.
+ * whitespace around it. The strings it decodes, an escaped model name or top-level key, go through pgw_json_unescape,
+ * the decoder that the translators use too, so that both read the same name.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yajl/yajl_parse.h>
 #include "json.h"
 #include "reqbody.h"
 
@@ -195,44 +194,17 @@ static enum key classify_name(const char *k, size_t len)
 /* The top-level key from `key` (its opening quote) to `end` (just past its closing quote). */
 static enum key classify(const unsigned char *key, const unsigned char *end, int escaped)
 {
+    size_t len = end - key - 2;
     if (escaped) {
-        /* a key spelt with escapes ("mod\u0065l") is the same key to every JSON parser: decode it */
-        char buf[16];
-        size_t n = 0;
-        for (const unsigned char *p = key + 1; p != end - 1; ++p) {
-            unsigned c = *p;
-            if (c == '\\') {
-                if (p[1] != 'u') {
-                    c = p[1] == 'n' ? '\n' : p[1] == 't' ? '\t' : p[1] == 'r' ? '\r' : p[1] == 'b' ? '\b' : p[1] == 'f' ? '\f' : p[1];
-                    ++p;
-                } else {
-                    c = (unsigned)strtoul((char[]){(char)p[2], (char)p[3], (char)p[4], (char)p[5], '\0'}, NULL, 16);
-                    p += 5;
-                    if (c >= 0x80)
-                        return KEY_OTHER; /* none of the keys looked for has a non-ASCII character */
-                }
-            }
-            if (n == sizeof(buf))
-                return KEY_OTHER;
-            buf[n++] = (char)c;
-        }
-        return classify_name(buf, n);
+        /* a key spelt with escapes ("mod\u0065l") is the same key to every JSON parser: decode it (a decoded character
+         * takes at least a sixth of its escape, so a longer key is none of those looked for) */
+        char buf[6 * 16];
+        if (len > sizeof(buf))
+            return KEY_OTHER;
+        len = pgw_json_unescape((const char *)key + 1, len, buf);
+        return classify_name(buf, len);
     }
-    return classify_name((const char *)key + 1, end - key - 2);
-}
-
-struct decoded {
-    char *out;
-    size_t cap, len;
-};
-
-static int on_decoded(void *ctx, const unsigned char *str, size_t len)
-{
-    struct decoded *d = ctx;
-    d->len = len;
-    if (len < d->cap)
-        memcpy(d->out, str, len);
-    return 1;
+    return classify_name((const char *)key + 1, len);
 }
 
 /* The model string's value into info->model; -1 when it is too long. */
@@ -240,13 +212,13 @@ static int take_model(pgw_reqbody_t *info, const unsigned char *str, const unsig
 {
     size_t len = end - str - 2;
     if (escaped) {
-        static const yajl_callbacks callbacks = {.yajl_string = on_decoded};
-        struct decoded d = {info->model, sizeof(info->model)};
-        yajl_handle h = yajl_alloc(&callbacks, NULL, &d);
-        yajl_parse(h, str, end - str);
-        yajl_complete_parse(h);
-        yajl_free(h);
-        len = d.len;
+        /* a decoded character takes at least a sixth of its escape (\u0041 is A): longer is too long */
+        char buf[6 * sizeof(info->model)];
+        if (len < sizeof(buf)) {
+            len = pgw_json_unescape((const char *)str + 1, len, buf);
+            if (len < sizeof(info->model))
+                memcpy(info->model, buf, len);
+        }
     } else if (len < sizeof(info->model)) {
         memcpy(info->model, str + 1, len);
     }
@@ -296,19 +268,23 @@ Value:
             goto After;
         }
         goto Key;
-    case '[':
-        if (s.depth == 1 && key == KEY_MESSAGES)
+    case '[': {
+        int top_messages = s.depth == 1 && key == KEY_MESSAGES;
+        if (top_messages)
             info->has_messages = 1;
         ++s.p;
         if (push(&s, 0) != 0)
             goto Error;
         skip_space(&s);
+        if (top_messages)
+            info->no_messages = s.p != s.end && *s.p == ']';
         if (s.p != s.end && *s.p == ']') {
             ++s.p;
             --s.depth;
             goto After;
         }
         goto Value;
+    }
     case '"': {
         const unsigned char *str = s.p;
         if (skip_string(&s, &escaped) != 0)

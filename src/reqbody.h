@@ -11,6 +11,7 @@ typedef struct st_pgw_reqbody_t {
     size_t model_end;    /* offset just past its closing quote */
     int stream;          /* top-level "stream": true */
     int has_messages;    /* top-level "messages" is an array */
+    int no_messages;     /* ... and an empty one */
     int has_max_tokens;  /* top-level "max_tokens" is a number */
 } pgw_reqbody_t;
 

@@ -2,6 +2,7 @@
 #include <string.h>
 #include "auth.h"
 #include "errors.h"
+#include "framing.h"
 #include "routing.h"
 #include "tailnet.h"
 #include "handlers/handlers.h"
@@ -109,6 +110,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     int method = method_bit(req->method);
     int path_known = 0;
 
+    if (pgw_framing_refuse(req))
+        return 0;
+
     for (size_t i = 0; i != sizeof(routes) / sizeof(routes[0]); ++i) {
         const struct route_entry *e = routes + i;
         if (!path_matches(e, req->path_normalized))
@@ -140,4 +144,5 @@ void pgw_routing_register(h2o_hostconf_t *hostconf)
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = on_req;
+    pgw_errors_register(hostconf);
 }

@@ -473,17 +473,24 @@ int pgw_server_reload(pgw_server_t *server)
         conf->port = server->cli.port;
     if (server->cli.threads_set)
         conf->threads = server->cli.threads;
+    /* what is read once at start (listeners, threads, TLS, the upstream clients' CA, ...) keeps its first value */
+    char kept[256] = "";
+#define CHANGED(a, b) (((a) == NULL) != ((b) == NULL) || ((a) != NULL && strcmp((a), (b)) != 0))
 #define KEPT(cond, what)                                                                                                           \
-    if (cond)                                                                                                                      \
-        pgw_log_warn(MODULE_NAME, "reload: gateway.%s changed; it takes effect only at a restart", what);
+    if (cond) {                                                                                                                    \
+        pgw_log_warn(MODULE_NAME, "reload: gateway.%s changed; it takes effect only at a restart", what);                         \
+        snprintf(kept + strlen(kept), sizeof(kept) - strlen(kept), "%s%s", kept[0] != '\0' ? ", " : "", what);                    \
+    }
     KEPT(strcmp(conf->host, boot->host) != 0 || (conf->port != boot->port && boot->port != 0), "host/port")
     KEPT(conf->threads != boot->threads && conf->threads != 0, "threads")
-    KEPT((conf->tls_cert_file == NULL) != (boot->tls_cert_file == NULL) ||
-             (conf->tls_cert_file != NULL && strcmp(conf->tls_cert_file, boot->tls_cert_file) != 0),
-         "tls")
+    KEPT(CHANGED(conf->tls_cert_file, boot->tls_cert_file) || CHANGED(conf->tls_key_file, boot->tls_key_file), "tls")
+    KEPT(CHANGED(conf->ssl_ca_file, boot->ssl_ca_file), "ssl_ca_file")
     KEPT(conf->max_body_bytes != boot->max_body_bytes, "max_body_bytes")
     KEPT(conf->idle_timeout != boot->idle_timeout, "idle_timeout")
+    KEPT(conf->graceful_timeout != boot->graceful_timeout, "graceful_timeout")
+    KEPT(CHANGED(conf->log_level, boot->log_level), "log_level")
 #undef KEPT
+#undef CHANGED
 
     pgw_catalogs_init(conf);
     pthread_mutex_lock(&server->current_mutex);
@@ -494,8 +501,8 @@ int pgw_server_reload(pgw_server_t *server)
     generation_release(old);
     for (unsigned i = 0; i != server->num_workers; ++i)
         uv_async_send(&server->workers[i].reload);
-    pgw_log_info(MODULE_NAME, "reloaded %s: %zu routes, %zu keys (configuration %u)", boot->path, conf->num_routes,
-                 conf->num_keys, id);
+    pgw_log_info(MODULE_NAME, "reloaded %s: %zu routes, %zu keys (configuration %u)%s%s", boot->path, conf->num_routes,
+                 conf->num_keys, id, kept[0] != '\0' ? "; kept until a restart: " : "", kept);
     return 0;
 }
 

@@ -123,8 +123,9 @@ int pgw_server_run(pgw_server_t *server);
 /**
  * Re-reads the configuration file (SIGHUP). New requests use the new routes and keys; requests in flight finish on
  * theirs. A file that does not load is rejected with the error logged, and the running configuration stays. Settings
- * that need new listeners or threads (host, port, threads, tls, max_body_bytes, idle_timeout) keep their first values,
- * with a warning. Returns 0 when the new configuration is in use.
+ * read once at start (host, port, threads, tls, ssl_ca_file, max_body_bytes, idle_timeout, graceful_timeout, log_level)
+ * keep their first values, with a warning each, and the "reloaded" line names them. Returns 0 when the new configuration
+ * is in use.
  */
 int pgw_server_reload(pgw_server_t *server);
 

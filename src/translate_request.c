@@ -236,6 +236,7 @@ struct state {
     h2o_buffer_t *stop;
     size_t num_stop;
     h2o_buffer_t *scratch;
+    h2o_buffer_t *unescaped; /* the string a callback is given, decoded again (see decoded()) */
 
     /* the object being read in `tools` or `system` */
     struct {
@@ -246,6 +247,7 @@ struct state {
 
     /* scalars */
     int has_messages, stream, has_max_tokens;
+    int unknown_logged; /* a block of an unknown type was logged */
     long long max_tokens;
     ref_t temperature, top_p;
     struct {
@@ -375,20 +377,16 @@ static int is_array_kind(enum kind k)
     return k == F_SYSTEM || k == F_MESSAGES || k == F_CONTENT || k == F_TOOLS || k == F_STOP;
 }
 
-/*
- * Records a client-facing error naming the field: the path of the value being read, or, with `last` set, of the member
- * `last` of the innermost object (a missing field). Returns 0, which yajl callbacks return to stop the parse.
- */
-static int fail_at(struct state *s, const char *last, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail_at(struct state *s, const char *last, const char *fmt, ...)
+/* Writes the path of the value being read ("messages.3.content.1"), or with `last` of that member of the innermost
+ * object, and ": " after it when it is not empty, into buf (NUL-terminated, cut to fit); returns its length. */
+static size_t put_path(struct state *s, const char *last, char *buf, size_t size)
 {
     size_t n = 0;
-    va_list args;
 
 #define PUT(...)                                                                                                                   \
     do {                                                                                                                           \
-        if (n < s->errsz)                                                                                                          \
-            n += snprintf(s->err + n, s->errsz - n, __VA_ARGS__);                                                                  \
+        if (n < size)                                                                                                              \
+            n += snprintf(buf + n, size - n, __VA_ARGS__);                                                                         \
     } while (0)
     for (size_t i = 1; i < s->num_frames; ++i) {
         const struct frame *f = &s->frames[i];
@@ -402,6 +400,19 @@ static int fail_at(struct state *s, const char *last, const char *fmt, ...)
     }
     PUT("%s", n == 0 ? "" : ": ");
 #undef PUT
+    return n < size ? n : size != 0 ? size - 1 : 0;
+}
+
+/*
+ * Records a client-facing error naming the field: the path of the value being read, or, with `last` set, of the member
+ * `last` of the innermost object (a missing field). Returns 0, which yajl callbacks return to stop the parse.
+ */
+static int fail_at(struct state *s, const char *last, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail_at(struct state *s, const char *last, const char *fmt, ...)
+{
+    size_t n = put_path(s, last, s->err, s->errsz);
+    va_list args;
+
     if (n < s->errsz) {
         va_start(args, fmt);
         vsnprintf(s->err + n, s->errsz - n, fmt, args);
@@ -769,6 +780,32 @@ static int is_thinking_or_tool_use(struct state *s, const ref_t *type)
            ref_is(s, type, "server_tool_use") || ref_is(s, type, "mcp_tool_use") || ref_ends(s, type, "_tool_result");
 }
 
+/*
+ * A block of a type the translation does not know (not one of the Anthropic API's types below, nor of the thinking and
+ * tool family above) goes upstream as its text, or not at all when it has none, and the first one of a request is
+ * logged. The Anthropic API refuses a type it does not know with a 400, but a list kept here lags behind Anthropic's:
+ * Claude Code sends a new type as soon as the API takes it, and a 400 would refuse a request the API serves.
+ */
+static void note_unknown_type(struct state *s, const struct block *b, int text_kept)
+{
+    static const char *const known[] = {"text", "image", "document", "search_result", "tool_reference", "container_upload"};
+    char path[160];
+    h2o_buffer_t *name;
+
+    if (s->unknown_logged || is_thinking_or_tool_use(s, &b->type))
+        return;
+    for (size_t i = 0; i != sizeof(known) / sizeof(known[0]); ++i)
+        if (ref_is(s, &b->type, known[i]))
+            return;
+    s->unknown_logged = 1;
+    size_t n = put_path(s, NULL, path, sizeof(path));
+    h2o_buffer_init(&name, &h2o_socket_buffer_prototype);
+    pgw_json_append_string(&name, ref_ptr(s, &b->type), b->type.len < 64 ? b->type.len : 64);
+    pgw_log_warn(MODULE_NAME, "%.*sblock type %.*s is unknown to the gateway: %s (later ones in this request go unlogged)", (int)n,
+                 path, (int)name->size, name->bytes, text_kept ? "only its text was sent" : "dropped");
+    h2o_buffer_dispose(&name);
+}
+
 /* ---- finishing a block ---- */
 
 /* A call's id; an empty id ("id": "") may have left the id buffer unallocated. */
@@ -855,9 +892,12 @@ static int user_block(struct state *s, struct block *b)
         search_result_text(s, b);
         if (s->scratch->size != 0)
             user_text(s, "", s->scratch->bytes, s->scratch->size);
-    } else if (!is_thinking_or_tool_use(s, &b->type) && b->text.where && !is_blank(ref_ptr(s, &b->text), b->text.len)) {
+    } else {
         /* an unknown type is never forwarded (§2.4); its text is */
-        user_text(s, "", ref_ptr(s, &b->text), b->text.len);
+        int text = !is_thinking_or_tool_use(s, &b->type) && b->text.where && !is_blank(ref_ptr(s, &b->text), b->text.len);
+        if (text)
+            user_text(s, "", ref_ptr(s, &b->text), b->text.len);
+        note_unknown_type(s, b, text);
     }
     return 1;
 }
@@ -899,8 +939,10 @@ static int assistant_block(struct state *s, struct block *b)
         if (s->opts->echo_reasoning && b->thinking.where && !is_blank(ref_ptr(s, &b->thinking), b->thinking.len))
             join(&s->reasoning, &s->num_reasoning, "\n", ref_ptr(s, &b->thinking), b->thinking.len);
     } else if (ref_is(s, &b->type, "text") || !is_thinking_or_tool_use(s, &b->type)) {
-        if (b->text.where && !is_blank(ref_ptr(s, &b->text), b->text.len))
+        int text = b->text.where && !is_blank(ref_ptr(s, &b->text), b->text.len);
+        if (text)
             join(&s->atext, &s->num_atext, "\n", ref_ptr(s, &b->text), b->text.len);
+        note_unknown_type(s, b, text);
     }
     return 1;
 }
@@ -956,8 +998,11 @@ static int nested_block(struct state *s, struct block *b, struct block *parent)
         search_result_text(s, b);
         if (s->scratch->size != 0)
             join(&parent->joined, &parent->num_joined, "\n", s->scratch->bytes, s->scratch->size);
-    } else if (!is_thinking_or_tool_use(s, &b->type) && b->text.where && !is_blank(ref_ptr(s, &b->text), b->text.len)) {
-        join(&parent->joined, &parent->num_joined, "\n", ref_ptr(s, &b->text), b->text.len);
+    } else {
+        int text = !is_thinking_or_tool_use(s, &b->type) && b->text.where && !is_blank(ref_ptr(s, &b->text), b->text.len);
+        if (text)
+            join(&parent->joined, &parent->num_joined, "\n", ref_ptr(s, &b->text), b->text.len);
+        note_unknown_type(s, b, text);
     }
     return 1;
 }
@@ -1573,9 +1618,38 @@ static int on_number(void *ctx, const char *v, size_t len)
     return on_scalar(ctx, V_NUMBER, v, len);
 }
 
+/*
+ * A string yajl had to decode (one with escapes: it lies outside the body) decoded again from its bytes in the body by
+ * pgw_json_unescape, the gateway's one string decoder: yajl 2.1 writes a lone low surrogate (\udc00) as bytes that are
+ * not UTF-8, which would go upstream as they are. The string ends just before what yajl has consumed.
+ */
+static const char *decoded(struct state *s, const unsigned char *v, size_t *len)
+{
+    const char *close = s->body + s->handle_base + yajl_get_bytes_consumed(s->handle) - 1, *open = close;
+    if ((const char *)v >= s->body && (const char *)v + *len <= s->body + s->len)
+        return (const char *)v;
+    if (close <= s->body || close >= s->body + s->len || *close != '"')
+        return (const char *)v;
+    /* the opening quote: the nearest one before that is not escaped (preceded by an even run of backslashes) */
+    for (;;) {
+        if ((open = memrchr(s->body, '"', open - s->body)) == NULL)
+            return (const char *)v;
+        size_t run = 0;
+        while (open - run > s->body && open[-1 - (ptrdiff_t)run] == '\\')
+            ++run;
+        if (run % 2 == 0)
+            break;
+    }
+    char *dst = h2o_buffer_reserve(&s->unescaped, close - open).base;
+    *len = pgw_json_unescape(open + 1, close - open - 1, dst);
+    return dst;
+}
+
 static int on_string(void *ctx, const unsigned char *v, size_t len)
 {
-    return on_scalar(ctx, V_STRING, (const char *)v, len);
+    struct state *s = ctx;
+    const char *str = s->skip != 0 ? (const char *)v : decoded(s, v, &len);
+    return on_scalar(s, V_STRING, str, len);
 }
 
 static int on_open(struct state *s, enum vtype t)
@@ -1644,6 +1718,7 @@ static int on_map_key(void *ctx, const unsigned char *k, size_t len)
 
     if (s->skip != 0)
         return 1;
+    k = (const unsigned char *)decoded(s, k, &len);
     if (s->copy.active)
         return copy_key(s, (const char *)k, len);
     enum key key = K_OTHER;
@@ -2036,6 +2111,7 @@ int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts
     s->num_frames = 1;
     for (size_t i = 0; i != sizeof(buffers) / sizeof(buffers[0]); ++i)
         init_buffer(buffers[i]);
+    init_buffer(&s->unescaped);
     for (size_t i = 0; i != NUM_ARENAS; ++i)
         init_buffer(&s->arenas[i]);
     for (size_t i = 1; i <= MAX_LEVELS; ++i) {
@@ -2081,6 +2157,7 @@ Exit:
     yajl_free(s->handle);
     for (size_t i = 0; i != sizeof(buffers) / sizeof(buffers[0]); ++i)
         h2o_buffer_dispose(buffers[i]);
+    h2o_buffer_dispose(&s->unescaped);
     for (size_t i = 0; i != NUM_ARENAS; ++i)
         h2o_buffer_dispose(&s->arenas[i]);
     for (size_t i = 1; i <= MAX_LEVELS; ++i) {

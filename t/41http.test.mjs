@@ -3,6 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { MASTER_KEY, certs, defaultConfig, protocolsFor, request, startGateway } from './lib/harness.mjs';
+import { connect, statuses, waitFor } from './lib/raw.mjs';
 
 let plain, tls;
 before(async () => {
@@ -100,6 +101,29 @@ test('unknown path is 404 and wrong method is 405 with Allow, both Anthropic-sha
     }
 });
 
+test('an error answer keeps its HTTP/1.1 connection: the requests pipelined behind it are answered', async () => {
+    // the gateway's errors used to go out without a length, and libh2o closes a connection after a non-200 answer of
+    // unknown length: every 4xx dropped whatever the client had pipelined behind it
+    const k = `x-api-key: ${MASTER_KEY}\r\n`;
+    const c = await connect(plain.port);
+    c.write(`GET /nope HTTP/1.1\r\nHost: x\r\n${k}\r\n` +
+        'GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n' +
+        `POST /v1/messages HTTP/1.1\r\nHost: x\r\n${k}content-length: 1\r\n\r\n{` +
+        `DELETE /v1/models HTTP/1.1\r\nHost: x\r\n${k}\r\n` +
+        `HEAD /v1/models/nope HTTP/1.1\r\nHost: x\r\n${k}\r\n` +
+        `GET /v1/models HTTP/1.1\r\nHost: x\r\n${k}\r\n`);
+    await waitFor(() => statuses(c.text).length === 6 || c.closed, 5000);
+    assert.deepEqual(statuses(c.text), [404, 401, 400, 405, 404, 200], c.text);
+    assert.ok(!c.closed, 'the connection was closed');
+    const heads = c.text.split(/HTTP\/1\.1 /).slice(1);
+    for (const h of heads.slice(0, 5)) {
+        assert.match(h, /\r\nconnection: keep-alive\r\n/i, h);
+        assert.match(h, /\r\ncontent-length: \d+\r\n/i, h);
+        assert.match(h, /\r\ncontent-type: application\/json\r\n/i, h);
+    }
+    c.destroy();
+});
+
 test('the query string does not affect routing (Claude Code sends ?beta=true)', async () => {
     const r = await request(`${plain.url}/v1/messages?beta=true`, { method: 'POST', headers: { 'x-api-key': MASTER_KEY }, body: '{' });
     assertAnthropicError(r, 400, 'invalid_request_error');
@@ -107,13 +131,27 @@ test('the query string does not affect routing (Claude Code sends ?beta=true)', 
     assert.equal(h.status, 200);
 });
 
-test('a body over gateway.max_body_bytes: 413 over HTTP/1.1, the stream refused over HTTP/2', async () => {
+test('a body over gateway.max_body_bytes: 413 request_too_large over HTTP/1.1, the stream refused over HTTP/2', async () => {
     const big = JSON.stringify({ model: 'gpt-5', max_tokens: 1, messages: [{ role: 'user', content: 'x'.repeat(70000) }] });
     const headers = { 'x-api-key': MASTER_KEY, 'content-type': 'application/json' };
     const r = await request(`${plain.url}/v1/messages`, { method: 'POST', headers, body: big });
-    assert.equal(r.status, 413);
+    const e = assertAnthropicError(r, 413, 'request_too_large');
+    assert.equal(e.error.message, 'request body is larger than gateway.max_body_bytes (65536 bytes)');
+    assert.equal(r.headers.connection, 'close', 'the body was not read: the connection cannot be reused');
     const chunked = await request(`${plain.url}/v1/messages`, { method: 'POST', headers: { ...headers, 'transfer-encoding': 'chunked' }, body: big });
-    assert.equal(chunked.status, 413);
+    assertAnthropicError(chunked, 413, 'request_too_large');
+    // libh2o's other refusals of a body it cannot read: the same shape
+    const k = `x-api-key: ${MASTER_KEY}\r\n`;
+    for (const [head, re] of [['content-length: 1x', /content-length/], ['transfer-encoding: gzip', /transfer-encoding/]]) {
+        const c = await connect(plain.port);
+        c.write(`POST /v1/messages HTTP/1.1\r\nHost: x\r\n${k}${head}\r\n\r\n{}`);
+        await c.waitClose(2000);
+        assert.deepEqual(statuses(c.text), [400], c.text);
+        assert.match(c.text, /\r\ncontent-type: application\/json\r\n/i, c.text);
+        const body = JSON.parse(c.text.slice(c.text.indexOf('\r\n\r\n') + 4));
+        assert.equal(body.error.type, 'invalid_request_error');
+        assert.match(body.error.message, re);
+    }
     // libh2o 2.2.5 answers an oversized HTTP/2 body with RST_STREAM (REFUSED_STREAM) rather than a 413 response
     await assert.rejects(request(`${plain.url}/v1/messages`, { method: 'POST', protocol: 'h2c', headers, body: big }),
         /REFUSED_STREAM/);
@@ -141,7 +179,7 @@ test('one access-log line per request, with key name and route, never the key', 
     const before = plain.output.stderr.split('\n').filter((l) => l.includes('[access]')).length;
     await request(`${plain.url}/v1/models?limit=1`, { headers: { 'x-api-key': MASTER_KEY } });
     await request(`${plain.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': MASTER_KEY },
-        body: JSON.stringify({ model: 'claude-opus-9', max_tokens: 1, messages: [] }), protocol: 'h2c' });
+        body: JSON.stringify({ model: 'claude-opus-9', max_tokens: 1, messages: [{ role: 'user', content: 'hi' }] }), protocol: 'h2c' });
     await new Promise((r) => setTimeout(r, 100));
     const lines = plain.output.stderr.split('\n').filter((l) => l.includes('[access]'));
     assert.equal(lines.length - before, 2, lines.slice(before).join('\n'));

@@ -47,6 +47,22 @@ test('without anthropic-version: the OpenAI list shape', async () => {
     }
 });
 
+test("a wildcard route's pattern is not a model: GET /v1/models/{pattern} is 404; names it serves are found", async () => {
+    for (const [g, pattern] of [[gw, 'claude-*'], [many, '*'], [gw, 'claude-*-x']]) {
+        const r = await get(g, `/v1/models/${pattern}`, { 'anthropic-version': '2023-06-01' });
+        assert.equal(r.status, 404, `${pattern}: ${r.body}`);
+        const e = JSON.parse(r.body);
+        assert.equal(e.error.type, 'not_found_error');
+        assert.match(e.error.message, /a wildcard route's pattern is not a model/);
+    }
+    const served = JSON.parse((await get(gw, '/v1/models/claude-opus-9', { 'anthropic-version': '2023-06-01' })).body);
+    assert.equal(served.id, 'claude-opus-9');
+    // and no list, in either shape, offers a pattern
+    for (const headers of [{}, { 'anthropic-version': '2023-06-01' }])
+        for (const g of [gw, many])
+            assert.ok(JSON.parse((await get(g, '/v1/models?limit=1000', headers)).body).data.every((m) => !m.id.includes('*')));
+});
+
 test('?limit= is honoured and validated', async () => {
     const a = JSON.parse((await get(gw, '/v1/models?limit=2', { 'anthropic-version': '2023-06-01' })).body);
     assert.deepEqual(a.data.map((m) => m.id), LISTED.slice(0, 2));

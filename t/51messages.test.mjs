@@ -56,6 +56,14 @@ test('an unknown model is 404 naming it and the closest configured names', async
     }
 });
 
+test('a model name holding a NUL or control characters is quoted whole in the 404, escaped', async () => {
+    // the name was formatted as a C string: the message stopped at the NUL ("model: gpt" and nothing after)
+    const r = await post('/v1/messages', msg({ model: 'gpt\u0000-5\n\\x' }));
+    const m = errorOf(r, 404, 'not_found_error');
+    assert.match(m, /^model: gpt\\u0000-5\\u000a\\\\x is not configured on this gateway/);
+    assert.ok(!m.includes('\u0000'), m);
+});
+
 test('exact names beat wildcards; a wildcard catches the rest', async () => {
     // routed requests go on to the upstream stage; the route name is in the access log
     await post('/v1/messages', msg({ model: 'claude-sonnet-4-5-20250929' }));
@@ -68,7 +76,7 @@ test('exact names beat wildcards; a wildcard catches the rest', async () => {
 });
 
 test('a model name with JSON escapes is decoded before routing', async () => {
-    const r = await post('/v1/messages', '{"model":"gpt\\u002d5","max_tokens":1,"messages":[]}');
+    const r = await post('/v1/messages', '{"model":"gpt\\u002d5","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}');
     assert.notEqual(r.status, 404, r.body);
     assert.notEqual(r.status, 400, r.body);
 });

@@ -218,6 +218,25 @@ test('a body the translator refuses is a 400 that names the field, with no upstr
     assert.equal((await mock.requests()).length, 0);
 });
 
+test('a lone surrogate escape goes upstream as one U+FFFD, never as bytes that are not UTF-8', async () => {
+    // JSON.stringify writes a lone surrogate as the escape \udc00; yajl 2.1 decoded it to the bytes ED B0 80 (which a
+    // UTF-8 reader takes for three bad characters), a lone high one to '?', and paired a high one with any escape after
+    const r = await post({ model: 'gpt-5', max_tokens: 16, messages: [{ role: 'user', content: 'a\udc00b \ud800c \ud800\u0041 \ud83d\ude00' }] });
+    assert.equal(r.status, 200, r.body);
+    const { req, body } = await lastUpstream();
+    assert.equal(body.messages[0].content, 'a\ufffdb \ufffdc \ufffdA \ud83d\ude00');
+    assert.ok(!req.body.includes('\ufffd\ufffd'), req.body);
+});
+
+test('a content block of a type the gateway does not know: its text is sent, and the gateway says so in its log', async () => {
+    const r = await post({ model: 'gpt-5', max_tokens: 16, messages: [{ role: 'user', content: [{ type: 'text', text: 'one' },
+        { type: 'hologram_2031', text: 'two' }, { type: 'widget' }] }] });
+    assert.equal(r.status, 200, r.body);
+    assert.deepEqual((await lastUpstream()).body.messages[0].content, [{ type: 'text', text: 'one' }, { type: 'text', text: 'two' }]);
+    assert.match(gw.output.stderr,
+        /warn \[translate\] messages\.0\.content\.1: block type "hologram_2031" is unknown to the gateway: only its text was sent/);
+});
+
 test('15 s without a write to the client brings a ping between events', async () => {
     const chunks = openaiStream({ deltas: [{ content: 'before' }, { content: ' after the pause' }] });
     // the role chunk and the first text delta, a 16 s pause, then the rest at once

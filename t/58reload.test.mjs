@@ -71,3 +71,18 @@ test('a broken file is refused with the error logged; the running configuration 
     await reload(configB().replaceAll('MOCK', mock.httpsUrl) + '  max_body_bytes: 1024\n');
     assert.match(gw.output.stderr, /gateway\.max_body_bytes changed; it takes effect only at a restart/);
 });
+
+test('settings read once at start are kept by a reload, and the log says which: a changed ssl_ca_file among them', async () => {
+    // the upstream clients load their CA when the workers start: a new ssl_ca_file was ignored while the log said
+    // "reloaded" and nothing else
+    const text = configB().replaceAll('MOCK', mock.httpsUrl) + `  ssl_ca_file: ${certs().ca}\n  graceful_timeout: 7\n`;
+    await reload(text);
+    assert.match(gw.output.stderr, /reload: gateway\.ssl_ca_file changed; it takes effect only at a restart/);
+    assert.match(gw.output.stderr, /reload: gateway\.graceful_timeout changed; it takes effect only at a restart/);
+    const line = gw.output.stderr.split('\n').filter((l) => /reloaded /.test(l)).at(-1);
+    assert.match(line, /\(configuration \d+\); kept until a restart: ssl_ca_file, graceful_timeout$/);
+    assert.equal((await post(MASTER_KEY, 'claude-b')).status, 200, 'the upstream client keeps the CA it started with');
+    // back to the values the gateway started with: nothing is kept
+    await reload(configB().replaceAll('MOCK', mock.httpsUrl));
+    assert.match(gw.output.stderr.split('\n').filter((l) => /reloaded /.test(l)).at(-1), /\(configuration \d+\)$/);
+});

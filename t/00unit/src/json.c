@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <h2o/socket.h>
+#include <yajl/yajl_parse.h>
 #include "../../../src/json.c"
 #include "../test.h"
 
@@ -38,8 +39,108 @@ static void reference(h2o_buffer_t **out, const unsigned char *s, size_t len, in
     }
 }
 
+/* pgw_json_unescape of `raw`, NUL-terminated in a static buffer (decoded NULs stay inside it, see the length). */
+static const char *unescape(const char *raw, size_t *len)
+{
+    static char out[256];
+    *len = pgw_json_unescape(raw, strlen(raw), out);
+    out[*len] = '\0';
+    return out;
+}
+
+static int on_yajl_string(void *ctx, const unsigned char *s, size_t len)
+{
+    h2o_buffer_t **buf = ctx;
+    pgw_buf_append(buf, s, len);
+    return 1;
+}
+
+/* yajl's decoding of the string whose content is `raw`, appended to `buf`. */
+static void yajl_unescape(h2o_buffer_t **buf, const char *raw, size_t len)
+{
+    static const yajl_callbacks callbacks = {.yajl_string = on_yajl_string};
+    yajl_handle h = yajl_alloc(&callbacks, NULL, buf);
+    yajl_parse(h, (const unsigned char *)"\"", 1);
+    yajl_parse(h, (const unsigned char *)raw, len);
+    yajl_parse(h, (const unsigned char *)"\"", 1);
+    yajl_complete_parse(h);
+    yajl_free(h);
+}
+
+static void test_unescape(void)
+{
+    size_t n;
+    is_str(unescape("plain text", &n), "plain text");
+    is_str(unescape("a\\nb\\tc\\rd\\be\\ff\\\"g\\\\h\\/i", &n), "a\nb\tc\rd\be\ff\"g\\h/i");
+    is_str(unescape("\\u0041\\u00e9\\u20AC", &n), "A\xc3\xa9\xe2\x82\xac");
+    is_str(unescape("\\ud83d\\ude00\\uD83D\\uDE00", &n), "\xf0\x9f\x98\x80\xf0\x9f\x98\x80");
+    is_str(unescape("caf\xc3\xa9", &n), "caf\xc3\xa9");
+    is_str(unescape("a\\u0000b", &n), "a");
+    is_int(n, 3);
+    /* lone surrogates become U+FFFD, one each, and nothing after them is lost or paired by mistake */
+    is_str(unescape("\\udc00", &n), "\xef\xbf\xbd");
+    is_str(unescape("a\\udc00b", &n), "a\xef\xbf\xbd" "b");
+    is_str(unescape("\\ud800abc", &n), "\xef\xbf\xbd" "abc");
+    is_str(unescape("\\ud800\\u0041", &n), "\xef\xbf\xbd" "A");
+    is_str(unescape("\\ud800\\ud800\\udc00", &n), "\xef\xbf\xbd\xf0\x90\x80\x80");
+    is_str(unescape("\\udc00\\ud800", &n), "\xef\xbf\xbd\xef\xbf\xbd");
+    is_str(unescape("x\\ud800", &n), "x\xef\xbf\xbd");
+    is_str(unescape("\\udbff\\udfff", &n), "\xf4\x8f\xbf\xbf");
+    /* in place */
+    char inplace[] = "\\ud83d\\ude00-\\udc00-\\n";
+    n = pgw_json_unescape(inplace, strlen(inplace), inplace);
+    ok(n == 10 && memcmp(inplace, "\xf0\x9f\x98\x80-\xef\xbf\xbd-\n", 10) == 0);
+
+    /* random strings of plain bytes, UTF-8, escapes and surrogates: the output is UTF-8 whatever the input, never longer,
+     * and where the input holds no surrogate escape it is what yajl decodes */
+    static const char *pieces[] = {"a", "Z", " ", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\\n", "\\\"", "\\\\",
+                                   "\\/", "\\u0000", "\\u007f", "\\u0080", "\\u07ff", "\\uffff", "\\uFEFF", "\\ud83d\\ude00",
+                                   "\\ud800", "\\udfff", "\\uDBFF", "\\uDc00"};
+    h2o_buffer_t *raw, *want;
+    h2o_buffer_init(&raw, &h2o_socket_buffer_prototype);
+    h2o_buffer_init(&want, &h2o_socket_buffer_prototype);
+    unsigned seed = 11;
+    int invalid = 0, longer = 0, differ = 0, compared = 0;
+    for (int round = 0; round != 2000; ++round) {
+        raw->size = 0;
+        int surrogates = 0;
+        for (int i = 0; i != 12; ++i) {
+            seed = seed * 1103515245 + 12345;
+            size_t k = (seed >> 16) % (sizeof(pieces) / sizeof(pieces[0]));
+            surrogates |= k >= 17;
+            pgw_buf_append_str(&raw, pieces[k]);
+        }
+        char *out = malloc(raw->size + 1);
+        size_t len = pgw_json_unescape(raw->bytes, raw->size, out);
+        longer += len > raw->size;
+        for (size_t i = 0; i < len;) {
+            size_t m = pgw_utf8_seq_len((const unsigned char *)out + i, len - i);
+            if (m == 0) {
+                ++invalid;
+                break;
+            }
+            i += m;
+        }
+        if (!surrogates) {
+            want->size = 0;
+            yajl_unescape(&want, raw->bytes, raw->size);
+            differ += want->size != len || memcmp(pgw_buf_at(want, 0), out, len) != 0;
+            ++compared;
+        }
+        free(out);
+    }
+    is_int(invalid, 0);
+    is_int(longer, 0);
+    is_int(differ, 0);
+    ok(compared > 100);
+    h2o_buffer_dispose(&raw);
+    h2o_buffer_dispose(&want);
+}
+
 void test_src__json_c(void)
 {
+    subtest("unescape", test_unescape);
+
     h2o_buffer_t *buf;
     h2o_buffer_init(&buf, &h2o_socket_buffer_prototype);
 

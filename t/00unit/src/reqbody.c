@@ -33,6 +33,24 @@ void test_src__reqbody_c(void)
     is_str(info.model, "gpt-5 \"q\\");
     is_int(info.model_offset, 9);
     is_int(info.model_end, strlen(body) - 1);
+    /* a lone surrogate becomes U+FFFD, a NUL stays in the name (model_len counts it), a long escaped name is measured
+     * decoded: 255 characters spelt as 1,530 bytes of escapes fit, 256 do not */
+    is_int(inspect("{\"model\":\"c-\\udc00\\ud800x\"}", &info, err), 0);
+    is_str(info.model, "c-\xef\xbf\xbd\xef\xbf\xbdx");
+    is_int(inspect("{\"model\":\"a\\u0000b\"}", &info, err), 0);
+    is_int(info.model_len, 3);
+    ok(memcmp(info.model, "a\0b", 4) == 0);
+    {
+        char big[64 + 6 * 256];
+        for (int n = 255; n <= 256; ++n) {
+            size_t o = (size_t)sprintf(big, "{\"model\":\"");
+            for (int i = 0; i != n; ++i)
+                o += (size_t)sprintf(big + o, "\\u0041");
+            sprintf(big + o, "\"}");
+            is_int(inspect(big, &info, err), n == 255 ? 0 : -1);
+            is_int(info.model_len, n == 255 ? 255 : 0);
+        }
+    }
 
     is_int(inspect("{\"stream\":false,\"messages\":\"x\",\"max_tokens\":\"1\"}", &info, err), 0);
     is_int(info.model_len, 0);
@@ -93,6 +111,15 @@ void test_src__reqbody_c(void)
             text[6 + at] = 'a';
         }
     }
+    /* an empty messages array is told apart (the Anthropic API refuses it); the last "messages" counts, at the top only */
+    is_int(inspect("{\"messages\":[ \n ]}", &info, err), 0);
+    ok(info.has_messages && info.no_messages);
+    is_int(inspect("{\"messages\":[{}]}", &info, err), 0);
+    ok(info.has_messages && !info.no_messages);
+    is_int(inspect("{\"messages\":[],\"messages\":[1]}", &info, err), 0);
+    ok(info.has_messages && !info.no_messages);
+    is_int(inspect("{\"messages\":[1],\"x\":{\"messages\":[]}}", &info, err), 0);
+    ok(info.has_messages && !info.no_messages);
     /* a key spelt with escapes is the same key */
     is_int(inspect("{\"mod\\u0065l\":\"x\",\"str\\u0065am\":true,\"\\u006dessages\":[],\"max_tokens\":1}", &info, err), 0);
     is_str(info.model, "x");

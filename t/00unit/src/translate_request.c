@@ -175,6 +175,58 @@ static void test_basics(void)
     is_str(run_opts("{'messages':[]}", &opts), "{\"model\":\"we\\\"ird\",\"messages\":[]}");
 }
 
+static void test_surrogates(void)
+{
+    /* a lone surrogate escape has no UTF-8 form: it goes upstream as U+FFFD (yajl alone gave bytes ED B0 80, or '?'
+     * and a code point made of a high surrogate and whatever escape followed it) */
+    is_json(run("{'messages':[{'role':'user','content':'a\\udc00b'}]}"), HEAD "{'role':'user','content':'a\xef\xbf\xbd" "b'}]}");
+    is_json(run("{'messages':[{'role':'user','content':[{'type':'text','text':'\\ud800abc \\ud800\\u0041'}]}]}"),
+            HEAD "{'role':'user','content':'\xef\xbf\xbd" "abc \xef\xbf\xbd" "A'}]}");
+    /* a pair stays one character; other escapes are as before */
+    is_json(run("{'messages':[{'role':'user','content':'\\ud83d\\ude00 \\u00e9\\n\\\\'}]}"),
+            HEAD "{'role':'user','content':'\xf0\x9f\x98\x80 \xc3\xa9\\n\\\\'}]}");
+    /* escaped keys, in the request and in a copied tool schema; strings in skipped values are not looked at */
+    is_json(run("{'m\\u0065ssages':[{'r\\u006fle':'user','content':'Hi'}],'metadata':{'user_id':'\\udc00'},"
+                "'tools':[{'name':'t','input_schema':{'type':'object','properties':{'k\\udc00':{'type':'string',"
+                "'description':'\\'q\\' \\udfff'}}}}]}"),
+            HEAD "{'role':'user','content':'Hi'}],'tools':[{'type':'function','function':{'name':'t','description':'',"
+                 "'parameters':{'type':"
+                 "'object','properties':{'k\xef\xbf\xbd':{'type':'string','description':'\\'q\\' \xef\xbf\xbd'}}}}}]}");
+    ok(strstr(last_output, "\xed") == NULL);
+}
+
+static void test_unknown_types(void)
+{
+    char log[2048];
+
+    /* a type the gateway does not know: its text goes, or nothing; the first one of the request is logged, its name
+     * escaped (it is the client's) and cut at 64 bytes */
+    stderr_capture_begin();
+    is_json(run("{'messages':[{'role':'user','content':[{'type':'text','text':'a'},{'type':'fancy\\nthing','text':'b'},"
+                "{'type':'widget'}]}]}"),
+            HEAD "{'role':'user','content':[{'type':'text','text':'a'},{'type':'text','text':'b'}]}]}");
+    stderr_capture_end(log, sizeof(log));
+    ok(strstr(log, "messages.0.content.1: block type \"fancy\\nthing\" is unknown to the gateway: only its text was sent") != NULL);
+    ok(strstr(log, "widget") == NULL);
+    /* in an assistant turn, and nested in a tool_result: the same */
+    stderr_capture_begin();
+    run("{'messages':[{'role':'assistant','content':[{'type':'gizmo'}]}]}");
+    run("{'messages':[{'role':'assistant','content':[{'type':'tool_use','id':'t1','name':'x','input':{}}]},{'role':'user',"
+        "'content':[{'type':'tool_result','tool_use_id':'t1','content':[{'type':'doohickey','text':'c'}]}]}]}");
+    stderr_capture_end(log, sizeof(log));
+    ok(strstr(log, "messages.0.content.0: block type \"gizmo\" is unknown to the gateway: dropped") != NULL);
+    ok(strstr(log, "messages.1.content.0.content.0: block type \"doohickey\" is unknown to the gateway: only its text was sent") !=
+       NULL);
+    /* the types the translation knows, translated or dropped on purpose, say nothing */
+    stderr_capture_begin();
+    run("{'messages':[{'role':'user','content':[{'type':'text','text':'a'},{'type':'search_result','source':'s','title':'t',"
+        "'content':[{'type':'text','text':'r'}]},{'type':'container_upload','file_id':'f'},{'type':'thinking','thinking':'x'}]},"
+        "{'role':'assistant','content':[{'type':'redacted_thinking','data':'d'},{'type':'server_tool_use','id':'s','name':'w',"
+        "'input':{}},{'type':'web_search_tool_result','tool_use_id':'s','content':[]},{'type':'text','text':'b'}]}]}");
+    stderr_capture_end(log, sizeof(log));
+    ok(strstr(log, "unknown") == NULL);
+}
+
 static void test_system(void)
 {
     /* blocks joined with a blank line; billing block, blank blocks, cache_control and other types dropped (§2.2) */
@@ -1054,6 +1106,8 @@ static void test_speed(void)
 void test_src__translate_request_c(void)
 {
     subtest("basics", test_basics);
+    subtest("surrogates", test_surrogates);
+    subtest("unknown types", test_unknown_types);
     subtest("system", test_system);
     subtest("user blocks", test_user_blocks);
     subtest("tool turns", test_tool_turns);
