@@ -138,6 +138,7 @@ static void respond_json(passthrough_t *st, int status, h2o_buffer_t **body)
     req->res.status = status;
     req->res.reason = pgw_status_reason(status);
     h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"), 1);
+    req->res.content_length = (*body)->size; /* known: an HTTP/1.1 connection stays open after a non-200 too */
     pgw_buf_append(&rl->pending, (*body)->bytes, (*body)->size);
     pgw_relay_start(rl);
     pgw_relay_complete(rl);
