@@ -958,6 +958,7 @@ static const struct st_gateway_key_t {
     {"ssl_ca_file", KEY_STRING, offsetof(pgw_config_t, ssl_ca_file)},
     {"max_body_bytes", KEY_SIZE, offsetof(pgw_config_t, max_body_bytes)},
     {"idle_timeout", KEY_SECONDS, offsetof(pgw_config_t, idle_timeout)},
+    {"max_connections", KEY_UINT, offsetof(pgw_config_t, max_connections), 1, 10000000},
     {"graceful_timeout", KEY_SECONDS, offsetof(pgw_config_t, graceful_timeout), 0, 0, 1},
     {"keys", KEY_KEYS},
     {"metrics_auth", KEY_STRING, offsetof(pgw_config_t, metrics_auth)},

@@ -84,6 +84,7 @@ typedef struct st_pgw_config_t {
     char *ssl_ca_file;     /* gateway.ssl_ca_file, extra CA for upstream TLS (owned) */
     size_t max_body_bytes; /* default PGW_DEFAULT_MAX_BODY_BYTES */
     double idle_timeout;   /* seconds a client may stay silent, default PGW_DEFAULT_IDLE_TIMEOUT */
+    unsigned max_connections; /* client connections open at once; 0 = derived from the descriptor limit (src/listener.c) */
     double graceful_timeout; /* seconds in-flight requests get on SIGTERM, default PGW_DEFAULT_GRACEFUL_TIMEOUT */
     int auth_tailscale;    /* gateway.auth: tailscale: callers without a key are identified by tailscaled's whois */
     char *tailscale_socket; /* gateway.tailscale_socket: tailscaled's LocalAPI socket (NULL = the default path) (owned) */

@@ -21,14 +21,16 @@
  * the sweep cuts is one h2o kept open because the client kept sending, not a quiet one.
  *
  * Lifetime: the entry embeds the libuv handle h2o's socket wraps (h2o_uv_socket_create), so it lives until libuv's close
- * callback, which runs after h2o has freed its socket. A request holds its entry too (2.2.5 disposes every request of a
- * connection before it closes the socket, but the entry does not rely on that order): the entry is freed when both are
- * gone. Requests find their entry through the socket's on_close hook, which h2o uses only for its client sockets
- * (socketpool.c); h2o keeps the same h2o_socket_t through the TLS handshake, the "PRI *" switch to HTTP/2 and an h2c
- * upgrade.
+ * callback, which runs after h2o has freed its socket; the descriptor is closed by then, so that callback also gives the
+ * connection's slot under gateway.max_connections back (src/listener.c). A request holds its entry too (2.2.5 disposes
+ * every request of a connection before it closes the socket, but the entry does not rely on that order): the entry is
+ * freed when both are gone. Requests find their entry through the socket's on_close hook, which h2o uses only for its
+ * client sockets (socketpool.c); h2o keeps the same h2o_socket_t through the TLS handshake, the "PRI *" switch to HTTP/2
+ * and an h2c upgrade.
  */
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include "conns.h"
 #include "log.h"
 
@@ -38,6 +40,7 @@
 
 struct st_pgw_conns_t {
     uv_loop_t *loop;
+    pgw_listeners_t *listeners; /* where each connection's slot is given back */
     uv_timer_t sweep;
     uint64_t idle_timeout_ms;
     uint64_t period_ms;
@@ -61,10 +64,11 @@ static void maybe_free(pgw_conn_t *c)
         free(c);
 }
 
-/* libuv has closed the handle (after h2o freed its socket) */
+/* libuv has closed the handle (after h2o freed its socket), and with it the descriptor */
 static void on_handle_close(uv_handle_t *handle)
 {
     pgw_conn_t *c = H2O_STRUCT_FROM_MEMBER(pgw_conn_t, tcp, (uv_tcp_t *)handle);
+    pgw_listeners_release(c->conns->listeners);
     if (h2o_linklist_is_linked(&c->link))
         h2o_linklist_unlink(&c->link);
     c->sock = NULL;
@@ -102,10 +106,11 @@ static void on_sweep(uv_timer_t *timer)
     }
 }
 
-pgw_conns_t *pgw_conns_create(uv_loop_t *loop, uint64_t idle_timeout_ms)
+pgw_conns_t *pgw_conns_create(uv_loop_t *loop, uint64_t idle_timeout_ms, pgw_listeners_t *listeners)
 {
     pgw_conns_t *conns = h2o_mem_alloc(sizeof(*conns));
     conns->loop = loop;
+    conns->listeners = listeners;
     conns->idle_timeout_ms = idle_timeout_ms;
     /* a cut comes between idle_timeout + period and idle_timeout + 2 periods after the last progress */
     conns->period_ms = idle_timeout_ms / 4;
@@ -121,12 +126,13 @@ pgw_conns_t *pgw_conns_create(uv_loop_t *loop, uint64_t idle_timeout_ms)
     return conns;
 }
 
-h2o_socket_t *pgw_conns_accept(pgw_conns_t *conns, uv_stream_t *listener)
+h2o_socket_t *pgw_conns_adopt(pgw_conns_t *conns, int fd)
 {
     pgw_conn_t *c = h2o_mem_alloc(sizeof(*c));
     *c = (pgw_conn_t){.conns = conns};
-    uv_tcp_init(listener->loop, &c->tcp);
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    uv_tcp_init(conns->loop, &c->tcp);
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd);
         uv_close((uv_handle_t *)&c->tcp, on_handle_close);
         return NULL;
     }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 #include <h2o.h>
+#include "listener.h"
 
 typedef struct st_pgw_conns_t pgw_conns_t;
 typedef struct st_pgw_conn_t pgw_conn_t;
@@ -15,15 +16,16 @@ typedef struct st_pgw_conn_t pgw_conn_t;
  * of it is in the gateway's handlers and none has reached them or ended for a little more than `idle_timeout_ms` (the
  * accept counts as the first such moment). Cutting is shutdown(2) of the descriptor: h2o reads the end of the stream and
  * closes the connection through its own path. The sweep's timer does not keep the loop alive; the table lives as long as
- * the worker.
+ * the worker. Each connection's slot under the cap is given back to `listeners` once its descriptor is closed.
  */
-pgw_conns_t *pgw_conns_create(uv_loop_t *loop, uint64_t idle_timeout_ms);
+pgw_conns_t *pgw_conns_create(uv_loop_t *loop, uint64_t idle_timeout_ms, pgw_listeners_t *listeners);
 
 /**
- * Accepts one connection from `listener` into the table and returns it as an h2o socket, for h2o_accept. Returns NULL
- * when the accept failed; nothing then needs disposing. The entry is forgotten when libuv has closed the connection.
+ * Takes an accepted connection's descriptor (and its slot under the cap, see pgw_listener_accept_cb) into the table and
+ * returns it as an h2o socket, for h2o_accept. Returns NULL when libuv refuses the descriptor: it is then closed and its
+ * slot given back. The entry is forgotten when libuv has closed the connection, and the slot given back then.
  */
-h2o_socket_t *pgw_conns_accept(pgw_conns_t *conns, uv_stream_t *listener);
+h2o_socket_t *pgw_conns_adopt(pgw_conns_t *conns, int fd);
 
 /**
  * Notes that `req` reached the gateway's handlers: its connection is not cut while the request lasts. Returns the

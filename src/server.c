@@ -214,12 +214,10 @@ pgw_request_t *pgw_request_begin(h2o_req_t *req)
     return r;
 }
 
-static void on_accept(uv_stream_t *listener, int status)
+static void on_accept(pgw_listener_t *listener, int fd, void *data)
 {
-    pgw_worker_t *w = listener->data;
-    if (status != 0)
-        return;
-    h2o_socket_t *sock = pgw_conns_accept(w->conns, listener);
+    pgw_worker_t *w = data;
+    h2o_socket_t *sock = pgw_conns_adopt(w->conns, fd);
     if (sock != NULL)
         h2o_accept(&w->accept_ctx, sock);
 }
@@ -241,7 +239,7 @@ static void on_wake(uv_async_t *async)
     if (w->stopping)
         return;
     w->stopping = 1;
-    uv_close((uv_handle_t *)&w->listener, NULL);
+    pgw_listener_close(w->listener);
     h2o_context_request_shutdown(&w->ctx);
     uv_timer_start(&w->grace_timer, on_grace_timeout, (uint64_t)(w->server->conf->graceful_timeout * 1000), 0);
     maybe_finish(w);
@@ -274,8 +272,6 @@ static void *worker_main(void *arg)
     w->accept_ctx.hosts = server->globalconf.hosts;
     w->accept_ctx.ssl_ctx = server->ssl_ctx;
 
-    uv_tcp_init(&w->loop, &w->listener);
-    w->listener.data = w;
     uv_timer_init(&w->loop, &w->grace_timer);
     w->grace_timer.data = w;
     uv_timer_init(&w->loop, &w->trim_timer);
@@ -285,13 +281,11 @@ static void *worker_main(void *arg)
     w->upstream = pgw_upstream_create(&w->loop, ca_file);
     w->upcheck = pgw_upcheck_create(w->upstream, server->conf);
     w->shaper = pgw_shaper_create(&w->loop);
-    w->conns = pgw_conns_create(&w->loop, (uint64_t)(server->conf->idle_timeout * 1000));
+    w->conns = pgw_conns_create(&w->loop, (uint64_t)(server->conf->idle_timeout * 1000), server->listeners);
     if (w->id == 0)
         pgw_catalogs_start(&w->loop, w->upstream);
-    int ret;
-    if ((ret = uv_tcp_open(&w->listener, server->listen_fds[w->id])) != 0 ||
-        (ret = uv_listen((uv_stream_t *)&w->listener, LISTEN_BACKLOG, on_accept)) != 0) {
-        pgw_log_error(MODULE_NAME, "worker %u cannot listen: %s", w->id, uv_strerror(ret));
+    if ((w->listener = pgw_listener_start(server->listeners, &w->loop, server->listen_fds[w->id], on_accept, w)) == NULL) {
+        pgw_log_error(MODULE_NAME, "worker %u cannot poll its listening socket", w->id);
         abort();
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -418,6 +412,7 @@ int pgw_server_init(pgw_server_t *server, pgw_config_t *conf)
     server->listen_fds = h2o_mem_alloc(sizeof(*server->listen_fds) * server->num_workers);
     if (bind_listeners(server) != 0)
         goto Error;
+    server->listeners = pgw_listeners_create(conf->max_connections, server->num_workers);
     pgw_server = server;
     return 0;
 
@@ -489,6 +484,7 @@ int pgw_server_reload(pgw_server_t *server)
     KEPT(conf->idle_timeout != boot->idle_timeout, "idle_timeout")
     KEPT(conf->graceful_timeout != boot->graceful_timeout, "graceful_timeout")
     KEPT(CHANGED(conf->log_level, boot->log_level), "log_level")
+    KEPT(conf->max_connections != boot->max_connections, "max_connections")
 #undef KEPT
 #undef CHANGED
 

@@ -8,6 +8,7 @@
 #include <h2o.h>
 #include "config.h"
 #include "conns.h"
+#include "listener.h"
 #include "metrics.h"
 #include "outcome.h"
 #include "ratelimit.h"
@@ -46,7 +47,7 @@ typedef struct st_pgw_worker_t {
     uv_loop_t loop;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
-    uv_tcp_t listener;
+    pgw_listener_t *listener; /* accepts on this worker's listening socket */
     uv_async_t wake;        /* signalled by the main thread to start the graceful stop */
     uv_timer_t grace_timer; /* ends the graceful stop when in-flight requests outlast it */
     uv_timer_t trim_timer;  /* armed when this worker's last request ends: hands freed heap back once all are idle */
@@ -75,6 +76,7 @@ struct st_pgw_server_t {
     h2o_hostconf_t *hostconf;
     SSL_CTX *ssl_ctx;         /* NULL without gateway.tls */
     int *listen_fds;          /* one bound socket per worker, handed over to the worker's loop (owned array) */
+    pgw_listeners_t *listeners; /* the cap on client connections, shared by every worker's listener */
     unsigned num_workers;
     pgw_worker_t *workers;    /* owned array */
     unsigned port;            /* the bound port (differs from conf->port when that is 0) */
@@ -123,9 +125,9 @@ int pgw_server_run(pgw_server_t *server);
 /**
  * Re-reads the configuration file (SIGHUP). New requests use the new routes and keys; requests in flight finish on
  * theirs. A file that does not load is rejected with the error logged, and the running configuration stays. Settings
- * read once at start (host, port, threads, tls, ssl_ca_file, max_body_bytes, idle_timeout, graceful_timeout, log_level)
- * keep their first values, with a warning each, and the "reloaded" line names them. Returns 0 when the new configuration
- * is in use.
+ * read once at start (host, port, threads, tls, ssl_ca_file, max_body_bytes, idle_timeout, graceful_timeout, log_level,
+ * max_connections) keep their first values, with a warning each, and the "reloaded" line names them. Returns 0 when the
+ * new configuration is in use.
  */
 int pgw_server_reload(pgw_server_t *server);
 

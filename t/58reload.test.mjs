@@ -68,8 +68,9 @@ test('a broken file is refused with the error logged; the running configuration 
     assert.match(gw.output.stderr, /reload refused, the running configuration stays: .*gateway\.yaml:4:\d+: /);
     assert.equal((await post(MASTER_KEY, 'claude-b')).status, 200);
     // a setting that needs new listeners is kept, with a warning
-    await reload(configB().replaceAll('MOCK', mock.httpsUrl) + '  max_body_bytes: 1024\n');
+    await reload(configB().replaceAll('MOCK', mock.httpsUrl) + '  max_body_bytes: 1024\n  max_connections: 5\n');
     assert.match(gw.output.stderr, /gateway\.max_body_bytes changed; it takes effect only at a restart/);
+    assert.match(gw.output.stderr, /gateway\.max_connections changed; it takes effect only at a restart/);
 });
 
 test('settings read once at start are kept by a reload, and the log says which: a changed ssl_ca_file among them', async () => {

@@ -164,6 +164,7 @@ void test_src__upstream_errors_c(void);
 void test_src__toolnames_c(void);
 void test_src__translate_request_c(void);
 void test_src__framing_c(void);
+void test_src__listener_c(void);
 
 int main(void)
 {
@@ -190,5 +191,6 @@ int main(void)
     subtest("src/toolnames.c", test_src__toolnames_c);
     subtest("src/translate_request.c", test_src__translate_request_c);
     subtest("src/framing.c", test_src__framing_c);
+    subtest("src/listener.c", test_src__listener_c);
     return done_testing();
 }

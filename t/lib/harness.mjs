@@ -89,9 +89,11 @@ export async function startMock({ apiKey = POE_KEY } = {}) {
 
 /**
  * Starts the gateway with `config` (YAML text) on a free port. `env` adds to a minimal environment (PATH, HOME in a
- * fresh temporary directory); the master key is set unless `env.LITELLM_MASTER_KEY` is null.
+ * fresh temporary directory); the master key is set unless `env.LITELLM_MASTER_KEY` is null. `nofile` ({soft, hard})
+ * starts it under that descriptor limit (RLIMIT_NOFILE), through `bash -c 'ulimit ...; exec ...'`, so that `child.pid`
+ * is still the gateway's.
  */
-export async function startGateway({ config, env = {}, args = [], cwd, tls = false } = {}) {
+export async function startGateway({ config, env = {}, args = [], cwd, tls = false, nofile } = {}) {
     const dir = tmpdir('pgw-gw-');
     const configPath = path.join(dir, 'gateway.yaml');
     fs.writeFileSync(configPath, config ?? defaultConfig());
@@ -101,8 +103,13 @@ export async function startGateway({ config, env = {}, args = [], cwd, tls = fal
         else fullEnv[k] = v;
     }
     for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) if (process.env[k]) fullEnv[k] = process.env[k];
-    const p = spawnUntil(PGW_BIN, ['--config', configPath, '--port', '0', '--threads', '2', ...args],
-        { env: fullEnv, cwd: cwd ?? dir }, 'stderr', /listening on (https?):\/\/([^ ]+):(\d+)/, 'poe-gateway');
+    let bin = PGW_BIN, argv = ['--config', configPath, '--port', '0', '--threads', '2', ...args];
+    if (nofile) {
+        argv = ['-c', `ulimit -Sn ${Number(nofile.soft)} && ulimit -Hn ${Number(nofile.hard)} && exec "$0" "$@"`, bin, ...argv];
+        bin = 'bash';
+    }
+    const p = spawnUntil(bin, argv, { env: fullEnv, cwd: cwd ?? dir }, 'stderr', /listening on (https?):\/\/([^ ]+):(\d+)/,
+        'poe-gateway');
     const m = await p.ready;
     // openai/ routes make worker 0 fetch Poe's catalog at start; let that settle so tests see only their own requests
     const cfgText = fs.readFileSync(configPath, 'utf8');

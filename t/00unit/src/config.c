@@ -201,6 +201,7 @@ static void test_defaults(void)
     is_int(conf.max_body_bytes, PGW_DEFAULT_MAX_BODY_BYTES);
     ok(conf.idle_timeout == PGW_DEFAULT_IDLE_TIMEOUT);
     ok(conf.graceful_timeout == PGW_DEFAULT_GRACEFUL_TIMEOUT);
+    is_int(conf.max_connections, 0); /* derived from the descriptor limit at start */
     ok(conf.master_key == NULL);
     ok(conf.master_key_env == NULL); /* no master key anywhere is not a missing variable */
     is_int(conf.num_missing_env, 0);
@@ -244,6 +245,7 @@ static void test_defaults(void)
                             "  ssl_ca_file: /ca.pem\n"
                             "  max_body_bytes: 64K\n"
                             "  idle_timeout: 1.5\n"
+                            "  max_connections: 500\n"
                             "  graceful_timeout: 0\n"),
            0);
     is_str(conf.host, "0.0.0.0");
@@ -257,6 +259,7 @@ static void test_defaults(void)
     is_str(conf.ssl_ca_file, "/ca.pem");
     is_int(conf.max_body_bytes, 64 * 1024);
     ok(conf.idle_timeout == 1.5);
+    is_int(conf.max_connections, 500);
     ok(conf.graceful_timeout == 0);
     pgw_config_dispose(&conf);
 
@@ -599,6 +602,8 @@ static void test_errors(void)
     is_str(load_error("gateway:\n  port: -1\n"), "2:9: gateway.port must be an integer between 0 and 65535");
     is_str(load_error("gateway:\n  port: 4000.0\n"), "2:9: gateway.port must be an integer between 0 and 65535");
     is_str(load_error("gateway:\n  threads: many\n"), "2:12: gateway.threads must be an integer between 0 and 1024");
+    is_str(load_error("gateway:\n  max_connections: 0\n"),
+           "2:20: gateway.max_connections must be an integer between 1 and 10000000");
     is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, rpm: -1}\n"),
            "3:44: rpm must be an integer between 0 and 2147483647");
     is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, rpm: 1.5}\n"),
