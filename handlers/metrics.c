@@ -18,6 +18,11 @@ static int check_access(pgw_request_t *r, const char *mode)
     return 0;
 }
 
+/*
+ * Gathers every worker's table and gauges. Other workers' state is read without stopping them, safely: their tables are
+ * published with release stores and read with acquire loads (src/metrics.c), the gauges are atomics, and the pointers
+ * to a worker's upstream client and shaper are atomic too, as a worker sets them on its own thread when it starts.
+ */
 static void collect(pgw_metrics_t **all, pgw_metrics_gauges_t *g)
 {
     memset(g, 0, sizeof(*g));

@@ -26,7 +26,10 @@ pgw_metrics_t *pgw_metrics_create(void);
 /** Frees every series. Nothing may record into or read `m` any more. */
 void pgw_metrics_destroy(pgw_metrics_t *m);
 
-/** Records a finished request. Called only by the owning worker's thread. */
+/**
+ * Records a finished request. Called only by the owning worker's thread. Every table is bounded: past its bound, new
+ * label sets count in their key's "(other)" series, and the last series is "(other)" for everything (src/metrics.c).
+ */
 void pgw_metrics_record(pgw_metrics_t *m, const pgw_metrics_request_t *req, uint64_t now_ms);
 
 /**
@@ -42,7 +45,11 @@ typedef struct st_pgw_metrics_gauges_t {
 } pgw_metrics_gauges_t;
 void pgw_metrics_render(pgw_metrics_t *const *all, size_t n, const pgw_metrics_gauges_t *g, h2o_buffer_t **out);
 
-/** Appends the /usage JSON (per key and model, since start and today, UTC) for the sum of `all`. */
+/**
+ * Appends the /usage JSON (per key and model, sorted, since start and today, UTC) for the sum of `all`: at most as many
+ * rows as one worker's table holds, however many workers there are; past that, a key's further models are summed under
+ * "(other)" as in a worker's table.
+ */
 void pgw_metrics_render_usage(pgw_metrics_t *const *all, size_t n, uint64_t started_at_ms, uint64_t now_ms, h2o_buffer_t **out);
 
 #endif
