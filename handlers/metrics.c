@@ -2,6 +2,7 @@
 #include <string.h>
 #include "errors.h"
 #include "metrics.h"
+#include "translate_job.h"
 #include "handlers/handlers.h"
 
 /*
@@ -37,6 +38,7 @@ static void collect(pgw_metrics_t **all, pgw_metrics_gauges_t *g)
             g->upstream_retries += pgw_upstream_retries(w->upstream);
         }
     }
+    g->translations = pgw_translate_jobs_in_progress();
     g->started_at_ms = pgw_server->started_at;
 }
 

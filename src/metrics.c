@@ -476,11 +476,14 @@ void pgw_metrics_render(pgw_metrics_t *const *all, size_t n, const pgw_metrics_g
                        "# TYPE poe_gateway_upstream_retries_total counter\npoe_gateway_upstream_retries_total %llu\n"
                        "# HELP poe_gateway_queued_requests Requests waiting for their turn at an upstream key's rate.\n"
                        "# TYPE poe_gateway_queued_requests gauge\npoe_gateway_queued_requests %llu\n"
+                       "# HELP poe_gateway_translations_in_progress Large request bodies being translated on the thread pool "
+                       "now (queued or running).\n"
+                       "# TYPE poe_gateway_translations_in_progress gauge\npoe_gateway_translations_in_progress %llu\n"
                        "# HELP poe_gateway_start_time_seconds When the gateway started.\n"
                        "# TYPE poe_gateway_start_time_seconds gauge\npoe_gateway_start_time_seconds %llu\n",
                        (unsigned long long)g->in_flight, (unsigned long long)g->upstream_connections,
                        (unsigned long long)g->upstream_retries, (unsigned long long)g->queued,
-                       (unsigned long long)(g->started_at_ms / 1000));
+                       (unsigned long long)g->translations, (unsigned long long)(g->started_at_ms / 1000));
     pgw_buf_append(out, tmp, len);
 }
 

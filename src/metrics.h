@@ -34,7 +34,7 @@ void pgw_metrics_record(pgw_metrics_t *m, const pgw_metrics_request_t *req, uint
 
 /**
  * Appends the Prometheus text exposition of the sum of `all` (one per worker) to `out`, with the gauges the caller
- * measured (in-flight requests, upstream sockets, upstream retries, queue length).
+ * measured (in-flight requests, upstream sockets, upstream retries, queue length, translations on the thread pool).
  */
 typedef struct st_pgw_metrics_gauges_t {
     uint64_t in_flight;
@@ -42,6 +42,7 @@ typedef struct st_pgw_metrics_gauges_t {
     uint64_t upstream_retries;
     uint64_t started_at_ms;
     uint64_t queued;   /* requests waiting for their upstream key's rate */
+    uint64_t translations; /* large bodies being translated on the thread pool */
 } pgw_metrics_gauges_t;
 void pgw_metrics_render(pgw_metrics_t *const *all, size_t n, const pgw_metrics_gauges_t *g, h2o_buffer_t **out);
 
