@@ -161,6 +161,16 @@ unknown_section: {a: 1}
 `);
 add('config', 'anchors', [], 'a: &x [1, 2]\nb: *x\nmodel_list:\n  - &r {model_name: m, litellm_params: {model: openai/b, extra_body: {k: &v [1]}}}\n  - *r\n');
 
+// ---- metrics: the number of workers, then records of 4 bytes (worker/key/status, model number, tokens/flags)
+const rec = (worker, key, status, model, tokens = 5, flags = 0) => [worker | key << 2 | status << 5, model & 255, model >> 8, tokens | flags];
+add('metrics', 'few', [1], [rec(0, 0, 0, 4), rec(1, 1, 0, 4), rec(1, 4, 3, 2), rec(0, 1, 2, 0), rec(0, 2, 4, 3, 7, 0x40),
+    rec(1, 2, 6, 5)].flat());
+// a wildcard's flood of model names from one key on every worker, then other keys' requests
+add('metrics', 'flood', [3], [...Array.from({ length: 40 }, (_, i) => rec(i % 4, 1, 0, 0, 1, 0x80)), rec(0, 2, 0, 9), rec(1, 0, 3, 10),
+    rec(2, 5, 0, 9, 2, 0x40), rec(3, 6, 5, 11)].flat());
+// floods from every key, so that keys' (other) series fill the tables and the last series takes the rest
+add('metrics', 'every-key', [1], Array.from({ length: 64 }, (_, i) => rec(i % 2, i % 8, i % 8, 0, 3, 0x80 | (i > 32 ? 0x40 : 0))).flat());
+
 let total = 0;
 for (const [target, files] of Object.entries(seeds)) {
     const dir = path.join(corpus, target);

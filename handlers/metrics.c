@@ -2,6 +2,7 @@
 #include <string.h>
 #include "errors.h"
 #include "metrics.h"
+#include "translate_job.h"
 #include "handlers/handlers.h"
 
 /*
@@ -18,6 +19,11 @@ static int check_access(pgw_request_t *r, const char *mode)
     return 0;
 }
 
+/*
+ * Gathers every worker's table and gauges. Other workers' state is read without stopping them, safely: their tables are
+ * published with release stores and read with acquire loads (src/metrics.c), the gauges are atomics, and the pointers
+ * to a worker's upstream client and shaper are atomic too, as a worker sets them on its own thread when it starts.
+ */
 static void collect(pgw_metrics_t **all, pgw_metrics_gauges_t *g)
 {
     memset(g, 0, sizeof(*g));
@@ -32,6 +38,7 @@ static void collect(pgw_metrics_t **all, pgw_metrics_gauges_t *g)
             g->upstream_retries += pgw_upstream_retries(w->upstream);
         }
     }
+    g->translations = pgw_translate_jobs_in_progress();
     g->started_at_ms = pgw_server->started_at;
 }
 

@@ -28,12 +28,15 @@ pgw_metrics_t *pgw_metrics_create(void);
 /** Frees every series. Nothing may record into or read `m` any more. */
 void pgw_metrics_destroy(pgw_metrics_t *m);
 
-/** Records a finished request. Called only by the owning worker's thread. */
+/**
+ * Records a finished request. Called only by the owning worker's thread. Every table is bounded: past its bound, new
+ * label sets count in their key's "(other)" series, and the last series is "(other)" for everything (src/metrics.c).
+ */
 void pgw_metrics_record(pgw_metrics_t *m, const pgw_metrics_request_t *req, uint64_t now_ms);
 
 /**
  * Appends the Prometheus text exposition of the sum of `all` (one per worker) to `out`, with the gauges the caller
- * measured (in-flight requests, upstream sockets, upstream retries, queue length).
+ * measured (in-flight requests, upstream sockets, upstream retries, queue length, translations on the thread pool).
  */
 typedef struct st_pgw_metrics_gauges_t {
     uint64_t in_flight;
@@ -41,10 +44,15 @@ typedef struct st_pgw_metrics_gauges_t {
     uint64_t upstream_retries;
     uint64_t started_at_ms;
     uint64_t queued;   /* requests waiting for their upstream key's rate */
+    uint64_t translations; /* large bodies being translated on the thread pool */
 } pgw_metrics_gauges_t;
 void pgw_metrics_render(pgw_metrics_t *const *all, size_t n, const pgw_metrics_gauges_t *g, h2o_buffer_t **out);
 
-/** Appends the /usage JSON (per key and model, since start and today, UTC) for the sum of `all`. */
+/**
+ * Appends the /usage JSON (per key and model, sorted, since start and today, UTC) for the sum of `all`: at most as many
+ * rows as one worker's table holds, however many workers there are; past that, a key's further models are summed under
+ * "(other)" as in a worker's table.
+ */
 void pgw_metrics_render_usage(pgw_metrics_t *const *all, size_t n, uint64_t started_at_ms, uint64_t now_ms, h2o_buffer_t **out);
 
 #endif

@@ -38,7 +38,7 @@ typedef struct st_pgw_generation_t {
 
 /**
  * One worker thread: its own libuv loop, h2o context and SO_REUSEPORT listener. Everything here is touched only by the
- * worker's own thread, except `wake`, which other threads signal.
+ * worker's own thread, except `wake`, which other threads signal, and the atomics /metrics reads.
  */
 typedef struct st_pgw_worker_t {
     pgw_server_t *server;
@@ -53,11 +53,11 @@ typedef struct st_pgw_worker_t {
     uv_timer_t trim_timer;  /* armed when this worker's last request ends: hands freed heap back once all are idle */
     atomic_size_t inflight; /* requests begun and not yet disposed (written by this worker only) */
     pgw_metrics_t *metrics; /* this worker's counters, summed by /metrics and /usage */
-    pgw_upstream_t *upstream; /* this worker's client to Poe */
+    _Atomic(pgw_upstream_t *) upstream; /* this worker's client to Poe (atomic: /metrics reads it from other workers) */
     pgw_upcheck_t *upcheck;   /* this worker's cache of upstream reachability */
     pgw_generation_t *gen;    /* the configuration new requests on this worker get (a reference) */
     uv_async_t reload;        /* signalled by the main thread after a reload */
-    pgw_shaper_t *shaper;     /* this worker's lanes of requests waiting for their upstream key's rate */
+    _Atomic(pgw_shaper_t *) shaper; /* this worker's lanes of requests waiting for their upstream key's rate (atomic: as upstream) */
     pgw_conns_t *conns;       /* this worker's client connections, cut when no request moves for idle_timeout */
     int stopping;
 } pgw_worker_t;

@@ -13,15 +13,26 @@ typedef __typeof__(((pgw_toolnames_t *)NULL)->entries[0]) entry_t;
 
 /*
  * `entries` points into one allocation that starts with this header (h2o_mem_alloc_shared's idiom); only this file makes or
- * frees it, so pgw_toolnames_t stays two plain fields. The index is keyed by the hash of each original's plain mapping
- * (pgw_toolname_map), which makes adding a name, finding a collision and looking up an original O(1): a request with
- * hundreds of MCP tools costs no quadratic work.
+ * frees it, so pgw_toolnames_t stays two plain fields. Three open-addressing indexes of entry numbers make adding a name
+ * and both lookups O(1) on average however many names collide after mapping, so a request's work on its tools is linear
+ * in their number (names crafted for the hash to collide could still lengthen the probes: the request translator caps
+ * the number of tools, which bounds that too):
+ *   - by original: finds a tool listed twice, and answers pgw_toolnames_mapped;
+ *   - by plain mapping (pgw_toolname_map): the first entry of each group of names that map alike, so that a collision
+ *     is found without walking the group (every later member takes the hashed form at once, the first when the second
+ *     arrives);
+ *   - by mapped name: answers pgw_toolnames_original. A renamed entry leaves its old slot behind; a lookup skips a slot
+ *     whose entry's current name differs. An entry is renamed once at most, so it holds two slots at most, and every
+ *     index stays at most half full.
  */
 struct names_block {
-    size_t capacity;      /* entries that fit */
-    size_t num_slots;     /* a power of two, at least four times the capacity */
-    uint32_t *slots;      /* entry number + 1 per used slot, 0 when free; owned */
-    uint32_t *plain_hash; /* per entry: hash of pgw_toolname_map(original); owned */
+    size_t capacity;  /* entries that fit */
+    size_t num_slots; /* per index: a power of two, at least four times the capacity */
+    uint32_t *by_original, *by_plain, *by_mapped; /* entry number + 1 per used slot, 0 when free; owned */
+    struct entry_hashes {
+        uint32_t original, plain, mapped; /* of the original, its plain mapping and its current name */
+        int leader;                       /* the first of its plain mapping: in by_plain */
+    } *hashes;                            /* per entry; owned */
     entry_t entries[];
 };
 
@@ -106,7 +117,23 @@ static int same(const char *a, const char *b, size_t blen)
     return strlen(a) == blen && memcmp(a, b, blen) == 0;
 }
 
-/* Makes room for one more entry, rebuilding the index when the block grows. */
+/* Puts entry `k` (0-based) into `index` under `hash`, at the first free slot of its probe sequence. */
+static void index_put(struct names_block *b, uint32_t *index, uint32_t hash, size_t k)
+{
+    size_t mask = b->num_slots - 1, i = hash & mask;
+    while (index[i] != 0)
+        i = (i + 1) & mask;
+    index[i] = (uint32_t)(k + 1);
+}
+
+static uint32_t *index_alloc(size_t num_slots)
+{
+    uint32_t *index = h2o_mem_alloc(num_slots * sizeof(*index));
+    memset(index, 0, num_slots * sizeof(*index));
+    return index;
+}
+
+/* Makes room for one more entry, rebuilding the indexes when the block grows. */
 static struct names_block *reserve(pgw_toolnames_t *names)
 {
     struct names_block *b = get_block(names);
@@ -116,79 +143,107 @@ static struct names_block *reserve(pgw_toolnames_t *names)
     size_t capacity = b != NULL ? b->capacity * 2 : 16;
     b = h2o_mem_realloc(b, offsetof(struct names_block, entries) + capacity * sizeof(entry_t));
     if (names->entries == NULL) {
-        b->slots = NULL;
-        b->plain_hash = NULL;
+        b->by_original = b->by_plain = b->by_mapped = NULL;
+        b->hashes = NULL;
     }
     b->capacity = capacity;
     b->num_slots = capacity * 4;
-    free(b->slots);
-    b->slots = h2o_mem_alloc(b->num_slots * sizeof(b->slots[0]));
-    memset(b->slots, 0, b->num_slots * sizeof(b->slots[0]));
-    b->plain_hash = h2o_mem_realloc(b->plain_hash, capacity * sizeof(b->plain_hash[0]));
+    free(b->by_original);
+    free(b->by_plain);
+    free(b->by_mapped);
+    b->by_original = index_alloc(b->num_slots);
+    b->by_plain = index_alloc(b->num_slots);
+    b->by_mapped = index_alloc(b->num_slots);
+    b->hashes = h2o_mem_realloc(b->hashes, capacity * sizeof(b->hashes[0]));
     names->entries = b->entries;
 
-    size_t mask = b->num_slots - 1;
     for (size_t k = 0; k != names->num_entries; ++k) {
-        size_t i = b->plain_hash[k] & mask;
-        while (b->slots[i] != 0)
-            i = (i + 1) & mask;
-        b->slots[i] = (uint32_t)(k + 1);
+        index_put(b, b->by_original, b->hashes[k].original, k);
+        if (b->hashes[k].leader)
+            index_put(b, b->by_plain, b->hashes[k].plain, k);
+        index_put(b, b->by_mapped, b->hashes[k].mapped, k);
     }
     return b;
 }
 
+static entry_t *find_original(const pgw_toolnames_t *names, const struct names_block *b, const char *original, size_t len,
+                              uint32_t h)
+{
+    size_t mask = b->num_slots - 1;
+    for (size_t i = h & mask; b->by_original[i] != 0; i = (i + 1) & mask) {
+        size_t k = b->by_original[i] - 1;
+        if (b->hashes[k].original == h && same(names->entries[k].original, original, len))
+            return &names->entries[k];
+    }
+    return NULL;
+}
+
+/* The first entry whose plain mapping is `plain`, or NULL. */
+static entry_t *find_leader(const pgw_toolnames_t *names, const struct names_block *b, const char *plain, uint32_t h)
+{
+    char other[PGW_TOOLNAME_MAX + 1];
+    size_t mask = b->num_slots - 1;
+    for (size_t i = h & mask; b->by_plain[i] != 0; i = (i + 1) & mask) {
+        size_t k = b->by_plain[i] - 1;
+        if (b->hashes[k].plain != h)
+            continue;
+        const entry_t *e = &names->entries[k];
+        pgw_toolname_map(e->original, strlen(e->original), other);
+        if (strcmp(other, plain) == 0)
+            return &names->entries[k];
+    }
+    return NULL;
+}
+
+/* Gives entry `e` the name `mapped` (a copy), and makes pgw_toolnames_original find it under that name. */
+static void set_mapped(struct names_block *b, entry_t *e, const char *mapped)
+{
+    size_t k = e - b->entries, len = strlen(mapped);
+    free(e->mapped);
+    e->mapped = h2o_strdup(NULL, mapped, len).base;
+    b->hashes[k].mapped = hash_name(mapped, len);
+    index_put(b, b->by_mapped, b->hashes[k].mapped, k);
+}
+
 void pgw_toolnames_add(pgw_toolnames_t *names, const char *original, size_t len)
 {
-    char plain[PGW_TOOLNAME_MAX + 1], other[PGW_TOOLNAME_MAX + 1];
+    char plain[PGW_TOOLNAME_MAX + 1], hashed[PGW_TOOLNAME_MAX + 1];
     struct names_block *b = reserve(names);
-    int collided = 0;
+    uint32_t h_original = hash_name(original, len);
+
+    if (find_original(names, b, original, len, h_original) != NULL)
+        return; /* already known: a tool listed twice */
 
     pgw_toolname_map(original, len, plain);
-    uint32_t h = hash_name(plain, strlen(plain));
-    size_t mask = b->num_slots - 1, i;
-    for (i = h & mask; b->slots[i] != 0; i = (i + 1) & mask) {
-        entry_t *e = &names->entries[b->slots[i] - 1];
-        if (b->plain_hash[b->slots[i] - 1] != h)
-            continue;
-        if (same(e->original, original, len))
-            return; /* already known: a tool listed twice */
-        pgw_toolname_map(e->original, strlen(e->original), other);
-        if (strcmp(other, plain) != 0)
-            continue;
-        /* §2.6: names colliding after mapping both take the hashed form (every earlier one of a group of three or more) */
-        collided = 1;
-        if (strcmp(e->mapped, plain) == 0) {
-            hashed_form(e->original, strlen(e->original), other);
-            free(e->mapped);
-            e->mapped = h2o_strdup(NULL, other, strlen(other)).base;
-        }
-    }
-
-    entry_t *e = &names->entries[names->num_entries];
+    uint32_t h_plain = hash_name(plain, strlen(plain));
+    entry_t *leader = find_leader(names, b, plain, h_plain);
+    size_t k = names->num_entries++;
+    entry_t *e = &names->entries[k];
     e->original = h2o_strdup(NULL, original, len).base;
-    if (collided)
-        hashed_form(original, len, plain);
-    e->mapped = h2o_strdup(NULL, plain, strlen(plain)).base;
-    b->plain_hash[names->num_entries] = h;
-    b->slots[i] = (uint32_t)(++names->num_entries);
+    e->mapped = NULL;
+    b->hashes[k] = (struct entry_hashes){h_original, h_plain, 0, leader == NULL};
+    index_put(b, b->by_original, h_original, k);
+    if (leader == NULL) {
+        index_put(b, b->by_plain, h_plain, k);
+        set_mapped(b, e, plain);
+        return;
+    }
+    /* names colliding after mapping all take the hashed form: the group's first one when the second arrives */
+    if (strcmp(leader->mapped, plain) == 0) {
+        hashed_form(leader->original, strlen(leader->original), hashed);
+        set_mapped(b, leader, hashed);
+    }
+    hashed_form(original, len, hashed);
+    set_mapped(b, e, hashed);
 }
 
 const char *pgw_toolnames_mapped(const pgw_toolnames_t *names, const char *original, size_t len)
 {
     struct names_block *b = get_block(names);
-    char plain[PGW_TOOLNAME_MAX + 1];
-
     if (b == NULL)
         return NULL;
-    pgw_toolname_map(original, len, plain);
-    uint32_t h = hash_name(plain, strlen(plain));
-    size_t mask = b->num_slots - 1;
-    for (size_t i = h & mask; b->slots[i] != 0; i = (i + 1) & mask) {
-        size_t k = b->slots[i] - 1;
-        if (b->plain_hash[k] == h && same(names->entries[k].original, original, len))
-            return names->entries[k].mapped;
-    }
-    return NULL;
+    entry_t *e = find_original(names, b, original, len, hash_name(original, len));
+    return e != NULL ? e->mapped : NULL;
 }
 
 const char *pgw_toolnames_original(const pgw_toolnames_t *names, const char *mapped, size_t len, size_t *out_len)
@@ -196,18 +251,12 @@ const char *pgw_toolnames_original(const pgw_toolnames_t *names, const char *map
     struct names_block *b = get_block(names);
 
     if (b != NULL) {
-        /* an uncollided name is its own plain mapping, so the index finds it; hashed forms fall back to a scan */
         uint32_t h = hash_name(mapped, len);
         size_t mask = b->num_slots - 1;
-        for (size_t i = h & mask; b->slots[i] != 0; i = (i + 1) & mask) {
-            size_t k = b->slots[i] - 1;
-            if (b->plain_hash[k] == h && same(names->entries[k].mapped, mapped, len)) {
-                *out_len = strlen(names->entries[k].original);
-                return names->entries[k].original;
-            }
-        }
-        for (size_t k = 0; k != names->num_entries; ++k) {
-            if (same(names->entries[k].mapped, mapped, len)) {
+        for (size_t i = h & mask; b->by_mapped[i] != 0; i = (i + 1) & mask) {
+            size_t k = b->by_mapped[i] - 1;
+            /* a renamed entry's old slot: its hash and name are the new ones now, so it does not match */
+            if (b->hashes[k].mapped == h && same(names->entries[k].mapped, mapped, len)) {
                 *out_len = strlen(names->entries[k].original);
                 return names->entries[k].original;
             }
@@ -226,8 +275,10 @@ void pgw_toolnames_dispose(pgw_toolnames_t *names)
             free(names->entries[k].original);
             free(names->entries[k].mapped);
         }
-        free(b->slots);
-        free(b->plain_hash);
+        free(b->by_original);
+        free(b->by_plain);
+        free(b->by_mapped);
+        free(b->hashes);
         free(b);
     }
     names->entries = NULL;

@@ -76,6 +76,12 @@ void pgw_toolcall_id_sanitise(const char *id, size_t len, char *out, size_t outs
 
 /* ---- src/translate_request.c: Anthropic request -> chat/completions request (§2) ---- */
 
+/**
+ * The most tools one request may declare (a 400 beyond): bounds the work a request makes on its tool names, whatever they
+ * are, and is far above what a client needs.
+ */
+#define PGW_TRANSLATE_MAX_TOOLS 4096
+
 typedef struct st_pgw_translate_opts_t {
     const char *upstream_model; /* the bot name sent as "model" */
     const pgw_bot_t *bot;       /* the bot's catalog entry; NULL when unknown: no knobs are sent and max_tokens is not

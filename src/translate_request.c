@@ -1509,6 +1509,12 @@ static int on_value(struct state *s, enum vtype t, const char *v, size_t len)
     case F_TOOLS:
         if (t != V_OBJECT)
             return EXPECTED(s, "an object");
+        if (f->index == PGW_TRANSLATE_MAX_TOOLS) {
+            snprintf(s->err, s->errsz, "tools: more than %d tools; the gateway accepts at most %d per request",
+                     PGW_TRANSLATE_MAX_TOOLS, PGW_TRANSLATE_MAX_TOOLS);
+            s->failed = 1;
+            return 0;
+        }
         begin_tool(s);
         return push(s, F_TOOL);
     case F_TOOL:

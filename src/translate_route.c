@@ -17,6 +17,7 @@
 #include "relay.h"
 #include "sse.h"
 #include "translate.h"
+#include "translate_job.h"
 #include "translate_route.h"
 
 #define MODULE_NAME "translate"
@@ -42,11 +43,15 @@ typedef struct st_translate_t {
     pgw_stream_translator_t *stream;
     pgw_stream_status_t terminal; /* what the translator last said when it stopped taking events */
     int stream_done;
+    pgw_translate_job_t *job;                /* the request's translation, while it runs on the thread pool */
+    void (*on_translated)(struct st_translate_t *st); /* what comes once the request is translated */
 } translate_t;
 
 static void on_dispose(void *p)
 {
     translate_t *st = p;
+    if (st->job != NULL)
+        pgw_translate_job_cancel(st->job);
     pgw_relay_dispose(&st->relay);
     pgw_catalog_release(st->catalog);
     h2o_buffer_dispose(&st->upbody);
@@ -300,11 +305,27 @@ static void on_complete(pgw_upstream_transfer_t *t, pgw_upstream_error_t err, co
 
 static const pgw_upstream_callbacks_t callbacks = {on_head, on_body, on_complete};
 
-/* Common set-up: the catalog entry, the translated body. Returns NULL after answering 400. */
-static translate_t *prepare(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body)
+static void on_translate_done(void *ctx, int ret, const char *err)
+{
+    translate_t *st = ctx;
+    if (st->relay.started)
+        return; /* an HTTP/1 client hung up meanwhile: the relay has ended the response */
+    if (ret != 0) {
+        pgw_relay_respond_directly(&st->relay);
+        pgw_send_error(st->relay.r->req, 400, PGW_ERR_INVALID_REQUEST, "%s", err);
+        return;
+    }
+    st->on_translated(st);
+}
+
+/*
+ * Common set-up: the catalog entry, then the translated body (at once, or from the thread pool for a large body: see
+ * src/translate_job.c), then `next`. Answers 400 instead when the body does not translate.
+ */
+static void prepare(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body, void (*next)(translate_t *st))
 {
     h2o_req_t *req = r->req;
-    char upstream_model[512], err[512];
+    char upstream_model[512];
 
     translate_t *st = h2o_mem_alloc_shared(&req->pool, sizeof(*st), on_dispose);
     memset(st, 0, sizeof(*st));
@@ -318,38 +339,36 @@ static translate_t *prepare(pgw_request_t *r, const pgw_route_t *route, const pg
     if (pgw_route_upstream_model(route, body->model, body->model_len, upstream_model, sizeof(upstream_model)) < 0) {
         pgw_relay_respond_directly(&st->relay);
         pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "model: name too long for route %s", route->model_name);
-        return NULL;
+        return;
     }
     /* Poe matches bot names loosely but the catalog id is canonical (poe.md §3) */
     st->catalog = pgw_catalogs_get(route->api_base);
     const pgw_bot_t *bot = st->catalog != NULL ? pgw_catalog_find(st->catalog, upstream_model, strlen(upstream_model)) : NULL;
     pgw_translate_opts_t opts = {bot != NULL ? bot->id : upstream_model, bot, route->extra_body, route->echo_reasoning,
                                  route->minimal_schema};
-    if (pgw_translate_request(req->entity.base, req->entity.len, &opts, &st->upbody, &st->translated, err, sizeof(err)) != 0) {
-        pgw_relay_respond_directly(&st->relay);
-        pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "%s", err);
-        return NULL;
-    }
-    return st;
+    st->on_translated = next;
+    pgw_translate_job_start(&st->job, req->conn->ctx->loop, req->entity.base, req->entity.len, &opts, st->catalog, &st->upbody,
+                            &st->translated, on_translate_done, st);
+}
+
+static void count_tokens_translated(translate_t *st)
+{
+    char json[64];
+    int n = snprintf(json, sizeof(json), "{\"input_tokens\":%lld}", st->translated.input_tokens);
+    pgw_relay_respond_directly(&st->relay);
+    pgw_send_body(st->relay.r->req, 200, "application/json", json, n);
 }
 
 void pgw_translate_route_count_tokens(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body)
 {
-    translate_t *st = prepare(r, route, body);
-    if (st == NULL)
-        return;
-    char json[64];
-    int n = snprintf(json, sizeof(json), "{\"input_tokens\":%lld}", st->translated.input_tokens);
-    pgw_relay_respond_directly(&st->relay);
-    pgw_send_body(r->req, 200, "application/json", json, n);
+    prepare(r, route, body, count_tokens_translated);
 }
 
-void pgw_translate_route_messages(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body)
+static void messages_translated(translate_t *st)
 {
+    pgw_request_t *r = st->relay.r;
+    const pgw_route_t *route = st->relay.route;
     char url[2048];
-    translate_t *st = prepare(r, route, body);
-    if (st == NULL)
-        return;
 
     make_msg_id(st->msg_id);
     st->ropts.msg_id = st->msg_id;
@@ -378,4 +397,9 @@ void pgw_translate_route_messages(pgw_request_t *r, const pgw_route_t *route, co
                                     route->ssl_verify,
                                     route->h2c};
     st->relay.transfer = pgw_upstream_start(r->worker->upstream, &upreq, &callbacks, st);
+}
+
+void pgw_translate_route_messages(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body)
+{
+    prepare(r, route, body, messages_translated);
 }

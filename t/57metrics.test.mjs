@@ -103,3 +103,68 @@ test('/usage: per key and model, since start and today', async () => {
     assert.equal(u.keys.master['claude-haiku-4-5'].total.requests, 2, 'one whole, one streamed (the gauges test)');
     assert.equal(u.keys.alice['gpt-5'], undefined, 'unrouted requests have no model line');
 });
+
+// #15: a wildcard route passes any model name, so a key holder can fill the workers' tables. Each worker's table is
+// bounded; their sum used to overflow /usage's fixed arrays, and the process crashed at the next /usage.
+test('1,500 distinct model names through a wildcard: /usage and /metrics stay bounded, and every request is counted', async () => {
+    const N = 1500;
+    // a gateway of its own, without the upstream rate (500 a minute would take three minutes)
+    const flood = await startGateway({ env: { SSL_CERT_FILE: certs().ca, ALICE_KEY: ALICE }, config: `model_list:
+  - model_name: claude-*
+    litellm_params:
+      model: anthropic/*
+      api_base: ${mock.httpsUrl}
+      api_key: os.environ/POE_API_KEY
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+gateway:
+  upstream_rpm: 0
+  keys:
+    - name: alice
+      key: os.environ/ALICE_KEY
+` });
+    try {
+        const send = (key, model) => request(`${flood.url}/v1/messages`, { method: 'POST',
+            headers: { 'x-api-key': key, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+            body: JSON.stringify({ model, max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }) });
+        const usage = async () => {
+            const r = await request(`${flood.url}/usage`, { headers: { 'x-api-key': MASTER_KEY } });
+            assert.equal(r.status, 200, r.body.slice(0, 300));
+            return JSON.parse(r.body);
+        };
+        const requestsOf = (u, key) => Object.values(u.keys[key] ?? {}).reduce((n, m) => n + m.total.requests, 0);
+
+        assert.equal((await send(MASTER_KEY, 'claude-haiku-4-5')).status, 200);
+        for (let i = 0; i < N; i += 25) {
+            const batch = Array.from({ length: Math.min(25, N - i) }, (_, k) => send(ALICE, `claude-flood-${i + k}`));
+            for (const r of await Promise.all(batch)) assert.equal(r.status, 200, r.body);
+        }
+        // another key's request after the flood is still that key's
+        assert.equal((await send(MASTER_KEY, 'claude-haiku-4-5')).status, 200);
+
+        const u = await usage();
+        const rows = Object.values(u.keys).reduce((n, models) => n + Object.keys(models).length, 0);
+        assert.ok(rows <= 512, `/usage has ${rows} rows: more than one worker's table holds`);
+        assert.equal(requestsOf(u, 'alice'), N, 'every flooded request is counted');
+        assert.ok(u.keys.alice['(other)'].total.requests > 0, 'the names past the bound are summed under (other)');
+        assert.equal(requestsOf(u, 'master'), 2);
+        assert.deepEqual(Object.keys(u.keys), ['alice', 'master']);
+        assert.deepEqual(Object.keys(u.keys.alice), Object.keys(u.keys.alice).sort(), 'models in order');
+
+        const m = await request(`${flood.url}/metrics`, { headers: { 'x-api-key': MASTER_KEY } });
+        assert.equal(m.status, 200);
+        const lines = (prefix) => m.body.split('\n').filter((l) => l.startsWith(prefix));
+        assert.ok(lines('poe_gateway_requests_total{').length <= 1024, `${lines('poe_gateway_requests_total{').length} request series`);
+        assert.ok(lines('poe_gateway_tokens_total{').length <= 4 * 512, `${lines('poe_gateway_tokens_total{').length} token series`);
+        const routed = lines('poe_gateway_requests_total{').filter((l) => l.includes('route="claude-*"'))
+            .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+        assert.equal(routed, N + 2);
+        assert.match(m.body, /^poe_gateway_requests_total\{key="alice",route="claude-\*",model="\(other\)",status="200"\} \d+$/m);
+        assert.equal((await request(`${flood.url}/health/liveliness`)).status, 200, 'still alive');
+    } finally {
+        const { code, signal } = await flood.stop();
+        assert.equal(signal, null, `the gateway died of ${signal}:\n${flood.output.stderr.slice(-2000)}`);
+        assert.equal(code, 0);
+        assert.doesNotMatch(flood.output.stderr, /AddressSanitizer|runtime error:/);
+    }
+});

@@ -532,6 +532,84 @@ test('huge strings and thousands of tools, messages and blocks are carried whole
     }
 });
 
+// #15: one request's translation held its worker's loop: a 16 MB body with 64,000 long tool names kept /health/liveliness
+// waiting for seconds (names that all map alike made it quadratic: 16,000 of them took 53 s). Now such a body is refused
+// (more than 4,096 tools), and a large body within the limits is translated on the thread pool while the loop serves.
+// Whether the loop answers during a translation is asked of the gateway itself, with no clock: its /metrics reports the
+// translations in progress, and the probes answered between two /metrics answers that both report one were answered
+// while it ran. One worker, so that the probes share the big request's loop.
+test('a huge translation does not hold the worker: health probes are answered while it runs; 64,000 tools are refused', async () => {
+    const one = await startGateway({ config: defaultConfig(mock, 'gateway:\n  upstream_rpm: 0\n'), env: { SSL_CERT_FILE: certs().ca },
+        args: ['--threads', '1'] });
+    const auth = { headers: { 'x-api-key': MASTER_KEY } };
+    const translating = async () => {
+        const m = await request(`${one.url}/metrics`, auth);
+        assert.equal(m.status, 200);
+        const line = m.body.split('\n').find((l) => l.startsWith('poe_gateway_translations_in_progress '));
+        return line === undefined ? 0 : Number(line.split(' ')[1]);
+    };
+    const send = (path, body) => request(`${one.url}${path}`, { method: 'POST', headers: authHeaders(), body: JSON.stringify(body),
+        timeout: 600000 });
+    // names of 60 emoji: every one maps to the same 60 '_', the case that was quadratic
+    const emoji = (i, n) => [...String(i).padStart(6, '0')].map((d) => String.fromCodePoint(0x1F600 + Number(d))).join('') +
+        '\u{1F680}'.repeat(n);
+    try {
+        assert.match(one.output.stderr, /\(1 workers\)/);
+
+        // within the limits and dear to translate: 4,000 colliding names, 15 MB of small values in their schemas
+        const tools = Array.from({ length: 4000 }, (_, i) => ({ name: emoji(i, 54), description: `tool ${i}`,
+            input_schema: { type: 'object', properties: { a: { enum: Array(1800).fill(0) } } } }));
+        for (const [path, answers] of [['/v1/messages', true], ['/v1/messages/count_tokens', false]]) {
+            await mock.reset();
+            if (answers) await shortAnswer(OPENAI);
+            let settled = false, during = 0, seen = 0;
+            const big = send(path, msg(OPENAI, { tools })).finally(() => (settled = true));
+            while (!settled) {
+                if (await translating() === 0)
+                    continue;
+                ++seen;
+                for (let k = 0; k < 5; k++) assert.equal((await request(`${one.url}/health/liveliness`)).status, 200);
+                if (await translating() !== 0)
+                    during += 5;
+            }
+            const r = await big;
+            if (process.env.PGW_TEST_VERBOSE) console.log(`${path}: ${seen} /metrics answers saw the translation, ${during} probes inside`);
+            assert.equal(r.status, 200, `${path}: ${r.body.slice(0, 300)}`);
+            assert.ok(seen > 0 && during >= 5, `${path}: no probe was answered while the body was translated (${seen} /metrics ` +
+                `answers saw it in progress, ${during} probes between two of them): the loop was held`);
+            if (answers) {
+                const up = JSON.parse((await upstreamCalls())[0].body);
+                assert.equal(up.tools.length, 4000);
+                assert.equal(new Set(up.tools.map((t) => t.function.name)).size, 4000, 'every name its own');
+            } else {
+                assert.ok(JSON.parse(r.body).input_tokens > 0);
+            }
+            assert.equal(await translating(), 0);
+        }
+
+        // the issue's body: refused at once, naming the limit
+        const many = Array.from({ length: 64000 }, (_, i) => ({ name: emoji(i, 54), input_schema: { type: 'object' } }));
+        const refused = await send('/v1/messages', msg(OPENAI, { tools: many }));
+        assertInvalidRequest(refused, /^tools: more than 4096 tools; the gateway accepts at most 4096 per request$/, '64,000 tools');
+
+        // a client that leaves while its body is translated: the translation is dropped when it ends, nothing else
+        const body = JSON.stringify(msg(OPENAI, { tools, stream: true }));
+        const c = await connect(one.port);
+        c.write(`POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: ${MASTER_KEY}\r\ncontent-type: application/json\r\n` +
+            `content-length: ${Buffer.byteLength(body)}\r\n\r\n`);
+        c.write(body);
+        assert.ok(await waitFor(async () => (await translating()) !== 0, 60000), 'the translation never showed');
+        c.destroy();
+        assert.ok(await waitFor(async () => (await translating()) === 0, 60000), 'the translation never ended');
+        assert.equal((await request(`${one.url}/health/liveliness`)).status, 200);
+    } finally {
+        const { code, signal } = await one.stop();
+        assert.equal(signal, null, `the gateway died of ${signal}:\n${one.output.stderr.slice(-3000)}`);
+        assert.equal(code, 0, one.output.stderr.slice(-3000));
+        assert.doesNotMatch(one.output.stderr, /AddressSanitizer|LeakSanitizer|runtime error:/);
+    }
+});
+
 test('a body with two "model" keys is refused: the gateway and Poe must not read different models', async () => {
     // Found here, fixed in 9aacc21: src/reqbody.c kept the last "model" and routed, checked key allow lists and rewrote
     // by it, but passed the first one upstream untouched; a parser that keeps the first key then served a model the key

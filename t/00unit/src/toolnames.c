@@ -1,5 +1,6 @@
 /* poe-gateway: MIT licence. Unit tests for src/toolnames.c: tool name mapping (§2.6) and tool-call ids (§7). */
 #include <stdio.h>
+#include <time.h>
 #include "../../../src/toolnames.c"
 #include "../test.h"
 
@@ -106,6 +107,68 @@ static void test_names(void)
     pgw_toolnames_dispose(&names); /* twice is harmless */
 }
 
+/* The i-th of many names that all map to "______": six characters out of ten that are not name characters. */
+static void colliding_name(unsigned i, char *out)
+{
+    static const char marks[] = ".,:;!?@#$%";
+    for (int k = 0; k != 6; ++k, i /= 10)
+        out[k] = marks[i % 10];
+    out[6] = '\0';
+}
+
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Adds `n` colliding names; returns the CPU time it took, in ms. */
+static double add_colliding(pgw_toolnames_t *names, unsigned n)
+{
+    char name[8];
+    double t0 = cpu_ms();
+    for (unsigned i = 0; i != n; ++i) {
+        colliding_name(i, name);
+        pgw_toolnames_add(names, name, 6);
+    }
+    return cpu_ms() - t0;
+}
+
+static void test_many_collisions(void)
+{
+    pgw_toolnames_t names = {NULL};
+    char name[8], expect[PGW_TOOLNAME_MAX + 1];
+
+    /* one group of 20,000 names mapping alike: every one takes its own hashed form, and each maps back */
+    add_colliding(&names, 20000);
+    is_int(names.num_entries, 20000);
+    int right = 0;
+    for (unsigned i = 0; i != 20000; ++i) {
+        colliding_name(i, name);
+        hashed_form(name, 6, expect);
+        const char *m = pgw_toolnames_mapped(&names, name, 6);
+        right += m != NULL && strcmp(m, expect) == 0 && strncmp(m, "______", 6) == 0 && strcmp(original(&names, m), name) == 0;
+    }
+    is_int(right, 20000);
+    is_str(original(&names, "______"), "______"); /* nobody's name */
+    pgw_toolnames_dispose(&names);
+
+    /* and the work is linear in the group's size: four times the names, about four times the time (a walk over the group
+     * per name, as before, made it sixteen); CPU time, the best of three, so that a busy machine does not count */
+    double small = 1e9, large = 1e9;
+    for (int round = 0; round != 3; ++round) {
+        double t = add_colliding(&names, 5000);
+        pgw_toolnames_dispose(&names);
+        small = t < small ? t : small;
+        t = add_colliding(&names, 20000);
+        pgw_toolnames_dispose(&names);
+        large = t < large ? t : large;
+    }
+    note("5,000 colliding names: %.1f ms, 20,000: %.1f ms", small, large);
+    ok(large < small * 10);
+}
+
 static void test_ids(void)
 {
     char out[64];
@@ -129,5 +192,6 @@ void test_src__toolnames_c(void)
 {
     subtest("map", test_map);
     subtest("names", test_names);
+    subtest("many collisions", test_many_collisions);
     subtest("ids", test_ids);
 }

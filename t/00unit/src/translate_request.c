@@ -526,6 +526,39 @@ static void test_collisions(void)
                  "'object','properties':{}}}}],'tool_choice':{'type':'function','function':{'name':'a_b_648fa9b3'}}}");
 }
 
+/* Translates a body of `n` tools named t0, t1, ...; returns 0 or -1 with the message in `err`. */
+static int run_tools(size_t n, pgw_translated_t *res, char *err, size_t errsz)
+{
+    h2o_buffer_t *in, *out;
+    char tool[64];
+    h2o_buffer_init(&in, &h2o_socket_buffer_prototype);
+    h2o_buffer_init(&out, &h2o_socket_buffer_prototype);
+    pgw_buf_append_lit(&in, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"tools\":[");
+    for (size_t i = 0; i != n; ++i) {
+        int len = snprintf(tool, sizeof(tool), "%s{\"name\":\"t%zu\"}", i == 0 ? "" : ",", i);
+        pgw_buf_append(&in, tool, len);
+    }
+    pgw_buf_append_lit(&in, "]}");
+    pgw_translate_opts_t opts = {"bot"};
+    int ret = pgw_translate_request(in->bytes, in->size, &opts, &out, res, err, errsz);
+    h2o_buffer_dispose(&in);
+    h2o_buffer_dispose(&out);
+    return ret;
+}
+
+static void test_tool_limit(void)
+{
+    pgw_translated_t res;
+    char err[512];
+
+    is_int(run_tools(PGW_TRANSLATE_MAX_TOOLS, &res, err, sizeof(err)), 0);
+    is_int(res.toolnames.num_entries, PGW_TRANSLATE_MAX_TOOLS);
+    pgw_translated_dispose(&res);
+    is_int(run_tools(PGW_TRANSLATE_MAX_TOOLS + 1, &res, err, sizeof(err)), -1);
+    is_str(err, "tools: more than 4096 tools; the gateway accepts at most 4096 per request");
+    pgw_translated_dispose(&res);
+}
+
 /* ---- thinking knobs (§2.7) ---- */
 
 static char *sonnet_efforts[] = {"none", "low", "medium", "high", "max"};
@@ -1117,6 +1150,7 @@ void test_src__translate_request_c(void)
     subtest("tools", test_tools);
     subtest("tool_choice", test_tool_choice);
     subtest("collisions", test_collisions);
+    subtest("tool limit", test_tool_limit);
     subtest("knobs", test_knobs);
     subtest("errors", test_errors);
     subtest("depth", test_depth);
