@@ -1,6 +1,6 @@
 // poe-gateway: MIT licence. The benchmark's request bodies and the upstream's scripted answers.
 //
-// claudeCode() is shaped like a turn of Claude Code (/work/shared/docs/claude-code.md): the billing attribution line,
+// claudeCode() is shaped like a turn of Claude Code (docs/peers.md#claude-codes-requests): the billing attribution line,
 // long system blocks with cache_control, a dozen tools with long descriptions and JSON Schemas (one deferred), a few
 // turns with tool_use and tool_result, a system entry inside messages, thinking, metadata, context_management and
 // stream. The wording is the harness's own; what matters is the shape and the size (about 50 KB), with the escapes a

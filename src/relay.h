@@ -38,7 +38,7 @@ struct st_pgw_relay_t {
     int paused;                        /* the upstream transfer is paused for flow control */
     int resuming;
     pgw_relay_can_ping_cb can_ping;    /* set by pgw_relay_enable_ping */
-    uint64_t last_write;               /* when bytes last went to h2o (pings fill silences, translation.md §4.6) */
+    uint64_t last_write;               /* when bytes last went to h2o (pings fill silences: docs/streams.md#pings) */
     struct st_pgw_relay_timers_t *timers;
 };
 

@@ -1,4 +1,5 @@
-/* poe-gateway: MIT licence. Tool names as sent upstream and back (translation.md §2.6), and tool-call ids made safe (§7). */
+/* poe-gateway: MIT licence. Tool names as sent upstream and back (docs/mapping.md#tool-names), and tool-call ids made
+ * safe (docs/mapping.md#identifiers). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,7 +156,8 @@ void pgw_toolnames_add(pgw_toolnames_t *names, const char *original, size_t len)
         pgw_toolname_map(e->original, strlen(e->original), other);
         if (strcmp(other, plain) != 0)
             continue;
-        /* §2.6: names colliding after mapping both take the hashed form (every earlier one of a group of three or more) */
+        /* names colliding after mapping both take the hashed form (every earlier one of a group of three or more;
+         * docs/mapping.md#tool-names) */
         collided = 1;
         if (strcmp(e->mapped, plain) == 0) {
             hashed_form(e->original, strlen(e->original), other);
