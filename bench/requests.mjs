@@ -1,6 +1,6 @@
 // poe-gateway: MIT licence. The benchmark's request bodies and the upstream's scripted answers.
 //
-// claudeCode() is shaped like a turn of Claude Code (/work/shared/docs/claude-code.md): the billing attribution line,
+// claudeCode() is shaped like a turn of Claude Code (docs/peers.md#claude-codes-requests): the billing attribution line,
 // long system blocks with cache_control, a dozen tools with long descriptions and JSON Schemas (one deferred), a few
 // turns with tool_use and tool_result, a system entry inside messages, thinking, metadata, context_management and
 // stream. The wording is the harness's own; what matters is the shape and the size (about 50 KB), with the escapes a
@@ -132,7 +132,7 @@ function messages() {
         { role: 'assistant', content: [
             { type: 'text', text: "I'll look at the change and the failing tests first." },
             { type: 'tool_use', id: 'toolu_01A9rXq3Jk2mN8vB', name: 'Bash',
-                input: { command: 'cd /work/repo && git diff HEAD~1 -- src/sse.c | head -80', description: 'Show the last change to sse.c' } },
+                input: { command: 'cd /home/repo && git diff HEAD~1 -- src/sse.c | head -80', description: 'Show the last change to sse.c' } },
         ] },
         { role: 'user', content: [
             { type: 'tool_result', tool_use_id: 'toolu_01A9rXq3Jk2mN8vB', is_error: false,
@@ -141,7 +141,7 @@ function messages() {
         { role: 'assistant', content: [
             { type: 'text', text: 'The reader now ends a line at "\\r" too. Let me run the SSE tests.' },
             { type: 'tool_use', id: 'toolu_01B7sYt4Lm3nP9wC', name: 'Grep',
-                input: { pattern: 'sse_reader_feed\\(', path: '/work/repo', output_mode: 'content', '-n': true } },
+                input: { pattern: 'sse_reader_feed\\(', path: '/home/repo', output_mode: 'content', '-n': true } },
         ] },
         { role: 'user', content: [
             { type: 'tool_result', tool_use_id: 'toolu_01B7sYt4Lm3nP9wC', cache_control: { type: 'ephemeral' },
@@ -165,7 +165,7 @@ export function claudeCode({ model, stream = true }) {
             { type: 'text', text: BILLING },
             { type: 'text', text: `You are Claude Code, an interactive command line tool for software engineering.\n\n${prose(5200, 0)}`,
                 cache_control: { type: 'ephemeral' } },
-            { type: 'text', text: `# Environment\nWorking directory: /work/repo\nPlatform: linux\n\n${prose(6800, 4)}`,
+            { type: 'text', text: `# Environment\nWorking directory: /home/repo\nPlatform: linux\n\n${prose(6800, 4)}`,
                 cache_control: { type: 'ephemeral' } },
         ],
         messages: messages(),

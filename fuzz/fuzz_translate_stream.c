@@ -4,8 +4,9 @@
  * Input: 1 flag byte (buffer_tools, stop sequences, known tools, how the upstream ends, when a commit is forced), 4
  * split-size bytes (a first byte of 0 means: every byte on its own), then Poe's bytes. They are run twice, in one feed
  * and split; the client's bytes and every caller-facing result must be the same (translators have no clock and no
- * randomness, and the framing must not leak into the output). Each run checks §4.1's framing: every frame is
- * "event: T\ndata: <valid JSON>\n\n", nothing is written once the stream is done, a failure names a status >= 400. */
+ * randomness, and the framing must not leak into the output). Each run checks the framing of
+ * docs/streams.md#the-output-grammar: every frame is "event: T\ndata: <valid JSON>\n\n", nothing is written once the stream
+ * is done, a failure names a status >= 400. */
 #include <h2o/socket.h>
 #include "errors.h"
 #include "fuzz.h"

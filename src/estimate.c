@@ -1,4 +1,5 @@
-/* poe-gateway: MIT licence. The local input-token estimate (translation.md §6), made to err high. */
+/* poe-gateway: MIT licence. The local input-token estimate (docs/mapping.md#the-token-estimate), made to err
+ * high. */
 #include <string.h>
 #include <h2o/socket.h>
 #include "estimate.h"

@@ -1,11 +1,12 @@
-/* poe-gateway: MIT licence. The local input-token estimate (translation.md §6), made to err high. */
+/* poe-gateway: MIT licence. The local input-token estimate (docs/mapping.md#the-token-estimate), made to err
+ * high. */
 #ifndef PGW_ESTIMATE_H
 #define PGW_ESTIMATE_H
 
 #include <stddef.h>
 #include "translate.h"
 
-/* gateway choices (§6) */
+/* gateway choices (docs/mapping.md#the-token-estimate) */
 #define PGW_ESTIMATE_BYTES_PER_TOKEN 3        /* ceil(UTF-8 bytes / 3): real tokenizers average 3.5 to 4.5 on prose and code */
 #define PGW_ESTIMATE_PER_MESSAGE 4            /* role markers and separators */
 #define PGW_ESTIMATE_PER_TOOL 8               /* the function wrapper around each tool's name, description and schema */
@@ -35,10 +36,11 @@ long long pgw_estimate_total(const pgw_estimate_t *e);
 long long pgw_estimate_pdf(const char *base64, size_t len);
 
 /**
- * For count_tokens (§6): translates `body` (an Anthropic Messages body, with or without max_tokens and stream) with `opts`
- * and returns the estimate in `*tokens`; the translated body is thrown away. Returns 0, or -1 with a client-facing message
- * in `err` exactly as pgw_translate_request would. Also serves anthropic/ routes as a local fallback: the estimate of the
- * translated form is close to (and errs above) that of the Anthropic body (opts->bot may be NULL).
+ * For count_tokens (docs/mapping.md#the-token-estimate): translates `body` (an Anthropic Messages body, with or without
+ * max_tokens and stream) with `opts` and returns the estimate in `*tokens`; the translated body is thrown away. Returns
+ * 0, or -1 with a client-facing message in `err` exactly as pgw_translate_request would. Also serves anthropic/ routes
+ * as a local fallback: the estimate of the translated form is close to (and errs above) that of the Anthropic body
+ * (opts->bot may be NULL).
  */
 int pgw_estimate_request(const char *body, size_t len, const pgw_translate_opts_t *opts, long long *tokens, char *err,
                          size_t errsz);

@@ -37,8 +37,8 @@ struct st_pgw_relay_t {
     int final_sent;                    /* the response is complete from h2o's point of view */
     int paused;                        /* the upstream transfer is paused for flow control */
     int resuming;
-    pgw_relay_can_ping_cb can_ping;    /* set by pgw_relay_enable_ping */
-    uint64_t last_write;               /* when bytes last went to h2o (pings fill silences, translation.md §4.6) */
+    pgw_relay_can_ping_cb can_ping;    /* set by pgw_relay_start_stream */
+    uint64_t last_write;               /* when bytes last went to h2o (pings fill silences: docs/streams.md#pings) */
     struct st_pgw_relay_timers_t *timers;
 };
 

@@ -1,4 +1,5 @@
-/* poe-gateway: MIT licence. Tool names as sent upstream and back (translation.md §2.6), and tool-call ids made safe (§7). */
+/* poe-gateway: MIT licence. Tool names as sent upstream and back (docs/mapping.md#tool-names), and tool-call ids made
+ * safe (docs/mapping.md#identifiers). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

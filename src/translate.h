@@ -1,6 +1,6 @@
 /* poe-gateway: MIT licence. Anthropic Messages <-> OpenAI chat/completions, for openai/ routes: the shared types and the
- * three translators (request, whole response, stream). The rules are ../shared/docs/translation.md; section numbers in
- * comments refer to it. Translators see bytes and buffers only: no h2o request, no curl, no clock, no randomness. */
+ * three translators (request, whole response, stream). The rules are in docs/mapping.md (requests, whole responses) and
+ * docs/streams.md (streams). Translators see bytes and buffers only: no h2o request, no curl, no clock, no randomness. */
 #ifndef PGW_TRANSLATE_H
 #define PGW_TRANSLATE_H
 
@@ -37,7 +37,7 @@ typedef struct st_pgw_bot_t {
 /** Returns the knob called `name`, or NULL. */
 const pgw_knob_t *pgw_bot_knob(const pgw_bot_t *bot, const char *name);
 
-/* ---- src/toolnames.c: tool names upstream (§2.6) and tool-call ids (§7) ---- */
+/* ---- src/toolnames.c: tool names (docs/mapping.md#tool-names) and tool-call ids (docs/mapping.md#identifiers) ---- */
 
 #define PGW_TOOLNAME_MAX 64
 
@@ -60,7 +60,7 @@ typedef struct st_pgw_toolnames_t {
  */
 void pgw_toolname_map(const char *name, size_t len, char *out);
 
-/** Adds a pair (copied); names that collide after mapping both take the hashed form (§2.6). */
+/** Adds a pair (copied); names that collide after mapping both take the hashed form (docs/mapping.md#tool-names). */
 void pgw_toolnames_add(pgw_toolnames_t *names, const char *original, size_t len);
 /** The upstream name for an original, or NULL when the tool is not in `names`. */
 const char *pgw_toolnames_mapped(const pgw_toolnames_t *names, const char *original, size_t len);
@@ -69,12 +69,12 @@ const char *pgw_toolnames_original(const pgw_toolnames_t *names, const char *map
 void pgw_toolnames_dispose(pgw_toolnames_t *names);
 
 /**
- * Sanitises an upstream tool-call id (§7): every character outside [A-Za-z0-9_-] becomes '_'. Writes at most `outsz`
- * - 1 bytes and a NUL. An empty id yields "".
+ * Sanitises an upstream tool-call id (docs/mapping.md#identifiers): every character outside [A-Za-z0-9_-] becomes '_'.
+ * Writes at most `outsz` - 1 bytes and a NUL. An empty id yields "".
  */
 void pgw_toolcall_id_sanitise(const char *id, size_t len, char *out, size_t outsz);
 
-/* ---- src/translate_request.c: Anthropic request -> chat/completions request (§2) ---- */
+/* ---- src/translate_request.c: Anthropic request -> chat/completions request (docs/mapping.md) ---- */
 
 /**
  * The most tools one request may declare (a 400 beyond): bounds the work a request makes on its tool names, whatever they
@@ -88,41 +88,44 @@ typedef struct st_pgw_translate_opts_t {
                                    clamped */
     const char *extra_body;     /* route pins: members of a JSON object without the braces (`"thinking_budget":4096`),
                                    added at the top level and winning over computed knobs; NULL for none */
-    int echo_reasoning;         /* route option: history thinking goes upstream as reasoning_content (§2.5) */
-    int minimal_schema;         /* route option: tool schemas reduced to type/properties/required (§2.6) */
+    int echo_reasoning;         /* route option: history thinking goes upstream as reasoning_content
+                                   (docs/mapping.md#assistant-blocks) */
+    int minimal_schema;         /* route option: tool schemas reduced to type/properties/required
+                                   (docs/mapping.md#tool-schemas) */
 } pgw_translate_opts_t;
 
 typedef struct st_pgw_translated_t {
     int stream;                   /* the client asked for a stream */
     long long max_tokens;         /* as sent upstream (after clamping); 0 when the client sent none (count_tokens) */
-    long long input_tokens;       /* the local estimate of the translated prompt (§6): never below the true count */
+    long long input_tokens;       /* the local estimate of the translated prompt (docs/mapping.md#the-token-estimate):
+                                     never below the true count */
     pgw_toolnames_t toolnames;    /* the request's tools, for the response side; dispose with pgw_translated_dispose */
     char *stop_sequences[4];      /* the stop sequences sent upstream (decoded, owned), unused entries NULL */
 } pgw_translated_t;
 
 /**
  * Translates the Anthropic request `body` into a chat/completions body appended to `*out`, streaming through yajl
- * callbacks (no document tree), buffering only what must move (§2.4 rule 5). Returns 0, or -1 with a client-facing
- * message in `err` (an invalid_request_error: malformed JSON, a field of the wrong type, ...). `res` is filled in
+ * callbacks (no document tree), buffering only what must move (docs/mapping.md#tool-results). Returns 0, or -1 with a
+ * client-facing message in `err` (an invalid_request_error: malformed JSON, a field of the wrong type, ...). `res` is filled in
  * either case and must be disposed.
  */
 int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts_t *opts, h2o_buffer_t **out,
                           pgw_translated_t *res, char *err, size_t errsz);
 void pgw_translated_dispose(pgw_translated_t *res);
 
-/* ---- src/translate_response.c and src/translate_stream.c: chat/completions -> Anthropic (§3, §4) ---- */
+/* ---- src/translate_response.c, translate_stream.c: chat/completions -> Anthropic (docs/mapping.md, docs/streams.md) ---- */
 
 typedef struct st_pgw_response_opts_t {
-    const char *msg_id;             /* "msg_..." chosen by the caller (§7) */
+    const char *msg_id;             /* "msg_..." chosen by the caller (docs/mapping.md#identifiers) */
     const char *model;              /* the model name the client asked for */
     long long input_tokens;         /* the request's estimate, used until (and unless) Poe reports usage */
     const pgw_toolnames_t *toolnames;
-    int buffer_tools;               /* emit each tool call whole at the end (§4.4 rule 3) */
+    int buffer_tools;               /* emit each tool call whole at the end (docs/streams.md#tool-calls-in-a-stream) */
     const char *stop_sequences[4];  /* the client's stop sequences, NULL-terminated, for stop_sequence reporting */
     const char *secret;             /* the route's upstream key: redacted from every upstream message passed on (or NULL) */
 } pgw_response_opts_t;
 
-/** An upstream failure in Anthropic terms (§5). */
+/** An upstream failure in Anthropic terms (docs/errors.md#upstream-errors). */
 typedef struct st_pgw_upstream_failure_t {
     int status;         /* HTTP status for a JSON error response */
     const char *type;   /* Anthropic error type (static string) */
@@ -131,10 +134,11 @@ typedef struct st_pgw_upstream_failure_t {
 
 /**
  * Maps an upstream error response (status and body, Poe's or OpenAI's shape) to the client's status, type and
- * message (§5), e.g. 401 -> 502 api_error, 402 -> 402 billing_error, 529/503 -> 529 overloaded_error, context overflow
- * -> 400 "prompt is too long: ...". `route` names the route in messages. A `status` below 400 means the error object
- * came inside a 2xx body (a stream's `error` chunk): the status is then taken from error.code or error.type. `secret`
- * (the route's upstream key, or NULL) is redacted from the message, even where the message was cut inside it.
+ * message (docs/errors.md#upstream-errors), e.g. 401 -> 502 api_error, 402 -> 402 billing_error, 529/503 -> 529
+ * overloaded_error, context overflow -> 400 "prompt is too long: ...". `route` names the route in messages. A `status`
+ * below 400 means the error object came inside a 2xx body (a stream's `error` chunk): the status is then taken from
+ * error.code or error.type. `secret` (the route's upstream key, or NULL) is redacted from the message, even where the
+ * message was cut inside it.
  */
 void pgw_map_upstream_error(int status, const char *body, size_t len, const char *route, const char *secret,
                             pgw_upstream_failure_t *out);
@@ -148,17 +152,19 @@ int pgw_translate_response(const char *body, size_t len, const pgw_response_opts
                            pgw_upstream_failure_t *fail);
 
 /**
- * Chooses the tool_use id for one upstream tool call (§7), shared by both response translators. `*ids` holds the ids
- * already chosen for this message, each NUL-terminated; the new one is appended the same way and its offset in `*ids`
- * returned. The id is the upstream id sanitised; when the upstream gave none, "toolu_" + the part of `msg_id` after
- * "msg_" + "_" + `position` (deterministic: translators have no randomness, and the id only has to pair tool_use with
- * tool_result); when the result was already chosen, "_2", "_3", ... is appended until it is unique.
+ * Chooses the tool_use id for one upstream tool call (docs/mapping.md#identifiers), shared by both response
+ * translators. `*ids` holds the ids already chosen for this message, each NUL-terminated; the new one is appended the
+ * same way and its offset in `*ids` returned. The id is the upstream id sanitised; when the upstream gave none,
+ * "toolu_" + the part of `msg_id` after "msg_" + "_" + `position` (deterministic: translators have no randomness, and
+ * the id only has to pair tool_use with tool_result); when the result was already chosen, "_2", "_3", ... is appended
+ * until it is unique.
  */
 size_t pgw_tool_use_id(h2o_buffer_t **ids, const char *upstream_id, size_t len, const char *msg_id, size_t position);
 
 /**
- * The stream state machine (§4). Fed one upstream SSE event's data at a time (the SSE framing is src/sse.c's job);
- * appends Anthropic SSE frames ("event: T\ndata: {...}\n\n") to the caller's buffer. Finalises exactly once.
+ * The stream state machine (docs/streams.md#the-translation-state-machine). Fed one upstream SSE event's data at a time
+ * (the SSE framing is src/sse.c's job); appends Anthropic SSE frames ("event: T\ndata: {...}\n\n") to the caller's
+ * buffer. Finalises exactly once.
  */
 typedef struct st_pgw_stream_translator_t pgw_stream_translator_t;
 
@@ -175,19 +181,24 @@ void pgw_stream_translator_destroy(pgw_stream_translator_t *t);
 pgw_stream_status_t pgw_stream_translator_feed(pgw_stream_translator_t *t, const char *data, size_t len, h2o_buffer_t **out);
 
 /**
- * Forces the commit (message_start) when nothing usable arrived within the caller's wait (§4.2). No-op once committed.
+ * Forces the commit (message_start) when nothing usable arrived within the caller's wait (docs/streams.md#commit).
+ * No-op once committed.
  */
 void pgw_stream_translator_commit(pgw_stream_translator_t *t, h2o_buffer_t **out);
 
 /** 1 once message_start has been written. */
 int pgw_stream_translator_committed(const pgw_stream_translator_t *t);
 
-/** 1 when finish_reason was seen but the stream is not finalised yet (the caller arms the 2 s grace timer, §4.5). */
+/**
+ * 1 when finish_reason was seen but the stream is not finalised yet (the caller arms the 2 s grace timer,
+ * docs/streams.md#timers).
+ */
 int pgw_stream_translator_awaiting_usage(const pgw_stream_translator_t *t);
 
 /**
  * Ends the stream: `clean` means the upstream ended normally (EOF or the grace timer); otherwise `errtype`/`message` say
- * why it broke (a stall, a reset). Writes message_delta + message_stop, or one `error` event, per §4.5. Idempotent.
+ * why it broke (a stall, a reset). Writes message_delta + message_stop, or one `error` event (docs/streams.md#ending).
+ * Idempotent.
  */
 pgw_stream_status_t pgw_stream_translator_finish(pgw_stream_translator_t *t, int clean, const char *errtype, const char *message,
                                                  h2o_buffer_t **out);
@@ -201,7 +212,8 @@ void pgw_stream_translator_usage(const pgw_stream_translator_t *t, long long *in
 
 /**
  * 1 when the stream ended with an api_error event because an argument fragment arrived for a tool block already closed
- * (§4.4 rule 3): the caller sets the route's buffer_tools flag so that Claude Code's retry succeeds.
+ * (docs/streams.md#tool-calls-in-a-stream): the caller sets the route's buffer_tools flag so that Claude Code's retry
+ * succeeds.
  */
 int pgw_stream_translator_wants_buffer_tools(const pgw_stream_translator_t *t);
 

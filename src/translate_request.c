@@ -1,4 +1,4 @@
-/* poe-gateway: MIT licence. Anthropic Messages request -> chat/completions request (translation.md §2), in one streaming pass. */
+/* poe-gateway: MIT licence. Anthropic Messages request -> chat/completions request (docs/mapping.md), in one streaming pass. */
 
 /*
  * How it works
@@ -7,26 +7,28 @@
  * translator understands (the top-level object, `messages`, a message, its `content`, a block, a block's `source`, ...).
  * A frame records the key being read (objects) or the element index (arrays); that is also how error messages name a
  * field ("messages.3.content.1.type"). Anything else is skipped with a depth counter. Tool schemas go through a filtering
- * copier (§2.6 cleanup); a tool_use's `input` is taken as raw bytes of the body, found by offsets, so number literals and
- * all survive as the `arguments` string.
+ * copier (docs/mapping.md#tool-schemas); a tool_use's `input` is taken as raw bytes of the body, found by offsets, so number
+ * literals and all survive as the `arguments` string.
  *
  * The input's key order is free (Claude Code sends `system` and `tools` after `messages`), so the output is assembled at
  * the end from sections: system text, messages, tools, then scalars and knobs. Inside `messages`, only what moves is held:
  *   - a block's fields until the block closes (its keys are unordered too); strings without escapes stay offsets into
  *     the body, others are copied into an arena per nesting level, reset per block;
- *   - a user message's parts other than tool_result, which follow its `tool` messages (§2.4 rule 5); the `tool` messages
- *     go straight out;
+ *   - a user message's parts other than tool_result, which follow its `tool` messages (docs/mapping.md#tool-results); the
+ *     `tool` messages go straight out;
  *   - an assistant message's text, tool calls and reasoning until its end;
- *   - `role: "system"` text, until the `tool` messages answering the previous assistant turn are out (§2.3).
+ *   - `role: "system"` text, until the `tool` messages answering the previous assistant turn are out
+ *     (docs/mapping.md#messages).
  * A message whose `role` comes after its `content` array has that array skipped, then replayed from the body's bytes
  * by a second parser at the message's end, when the role is known (rare: every SDK writes `role` first).
  *
  * History tool_use names are written in their plain mapping (pgw_toolname_map, a pure function) and remembered. Only a
- * collision inside `tools` (§2.6: both names take the hashed form) changes a mapping, and `tools` may come later, so the
- * affected names are replaced while the messages are copied to the output. Nothing depends on `tools` coming first.
+ * collision inside `tools` (both names take the hashed form: docs/mapping.md#tool-names) changes a mapping, and `tools` may
+ * come later, so the affected names are replaced while the messages are copied to the output. Nothing depends on
+ * `tools` coming first.
  *
  * Not handled on purpose: content nested deeper than a document inside a tool_result (skipped); `model` (the route
- * decides); anything outside the allowlist of §2.1, which is dropped by construction.
+ * decides); anything outside the allowlist (docs/mapping.md#top-level-fields), which is dropped by construction.
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -464,7 +466,7 @@ static int take_raw(struct state *s, size_t *off, size_t *len)
     return 1;
 }
 
-/* ---- the schema copier (§2.6 cleanup) ---- */
+/* ---- the schema copier (docs/mapping.md#tool-schemas) ---- */
 
 static int non_ecma_pattern(const char *p, size_t len)
 {
@@ -633,7 +635,8 @@ static void part_begin(struct state *s)
         pgw_buf_append_lit(&s->parts, ",");
 }
 
-/* A user text part; the first one is remembered, as a message of one text part is sent as a plain string (§2.4). */
+/* A user text part; the first one is remembered, as a message of one text part is sent as a plain string
+ * (docs/mapping.md#user-blocks). */
 static void user_text(struct state *s, const char *prefix, const char *text, size_t len)
 {
     part_begin(s);
@@ -669,8 +672,9 @@ static void attach_begin(struct block *b)
 }
 
 /*
- * Writes the image_url part for an image block (§2.4) to `*buf`. Returns 1, 0 when the source names nothing the upstream
- * can read (a Files API id, an unknown source type: the caller writes `placeholder`), or -1 on error.
+ * Writes the image_url part for an image block (docs/mapping.md#user-blocks) to `*buf`. Returns 1, 0 when the source names
+ * nothing the upstream can read (a Files API id, an unknown source type: the caller writes `placeholder`), or -1 on
+ * error.
  */
 static int image_part(struct state *s, struct block *b, h2o_buffer_t **buf, char *placeholder, size_t phsz)
 {
@@ -708,7 +712,7 @@ static int is_pdf_data(struct state *s, struct block *b)
     return ref_is(s, &b->src_type, "base64") && (!b->src_media_type.where || ref_is(s, &b->src_media_type, "application/pdf"));
 }
 
-/* Writes Poe's `file` part for a base64 PDF document (§2.4). Returns 1, or -1 on error. */
+/* Writes Poe's `file` part for a base64 PDF document (docs/mapping.md#user-blocks). Returns 1, or -1 on error. */
 static int file_part(struct state *s, struct block *b, h2o_buffer_t **buf)
 {
     if (!b->src_data.where)
@@ -830,7 +834,8 @@ static void calls_clear(struct calls *c)
     c->ids->size = 0;
 }
 
-/* A tool_result (§2.4): a `tool` message when it answers a call of the previous assistant turn, else user text. */
+/* A tool_result (docs/mapping.md#tool-results): a `tool` message when it answers a call of the previous assistant turn,
+ * else user text. */
 static int user_tool_result(struct state *s, struct block *b)
 {
     if (!b->tool_use_id.where)
@@ -847,7 +852,7 @@ static int user_tool_result(struct state *s, struct block *b)
         c->answered = 1;
         tool_message(s, id, b->tool_use_id.len, prefix, text, len);
     } else {
-        /* an orphan: nothing to answer, so it becomes text (§2.3) */
+        /* an orphan: nothing to answer, so it becomes text (docs/mapping.md#messages) */
         user_text(s, b->is_error ? "[tool error] " : "[tool result] ", text, len);
     }
     user_attachments(s, b);
@@ -893,7 +898,7 @@ static int user_block(struct state *s, struct block *b)
         if (s->scratch->size != 0)
             user_text(s, "", s->scratch->bytes, s->scratch->size);
     } else {
-        /* an unknown type is never forwarded (§2.4); its text is */
+        /* an unknown type is never forwarded (docs/mapping.md#user-blocks); its text is */
         int text = !is_thinking_or_tool_use(s, &b->type) && b->text.where && !is_blank(ref_ptr(s, &b->text), b->text.len);
         if (text)
             user_text(s, "", ref_ptr(s, &b->text), b->text.len);
@@ -918,7 +923,7 @@ static int assistant_block(struct state *s, struct block *b)
         pgw_buf_append_lit(&s->acalls, "{\"id\":");
         append_quoted(&s->acalls, ref_ptr(s, &b->id), b->id.len);
         pgw_buf_append_lit(&s->acalls, ",\"type\":\"function\",\"function\":{\"name\":");
-        /* remembered in case a collision in `tools` changes the mapping (§2.6) */
+        /* remembered in case a collision in `tools` changes the mapping (docs/mapping.md#tool-names) */
         h2o_vector_reserve(NULL, &s->fixups, s->fixups.size + 1);
         s->fixups.entries[s->fixups.size++] = (struct fixup){s->acalls->size, strlen(mapped) + 2, s->fixnames->size, b->name.len};
         pgw_buf_append(&s->fixnames, name, b->name.len);
@@ -935,7 +940,7 @@ static int assistant_block(struct state *s, struct block *b)
         s->cur.list.entries[s->cur.list.size++] = (struct call){s->cur.ids->size, b->id.len, 0};
         pgw_buf_append(&s->cur.ids, ref_ptr(s, &b->id), b->id.len);
     } else if (ref_is(s, &b->type, "thinking")) {
-        /* §2.5: dropped, or echoed as reasoning_content; never folded into text */
+        /* dropped, or echoed as reasoning_content; never folded into text (docs/mapping.md#assistant-blocks) */
         if (s->opts->echo_reasoning && b->thinking.where && !is_blank(ref_ptr(s, &b->thinking), b->thinking.len))
             join(&s->reasoning, &s->num_reasoning, "\n", ref_ptr(s, &b->thinking), b->thinking.len);
     } else if (ref_is(s, &b->type, "text") || !is_thinking_or_tool_use(s, &b->type)) {
@@ -953,7 +958,8 @@ static void note_text(struct state *s, const char *p, size_t len)
         join(&s->note, &s->num_note, "\n\n", p, len);
 }
 
-/* A block inside a tool_result, document or search_result: reduced to text and parts of its parent (§2.4). */
+/* A block inside a tool_result, document or search_result: reduced to text and parts of its parent
+ * (docs/mapping.md#tool-results). */
 static int nested_block(struct state *s, struct block *b, struct block *parent)
 {
     char placeholder[256];
@@ -1038,7 +1044,7 @@ static void begin_block(struct state *s)
     s->arenas[A_LEVEL1 + s->level - 1]->size = 0;
 }
 
-/* ---- finishing a message (§2.3) ---- */
+/* ---- finishing a message (docs/mapping.md#messages) ---- */
 
 /* Answers the previous assistant turn's unanswered calls, then writes any pending system note. */
 static void close_turn(struct state *s)
@@ -1168,7 +1174,7 @@ static int finish_message(struct state *s)
         break;
     }
     default:
-        /* role "system": its text waits in s->note (§2.3) */
+        /* role "system": its text waits in s->note (docs/mapping.md#messages) */
         break;
     }
     return 1;
@@ -1176,7 +1182,8 @@ static int finish_message(struct state *s)
 
 /* ---- system ---- */
 
-/* §2.2: Claude Code's attribution line means nothing upstream and, changing per request, defeats prefix caches. */
+/* Claude Code's attribution line means nothing upstream and, changing per request, defeats prefix caches
+ * (docs/mapping.md#system). */
 static void system_text(struct state *s, const char *p, size_t len)
 {
     static const char billing[] = "x-anthropic-billing-header:";
@@ -1191,7 +1198,7 @@ static void system_text(struct state *s, const char *p, size_t len)
     }
 }
 
-/* ---- tools (§2.6) ---- */
+/* ---- tools (docs/mapping.md#tools) ---- */
 
 static void begin_tool(struct state *s)
 {
@@ -1281,7 +1288,8 @@ static int top_value(struct state *s, enum key key, enum vtype t, const char *v,
     case K_OUTPUT_CONFIG:
         return t == V_OBJECT ? push(s, F_OUTPUT_CONFIG) : EXPECTED(s, "an object");
     default:
-        /* model (the route decides), metadata, context_management, top_k, anything unknown: never upstream (§2.1) */
+        /* model (the route decides), metadata, context_management, top_k, anything unknown: never upstream
+         * (docs/mapping.md#top-level-fields) */
         return ignore(s, t);
     }
 }
@@ -1437,7 +1445,7 @@ static int tool_value(struct state *s, enum key key, enum vtype t, const char *v
             return 1;
         if (t != V_OBJECT)
             return EXPECTED(s, "an object");
-        /* only input_schema becomes parameters; nothing else is merged in (§2.6) */
+        /* only input_schema becomes parameters; nothing else is merged in (docs/mapping.md#tools) */
         s->schema->size = 0;
         s->obj.has_schema = 1;
         s->copy.active = 1;
@@ -1468,7 +1476,7 @@ static int on_value(struct state *s, enum vtype t, const char *v, size_t len)
     case F_STOP:
         if (t != V_STRING)
             return EXPECTED(s, "a string");
-        /* §2.1: the first four that are not whitespace-only */
+        /* the first four that are not whitespace-only (docs/mapping.md#stop-sequences) */
         if (s->num_stop < MAX_STOP && !is_blank(v, len)) {
             if (s->num_stop < sizeof(s->res->stop_sequences) / sizeof(s->res->stop_sequences[0]) &&
                 s->res->stop_sequences[s->num_stop] == NULL)
@@ -1546,7 +1554,7 @@ static int on_value(struct state *s, enum vtype t, const char *v, size_t len)
         }
         return ignore(s, t);
     case F_OUTPUT_CONFIG:
-        /* effort only; format has no Poe equivalent (§2.1) */
+        /* effort only; format has no Poe equivalent (docs/mapping.md#top-level-fields) */
         if (f->key == K_EFFORT)
             return string_member(s, &s->effort, A_TOP, t, v, len);
         return ignore(s, t);
@@ -1741,7 +1749,7 @@ static int on_map_key(void *ctx, const unsigned char *k, size_t len)
 static const yajl_callbacks callbacks = {on_null,      on_boolean, NULL,   NULL,           on_number, on_string,
                                          on_start_map, on_map_key, on_end, on_start_array, on_end};
 
-/* ---- thinking knobs (§2.7) ---- */
+/* ---- thinking knobs (docs/mapping.md#thinking-and-effort) ---- */
 
 static const char *const efforts[] = {"minimal", "low", "medium", "high", "xhigh", "max"};
 #define NUM_EFFORTS (sizeof(efforts) / sizeof(efforts[0]))
@@ -1782,7 +1790,7 @@ static const char *clamp_effort(const pgw_knob_t *k, int rank)
     return NULL;
 }
 
-/* budget(E), a gateway choice (§2.7) */
+/* budget(E), a gateway choice (docs/mapping.md#thinking-and-effort) */
 static long long effort_budget(const pgw_knob_t *k, int rank)
 {
     static const long long fixed[] = {1024, 2048, 8192, 16384};
@@ -1921,8 +1929,9 @@ static void emit_budget(struct state *s, h2o_buffer_t **out, const struct extra 
 }
 
 /*
- * Thinking (§2.7): only knobs the bot declares, at most one of a budget or an effort, plus enable_thinking when declared.
- * With both kinds declared, a client's token budget goes to the budget knob and a client's effort to the effort knob.
+ * Thinking (docs/mapping.md#thinking-and-effort): only knobs the bot declares, at most one of a budget or an effort, plus
+ * enable_thinking when declared. With both kinds declared, a client's token budget goes to the budget knob and a
+ * client's effort to the effort knob.
  */
 static void emit_knobs(struct state *s, const struct extra *x, h2o_buffer_t **out)
 {
@@ -1962,7 +1971,8 @@ static void emit_knobs(struct state *s, const struct extra *x, h2o_buffer_t **ou
 
 /* ---- assembly ---- */
 
-/* Copies the messages, replacing history tool names whose mapping a collision in `tools` changed (§2.6). */
+/* Copies the messages, replacing history tool names whose mapping a collision in `tools` changed
+ * (docs/mapping.md#tool-names). */
 static void emit_messages(struct state *s, h2o_buffer_t **out)
 {
     size_t pos = 0;
@@ -2077,7 +2087,8 @@ static void assemble(struct state *s, h2o_buffer_t **out)
         pgw_buf_append(out, s->stop->bytes, s->stop->size);
         pgw_buf_append_lit(out, "]");
     }
-    if (s->stream) /* MUST: without include_usage no usage arrives and auto-compaction never fires (§2.1) */
+    if (s->stream) /* MUST: without include_usage no usage arrives and auto-compaction never fires
+                    * (docs/mapping.md#top-level-fields) */
         pgw_buf_append_lit(out, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
     emit_tools(s, &x, out);
     emit_knobs(s, &x, out);
@@ -2153,7 +2164,7 @@ int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts
     }
     s->res->stream = s->stream;
     if (s->has_max_tokens && opts->bot != NULL && opts->bot->max_output_tokens > 0 && s->max_tokens > opts->bot->max_output_tokens)
-        s->max_tokens = opts->bot->max_output_tokens; /* §2.1: clamp to the catalog's limit */
+        s->max_tokens = opts->bot->max_output_tokens; /* clamp to the catalog's limit (docs/mapping.md#max-tokens) */
     s->res->max_tokens = s->has_max_tokens ? s->max_tokens : 0;
     assemble(s, out);
     s->res->input_tokens = pgw_estimate_total(&s->est);

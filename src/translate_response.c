@@ -1,4 +1,5 @@
-/* poe-gateway: MIT licence. A whole chat/completions response translated into an Anthropic message (translation.md §3). */
+/* poe-gateway: MIT licence. A whole chat/completions response translated into an Anthropic message
+ * (docs/mapping.md#the-whole-response). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,7 @@ size_t pgw_tool_use_id(h2o_buffer_t **ids, const char *upstream_id, size_t len, 
         idlen = strlen(id);
         idlen += snprintf(id + idlen, cap - idlen, "_%zu", position);
     }
-    /* a duplicate after sanitising gets "_<n>" (§7) */
+    /* a duplicate after sanitising gets "_<n>" (docs/mapping.md#identifiers) */
     size_t base_len = idlen;
     for (unsigned n = 2;; ++n) {
         int taken = 0;
@@ -52,7 +53,7 @@ size_t pgw_tool_use_id(h2o_buffer_t **ids, const char *upstream_id, size_t len, 
     return off;
 }
 
-/* ---- tool arguments: always an object (§3 content item 3) ---- */
+/* ---- tool arguments: always an object (docs/mapping.md#tool-input) ---- */
 
 /*
  * Whether tool arguments are exactly one JSON object. yajl alone is not enough: once a document is complete, trailing
@@ -368,7 +369,7 @@ static void append_thinking(h2o_buffer_t **out, int *nblocks, const char *text, 
     pgw_buf_append_lit(out, "{\"type\":\"thinking\",\"thinking\":");
     pgw_json_append_string(out, text, strlen(text));
     pgw_buf_append_lit(out, ",\"signature\":");
-    /* the upstream signature if any, else "": never invent one (§3, pitfall 22) */
+    /* the upstream signature if any, else "": never invent one (docs/mapping.md#invented-signatures-and-unsafe-tool-ids) */
     pgw_json_append_string(out, signature != NULL ? signature : "", signature != NULL ? strlen(signature) : 0);
     pgw_buf_append_lit(out, "}");
 }
@@ -448,7 +449,7 @@ int pgw_translate_response(const char *body, size_t len, const pgw_response_opts
             if (tb_signature == NULL && nonempty(get_str(tb->u.array.values[i], "signature", NULL)))
                 tb_signature = get_str(tb->u.array.values[i], "signature", NULL);
         }
-    /* Poe repeats the text in reasoning_content and reasoning: use one (§3) */
+    /* Poe repeats the text in reasoning_content and reasoning: use one (docs/mapping.md#the-whole-response) */
     const char *reasoning = get_str(message, "reasoning_content", NULL);
     if (!nonempty(reasoning))
         reasoning = get_str(message, "reasoning", NULL);
@@ -484,7 +485,7 @@ int pgw_translate_response(const char *body, size_t len, const pgw_response_opts
     int is_length = finish != NULL && strcmp(finish, "length") == 0;
     int is_filter = finish != NULL && strcmp(finish, "content_filter") == 0;
     if (!has_thinking && !has_text && !has_refusal && !has_tools && !is_length && !is_filter) {
-        /* §3 content item 4: an empty end_turn makes Claude Code insert "No response requested." */
+        /* docs/mapping.md#an-empty-answer: an empty end_turn makes Claude Code insert "No response requested." */
         pgw_log_warn(MODULE_NAME, "upstream answered nothing (finish_reason %s)", finish != NULL ? finish : "null");
         fail_with(fail, 502, PGW_ERR_API, "Poe returned an empty response");
         goto Exit;
@@ -496,7 +497,7 @@ int pgw_translate_response(const char *body, size_t len, const pgw_response_opts
     pgw_json_append_string(out, opts->model, strlen(opts->model));
     pgw_buf_append_lit(out, ",\"content\":[");
 
-    /* thinking -> text -> tool_use (§3) */
+    /* thinking -> text -> tool_use (docs/mapping.md#the-whole-response) */
     if (num_tb_thinking != 0) {
         for (size_t i = 0; i != tb->u.array.len; ++i) {
             const char *t = get_str(tb->u.array.values[i], "thinking", NULL);
@@ -539,7 +540,8 @@ int pgw_translate_response(const char *body, size_t len, const pgw_response_opts
         pgw_buf_append_lit(out, "}");
     }
 
-    /* stop_reason (§3): length wins; then the MUST tool_use override; refusal; a named stop sequence; the table */
+    /* stop_reason (docs/mapping.md#stop-reasons): length wins; then the MUST tool_use override; refusal; a named stop
+     * sequence */
     const char *stop_reason = "end_turn", *stop_sequence = NULL;
     if (is_length)
         stop_reason = "max_tokens";
@@ -557,7 +559,7 @@ int pgw_translate_response(const char *body, size_t len, const pgw_response_opts
     else
         pgw_buf_append_lit(out, "null");
 
-    /* usage (§3): prompt_tokens includes the cache; take the cache counts from one place, never add both */
+    /* usage (docs/mapping.md#usage): prompt_tokens includes the cache; take the cache counts from one place, never add both */
     yajl_val usage = get(root, "usage", NULL, yajl_t_object);
     long long prompt = get_int(usage, "prompt_tokens", NULL), completion = get_int(usage, "completion_tokens", NULL);
     long long cache_read = get_int(usage, "prompt_tokens_details", "cached_tokens");

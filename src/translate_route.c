@@ -2,10 +2,10 @@
  * translated back, whole or as it streams.
  *
  * The request is translated before anything is sent (a bad body is a 400 without an upstream call). Upstream errors
- * before a 2xx are mapped per translation.md §5 and answered as JSON. A 2xx stream is cut into events by the SSE reader
- * and fed to the stream translator; the client's 200 and SSE headers go out only at the translator's commit (§4.2): its
- * first usable chunk, or COMMIT_WAIT_MS without one. After `finish_reason` without usage, a GRACE_MS timer finalises.
- * The relay (src/relay.c) does the sending, flow control, pings and hang-up detection.
+ * before a 2xx are mapped (docs/errors.md#upstream-errors) and answered as JSON. A 2xx stream is cut into events by the SSE
+ * reader and fed to the stream translator; the client's 200 and SSE headers go out only at the translator's commit
+ * (docs/streams.md#commit): its first usable chunk, or COMMIT_WAIT_MS without one. After `finish_reason` without usage,
+ * a GRACE_MS timer finalises. The relay (src/relay.c) does the sending, flow control, pings and hang-up detection.
  */
 #include <stdio.h>
 #include <string.h>
@@ -127,7 +127,8 @@ static void after_translate(translate_t *st, pgw_stream_status_t status)
         st->stream_done = 1;
         note_usage(st);
         if (pgw_stream_translator_wants_buffer_tools(st->stream)) {
-            /* a tool call arrived out of order: from now on this route's tool calls are sent whole (§4.4 rule 3) */
+            /* a tool call arrived out of order: from now on this route's tool calls are sent whole
+             * (docs/streams.md#tool-calls-in-a-stream) */
             pgw_log_warn(MODULE_NAME, "route %s: a tool call's arguments arrived after it closed; buffering tool calls from now on",
                          st->route_name);
             atomic_store(rl->r->gen->route_buffer_tools + (rl->route - rl->r->conf->routes), 1);
@@ -341,7 +342,7 @@ static void prepare(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbod
         pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "model: name too long for route %s", route->model_name);
         return;
     }
-    /* Poe matches bot names loosely but the catalog id is canonical (poe.md §3) */
+    /* Poe matches bot names loosely but the catalog id is canonical (docs/peers.md#poes-catalog) */
     st->catalog = pgw_catalogs_get(route->api_base);
     const pgw_bot_t *bot = st->catalog != NULL ? pgw_catalog_find(st->catalog, upstream_model, strlen(upstream_model)) : NULL;
     pgw_translate_opts_t opts = {bot != NULL ? bot->id : upstream_model, bot, route->extra_body, route->echo_reasoning,

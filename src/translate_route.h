@@ -9,7 +9,8 @@
 /** POST /v1/messages on an openai/ route (a route with a key and an api_base). Always answers the client. */
 void pgw_translate_route_messages(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body);
 
-/** POST /v1/messages/count_tokens on an openai/ route: the local estimate of the translated request (§6). */
+/** POST /v1/messages/count_tokens on an openai/ route: the local estimate of the translated request
+ * (docs/mapping.md#the-token-estimate). */
 void pgw_translate_route_count_tokens(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body);
 
 #endif

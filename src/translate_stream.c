@@ -1,4 +1,5 @@
-/* poe-gateway: MIT licence. The stream state machine: chat/completions chunks in, Anthropic SSE events out (§4).
+/* poe-gateway: MIT licence. The stream state machine: chat/completions chunks in, Anthropic SSE events out
+ * (docs/streams.md#the-translation-state-machine).
  *
  * States. ACTIVE until the stream ends, with two sub-states: not committed (nothing written yet) and committed
  * (message_start written; at most one content block open, indexes 0, 1, 2, ... in order, never reused). It ends once,
@@ -7,27 +8,29 @@
  * is ignored and the final status returned again.
  *
  * Inputs. feed(): one upstream SSE event's data, which is a chat.completion.chunk, "[DONE]", or something unparseable
- * (logged, skipped). commit(): the caller's wait for a first chunk expired (§4.2). finish(): EOF or the 2 s grace timer
- * (clean), or a broken upstream (a stall or a reset).
+ * (logged, skipped). commit(): the caller's wait for a first chunk expired (docs/streams.md#commit). finish(): EOF or
+ * the 2 s grace timer (clean), or a broken upstream (a stall or a reset).
  *
  * Per chunk. yajl callbacks copy the few fields that matter into per-chunk scratch (reused buffers, emptied before each
- * chunk; one parser handle reused for the whole stream), then the chunk is acted on in §4.4's order whatever the key
- * order was: error object, commit, reasoning, text and refusal, tool-call fragments, finish_reason, usage.
+ * chunk; one parser handle reused for the whole stream), then the chunk is acted on in the order of
+ * docs/streams.md#per-chunk whatever the key order was: error object, commit, reasoning, text and refusal, tool-call
+ * fragments, finish_reason, usage.
  *
  * Emitted. Frames "event: T\ndata: {"type":"T",...}\n\n": message_start; content_block_start / content_block_delta /
  * content_block_stop for thinking (thinking_delta, signature_delta), text (text_delta) and tool_use (input_json_delta
  * carrying each upstream fragment byte for byte); message_delta with the final usage; message_stop; or `error`.
  *
- * Ending (§4.5). Finalised by usage in a chunk after the one that carried finish_reason, by [DONE], or by finish() once
- * finish_reason was seen. [DONE] without finish_reason is a normal end when something was emitted. Broken instead
- * (api_error unless said otherwise): EOF without [DONE] or finish_reason; nothing at all before [DONE] or before a
- * finish_reason other than length / content_filter; a tool call that never got a name; an argument fragment for a
- * tool block already closed (the caller then turns buffer_tools on, see wants_buffer_tools); an `error` chunk (its
- * own type, §5); finish(0, ...) before finish_reason.
+ * Ending (docs/streams.md#ending). Finalised by usage in a chunk after the one that carried finish_reason, by [DONE],
+ * or by finish() once finish_reason was seen. [DONE] without finish_reason is a normal end when something was emitted.
+ * Broken instead (api_error unless said otherwise): EOF without [DONE] or finish_reason; nothing at all before [DONE]
+ * or before a finish_reason other than length / content_filter; a tool call that never got a name; an argument fragment
+ * for a tool block already closed (the caller then turns buffer_tools on, see wants_buffer_tools); an `error` chunk
+ * (its own type, docs/errors.md#errors-inside-a-200); finish(0, ...) before finish_reason.
  *
  * Not handled on purpose: choices after choices[0]; logprobs; Gemini's thought_signature on tool calls and
  * redacted_thinking blocks (no slot we can fill truthfully); a signature arriving when no thinking block is open
- * (dropped); pings, the commit wait, the grace and idle timers (the caller owns the clock, §4.5, §4.6).
+ * (dropped); pings, the commit wait, the grace and idle timers (the caller owns the clock,
+ * docs/streams.md#timers).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,7 +163,8 @@ struct chunk {
 
 enum block_kind { BLOCK_NONE, BLOCK_THINKING, BLOCK_TEXT, BLOCK_TOOL };
 
-/* one upstream tool call, keyed by its `index` (§4.4 rule 3); strings in t->strs, which only grows */
+/* one upstream tool call, keyed by its `index` (docs/streams.md#tool-calls-in-a-stream); strings in t->strs, which only
+ * grows */
 struct tool {
     long long upstream_index;
     struct span raw_id, name; /* len 0 until seen */
@@ -227,7 +231,7 @@ static void emit_message_start(pgw_stream_translator_t *t, h2o_buffer_t **out)
     pgw_json_append_string(out, t->msg_id, strlen(t->msg_id));
     pgw_buf_append_lit(out, ",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":");
     pgw_json_append_string(out, t->model, strlen(t->model));
-    /* §4.2: input_tokens is the estimate, never 0 (pitfall 12) */
+    /* input_tokens is the estimate, never 0 (docs/streams.md#zero-input-tokens) */
     pgw_buf_append_lit(out, ",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":");
     pgw_json_append_int(out, t->est_input);
     pgw_buf_append_lit(out, ",\"output_tokens\":0,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0}}");
@@ -257,9 +261,10 @@ static void begin_block_start(pgw_stream_translator_t *t, enum block_kind kind, 
 }
 
 /*
- * §4.4 switch_to for thinking and text: a block of the same kind stays open (a tool block never does: text after a
- * tool call opens a new block, pitfall 2); otherwise the open block closes and a new one opens at the next index.
- * Called only with content in hand, so no block is ever empty (pitfall 8).
+ * switch_to for thinking and text (docs/streams.md#blocks): a block of the same kind stays open (a tool block never
+ * does: text after a tool call opens a new block, docs/streams.md#text-in-a-tool-block); otherwise the open block
+ * closes and a new one opens at the next index. Called only with content in hand, so no block is ever empty
+ * (docs/streams.md#empty-blocks).
  */
 static void switch_to(pgw_stream_translator_t *t, enum block_kind kind, h2o_buffer_t **out)
 {
@@ -297,7 +302,7 @@ static void emit_error(pgw_stream_translator_t *t, const char *type, const char 
     pgw_buf_append_lit(out, "\n\n");
 }
 
-/* ---- usage (§3, §4.5) ---- */
+/* ---- usage (docs/streams.md#usage-in-a-stream) ---- */
 
 static void compute_usage(pgw_stream_translator_t *t)
 {
@@ -305,7 +310,7 @@ static void compute_usage(pgw_stream_translator_t *t)
     long long cache_read = 0, cache_creation = 0, input = t->est_input, output;
 
     if (t->has_usage) {
-        /* Poe sends the cache counts twice: take one, never add (pitfall 13) */
+        /* Poe sends the cache counts twice: take one, never add (docs/mapping.md#cache-tokens-counted-twice) */
         cache_read = u->details_cached >= 0 ? u->details_cached : u->cache_read >= 0 ? u->cache_read : 0;
         cache_creation = u->details_creation >= 0 ? u->details_creation : u->cache_creation >= 0 ? u->cache_creation : 0;
         if (u->prompt > 0) {
@@ -342,7 +347,7 @@ static pgw_stream_status_t status_of(const pgw_stream_translator_t *t)
     }
 }
 
-/* After the commit a failure is one `error` event and the end (§4.5): no message_delta, no message_stop. */
+/* After the commit a failure is one `error` event and the end (docs/streams.md#ending): no message_delta, no message_stop. */
 static pgw_stream_status_t break_stream(pgw_stream_translator_t *t, const char *type, const char *message, h2o_buffer_t **out)
 {
     pgw_log_warn(MODULE_NAME, "%s: stream ends with %s: %s", t->msg_id, type, message);
@@ -352,7 +357,7 @@ static pgw_stream_status_t break_stream(pgw_stream_translator_t *t, const char *
     return PGW_STREAM_DONE;
 }
 
-/* Before the commit nothing was written: the caller answers with this failure as JSON (§4.2). */
+/* Before the commit nothing was written: the caller answers with this failure as JSON (docs/streams.md#commit). */
 static pgw_stream_status_t fail_early(pgw_stream_translator_t *t, int status, const char *type, const char *message)
 {
     t->failure.status = status;
@@ -384,21 +389,21 @@ static pgw_stream_status_t finalise(pgw_stream_translator_t *t, enum trigger tri
 
     int has_output = t->next_index != 0 || t->num_tools != 0;
     if (t->finish_reason[0] == '\0') {
-        /* a cut-off answer finished as end_turn would be kept as if whole (pitfall 24) */
+        /* a cut-off answer finished as end_turn would be kept as if whole (docs/streams.md#a-cut-off-answer-passed-as-whole) */
         if (trigger == TRIGGER_EOF)
             return break_stream(t, PGW_ERR_API, "Poe's stream ended before the response was complete", out);
         if (!has_output)
             return break_stream(t, PGW_ERR_API, "Poe ended the stream without a response", out);
         /* [DONE] without finish_reason after content is a normal end (Poe's Google models may omit it) */
     } else if (!has_output && strcmp(t->finish_reason, "length") != 0 && strcmp(t->finish_reason, "content_filter") != 0) {
-        /* §3 content item 4: an empty end_turn makes Claude Code insert "No response requested." */
+        /* an empty end_turn makes Claude Code insert "No response requested." (docs/mapping.md#an-empty-answer) */
         return break_stream(t, PGW_ERR_API, "Poe returned an empty response", out);
     }
 
     if (t->open.kind != BLOCK_NONE)
         emit_block_stop(t, out);
     if (t->buffer_tools) {
-        /* each tool whole, in upstream index order (§4.4 rule 3) */
+        /* each tool whole, in upstream index order (docs/streams.md#tool-calls-in-a-stream) */
         for (size_t done = 0; done != t->num_tools; ++done) {
             struct tool *next = NULL;
             for (size_t i = 0; i != t->num_tools; ++i)
@@ -409,7 +414,8 @@ static pgw_stream_status_t finalise(pgw_stream_translator_t *t, enum trigger tri
         }
     }
 
-    /* stop_reason (§3, §4.5): length wins; then the MUST tool_use override (pitfall 21); refusal; a named stop sequence */
+    /* stop_reason (docs/mapping.md#stop-reasons): length wins; then the MUST tool_use override; refusal; a named stop
+     * sequence */
     const char *stop_reason = "end_turn", *stop_sequence = NULL;
     if (strcmp(t->finish_reason, "length") == 0)
         stop_reason = "max_tokens";
@@ -474,7 +480,8 @@ static struct span keep_string(pgw_stream_translator_t *t, const char *s, size_t
     return sp;
 }
 
-/* content_block_start for a named tool, immediately (pitfall 6), then any arguments held until now (pitfall 4) */
+/* content_block_start for a named tool, immediately (docs/streams.md#a-tool-block-held-back), then any arguments held until
+ * now (docs/streams.md#arguments-lost-at-a-block-switch) */
 static void start_tool(pgw_stream_translator_t *t, struct tool *tool, h2o_buffer_t **out)
 {
     const char *name = pgw_buf_at(t->strs, tool->name.off);
@@ -501,7 +508,8 @@ static void start_tool(pgw_stream_translator_t *t, struct tool *tool, h2o_buffer
     }
 }
 
-/* One delta.tool_calls[] fragment, keyed by its index (pitfall 5). Returns -1 when the stream broke. */
+/* One delta.tool_calls[] fragment, keyed by its index (docs/streams.md#tool-calls-keyed-by-anything-but-index). Returns -1
+ * when the stream broke. */
 static int on_fragment(pgw_stream_translator_t *t, const struct fragment *f, h2o_buffer_t **out)
 {
     struct chunk *c = &t->chunk;
@@ -522,7 +530,8 @@ static int on_fragment(pgw_stream_translator_t *t, const struct fragment *f, h2o
             start_tool(t, tool, out);
     } else if (f->args.len != 0) {
         if (t->open.kind != BLOCK_TOOL || t->open.tool != tool) {
-            /* its block is closed: appending is impossible and dropping corrupts the input (§4.4 rule 3) */
+            /* its block is closed: appending is impossible and dropping corrupts the input
+             * (docs/streams.md#tool-calls-in-a-stream) */
             t->wants_buffer_tools = 1;
             break_stream(t, PGW_ERR_API,
                          "Poe interleaved the arguments of parallel tool calls; retry (the gateway now buffers tool calls on "
@@ -618,7 +627,7 @@ static enum node value_node(pgw_stream_translator_t *t, int is_map, int is_array
     return N_OTHER;
 }
 
-/* a top-level "error" that is not null (or false) is an upstream error (§4.3) */
+/* a top-level "error" that is not null (or false) is an upstream error (docs/streams.md#reading-a-chunk) */
 static void note_error_value(pgw_stream_translator_t *t, enum node at)
 {
     if (at == N_ROOT && t->key == K_ERROR)
@@ -868,7 +877,7 @@ static int parse_chunk(pgw_stream_translator_t *t, const char *data, size_t len)
     return 0;
 }
 
-/* ---- acting on a chunk (§4.4) ---- */
+/* ---- acting on a chunk (docs/streams.md#per-chunk) ---- */
 
 static pgw_stream_status_t on_chunk(pgw_stream_translator_t *t, h2o_buffer_t **out, const char *data, size_t len)
 {
@@ -877,7 +886,7 @@ static pgw_stream_status_t on_chunk(pgw_stream_translator_t *t, h2o_buffer_t **o
 
     if (c->has_error) {
         pgw_upstream_failure_t f;
-        /* status 200: the mapper reads the status from the error's code or type (§5) */
+        /* status 200: the mapper reads the status from the error's code or type (docs/errors.md#errors-inside-a-200) */
         pgw_map_upstream_error(200, data, len, t->model, t->secret, &f);
         t->broken_by_poe = 1;
         if (!t->committed)
@@ -888,7 +897,7 @@ static pgw_stream_status_t on_chunk(pgw_stream_translator_t *t, h2o_buffer_t **o
 
     if (c->has_choice) {
         /* 1. reasoning: reasoning_content, else reasoning (Poe duplicates them), else thinking_blocks; only ever in a
-         * thinking block (pitfall 1) */
+         * thinking block (docs/streams.md#reasoning-in-a-text-block) */
         h2o_buffer_t *r = c->reasoning_content->size != 0 ? c->reasoning_content
                           : c->reasoning->size != 0       ? c->reasoning
                                                           : c->thinking;
@@ -898,7 +907,8 @@ static pgw_stream_status_t on_chunk(pgw_stream_translator_t *t, h2o_buffer_t **o
             t->output_bytes += r->size;
         }
         if (c->signature->size != 0) {
-            /* the upstream's own signature only, never an invented one (pitfall 22) */
+            /* the upstream's own signature only, never an invented one
+             * (docs/mapping.md#invented-signatures-and-unsafe-tool-ids) */
             if (t->open.kind == BLOCK_THINKING)
                 emit_delta(t, "signature_delta", "signature", c->signature->bytes, c->signature->size, out);
             else
@@ -920,7 +930,7 @@ static pgw_stream_status_t on_chunk(pgw_stream_translator_t *t, h2o_buffer_t **o
         for (size_t i = 0; i != c->num_frags; ++i)
             if (on_fragment(t, &c->frags[i], out) != 0)
                 return PGW_STREAM_DONE;
-        /* 5. finish_reason, recorded after this chunk's deltas (pitfall 7) */
+        /* 5. finish_reason, recorded after this chunk's deltas (docs/streams.md#finish-reason-before-the-last-fragment) */
         if (c->finish_reason[0] != '\0')
             memcpy(t->finish_reason, c->finish_reason, sizeof(t->finish_reason));
         if (c->has_stop_named) {
@@ -930,7 +940,8 @@ static pgw_stream_status_t on_chunk(pgw_stream_translator_t *t, h2o_buffer_t **o
                     t->stop_sequence = i;
         }
     }
-    /* 6. usage on any chunk: keep the latest; usage after finish_reason ends the stream (pitfall 11) */
+    /* 6. usage on any chunk: keep the latest; usage after finish_reason ends the stream
+     * (docs/streams.md#usage-never-requested-or-never-awaited) */
     if (c->has_usage) {
         t->usage = c->usage;
         t->has_usage = 1;
@@ -1019,7 +1030,7 @@ pgw_stream_status_t pgw_stream_translator_feed(pgw_stream_translator_t *t, const
     if (len == 0)
         return PGW_STREAM_CONTINUE;
     if (parse_chunk(t, data, len) != 0) {
-        /* §4.3: log, skip; an unparseable chunk does not commit */
+        /* log, skip; an unparseable chunk does not commit (docs/streams.md#reading-a-chunk) */
         pgw_log_warn(MODULE_NAME, "%s: skipping an upstream event that is not a JSON object (%zu bytes)", t->msg_id, len);
         return PGW_STREAM_CONTINUE;
     }

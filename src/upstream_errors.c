@@ -1,5 +1,5 @@
 /* poe-gateway: MIT licence. Maps an upstream error (Poe's or OpenAI's shape, whole or inside a stream) to the client's
- * status, Anthropic error type and message (translation.md §5, poe.md §8). */
+ * status, Anthropic error type and message (docs/errors.md#upstream-errors). */
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,7 +50,8 @@ static void parse_error(yajl_val root, struct parsed_error *e)
     if (root == NULL || !YAJL_IS_OBJECT(root))
         return;
     yajl_val err = get(root, "error", NULL, yajl_t_any);
-    /* §5: error.message, else detail.message, else message / Message, else (our addition) a bare string error/detail */
+    /* error.message, else detail.message, else message / Message, else a bare string error/detail
+     * (docs/errors.md#upstream-errors) */
     if ((e->message = nonempty_string(get(root, "error", "message", yajl_t_string))) == NULL &&
         (e->message = nonempty_string(get(root, "detail", "message", yajl_t_string))) == NULL &&
         (e->message = nonempty_string(get(root, "message", NULL, yajl_t_string))) == NULL &&
@@ -315,7 +316,8 @@ void pgw_map_upstream_error(int status, const char *body, size_t len, const char
     default:
         /* 400, 413, other 4xx, and 500 (Poe also answers some invalid requests with 500) may be a context overflow */
         if (status <= 500 && is_context_overflow(&e, m)) {
-            /* §5: Claude Code's reactive compaction looks for this wording (and the numbers, when known) */
+            /* Claude Code's reactive compaction looks for this wording, and the numbers when known
+             * (docs/errors.md#context-overflow) */
             long long tokens, max;
             out->status = 400;
             out->type = PGW_ERR_INVALID_REQUEST;

@@ -8,7 +8,7 @@
 
 #define MODULE_NAME "mock-poe/poe"
 
-/* The catalog served at GET /v1/models (poe.md §3), and the source of each model's declared parameters. */
+/* The catalog served at GET /v1/models (docs/peers.md#poes-catalog), and the source of each model's declared parameters. */
 static const char catalog_json[] =
     "{\"object\":\"list\",\"data\":["
     "{\"id\":\"claude-sonnet-4.5\",\"object\":\"model\",\"created\":1759161600000,\"owned_by\":\"Anthropic\","
@@ -125,7 +125,7 @@ static int catalog_declares(yajl_val entry, const char *name)
     return 0;
 }
 
-/* Poe's chat/completions error envelope (poe.md §8). */
+/* Poe's chat/completions error envelope (docs/peers.md#poes-errors). */
 static void poe_error(mock_resp_t *resp, int status, const char *type, const char *message, const char *param)
 {
     yajl_gen g = mock_gen_new();
@@ -333,7 +333,8 @@ static void chat_completions(mock_resp_t *resp, uint64_t seq)
         poe_error(resp, 404, "not_found_error", msg.base, "model");
         goto Exit;
     }
-    /* Strict validation: standard keys plus the parameters the catalog declares for this model (poe.md §4). */
+    /* Strict validation: standard keys plus the parameters the catalog declares for this model
+     * (docs/peers.md#strict-validation). */
     for (size_t i = 0; i != body->u.object.len; ++i) {
         const char *key = body->u.object.keys[i];
         size_t j;

@@ -1,4 +1,5 @@
-/* poe-gateway: MIT licence. Unit tests for src/toolnames.c: tool name mapping (§2.6) and tool-call ids (§7). */
+/* poe-gateway: MIT licence. Unit tests for src/toolnames.c: tool name mapping (docs/mapping.md#tool-names) and
+ * tool-call ids (docs/mapping.md#identifiers). */
 #include <stdio.h>
 #include <time.h>
 #include "../../../src/toolnames.c"

@@ -1,4 +1,5 @@
-/* poe-gateway: MIT licence. Unit tests for src/translate_request.c: Anthropic request -> chat/completions (§2), and golden cases.
+/* poe-gateway: MIT licence. Unit tests for src/translate_request.c: Anthropic request -> chat/completions
+ * (docs/mapping.md), and golden cases.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -143,7 +144,7 @@ static void test_basics(void)
     is_int(last_res.stream, 0);
     ok(last_res.input_tokens > 0);
 
-    /* stream asks for usage (MUST, §2.1); numbers keep their literal text */
+    /* stream asks for usage (MUST, docs/mapping.md#top-level-fields); numbers keep their literal text */
     is_json(run("{'stream':true,'temperature':0.70,'top_p':1e-1,'messages':[{'role':'user','content':'Hi'}],'max_tokens':1}"),
             HEAD "{'role':'user','content':'Hi'}],'max_tokens':1,'temperature':0.70,'top_p':1e-1,'stream':true,"
                  "'stream_options':{'include_usage':true}}");
@@ -154,7 +155,7 @@ static void test_basics(void)
     is_json(run("{'messages':[{'role':'user','content':'Hi'}],'stream':false}"), HEAD "{'role':'user','content':'Hi'}]}");
     is_int(last_res.max_tokens, 0);
 
-    /* every field outside the allowlist stays behind (§2.1) */
+    /* every field outside the allowlist stays behind (docs/mapping.md#top-level-fields) */
     is_json(run("{'model':'m','metadata':{'user_id':'{\\'device_id\\':\\'x\\'}'},'context_management':{'edits':[{'type':"
                 "'clear_thinking_20251015','keep':'all'}]},'output_config':{'effort':'low','format':{'type':'json_schema'}},"
                 "'container':'c','mcp_servers':[{'url':'u'}],'top_k':5,'service_tier':'auto','betas':['x'],'speed':'fast',"
@@ -229,7 +230,8 @@ static void test_unknown_types(void)
 
 static void test_system(void)
 {
-    /* blocks joined with a blank line; billing block, blank blocks, cache_control and other types dropped (§2.2) */
+    /* blocks joined with a blank line; billing block, blank blocks, cache_control and other types dropped
+     * (docs/mapping.md#system) */
     is_json(run("{'system':[{'type':'text','text':'x-anthropic-billing-header: cc_version=2.1.1; cc_entrypoint=cli; cch=1;'},"
                 "{'type':'text','text':'You are Claude Code.','cache_control':{'type':'ephemeral','ttl':'1h'}},"
                 "{'type':'text','text':'  '},{'type':'image','source':{}},{'text':'Be brief.','type':'text'}],"
@@ -244,7 +246,7 @@ static void test_system(void)
 
 static void test_user_blocks(void)
 {
-    /* one text part: a plain string; empty and blank text blocks skipped (§2.3) */
+    /* one text part: a plain string; empty and blank text blocks skipped (docs/mapping.md#messages) */
     is_json(run("{'messages':[{'role':'user','content':[{'type':'text','text':''},{'type':'text','text':'Hello',"
                 "'cache_control':{'type':'ephemeral'}},{'type':'text','text':' \\n'}]}]}"),
             HEAD "{'role':'user','content':'Hello'}]}");
@@ -291,8 +293,9 @@ static void test_user_blocks(void)
 
 static void test_tool_turns(void)
 {
-    /* assistant text joined and tool calls; user text before the results moves after the tool messages (§2.4 rule 5);
-     * is_error as a prefix; array content joined; images attached to the user message that follows */
+    /* assistant text joined and tool calls; user text before the results moves after the tool messages
+     * (docs/mapping.md#tool-results); is_error as a prefix; array content joined; images attached to the user message
+     * that follows */
     is_json(
         run("{'messages':[{'role':'user','content':'Go'},"
             "{'role':'assistant','content':[{'type':'thinking','thinking':'hmm','signature':'sig'},{'type':'text','text':"
@@ -395,7 +398,8 @@ static void test_thinking_history(void)
 
 static void test_system_role(void)
 {
-    /* a run of system messages: one user message, after the tool messages answering the previous turn (§2.3) */
+    /* a run of system messages: one user message, after the tool messages answering the previous turn
+     * (docs/mapping.md#messages) */
     is_json(run("{'messages':[{'role':'user','content':'Q'},{'role':'assistant','content':[{'type':'tool_use','id':'a','name':'T',"
                 "'input':{}}]},{'role':'system','content':'Mode changed.'},{'role':'system','content':[{'type':'text','text':"
                 "'Second note.'},{'type':'image','source':{'type':'url','url':'u'}}]},{'role':'user','content':[{'type':'text',"
@@ -440,7 +444,8 @@ static void test_key_order(void)
 
 static void test_tools(void)
 {
-    /* schema cleanup (§2.6): $schema/$id/$comment and non-ECMA patterns go; property names, data and good patterns stay */
+    /* schema cleanup (docs/mapping.md#tool-schemas): $schema/$id/$comment and non-ECMA patterns go; property names,
+     * data and good patterns stay */
     is_json(run("{'messages':[],'tools':[{'name':'Grep','description':'Search','input_schema':{'$schema':'http://json-schema.org/"
                 "draft-07/schema#','$id':'x','type':'object','properties':{'pattern':{'type':'string','pattern':'^[a-z]+$'},"
                 "'$id':{'type':'string','$comment':'c'},'word':{'type':'string','pattern':'^\\\\p{L}+$'},'n':{'type':'number',"
@@ -509,7 +514,8 @@ static void test_tool_choice(void)
 
 static void test_collisions(void)
 {
-    /* history before tools: the plain mapping is written, then replaced when tools show a collision (§2.6) */
+    /* history before tools: the plain mapping is written, then replaced when tools show a collision
+     * (docs/mapping.md#tool-names) */
     is_json(run("{'messages':[{'role':'assistant','content':[{'type':'tool_use','id':'1','name':'a.b','input':{}},{'type':"
                 "'tool_use','id':'2','name':'a_b','input':{}},{'type':'tool_use','id':'3','name':'c.d','input':{}}]}],"
                 "'tools':[{'name':'a.b'},{'name':'a_b'},{'name':'c.d'}],'tool_choice':{'type':'tool','name':'a_b'}}"),
@@ -559,7 +565,7 @@ static void test_tool_limit(void)
     pgw_translated_dispose(&res);
 }
 
-/* ---- thinking knobs (§2.7) ---- */
+/* ---- thinking knobs (docs/mapping.md#thinking-and-effort) ---- */
 
 static char *sonnet_efforts[] = {"none", "low", "medium", "high", "max"};
 static char *gpt5_efforts[] = {"minimal", "low", "medium", "high"};

@@ -101,8 +101,9 @@ static char *run_case(const char *name, char **expected)
 }
 
 /*
- * Checks a message against §3 whatever the case: valid JSON; the envelope; blocks in the order thinking -> text ->
- * tool_use, none empty; every tool input an object; usage with the four integers. Returns NULL or what is wrong.
+ * Checks a message against docs/mapping.md#the-whole-response whatever the case: valid JSON; the envelope; blocks in the
+ * order thinking -> text -> tool_use, none empty; every tool input an object; usage with the four integers. Returns
+ * NULL or what is wrong.
  */
 static const char *check_message(const char *json)
 {

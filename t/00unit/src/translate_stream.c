@@ -218,10 +218,11 @@ static int has(const char *frame, const char *s)
 }
 
 /*
- * Checks a client stream against §4.1's grammar, whatever the case: frames "event: T\ndata: {"type":"T"...}\n\n";
- * message_start once and first; blocks at indexes 0, 1, 2, ... one open at a time; every delta on the open block and
- * of its kind (pitfalls 1, 2, 3); no text or thinking block without content (pitfall 8); then message_delta carrying
- * input_tokens and output_tokens (pitfall 12) and message_stop last, or an `error` event last. Returns NULL or what is
+ * Checks a client stream against docs/streams.md#the-output-grammar, whatever the case: frames
+ * "event: T\ndata: {"type":"T"...}\n\n"; message_start once and first; blocks at indexes 0, 1, 2, ... one open at a
+ * time; every delta on the open block and of its kind (docs/streams.md#pitfalls-other-gateways-fell-into); no text or
+ * thinking block without content (docs/streams.md#empty-blocks); then message_delta carrying input_tokens and output_tokens
+ * (docs/streams.md#zero-input-tokens) and message_stop last, or an `error` event last. Returns NULL or what is
  * wrong.
  */
 static const char *check_grammar(const char *s)
@@ -312,7 +313,7 @@ static const char *check_grammar(const char *s)
                 return "message_stop without message_delta";
             state = END;
         } else {
-            return "an event type outside §4.1";
+            return "an event type outside the output grammar";
         }
     }
     return state == END || state == START ? NULL : "the stream does not end with message_stop or error";
@@ -337,7 +338,7 @@ static void check_case(struct stream_case *c)
     got = run_case(c, NULL, 0, &after_end);
     is_str(got, c->expected);
     ok(!after_end);
-    ok(strstr(got, "data: [DONE]") == NULL); /* pitfall 9 */
+    ok(strstr(got, "data: [DONE]") == NULL); /* docs/streams.md#frames-that-are-not-anthropics */
     free(got);
     /* block sizes 1 (byte by byte) to 31 */
     for (size_t bs = 1; bs <= 31; ++bs) {
@@ -422,7 +423,8 @@ static int contains(h2o_buffer_t *b, const char *s)
     return h2o_strstr(b->bytes, b->size, s, strlen(s)) != SIZE_MAX;
 }
 
-/* pitfall 6: a tool's content_block_start goes out with the chunk that names it, not with the next chunk */
+/* docs/streams.md#a-tool-block-held-back: a tool's content_block_start goes out with the chunk that names it, not with
+ * the next chunk */
 static void test_tool_start_is_immediate(void)
 {
     pgw_response_opts_t o = default_opts();
@@ -433,7 +435,7 @@ static void test_tool_start_is_immediate(void)
     is_int(FEED(t, &out, "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}"), PGW_STREAM_CONTINUE);
     ok(pgw_stream_translator_committed(t));
     ok(contains(out, "event: message_start\n"));
-    ok(!contains(out, "content_block_start")); /* the empty text opened nothing (pitfall 8) */
+    ok(!contains(out, "content_block_start")); /* the empty text opened nothing (docs/streams.md#empty-blocks) */
     out->size = 0;
     FEED(t, &out,
          "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\","
@@ -459,7 +461,8 @@ static void test_grace_timer(void)
     ok(!pgw_stream_translator_awaiting_usage(t));
     is_int(FEED(t, &out, "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}"), PGW_STREAM_CONTINUE);
     ok(pgw_stream_translator_awaiting_usage(t));
-    ok(!contains(out, "message_delta")); /* finish_reason alone does not finalise (pitfall 11) */
+    ok(!contains(out, "message_delta")); /* finish_reason alone does not finalise
+                                          * (docs/streams.md#usage-never-requested-or-never-awaited) */
     is_int(pgw_stream_translator_finish(t, 1, NULL, NULL, &out), PGW_STREAM_DONE);
     ok(!pgw_stream_translator_awaiting_usage(t));
     ok(contains(out, "\"stop_reason\":\"end_turn\""));
@@ -532,7 +535,7 @@ static void test_broken_upstream(void)
     h2o_buffer_dispose(&out);
 }
 
-/* pitfall 12: message_start never says input_tokens 0, even when the caller's estimate is 0 */
+/* docs/streams.md#zero-input-tokens: message_start never says input_tokens 0, even when the caller's estimate is 0 */
 static void test_input_estimate_never_zero(void)
 {
     pgw_response_opts_t o = default_opts();

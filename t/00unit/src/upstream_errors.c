@@ -1,5 +1,5 @@
-/* poe-gateway: MIT licence. Unit tests for src/upstream_errors.c: every row of §5's table, the message sources and the
- * context-overflow rewrite. */
+/* poe-gateway: MIT licence. Unit tests for src/upstream_errors.c: every row of the table in docs/errors.md#upstream-errors,
+ * the message sources and the context-overflow rewrite. */
 #include <string.h>
 #include "../../../src/upstream_errors.c"
 #include "../test.h"
