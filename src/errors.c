@@ -60,6 +60,10 @@ void pgw_send_body(h2o_req_t *req, int status, const char *content_type, const c
     req->res.reason = pgw_status_reason(status);
     h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, content_type, strlen(content_type), 1);
     h2o_iovec_t copy = h2o_strdup(&req->pool, body, len);
+    /* on an HTTP/1.x connection that closes after the answer (a request whose body was refused unread, src/bodies.c), a
+     * length says where the answer ends: a client still sending reads it whole, however the connection ends */
+    if (req->version < 0x200 && !req->http1_is_persistent)
+        req->res.content_length = copy.len;
     h2o_send_inline(req, copy.base, copy.len);
 }
 
