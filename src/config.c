@@ -957,6 +957,8 @@ static const struct st_gateway_key_t {
     {"tls", KEY_TLS},
     {"ssl_ca_file", KEY_STRING, offsetof(pgw_config_t, ssl_ca_file)},
     {"max_body_bytes", KEY_SIZE, offsetof(pgw_config_t, max_body_bytes)},
+    {"max_body_bytes_per_connection", KEY_SIZE, offsetof(pgw_config_t, max_body_bytes_per_connection)},
+    {"max_body_bytes_in_flight", KEY_SIZE, offsetof(pgw_config_t, max_body_bytes_in_flight)},
     {"idle_timeout", KEY_SECONDS, offsetof(pgw_config_t, idle_timeout)},
     {"max_connections", KEY_UINT, offsetof(pgw_config_t, max_connections), 1, 10000000},
     {"graceful_timeout", KEY_SECONDS, offsetof(pgw_config_t, graceful_timeout), 0, 0, 1},
@@ -1195,6 +1197,18 @@ static int on_gateway(struct st_loader_t *l, yaml_node_t *node)
             return -1;
         }
     }
+    /* a limit on bodies in flight below max_body_bytes would answer 503 "overloaded" to bodies no load could let in */
+    const pgw_config_t *conf = l->conf;
+    for (size_t i = 0; i != num; ++i) {
+        if (is_null(pairs[i].value))
+            continue;
+        if (key_is(pairs[i].key, "max_body_bytes_per_connection") && conf->max_body_bytes_per_connection < conf->max_body_bytes)
+            return error_at(l, pairs[i].value, "gateway.max_body_bytes_per_connection must be at least max_body_bytes (%zu bytes)",
+                            conf->max_body_bytes);
+        if (key_is(pairs[i].key, "max_body_bytes_in_flight") && conf->max_body_bytes_in_flight < conf->max_body_bytes)
+            return error_at(l, pairs[i].value, "gateway.max_body_bytes_in_flight must be at least max_body_bytes (%zu bytes)",
+                            conf->max_body_bytes);
+    }
     return 0;
 }
 
@@ -1254,6 +1268,14 @@ static void finish(struct st_loader_t *l)
             }
         }
     }
+
+    /* two largest bodies on one connection; eight in the whole gateway, 256 MB with the default max_body_bytes, held for
+     * as long as their requests last: far above what a team's Claude Code sessions send (a few MB each), far below what
+     * bodies of clients that never finish them could otherwise pile up */
+    if (conf->max_body_bytes_per_connection == 0)
+        conf->max_body_bytes_per_connection = conf->max_body_bytes > SIZE_MAX / 2 ? SIZE_MAX : 2 * conf->max_body_bytes;
+    if (conf->max_body_bytes_in_flight == 0)
+        conf->max_body_bytes_in_flight = conf->max_body_bytes > SIZE_MAX / 8 ? SIZE_MAX : 8 * conf->max_body_bytes;
 
     if (!l->have_master_key) {
         const char *env = getenv("LITELLM_MASTER_KEY");
