@@ -30,7 +30,7 @@
 #include "relay.h"
 #include "reqbody.h"
 #include "sse.h"
-#include "translate.h"
+#include "upstream_errors.h"
 #include "usage.h"
 
 #define MODULE_NAME "passthrough"
