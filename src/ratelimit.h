@@ -10,7 +10,7 @@ typedef struct st_pgw_ratelimit_t {
     pthread_mutex_t mutex; /* held for a few instructions per take */
     double capacity;       /* the burst: how many may go at once */
     double tokens;
-    double per_ms;         /* refill rate; 0 means unlimited */
+    double per_ms; /* refill rate; 0 means unlimited */
     uint64_t updated_ms;
     uint64_t blocked_until_ms; /* pgw_ratelimit_block: nothing is taken before this */
 } pgw_ratelimit_t;

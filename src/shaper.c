@@ -2,8 +2,9 @@
  * lanes served round-robin, and Poe's own limit signals slow the rate down.
  *
  * The bucket is process-wide (one per upstream key: a src/ratelimit.c token bucket, which Poe's signals block for a
- * while); the lanes are per worker, so queueing needs no lock. A worker serves its lanes from a timer armed for the next token: each turn takes
- * the head of the next non-empty lane after the one served last. Waiters past their deadline are answered 429.
+ * while); the lanes are per worker, so queueing needs no lock. A worker serves its lanes from a timer armed for the next
+ * token: each turn takes the head of the next non-empty lane after the one served last. Waiters past their deadline are
+ * answered 429.
  */
 #include <stdatomic.h>
 #include <time.h>

@@ -11,8 +11,8 @@ struct st_pgw_upstream_transfer_t;
 
 /** An upstream failure in Anthropic terms (docs/errors.md#upstream-errors). */
 typedef struct st_pgw_upstream_failure_t {
-    int status;         /* HTTP status for a JSON error response */
-    const char *type;   /* Anthropic error type (static string) */
+    int status;       /* HTTP status for a JSON error response */
+    const char *type; /* Anthropic error type (static string) */
     char message[512];
 } pgw_upstream_failure_t;
 

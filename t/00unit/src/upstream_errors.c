@@ -32,7 +32,8 @@ static void test_statuses(void)
     map(401, POE("401", "authentication_error", "Invalid API key"));
     is_int(f.status, 502);
     is_str(f.type, "api_error");
-    is_str(f.message, "Poe refused the API key configured for route gpt-5.4; check the route's api_key (Poe said: Invalid API key)");
+    is_str(f.message,
+           "Poe refused the API key configured for route gpt-5.4; check the route's api_key (Poe said: Invalid API key)");
 
     map(402, POE("402", "insufficient_credits", "Insufficient points"));
     is_int(f.status, 402);
@@ -197,7 +198,8 @@ static void test_in_stream(void)
     map(200, "{\"error\":{\"type\":\"authentication_error\",\"message\":\"Invalid API key\"}}");
     is_int(f.status, 502);
     is_str(f.type, "api_error");
-    is_str(f.message, "Poe refused the API key configured for route gpt-5.4; check the route's api_key (Poe said: Invalid API key)");
+    is_str(f.message,
+           "Poe refused the API key configured for route gpt-5.4; check the route's api_key (Poe said: Invalid API key)");
 }
 
 /* What either route answers to an error status (pgw_upstream_error_answer, less the request and the transfer). */
@@ -208,9 +210,8 @@ static void answer(const pgw_route_t *route, int status, const char *body, const
 {
     memset(&f, 0, sizeof(f));
     retry_after = poe_retry_after != NULL ? h2o_iovec_init(poe_retry_after, strlen(poe_retry_after)) : h2o_iovec_init(NULL, 0);
-    own = answer_error(route, status, body, strlen(body), location != NULL ? h2o_iovec_init(location, strlen(location))
-                                                                           : h2o_iovec_init(NULL, 0),
-                       &retry_after, &f);
+    own = answer_error(route, status, body, strlen(body),
+                       location != NULL ? h2o_iovec_init(location, strlen(location)) : h2o_iovec_init(NULL, 0), &retry_after, &f);
 }
 
 static void test_answer(void)
@@ -226,7 +227,8 @@ static void test_answer(void)
     is_int(own, 1);
     is_int(f.status, 502);
     is_str(f.type, "api_error");
-    is_str(f.message, "Poe refused the API key configured for route claude-sonnet; check POE_API_KEY (Poe said: bad key [redacted])");
+    is_str(f.message,
+           "Poe refused the API key configured for route claude-sonnet; check POE_API_KEY (Poe said: bad key [redacted])");
     ok(retry_after.base == NULL);
     answer(&literal, 401, "", NULL, NULL);
     is_str(f.message, "Poe refused the API key configured for route gpt-5; check the route's api_key");
@@ -251,7 +253,8 @@ static void test_answer(void)
     is_int(own, 1);
     is_int(f.status, 502);
     is_str(f.type, "api_error");
-    is_str(f.message, "route claude-sonnet: Poe answered 302, a redirect to https://example.invalid/login; check the route's api_base");
+    is_str(f.message,
+           "route claude-sonnet: Poe answered 302, a redirect to https://example.invalid/login; check the route's api_base");
     answer(&from_env, 307, "", NULL, NULL);
     is_str(f.message, "route claude-sonnet: Poe answered 307, a redirect; check the route's api_base");
     answer(&from_env, 101, "", NULL, NULL);
