@@ -2,7 +2,6 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -417,59 +416,34 @@ static void check_bot(const pgw_route_t *route, const struct st_origin_t *o)
     }
 }
 
-static void usage(FILE *fp)
-{
-    fprintf(fp, "Usage: poe-gateway doctor [--json] [--config FILE] [--env-file FILE]\n"
+static const pgw_cmd_option_t options[] = {{"json", 0, NULL, "one JSON object instead of lines"}, {NULL}};
+static const pgw_cmd_line_t command_line = {
+    .name = "doctor",
+    .synopsis = "Usage: poe-gateway doctor [--json] [--config FILE] [--env-file FILE]\n"
                 "\n"
                 "Checks the configuration, its environment variables, the master key, the listen address, that Poe is\n"
                 "reachable, that the Poe key is valid and has points, and that every configured bot exists. Prints one line\n"
-                "per check, with a fix for each failure; exits 0 only when every check passes. Spends no points.\n"
-                "\n"
-                "  --json            one JSON object instead of lines\n"
-                "  --config FILE     the configuration (default: conf/gateway.yaml, else the installed one)\n"
-                "  --env-file FILE   read variables from FILE (default: .env, else the installed env file)\n");
+                "per check, with a fix for each failure; exits 0 only when every check passes. Spends no points.\n",
+    .shared = PGW_CMD_CONFIG | PGW_CMD_ENV_FILE,
+    .options = options,
+};
+
+static int on_option(void *ctx, size_t index, const char *arg)
+{
+    report.json = 1; /* --json, the only one */
+    return -1;
 }
 
 int pgw_cmd_doctor_main(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_ENV_FILE };
-    static const struct option longopts[] = {{"json", no_argument, NULL, OPT_JSON},
-                                             {"config", required_argument, NULL, 'c'},
-                                             {"env-file", required_argument, NULL, OPT_ENV_FILE},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL}};
-    const char *config_path = NULL, *env_file = NULL;
+    pgw_cmd_shared_t shared;
     static pgw_config_t conf;
     char err[1024];
-    int ch, loaded = 0;
+    int loaded = 0, exit_now;
 
-    while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_JSON:
-            report.json = 1;
-            break;
-        case 'c':
-            config_path = optarg;
-            break;
-        case OPT_ENV_FILE:
-            env_file = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "doctor: unexpected argument: %s\n", argv[optind]);
-        return 2;
-    }
-    if (config_path == NULL)
-        config_path = pgw_cmd_default_config();
-    if (env_file == NULL)
-        env_file = pgw_cmd_default_env_file();
+    if ((exit_now = pgw_cmd_parse(&command_line, argc, argv, &shared, on_option, NULL)) >= 0)
+        return exit_now;
+    const char *config_path = shared.config, *env_file = shared.env_file;
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
     if (pgw_dotenv_load(env_file, err, sizeof(err)) < 0) {
