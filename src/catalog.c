@@ -1,5 +1,5 @@
-/* poe-gateway: MIT licence. Poe's model catalog (GET /v1/models): each bot's declared knobs and output limit, fetched at
- * start and every hour, shared read-only by the workers.
+/* poe-gateway: MIT licence. Poe's model catalog (GET /v1/models): each bot's names, declared knobs, output limit and
+ * features, fetched at start and every hour, shared read-only by the workers; `doctor` reads a catalog the same way.
  *
  * The catalog is small and read once an hour, so it is parsed as a yajl tree into an immutable snapshot. Workers take a
  * reference to the current snapshot per request (a mutex guards only the pointer swap); a refresh publishes a new
@@ -21,10 +21,17 @@
 #define MODULE_NAME "catalog"
 #define MAX_CATALOG_BYTES (16 * 1024 * 1024)
 
+/* What the catalog says of a bot beyond what the translator reads (pgw_bot_t). */
+struct bot_listing {
+    char *display_name; /* or NULL */
+    char **features;    /* supported_features */
+    size_t num_features;
+};
+
 struct st_pgw_catalog_t {
     atomic_size_t refs;
     pgw_bot_t *bots;
-    char **display_names; /* parallel to bots; may be NULL entries */
+    struct bot_listing *listings; /* parallel to bots */
     size_t num_bots;
 };
 
@@ -97,18 +104,26 @@ pgw_catalog_t *pgw_catalog_parse(const char *json, size_t len, char *err, size_t
     memset(c, 0, sizeof(*c));
     atomic_init(&c->refs, 1);
     c->bots = h2o_mem_alloc(sizeof(*c->bots) * (data->u.array.len + 1));
-    c->display_names = h2o_mem_alloc(sizeof(char *) * (data->u.array.len + 1));
+    c->listings = h2o_mem_alloc(sizeof(*c->listings) * (data->u.array.len + 1));
     for (size_t i = 0; i != data->u.array.len; ++i) {
         yajl_val m = data->u.array.values[i];
         const char *id = tree_string(m, "id");
         if (id == NULL)
             continue;
         pgw_bot_t *bot = c->bots + c->num_bots;
+        struct bot_listing *listing = c->listings + c->num_bots;
         memset(bot, 0, sizeof(*bot));
+        memset(listing, 0, sizeof(*listing));
         bot->id = strdup(id);
-        const char *dn_path[] = {"metadata", "display_name", NULL};
-        yajl_val dn = yajl_tree_get(m, dn_path, yajl_t_string);
-        c->display_names[c->num_bots] = dn != NULL ? strdup(dn->u.string) : NULL;
+        const char *dn_path[] = {"metadata", "display_name", NULL}, *features_path[] = {"supported_features", NULL};
+        yajl_val dn = yajl_tree_get(m, dn_path, yajl_t_string), features = yajl_tree_get(m, features_path, yajl_t_array);
+        listing->display_name = dn != NULL ? strdup(dn->u.string) : NULL;
+        if (features != NULL) {
+            listing->features = h2o_mem_alloc(sizeof(char *) * (features->u.array.len + 1));
+            for (size_t j = 0; j != features->u.array.len; ++j)
+                if (YAJL_IS_STRING(features->u.array.values[j]))
+                    listing->features[listing->num_features++] = strdup(features->u.array.values[j]->u.string);
+        }
         const char *mot_path[] = {"context_window", "max_output_tokens", NULL};
         yajl_val mot = yajl_tree_get(m, mot_path, yajl_t_number);
         if (mot != NULL && YAJL_GET_DOUBLE(mot) > 0)
@@ -152,10 +167,13 @@ void pgw_catalog_release(pgw_catalog_t *c)
         }
         free(bot->knobs);
         free(bot->id);
-        free(c->display_names[i]);
+        free(c->listings[i].display_name);
+        for (size_t j = 0; j != c->listings[i].num_features; ++j)
+            free(c->listings[i].features[j]);
+        free(c->listings[i].features);
     }
     free(c->bots);
-    free(c->display_names);
+    free(c->listings);
     free(c);
 }
 
@@ -169,10 +187,21 @@ const pgw_bot_t *pgw_catalog_find(const pgw_catalog_t *c, const char *name, size
     for (size_t i = 0; i != c->num_bots; ++i)
         if (strlen(c->bots[i].id) == len && strncasecmp(c->bots[i].id, name, len) == 0)
             return c->bots + i;
-    for (size_t i = 0; i != c->num_bots; ++i)
-        if (c->display_names[i] != NULL && strlen(c->display_names[i]) == len && strncasecmp(c->display_names[i], name, len) == 0)
+    for (size_t i = 0; i != c->num_bots; ++i) {
+        const char *dn = c->listings[i].display_name;
+        if (dn != NULL && strlen(dn) == len && strncasecmp(dn, name, len) == 0)
             return c->bots + i;
+    }
     return NULL;
+}
+
+int pgw_catalog_supports(const pgw_catalog_t *c, const pgw_bot_t *bot, const char *feature)
+{
+    const struct bot_listing *listing = c->listings + (bot - c->bots);
+    for (size_t i = 0; i != listing->num_features; ++i)
+        if (strcmp(listing->features[i], feature) == 0)
+            return 1;
+    return 0;
 }
 
 /* ---- the process-wide registry ---- */

@@ -1,5 +1,5 @@
-/* poe-gateway: MIT licence. Poe's model catalog (GET /v1/models): each bot's declared knobs and output limit, fetched at
- * start and every hour, shared read-only by the workers. */
+/* poe-gateway: MIT licence. Poe's model catalog (GET /v1/models): each bot's names, declared knobs, output limit and
+ * features, fetched at start and every hour, shared read-only by the workers; `doctor` reads a catalog the same way. */
 #ifndef PGW_CATALOG_H
 #define PGW_CATALOG_H
 
@@ -22,8 +22,14 @@ void pgw_catalog_retain(pgw_catalog_t *c);
 void pgw_catalog_release(pgw_catalog_t *c);
 size_t pgw_catalog_size(const pgw_catalog_t *c);
 
-/** Finds a bot by id or display name, case-insensitively. */
+/**
+ * Finds a bot by id or display name, case-insensitively (an id first), as Poe resolves the names a route may give. Used
+ * both by the translated routes and by `doctor`, so that doctor finds exactly the bots the gateway finds.
+ */
 const pgw_bot_t *pgw_catalog_find(const pgw_catalog_t *c, const char *name, size_t len);
+
+/** Whether the catalog lists `feature` ("tools") in the supported_features of `bot`, which pgw_catalog_find returned. */
+int pgw_catalog_supports(const pgw_catalog_t *c, const pgw_bot_t *bot, const char *feature);
 
 /**
  * Registers the distinct api_base of every openai/ route not registered yet (at start, and again on a reload).

@@ -1,9 +1,13 @@
-/* poe-gateway: MIT licence. Subcommands (claude-env, doctor, healthcheck): dispatch and the helpers they share. */
+/* poe-gateway: MIT licence. Subcommands (claude-env, doctor, healthcheck): dispatch, the helpers they share, and the
+ * command-line parser they share with the server. */
 #ifndef PGW_CMD_H
 #define PGW_CMD_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include "config.h"
+
+/* ---- src/cmd.c: dispatch, and what the subcommands share ---- */
 
 /** A subcommand's entry point: argv[0] is the subcommand's name. Returns the process exit code. */
 typedef int (*pgw_cmd_main_cb)(int argc, char **argv);
@@ -66,5 +70,57 @@ void pgw_cmd_http_dispose(pgw_cmd_http_t *res);
  * does not fit.
  */
 int pgw_cmd_url_origin(const char *url, char *buf, size_t bufsz);
+
+/* ---- src/cmd_options.c: the command line of the server and of each subcommand ---- */
+
+#define PGW_CMD_EXIT_USAGE 2 /* the exit code for a command line that is wrong */
+
+/** The options a command may take besides its own (--help it always takes). */
+enum {
+    PGW_CMD_CONFIG = 1,   /* -c, --config FILE */
+    PGW_CMD_ENV_FILE = 2, /* --env-file FILE */
+};
+
+/** One option of a command's own. A list of them ends with a NULL name. */
+typedef struct st_pgw_cmd_option_t {
+    const char *name; /* the long name, without the dashes */
+    int short_name;   /* the short name ('p'), or 0 */
+    const char *arg;  /* the argument's name in --help ("N"), or NULL for an option without one */
+    const char *help; /* what it does, for --help; a '\n' starts a continuation line */
+} pgw_cmd_option_t;
+
+/** A command's command line, from which both the parser and --help are made. */
+typedef struct st_pgw_cmd_line_t {
+    const char *name;                /* prefixes error messages ("doctor"; "poe-gateway" for the server) */
+    const char *synopsis;            /* --help's opening: the usage lines and what the command does, ending in "\n" */
+    const char *epilogue;            /* --help's text after the options, or NULL */
+    unsigned shared;                 /* PGW_CMD_CONFIG, PGW_CMD_ENV_FILE: the shared options it takes */
+    const char *config_default;      /* the configuration without --config; NULL: pgw_cmd_default_config() */
+    const pgw_cmd_option_t *options; /* its own, or NULL */
+} pgw_cmd_line_t;
+
+/** The shared options, as given or by default. */
+typedef struct st_pgw_cmd_shared_t {
+    const char *config;   /* with PGW_CMD_CONFIG: --config, else pgw_cmd_line_t.config_default */
+    const char *env_file; /* with PGW_CMD_ENV_FILE: --env-file, else pgw_cmd_default_env_file() */
+} pgw_cmd_shared_t;
+
+/**
+ * Called for each of the command's own options, in command-line order: `index` in pgw_cmd_line_t.options, `arg` its
+ * argument (NULL for an option without one). Returns -1 to go on, or an exit code to stop with (having printed why).
+ */
+typedef int (*pgw_cmd_option_cb)(void *ctx, size_t index, const char *arg);
+
+/**
+ * Parses `argv` (argv[0] names the command; getopt_long's state is the process's): the shared options into `shared`,
+ * each of the command's own through `on_option`. --help prints the help to stdout and stops with 0; an unknown option, a
+ * missing argument or an operand prints the error and the help to stderr and stops with PGW_CMD_EXIT_USAGE. Returns -1
+ * when the command should run, else the exit code it should return at once.
+ */
+int pgw_cmd_parse(const pgw_cmd_line_t *line, int argc, char **argv, pgw_cmd_shared_t *shared, pgw_cmd_option_cb on_option,
+                  void *ctx);
+
+/** Prints the command's help to `fp`: the synopsis, every option it takes, the epilogue. */
+void pgw_cmd_print_help(const pgw_cmd_line_t *line, FILE *fp);
 
 #endif

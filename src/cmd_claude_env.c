@@ -2,7 +2,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,15 +31,36 @@
 #define TAILSCALE_DEFAULT_SOCKET "/var/run/tailscale/tailscaled.sock"
 #define MAX_STATUS_BYTES (16 * 1024 * 1024)
 
-static void usage(FILE *fp)
-{
-    fprintf(fp, "Usage: poe-gateway claude-env [--shell | --json] [--with-key] [--config FILE] [--env-file FILE]\n"
+enum { OPT_SHELL, OPT_JSON, OPT_WITH_KEY }; /* indexes in options[] */
+static const pgw_cmd_option_t options[] = {
+    {"shell", 0, NULL, "export lines for a shell (the default)"},
+    {"json", 0, NULL, "the \"env\" block of a .claude/settings.json"},
+    {"with-key", 0, NULL, "print the master key itself"},
+    {NULL},
+};
+static const pgw_cmd_line_t command_line = {
+    .name = "claude-env",
+    .synopsis = "Usage: poe-gateway claude-env [--shell | --json] [--with-key] [--config FILE] [--env-file FILE]\n"
                 "\n"
                 "Prints what Claude Code needs to use this gateway: export lines for a shell (--shell, the default), or the\n"
-                "\"env\" block of a .claude/settings.json (--json). The master key is printed only with --with-key.\n"
-                "\n"
-                "  --config FILE     the gateway's configuration (default: conf/gateway.yaml, else the installed one)\n"
-                "  --env-file FILE   read variables from FILE (default: .env, else the installed env file)\n");
+                "\"env\" block of a .claude/settings.json (--json). The master key is printed only with --with-key.\n",
+    .shared = PGW_CMD_CONFIG | PGW_CMD_ENV_FILE,
+    .options = options,
+};
+
+struct settings {
+    int json;
+    int with_key;
+};
+
+static int on_option(void *ctx, size_t index, const char *arg)
+{
+    struct settings *set = ctx;
+    if (index == OPT_WITH_KEY)
+        set->with_key = 1;
+    else
+        set->json = index == OPT_JSON;
+    return -1;
 }
 
 /* Runs `tailscale status --json` and returns its output (owned), or NULL when it is not installed, fails or hangs. */
@@ -251,53 +271,18 @@ static void print_shell_quoted(const char *s)
 
 int pgw_cmd_claude_env_main(int argc, char **argv)
 {
-    enum { OPT_SHELL = 256, OPT_JSON, OPT_WITH_KEY, OPT_ENV_FILE };
-    static const struct option longopts[] = {{"shell", no_argument, NULL, OPT_SHELL},
-                                             {"json", no_argument, NULL, OPT_JSON},
-                                             {"with-key", no_argument, NULL, OPT_WITH_KEY},
-                                             {"config", required_argument, NULL, 'c'},
-                                             {"env-file", required_argument, NULL, OPT_ENV_FILE},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL}};
-    const char *config_path = NULL, *env_file = NULL, *url_source, *key = NULL;
-    int json = 0, with_key = 0, ch, ret = 1;
+    pgw_cmd_shared_t shared;
+    struct settings set = {0};
+    const char *url_source, *key = NULL;
+    int ret = 1, exit_now;
     char err[1024], url[1024], state_dir[4096], key_path[4200], hint[4400];
     char *stored_key = NULL;
     static pgw_config_t conf;
 
-    while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_SHELL:
-            json = 0;
-            break;
-        case OPT_JSON:
-            json = 1;
-            break;
-        case OPT_WITH_KEY:
-            with_key = 1;
-            break;
-        case 'c':
-            config_path = optarg;
-            break;
-        case OPT_ENV_FILE:
-            env_file = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "claude-env: unexpected argument: %s\n", argv[optind]);
-        return 2;
-    }
-    if (config_path == NULL)
-        config_path = pgw_cmd_default_config();
-    if (env_file == NULL)
-        env_file = pgw_cmd_default_env_file();
+    if ((exit_now = pgw_cmd_parse(&command_line, argc, argv, &shared, on_option, &set)) >= 0)
+        return exit_now;
+    const char *config_path = shared.config, *env_file = shared.env_file;
+    int json = set.json, with_key = set.with_key;
 
     pgw_log_level = PGW_LOG_ERROR; /* the output is for pasting: keep the config's warnings out of it */
     if (pgw_dotenv_load(env_file, err, sizeof(err)) < 0 || pgw_config_load(&conf, config_path, err, sizeof(err)) != 0) {

@@ -2,7 +2,6 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include <curl/curl.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
+#include "catalog.h"
 #include "cmd.h"
 #include "log.h"
 #include "masterkey.h"
@@ -47,7 +47,7 @@ struct st_origin_t {
     char origin[512];
     int insecure; /* some route to it has ssl_verify: false */
     int reachable;
-    yajl_val catalog; /* owned; NULL when unreachable or not JSON */
+    pgw_catalog_t *catalog; /* one reference; NULL when unreachable or not a model list */
 };
 
 static char *vformat(const char *fmt, va_list args)
@@ -315,10 +315,9 @@ static struct st_origin_t *find_origin(struct st_origin_t *origins, size_t num, 
 
 static void check_upstream(const pgw_config_t *conf, struct st_origin_t *o)
 {
-    static const char *data_path[] = {"data", NULL};
     static const char fix[] = "check this machine's DNS, firewall and proxy (HTTPS_PROXY), the routes' api_base, and for "
                               "a private CA gateway.ssl_ca_file or SSL_CERT_FILE";
-    char url[600];
+    char url[600], err[256];
     pgw_cmd_http_t res;
     pgw_cmd_http_opts_t opts = {.ca_file = pgw_cmd_ca_file(conf), .insecure = o->insecure};
 
@@ -328,11 +327,10 @@ static void check_upstream(const pgw_config_t *conf, struct st_origin_t *o)
     } else if (res.status != 200) {
         add_check("upstream", 0, fix, "%s answered GET /v1/models with %ld", o->origin, res.status);
     } else {
-        yajl_val data;
         o->reachable = 1;
-        if ((o->catalog = yajl_tree_parse(res.body, NULL, 0)) != NULL &&
-            (data = yajl_tree_get(o->catalog, data_path, yajl_t_array)) != NULL) {
-            add_check("upstream", 1, NULL, "%s is reachable (%zu models in its catalog)", o->origin, data->u.array.len);
+        /* read as the gateway reads it (src/catalog.c), so that the bot checks find what the gateway finds */
+        if ((o->catalog = pgw_catalog_parse(res.body, res.len, err, sizeof(err))) != NULL) {
+            add_check("upstream", 1, NULL, "%s is reachable (%zu models in its catalog)", o->origin, pgw_catalog_size(o->catalog));
         } else {
             add_check("upstream", 0, "api_base must point at Poe (https://api.poe.com)",
                       "%s answered GET /v1/models, but not with a model list", o->origin);
@@ -376,18 +374,6 @@ static void check_key(const pgw_config_t *conf, const struct st_origin_t *o, con
     pgw_cmd_http_dispose(&res);
 }
 
-static yajl_val catalog_find(yajl_val catalog, const char *model)
-{
-    static const char *data_path[] = {"data", NULL}, *id_path[] = {"id", NULL};
-    yajl_val data = yajl_tree_get(catalog, data_path, yajl_t_array);
-    for (size_t i = 0; data != NULL && i != data->u.array.len; ++i) {
-        const char *id = YAJL_GET_STRING(yajl_tree_get(data->u.array.values[i], id_path, yajl_t_string));
-        if (id != NULL && strcasecmp(id, model) == 0)
-            return data->u.array.values[i];
-    }
-    return NULL;
-}
-
 /* Poe's name for an Anthropic id, which its /v1/messages also accepts: claude-sonnet-4-5-20250929 -> claude-sonnet-4.5. */
 static void poe_name_of(const char *model, char *buf, size_t bufsz)
 {
@@ -402,97 +388,62 @@ static void poe_name_of(const char *model, char *buf, size_t bufsz)
     buf[j] = '\0';
 }
 
-static int lists_feature(yajl_val entry, const char *feature)
-{
-    static const char *path[] = {"supported_features", NULL};
-    yajl_val features = yajl_tree_get(entry, path, yajl_t_array);
-    for (size_t i = 0; features != NULL && i != features->u.array.len; ++i) {
-        const char *f = YAJL_GET_STRING(features->u.array.values[i]);
-        if (f != NULL && strcmp(f, feature) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 static void check_bot(const pgw_route_t *route, const struct st_origin_t *o)
 {
     const char *kind = route->kind == PGW_ROUTE_ANTHROPIC ? "anthropic" : "openai";
-    char poe_name[256];
-    yajl_val entry = catalog_find(o->catalog, route->upstream_model);
+    char poe_name[256], as[300] = "";
+    const pgw_bot_t *bot = pgw_catalog_find(o->catalog, route->upstream_model, strlen(route->upstream_model));
 
-    if (entry == NULL && route->kind == PGW_ROUTE_ANTHROPIC) {
+    if (bot == NULL && route->kind == PGW_ROUTE_ANTHROPIC) {
         poe_name_of(route->upstream_model, poe_name, sizeof(poe_name));
-        entry = catalog_find(o->catalog, poe_name);
+        bot = pgw_catalog_find(o->catalog, poe_name, strlen(poe_name));
     }
-    if (entry == NULL) {
+    if (bot != NULL && strcasecmp(bot->id, route->upstream_model) != 0)
+        snprintf(as, sizeof(as), " as %s", bot->id); /* found by its display name, or by Poe's form of an Anthropic id */
+    if (bot == NULL) {
         char *fix = format("change litellm_params.model of route %s (line %u) to a bot Poe lists (GET %s/v1/models)",
                            route->model_name, route->line, o->origin);
         add_check("bot", 0, fix, "%s/%s (route %s) is not in Poe's catalog", kind, route->upstream_model, route->model_name);
         free(fix);
-    } else if (route->kind == PGW_ROUTE_OPENAI && !lists_feature(entry, "tools")) {
+    } else if (route->kind == PGW_ROUTE_OPENAI && !pgw_catalog_supports(o->catalog, bot, "tools")) {
         char *fix = format("Claude Code always sends tools: route %s to a bot that supports them", route->model_name);
         add_check("bot", 0, fix, "%s/%s (route %s) does not list tools among its features", kind, route->upstream_model,
                   route->model_name);
         free(fix);
     } else {
-        add_check("bot", 1, NULL, "%s/%s (route %s) is in Poe's catalog%s", kind, route->upstream_model, route->model_name,
+        add_check("bot", 1, NULL, "%s/%s (route %s) is in Poe's catalog%s%s", kind, route->upstream_model, route->model_name, as,
                   route->kind == PGW_ROUTE_OPENAI ? " and supports tools" : "");
     }
 }
 
-static void usage(FILE *fp)
-{
-    fprintf(fp, "Usage: poe-gateway doctor [--json] [--config FILE] [--env-file FILE]\n"
+static const pgw_cmd_option_t options[] = {{"json", 0, NULL, "one JSON object instead of lines"}, {NULL}};
+static const pgw_cmd_line_t command_line = {
+    .name = "doctor",
+    .synopsis = "Usage: poe-gateway doctor [--json] [--config FILE] [--env-file FILE]\n"
                 "\n"
                 "Checks the configuration, its environment variables, the master key, the listen address, that Poe is\n"
                 "reachable, that the Poe key is valid and has points, and that every configured bot exists. Prints one line\n"
-                "per check, with a fix for each failure; exits 0 only when every check passes. Spends no points.\n"
-                "\n"
-                "  --json            one JSON object instead of lines\n"
-                "  --config FILE     the configuration (default: conf/gateway.yaml, else the installed one)\n"
-                "  --env-file FILE   read variables from FILE (default: .env, else the installed env file)\n");
+                "per check, with a fix for each failure; exits 0 only when every check passes. Spends no points.\n",
+    .shared = PGW_CMD_CONFIG | PGW_CMD_ENV_FILE,
+    .options = options,
+};
+
+static int on_option(void *ctx, size_t index, const char *arg)
+{
+    report.json = 1; /* --json, the only one */
+    return -1;
 }
 
 int pgw_cmd_doctor_main(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_ENV_FILE };
-    static const struct option longopts[] = {{"json", no_argument, NULL, OPT_JSON},
-                                             {"config", required_argument, NULL, 'c'},
-                                             {"env-file", required_argument, NULL, OPT_ENV_FILE},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL}};
-    const char *config_path = NULL, *env_file = NULL;
+    pgw_cmd_shared_t shared;
     static pgw_config_t conf;
     char err[1024];
-    int ch, loaded = 0;
+    int loaded = 0, exit_now;
 
-    while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_JSON:
-            report.json = 1;
-            break;
-        case 'c':
-            config_path = optarg;
-            break;
-        case OPT_ENV_FILE:
-            env_file = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "doctor: unexpected argument: %s\n", argv[optind]);
-        return 2;
-    }
-    if (config_path == NULL)
-        config_path = pgw_cmd_default_config();
-    if (env_file == NULL)
-        env_file = pgw_cmd_default_env_file();
+    if ((exit_now = pgw_cmd_parse(&command_line, argc, argv, &shared, on_option, NULL)) >= 0)
+        return exit_now;
+    const char *config_path = shared.config, *env_file = shared.env_file;
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
     if (pgw_dotenv_load(env_file, err, sizeof(err)) < 0) {
@@ -552,8 +503,7 @@ int pgw_cmd_doctor_main(int argc, char **argv)
                 check_bot(r, o);
         }
         for (size_t i = 0; i != num_origins; ++i)
-            if (origins[i].catalog != NULL)
-                yajl_tree_free(origins[i].catalog);
+            pgw_catalog_release(origins[i].catalog);
         free(origins);
         pgw_config_dispose(&conf);
     }

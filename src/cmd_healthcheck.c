@@ -1,5 +1,4 @@
 /* poe-gateway: MIT licence. `poe-gateway healthcheck`: asks a running gateway's liveness probe, for Docker's HEALTHCHECK. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,12 +10,35 @@
 /* The slim runtime image has no curl(1); the binary already links libcurl, so it probes itself. */
 #define HEALTH_PATH "/health/liveliness"
 
-static void usage(FILE *fp)
-{
-    fprintf(fp, "Usage: poe-gateway healthcheck [--url URL] [--config FILE] [--port N]\n"
+enum { OPT_URL, OPT_PORT }; /* indexes in options[] */
+static const pgw_cmd_option_t options[] = {
+    {"url", 'u', "URL", "probe this URL instead"},
+    {"port", 'p', "N", "probe this port instead of the configuration's"},
+    {NULL},
+};
+static const pgw_cmd_line_t command_line = {
+    .name = "healthcheck",
+    .synopsis = "Usage: poe-gateway healthcheck [--url URL] [--config FILE] [--port N]\n"
                 "\n"
                 "Exits 0 when the gateway on this machine answers GET " HEALTH_PATH " with 200, else 1.\n"
-                "The URL comes from the configuration's port and TLS setting (on 127.0.0.1) unless --url is given.\n");
+                "The URL comes from the configuration's port and TLS setting (on 127.0.0.1) unless --url is given.\n",
+    .shared = PGW_CMD_CONFIG,
+    .options = options,
+};
+
+struct settings {
+    const char *url;
+    const char *port;
+};
+
+static int on_option(void *ctx, size_t index, const char *arg)
+{
+    struct settings *set = ctx;
+    if (index == OPT_URL)
+        set->url = arg;
+    else
+        set->port = arg; /* checked only when it is used */
+    return -1;
 }
 
 /* Where to reach a gateway listening on `host` from this machine: itself, unless it is a wildcard or loopback address. */
@@ -32,45 +54,21 @@ static void probe_host(const char *host, char *buf, size_t bufsz)
 
 int pgw_cmd_healthcheck_main(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"url", required_argument, NULL, 'u'},
-                                             {"config", required_argument, NULL, 'c'},
-                                             {"port", required_argument, NULL, 'p'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL}};
-    const char *url = NULL, *config_path = NULL, *port_arg = NULL;
+    pgw_cmd_shared_t shared;
+    struct settings set = {NULL};
     char err[1024], host[300], built[512];
     unsigned port = PGW_DEFAULT_PORT;
-    int tls = 0, ch, ret = 1;
+    int tls = 0, ret = 1, exit_now;
 
-    while ((ch = getopt_long(argc, argv, "u:c:p:h", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'u':
-            url = optarg;
-            break;
-        case 'c':
-            config_path = optarg;
-            break;
-        case 'p':
-            port_arg = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    if ((exit_now = pgw_cmd_parse(&command_line, argc, argv, &shared, on_option, &set)) >= 0)
+        return exit_now;
+    const char *url = set.url, *port_arg = set.port;
 
     if (url == NULL) {
         pgw_config_t conf;
         pgw_log_level = PGW_LOG_ERROR; /* a probe prints one line, not the config's warnings */
         probe_host(NULL, host, sizeof(host));
-        if (pgw_config_load(&conf, config_path != NULL ? config_path : pgw_cmd_default_config(), err, sizeof(err)) == 0) {
+        if (pgw_config_load(&conf, shared.config, err, sizeof(err)) == 0) {
             port = conf.port;
             tls = conf.tls_cert_file != NULL;
             probe_host(conf.host, host, sizeof(host));

@@ -1,5 +1,4 @@
 /* poe-gateway: MIT licence. Command line, configuration, and the start of the server. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,26 +11,34 @@
 #define MODULE_NAME "main"
 #define EXIT_CONFIG 2
 
-static void usage(FILE *fp)
-{
-    fprintf(fp, "Usage: poe-gateway [options]\n"
+enum { OPT_HOST, OPT_PORT, OPT_THREADS, OPT_LOG_LEVEL, OPT_CHECK_CONFIG, OPT_VERSION }; /* indexes in options[] */
+static const pgw_cmd_option_t options[] = {
+    {"host", 0, "ADDR", "address to listen on (default: gateway.host, else " PGW_DEFAULT_HOST ")"},
+    {"port", 'p', "N", "port to listen on (default: gateway.port, else 4000; 0 picks a free one)"},
+    {"threads", 't', "N", "worker threads (default: gateway.threads, else one per core)"},
+    {"log-level", 0, "L", "error, warn, info or debug (default: gateway.log_level, else info)"},
+    {"check-config", 0, NULL, "validate the configuration, print the resolved routes and exit\n(0 when valid, 2 when not)"},
+    {"version", 'v', NULL, "print the version and exit"},
+    {NULL},
+};
+static const pgw_cmd_line_t command_line = {
+    .name = "poe-gateway",
+    .synopsis = "Usage: poe-gateway [options]\n"
                 "       poe-gateway claude-env | doctor | healthcheck [options]   (each takes --help)\n"
                 "\n"
-                "Serves the Anthropic Messages API to Claude Code and forwards it to Poe.com.\n"
-                "\n"
-                "Options:\n"
-                "  -c, --config FILE      configuration file (default: " PGW_DEFAULT_CONFIG_PATH ")\n"
-                "      --host ADDR        address to listen on (default: gateway.host, else " PGW_DEFAULT_HOST ")\n"
-                "  -p, --port N           port to listen on (default: gateway.port, else 4000; 0 picks a free one)\n"
-                "  -t, --threads N        worker threads (default: gateway.threads, else one per core)\n"
-                "      --log-level L      error, warn, info or debug (default: gateway.log_level, else info)\n"
-                "      --check-config     validate the configuration, print the resolved routes and exit\n"
-                "                         (0 when valid, 2 when not)\n"
-                "  -v, --version          print the version and exit\n"
-                "  -h, --help             print this help and exit\n"
-                "\n"
-                "A .env file in the working directory is read first; variables already set win.\n");
-}
+                "Serves the Anthropic Messages API to Claude Code and forwards it to Poe.com.\n",
+    .epilogue = "A .env file in the working directory is read first; variables already set win.\n",
+    .shared = PGW_CMD_CONFIG,
+    .config_default = PGW_DEFAULT_CONFIG_PATH,
+    .options = options,
+};
+
+/* What the command line says; the configuration's own settings apply where it says nothing. */
+struct settings {
+    const char *host, *log_level;
+    unsigned port, threads;
+    int port_set, threads_set, check_only;
+};
 
 static int parse_uint(const char *s, unsigned max, unsigned *out)
 {
@@ -68,72 +75,56 @@ static void print_routes(const pgw_config_t *conf)
     }
 }
 
+static int on_option(void *ctx, size_t index, const char *arg)
+{
+    struct settings *set = ctx;
+    switch (index) {
+    case OPT_HOST:
+        set->host = arg;
+        break;
+    case OPT_PORT:
+        if (parse_uint(arg, 65535, &set->port) != 0) {
+            fprintf(stderr, "poe-gateway: --port: expected 0 to 65535, got %s\n", arg);
+            return EXIT_CONFIG;
+        }
+        set->port_set = 1;
+        break;
+    case OPT_THREADS:
+        if (parse_uint(arg, 256, &set->threads) != 0 || set->threads == 0) {
+            fprintf(stderr, "poe-gateway: --threads: expected 1 to 256, got %s\n", arg);
+            return EXIT_CONFIG;
+        }
+        set->threads_set = 1;
+        break;
+    case OPT_LOG_LEVEL:
+        set->log_level = arg;
+        break;
+    case OPT_CHECK_CONFIG:
+        set->check_only = 1;
+        break;
+    case OPT_VERSION:
+        printf("poe-gateway %s\n", PGW_VERSION);
+        return 0;
+    }
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
-    enum { OPT_HOST = 256, OPT_LOG_LEVEL, OPT_CHECK_CONFIG };
-    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
-                                             {"host", required_argument, NULL, OPT_HOST},
-                                             {"port", required_argument, NULL, 'p'},
-                                             {"threads", required_argument, NULL, 't'},
-                                             {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-                                             {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
-                                             {"version", no_argument, NULL, 'v'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL}};
-    const char *config_path = PGW_DEFAULT_CONFIG_PATH, *host = NULL, *log_level = NULL;
-    unsigned port = 0, threads = 0;
-    int port_set = 0, threads_set = 0, check_only = 0, ch;
+    struct settings set = {NULL};
+    pgw_cmd_shared_t shared;
     char err[1024];
     pgw_cmd_main_cb subcommand;
+    int exit_now;
 
     if (argc > 1 && (subcommand = pgw_cmd_find(argv[1])) != NULL)
         return subcommand(argc - 1, argv + 1);
-    while ((ch = getopt_long(argc, argv, "c:p:t:vh", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'c':
-            config_path = optarg;
-            break;
-        case OPT_HOST:
-            host = optarg;
-            break;
-        case 'p':
-            if (parse_uint(optarg, 65535, &port) != 0) {
-                fprintf(stderr, "poe-gateway: --port: expected 0 to 65535, got %s\n", optarg);
-                return EXIT_CONFIG;
-            }
-            port_set = 1;
-            break;
-        case 't':
-            if (parse_uint(optarg, 256, &threads) != 0 || threads == 0) {
-                fprintf(stderr, "poe-gateway: --threads: expected 1 to 256, got %s\n", optarg);
-                return EXIT_CONFIG;
-            }
-            threads_set = 1;
-            break;
-        case OPT_LOG_LEVEL:
-            log_level = optarg;
-            break;
-        case OPT_CHECK_CONFIG:
-            check_only = 1;
-            break;
-        case 'v':
-            printf("poe-gateway %s\n", PGW_VERSION);
-            return 0;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return EXIT_CONFIG;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "poe-gateway: unexpected argument: %s\n", argv[optind]);
-        usage(stderr);
-        return EXIT_CONFIG;
-    }
-    if (log_level != NULL && pgw_log_parse_level(log_level, &pgw_log_level) != 0) {
-        fprintf(stderr, "poe-gateway: --log-level: expected error, warn, info or debug, got %s\n", log_level);
+    if ((exit_now = pgw_cmd_parse(&command_line, argc, argv, &shared, on_option, &set)) >= 0)
+        return exit_now;
+    const char *config_path = shared.config;
+
+    if (set.log_level != NULL && pgw_log_parse_level(set.log_level, &pgw_log_level) != 0) {
+        fprintf(stderr, "poe-gateway: --log-level: expected error, warn, info or debug, got %s\n", set.log_level);
         return EXIT_CONFIG;
     }
 
@@ -146,20 +137,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return EXIT_CONFIG;
     }
-    if (log_level == NULL && conf.log_level != NULL && pgw_log_parse_level(conf.log_level, &pgw_log_level) != 0) {
+    if (set.log_level == NULL && conf.log_level != NULL && pgw_log_parse_level(conf.log_level, &pgw_log_level) != 0) {
         fprintf(stderr, "%s: gateway.log_level: expected error, warn, info or debug, got %s\n", config_path, conf.log_level);
         goto ConfigError;
     }
-    if (host != NULL) {
+    if (set.host != NULL) {
         free(conf.host);
-        conf.host = strdup(host);
+        conf.host = strdup(set.host);
     }
-    if (port_set)
-        conf.port = port;
-    if (threads_set)
-        conf.threads = threads;
+    if (set.port_set)
+        conf.port = set.port;
+    if (set.threads_set)
+        conf.threads = set.threads;
 
-    if (check_only) {
+    if (set.check_only) {
         print_routes(&conf);
         int bad = 0;
         for (size_t i = 0; i != conf.num_missing_env; ++i) {
@@ -187,11 +178,11 @@ int main(int argc, char **argv)
         pgw_config_dispose(&conf);
         return 1;
     }
-    server.cli.host = host;
-    server.cli.port_set = port_set;
-    server.cli.port = port;
-    server.cli.threads_set = threads_set;
-    server.cli.threads = threads;
+    server.cli.host = set.host;
+    server.cli.port_set = set.port_set;
+    server.cli.port = set.port;
+    server.cli.threads_set = set.threads_set;
+    server.cli.threads = set.threads;
     int ret = pgw_server_run(&server);
     /* Workers may still hold pointers into the configuration of requests cut at the end of the grace period, so the
      * configuration is left to the process exit. */

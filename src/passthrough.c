@@ -15,8 +15,8 @@
  * - A whole answer (2xx, anything else, to a client that did not ask for a stream). It is held until it is complete and
  *   checked to be one JSON object, so that a cut answer becomes a 502 rather than a 200 with truncated JSON.
  * - An error (any other status). Its body is held (bounded); an Anthropic-shaped error goes to the client byte for byte
- *   with Poe's status, anything else (an HTML page, `{"error":"boom"}`, an empty 418) becomes an Anthropic error with a
- *   mapped status (src/upstream_errors.c, shared with the translated routes).
+ *   with Poe's status, anything else (an HTML page, `{"error":"boom"}`, an empty 418, a refused key, a redirect) becomes
+ *   the Anthropic error that src/upstream_errors.c answers on both route kinds.
  * The route's upstream key is redacted from everything relayed: an upstream that quotes the key it was given must not
  * hand it to the client.
  */
@@ -30,7 +30,7 @@
 #include "relay.h"
 #include "reqbody.h"
 #include "sse.h"
-#include "translate.h"
+#include "upstream_errors.h"
 #include "usage.h"
 
 #define MODULE_NAME "passthrough"
@@ -85,12 +85,13 @@ static int can_ping(pgw_relay_t *rl)
     return 1; /* only whole events are ever pending: the stream always stands between two */
 }
 
-/* Headers relayed to the client: the content type, rate-limit and retry hints, and Poe's request id. */
+/* Headers relayed to the client: rate-limit and retry hints, and Poe's request id. An error's Retry-After is the shared
+ * error answer's (pgw_upstream_error_answer), as on the translated routes. */
 static void copy_header(void *ctx, h2o_iovec_t name, h2o_iovec_t value)
 {
     passthrough_t *st = ctx;
     h2o_req_t *req = st->relay.r->req;
-    int relay = h2o_memis(name.base, name.len, H2O_STRLIT("retry-after")) ||
+    int relay = (h2o_memis(name.base, name.len, H2O_STRLIT("retry-after")) && st->status >= 200 && st->status <= 299) ||
                 h2o_memis(name.base, name.len, H2O_STRLIT("request-id")) ||
                 (name.len > 20 && memcmp(name.base, "anthropic-ratelimit-", 20) == 0) ||
                 (name.len > 12 && memcmp(name.base, "x-ratelimit-", 12) == 0);
@@ -339,45 +340,20 @@ static void note_whole_usage(passthrough_t *st)
     pgw_usage_parser_dispose(&parser);
 }
 
-/* An error status from Poe, its body held: byte for byte when Anthropic-shaped, else mapped to one. `t` is the ending
- * transfer, for its headers. */
+/* An error status from Poe, its body held: byte for byte when Anthropic-shaped, else the shared answer
+ * (src/upstream_errors.c). `t` is the ending transfer, for its headers. */
 static void respond_error(passthrough_t *st, pgw_upstream_transfer_t *t)
 {
     pgw_relay_t *rl = &st->relay;
-    const pgw_route_t *route = rl->route;
-    h2o_req_t *req = rl->r->req;
+    pgw_upstream_failure_t f;
     char type[64];
 
     rl->r->outcome = PGW_OUTCOME_UPSTREAM_ERROR;
-    if (st->status == 401) {
-        /* Poe refused the gateway's own key; the client's credential was fine, and a 401 would make Claude Code ask its
-         * user to log in again */
-        pgw_log_error(MODULE_NAME, "Poe answered 401 for route %s: its api_key is refused", route->model_name);
-        pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_ERROR, 502, PGW_ERR_API, "Poe refused the API key configured for route %s%s%s",
-                       route->model_name, route->api_key_env != NULL ? "; check " : "",
-                       route->api_key_env != NULL ? route->api_key_env : "");
-        return;
-    }
-    if (st->status == 429 && pgw_upstream_header(t, H2O_STRLIT("retry-after")).base == NULL)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-    if (st->status >= 400 && !st->truncated && anthropic_error_type(st->held->bytes, st->held->size, type, sizeof(type))) {
+    int own = pgw_upstream_error_answer(rl->r->req, rl->route, t, st->status, st->held->bytes, st->held->size, &f);
+    /* Poe's own Anthropic error, whole, goes as it came: Claude Code's retry logic reads Poe's wording */
+    if (!own && !st->truncated && anthropic_error_type(st->held->bytes, st->held->size, type, sizeof(type))) {
         respond_json(st, st->status, &st->held);
         return;
-    }
-    pgw_upstream_failure_t f;
-    if (st->status >= 300 && st->status < 400) {
-        h2o_iovec_t location = pgw_upstream_header(t, H2O_STRLIT("location"));
-        f.status = 502;
-        f.type = PGW_ERR_API;
-        snprintf(f.message, sizeof(f.message), "route %s: Poe answered %d, a redirect%s%.*s; check the route's api_base",
-                 route->model_name, st->status, location.base != NULL ? " to " : "", (int)(location.len < 200 ? location.len : 200),
-                 location.base != NULL ? location.base : "");
-    } else {
-        pgw_map_upstream_error(st->status < 400 ? 502 : st->status, st->held->bytes, st->held->size, route->model_name,
-                               route->api_key, &f);
-        if (st->status < 400) /* a 1xx/2xx that could not be used: the mapper read it as a 502 */
-            snprintf(f.message, sizeof(f.message), "route %s: Poe answered %d with no usable body", route->model_name,
-                     st->status);
     }
     pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_ERROR, f.status, f.type, "%s", f.message);
 }

@@ -1,9 +1,10 @@
 /* poe-gateway: MIT licence. Fair sharing of one Poe key's rate limit: requests beyond the rate wait in per-developer
  * lanes served round-robin, and Poe's own limit signals slow the rate down.
  *
- * The bucket is process-wide (one per upstream key, behind a mutex held for a few instructions); the lanes are per
- * worker, so queueing needs no lock. A worker serves its lanes from a timer armed for the next token: each turn takes
- * the head of the next non-empty lane after the one served last. Waiters past their deadline are answered 429.
+ * The bucket is process-wide (one per upstream key: a src/ratelimit.c token bucket, which Poe's signals block for a
+ * while); the lanes are per worker, so queueing needs no lock. A worker serves its lanes from a timer armed for the next
+ * token: each turn takes the head of the next non-empty lane after the one served last. Waiters past their deadline are
+ * answered 429.
  */
 #include <stdatomic.h>
 #include <time.h>
@@ -18,50 +19,12 @@
 
 void pgw_shaper_bucket_init(pgw_shaper_bucket_t *b, int rpm, int burst, uint64_t now_ms)
 {
-    pthread_mutex_init(&b->mutex, NULL);
-    b->per_ms = rpm / 60000.0;
-    b->capacity = burst > 0 ? burst : rpm > 0 ? rpm : 1;
-    b->tokens = b->capacity;
-    b->updated_ms = now_ms;
-    b->blocked_until_ms = 0;
+    pgw_ratelimit_init_burst(&b->rate, rpm, burst, now_ms);
 }
 
 void pgw_shaper_bucket_dispose(pgw_shaper_bucket_t *b)
 {
-    pthread_mutex_destroy(&b->mutex);
-}
-
-uint64_t pgw_shaper_bucket_take(pgw_shaper_bucket_t *b, uint64_t now_ms)
-{
-    uint64_t wait = 0;
-    if (b->per_ms <= 0)
-        return 0; /* unlimited */
-    pthread_mutex_lock(&b->mutex);
-    if (now_ms < b->blocked_until_ms) {
-        wait = b->blocked_until_ms - now_ms;
-    } else {
-        if (now_ms > b->updated_ms) {
-            b->tokens += (now_ms - b->updated_ms) * b->per_ms;
-            if (b->tokens > b->capacity)
-                b->tokens = b->capacity;
-            b->updated_ms = now_ms;
-        }
-        if (b->tokens >= 1)
-            b->tokens -= 1;
-        else
-            wait = (uint64_t)((1 - b->tokens) / b->per_ms) + 1;
-    }
-    pthread_mutex_unlock(&b->mutex);
-    return wait;
-}
-
-void pgw_shaper_bucket_block(pgw_shaper_bucket_t *b, uint64_t until_ms)
-{
-    pthread_mutex_lock(&b->mutex);
-    if (until_ms > b->blocked_until_ms)
-        b->blocked_until_ms = until_ms;
-    b->tokens = 0;
-    pthread_mutex_unlock(&b->mutex);
+    pgw_ratelimit_dispose(&b->rate);
 }
 
 struct lane {
@@ -174,7 +137,7 @@ static void serve(pgw_shaper_t *s)
     struct lane *pick;
     while ((pick = next_lane(s)) != NULL) {
         struct waiter *w = H2O_STRUCT_FROM_MEMBER(struct waiter, link, pick->waiters.next);
-        uint64_t wait = pgw_shaper_bucket_take(w->bucket, now);
+        uint64_t wait = pgw_ratelimit_take(&w->bucket->rate, now);
         if (wait != 0) {
             if (wait < next)
                 next = wait;
@@ -193,7 +156,7 @@ static void serve(pgw_shaper_t *s)
 void pgw_shaper_admit(pgw_shaper_t *s, pgw_shaper_bucket_t *b, struct st_pgw_request_t *r, double queue_timeout_s,
                       pgw_shaper_cb cb)
 {
-    if (pgw_shaper_queued(s) == 0 && pgw_shaper_bucket_take(b, pgw_now_ms()) == 0) {
+    if (pgw_shaper_queued(s) == 0 && pgw_ratelimit_take(&b->rate, pgw_now_ms()) == 0) {
         cb(r, 1);
         return;
     }
@@ -216,7 +179,7 @@ void pgw_shaper_observe(pgw_shaper_bucket_t *b, int status, struct st_pgw_upstre
         return;
     if (status == 429) {
         long ms = pgw_upstream_parse_retry_after(pgw_upstream_header(t, H2O_STRLIT("retry-after")), time(NULL));
-        pgw_shaper_bucket_block(b, now + (ms > 0 ? (uint64_t)ms : 1000));
+        pgw_ratelimit_block(&b->rate, now + (ms > 0 ? (uint64_t)ms : 1000));
         return;
     }
     h2o_iovec_t remaining = pgw_upstream_header(t, H2O_STRLIT("x-ratelimit-remaining-requests"));
@@ -224,6 +187,6 @@ void pgw_shaper_observe(pgw_shaper_bucket_t *b, int status, struct st_pgw_upstre
         remaining = pgw_upstream_header(t, H2O_STRLIT("anthropic-ratelimit-requests-remaining"));
     if (remaining.base != NULL && h2o_memis(remaining.base, remaining.len, H2O_STRLIT("0"))) {
         long ms = pgw_upstream_parse_retry_after(pgw_upstream_header(t, H2O_STRLIT("x-ratelimit-reset-requests")), time(NULL));
-        pgw_shaper_bucket_block(b, now + (ms > 0 ? (uint64_t)ms : 1000));
+        pgw_ratelimit_block(&b->rate, now + (ms > 0 ? (uint64_t)ms : 1000));
     }
 }

@@ -6,26 +6,20 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <uv.h>
+#include "ratelimit.h"
 
-/** One upstream key's budget, shared by every worker (a short mutex guards it). */
+/** One upstream key's budget, shared by every worker: its rate, and which key it is. */
 typedef struct st_pgw_shaper_bucket_t {
-    pthread_mutex_t mutex;
-    double tokens, capacity, per_ms;
-    uint64_t updated_ms;
-    uint64_t blocked_until_ms; /* after a 429 or "0 remaining" from Poe: no request goes before this */
+    pgw_ratelimit_t rate;         /* blocked for a while after a 429 or "0 remaining" from Poe */
     unsigned char key_digest[32]; /* which upstream key (its SHA-256; the key itself is not kept) */
 } pgw_shaper_bucket_t;
 
 /**
  * `rpm` requests per minute (0 = unlimited), of which `burst` may go at once (0 = a minute's worth, like Poe's own
- * per-minute window); past the burst, requests are spaced at the rate.
+ * per-minute window); past the burst, requests are spaced at the rate. `key_digest` is left for the caller to fill.
  */
 void pgw_shaper_bucket_init(pgw_shaper_bucket_t *b, int rpm, int burst, uint64_t now_ms);
 void pgw_shaper_bucket_dispose(pgw_shaper_bucket_t *b);
-/** Takes a token: 0, or the milliseconds until one is due. */
-uint64_t pgw_shaper_bucket_take(pgw_shaper_bucket_t *b, uint64_t now_ms);
-/** Poe said to slow down: nothing is admitted before `until_ms`. */
-void pgw_shaper_bucket_block(pgw_shaper_bucket_t *b, uint64_t until_ms);
 
 struct st_pgw_request_t;
 typedef struct st_pgw_shaper_t pgw_shaper_t;

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <h2o/memory.h>
 #include "outcome.h"
+#include "upstream_errors.h"
 
 /* ---- src/catalog.c: what a Poe bot declares in GET /v1/models ---- */
 
@@ -124,24 +125,6 @@ typedef struct st_pgw_response_opts_t {
     const char *stop_sequences[4];  /* the client's stop sequences, NULL-terminated, for stop_sequence reporting */
     const char *secret;             /* the route's upstream key: redacted from every upstream message passed on (or NULL) */
 } pgw_response_opts_t;
-
-/** An upstream failure in Anthropic terms (docs/errors.md#upstream-errors). */
-typedef struct st_pgw_upstream_failure_t {
-    int status;         /* HTTP status for a JSON error response */
-    const char *type;   /* Anthropic error type (static string) */
-    char message[512];
-} pgw_upstream_failure_t;
-
-/**
- * Maps an upstream error response (status and body, Poe's or OpenAI's shape) to the client's status, type and
- * message (docs/errors.md#upstream-errors), e.g. 401 -> 502 api_error, 402 -> 402 billing_error, 529/503 -> 529
- * overloaded_error, context overflow -> 400 "prompt is too long: ...". `route` names the route in messages. A `status`
- * below 400 means the error object came inside a 2xx body (a stream's `error` chunk): the status is then taken from
- * error.code or error.type. `secret` (the route's upstream key, or NULL) is redacted from the message, even where the
- * message was cut inside it.
- */
-void pgw_map_upstream_error(int status, const char *body, size_t len, const char *route, const char *secret,
-                            pgw_upstream_failure_t *out);
 
 /**
  * Translates a whole chat/completions response into an Anthropic message appended to `*out`. Returns 0, or -1 with

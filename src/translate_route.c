@@ -249,18 +249,7 @@ static void on_complete(pgw_upstream_transfer_t *t, pgw_upstream_error_t err, co
 
     if (st->status != 0 && (st->status < 200 || st->status > 299)) {
         pgw_upstream_failure_t f;
-        h2o_iovec_t retry_after = pgw_upstream_header(t, H2O_STRLIT("retry-after"));
-        h2o_req_t *req = rl->r->req;
-        if (retry_after.base != NULL) {
-            h2o_iovec_t v = h2o_strdup(&req->pool, retry_after.base, retry_after.len);
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v.base, v.len);
-        } else if (st->status == 429) {
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-        }
-        pgw_map_upstream_error(st->status, st->body->bytes, st->body->size, st->route_name, rl->route->api_key, &f);
-        if (st->status == 401 && rl->route->api_key_env != NULL)
-            snprintf(f.message, sizeof(f.message), "Poe refused the API key configured for route %s; check %s", st->route_name,
-                     rl->route->api_key_env);
+        pgw_upstream_error_answer(rl->r->req, rl->route, t, st->status, st->body->bytes, st->body->size, &f);
         fail(st, PGW_OUTCOME_UPSTREAM_ERROR, f.status, f.type, f.message);
         return;
     }

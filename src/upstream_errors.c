@@ -1,5 +1,12 @@
-/* poe-gateway: MIT licence. Maps an upstream error (Poe's or OpenAI's shape, whole or inside a stream) to the client's
- * status, Anthropic error type and message (docs/errors.md#upstream-errors). */
+/* poe-gateway: MIT licence. What the client gets when Poe answers with an error, on routes of both kinds
+ * (docs/errors.md#upstream-errors).
+ *
+ * Two entries share one mapping. pgw_map_upstream_error reads an error body (Poe's or OpenAI's shape, whole or found
+ * inside a 2xx answer by a translator) into the client's status, Anthropic error type and message. The routes call
+ * pgw_upstream_error_answer for an error status: it settles first what does not depend on the body (Poe refusing the
+ * route's own key, a redirect, a status that is no error), maps the rest, and copies Retry-After. Every message that
+ * names Poe refusing the gateway's key is written here, by key_refused.
+ */
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -7,8 +14,14 @@
 #include <string.h>
 #include <strings.h>
 #include <yajl/yajl_tree.h>
+#include <h2o.h>
+#include "config.h"
 #include "errors.h"
-#include "translate.h"
+#include "log.h"
+#include "upstream.h"
+#include "upstream_errors.h"
+
+#define MODULE_NAME "upstream_errors"
 
 /* longest raw (non-JSON) body quoted in a message */
 #define RAW_MESSAGE_MAX 200
@@ -244,13 +257,29 @@ static int overflow_numbers(const char *m, long long *tokens, long long *max)
     return *tokens > 0 && *max > 0;
 }
 
-void pgw_map_upstream_error(int status, const char *body, size_t len, const char *route, const char *secret,
-                            pgw_upstream_failure_t *out)
+/*
+ * Poe refused the gateway's own key for `route`: 502, never 401 (the client's own credential was fine, and Claude Code
+ * answers a 401 by asking its user to log in again). `key_env` is the variable the key came from, or NULL when that is
+ * not known here; `poe_said` Poe's own message, or NULL.
+ */
+static void key_refused(pgw_upstream_failure_t *out, const char *route, const char *key_env, const char *poe_said)
+{
+    out->status = 502;
+    out->type = PGW_ERR_API;
+    set_message(out, "Poe refused the API key configured for route %s; check %s%s%s%s", route,
+                key_env != NULL ? key_env : "the route's api_key", poe_said != NULL ? " (Poe said: " : "",
+                poe_said != NULL ? poe_said : "", poe_said != NULL ? ")" : "");
+}
+
+/* pgw_map_upstream_error, with the variable the route's key came from when the caller knows it */
+static void map_error(int status, const char *body, size_t len, const char *route, const char *key_env, const char *secret,
+                      pgw_upstream_failure_t *out)
 {
     struct parsed_error e;
     yajl_val root = NULL;
     char raw[RAW_MESSAGE_MAX + 8], suffix[96] = "";
     const char *m;
+    int poe_said = 1; /* `m` is Poe's own words, not the gateway's stand-in for none */
 
     if (route == NULL)
         route = "(unnamed)";
@@ -264,8 +293,10 @@ void pgw_map_upstream_error(int status, const char *body, size_t len, const char
     parse_error(root, &e);
     if ((m = e.message) == NULL) {
         quote_raw(body, len, raw, sizeof(raw));
-        if (raw[0] == '\0')
+        if (raw[0] == '\0') {
             snprintf(raw, sizeof(raw), "Poe answered HTTP %d with no error message", status);
+            poe_said = 0;
+        }
         m = raw;
     }
     /* an error object in a 2xx body (inside a stream) carries its status in its code or type */
@@ -283,10 +314,7 @@ void pgw_map_upstream_error(int status, const char *body, size_t len, const char
     out->type = PGW_ERR_API;
     switch (status) {
     case 401:
-        /* not 401: the client's own credential was fine, and Claude Code answers a 401 by asking its user to log in */
-        out->status = 502;
-        set_message(out, "Poe refused the API key configured for route '%s' (check POE_API_KEY or the route's api_key): %s%s",
-                    route, m, suffix);
+        key_refused(out, route, key_env, poe_said ? m : NULL);
         goto Exit;
     case 402:
         out->type = PGW_ERR_BILLING;
@@ -344,4 +372,56 @@ Exit:
     pgw_redact(out->message, secret);
     if (root != NULL)
         yajl_tree_free(root);
+}
+
+void pgw_map_upstream_error(int status, const char *body, size_t len, const char *route, const char *secret,
+                            pgw_upstream_failure_t *out)
+{
+    map_error(status, body, len, route, NULL, secret, out);
+}
+
+/*
+ * pgw_upstream_error_answer without the request and the transfer: `location` is Poe's Location header and
+ * `*retry_after` its Retry-After (base NULL when absent), replaced by the Retry-After the client gets (base NULL: none).
+ */
+static int answer_error(const pgw_route_t *route, int status, const char *body, size_t len, h2o_iovec_t location,
+                        h2o_iovec_t *retry_after, pgw_upstream_failure_t *out)
+{
+    int own = 1;
+
+    /* a 429 always tells the client when to come back (docs/errors.md#retry-after) */
+    if (retry_after->base == NULL && status == 429)
+        *retry_after = h2o_iovec_init(H2O_STRLIT("1"));
+    if (status == 401) {
+        /* the route's own key: the variable to check is known here, unlike inside an answer */
+        map_error(status, body, len, route->model_name, route->api_key_env, route->api_key, out);
+        pgw_log_error(MODULE_NAME, "route %s: Poe answered 401: its api_key is refused", route->model_name);
+    } else if (status >= 300 && status <= 399) {
+        out->status = 502;
+        out->type = PGW_ERR_API;
+        set_message(out, "route %s: Poe answered %d, a redirect%s%.*s; check the route's api_base", route->model_name, status,
+                    location.base != NULL ? " to " : "", (int)(location.len < 200 ? location.len : 200),
+                    location.base != NULL ? location.base : "");
+        pgw_redact(out->message, route->api_key); /* the Location is Poe's text */
+    } else if (status < 300) {
+        out->status = 502;
+        out->type = PGW_ERR_API;
+        set_message(out, "route %s: Poe answered %d with no usable body", route->model_name, status);
+    } else {
+        map_error(status, body, len, route->model_name, NULL, route->api_key, out);
+        own = 0;
+    }
+    return own;
+}
+
+int pgw_upstream_error_answer(h2o_req_t *req, const pgw_route_t *route, pgw_upstream_transfer_t *t, int status, const char *body,
+                              size_t len, pgw_upstream_failure_t *out)
+{
+    h2o_iovec_t retry_after = pgw_upstream_header(t, H2O_STRLIT("retry-after"));
+    int own = answer_error(route, status, body, len, pgw_upstream_header(t, H2O_STRLIT("location")), &retry_after, out);
+    if (retry_after.base != NULL) {
+        h2o_iovec_t v = h2o_strdup(&req->pool, retry_after.base, retry_after.len); /* the transfer's headers go with it */
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v.base, v.len);
+    }
+    return own;
 }

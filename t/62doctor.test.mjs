@@ -144,6 +144,28 @@ test('an unknown bot, and an openai/ bot without tools', async () => {
     assert.match(t.stdout, /fix: Claude Code always sends tools/);
 });
 
+test('a bot named by its display name: doctor finds it as the gateway does', async () => {
+    // Poe resolves a bot's display name as well as its id, and so does the gateway (src/catalog.c): doctor must not call
+    // such a route's bot missing. The mock's display names differ from the ids only in case, so one is renamed here.
+    const catalog = JSON.parse((await (await fetch(`${mock.httpUrl}/v1/models`)).text()));
+    const gemini = catalog.data.find((m) => m.id === 'gemini-2.5-pro');
+    gemini.metadata.display_name = 'Gemini 2.5 Pro';
+    const extra = `  - model_name: gemini
+    litellm_params:
+      model: openai/Gemini 2.5 Pro
+      api_base: ${mock.httpsUrl}/v1
+      api_key: os.environ/POE_API_KEY
+`;
+    const config = defaultConfig(mock, gatewaySection(await freePort())).replace('general_settings:', `${extra}general_settings:`);
+    await mock.reset();
+    await mock.script({ match: { path: '/v1/models' }, status: 200, body: JSON.stringify(catalog) });
+    const r = await doctor(config);
+    await mock.reset();
+    assert.equal(r.code, 0, r.stdout);
+    assert.deepEqual(r.failed, []);
+    assert.match(r.stdout, /^✔ openai\/Gemini 2\.5 Pro \(route gemini\) is in Poe's catalog as gemini-2\.5-pro and supports tools$/m);
+});
+
 test('an unreachable upstream', async () => {
     const closed = await freePort();
     const config = defaultConfig(null, gatewaySection(await freePort())).replaceAll('https://localhost:9', `https://localhost:${closed}`);

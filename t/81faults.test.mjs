@@ -335,3 +335,35 @@ test('402 (points exhausted) on an anthropic/ route is relayed as is', async () 
     }
     await assertServes('402');
 });
+
+test('Poe\'s refusals get one answer on both route kinds: a refused key, a redirect, a 429 without Retry-After', async () => {
+    // src/upstream_errors.c answers for both kinds: the same status, type, wording and Retry-After, but for the route's
+    // name. Before, the openai/ route quoted a redirect's body, and each kind worded a refused key its own way.
+    const cases = [
+        { what: 'a refused key', status: 401, headers: json,
+            anthropic: { type: 'error', error: { type: 'authentication_error', message: 'invalid x-api-key' } },
+            openai: { error: { code: 401, type: 'authentication_error', message: 'invalid x-api-key' } },
+            want: [502, 'api_error', (route) => `Poe refused the API key configured for route ${route}; check POE_API_KEY (Poe said: invalid x-api-key)`],
+            retryAfter: undefined },
+        { what: 'a redirect', status: 302, headers: { location: 'https://example.invalid/login' }, anthropic: '', openai: '',
+            want: [502, 'api_error', (route) => `route ${route}: Poe answered 302, a redirect to https://example.invalid/login; check the route's api_base`],
+            retryAfter: undefined },
+        { what: 'a 429 without Retry-After', status: 429, headers: json,
+            anthropic: { type: 'error', error: { type: 'rate_limit_error', message: 'slow down' } },
+            openai: { error: { code: 429, type: 'rate_limit_error', message: 'slow down' } },
+            want: [429, 'rate_limit_error', () => 'slow down'], retryAfter: '1' },
+    ];
+    for (const c of cases)
+        for (const [route, path, body] of [['claude-fast', '/v1/messages', c.anthropic], ['gpt-fast', '/v1/chat/completions', c.openai]])
+            for (const stream of [false, true]) {
+                const what = `${c.what}, ${route}, stream ${stream}`;
+                await mock.reset();
+                await mock.script({ match: { path }, status: c.status, headers: c.headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+                const r = await post(msg(route, { stream }));
+                const [status, type, message] = c.want;
+                const e = assertError(r, status, type, null, what);
+                assert.equal(e.error.message, message(route), what);
+                assert.equal(r.headers['retry-after'], c.retryAfter, `${what}: Retry-After`);
+            }
+    await assertServes('refusals');
+});

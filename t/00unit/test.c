@@ -166,6 +166,7 @@ void test_src__toolnames_c(void);
 void test_src__translate_request_c(void);
 void test_src__framing_c(void);
 void test_src__listener_c(void);
+void test_src__cmd_options_c(void);
 
 int main(void)
 {
@@ -194,5 +195,6 @@ int main(void)
     subtest("src/translate_request.c", test_src__translate_request_c);
     subtest("src/framing.c", test_src__framing_c);
     subtest("src/listener.c", test_src__listener_c);
+    subtest("src/cmd_options.c", test_src__cmd_options_c);
     return done_testing();
 }

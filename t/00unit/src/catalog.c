@@ -52,6 +52,14 @@ void test_src__catalog_c(void)
     ok(grok != NULL && grok->max_output_tokens == 0 && grok->num_knobs == 0);
     const pgw_bot_t *odd = pgw_catalog_find(c, H2O_STRLIT("odd"));
     ok(odd != NULL && odd->num_knobs == 1 && odd->knobs[0].type == PGW_KNOB_OTHER);
+    /* a display name that is more than the id in other case */
+    ok(odd != NULL && pgw_catalog_find(c, H2O_STRLIT("an odd bot")) == odd);
+    ok(pgw_catalog_find(c, H2O_STRLIT("An Odd")) == NULL);
+    /* supported_features: strings only; none listed, none supported */
+    ok(pgw_catalog_supports(c, gpt, "tools"));
+    ok(pgw_catalog_supports(c, gpt, "web_search"));
+    ok(!pgw_catalog_supports(c, gpt, "tool"));
+    ok(!pgw_catalog_supports(c, grok, "tools"));
     ok(pgw_catalog_find(c, H2O_STRLIT("gpt-5-mini")) == NULL);
     ok(pgw_catalog_find(c, H2O_STRLIT("gpt")) == NULL);
 

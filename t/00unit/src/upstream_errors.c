@@ -1,5 +1,5 @@
 /* poe-gateway: MIT licence. Unit tests for src/upstream_errors.c: every row of the table in docs/errors.md#upstream-errors,
- * the message sources and the context-overflow rewrite. */
+ * the message sources, the context-overflow rewrite, and what the routes answer to an error status. */
 #include <string.h>
 #include "../../../src/upstream_errors.c"
 #include "../test.h"
@@ -32,8 +32,8 @@ static void test_statuses(void)
     map(401, POE("401", "authentication_error", "Invalid API key"));
     is_int(f.status, 502);
     is_str(f.type, "api_error");
-    is_str(f.message, "Poe refused the API key configured for route 'gpt-5.4' (check POE_API_KEY or the route's api_key): "
-                      "Invalid API key");
+    is_str(f.message,
+           "Poe refused the API key configured for route gpt-5.4; check the route's api_key (Poe said: Invalid API key)");
 
     map(402, POE("402", "insufficient_credits", "Insufficient points"));
     is_int(f.status, 402);
@@ -193,7 +193,81 @@ static void test_in_stream(void)
     memset(&f, 0, sizeof(f));
     pgw_map_upstream_error(401, "", 0, NULL, NULL, &f);
     is_int(f.status, 502);
-    ok(strstr(f.message, "route '(unnamed)'") != NULL);
+    is_str(f.message, "Poe refused the API key configured for route (unnamed); check the route's api_key");
+    /* an authentication error inside an answer is the same refusal, worded the same */
+    map(200, "{\"error\":{\"type\":\"authentication_error\",\"message\":\"Invalid API key\"}}");
+    is_int(f.status, 502);
+    is_str(f.type, "api_error");
+    is_str(f.message,
+           "Poe refused the API key configured for route gpt-5.4; check the route's api_key (Poe said: Invalid API key)");
+}
+
+/* What either route answers to an error status (pgw_upstream_error_answer, less the request and the transfer). */
+static h2o_iovec_t retry_after;
+static int own;
+
+static void answer(const pgw_route_t *route, int status, const char *body, const char *location, const char *poe_retry_after)
+{
+    memset(&f, 0, sizeof(f));
+    retry_after = poe_retry_after != NULL ? h2o_iovec_init(poe_retry_after, strlen(poe_retry_after)) : h2o_iovec_init(NULL, 0);
+    own = answer_error(route, status, body, strlen(body),
+                       location != NULL ? h2o_iovec_init(location, strlen(location)) : h2o_iovec_init(NULL, 0), &retry_after, &f);
+}
+
+static void test_answer(void)
+{
+    pgw_route_t from_env = {.model_name = "claude-sonnet", .api_key = "sk-poe-0123456789abcdef", .api_key_env = "POE_API_KEY"},
+                literal = {.model_name = "gpt-5", .api_key = "sk-poe-0123456789abcdef"};
+
+    /* a refused key: one wording on both route kinds, naming the variable when the key came from one; Poe's Anthropic
+     * body is not the answer, and no key leaks from Poe's message */
+    answer(&from_env, 401,
+           "{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":\"bad key sk-poe-0123456789abcdef\"}}",
+           NULL, NULL);
+    is_int(own, 1);
+    is_int(f.status, 502);
+    is_str(f.type, "api_error");
+    is_str(f.message,
+           "Poe refused the API key configured for route claude-sonnet; check POE_API_KEY (Poe said: bad key [redacted])");
+    ok(retry_after.base == NULL);
+    answer(&literal, 401, "", NULL, NULL);
+    is_str(f.message, "Poe refused the API key configured for route gpt-5; check the route's api_key");
+
+    /* a 429: Poe's Retry-After goes to the client, and a bare one gets 1 */
+    answer(&literal, 429, "{\"error\":{\"message\":\"slow down\"}}", NULL, "7");
+    is_int(own, 0);
+    is_int(f.status, 429);
+    is_str(f.type, "rate_limit_error");
+    ok(h2o_memis(retry_after.base, retry_after.len, H2O_STRLIT("7")));
+    answer(&literal, 429, "", NULL, NULL);
+    ok(h2o_memis(retry_after.base, retry_after.len, H2O_STRLIT("1")));
+    /* any other status keeps Poe's Retry-After, and gets none of the gateway's */
+    answer(&literal, 529, "", NULL, "30");
+    is_int(f.status, 529);
+    ok(h2o_memis(retry_after.base, retry_after.len, H2O_STRLIT("30")));
+    answer(&literal, 500, "", NULL, NULL);
+    ok(retry_after.base == NULL);
+
+    /* a redirect names where it points; a status that is no error says so */
+    answer(&from_env, 302, "<html>moved</html>", "https://example.invalid/login", NULL);
+    is_int(own, 1);
+    is_int(f.status, 502);
+    is_str(f.type, "api_error");
+    is_str(f.message,
+           "route claude-sonnet: Poe answered 302, a redirect to https://example.invalid/login; check the route's api_base");
+    answer(&from_env, 307, "", NULL, NULL);
+    is_str(f.message, "route claude-sonnet: Poe answered 307, a redirect; check the route's api_base");
+    answer(&from_env, 101, "", NULL, NULL);
+    is_int(own, 1);
+    is_int(f.status, 502);
+    is_str(f.message, "route claude-sonnet: Poe answered 101 with no usable body");
+
+    /* everything else is Poe's error mapped, the key redacted */
+    answer(&from_env, 400, "{\"error\":{\"message\":\"key sk-poe-0123456789abcdef is not for this\"}}", NULL, NULL);
+    is_int(own, 0);
+    is_int(f.status, 400);
+    is_str(f.type, "invalid_request_error");
+    is_str(f.message, "key [redacted] is not for this");
 }
 
 void test_src__upstream_errors_c(void)
@@ -202,4 +276,5 @@ void test_src__upstream_errors_c(void)
     subtest("messages", test_messages);
     subtest("context overflow", test_context_overflow);
     subtest("errors inside a stream", test_in_stream);
+    subtest("the routes' answer", test_answer);
 }
