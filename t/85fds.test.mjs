@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import { request, startGateway } from './lib/harness.mjs';
-import { connect, fdCount, sleep, statuses, waitFor } from './lib/raw.mjs';
+import { acceptedSockets, connect, fdCount, sleep, statuses, waitFor } from './lib/raw.mjs';
 
 // Idle connections: ten times the descriptor limit below, and within what the two workers' listen queues hold (1,024
 // each) besides what the gateway takes. A flood this much larger than the limit makes the two workers of a gateway that
@@ -55,25 +55,6 @@ function closeWait(port) {
         for (const line of fs.readFileSync(file, 'utf8').split('\n').slice(1)) {
             const f = line.trim().split(/\s+/);
             if (f.length > 3 && parseInt(f[1].split(':')[1], 16) === port && f[3] === '08') ++n;
-        }
-    }
-    return n;
-}
-
-/** The gateway's own TCP connections on its port (not the listening sockets), from /proc. */
-function accepted(pid, port) {
-    const inodes = new Set();
-    for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-        try {
-            const m = fs.readlinkSync(`/proc/${pid}/fd/${fd}`).match(/^socket:\[(\d+)\]$/);
-            if (m) inodes.add(m[1]);
-        } catch { /* closed meanwhile */ }
-    }
-    let n = 0;
-    for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-        for (const line of fs.readFileSync(file, 'utf8').split('\n').slice(1)) {
-            const f = line.trim().split(/\s+/);
-            if (f.length > 9 && parseInt(f[1].split(':')[1], 16) === port && f[3] !== '0A' && inodes.has(f[9])) ++n;
         }
     }
     return n;
@@ -140,7 +121,7 @@ test('a flood past the descriptor limit waits at max_connections: no spin, no CL
             const ticks = await cpuOver(pid, 2000);
             assert.ok(ticks < IDLE_CPU_TICKS, `the gateway burns ${ticks} CPU ticks in 2 s with ${FLOOD} connections open`);
             // exactly its cap, the rest left queued, and descriptors to spare for upstream connections
-            assert.equal(accepted(pid, gw.port), CAP, 'client connections the gateway holds');
+            assert.equal(acceptedSockets(pid, gw.port), CAP, 'client connections the gateway holds');
             assert.ok(fdCount(pid) < NOFILE - 16, `the gateway holds ${fdCount(pid)} of its ${NOFILE} descriptors`);
             assert.ok(capped, `reaching the cap was not logged:\n${gw.output.stderr.slice(-2000)}`);
         } finally {
@@ -173,8 +154,8 @@ test('out of descriptors below max_connections: the queue is closed, no spin, on
         }
         // a probe that came while descriptors were still short would be closed like the flood: wait until the
         // gateway has closed the connections whose clients left
-        assert.ok(await waitFor(() => accepted(pid, gw.port) === 0, HANG_MS),
-            `the gateway holds ${accepted(pid, gw.port)} connections`);
+        assert.ok(await waitFor(() => acceptedSockets(pid, gw.port) === 0, HANG_MS),
+            `the gateway holds ${acceptedSockets(pid, gw.port)} connections`);
         await liveliness(gw);
         assert.ok(await waitFor(() => closeWait(gw.port) === 0, HANG_MS), `${closeWait(gw.port)} sockets stay in CLOSE-WAIT`);
         const ticks = await cpuOver(pid, 2000);

@@ -26,6 +26,25 @@ export function fdCount(pid) {
     return fs.readdirSync(`/proc/${pid}/fd`).length;
 }
 
+/** The gateway's own TCP connections on its port (not the listening sockets), from /proc. */
+export function acceptedSockets(pid, port) {
+    const inodes = new Set();
+    for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+        try {
+            const m = fs.readlinkSync(`/proc/${pid}/fd/${fd}`).match(/^socket:\[(\d+)\]$/);
+            if (m) inodes.add(m[1]);
+        } catch { /* closed meanwhile */ }
+    }
+    let n = 0;
+    for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+        for (const line of fs.readFileSync(file, 'utf8').split('\n').slice(1)) {
+            const f = line.trim().split(/\s+/);
+            if (f.length > 9 && parseInt(f[1].split(':')[1], 16) === port && f[3] !== '0A' && inodes.has(f[9])) ++n;
+        }
+    }
+    return n;
+}
+
 /** Polls until `cond()` is true or `ms` have passed; returns the last value of cond(). */
 export async function waitFor(cond, ms, step = 50) {
     const t0 = Date.now();
