@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include "config.h"
+#include "route_match.h"
 #include "fuzz.h"
 
 static int fd = -1;
