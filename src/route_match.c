@@ -2,8 +2,8 @@
  * upstream, "did you mean" suggestions, a named key's allow list.
  *
  * Everything here reads a pgw_config_t that no longer changes (a generation's), allocates nothing that outlives the
- * call, and knows no YAML: the loader (src/config.c) only uses pgw_wildcard_match, to warn about wildcard routes that
- * an earlier one shadows. The rules, exact names before wildcards and wildcards in file order, are
+ * call, and knows no YAML; the loader uses only pgw_wildcard_match, to warn about a wildcard route that an earlier one
+ * shadows. The rules, exact names before wildcards and wildcards in file order, are
  * docs/config.md#routing-a-model-name.
  */
 #include <ctype.h>

@@ -1,8 +1,9 @@
-/* poe-gateway: MIT licence. Unit tests for src/config.c: loading and validation messages. */
+/* poe-gateway: MIT licence. Unit tests for the configuration loader (src/config.c and its section files): loading and messages. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "../../../src/config.c"
+#include "route_match.h"
 #include <openssl/sha.h>
 #include "../test.h"
 

@@ -1,0 +1,479 @@
+/* poe-gateway: MIT licence. model_list and router_settings: the routes, one per model_list entry.
+ *
+ * Each entry gives a client-facing model_name (with '*' wildcards or not) and litellm_params, read into one
+ * pgw_route_t. litellm_params.model's prefix chooses the route kind: openai/<bot> (translation) or anthropic/<model>
+ * (pass-through). Timeouts and retries a route leaves unset wait for the end of the file, where
+ * pgw_loader_finish_routes applies router_settings (which may come after model_list) or the built-in defaults; it also
+ * warns about a wildcard route that an earlier wildcard always catches first. The rules are
+ * docs/config.md#routes.
+ */
+#include <assert.h>
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include "config_loader.h"
+#include "log.h"
+#include "route_match.h"
+
+#define MODULE_NAME "config"
+
+static pgw_route_t *add_route(pgw_loader_t *l, yaml_node_t *entry)
+{
+    pgw_config_t *conf = l->conf;
+    conf->routes = xrealloc(conf->routes, (conf->num_routes + 1) * sizeof(conf->routes[0]));
+    pgw_route_t *route = conf->routes + conf->num_routes++;
+    *route = (pgw_route_t){.timeout = -1,
+                           .stream_timeout = PGW_DEFAULT_STREAM_TIMEOUT,
+                           .max_retries = -1,
+                           .ssl_verify = 1,
+                           .line = (unsigned)entry->start_mark.line + 1,
+                           .column = (unsigned)entry->start_mark.column + 1};
+    return route;
+}
+
+static int on_provider_model(pgw_loader_t *l, pgw_route_t *route, yaml_node_t *node)
+{
+    static const struct {
+        const char *prefix;
+        pgw_route_kind_t kind;
+    } providers[] = {{"openai/", PGW_ROUTE_OPENAI}, {"anthropic/", PGW_ROUTE_ANTHROPIC}};
+    const char *s = pgw_loader_scalar(l, node, "litellm_params.model");
+    const char *slash;
+
+    if (s == NULL)
+        return -1;
+    for (size_t i = 0; i != sizeof(providers) / sizeof(providers[0]); ++i) {
+        size_t plen = strlen(providers[i].prefix);
+        if (strncmp(s, providers[i].prefix, plen) == 0) {
+            if (s[plen] == '\0')
+                return pgw_loader_error(l, node, "litellm_params.model: empty model name after '%s'", providers[i].prefix);
+            route->kind = providers[i].kind;
+            route->upstream_model = xstrdup(s + plen);
+            return 0;
+        }
+    }
+    if ((slash = strchr(s, '/')) == NULL)
+        return pgw_loader_error(l, node, "litellm_params.model '%s' has no provider prefix (use openai/<bot> or anthropic/<model>)", s);
+    return pgw_loader_error(l, node, "litellm_params.model: unsupported provider '%.*s/' (use openai/<bot> or anthropic/<model>)",
+                    (int)(slash - s), s);
+}
+
+/* Header names are RFC 9110 tokens; values may not hold CR, LF or NUL. */
+static int is_header_name(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    for (; *s != '\0'; ++s)
+        if (!(isalnum((unsigned char)*s) || strchr("!#$%&'*+-.^_`|~", *s) != NULL))
+            return 0;
+    return 1;
+}
+
+static int on_extra_headers(pgw_loader_t *l, pgw_route_t *route, yaml_node_t *node)
+{
+    pgw_loader_pair_t *pairs;
+    size_t num;
+
+    if (pgw_loader_expect_mapping(l, node, "extra_headers") != 0 || pgw_loader_pairs(l, node, &pairs, &num) != 0)
+        return -1;
+    route->extra_headers = xrealloc(NULL, num * sizeof(route->extra_headers[0]));
+    for (size_t i = 0; i != num; ++i) {
+        const char *name = (const char *)pairs[i].key->data.scalar.value;
+        char *value, *env_name;
+        if (!is_header_name(name))
+            return pgw_loader_error(l, pairs[i].key, "extra_headers: '%s' is not a valid header name", name);
+        for (size_t j = 0; j != route->num_extra_headers; ++j)
+            if (strcasecmp(route->extra_headers[j].name, name) == 0)
+                return pgw_loader_error(l, pairs[i].key, "extra_headers: duplicate header '%s'", name);
+        if (pgw_yaml_is_null(pairs[i].value)) {
+            value = xstrdup("");
+            env_name = NULL;
+        } else if (pgw_loader_env_value(l, pairs[i].value, "extra_headers value", &value, &env_name) != 0) {
+            return -1;
+        } else if (value == NULL && env_name == NULL) {
+            value = xstrdup(""); /* an empty literal */
+        }
+        route->extra_headers[route->num_extra_headers++] = (pgw_header_t){xstrdup(name), value};
+        if (value != NULL && strpbrk(value, "\r\n") != NULL) {
+            int ret = env_name != NULL ? pgw_loader_error(l, pairs[i].value, "extra_headers: $%s holds a line break", env_name)
+                                       : pgw_loader_error(l, pairs[i].value, "extra_headers: the value of '%s' holds a line break", name);
+            free(env_name);
+            return ret;
+        }
+        free(env_name);
+    }
+    return 0;
+}
+
+/* ---- extra_body: a YAML mapping written out as JSON object members ---- */
+
+struct st_json_text_t {
+    char *buf;
+    size_t len, cap;
+    int too_large;
+};
+
+#define MAX_EXTRA_BODY (64 * 1024)
+
+static void jt_append(struct st_json_text_t *t, const char *s, size_t len)
+{
+    if (t->len + len > MAX_EXTRA_BODY) {
+        t->too_large = 1; /* YAML aliases can multiply a small file: stop growing, fail the load */
+        return;
+    }
+    if (t->len + len + 1 > t->cap) {
+        t->cap = (t->len + len + 1) * 2;
+        t->buf = xrealloc(t->buf, t->cap);
+    }
+    memcpy(t->buf + t->len, s, len);
+    t->len += len;
+    t->buf[t->len] = '\0';
+}
+
+static void jt_string(struct st_json_text_t *t, const char *s, size_t len)
+{
+    jt_append(t, "\"", 1);
+    for (size_t i = 0; i != len; ++i) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            jt_append(t, esc, 2);
+        } else if (c < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", c);
+            jt_append(t, esc, 6);
+        } else {
+            jt_append(t, (const char *)&c, 1);
+        }
+    }
+    jt_append(t, "\"", 1);
+}
+
+/* JSON's number grammar exactly: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int is_json_number(const char *s)
+{
+    if (*s == '-')
+        ++s;
+    if (*s == '0')
+        ++s;
+    else if (*s >= '1' && *s <= '9')
+        while (*s >= '0' && *s <= '9')
+            ++s;
+    else
+        return 0;
+    if (*s == '.') {
+        ++s;
+        if (!(*s >= '0' && *s <= '9'))
+            return 0;
+        while (*s >= '0' && *s <= '9')
+            ++s;
+    }
+    if (*s == 'e' || *s == 'E') {
+        ++s;
+        if (*s == '+' || *s == '-')
+            ++s;
+        if (!(*s >= '0' && *s <= '9'))
+            return 0;
+        while (*s >= '0' && *s <= '9')
+            ++s;
+    }
+    return *s == '\0';
+}
+
+/* A plain YAML scalar that reads as a JSON number, boolean or null is written as one; anything else as a string. */
+static void jt_scalar(struct st_json_text_t *t, const yaml_node_t *node)
+{
+    const char *s = (const char *)node->data.scalar.value;
+    size_t len = node->data.scalar.length;
+    if (node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+        if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0) {
+            jt_append(t, s, len);
+            return;
+        }
+        if (pgw_yaml_is_null(node)) {
+            jt_append(t, "null", 4);
+            return;
+        }
+        if (is_json_number(s)) {
+            jt_append(t, s, len);
+            return;
+        }
+    }
+    jt_string(t, s, len);
+}
+
+static int jt_node(pgw_loader_t *l, struct st_json_text_t *t, yaml_node_t *node, int depth, int members_only)
+{
+    if (depth > 32)
+        return pgw_loader_error(l, node, "extra_body is nested too deeply");
+    if (t->too_large)
+        return 0; /* the caller reports it; walking on would cost as much as the aliases multiply */
+    switch (node->type) {
+    case YAML_SCALAR_NODE:
+        jt_scalar(t, node);
+        return 0;
+    case YAML_SEQUENCE_NODE:
+        jt_append(t, "[", 1);
+        for (yaml_node_item_t *item = node->data.sequence.items.start; item != node->data.sequence.items.top; ++item) {
+            if (item != node->data.sequence.items.start)
+                jt_append(t, ",", 1);
+            if (jt_node(l, t, pgw_loader_node(l, *item), depth + 1, 0) != 0)
+                return -1;
+        }
+        jt_append(t, "]", 1);
+        return 0;
+    case YAML_MAPPING_NODE: {
+        pgw_loader_pair_t *pairs;
+        size_t num;
+        if (pgw_loader_pairs(l, node, &pairs, &num) != 0)
+            return -1;
+        if (!members_only)
+            jt_append(t, "{", 1);
+        for (size_t i = 0; i != num; ++i) {
+            if (pairs[i].key->type != YAML_SCALAR_NODE)
+                return pgw_loader_error(l, pairs[i].key, "extra_body keys must be scalars");
+            if (i != 0)
+                jt_append(t, ",", 1);
+            jt_string(t, (const char *)pairs[i].key->data.scalar.value, pairs[i].key->data.scalar.length);
+            jt_append(t, ":", 1);
+            if (jt_node(l, t, pairs[i].value, depth + 1, 0) != 0)
+                return -1;
+        }
+        if (!members_only)
+            jt_append(t, "}", 1);
+        return 0;
+    }
+    default:
+        return pgw_loader_error(l, node, "extra_body holds an unsupported node");
+    }
+}
+
+static int is_known_param(const yaml_node_t *key)
+{
+    static const char *const known[] = {"model",          "api_base",    "api_key",       "rpm",        "timeout",
+                                        "stream_timeout", "max_retries", "extra_headers", "ssl_verify", "extra_body",
+                                        "http2_prior_knowledge", "echo_reasoning", "minimal_schema", "buffer_tools"};
+    for (size_t i = 0; i != sizeof(known) / sizeof(known[0]); ++i)
+        if (pgw_yaml_key_is(key, known[i]))
+            return 1;
+    return 0;
+}
+
+static int on_litellm_params(pgw_loader_t *l, pgw_route_t *route, yaml_node_t *params)
+{
+    pgw_loader_pair_t *pairs;
+    size_t num;
+    yaml_node_t *model = NULL, *api_base = NULL;
+    long long n;
+
+    if (pgw_loader_expect_mapping(l, params, "litellm_params") != 0 || pgw_loader_pairs(l, params, &pairs, &num) != 0)
+        return -1;
+    for (size_t i = 0; i != num; ++i) {
+        yaml_node_t *key = pairs[i].key, *value = pairs[i].value;
+        if (!is_known_param(key)) {
+            pgw_loader_warn_unknown(l, key, "litellm_params");
+        } else if (pgw_yaml_is_null(value)) {
+            /* same as absent */
+        } else if (pgw_yaml_key_is(key, "model")) {
+            if (on_provider_model(l, route, value) != 0)
+                return -1;
+            model = value;
+        } else if (pgw_yaml_key_is(key, "api_base")) {
+            api_base = value;
+        } else if (pgw_yaml_key_is(key, "api_key")) {
+            if (pgw_loader_env_value(l, value, "api_key", &route->api_key, &route->api_key_env) != 0)
+                return -1;
+        } else if (pgw_yaml_key_is(key, "rpm")) {
+            if (pgw_loader_int(l, value, "rpm", 0, INT_MAX, &n) != 0)
+                return -1;
+            route->rpm = (int)n;
+        } else if (pgw_yaml_key_is(key, "timeout")) {
+            if (pgw_loader_seconds(l, value, "timeout", 0, &route->timeout) != 0)
+                return -1;
+        } else if (pgw_yaml_key_is(key, "stream_timeout")) {
+            if (pgw_loader_seconds(l, value, "stream_timeout", 0, &route->stream_timeout) != 0)
+                return -1;
+        } else if (pgw_yaml_key_is(key, "max_retries")) {
+            if (pgw_loader_int(l, value, "max_retries", 0, 10, &n) != 0)
+                return -1;
+            route->max_retries = (int)n;
+        } else if (pgw_yaml_key_is(key, "extra_headers")) {
+            if (on_extra_headers(l, route, value) != 0)
+                return -1;
+        } else if (pgw_yaml_key_is(key, "ssl_verify")) {
+            if (pgw_loader_bool(l, value, "ssl_verify", &route->ssl_verify) != 0)
+                return -1;
+            if (!route->ssl_verify)
+                pgw_log_warn(MODULE_NAME, "%s:%zu:%zu: route '%s' does not verify the upstream's TLS certificate", l->path,
+                             key->start_mark.line + 1, key->start_mark.column + 1, route->model_name);
+        } else if (pgw_yaml_key_is(key, "http2_prior_knowledge")) {
+            if (pgw_loader_bool(l, value, "http2_prior_knowledge", &route->h2c) != 0)
+                return -1;
+        } else if (pgw_yaml_key_is(key, "echo_reasoning")) {
+            if (pgw_loader_bool(l, value, "echo_reasoning", &route->echo_reasoning) != 0)
+                return -1;
+        } else if (pgw_yaml_key_is(key, "minimal_schema")) {
+            if (pgw_loader_bool(l, value, "minimal_schema", &route->minimal_schema) != 0)
+                return -1;
+        } else if (pgw_yaml_key_is(key, "buffer_tools")) {
+            if (pgw_loader_bool(l, value, "buffer_tools", &route->buffer_tools) != 0)
+                return -1;
+        } else {
+            assert(pgw_yaml_key_is(key, "extra_body"));
+            struct st_json_text_t text = {NULL};
+            if (pgw_loader_expect_mapping(l, value, "extra_body") != 0 || jt_node(l, &text, value, 0, 1) != 0) {
+                free(text.buf);
+                return -1;
+            }
+            if (text.too_large) {
+                free(text.buf);
+                return pgw_loader_error(l, value, "extra_body is larger than %d bytes once written out", MAX_EXTRA_BODY);
+            }
+            free(route->extra_body);
+            route->extra_body = text.len != 0 ? text.buf : NULL;
+            if (text.len == 0)
+                free(text.buf);
+        }
+    }
+
+    if (model == NULL)
+        return pgw_loader_error(l, params, "model '%s' has no litellm_params.model", route->model_name);
+
+    if (api_base != NULL) {
+        char *env_name;
+        if (pgw_loader_env_value(l, api_base, "api_base", &route->api_base, &env_name) != 0)
+            return -1;
+        if (route->api_base != NULL && !pgw_loader_is_http_url(route->api_base)) {
+            int ret = env_name != NULL ? pgw_loader_error(l, api_base, "api_base ($%s) must start with http:// or https://", env_name)
+                                       : pgw_loader_error(l, api_base, "api_base must start with http:// or https://");
+            free(env_name);
+            return ret;
+        }
+        if (route->api_base != NULL)
+            pgw_loader_strip_slashes(route->api_base);
+        else if (env_name == NULL) /* an empty literal counts as absent */
+            api_base = NULL;
+        free(env_name);
+    }
+    if (api_base == NULL)
+        route->api_base =
+            xstrdup(route->kind == PGW_ROUTE_ANTHROPIC ? PGW_DEFAULT_ANTHROPIC_API_BASE : PGW_DEFAULT_OPENAI_API_BASE);
+    return 0;
+}
+
+static int on_model_entry(pgw_loader_t *l, yaml_node_t *entry)
+{
+    pgw_config_t *conf = l->conf;
+    pgw_loader_pair_t *pairs;
+    size_t num;
+    yaml_node_t *name_node = NULL, *params = NULL;
+    const char *name;
+    pgw_route_t *route;
+
+    if (pgw_loader_expect_mapping(l, entry, "a model_list entry") != 0 || pgw_loader_pairs(l, entry, &pairs, &num) != 0)
+        return -1;
+    for (size_t i = 0; i != num; ++i) {
+        if (pgw_yaml_key_is(pairs[i].key, "model_name")) {
+            name_node = pairs[i].value;
+        } else if (pgw_yaml_key_is(pairs[i].key, "litellm_params")) {
+            params = pairs[i].value;
+        } else {
+            pgw_loader_warn_unknown(l, pairs[i].key, "model_list entry");
+        }
+    }
+
+    if (name_node == NULL || pgw_yaml_is_null(name_node))
+        return pgw_loader_error(l, entry, "model_list entry has no model_name");
+    if ((name = pgw_loader_scalar(l, name_node, "model_name")) == NULL)
+        return -1;
+    if (*name == '\0')
+        return pgw_loader_error(l, name_node, "model_name must not be empty");
+    if (strchr(name, '*') == NULL) {
+        for (size_t i = 0; i != conf->num_routes; ++i)
+            if (!conf->routes[i].is_wildcard && strcmp(conf->routes[i].model_name, name) == 0)
+                return pgw_loader_error(l, name_node, "duplicate model_name '%s' (first at line %u)", name, conf->routes[i].line);
+    }
+
+    route = add_route(l, entry);
+    route->model_name = xstrdup(name);
+    route->is_wildcard = strchr(name, '*') != NULL;
+
+    if (params == NULL || pgw_yaml_is_null(params))
+        return pgw_loader_error(l, entry, "model '%s' has no litellm_params.model", name);
+    return on_litellm_params(l, route, params);
+}
+
+int pgw_loader_on_model_list(pgw_loader_t *l, yaml_node_t *node)
+{
+    if (pgw_yaml_is_null(node))
+        return 0;
+    if (node->type != YAML_SEQUENCE_NODE)
+        return pgw_loader_error(l, node, "model_list must be a sequence");
+    for (yaml_node_item_t *item = node->data.sequence.items.start; item != node->data.sequence.items.top; ++item)
+        if (on_model_entry(l, pgw_loader_node(l, *item)) != 0)
+            return -1;
+    return 0;
+}
+
+/* router_settings */
+
+int pgw_loader_on_router_settings(pgw_loader_t *l, yaml_node_t *node)
+{
+    pgw_loader_pair_t *pairs;
+    size_t num;
+    long long n;
+
+    if (pgw_yaml_is_null(node))
+        return 0;
+    if (pgw_loader_expect_mapping(l, node, "router_settings") != 0 || pgw_loader_pairs(l, node, &pairs, &num) != 0)
+        return -1;
+    for (size_t i = 0; i != num; ++i) {
+        yaml_node_t *key = pairs[i].key, *value = pairs[i].value;
+        if (pgw_yaml_key_is(key, "num_retries")) {
+            if (pgw_yaml_is_null(value))
+                continue;
+            if (pgw_loader_int(l, value, "router_settings.num_retries", 0, 10, &n) != 0)
+                return -1;
+            l->router_num_retries = (int)n;
+        } else if (pgw_yaml_key_is(key, "timeout")) {
+            if (pgw_yaml_is_null(value))
+                continue;
+            if (pgw_loader_seconds(l, value, "router_settings.timeout", 0, &l->router_timeout) != 0)
+                return -1;
+        } else {
+            pgw_loader_warn_unknown(l, key, "router_settings");
+        }
+    }
+    return 0;
+}
+
+/* once the file is read */
+
+void pgw_loader_finish_routes(pgw_loader_t *l)
+{
+    pgw_config_t *conf = l->conf;
+
+    if (conf->num_routes == 0)
+        pgw_log_warn(MODULE_NAME, "%s: model_list is empty: every model will be refused", l->path);
+    for (size_t i = 0; i != conf->num_routes; ++i) {
+        pgw_route_t *route = conf->routes + i;
+        if (route->timeout < 0)
+            route->timeout = l->router_timeout >= 0 ? l->router_timeout : PGW_DEFAULT_TIMEOUT;
+        if (route->max_retries < 0)
+            route->max_retries = l->router_num_retries >= 0 ? l->router_num_retries : PGW_DEFAULT_MAX_RETRIES;
+        if (!route->is_wildcard)
+            continue;
+        /* An earlier pattern that matches this pattern's own text catches every name this one could. */
+        for (size_t j = 0; j != i; ++j) {
+            const pgw_route_t *earlier = conf->routes + j;
+            if (earlier->is_wildcard && pgw_wildcard_match(earlier->model_name, route->model_name, strlen(route->model_name))) {
+                pgw_log_warn(MODULE_NAME, "%s:%u:%u: model_name '%s' can never match: '%s' (line %u) comes first", l->path,
+                             route->line, route->column, route->model_name, earlier->model_name, earlier->line);
+                break;
+            }
+        }
+    }
+}
