@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <h2o/socket.h>
 #include "config_loader.h"
+#include "json.h"
 #include "log.h"
 #include "route_match.h"
 
@@ -107,49 +109,34 @@ static int on_extra_headers(pgw_loader_t *l, pgw_route_t *route, yaml_node_t *no
     return 0;
 }
 
-/* ---- extra_body: a YAML mapping written out as JSON object members ---- */
-
-struct st_json_text_t {
-    char *buf;
-    size_t len, cap;
-    int too_large;
-};
+/* extra_body: a YAML mapping written out as JSON object members, with src/json.c's string writer */
 
 #define MAX_EXTRA_BODY (64 * 1024)
 
+struct st_json_text_t {
+    h2o_buffer_t *buf;
+    int too_large; /* the text would pass MAX_EXTRA_BODY: nothing more is written and the load fails */
+};
+
+/* Checks that `len` more bytes (at least: escapes only lengthen a string) stay within the cap. YAML aliases can
+ * multiply a small file, so growth stops at the cap rather than after the damage. */
+static int jt_room(struct st_json_text_t *t, size_t len)
+{
+    if (!t->too_large && t->buf->size + len > MAX_EXTRA_BODY)
+        t->too_large = 1;
+    return !t->too_large;
+}
+
 static void jt_append(struct st_json_text_t *t, const char *s, size_t len)
 {
-    if (t->len + len > MAX_EXTRA_BODY) {
-        t->too_large = 1; /* YAML aliases can multiply a small file: stop growing, fail the load */
-        return;
-    }
-    if (t->len + len + 1 > t->cap) {
-        t->cap = (t->len + len + 1) * 2;
-        t->buf = xrealloc(t->buf, t->cap);
-    }
-    memcpy(t->buf + t->len, s, len);
-    t->len += len;
-    t->buf[t->len] = '\0';
+    if (jt_room(t, len))
+        pgw_buf_append(&t->buf, s, len);
 }
 
 static void jt_string(struct st_json_text_t *t, const char *s, size_t len)
 {
-    jt_append(t, "\"", 1);
-    for (size_t i = 0; i != len; ++i) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            jt_append(t, esc, 2);
-        } else if (c < 0x20) {
-            snprintf(esc, sizeof(esc), "\\u%04x", c);
-            jt_append(t, esc, 6);
-        } else {
-            jt_append(t, (const char *)&c, 1);
-        }
-    }
-    jt_append(t, "\"", 1);
+    if (jt_room(t, len + 2))
+        pgw_json_append_string(&t->buf, s, len);
 }
 
 /* JSON's number grammar exactly: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
@@ -251,6 +238,28 @@ static int jt_node(pgw_loader_t *l, struct st_json_text_t *t, yaml_node_t *node,
     }
 }
 
+static int on_extra_body(pgw_loader_t *l, pgw_route_t *route, yaml_node_t *node)
+{
+    struct st_json_text_t text = {NULL};
+    int ret = -1;
+
+    if (pgw_loader_expect_mapping(l, node, "extra_body") != 0)
+        return -1;
+    h2o_buffer_init(&text.buf, &h2o_socket_buffer_prototype);
+    if (jt_node(l, &text, node, 0, 1) != 0)
+        goto Exit;
+    if (text.too_large) {
+        pgw_loader_error(l, node, "extra_body is larger than %d bytes once written out", MAX_EXTRA_BODY);
+        goto Exit;
+    }
+    free(route->extra_body);
+    route->extra_body = text.buf->size != 0 ? xstrndup(text.buf->bytes, text.buf->size) : NULL;
+    ret = 0;
+Exit:
+    h2o_buffer_dispose(&text.buf);
+    return ret;
+}
+
 static int is_known_param(const yaml_node_t *key)
 {
     static const char *const known[] = {"model",          "api_base",    "api_key",       "rpm",        "timeout",
@@ -323,19 +332,8 @@ static int on_litellm_params(pgw_loader_t *l, pgw_route_t *route, yaml_node_t *p
                 return -1;
         } else {
             assert(pgw_yaml_key_is(key, "extra_body"));
-            struct st_json_text_t text = {NULL};
-            if (pgw_loader_expect_mapping(l, value, "extra_body") != 0 || jt_node(l, &text, value, 0, 1) != 0) {
-                free(text.buf);
+            if (on_extra_body(l, route, value) != 0)
                 return -1;
-            }
-            if (text.too_large) {
-                free(text.buf);
-                return pgw_loader_error(l, value, "extra_body is larger than %d bytes once written out", MAX_EXTRA_BODY);
-            }
-            free(route->extra_body);
-            route->extra_body = text.len != 0 ? text.buf : NULL;
-            if (text.len == 0)
-                free(text.buf);
         }
     }
 

@@ -655,6 +655,24 @@ static void test_route_options(void)
         is_str(conf.routes[0].extra_body, "\"a\":\"1.\",\"b\":\"01\",\"c\":\"-.5\",\"d\":\"1.e5\",\"e\":\"0x1f\",\"f\":-0.5e-3");
     pgw_config_dispose(&conf);
 
+    /* strings are escaped by src/json.c's writer: control characters, quotes and backslashes */
+    is_int(load_yaml(&conf, "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n"
+                            "      extra_body: {\"k\\ty\": \"a\\nb\\u0001\\\"\\\\\"}\n"),
+           0);
+    if (conf.num_routes == 1)
+        is_str(conf.routes[0].extra_body, "\"k\\ty\":\"a\\nb\\u0001\\\"\\\\\"");
+    pgw_config_dispose(&conf);
+
+    /* one string past the cap is refused too, before it is written out */
+    {
+        static char yaml[80 * 1024];
+        int n = snprintf(yaml, sizeof(yaml), "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n"
+                                             "      extra_body: {k: ");
+        memset(yaml + n, 'x', 70 * 1024);
+        strcpy(yaml + n + 70 * 1024, "}\n");
+        is_str(load_error(yaml), "5:19: extra_body is larger than 65536 bytes once written out");
+    }
+
     /* aliases cannot multiply extra_body without bound */
     ok(strstr(load_error("model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      extra_body:\n"
                          "        l0: &a0 [xxxxxxxx, xxxxxxxx, xxxxxxxx, xxxxxxxx, xxxxxxxx, xxxxxxxx, xxxxxxxx, xxxxxxxx]\n"
