@@ -161,7 +161,8 @@ int pgw_loader_expect_mapping(pgw_loader_t *l, yaml_node_t *node, const char *wh
 {
     if (node->type == YAML_MAPPING_NODE)
         return 0;
-    return pgw_loader_error(l, node, "%s must be a mapping, not a %s", what, node->type == YAML_SCALAR_NODE ? "scalar" : "sequence");
+    return pgw_loader_error(l, node, "%s must be a mapping, not a %s", what,
+                            node->type == YAML_SCALAR_NODE ? "scalar" : "sequence");
 }
 
 static size_t find_pair(const struct st_pair_vec_t *vec, const yaml_node_t *key)
@@ -204,7 +205,7 @@ static int collect_pairs(pgw_loader_t *l, yaml_node_t *map, struct st_pair_vec_t
         if (found != SIZE_MAX) {
             if (found >= first)
                 return pgw_loader_error(l, key, "duplicate key '%s' (first at line %zu)", (const char *)key->data.scalar.value,
-                                vec->entries[found].key->start_mark.line + 1);
+                                        vec->entries[found].key->start_mark.line + 1);
             continue; /* overridden by a mapping that merges this one */
         }
         vec->entries = xgrow(vec->entries, &vec->cap, vec->num + 1, sizeof(vec->entries[0]));

@@ -86,7 +86,6 @@ static int on_tls(pgw_loader_t *l, yaml_node_t *node)
     return 0;
 }
 
-
 /* gateway.keys */
 
 static int hex_digit(char c)

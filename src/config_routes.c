@@ -1,15 +1,17 @@
 /* poe-gateway: MIT licence. model_list and router_settings: the routes, one per model_list entry.
  *
  * Each entry gives a client-facing model_name (with '*' wildcards or not) and litellm_params, read into one
- * pgw_route_t. litellm_params.model's prefix chooses the route kind: openai/<bot> (translation) or anthropic/<model>
- * (pass-through). Timeouts and retries a route leaves unset wait for the end of the file, where
- * pgw_loader_finish_routes applies router_settings (which may come after model_list) or the built-in defaults; it also
- * warns about a wildcard route that an earlier wildcard always catches first. The rules are
+ * pgw_route_t. litellm_params is driven by one table, params[]: each key once, with its type, the route field it fills
+ * and its bounds; on_param converts a value by its type. litellm_params.model's prefix chooses the route kind:
+ * openai/<bot> (translation) or anthropic/<model> (pass-through). Timeouts and retries a route leaves unset wait for
+ * the end of the file, where pgw_loader_finish_routes applies router_settings (which may come after model_list) or the
+ * built-in defaults; it also warns about a wildcard route that an earlier wildcard always catches first. The rules are
  * docs/config.md#routes.
  */
 #include <assert.h>
 #include <ctype.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -57,9 +59,10 @@ static int on_provider_model(pgw_loader_t *l, pgw_route_t *route, yaml_node_t *n
         }
     }
     if ((slash = strchr(s, '/')) == NULL)
-        return pgw_loader_error(l, node, "litellm_params.model '%s' has no provider prefix (use openai/<bot> or anthropic/<model>)", s);
+        return pgw_loader_error(l, node, "litellm_params.model '%s' has no provider prefix (use openai/<bot> or anthropic/<model>)",
+                                s);
     return pgw_loader_error(l, node, "litellm_params.model: unsupported provider '%.*s/' (use openai/<bot> or anthropic/<model>)",
-                    (int)(slash - s), s);
+                            (int)(slash - s), s);
 }
 
 /* Header names are RFC 9110 tokens; values may not hold CR, LF or NUL. */
@@ -99,8 +102,9 @@ static int on_extra_headers(pgw_loader_t *l, pgw_route_t *route, yaml_node_t *no
         }
         route->extra_headers[route->num_extra_headers++] = (pgw_header_t){xstrdup(name), value};
         if (value != NULL && strpbrk(value, "\r\n") != NULL) {
-            int ret = env_name != NULL ? pgw_loader_error(l, pairs[i].value, "extra_headers: $%s holds a line break", env_name)
-                                       : pgw_loader_error(l, pairs[i].value, "extra_headers: the value of '%s' holds a line break", name);
+            int ret = env_name != NULL
+                          ? pgw_loader_error(l, pairs[i].value, "extra_headers: $%s holds a line break", env_name)
+                          : pgw_loader_error(l, pairs[i].value, "extra_headers: the value of '%s' holds a line break", name);
             free(env_name);
             return ret;
         }
@@ -260,93 +264,99 @@ Exit:
     return ret;
 }
 
-static int is_known_param(const yaml_node_t *key)
-{
-    static const char *const known[] = {"model",          "api_base",    "api_key",       "rpm",        "timeout",
-                                        "stream_timeout", "max_retries", "extra_headers", "ssl_verify", "extra_body",
-                                        "http2_prior_knowledge", "echo_reasoning", "minimal_schema", "buffer_tools"};
-    for (size_t i = 0; i != sizeof(known) / sizeof(known[0]); ++i)
-        if (pgw_yaml_key_is(key, known[i]))
-            return 1;
-    return 0;
-}
+/* litellm_params: one table entry per key, as gateway_keys[] in src/config_gateway.c */
 
-static int on_litellm_params(pgw_loader_t *l, pgw_route_t *route, yaml_node_t *params)
+enum en_param_type_t {
+    PARAM_MODEL,      /* openai/<bot> or anthropic/<model>: the route's kind and upstream_model */
+    PARAM_API_BASE,   /* http(s) URL or os.environ/NAME; read after the loop, since the default depends on the kind */
+    PARAM_API_KEY,    /* literal or os.environ/NAME: api_key and api_key_env */
+    PARAM_INT,        /* int, between min and max */
+    PARAM_SECONDS,    /* double, > 0 */
+    PARAM_BOOL,       /* int, 0 or 1 */
+    PARAM_TLS_VERIFY, /* a PARAM_BOOL that warns when false */
+    PARAM_HEADERS,    /* extra_headers: header name to literal or os.environ/NAME */
+    PARAM_BODY,       /* extra_body: a mapping, kept as JSON object members */
+};
+
+static const struct st_param_t {
+    const char *name;
+    enum en_param_type_t type;
+    size_t offset;      /* the field of pgw_route_t, for the types that fill one */
+    long long min, max; /* PARAM_INT bounds */
+} params[] = {
+    {"model", PARAM_MODEL},
+    {"api_base", PARAM_API_BASE},
+    {"api_key", PARAM_API_KEY},
+    {"rpm", PARAM_INT, offsetof(pgw_route_t, rpm), 0, INT_MAX},
+    {"timeout", PARAM_SECONDS, offsetof(pgw_route_t, timeout)},
+    {"stream_timeout", PARAM_SECONDS, offsetof(pgw_route_t, stream_timeout)},
+    {"max_retries", PARAM_INT, offsetof(pgw_route_t, max_retries), 0, 10},
+    {"extra_headers", PARAM_HEADERS},
+    {"ssl_verify", PARAM_TLS_VERIFY, offsetof(pgw_route_t, ssl_verify)},
+    {"http2_prior_knowledge", PARAM_BOOL, offsetof(pgw_route_t, h2c)},
+    {"extra_body", PARAM_BODY},
+    {"echo_reasoning", PARAM_BOOL, offsetof(pgw_route_t, echo_reasoning)},
+    {"minimal_schema", PARAM_BOOL, offsetof(pgw_route_t, minimal_schema)},
+    {"buffer_tools", PARAM_BOOL, offsetof(pgw_route_t, buffer_tools)},
+};
+
+/* what on_litellm_params learns in its loop and settles after it */
+struct st_params_seen_t {
+    yaml_node_t *model;
+    yaml_node_t *api_base;
+};
+
+static int on_param(pgw_loader_t *l, pgw_route_t *route, const struct st_param_t *k, yaml_node_t *key, yaml_node_t *value,
+                    struct st_params_seen_t *seen)
 {
-    pgw_loader_pair_t *pairs;
-    size_t num;
-    yaml_node_t *model = NULL, *api_base = NULL;
+    void *field = (char *)route + k->offset;
     long long n;
 
-    if (pgw_loader_expect_mapping(l, params, "litellm_params") != 0 || pgw_loader_pairs(l, params, &pairs, &num) != 0)
-        return -1;
-    for (size_t i = 0; i != num; ++i) {
-        yaml_node_t *key = pairs[i].key, *value = pairs[i].value;
-        if (!is_known_param(key)) {
-            pgw_loader_warn_unknown(l, key, "litellm_params");
-        } else if (pgw_yaml_is_null(value)) {
-            /* same as absent */
-        } else if (pgw_yaml_key_is(key, "model")) {
-            if (on_provider_model(l, route, value) != 0)
-                return -1;
-            model = value;
-        } else if (pgw_yaml_key_is(key, "api_base")) {
-            api_base = value;
-        } else if (pgw_yaml_key_is(key, "api_key")) {
-            if (pgw_loader_env_value(l, value, "api_key", &route->api_key, &route->api_key_env) != 0)
-                return -1;
-        } else if (pgw_yaml_key_is(key, "rpm")) {
-            if (pgw_loader_int(l, value, "rpm", 0, INT_MAX, &n) != 0)
-                return -1;
-            route->rpm = (int)n;
-        } else if (pgw_yaml_key_is(key, "timeout")) {
-            if (pgw_loader_seconds(l, value, "timeout", 0, &route->timeout) != 0)
-                return -1;
-        } else if (pgw_yaml_key_is(key, "stream_timeout")) {
-            if (pgw_loader_seconds(l, value, "stream_timeout", 0, &route->stream_timeout) != 0)
-                return -1;
-        } else if (pgw_yaml_key_is(key, "max_retries")) {
-            if (pgw_loader_int(l, value, "max_retries", 0, 10, &n) != 0)
-                return -1;
-            route->max_retries = (int)n;
-        } else if (pgw_yaml_key_is(key, "extra_headers")) {
-            if (on_extra_headers(l, route, value) != 0)
-                return -1;
-        } else if (pgw_yaml_key_is(key, "ssl_verify")) {
-            if (pgw_loader_bool(l, value, "ssl_verify", &route->ssl_verify) != 0)
-                return -1;
-            if (!route->ssl_verify)
-                pgw_log_warn(MODULE_NAME, "%s:%zu:%zu: route '%s' does not verify the upstream's TLS certificate", l->path,
-                             key->start_mark.line + 1, key->start_mark.column + 1, route->model_name);
-        } else if (pgw_yaml_key_is(key, "http2_prior_knowledge")) {
-            if (pgw_loader_bool(l, value, "http2_prior_knowledge", &route->h2c) != 0)
-                return -1;
-        } else if (pgw_yaml_key_is(key, "echo_reasoning")) {
-            if (pgw_loader_bool(l, value, "echo_reasoning", &route->echo_reasoning) != 0)
-                return -1;
-        } else if (pgw_yaml_key_is(key, "minimal_schema")) {
-            if (pgw_loader_bool(l, value, "minimal_schema", &route->minimal_schema) != 0)
-                return -1;
-        } else if (pgw_yaml_key_is(key, "buffer_tools")) {
-            if (pgw_loader_bool(l, value, "buffer_tools", &route->buffer_tools) != 0)
-                return -1;
-        } else {
-            assert(pgw_yaml_key_is(key, "extra_body"));
-            if (on_extra_body(l, route, value) != 0)
-                return -1;
-        }
+    switch (k->type) {
+    case PARAM_MODEL:
+        seen->model = value;
+        return on_provider_model(l, route, value);
+    case PARAM_API_BASE:
+        seen->api_base = value;
+        return 0;
+    case PARAM_API_KEY:
+        return pgw_loader_env_value(l, value, k->name, &route->api_key, &route->api_key_env);
+    case PARAM_INT:
+        if (pgw_loader_int(l, value, k->name, k->min, k->max, &n) != 0)
+            return -1;
+        *(int *)field = (int)n;
+        return 0;
+    case PARAM_SECONDS:
+        return pgw_loader_seconds(l, value, k->name, 0, field);
+    case PARAM_BOOL:
+        return pgw_loader_bool(l, value, k->name, field);
+    case PARAM_TLS_VERIFY:
+        if (pgw_loader_bool(l, value, k->name, field) != 0)
+            return -1;
+        if (!*(int *)field)
+            pgw_log_warn(MODULE_NAME, "%s:%zu:%zu: route '%s' does not verify the upstream's TLS certificate", l->path,
+                         key->start_mark.line + 1, key->start_mark.column + 1, route->model_name);
+        return 0;
+    case PARAM_HEADERS:
+        return on_extra_headers(l, route, value);
+    case PARAM_BODY:
+        return on_extra_body(l, route, value);
     }
+    assert(!"unknown param type");
+    return -1;
+}
 
-    if (model == NULL)
-        return pgw_loader_error(l, params, "model '%s' has no litellm_params.model", route->model_name);
-
+/* api_base: a URL without its trailing '/', or the kind's default when absent (or an empty literal) */
+static int on_api_base(pgw_loader_t *l, pgw_route_t *route, yaml_node_t *api_base)
+{
     if (api_base != NULL) {
         char *env_name;
         if (pgw_loader_env_value(l, api_base, "api_base", &route->api_base, &env_name) != 0)
             return -1;
         if (route->api_base != NULL && !pgw_loader_is_http_url(route->api_base)) {
-            int ret = env_name != NULL ? pgw_loader_error(l, api_base, "api_base ($%s) must start with http:// or https://", env_name)
-                                       : pgw_loader_error(l, api_base, "api_base must start with http:// or https://");
+            int ret = env_name != NULL
+                          ? pgw_loader_error(l, api_base, "api_base ($%s) must start with http:// or https://", env_name)
+                          : pgw_loader_error(l, api_base, "api_base must start with http:// or https://");
             free(env_name);
             return ret;
         }
@@ -360,6 +370,29 @@ static int on_litellm_params(pgw_loader_t *l, pgw_route_t *route, yaml_node_t *p
         route->api_base =
             xstrdup(route->kind == PGW_ROUTE_ANTHROPIC ? PGW_DEFAULT_ANTHROPIC_API_BASE : PGW_DEFAULT_OPENAI_API_BASE);
     return 0;
+}
+
+static int on_litellm_params(pgw_loader_t *l, pgw_route_t *route, yaml_node_t *node)
+{
+    pgw_loader_pair_t *pairs;
+    size_t num, k;
+    struct st_params_seen_t seen = {NULL};
+
+    if (pgw_loader_expect_mapping(l, node, "litellm_params") != 0 || pgw_loader_pairs(l, node, &pairs, &num) != 0)
+        return -1;
+    for (size_t i = 0; i != num; ++i) {
+        for (k = 0; k != sizeof(params) / sizeof(params[0]); ++k)
+            if (pgw_yaml_key_is(pairs[i].key, params[k].name))
+                break;
+        if (k == sizeof(params) / sizeof(params[0])) {
+            pgw_loader_warn_unknown(l, pairs[i].key, "litellm_params");
+        } else if (!pgw_yaml_is_null(pairs[i].value) && on_param(l, route, params + k, pairs[i].key, pairs[i].value, &seen) != 0) {
+            return -1;
+        }
+    }
+    if (seen.model == NULL)
+        return pgw_loader_error(l, node, "model '%s' has no litellm_params.model", route->model_name);
+    return on_api_base(l, route, seen.api_base);
 }
 
 static int on_model_entry(pgw_loader_t *l, yaml_node_t *entry)

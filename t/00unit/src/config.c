@@ -414,6 +414,90 @@ static void test_litellm_params(void)
     clear_env();
 }
 
+/* every litellm_params key reaches its own field, and a null value is the same as an absent key */
+static void test_params_table(void)
+{
+    pgw_config_t conf;
+    char log[2048];
+
+    clear_env();
+    setenv("PGW_TEST_HEADER", "from-env", 1);
+    is_int(load_yaml_logged(&conf,
+                            "model_list:\n"
+                            "  - model_name: a\n"
+                            "    litellm_params:\n"
+                            "      model: openai/A\n"
+                            "      api_base: http://127.0.0.1:1/v1\n"
+                            "      api_key: os.environ/PGW_TEST_HEADER\n"
+                            "      rpm: 11\n"
+                            "      timeout: 12.5\n"
+                            "      stream_timeout: 13\n"
+                            "      max_retries: 4\n"
+                            "      extra_headers: {X-A: b}\n"
+                            "      ssl_verify: off\n"
+                            "      http2_prior_knowledge: true\n"
+                            "      extra_body: {k: 1}\n"
+                            "      echo_reasoning: true\n"
+                            "      minimal_schema: true\n"
+                            "      buffer_tools: true\n"
+                            "  - model_name: b\n"
+                            "    litellm_params:\n"
+                            "      model: anthropic/B\n"
+                            "      api_base:\n"
+                            "      api_key: ~\n"
+                            "      rpm: null\n"
+                            "      timeout:\n"
+                            "      stream_timeout:\n"
+                            "      max_retries:\n"
+                            "      extra_headers:\n"
+                            "      ssl_verify:\n"
+                            "      http2_prior_knowledge:\n"
+                            "      extra_body:\n"
+                            "      echo_reasoning:\n"
+                            "      minimal_schema:\n"
+                            "      buffer_tools:\n",
+                            log, sizeof(log)),
+           0);
+    is_int(conf.num_routes, 2);
+    if (conf.num_routes == 2) {
+        const pgw_route_t *a = conf.routes, *b = conf.routes + 1;
+        ok(a->kind == PGW_ROUTE_OPENAI);
+        is_str(a->upstream_model, "A");
+        is_str(a->api_base, "http://127.0.0.1:1/v1");
+        is_str(a->api_key, "from-env");
+        is_str(a->api_key_env, "PGW_TEST_HEADER");
+        is_int(a->rpm, 11);
+        ok(a->timeout == 12.5);
+        ok(a->stream_timeout == 13);
+        is_int(a->max_retries, 4);
+        is_int(a->num_extra_headers, 1);
+        is_int(a->ssl_verify, 0);
+        is_int(a->h2c, 1);
+        is_str(a->extra_body, "\"k\":1");
+        is_int(a->echo_reasoning, 1);
+        is_int(a->minimal_schema, 1);
+        is_int(a->buffer_tools, 1);
+
+        ok(b->kind == PGW_ROUTE_ANTHROPIC);
+        is_str(b->api_base, PGW_DEFAULT_ANTHROPIC_API_BASE);
+        ok(b->api_key == NULL && b->api_key_env == NULL);
+        is_int(b->rpm, 0);
+        ok(b->timeout == PGW_DEFAULT_TIMEOUT);
+        ok(b->stream_timeout == PGW_DEFAULT_STREAM_TIMEOUT);
+        is_int(b->max_retries, PGW_DEFAULT_MAX_RETRIES);
+        is_int(b->num_extra_headers, 0);
+        is_int(b->ssl_verify, 1);
+        is_int(b->h2c, 0);
+        ok(b->extra_body == NULL);
+        ok(!b->echo_reasoning && !b->minimal_schema && !b->buffer_tools);
+    }
+    /* the one warning: a route that does not verify TLS, at the key's position; no key is unknown */
+    ok(strstr(log, ":12:7: route 'a' does not verify the upstream's TLS certificate") != NULL);
+    is_int(count_substr(log, "\n"), 1);
+    pgw_config_dispose(&conf);
+    clear_env();
+}
+
 static void test_unknown_keys(void)
 {
     pgw_config_t conf;
@@ -743,6 +827,7 @@ void test_src__config_c(void)
     subtest("shadowed wildcard", test_shadowed_wildcard);
     subtest("router settings", test_router_settings);
     subtest("litellm_params", test_litellm_params);
+    subtest("litellm_params table", test_params_table);
     subtest("unknown keys", test_unknown_keys);
     subtest("errors", test_errors);
 }
