@@ -651,7 +651,6 @@ void pgw_config_dispose(pgw_config_t *conf)
         free(key->models);
     }
     free(conf->keys);
-    free(conf->metrics_auth);
     free(conf->tailscale_socket);
     for (size_t i = 0; i != conf->num_routes; ++i) {
         pgw_route_t *route = conf->routes + i;

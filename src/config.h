@@ -22,6 +22,13 @@ typedef enum en_pgw_route_kind_t {
     PGW_ROUTE_ANTHROPIC /* "anthropic/<model>": pass-through to Poe's /v1/messages */
 } pgw_route_kind_t;
 
+/* gateway.metrics_auth: who may read /metrics. The zero value is the default. */
+typedef enum en_pgw_metrics_auth_t {
+    PGW_METRICS_AUTH_MASTER, /* the master key only */
+    PGW_METRICS_AUTH_KEYS,   /* any caller the gateway authenticates */
+    PGW_METRICS_AUTH_NONE    /* anyone: routing skips authentication */
+} pgw_metrics_auth_t;
+
 typedef struct st_pgw_header_t {
     char *name;  /* owned */
     char *value; /* owned */
@@ -88,7 +95,7 @@ typedef struct st_pgw_config_t {
     double graceful_timeout; /* seconds in-flight requests get on SIGTERM, default PGW_DEFAULT_GRACEFUL_TIMEOUT */
     int auth_tailscale;    /* gateway.auth: tailscale: callers without a key are identified by tailscaled's whois */
     char *tailscale_socket; /* gateway.tailscale_socket: tailscaled's LocalAPI socket (NULL = the default path) (owned) */
-    char *metrics_auth;    /* gateway.metrics_auth: "master" (default when NULL), "keys" (any valid key) or "none" (owned) */
+    pgw_metrics_auth_t metrics_auth; /* gateway.metrics_auth, default PGW_METRICS_AUTH_MASTER */
     int upstream_rpm;      /* gateway.upstream_rpm: requests a minute per upstream (Poe) key, shaped; default 500, 0 = unlimited */
     int upstream_burst;    /* gateway.upstream_burst: of those, how many may go at once; default 0 = a minute's worth */
     double queue_timeout;  /* gateway.queue_timeout: seconds a request may wait for its turn before a 429; default 60 */

@@ -29,6 +29,7 @@ enum en_key_type_t {
     KEY_TLS,       /* the tls: mapping */
     KEY_KEYS,      /* the keys: sequence of named client keys */
     KEY_AUTH,      /* keys | tailscale */
+    KEY_METRICS,   /* pgw_metrics_auth_t: master | keys | none */
 };
 
 static const struct st_gateway_key_t {
@@ -51,7 +52,7 @@ static const struct st_gateway_key_t {
     {"max_connections", KEY_UINT, offsetof(pgw_config_t, max_connections), 1, 10000000},
     {"graceful_timeout", KEY_SECONDS, offsetof(pgw_config_t, graceful_timeout), 0, 0, 1},
     {"keys", KEY_KEYS},
-    {"metrics_auth", KEY_STRING, offsetof(pgw_config_t, metrics_auth)},
+    {"metrics_auth", KEY_METRICS, offsetof(pgw_config_t, metrics_auth)},
     {"auth", KEY_AUTH},
     {"tailscale_socket", KEY_STRING, offsetof(pgw_config_t, tailscale_socket)},
     {"upstream_rpm", KEY_UINT, offsetof(pgw_config_t, upstream_rpm), 0, 1000000},
@@ -184,6 +185,27 @@ static int on_keys(pgw_loader_t *l, yaml_node_t *node)
     return 0;
 }
 
+static int on_metrics_auth(pgw_loader_t *l, yaml_node_t *value, const char *what, pgw_metrics_auth_t *field)
+{
+    static const struct {
+        const char *name;
+        pgw_metrics_auth_t mode;
+    } modes[] = {{"master", PGW_METRICS_AUTH_MASTER}, {"keys", PGW_METRICS_AUTH_KEYS}, {"none", PGW_METRICS_AUTH_NONE}};
+    const char *s = pgw_loader_scalar(l, value, what);
+
+    if (s == NULL)
+        return -1;
+    if (*s == '\0')
+        return pgw_loader_error(l, value, "%s must not be empty", what);
+    for (size_t i = 0; i != sizeof(modes) / sizeof(modes[0]); ++i) {
+        if (strcmp(s, modes[i].name) == 0) {
+            *field = modes[i].mode;
+            return 0;
+        }
+    }
+    return pgw_loader_error(l, value, "%s must be one of master, keys, none", what);
+}
+
 static int on_gateway_key(pgw_loader_t *l, const struct st_gateway_key_t *k, yaml_node_t *value)
 {
     char what[64];
@@ -194,12 +216,7 @@ static int on_gateway_key(pgw_loader_t *l, const struct st_gateway_key_t *k, yam
     snprintf(what, sizeof(what), "gateway.%s", k->name);
     switch (k->type) {
     case KEY_STRING:
-        if (pgw_loader_string(l, value, what, field) != 0)
-            return -1;
-        if (strcmp(k->name, "metrics_auth") == 0 && strcmp(*(char **)field, "master") != 0 &&
-            strcmp(*(char **)field, "keys") != 0 && strcmp(*(char **)field, "none") != 0)
-            return pgw_loader_error(l, value, "%s must be one of master, keys, none", what);
-        return 0;
+        return pgw_loader_string(l, value, what, field);
     case KEY_URL:
         if (pgw_loader_string(l, value, what, field) != 0)
             return -1;
@@ -238,6 +255,8 @@ static int on_gateway_key(pgw_loader_t *l, const struct st_gateway_key_t *k, yam
             return pgw_loader_error(l, value, "%s must be keys or tailscale", what);
         return 0;
     }
+    case KEY_METRICS:
+        return on_metrics_auth(l, value, what, field);
     }
     assert(!"unknown key type");
     return -1;

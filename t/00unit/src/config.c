@@ -203,6 +203,7 @@ static void test_defaults(void)
     ok(conf.idle_timeout == PGW_DEFAULT_IDLE_TIMEOUT);
     ok(conf.graceful_timeout == PGW_DEFAULT_GRACEFUL_TIMEOUT);
     is_int(conf.max_connections, 0); /* derived from the descriptor limit at start */
+    ok(conf.metrics_auth == PGW_METRICS_AUTH_MASTER);
     ok(conf.master_key == NULL);
     ok(conf.master_key_env == NULL); /* no master key anywhere is not a missing variable */
     is_int(conf.num_missing_env, 0);
@@ -275,6 +276,20 @@ static void test_defaults(void)
     is_int(load_yaml(&conf, "gateway:\n  max_body_bytes: 1000\n"), 0);
     is_int(conf.max_body_bytes, 1000);
     pgw_config_dispose(&conf);
+
+    /* metrics_auth: each name to its mode; null is absent */
+    static const struct {
+        const char *yaml;
+        pgw_metrics_auth_t mode;
+    } metrics_auth[] = {{"gateway:\n  metrics_auth: keys\n", PGW_METRICS_AUTH_KEYS},
+                        {"gateway:\n  metrics_auth: none\n", PGW_METRICS_AUTH_NONE},
+                        {"gateway:\n  metrics_auth: master\n", PGW_METRICS_AUTH_MASTER},
+                        {"gateway:\n  metrics_auth:\n", PGW_METRICS_AUTH_MASTER}};
+    for (size_t i = 0; i != sizeof(metrics_auth) / sizeof(metrics_auth[0]); ++i) {
+        is_int(load_yaml(&conf, metrics_auth[i].yaml), 0);
+        is_int(conf.metrics_auth, metrics_auth[i].mode);
+        pgw_config_dispose(&conf);
+    }
 }
 
 static const char routes_yaml[] = "model_list:\n"
@@ -648,6 +663,9 @@ static void test_errors(void)
     is_str(load_error("gateway:\n  log_level: loud\n"), "2:14: gateway.log_level must be one of error, warn, info, debug");
     is_str(load_error("gateway:\n  public_url: gw.example\n"), "2:15: gateway.public_url must start with http:// or https://");
     is_str(load_error("gateway:\n  host: ''\n"), "2:9: gateway.host must not be empty");
+    is_str(load_error("gateway:\n  metrics_auth: Master\n"), "2:17: gateway.metrics_auth must be one of master, keys, none");
+    is_str(load_error("gateway:\n  metrics_auth: ''\n"), "2:17: gateway.metrics_auth must not be empty");
+    is_str(load_error("gateway:\n  metrics_auth: [none]\n"), "2:17: gateway.metrics_auth must be a scalar, not a sequence");
     is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, api_base: ftp://x}\n"),
            "3:49: api_base must start with http:// or https://");
     is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, api_base: 'https://'}\n"),
