@@ -47,7 +47,7 @@ struct st_pair_vec_t {
     size_t num, cap;
 };
 
-/* allocation: see config_loader.h */
+/* the pair vectors of merged mappings grow by doubling (the other allocation helpers are in config_loader.h) */
 
 static void *xgrow(void *p, size_t *cap, size_t need, size_t elemsz)
 {
@@ -143,7 +143,6 @@ int pgw_yaml_key_is(const yaml_node_t *key, const char *name)
     return strcmp((const char *)key->data.scalar.value, name) == 0;
 }
 
-/* Returns the text of a scalar node, or NULL after setting the error. The text is owned by the document. */
 const char *pgw_loader_scalar(pgw_loader_t *l, yaml_node_t *node, const char *what)
 {
     if (node->type != YAML_SCALAR_NODE) {
@@ -234,7 +233,6 @@ static int collect_pairs(pgw_loader_t *l, yaml_node_t *map, struct st_pair_vec_t
     return 0;
 }
 
-/* Returns the effective pairs of a mapping node in *pairs (freed when the load ends). */
 int pgw_loader_pairs(pgw_loader_t *l, yaml_node_t *map, pgw_loader_pair_t **pairs, size_t *num)
 {
     struct st_pair_vec_t vec = {NULL};
@@ -250,7 +248,7 @@ int pgw_loader_pairs(pgw_loader_t *l, yaml_node_t *map, pgw_loader_pair_t **pair
     return 0;
 }
 
-/* scalar conversions */
+/* scalar conversions: their contracts are in config_loader.h */
 
 int pgw_loader_int(pgw_loader_t *l, yaml_node_t *node, const char *what, long long min, long long max, long long *out)
 {
@@ -269,7 +267,6 @@ Error:
     return pgw_loader_error(l, node, "%s must be an integer between %lld and %lld", what, min, max);
 }
 
-/* Parses a number of seconds: finite, and > 0 (or >= 0 when allow_zero). */
 int pgw_loader_seconds(pgw_loader_t *l, yaml_node_t *node, const char *what, int allow_zero, double *out)
 {
     const char *s = pgw_loader_scalar(l, node, what);
@@ -286,7 +283,6 @@ Error:
     return pgw_loader_error(l, node, "%s must be a %s number of seconds", what, allow_zero ? "non-negative" : "positive");
 }
 
-/* Parses a byte count, optionally with a K, M or G suffix (powers of 1024). Must be at least 1. */
 int pgw_loader_size(pgw_loader_t *l, yaml_node_t *node, const char *what, size_t *out)
 {
     const char *s = pgw_loader_scalar(l, node, what);
@@ -358,7 +354,6 @@ int pgw_loader_string(pgw_loader_t *l, yaml_node_t *node, const char *what, char
     return 0;
 }
 
-/* Checks for "http://host..." or "https://host..." (scheme case-insensitive). */
 int pgw_loader_is_http_url(const char *s)
 {
     size_t skip;
@@ -398,11 +393,6 @@ static int is_env_name(const char *s)
     return 1;
 }
 
-/*
- * Resolves a scalar that is either a literal or "os.environ/NAME". On success *value is an owned copy, or NULL when
- * the literal is empty or NAME is unset or empty (NAME is then added to missing_env). When env_name is not NULL it
- * receives an owned copy of NAME for the os.environ/ form, else NULL.
- */
 int pgw_loader_env_value(pgw_loader_t *l, yaml_node_t *node, const char *what, char **value, char **env_name)
 {
     const char *s = pgw_loader_scalar(l, node, what), *name, *env;

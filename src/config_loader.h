@@ -117,7 +117,7 @@ int pgw_loader_pairs(pgw_loader_t *l, yaml_node_t *map, pgw_loader_pair_t **pair
 /* value conversions (src/config.c): each returns 0, or -1 with an error naming `what` and what it must be */
 
 /**
- * An integer between `min` and `max`, without sign tricks or fractions.
+ * A decimal integer (digits after an optional sign) between `min` and `max`.
  */
 int pgw_loader_int(pgw_loader_t *l, yaml_node_t *node, const char *what, long long min, long long max, long long *out);
 

@@ -23,6 +23,42 @@
 
 #define MODULE_NAME "config"
 
+/* litellm_params: one table entry per key, as gateway_keys[] in src/config_gateway.c */
+
+enum en_param_type_t {
+    PARAM_MODEL,      /* openai/<bot> or anthropic/<model>: the route's kind and upstream_model */
+    PARAM_API_BASE,   /* http(s) URL or os.environ/NAME; read after the loop, since the default depends on the kind */
+    PARAM_API_KEY,    /* literal or os.environ/NAME: api_key and api_key_env */
+    PARAM_INT,        /* int, between min and max */
+    PARAM_SECONDS,    /* double, > 0 */
+    PARAM_BOOL,       /* int, 0 or 1 */
+    PARAM_TLS_VERIFY, /* a PARAM_BOOL that warns when false */
+    PARAM_HEADERS,    /* extra_headers: header name to literal or os.environ/NAME */
+    PARAM_BODY,       /* extra_body: a mapping, kept as JSON object members */
+};
+
+static const struct st_param_t {
+    const char *name;
+    enum en_param_type_t type;
+    size_t offset;      /* the field of pgw_route_t, for the types that fill one */
+    long long min, max; /* PARAM_INT bounds */
+} params[] = {
+    {"model", PARAM_MODEL},
+    {"api_base", PARAM_API_BASE},
+    {"api_key", PARAM_API_KEY},
+    {"rpm", PARAM_INT, offsetof(pgw_route_t, rpm), 0, INT_MAX},
+    {"timeout", PARAM_SECONDS, offsetof(pgw_route_t, timeout)},
+    {"stream_timeout", PARAM_SECONDS, offsetof(pgw_route_t, stream_timeout)},
+    {"max_retries", PARAM_INT, offsetof(pgw_route_t, max_retries), 0, 10},
+    {"extra_headers", PARAM_HEADERS},
+    {"ssl_verify", PARAM_TLS_VERIFY, offsetof(pgw_route_t, ssl_verify)},
+    {"http2_prior_knowledge", PARAM_BOOL, offsetof(pgw_route_t, h2c)},
+    {"extra_body", PARAM_BODY},
+    {"echo_reasoning", PARAM_BOOL, offsetof(pgw_route_t, echo_reasoning)},
+    {"minimal_schema", PARAM_BOOL, offsetof(pgw_route_t, minimal_schema)},
+    {"buffer_tools", PARAM_BOOL, offsetof(pgw_route_t, buffer_tools)},
+};
+
 static pgw_route_t *add_route(pgw_loader_t *l, yaml_node_t *entry)
 {
     pgw_config_t *conf = l->conf;
@@ -263,42 +299,6 @@ Exit:
     h2o_buffer_dispose(&text.buf);
     return ret;
 }
-
-/* litellm_params: one table entry per key, as gateway_keys[] in src/config_gateway.c */
-
-enum en_param_type_t {
-    PARAM_MODEL,      /* openai/<bot> or anthropic/<model>: the route's kind and upstream_model */
-    PARAM_API_BASE,   /* http(s) URL or os.environ/NAME; read after the loop, since the default depends on the kind */
-    PARAM_API_KEY,    /* literal or os.environ/NAME: api_key and api_key_env */
-    PARAM_INT,        /* int, between min and max */
-    PARAM_SECONDS,    /* double, > 0 */
-    PARAM_BOOL,       /* int, 0 or 1 */
-    PARAM_TLS_VERIFY, /* a PARAM_BOOL that warns when false */
-    PARAM_HEADERS,    /* extra_headers: header name to literal or os.environ/NAME */
-    PARAM_BODY,       /* extra_body: a mapping, kept as JSON object members */
-};
-
-static const struct st_param_t {
-    const char *name;
-    enum en_param_type_t type;
-    size_t offset;      /* the field of pgw_route_t, for the types that fill one */
-    long long min, max; /* PARAM_INT bounds */
-} params[] = {
-    {"model", PARAM_MODEL},
-    {"api_base", PARAM_API_BASE},
-    {"api_key", PARAM_API_KEY},
-    {"rpm", PARAM_INT, offsetof(pgw_route_t, rpm), 0, INT_MAX},
-    {"timeout", PARAM_SECONDS, offsetof(pgw_route_t, timeout)},
-    {"stream_timeout", PARAM_SECONDS, offsetof(pgw_route_t, stream_timeout)},
-    {"max_retries", PARAM_INT, offsetof(pgw_route_t, max_retries), 0, 10},
-    {"extra_headers", PARAM_HEADERS},
-    {"ssl_verify", PARAM_TLS_VERIFY, offsetof(pgw_route_t, ssl_verify)},
-    {"http2_prior_knowledge", PARAM_BOOL, offsetof(pgw_route_t, h2c)},
-    {"extra_body", PARAM_BODY},
-    {"echo_reasoning", PARAM_BOOL, offsetof(pgw_route_t, echo_reasoning)},
-    {"minimal_schema", PARAM_BOOL, offsetof(pgw_route_t, minimal_schema)},
-    {"buffer_tools", PARAM_BOOL, offsetof(pgw_route_t, buffer_tools)},
-};
 
 /* what on_litellm_params learns in its loop and settles after it */
 struct st_params_seen_t {
