@@ -482,6 +482,14 @@ static void finish(pgw_loader_t *l)
 
     pgw_loader_finish_routes(l);
 
+    /* two largest bodies on one connection; eight in the whole gateway, 256 MB with the default max_body_bytes, held for
+     * as long as their requests last: far above what a team's Claude Code sessions send (a few MB each), far below what
+     * bodies of clients that never finish them could otherwise pile up */
+    if (conf->max_body_bytes_per_connection == 0)
+        conf->max_body_bytes_per_connection = conf->max_body_bytes > SIZE_MAX / 2 ? SIZE_MAX : 2 * conf->max_body_bytes;
+    if (conf->max_body_bytes_in_flight == 0)
+        conf->max_body_bytes_in_flight = conf->max_body_bytes > SIZE_MAX / 8 ? SIZE_MAX : 8 * conf->max_body_bytes;
+
     if (!l->have_master_key) {
         const char *env = getenv("LITELLM_MASTER_KEY");
         free_secret(conf->master_key);

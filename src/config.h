@@ -90,6 +90,8 @@ typedef struct st_pgw_config_t {
     char *tls_key_file;    /* gateway.tls.key_file (owned) */
     char *ssl_ca_file;     /* gateway.ssl_ca_file, extra CA for upstream TLS (owned) */
     size_t max_body_bytes; /* default PGW_DEFAULT_MAX_BODY_BYTES */
+    size_t max_body_bytes_per_connection; /* request bodies one connection may have in flight; default 2 x max_body_bytes */
+    size_t max_body_bytes_in_flight;      /* request bodies the gateway may hold at once; default 8 x max_body_bytes */
     double idle_timeout;   /* seconds a client may stay silent, default PGW_DEFAULT_IDLE_TIMEOUT */
     unsigned max_connections; /* client connections open at once; 0 = derived from the descriptor limit (src/listener.c) */
     double graceful_timeout; /* seconds in-flight requests get on SIGTERM, default PGW_DEFAULT_GRACEFUL_TIMEOUT */

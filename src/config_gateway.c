@@ -48,6 +48,8 @@ static const struct st_gateway_key_t {
     {"tls", KEY_TLS},
     {"ssl_ca_file", KEY_STRING, offsetof(pgw_config_t, ssl_ca_file)},
     {"max_body_bytes", KEY_SIZE, offsetof(pgw_config_t, max_body_bytes)},
+    {"max_body_bytes_per_connection", KEY_SIZE, offsetof(pgw_config_t, max_body_bytes_per_connection)},
+    {"max_body_bytes_in_flight", KEY_SIZE, offsetof(pgw_config_t, max_body_bytes_in_flight)},
     {"idle_timeout", KEY_SECONDS, offsetof(pgw_config_t, idle_timeout)},
     {"max_connections", KEY_UINT, offsetof(pgw_config_t, max_connections), 1, 10000000},
     {"graceful_timeout", KEY_SECONDS, offsetof(pgw_config_t, graceful_timeout), 0, 0, 1},
@@ -280,6 +282,21 @@ int pgw_loader_on_gateway(pgw_loader_t *l, yaml_node_t *node)
         } else if (!pgw_yaml_is_null(pairs[i].value) && on_gateway_key(l, gateway_keys + k, pairs[i].value) != 0) {
             return -1;
         }
+    }
+    /* a limit on bodies in flight below max_body_bytes would answer 503 "overloaded" to bodies no load could let in */
+    const pgw_config_t *conf = l->conf;
+    for (size_t i = 0; i != num; ++i) {
+        if (pgw_yaml_is_null(pairs[i].value))
+            continue;
+        if (pgw_yaml_key_is(pairs[i].key, "max_body_bytes_per_connection") &&
+            conf->max_body_bytes_per_connection < conf->max_body_bytes)
+            return pgw_loader_error(l, pairs[i].value,
+                                    "gateway.max_body_bytes_per_connection must be at least max_body_bytes (%zu bytes)",
+                                    conf->max_body_bytes);
+        if (pgw_yaml_key_is(pairs[i].key, "max_body_bytes_in_flight") && conf->max_body_bytes_in_flight < conf->max_body_bytes)
+            return pgw_loader_error(l, pairs[i].value,
+                                    "gateway.max_body_bytes_in_flight must be at least max_body_bytes (%zu bytes)",
+                                    conf->max_body_bytes);
     }
     return 0;
 }

@@ -84,6 +84,8 @@ void pgw_send_body(h2o_req_t *req, int status, const char *content_type, const c
     /* a known length keeps an HTTP/1.1 connection open: libh2o 2.2.5 closes it after a non-200 answer of unknown length
      * (it chunks only 200s), which would drop every request the client pipelined behind an error */
     req->res.content_length = len;
+    /* the length also says where the answer ends on a connection that closes after it (a request whose body was refused
+     * unread, src/bodies.c): a client still sending reads it whole, however the connection ends */
     h2o_iovec_t copy = h2o_strdup(&req->pool, body, len);
     h2o_send_inline(req, copy.base, copy.len);
 }

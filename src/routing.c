@@ -1,8 +1,10 @@
 /* poe-gateway: MIT licence. Maps method and path to a route handler; 404 and 405 for everything else. */
 #include <string.h>
 #include "auth.h"
+#include "bodies.h"
 #include "errors.h"
 #include "framing.h"
+#include "log.h"
 #include "routing.h"
 #include "tailnet.h"
 #include "handlers/handlers.h"
@@ -87,11 +89,16 @@ static void on_whois(pgw_request_t *r, const char *login)
     r->pending_handler(r);
 }
 
-/* Identifies the caller, then runs the handler (maybe later, after a tailnet whois); or answers 401. */
-static int authenticate(pgw_request_t *r, int (*handler)(pgw_request_t *r))
+/* Identifies the caller, then runs the handler (maybe later, after a tailnet whois); or answers 401. A request whose body
+ * was withheld for want of a key (src/bodies.c) gets the 401 whatever the configuration says by now. */
+static int authenticate(pgw_request_t *r, int (*handler)(pgw_request_t *r), pgw_body_verdict_t body)
 {
     h2o_iovec_t credential =
         pgw_auth_credential(pgw_req_header(r->req, H2O_STRLIT("x-api-key")), pgw_req_header(r->req, H2O_STRLIT("authorization")));
+    if (body == PGW_BODY_UNAUTHENTICATED) {
+        send_unauthorized(r, credential.base != NULL);
+        return 0;
+    }
     if ((r->key_name = pgw_auth_identify(r->conf, credential, &r->key)) != NULL)
         return handler(r);
     const char *socket = r->conf->tailscale_socket != NULL ? r->conf->tailscale_socket : PGW_DEFAULT_TAILSCALE_SOCKET;
@@ -109,6 +116,20 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     pgw_request_t *r = pgw_request_begin(req);
     int method = method_bit(req->method);
     int path_known = 0;
+    pgw_body_verdict_t body = pgw_bodies_verdict(req);
+
+    if (body == PGW_BODY_OVER_CONNECTION || body == PGW_BODY_OVER_GATEWAY) {
+        /* the caller was known when the body was refused: named in the access log and metrics */
+        r->key_name = pgw_auth_identify(
+            r->conf,
+            pgw_auth_credential(pgw_req_header(req, H2O_STRLIT("x-api-key")), pgw_req_header(req, H2O_STRLIT("authorization"))),
+            &r->key);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        pgw_send_error(req, 503, PGW_ERR_OVERLOADED, "the gateway holds too many request bodies at once %s; retry shortly",
+                       body == PGW_BODY_OVER_CONNECTION ? "on this connection (gateway.max_body_bytes_per_connection)"
+                                                        : "(gateway.max_body_bytes_in_flight)");
+        return 0;
+    }
 
     if (pgw_framing_refuse(req))
         return 0;
@@ -126,7 +147,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         }
         if (e->auth == AUTH_NONE || (e->auth == AUTH_METRICS && r->conf->metrics_auth == PGW_METRICS_AUTH_NONE))
             return e->handler(r);
-        return authenticate(r, e->handler);
+        return authenticate(r, e->handler, body);
     }
     if (path_known) {
         pgw_send_error(req, 405, PGW_ERR_INVALID_REQUEST, "method %.*s is not allowed on %.*s", (int)req->method.len,
@@ -144,4 +165,7 @@ void pgw_routing_register(h2o_hostconf_t *hostconf)
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = on_req;
     pgw_errors_register(hostconf);
+    if (!pgw_bodies_init())
+        pgw_log_warn(MODULE_NAME, "libh2o's request parsing does not reach src/bodies.c: request bodies are read before the "
+                                  "key is checked and are not counted against gateway.max_body_bytes_in_flight");
 }

@@ -13,6 +13,9 @@
  * trampoline that drops nread == 0 and passes everything else on. Only callbacks that live in libh2o are replaced:
  * h2o's read buffers belong to its socket, so a dropped call leaves nothing to free (a callback that owned the buffer
  * would leak it). libh2o has two read callbacks (TCP and TLS); the table below has room for a few more.
+ *
+ * The trampoline also tells an observer, when one is set (pgw_uvread_observe), that libh2o has handled a read: the
+ * gateway counts there the request bodies that grow as they arrive (src/bodies.c).
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -41,6 +44,9 @@ static void init(void)
         h2o_base = info.dli_fbase;
 }
 
+/* Set once, before any read, by pgw_uvread_observe. */
+static pgw_uvread_observer_t observer;
+
 /* The callbacks seen so far: `orig` is set last (release), once `use` (the trampoline, or the callback itself when it
  * is not libh2o's) is in place; readers need no lock. */
 #define MAX_CALLBACKS 8
@@ -53,8 +59,11 @@ static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
 #define TRAMPOLINE(i)                                                                                                   \
     static void trampoline##i(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)                                   \
     {                                                                                                                   \
-        if (nread != 0)                                                                                                 \
-            atomic_load_explicit(&seen[i].orig, memory_order_relaxed)(stream, nread, buf);                             \
+        if (nread == 0)                                                                                                 \
+            return;                                                                                                     \
+        atomic_load_explicit(&seen[i].orig, memory_order_relaxed)(stream, nread, buf);                                 \
+        if (observer != NULL && !uv_is_closing((uv_handle_t *)stream))                                                  \
+            observer(stream);                                                                                           \
     }
 TRAMPOLINE(0)
 TRAMPOLINE(1)
@@ -118,4 +127,9 @@ int pgw_uvread_fix_active(void)
 {
     pthread_once(&once, init);
     return h2o_base != NULL && dlsym(RTLD_DEFAULT, "uv_read_start") == (void *)uv_read_start;
+}
+
+void pgw_uvread_observe(pgw_uvread_observer_t cb)
+{
+    observer = cb;
 }

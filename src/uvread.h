@@ -3,6 +3,8 @@
 #ifndef PGW_UVREAD_H
 #define PGW_UVREAD_H
 
+#include <uv.h>
+
 /**
  * This module defines uv_read_start. The dynamic linker binds libh2o's calls to it (a program's own symbols come
  * before those of its libraries); it forwards to libuv's uv_read_start, with the read callbacks that live in libh2o
@@ -13,5 +15,14 @@
  * module is linked in at all.
  */
 int pgw_uvread_fix_active(void);
+
+typedef void (*pgw_uvread_observer_t)(uv_stream_t *stream);
+
+/**
+ * Sets the function called after each read libh2o's read callback has handled (not for a read libuv ends with nread
+ * 0, nor once the stream is closing). `stream->data` is then libh2o's socket (h2o_socket_t). Set it before the first
+ * read; it is called on the thread of the stream's loop.
+ */
+void pgw_uvread_observe(pgw_uvread_observer_t cb);
 
 #endif

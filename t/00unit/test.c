@@ -149,6 +149,7 @@ void test_src__route_match_c(void);
 void test_src__dotenv_c(void);
 void test_src__json_c(void);
 void test_src__auth_c(void);
+void test_src__bodies_c(void);
 void test_src__reqbody_c(void);
 void test_src__sse_c(void);
 void test_src__errors_c(void);
@@ -177,6 +178,7 @@ int main(void)
     subtest("src/dotenv.c", test_src__dotenv_c);
     subtest("src/json.c", test_src__json_c);
     subtest("src/auth.c", test_src__auth_c);
+    subtest("src/bodies.c", test_src__bodies_c);
     subtest("src/reqbody.c", test_src__reqbody_c);
     subtest("src/sse.c", test_src__sse_c);
     subtest("src/errors.c", test_src__errors_c);

@@ -148,13 +148,14 @@ export function hpackRequest(method, path, extra = []) {
     ]);
 }
 
-/** The whole frames in `data` (server frames after the preface): [{type, flags, stream, length}]. */
+/** The whole frames in `data` (server frames after the preface): [{type, flags, stream, length, payload}]. */
 export function h2frames(data) {
     const out = [];
     for (let off = 0; off + 9 <= data.length;) {
         const length = data.readUIntBE(off, 3);
         if (off + 9 + length > data.length) break;
-        out.push({ type: data[off + 3], flags: data[off + 4], stream: data.readUInt32BE(off + 5) & 0x7fffffff, length });
+        out.push({ type: data[off + 3], flags: data[off + 4], stream: data.readUInt32BE(off + 5) & 0x7fffffff, length,
+            payload: data.subarray(off + 9, off + 9 + length) });
         off += 9 + length;
     }
     return out;

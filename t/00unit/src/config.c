@@ -200,6 +200,8 @@ static void test_defaults(void)
     ok(conf.tls_cert_file == NULL && conf.tls_key_file == NULL);
     ok(conf.ssl_ca_file == NULL);
     is_int(conf.max_body_bytes, PGW_DEFAULT_MAX_BODY_BYTES);
+    is_int(conf.max_body_bytes_per_connection, 2 * PGW_DEFAULT_MAX_BODY_BYTES);
+    is_int(conf.max_body_bytes_in_flight, 8 * PGW_DEFAULT_MAX_BODY_BYTES);
     ok(conf.idle_timeout == PGW_DEFAULT_IDLE_TIMEOUT);
     ok(conf.graceful_timeout == PGW_DEFAULT_GRACEFUL_TIMEOUT);
     is_int(conf.max_connections, 0); /* derived from the descriptor limit at start */
@@ -275,6 +277,13 @@ static void test_defaults(void)
     pgw_config_dispose(&conf);
     is_int(load_yaml(&conf, "gateway:\n  max_body_bytes: 1000\n"), 0);
     is_int(conf.max_body_bytes, 1000);
+    is_int(conf.max_body_bytes_per_connection, 2000); /* the limits on bodies in flight follow max_body_bytes */
+    is_int(conf.max_body_bytes_in_flight, 8000);
+    pgw_config_dispose(&conf);
+    is_int(load_yaml(&conf, "gateway:\n  max_body_bytes: 1M\n  max_body_bytes_per_connection: 1M\n"
+                            "  max_body_bytes_in_flight: 3M\n"), 0);
+    is_int(conf.max_body_bytes_per_connection, 1024 * 1024);
+    is_int(conf.max_body_bytes_in_flight, 3 * 1024 * 1024);
     pgw_config_dispose(&conf);
 
     /* metrics_auth: each name to its mode; null is absent */
@@ -642,6 +651,12 @@ static void test_errors(void)
            "1:32: router_settings.num_retries must be an integer between 0 and 10");
     is_str(load_error("gateway:\n  max_body_bytes: 32X\n"),
            "2:19: gateway.max_body_bytes must be a positive number of bytes, optionally with a K, M or G suffix");
+    is_str(load_error("gateway:\n  max_body_bytes_per_connection: 1M\n"),
+           "2:34: gateway.max_body_bytes_per_connection must be at least max_body_bytes (33554432 bytes)");
+    is_str(load_error("gateway:\n  max_body_bytes_in_flight: 64M\n  max_body_bytes: 65M\n"),
+           "2:29: gateway.max_body_bytes_in_flight must be at least max_body_bytes (68157440 bytes)");
+    is_str(load_error("gateway:\n  max_body_bytes_in_flight: 0\n"),
+           "2:29: gateway.max_body_bytes_in_flight must be a positive number of bytes, optionally with a K, M or G suffix");
     is_str(load_error("gateway:\n  max_body_bytes: 0\n"),
            "2:19: gateway.max_body_bytes must be a positive number of bytes, optionally with a K, M or G suffix");
 
