@@ -6,6 +6,7 @@
 #include "passthrough.h"
 #include "translate_route.h"
 #include "reqbody.h"
+#include "route_match.h"
 #include "handlers/handlers.h"
 
 #define MODULE_NAME "messages"

@@ -6,12 +6,12 @@
 #include "handlers/handlers.h"
 
 /*
- * gateway.metrics_auth is "master" (the default), "keys" (any caller) or "none" (routing skipped authentication).
- * Routing has identified the caller; this narrows "master" down. Returns 0 to go on.
+ * gateway.metrics_auth is master (the default), keys (any caller) or none (routing skipped authentication).
+ * Routing has identified the caller; this narrows master down. Returns 0 to go on.
  */
-static int check_access(pgw_request_t *r, const char *mode)
+static int check_access(pgw_request_t *r, pgw_metrics_auth_t mode)
 {
-    if (strcmp(mode, "master") == 0 && (r->key_name == NULL || strcmp(r->key_name, "master") != 0)) {
+    if (mode == PGW_METRICS_AUTH_MASTER && (r->key_name == NULL || strcmp(r->key_name, "master") != 0)) {
         pgw_send_error(r->req, 403, PGW_ERR_PERMISSION, "only the master key may read %.*s", (int)r->req->path_normalized.len,
                        r->req->path_normalized.base);
         return -1;
@@ -44,8 +44,7 @@ static void collect(pgw_metrics_t **all, pgw_metrics_gauges_t *g)
 
 int pgw_handle_metrics(pgw_request_t *r)
 {
-    const char *mode = r->conf->metrics_auth != NULL ? r->conf->metrics_auth : "master";
-    if (check_access(r, mode) != 0)
+    if (check_access(r, r->conf->metrics_auth) != 0)
         return 0;
     pgw_metrics_t *all[pgw_server->num_workers];
     pgw_metrics_gauges_t g;
@@ -60,7 +59,7 @@ int pgw_handle_metrics(pgw_request_t *r)
 
 int pgw_handle_usage(pgw_request_t *r)
 {
-    if (check_access(r, "master") != 0)
+    if (check_access(r, PGW_METRICS_AUTH_MASTER) != 0)
         return 0;
     pgw_metrics_t *all[pgw_server->num_workers];
     pgw_metrics_gauges_t g;

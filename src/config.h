@@ -22,6 +22,13 @@ typedef enum en_pgw_route_kind_t {
     PGW_ROUTE_ANTHROPIC /* "anthropic/<model>": pass-through to Poe's /v1/messages */
 } pgw_route_kind_t;
 
+/* gateway.metrics_auth: who may read /metrics. The zero value is the default. */
+typedef enum en_pgw_metrics_auth_t {
+    PGW_METRICS_AUTH_MASTER, /* the master key only */
+    PGW_METRICS_AUTH_KEYS,   /* any caller the gateway authenticates */
+    PGW_METRICS_AUTH_NONE    /* anyone: routing skips authentication */
+} pgw_metrics_auth_t;
+
 typedef struct st_pgw_header_t {
     char *name;  /* owned */
     char *value; /* owned */
@@ -90,7 +97,7 @@ typedef struct st_pgw_config_t {
     double graceful_timeout; /* seconds in-flight requests get on SIGTERM, default PGW_DEFAULT_GRACEFUL_TIMEOUT */
     int auth_tailscale;    /* gateway.auth: tailscale: callers without a key are identified by tailscaled's whois */
     char *tailscale_socket; /* gateway.tailscale_socket: tailscaled's LocalAPI socket (NULL = the default path) (owned) */
-    char *metrics_auth;    /* gateway.metrics_auth: "master" (default when NULL), "keys" (any valid key) or "none" (owned) */
+    pgw_metrics_auth_t metrics_auth; /* gateway.metrics_auth, default PGW_METRICS_AUTH_MASTER */
     int upstream_rpm;      /* gateway.upstream_rpm: requests a minute per upstream (Poe) key, shaped; default 500, 0 = unlimited */
     int upstream_burst;    /* gateway.upstream_burst: of those, how many may go at once; default 0 = a minute's worth */
     double queue_timeout;  /* gateway.queue_timeout: seconds a request may wait for its turn before a 429; default 60 */
@@ -113,36 +120,6 @@ int pgw_config_load(pgw_config_t *conf, const char *path, char *err, size_t errs
  * Frees everything `conf` owns and zeroes it. Safe to call twice.
  */
 void pgw_config_dispose(pgw_config_t *conf);
-
-/**
- * Finds the route for a client model name: an exact (non-wildcard) model_name first, compared case-sensitively, else
- * the first wildcard route in file order whose pattern matches. `*` matches any run of characters, including none.
- * Returns NULL when nothing matches.
- */
-const pgw_route_t *pgw_config_find_route(const pgw_config_t *conf, const char *model, size_t model_len);
-
-/**
- * Returns 1 when `pattern` (with '*' wildcards) matches the whole of `s`.
- */
-int pgw_wildcard_match(const char *pattern, const char *s, size_t len);
-
-/**
- * Writes the upstream model name for a request into `buf` (NUL-terminated): the route's upstream_model with each '*'
- * replaced by the client's model name. Returns the length, or -1 when it does not fit.
- */
-int pgw_route_upstream_model(const pgw_route_t *route, const char *client_model, size_t client_model_len, char *buf,
-                             size_t bufsz);
-
-/**
- * Finds up to `max` configured non-wildcard model names closest to `model` (edit distance), closest first, for
- * "did you mean" messages. Returns how many were written to `out`.
- */
-size_t pgw_config_suggest(const pgw_config_t *conf, const char *model, size_t model_len, const char **out, size_t max);
-
-/**
- * Returns 1 when `key` may use the model `model` (its allow list is empty, or one of its patterns matches).
- */
-int pgw_key_allows_model(const pgw_key_t *key, const char *model, size_t model_len);
 
 /**
  * Loads compose-style KEY=value lines from `path` into the environment without overriding variables already set.

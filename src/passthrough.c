@@ -29,6 +29,7 @@
 #include "passthrough.h"
 #include "relay.h"
 #include "reqbody.h"
+#include "route_match.h"
 #include "sse.h"
 #include "upstream_errors.h"
 #include "usage.h"

@@ -145,8 +145,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             }
             continue;
         }
-        if (e->auth == AUTH_NONE || (e->auth == AUTH_METRICS && r->conf->metrics_auth != NULL &&
-                                     strcmp(r->conf->metrics_auth, "none") == 0))
+        if (e->auth == AUTH_NONE || (e->auth == AUTH_METRICS && r->conf->metrics_auth == PGW_METRICS_AUTH_NONE))
             return e->handler(r);
         return authenticate(r, e->handler, body);
     }

@@ -15,6 +15,7 @@
 #include "json.h"
 #include "log.h"
 #include "relay.h"
+#include "route_match.h"
 #include "sse.h"
 #include "translate.h"
 #include "translate_job.h"

@@ -91,6 +91,28 @@ test('/metrics and /usage take the master key by default', async () => {
     }
 });
 
+test('metrics_auth: keys lets any caller with a valid key read /metrics, and /usage stays behind the master key', async () => {
+    const keys = await startGateway({ env: { ALICE_KEY: ALICE }, config: `model_list: []
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+gateway:
+  metrics_auth: keys
+  keys:
+    - name: alice
+      key: os.environ/ALICE_KEY
+` });
+    try {
+        const scrapeAt = (key) => request(`${keys.url}/metrics`, { headers: key ? { 'x-api-key': key } : {} });
+        assert.equal((await scrapeAt(ALICE)).status, 200);
+        assert.equal((await scrapeAt(MASTER_KEY)).status, 200);
+        assert.equal((await scrapeAt(null)).status, 401);
+        assert.equal((await scrapeAt('not-a-key-0123456789')).status, 401);
+        assert.equal((await request(`${keys.url}/usage`, { headers: { 'x-api-key': ALICE } })).status, 403);
+    } finally {
+        await keys.stop();
+    }
+});
+
 test('/usage: per key and model, since start and today', async () => {
     const r = await request(`${gw.url}/usage`, { headers: { authorization: `Bearer ${MASTER_KEY}` } });
     assert.equal(r.status, 200);

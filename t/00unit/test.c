@@ -145,6 +145,7 @@ const char *stderr_capture_end(char *buf, size_t bufsz)
 
 /* one translation unit per file under test (each includes its .c to reach the statics), linked with pgw_core */
 void test_src__config_c(void);
+void test_src__route_match_c(void);
 void test_src__dotenv_c(void);
 void test_src__json_c(void);
 void test_src__auth_c(void);
@@ -174,6 +175,7 @@ int main(void)
     pgw_log_level = PGW_LOG_ERROR;
 
     subtest("src/config.c", test_src__config_c);
+    subtest("src/route_match.c", test_src__route_match_c);
     subtest("src/dotenv.c", test_src__dotenv_c);
     subtest("src/json.c", test_src__json_c);
     subtest("src/auth.c", test_src__auth_c);

@@ -2,6 +2,7 @@
 #include <string.h>
 #include <h2o/string_.h>
 #include "../../../src/auth.c"
+#include "route_match.h"
 #include "../test.h"
 
 static h2o_iovec_t iov(const char *s)

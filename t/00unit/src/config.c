@@ -1,8 +1,9 @@
-/* poe-gateway: MIT licence. Unit tests for src/config.c: loading, validation messages, route lookup and suggestions. */
+/* poe-gateway: MIT licence. Unit tests for the configuration loader (src/config.c and its section files): loading and messages. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "../../../src/config.c"
+#include "route_match.h"
 #include <openssl/sha.h>
 #include "../test.h"
 
@@ -204,6 +205,7 @@ static void test_defaults(void)
     ok(conf.idle_timeout == PGW_DEFAULT_IDLE_TIMEOUT);
     ok(conf.graceful_timeout == PGW_DEFAULT_GRACEFUL_TIMEOUT);
     is_int(conf.max_connections, 0); /* derived from the descriptor limit at start */
+    ok(conf.metrics_auth == PGW_METRICS_AUTH_MASTER);
     ok(conf.master_key == NULL);
     ok(conf.master_key_env == NULL); /* no master key anywhere is not a missing variable */
     is_int(conf.num_missing_env, 0);
@@ -283,6 +285,20 @@ static void test_defaults(void)
     is_int(conf.max_body_bytes_per_connection, 1024 * 1024);
     is_int(conf.max_body_bytes_in_flight, 3 * 1024 * 1024);
     pgw_config_dispose(&conf);
+
+    /* metrics_auth: each name to its mode; null is absent */
+    static const struct {
+        const char *yaml;
+        pgw_metrics_auth_t mode;
+    } metrics_auth[] = {{"gateway:\n  metrics_auth: keys\n", PGW_METRICS_AUTH_KEYS},
+                        {"gateway:\n  metrics_auth: none\n", PGW_METRICS_AUTH_NONE},
+                        {"gateway:\n  metrics_auth: master\n", PGW_METRICS_AUTH_MASTER},
+                        {"gateway:\n  metrics_auth:\n", PGW_METRICS_AUTH_MASTER}};
+    for (size_t i = 0; i != sizeof(metrics_auth) / sizeof(metrics_auth[0]); ++i) {
+        is_int(load_yaml(&conf, metrics_auth[i].yaml), 0);
+        is_int(conf.metrics_auth, metrics_auth[i].mode);
+        pgw_config_dispose(&conf);
+    }
 }
 
 static const char routes_yaml[] = "model_list:\n"
@@ -297,10 +313,9 @@ static const char routes_yaml[] = "model_list:\n"
                                   "  - model_name: gpt-*\n"
                                   "    litellm_params: {model: openai/GPT}\n";
 
-static void test_find_route(void)
+static void test_shadowed_wildcard(void)
 {
     pgw_config_t conf;
-    const pgw_route_t *route;
     char log[2048];
 
     is_int(load_yaml_logged(&conf, routes_yaml, log, sizeof(log)), 0);
@@ -308,78 +323,7 @@ static void test_find_route(void)
     /* the wildcard after "*" can never match, and the loader says so */
     ok(strstr(log, "model_name 'gpt-*' can never match: '*' (line 8) comes first") != NULL);
     ok(strstr(log, "*-preview' can never") == NULL);
-
-    /* exact beats a wildcard listed before it */
-    route = pgw_config_find_route(&conf, "claude-sonnet-4-5", 17);
-    is_str(route != NULL ? route->model_name : NULL, "claude-sonnet-4-5");
-    /* among wildcards the first in file order wins */
-    route = pgw_config_find_route(&conf, "claude-x-preview", 16);
-    is_str(route != NULL ? route->model_name : NULL, "claude-*");
-    route = pgw_config_find_route(&conf, "o3-preview", 10);
-    is_str(route != NULL ? route->model_name : NULL, "*-preview");
-    route = pgw_config_find_route(&conf, "gpt-5", 5);
-    is_str(route != NULL ? route->model_name : NULL, "*");
-    /* case-sensitive: not the exact route, and not claude-* either */
-    route = pgw_config_find_route(&conf, "Claude-Sonnet-4-5", 17);
-    is_str(route != NULL ? route->model_name : NULL, "*");
-    /* the length bounds the name: "claude-sonnet-4-5" is the first 17 bytes */
-    route = pgw_config_find_route(&conf, "claude-sonnet-4-5-20250929", 17);
-    is_str(route != NULL ? route->model_name : NULL, "claude-sonnet-4-5");
     pgw_config_dispose(&conf);
-
-    is_int(load_yaml(&conf, "model_list:\n  - model_name: a\n    litellm_params: {model: openai/A}\n"), 0);
-    ok(pgw_config_find_route(&conf, "b", 1) == NULL);
-    ok(pgw_config_find_route(&conf, "", 0) == NULL);
-    ok(pgw_config_find_route(&conf, "a", 1) == conf.routes);
-    pgw_config_dispose(&conf);
-}
-
-static void test_wildcard_match(void)
-{
-    ok(pgw_wildcard_match("*", "", 0));
-    ok(pgw_wildcard_match("*", "anything", 8));
-    ok(pgw_wildcard_match("", "", 0));
-    ok(!pgw_wildcard_match("", "a", 1));
-    ok(pgw_wildcard_match("claude-*", "claude-", 7));
-    ok(pgw_wildcard_match("claude-*", "claude-opus-4-5", 15));
-    ok(!pgw_wildcard_match("claude-*", "claude", 6));
-    ok(!pgw_wildcard_match("claude-*", "Claude-opus", 11));
-    ok(pgw_wildcard_match("*-4-5", "claude-opus-4-5", 15));
-    ok(!pgw_wildcard_match("*-4-5", "claude-opus-4-5x", 16));
-    ok(pgw_wildcard_match("a*b*c", "axxbyyc", 7));
-    ok(!pgw_wildcard_match("a*b*c", "axxbyy", 6));
-    ok(pgw_wildcard_match("*ab", "aab", 3)); /* needs backtracking */
-    ok(pgw_wildcard_match("a**b", "ab", 2));
-    ok(!pgw_wildcard_match("a*a", "a", 1));
-    ok(pgw_wildcard_match("abc", "abcdef", 3)); /* only len bytes count */
-    ok(!pgw_wildcard_match("abc", "ab\0", 3));
-}
-
-static void test_upstream_model(void)
-{
-    pgw_route_t route = {.upstream_model = "*"};
-    char buf[16];
-
-    is_int(pgw_route_upstream_model(&route, "claude-x", 8, buf, sizeof(buf)), 8);
-    is_str(buf, "claude-x");
-    route.upstream_model = "pre-*-mid-*";
-    is_int(pgw_route_upstream_model(&route, "ab", 2, buf, sizeof(buf)), 13);
-    is_str(buf, "pre-ab-mid-ab");
-    route.upstream_model = "Claude-Sonnet-4.5";
-    is_int(pgw_route_upstream_model(&route, "ignored", 7, buf, sizeof(buf)), -1); /* 17 + NUL > 16 */
-    route.upstream_model = "GPT-5";
-    is_int(pgw_route_upstream_model(&route, "gpt-5", 5, buf, sizeof(buf)), 5);
-    is_str(buf, "GPT-5");
-    /* exactly fits: 15 characters and the NUL */
-    route.upstream_model = "*";
-    is_int(pgw_route_upstream_model(&route, "123456789012345", 15, buf, sizeof(buf)), 15);
-    is_str(buf, "123456789012345");
-    is_int(pgw_route_upstream_model(&route, "1234567890123456", 16, buf, sizeof(buf)), -1);
-    route.upstream_model = "x*";
-    is_int(pgw_route_upstream_model(&route, "123456789012345", 15, buf, sizeof(buf)), -1);
-    is_int(pgw_route_upstream_model(&route, "", 0, buf, 0), -1);
-    is_int(pgw_route_upstream_model(&route, "", 0, buf, 2), 1);
-    is_str(buf, "x");
 }
 
 static void test_router_settings(void)
@@ -490,6 +434,90 @@ static void test_litellm_params(void)
     is_str(route_at(&conf, 0)->api_base, PGW_DEFAULT_ANTHROPIC_API_BASE);
     is_str(route_at(&conf, 0)->api_key, "shared-key-0123456789");
     is_int(route_at(&conf, 0)->rpm, 9); /* the mapping's own key wins over the merged one */
+    pgw_config_dispose(&conf);
+    clear_env();
+}
+
+/* every litellm_params key reaches its own field, and a null value is the same as an absent key */
+static void test_params_table(void)
+{
+    pgw_config_t conf;
+    char log[2048];
+
+    clear_env();
+    setenv("PGW_TEST_HEADER", "from-env", 1);
+    is_int(load_yaml_logged(&conf,
+                            "model_list:\n"
+                            "  - model_name: a\n"
+                            "    litellm_params:\n"
+                            "      model: openai/A\n"
+                            "      api_base: http://127.0.0.1:1/v1\n"
+                            "      api_key: os.environ/PGW_TEST_HEADER\n"
+                            "      rpm: 11\n"
+                            "      timeout: 12.5\n"
+                            "      stream_timeout: 13\n"
+                            "      max_retries: 4\n"
+                            "      extra_headers: {X-A: b}\n"
+                            "      ssl_verify: off\n"
+                            "      http2_prior_knowledge: true\n"
+                            "      extra_body: {k: 1}\n"
+                            "      echo_reasoning: true\n"
+                            "      minimal_schema: true\n"
+                            "      buffer_tools: true\n"
+                            "  - model_name: b\n"
+                            "    litellm_params:\n"
+                            "      model: anthropic/B\n"
+                            "      api_base:\n"
+                            "      api_key: ~\n"
+                            "      rpm: null\n"
+                            "      timeout:\n"
+                            "      stream_timeout:\n"
+                            "      max_retries:\n"
+                            "      extra_headers:\n"
+                            "      ssl_verify:\n"
+                            "      http2_prior_knowledge:\n"
+                            "      extra_body:\n"
+                            "      echo_reasoning:\n"
+                            "      minimal_schema:\n"
+                            "      buffer_tools:\n",
+                            log, sizeof(log)),
+           0);
+    is_int(conf.num_routes, 2);
+    if (conf.num_routes == 2) {
+        const pgw_route_t *a = conf.routes, *b = conf.routes + 1;
+        ok(a->kind == PGW_ROUTE_OPENAI);
+        is_str(a->upstream_model, "A");
+        is_str(a->api_base, "http://127.0.0.1:1/v1");
+        is_str(a->api_key, "from-env");
+        is_str(a->api_key_env, "PGW_TEST_HEADER");
+        is_int(a->rpm, 11);
+        ok(a->timeout == 12.5);
+        ok(a->stream_timeout == 13);
+        is_int(a->max_retries, 4);
+        is_int(a->num_extra_headers, 1);
+        is_int(a->ssl_verify, 0);
+        is_int(a->h2c, 1);
+        is_str(a->extra_body, "\"k\":1");
+        is_int(a->echo_reasoning, 1);
+        is_int(a->minimal_schema, 1);
+        is_int(a->buffer_tools, 1);
+
+        ok(b->kind == PGW_ROUTE_ANTHROPIC);
+        is_str(b->api_base, PGW_DEFAULT_ANTHROPIC_API_BASE);
+        ok(b->api_key == NULL && b->api_key_env == NULL);
+        is_int(b->rpm, 0);
+        ok(b->timeout == PGW_DEFAULT_TIMEOUT);
+        ok(b->stream_timeout == PGW_DEFAULT_STREAM_TIMEOUT);
+        is_int(b->max_retries, PGW_DEFAULT_MAX_RETRIES);
+        is_int(b->num_extra_headers, 0);
+        is_int(b->ssl_verify, 1);
+        is_int(b->h2c, 0);
+        ok(b->extra_body == NULL);
+        ok(!b->echo_reasoning && !b->minimal_schema && !b->buffer_tools);
+    }
+    /* the one warning: a route that does not verify TLS, at the key's position; no key is unknown */
+    ok(strstr(log, ":12:7: route 'a' does not verify the upstream's TLS certificate") != NULL);
+    is_int(count_substr(log, "\n"), 1);
     pgw_config_dispose(&conf);
     clear_env();
 }
@@ -650,6 +678,9 @@ static void test_errors(void)
     is_str(load_error("gateway:\n  log_level: loud\n"), "2:14: gateway.log_level must be one of error, warn, info, debug");
     is_str(load_error("gateway:\n  public_url: gw.example\n"), "2:15: gateway.public_url must start with http:// or https://");
     is_str(load_error("gateway:\n  host: ''\n"), "2:9: gateway.host must not be empty");
+    is_str(load_error("gateway:\n  metrics_auth: Master\n"), "2:17: gateway.metrics_auth must be one of master, keys, none");
+    is_str(load_error("gateway:\n  metrics_auth: ''\n"), "2:17: gateway.metrics_auth must not be empty");
+    is_str(load_error("gateway:\n  metrics_auth: [none]\n"), "2:17: gateway.metrics_auth must be a scalar, not a sequence");
     is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, api_base: ftp://x}\n"),
            "3:49: api_base must start with http:// or https://");
     is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A, api_base: 'https://'}\n"),
@@ -698,56 +729,6 @@ static void test_errors(void)
     unlink(conf_path);
 }
 
-static void test_suggest(void)
-{
-    pgw_config_t conf;
-    const char *out[8];
-
-    is_int(load_yaml(&conf, "model_list:\n"
-                            "  - {model_name: claude-sonnet-4-5, litellm_params: {model: anthropic/s}}\n"
-                            "  - {model_name: claude-*, litellm_params: {model: anthropic/*}}\n"
-                            "  - {model_name: claude-opus-4-5, litellm_params: {model: anthropic/o}}\n"
-                            "  - {model_name: aaa, litellm_params: {model: openai/a}}\n"
-                            "  - {model_name: bbb, litellm_params: {model: openai/b}}\n"
-                            "  - {model_name: aab, litellm_params: {model: openai/c}}\n"),
-           0);
-    is_int(pgw_config_suggest(&conf, "claude-sonet-4-5", 16, out, 2), 2);
-    is_str(out[0], "claude-sonnet-4-5");
-    is_str(out[1], "claude-opus-4-5");
-    /* case-insensitive */
-    is_int(pgw_config_suggest(&conf, "CLAUDE-OPUS-4-5", 15, out, 1), 1);
-    is_str(out[0], "claude-opus-4-5");
-    /* bbb and aab are both 1 away from abb: file order breaks the tie; aaa is 2 away */
-    is_int(pgw_config_suggest(&conf, "abb", 3, out, 3), 3);
-    is_str(out[0], "bbb");
-    is_str(out[1], "aab");
-    is_str(out[2], "aaa");
-    /* wildcards are never suggested, so at most the five exact names */
-    is_int(pgw_config_suggest(&conf, "x", 1, out, 8), 5);
-    for (size_t i = 0; i != 5; ++i)
-        ok(strchr(out[i], '*') == NULL);
-    is_int(pgw_config_suggest(&conf, "x", 1, out, 0), 0);
-    /* the client's name is bounded, not NUL-terminated */
-    is_int(pgw_config_suggest(&conf, "aabXXXX", 3, out, 1), 1);
-    is_str(out[0], "aab");
-    pgw_config_dispose(&conf);
-
-    is_int(load_yaml(&conf, "model_list:\n  - {model_name: '*', litellm_params: {model: openai/a}}\n"), 0);
-    is_int(pgw_config_suggest(&conf, "x", 1, out, 8), 0);
-    pgw_config_dispose(&conf);
-}
-
-static void test_edit_distance(void)
-{
-    size_t row[32];
-    is_int(edit_distance("", 0, "", row), 0);
-    is_int(edit_distance("abc", 3, "", row), 3);
-    is_int(edit_distance("", 0, "abc", row), 3);
-    is_int(edit_distance("kitten", 6, "sitting", row), 3);
-    is_int(edit_distance("Flaw", 4, "lawn", row), 2);
-    is_int(edit_distance("GPT-5", 5, "gpt-5", row), 0);
-}
-
 static void test_route_options(void)
 {
     pgw_config_t conf;
@@ -790,6 +771,24 @@ static void test_route_options(void)
     if (conf.num_routes == 1)
         is_str(conf.routes[0].extra_body, "\"a\":\"1.\",\"b\":\"01\",\"c\":\"-.5\",\"d\":\"1.e5\",\"e\":\"0x1f\",\"f\":-0.5e-3");
     pgw_config_dispose(&conf);
+
+    /* strings are escaped by src/json.c's writer: control characters, quotes and backslashes */
+    is_int(load_yaml(&conf, "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n"
+                            "      extra_body: {\"k\\ty\": \"a\\nb\\u0001\\\"\\\\\"}\n"),
+           0);
+    if (conf.num_routes == 1)
+        is_str(conf.routes[0].extra_body, "\"k\\ty\":\"a\\nb\\u0001\\\"\\\\\"");
+    pgw_config_dispose(&conf);
+
+    /* one string past the cap is refused too, before it is written out */
+    {
+        static char yaml[80 * 1024];
+        int n = snprintf(yaml, sizeof(yaml), "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n"
+                                             "      extra_body: {k: ");
+        memset(yaml + n, 'x', 70 * 1024);
+        strcpy(yaml + n + 70 * 1024, "}\n");
+        is_str(load_error(yaml), "5:19: extra_body is larger than 65536 bytes once written out");
+    }
 
     /* aliases cannot multiply extra_body without bound */
     ok(strstr(load_error("model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      extra_body:\n"
@@ -858,13 +857,10 @@ void test_src__config_c(void)
     subtest("seed file", test_seed_file);
     subtest("shipped config", test_shipped_config);
     subtest("defaults", test_defaults);
-    subtest("find route", test_find_route);
-    subtest("wildcard match", test_wildcard_match);
-    subtest("upstream model", test_upstream_model);
+    subtest("shadowed wildcard", test_shadowed_wildcard);
     subtest("router settings", test_router_settings);
     subtest("litellm_params", test_litellm_params);
+    subtest("litellm_params table", test_params_table);
     subtest("unknown keys", test_unknown_keys);
     subtest("errors", test_errors);
-    subtest("suggest", test_suggest);
-    subtest("edit distance", test_edit_distance);
 }
