@@ -1,5 +1,6 @@
 /* poe-gateway: MIT licence. Probes: Claude Code's warm-up, liveness and readiness (never touching Poe), and /health. */
 #include <stdio.h>
+#include "clock.h"
 #include "errors.h"
 #include "json.h"
 #include "handlers/handlers.h"

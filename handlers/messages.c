@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include "clock.h"
 #include "errors.h"
 #include "passthrough.h"
 #include "translate_route.h"

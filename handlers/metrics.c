@@ -1,5 +1,6 @@
 /* poe-gateway: MIT licence. GET /metrics (Prometheus text) and GET /usage (JSON): the workers' counters, summed. */
 #include <string.h>
+#include "clock.h"
 #include "errors.h"
 #include "metrics.h"
 #include "translate_job.h"

@@ -12,6 +12,7 @@
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include "catalog.h"
+#include "clock.h"
 #include "log.h"
 #include "masterkey.h"
 #include "routing.h"
@@ -28,13 +29,6 @@ static uv_loop_t *main_loop;
 static uv_signal_t sigterm_handle, sigint_handle, sighup_handle;
 static uv_async_t worker_done_handle;
 static atomic_uint workers_done;
-
-uint64_t pgw_now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 static pgw_generation_t *generation_create(pgw_config_t *conf, unsigned id)
 {

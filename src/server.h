@@ -132,11 +132,6 @@ int pgw_server_run(pgw_server_t *server);
 int pgw_server_reload(pgw_server_t *server);
 
 /**
- * Wall-clock time in milliseconds.
- */
-uint64_t pgw_now_ms(void);
-
-/**
  * Creates the per-request state for `req` (called first by every route handler).
  */
 pgw_request_t *pgw_request_begin(h2o_req_t *req);

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <time.h>
 #include <string.h>
+#include "clock.h"
 #include "log.h"
 #include "server.h"
 #include "shaper.h"

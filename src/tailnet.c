@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <yajl/yajl_tree.h>
+#include "clock.h"
 #include "json.h"
 #include "log.h"
 #include "tailnet.h"
