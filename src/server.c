@@ -9,12 +9,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <openssl/err.h>
-#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include "catalog.h"
 #include "clock.h"
+#include "generation.h"
 #include "log.h"
-#include "masterkey.h"
 #include "routing.h"
 #include "server.h"
 #include "uvread.h"
@@ -29,76 +28,6 @@ static uv_loop_t *main_loop;
 static uv_signal_t sigterm_handle, sigint_handle, sighup_handle;
 static uv_async_t worker_done_handle;
 static atomic_uint workers_done;
-
-static pgw_generation_t *generation_create(pgw_config_t *conf, unsigned id)
-{
-    pgw_generation_t *g = h2o_mem_alloc(sizeof(*g));
-    uint64_t now = pgw_now_ms();
-    atomic_init(&g->refs, 1);
-    g->id = id;
-    g->conf = conf;
-    g->route_limits = h2o_mem_alloc(sizeof(*g->route_limits) * (conf->num_routes + 1));
-    g->route_buffer_tools = h2o_mem_alloc(sizeof(*g->route_buffer_tools) * (conf->num_routes + 1));
-    for (size_t i = 0; i != conf->num_routes; ++i) {
-        pgw_ratelimit_init(g->route_limits + i, conf->routes[i].rpm, now);
-        atomic_init(g->route_buffer_tools + i, conf->routes[i].buffer_tools);
-    }
-    g->key_limits = h2o_mem_alloc(sizeof(*g->key_limits) * (conf->num_keys + 1));
-    for (size_t i = 0; i != conf->num_keys; ++i)
-        pgw_ratelimit_init(g->key_limits + i, conf->keys[i].rpm, now);
-    /* one shaper bucket per distinct upstream key: routes sharing a Poe key share its 500 requests a minute */
-    g->buckets = h2o_mem_alloc(sizeof(*g->buckets) * (conf->num_routes + 1));
-    g->num_buckets = 0;
-    g->route_bucket = h2o_mem_alloc(sizeof(*g->route_bucket) * (conf->num_routes + 1));
-    for (size_t i = 0; i != conf->num_routes; ++i) {
-        g->route_bucket[i] = NULL;
-        if (conf->routes[i].api_key == NULL)
-            continue;
-        unsigned char digest[SHA256_DIGEST_LENGTH];
-        SHA256((const unsigned char *)conf->routes[i].api_key, strlen(conf->routes[i].api_key), digest);
-        size_t j;
-        for (j = 0; j != g->num_buckets; ++j)
-            if (memcmp(g->buckets[j].key_digest, digest, sizeof(digest)) == 0)
-                break;
-        if (j == g->num_buckets) {
-            pgw_shaper_bucket_init(g->buckets + j, conf->upstream_rpm, conf->upstream_burst, now);
-            memcpy(g->buckets[j].key_digest, digest, sizeof(digest));
-            ++g->num_buckets;
-        }
-        g->route_bucket[i] = g->buckets + j;
-    }
-    return g;
-}
-
-static void generation_release(pgw_generation_t *g)
-{
-    if (atomic_fetch_sub(&g->refs, 1) != 1)
-        return;
-    for (size_t i = 0; i != g->conf->num_routes; ++i)
-        pgw_ratelimit_dispose(g->route_limits + i);
-    for (size_t i = 0; i != g->conf->num_keys; ++i)
-        pgw_ratelimit_dispose(g->key_limits + i);
-    free(g->route_limits);
-    free(g->route_buffer_tools);
-    free(g->key_limits);
-    for (size_t i = 0; i != g->num_buckets; ++i)
-        pgw_shaper_bucket_dispose(g->buckets + i);
-    free(g->buckets);
-    free(g->route_bucket);
-    pgw_config_dispose(g->conf);
-    free(g->conf);
-    free(g);
-}
-
-/* A reference to the latest generation. */
-static pgw_generation_t *generation_acquire(pgw_server_t *server)
-{
-    pthread_mutex_lock(&server->current_mutex);
-    pgw_generation_t *g = server->current;
-    atomic_fetch_add(&g->refs, 1);
-    pthread_mutex_unlock(&server->current_mutex);
-    return g;
-}
 
 h2o_iovec_t pgw_req_header(h2o_req_t *req, const char *name, size_t len)
 {
@@ -182,7 +111,7 @@ static void on_request_dispose(void *p)
                                 r->model != NULL && r->route_name != NULL ? r->model : "-", req->res.status, ttfb, ms / 1000.0,
                                 &r->usage, r->outcome};
     pgw_metrics_record(w->metrics, &mr, pgw_now_ms());
-    generation_release(r->gen);
+    pgw_generation_release(r->gen);
     if (r->client_conn != NULL)
         pgw_conns_request_end(r->client_conn);
     if (atomic_fetch_sub_explicit(&w->inflight, 1, memory_order_relaxed) == 1)
@@ -244,8 +173,8 @@ static void on_reload(uv_async_t *async)
 {
     pgw_worker_t *w = async->data;
     pgw_generation_t *old = w->gen;
-    w->gen = generation_acquire(w->server);
-    generation_release(old);
+    w->gen = pgw_generation_acquire(w->server);
+    pgw_generation_release(old);
     pgw_upcheck_update(w->upcheck, w->gen->conf);
     if (w->id == 0)
         pgw_catalogs_start(&w->loop, w->upstream);
@@ -386,7 +315,7 @@ int pgw_server_init(pgw_server_t *server, pgw_config_t *conf)
 
     /* the first generation: the server keeps a reference for good, so the start-up configuration outlives reloads */
     pthread_mutex_init(&server->current_mutex, NULL);
-    server->current = server->boot = generation_create(conf, 1);
+    server->current = server->boot = pgw_generation_create(conf, 1);
     atomic_fetch_add(&server->boot->refs, 1);
     pgw_catalogs_init(conf);
     h2o_config_init(&server->globalconf);
@@ -434,73 +363,11 @@ static void on_signal(uv_signal_t *handle, int signum)
     begin_shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-int pgw_server_reload(pgw_server_t *server)
-{
-    const pgw_config_t *boot = server->conf;
-    pgw_config_t *conf = h2o_mem_alloc(sizeof(*conf));
-    char err[1024];
-
-    if (pgw_config_load(conf, boot->path, err, sizeof(err)) != 0) {
-        pgw_log_error(MODULE_NAME, "reload refused, the running configuration stays: %s", err);
-        free(conf);
-        return -1;
-    }
-    if (pgw_masterkey_ensure(conf, err, sizeof(err)) != 0) {
-        pgw_log_error(MODULE_NAME, "reload refused, the running configuration stays: %s", err);
-        pgw_config_dispose(conf);
-        free(conf);
-        return -1;
-    }
-    for (size_t i = 0; i != conf->num_missing_env; ++i)
-        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; routes that need it answer 503",
-                     conf->missing_env[i], boot->path);
-    if (server->cli.host != NULL) {
-        free(conf->host);
-        conf->host = strdup(server->cli.host);
-    }
-    if (server->cli.port_set)
-        conf->port = server->cli.port;
-    if (server->cli.threads_set)
-        conf->threads = server->cli.threads;
-    /* what is read once at start (listeners, threads, TLS, the upstream clients' CA, ...) keeps its first value */
-    char kept[256] = "";
-#define CHANGED(a, b) (((a) == NULL) != ((b) == NULL) || ((a) != NULL && strcmp((a), (b)) != 0))
-#define KEPT(cond, what)                                                                                                           \
-    if (cond) {                                                                                                                    \
-        pgw_log_warn(MODULE_NAME, "reload: gateway.%s changed; it takes effect only at a restart", what);                         \
-        snprintf(kept + strlen(kept), sizeof(kept) - strlen(kept), "%s%s", kept[0] != '\0' ? ", " : "", what);                    \
-    }
-    KEPT(strcmp(conf->host, boot->host) != 0 || (conf->port != boot->port && boot->port != 0), "host/port")
-    KEPT(conf->threads != boot->threads && conf->threads != 0, "threads")
-    KEPT(CHANGED(conf->tls_cert_file, boot->tls_cert_file) || CHANGED(conf->tls_key_file, boot->tls_key_file), "tls")
-    KEPT(CHANGED(conf->ssl_ca_file, boot->ssl_ca_file), "ssl_ca_file")
-    KEPT(conf->max_body_bytes != boot->max_body_bytes, "max_body_bytes")
-    KEPT(conf->idle_timeout != boot->idle_timeout, "idle_timeout")
-    KEPT(conf->graceful_timeout != boot->graceful_timeout, "graceful_timeout")
-    KEPT(CHANGED(conf->log_level, boot->log_level), "log_level")
-    KEPT(conf->max_connections != boot->max_connections, "max_connections")
-#undef KEPT
-#undef CHANGED
-
-    pgw_catalogs_init(conf);
-    pthread_mutex_lock(&server->current_mutex);
-    pgw_generation_t *old = server->current;
-    server->current = generation_create(conf, old->id + 1);
-    unsigned id = server->current->id;
-    pthread_mutex_unlock(&server->current_mutex);
-    generation_release(old);
-    for (unsigned i = 0; i != server->num_workers; ++i)
-        uv_async_send(&server->workers[i].reload);
-    pgw_log_info(MODULE_NAME, "reloaded %s: %zu routes, %zu keys (configuration %u)%s%s", boot->path, conf->num_routes,
-                 conf->num_keys, id, kept[0] != '\0' ? "; kept until a restart: " : "", kept);
-    return 0;
-}
-
 /* SIGHUP (`systemctl reload`, `docker compose kill -s HUP gateway`): re-read the configuration. */
 static void on_sighup(uv_signal_t *handle, int signum)
 {
     if (!atomic_load(&pgw_server->shutting_down))
-        pgw_server_reload(pgw_server);
+        pgw_generation_reload(pgw_server);
 }
 
 static void on_worker_done(uv_async_t *async)
@@ -539,7 +406,7 @@ int pgw_server_run(pgw_server_t *server)
         w->wake.data = w;
         uv_async_init(&w->loop, &w->reload, on_reload);
         w->reload.data = w;
-        w->gen = generation_acquire(server);
+        w->gen = pgw_generation_acquire(server);
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             pgw_log_error(MODULE_NAME, "cannot start worker thread %u", i);
             exit(1);

@@ -8,6 +8,7 @@
 #include <h2o.h>
 #include "config.h"
 #include "conns.h"
+#include "generation.h"
 #include "listener.h"
 #include "metrics.h"
 #include "outcome.h"
@@ -19,22 +20,6 @@
 #include "usage.h"
 
 typedef struct st_pgw_server_t pgw_server_t;
-
-/**
- * One loaded configuration and the run-time state that belongs to it. Requests hold a reference from start to end, so a
- * reload (SIGHUP) changes what new requests see while requests in flight finish on the generation they began with.
- */
-typedef struct st_pgw_generation_t {
-    atomic_size_t refs;
-    unsigned id;
-    pgw_config_t *conf;             /* owned */
-    pgw_ratelimit_t *route_limits;  /* one per conf->routes entry, for its rpm (owned array) */
-    pgw_ratelimit_t *key_limits;    /* one per conf->keys entry, for its rpm (owned array) */
-    atomic_int *route_buffer_tools; /* one per route: set at run time when a stream showed the route needs buffer_tools */
-    pgw_shaper_bucket_t *buckets;   /* one per distinct upstream key (owned array) */
-    size_t num_buckets;
-    pgw_shaper_bucket_t **route_bucket; /* per route: its upstream key's bucket, NULL without a key */
-} pgw_generation_t;
 
 /**
  * One worker thread: its own libuv loop, h2o context and SO_REUSEPORT listener. Everything here is touched only by the
@@ -121,15 +106,6 @@ int pgw_server_init(pgw_server_t *server, pgw_config_t *conf);
  * process exit code.
  */
 int pgw_server_run(pgw_server_t *server);
-
-/**
- * Re-reads the configuration file (SIGHUP). New requests use the new routes and keys; requests in flight finish on
- * theirs. A file that does not load is rejected with the error logged, and the running configuration stays. Settings
- * read once at start (host, port, threads, tls, ssl_ca_file, max_body_bytes, idle_timeout, graceful_timeout, log_level,
- * max_connections) keep their first values, with a warning each, and the "reloaded" line names them. Returns 0 when the
- * new configuration is in use.
- */
-int pgw_server_reload(pgw_server_t *server);
 
 /**
  * Creates the per-request state for `req` (called first by every route handler).
