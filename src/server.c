@@ -8,14 +8,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include "catalog.h"
 #include "clock.h"
 #include "generation.h"
 #include "log.h"
 #include "routing.h"
 #include "server.h"
+#include "tls.h"
 #include "uvread.h"
 
 #define MODULE_NAME "server"
@@ -278,30 +277,6 @@ static int bind_listeners(pgw_server_t *server)
     return 0;
 }
 
-static SSL_CTX *create_ssl_ctx(const pgw_config_t *conf)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION);
-    if (SSL_CTX_use_certificate_chain_file(ctx, conf->tls_cert_file) != 1) {
-        pgw_log_error(MODULE_NAME, "cannot load gateway.tls.cert_file %s: %s", conf->tls_cert_file,
-                      ERR_reason_error_string(ERR_get_error()));
-        goto Error;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, conf->tls_key_file, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-        pgw_log_error(MODULE_NAME, "cannot load gateway.tls.key_file %s: %s", conf->tls_key_file,
-                      ERR_reason_error_string(ERR_get_error()));
-        goto Error;
-    }
-    /* h2o_http2_alpn_protocols lists only h2 and its drafts; a client that offers only http/1.1 should hear it back */
-    static const h2o_iovec_t alpn[] = {{H2O_STRLIT("h2")}, {H2O_STRLIT("http/1.1")}, {NULL, 0}};
-    h2o_ssl_register_alpn_protocols(ctx, alpn);
-    return ctx;
-Error:
-    SSL_CTX_free(ctx);
-    return NULL;
-}
-
 int pgw_server_init(pgw_server_t *server, pgw_config_t *conf)
 {
     memset(server, 0, sizeof(*server));
@@ -327,7 +302,7 @@ int pgw_server_init(pgw_server_t *server, pgw_config_t *conf)
     server->hostconf = h2o_config_register_host(&server->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     pgw_routing_register(server->hostconf);
 
-    if (conf->tls_cert_file != NULL && (server->ssl_ctx = create_ssl_ctx(conf)) == NULL)
+    if (conf->tls_cert_file != NULL && (server->ssl_ctx = pgw_tls_create_ctx(conf)) == NULL)
         goto Error;
     if (!pgw_uvread_fix_active() && server->ssl_ctx != NULL)
         pgw_log_warn(MODULE_NAME, "libh2o's TLS reads are not routed through the gateway's fix (src/uvread.c): a TLS "
