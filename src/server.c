@@ -1,7 +1,6 @@
 /* poe-gateway: MIT licence. Worker threads, listeners, TLS, per-request bookkeeping and graceful shutdown. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <malloc.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include "routing.h"
 #include "server.h"
 #include "tls.h"
+#include "worker.h"
 #include "uvread.h"
 
 #define MODULE_NAME "server"
@@ -25,8 +25,6 @@ pgw_server_t *pgw_server;
 /* The main thread's loop: signals, and a wake-up from each worker that has finished. */
 static uv_loop_t *main_loop;
 static uv_signal_t sigterm_handle, sigint_handle, sighup_handle;
-static uv_async_t worker_done_handle;
-static atomic_uint workers_done;
 
 h2o_iovec_t pgw_req_header(h2o_req_t *req, const char *name, size_t len)
 {
@@ -36,30 +34,7 @@ h2o_iovec_t pgw_req_header(h2o_req_t *req, const char *name, size_t len)
     return req->headers.entries[i].value;
 }
 
-static void maybe_finish(pgw_worker_t *w)
-{
-    if (w->stopping && atomic_load_explicit(&w->inflight, memory_order_relaxed) == 0)
-        uv_stop(&w->loop);
-}
-
 /* Runs when the request's pool is cleared (h2o_dispose_request): the request is over, whatever happened to it. */
-/*
- * After a busy spell glibc keeps what the requests freed in each worker's arena: about 175 MB after 1,000 streams
- * (bench/README.md, Soak), held for as long as the gateway then sits idle. When a worker's last request ends it arms
- * this timer; if every worker is still idle when it fires, malloc_trim hands the free pages back to the kernel. The
- * last worker to go idle does it; a trim of a small heap costs microseconds.
- */
-#define TRIM_IDLE_MS 2000
-
-static void on_trim(uv_timer_t *timer)
-{
-    pgw_worker_t *w = timer->data;
-    for (unsigned i = 0; i < w->server->num_workers; i++)
-        if (atomic_load_explicit(&w->server->workers[i].inflight, memory_order_relaxed) != 0)
-            return;
-    malloc_trim(0);
-}
-
 static void on_request_dispose(void *p)
 {
     pgw_request_t *r = p;
@@ -113,9 +88,7 @@ static void on_request_dispose(void *p)
     pgw_generation_release(r->gen);
     if (r->client_conn != NULL)
         pgw_conns_request_end(r->client_conn);
-    if (atomic_fetch_sub_explicit(&w->inflight, 1, memory_order_relaxed) == 1)
-        uv_timer_start(&w->trim_timer, on_trim, TRIM_IDLE_MS, 0);
-    maybe_finish(w);
+    pgw_worker_request_ended(w);
 }
 
 pgw_request_t *pgw_request_begin(h2o_req_t *req)
@@ -132,94 +105,8 @@ pgw_request_t *pgw_request_begin(h2o_req_t *req)
     r->is_count_tokens = 0;
     r->bucket = NULL;
     r->client_conn = pgw_conns_request_begin(req);
-    atomic_fetch_add_explicit(&w->inflight, 1, memory_order_relaxed);
+    pgw_worker_request_begun(w);
     return r;
-}
-
-static void on_accept(pgw_listener_t *listener, int fd, void *data)
-{
-    pgw_worker_t *w = data;
-    h2o_socket_t *sock = pgw_conns_adopt(w->conns, fd);
-    if (sock != NULL)
-        h2o_accept(&w->accept_ctx, sock);
-}
-
-static void on_grace_timeout(uv_timer_t *timer)
-{
-    pgw_worker_t *w = timer->data;
-    size_t inflight = atomic_load_explicit(&w->inflight, memory_order_relaxed);
-    if (inflight != 0)
-        pgw_log_warn(MODULE_NAME, "worker %u: %zu request(s) still running after the grace period; closing them", w->id,
-                     inflight);
-    uv_stop(&w->loop);
-}
-
-/* The main thread asks this worker to stop: accept nothing new, let what runs finish within the grace period. */
-static void on_wake(uv_async_t *async)
-{
-    pgw_worker_t *w = async->data;
-    if (w->stopping)
-        return;
-    w->stopping = 1;
-    pgw_listener_close(w->listener);
-    h2o_context_request_shutdown(&w->ctx);
-    uv_timer_start(&w->grace_timer, on_grace_timeout, (uint64_t)(w->server->conf->graceful_timeout * 1000), 0);
-    maybe_finish(w);
-}
-
-/* The main thread loaded a new configuration: new requests on this worker get it from now on. */
-static void on_reload(uv_async_t *async)
-{
-    pgw_worker_t *w = async->data;
-    pgw_generation_t *old = w->gen;
-    w->gen = pgw_generation_acquire(w->server);
-    pgw_generation_release(old);
-    pgw_upcheck_update(w->upcheck, w->gen->conf);
-    if (w->id == 0)
-        pgw_catalogs_start(&w->loop, w->upstream);
-}
-
-static void *worker_main(void *arg)
-{
-    pgw_worker_t *w = arg;
-    pgw_server_t *server = w->server;
-    sigset_t all;
-
-    /* signals are the main thread's business */
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
-
-    h2o_context_init(&w->ctx, &w->loop, &server->globalconf);
-    w->accept_ctx.ctx = &w->ctx;
-    w->accept_ctx.hosts = server->globalconf.hosts;
-    w->accept_ctx.ssl_ctx = server->ssl_ctx;
-
-    uv_timer_init(&w->loop, &w->grace_timer);
-    w->grace_timer.data = w;
-    uv_timer_init(&w->loop, &w->trim_timer);
-    w->trim_timer.data = w;
-    uv_unref((uv_handle_t *)&w->trim_timer);
-    const char *ca_file = server->conf->ssl_ca_file != NULL ? server->conf->ssl_ca_file : getenv("SSL_CERT_FILE");
-    w->upstream = pgw_upstream_create(&w->loop, ca_file);
-    w->upcheck = pgw_upcheck_create(w->upstream, server->conf);
-    w->shaper = pgw_shaper_create(&w->loop);
-    w->conns = pgw_conns_create(&w->loop, (uint64_t)(server->conf->idle_timeout * 1000), server->listeners);
-    if (w->id == 0)
-        pgw_catalogs_start(&w->loop, w->upstream);
-    if ((w->listener = pgw_listener_start(server->listeners, &w->loop, server->listen_fds[w->id], on_accept, w)) == NULL) {
-        pgw_log_error(MODULE_NAME, "worker %u cannot poll its listening socket", w->id);
-        abort();
-    }
-    uv_run(&w->loop, UV_RUN_DEFAULT);
-
-    atomic_fetch_add(&workers_done, 1);
-    uv_async_send(&worker_done_handle);
-    /* The thread parks instead of returning, and the process exits around it. What the worker still holds (connections
-     * cut at the end of the grace period, the upstream client, libh2o's and OpenSSL's per-thread caches) stays
-     * reachable from this thread until the exit, so LeakSanitizer reports only memory that was really lost. */
-    for (;;)
-        pause();
-    return NULL;
 }
 
 static int bind_one(const struct addrinfo *ai, unsigned port)
@@ -347,12 +234,12 @@ static void on_sighup(uv_signal_t *handle, int signum)
 
 static void on_worker_done(uv_async_t *async)
 {
-    if (atomic_load(&workers_done) != pgw_server->num_workers)
+    if (atomic_load(&pgw_server->workers_done) != pgw_server->num_workers)
         return;
     uv_close((uv_handle_t *)&sigterm_handle, NULL);
     uv_close((uv_handle_t *)&sigint_handle, NULL);
     uv_close((uv_handle_t *)&sighup_handle, NULL);
-    uv_close((uv_handle_t *)&worker_done_handle, NULL);
+    uv_close((uv_handle_t *)&pgw_server->worker_done, NULL);
 }
 
 int pgw_server_run(pgw_server_t *server)
@@ -365,24 +252,14 @@ int pgw_server_run(pgw_server_t *server)
     uv_signal_start(&sigint_handle, on_signal, SIGINT);
     uv_signal_init(main_loop, &sighup_handle);
     uv_signal_start(&sighup_handle, on_sighup, SIGHUP);
-    uv_async_init(main_loop, &worker_done_handle, on_worker_done);
+    uv_async_init(main_loop, &server->worker_done, on_worker_done);
 
     server->workers = h2o_mem_alloc(sizeof(*server->workers) * server->num_workers);
     memset(server->workers, 0, sizeof(*server->workers) * server->num_workers);
     for (unsigned i = 0; i != server->num_workers; ++i) {
         pgw_worker_t *w = server->workers + i;
-        w->server = server;
-        w->id = i;
-        w->metrics = pgw_metrics_create();
-        /* The loop and its wake handle are made here, before the thread runs, so that a signal arriving at any time
-         * finds a handle to send to; the worker's own thread is the only one that runs the loop. */
-        uv_loop_init(&w->loop);
-        uv_async_init(&w->loop, &w->wake, on_wake);
-        w->wake.data = w;
-        uv_async_init(&w->loop, &w->reload, on_reload);
-        w->reload.data = w;
-        w->gen = pgw_generation_acquire(server);
-        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        pgw_worker_init(w, server, i);
+        if (pgw_worker_start(w) != 0) {
             pgw_log_error(MODULE_NAME, "cannot start worker thread %u", i);
             exit(1);
         }

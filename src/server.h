@@ -17,35 +17,10 @@
 #include "shaper.h"
 #include "upcheck.h"
 #include "upstream.h"
+#include "worker.h"
 #include "usage.h"
 
 typedef struct st_pgw_server_t pgw_server_t;
-
-/**
- * One worker thread: its own libuv loop, h2o context and SO_REUSEPORT listener. Everything here is touched only by the
- * worker's own thread, except `wake`, which other threads signal, and the atomics /metrics reads.
- */
-typedef struct st_pgw_worker_t {
-    pgw_server_t *server;
-    unsigned id;
-    pthread_t thread;
-    uv_loop_t loop;
-    h2o_context_t ctx;
-    h2o_accept_ctx_t accept_ctx;
-    pgw_listener_t *listener; /* accepts on this worker's listening socket */
-    uv_async_t wake;        /* signalled by the main thread to start the graceful stop */
-    uv_timer_t grace_timer; /* ends the graceful stop when in-flight requests outlast it */
-    uv_timer_t trim_timer;  /* armed when this worker's last request ends: hands freed heap back once all are idle */
-    atomic_size_t inflight; /* requests begun and not yet disposed (written by this worker only) */
-    pgw_metrics_t *metrics; /* this worker's counters, summed by /metrics and /usage */
-    _Atomic(pgw_upstream_t *) upstream; /* this worker's client to Poe (atomic: /metrics reads it from other workers) */
-    pgw_upcheck_t *upcheck;   /* this worker's cache of upstream reachability */
-    pgw_generation_t *gen;    /* the configuration new requests on this worker get (a reference) */
-    uv_async_t reload;        /* signalled by the main thread after a reload */
-    _Atomic(pgw_shaper_t *) shaper; /* this worker's lanes of requests waiting for their upstream key's rate (atomic: as upstream) */
-    pgw_conns_t *conns;       /* this worker's client connections, cut when no request moves for idle_timeout */
-    int stopping;
-} pgw_worker_t;
 
 struct st_pgw_server_t {
     pgw_config_t *conf;       /* the configuration the server started with: listeners, TLS, threads (never reloaded) */
@@ -66,6 +41,8 @@ struct st_pgw_server_t {
     pgw_worker_t *workers;    /* owned array */
     unsigned port;            /* the bound port (differs from conf->port when that is 0) */
     atomic_int shutting_down; /* readiness answers 503 once set */
+    atomic_uint workers_done; /* workers whose loop has ended */
+    uv_async_t worker_done;   /* on the main thread's loop: signalled by each worker whose loop has ended */
     uint64_t started_at;      /* wall clock, ms */
 };
 
