@@ -2,7 +2,7 @@
 #ifndef PGW_HANDLERS_H
 #define PGW_HANDLERS_H
 
-#include "server.h"
+#include "request.h"
 
 /* handlers/health.c */
 int pgw_handle_hello(pgw_request_t *r);

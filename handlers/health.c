@@ -3,6 +3,9 @@
 #include "clock.h"
 #include "errors.h"
 #include "json.h"
+#include "server.h"
+#include "upcheck.h"
+#include "worker.h"
 #include "handlers/handlers.h"
 
 /* HEAD /api/hello: Claude Code's connection warm-up; no credentials. */

@@ -4,9 +4,13 @@
 #include <string.h>
 #include "clock.h"
 #include "errors.h"
+#include "generation.h"
 #include "passthrough.h"
-#include "translate_route.h"
+#include "ratelimit.h"
 #include "reqbody.h"
+#include "shaper.h"
+#include "translate_route.h"
+#include "worker.h"
 #include "handlers/handlers.h"
 
 #define MODULE_NAME "messages"

@@ -3,7 +3,11 @@
 #include "clock.h"
 #include "errors.h"
 #include "metrics.h"
+#include "server.h"
+#include "shaper.h"
 #include "translate_job.h"
+#include "upstream.h"
+#include "worker.h"
 #include "handlers/handlers.h"
 
 /*

@@ -4,6 +4,7 @@
 #include <time.h>
 #include "errors.h"
 #include "json.h"
+#include "server.h"
 #include "handlers/handlers.h"
 
 #define DEFAULT_ANTHROPIC_LIMIT 20

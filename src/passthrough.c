@@ -29,9 +29,11 @@
 #include "passthrough.h"
 #include "relay.h"
 #include "reqbody.h"
+#include "shaper.h"
 #include "sse.h"
 #include "translate.h"
 #include "usage.h"
+#include "worker.h"
 
 #define MODULE_NAME "passthrough"
 #define MAX_SSE_EVENT (16 * 1024 * 1024)

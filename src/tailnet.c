@@ -12,6 +12,8 @@
 #include "json.h"
 #include "log.h"
 #include "tailnet.h"
+#include "upstream.h"
+#include "worker.h"
 
 #define MODULE_NAME "tailnet"
 #define CACHE_SIZE 64
