@@ -18,7 +18,6 @@
 #include "clock.h"
 #include "generation.h"
 #include "log.h"
-#include "routing.h"
 #include "server.h"
 #include "tls.h"
 #include "uvread.h"
@@ -111,7 +110,6 @@ int pgw_server_init(pgw_server_t *server, pgw_config_t *conf)
     server->globalconf.http2.idle_timeout = (uint64_t)(conf->idle_timeout * 1000);
     server->globalconf.http2.graceful_shutdown_timeout = (uint64_t)(conf->graceful_timeout * 1000);
     server->hostconf = h2o_config_register_host(&server->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    pgw_routing_register(server->hostconf);
 
     if (conf->tls_cert_file != NULL && (server->ssl_ctx = pgw_tls_create_ctx(conf)) == NULL)
         goto Error;

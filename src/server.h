@@ -44,7 +44,8 @@ extern pgw_server_t *pgw_server;
 
 /**
  * Builds the h2o configuration, TLS context and one bound listening socket per worker. Errors (address in use, bad
- * certificate, ...) are logged and -1 is returned; nothing then needs disposing.
+ * certificate, ...) are logged and -1 is returned; nothing then needs disposing. On success the caller registers the
+ * paths' handlers on server->hostconf (pgw_handlers_register) before pgw_server_run.
  */
 int pgw_server_init(pgw_server_t *server, pgw_config_t *conf);
 
