@@ -178,10 +178,12 @@ int pgw_server_run(pgw_server_t *server)
 
     server->workers = h2o_mem_alloc(sizeof(*server->workers) * server->num_workers);
     memset(server->workers, 0, sizeof(*server->workers) * server->num_workers);
+    /* Every worker is prepared before the first starts: a worker answering /metrics or /usage reads every worker's
+     * metrics, and what the main thread wrote before pthread_create is what a new thread is sure to see. */
+    for (unsigned i = 0; i != server->num_workers; ++i)
+        pgw_worker_init(server->workers + i, server, i);
     for (unsigned i = 0; i != server->num_workers; ++i) {
-        pgw_worker_t *w = server->workers + i;
-        pgw_worker_init(w, server, i);
-        if (pgw_worker_start(w) != 0) {
+        if (pgw_worker_start(server->workers + i) != 0) {
             pgw_log_error(MODULE_NAME, "cannot start worker thread %u", i);
             exit(1);
         }
