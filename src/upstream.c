@@ -634,11 +634,6 @@ void *pgw_upstream_data(pgw_upstream_transfer_t *t)
     return t->data;
 }
 
-int pgw_upstream_attempts(pgw_upstream_transfer_t *t)
-{
-    return t->attempts;
-}
-
 void pgw_upstream_cancel(pgw_upstream_transfer_t *t)
 {
     if (t->cancelled)

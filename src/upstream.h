@@ -120,9 +120,6 @@ struct curl_slist *pgw_upstream_add_route_headers(struct curl_slist *list, const
 unsigned long long pgw_upstream_retries(pgw_upstream_t *up);
 unsigned long long pgw_upstream_sockets(pgw_upstream_t *up);
 
-/** How many attempts were made so far (1 without retries). */
-int pgw_upstream_attempts(pgw_upstream_transfer_t *t);
-
 /**
  * Parses a Retry-After value (delta-seconds or an HTTP-date) into milliseconds from now; -1 when absent or malformed.
  */
