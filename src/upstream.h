@@ -63,11 +63,6 @@ typedef struct st_pgw_upstream_request_t {
 pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file);
 
 /**
- * Cancels every transfer (without callbacks) and closes the handles; memory is released by the loop's close callbacks.
- */
-void pgw_upstream_destroy(pgw_upstream_t *up);
-
-/**
  * Starts a transfer; takes req->headers. Never calls a callback before it returns; a malformed URL fails through
  * on_complete like any other connect error.
  */
