@@ -1,4 +1,5 @@
-/* poe-gateway: MIT licence. A token bucket per route, shared by the workers, that holds a route to its `rpm`. */
+/* poe-gateway: MIT licence. A token bucket that holds requests to an `rpm`: one per route and one per named key
+ * (gateway.keys), kept in the configuration generation and shared by the workers. */
 #include "ratelimit.h"
 
 void pgw_ratelimit_init(pgw_ratelimit_t *rl, int rpm, uint64_t now_ms)

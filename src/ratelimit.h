@@ -1,4 +1,5 @@
-/* poe-gateway: MIT licence. A token bucket per route, shared by the workers, that holds a route to its `rpm`. */
+/* poe-gateway: MIT licence. A token bucket that holds requests to an `rpm`: one per route and one per named key
+ * (gateway.keys), kept in the configuration generation and shared by the workers. */
 #ifndef PGW_RATELIMIT_H
 #define PGW_RATELIMIT_H
 
@@ -13,8 +14,9 @@ typedef struct st_pgw_ratelimit_t {
     uint64_t updated_ms;
 } pgw_ratelimit_t;
 
-/** `rpm` 0 means unlimited: every call then succeeds. */
+/** Starts full: a minute's worth may go at once. `rpm` 0 means unlimited: every call then succeeds. */
 void pgw_ratelimit_init(pgw_ratelimit_t *rl, int rpm, uint64_t now_ms);
+/** Releases the mutex; no thread may use the bucket any more (its generation's last reference is gone). */
 void pgw_ratelimit_dispose(pgw_ratelimit_t *rl);
 
 /**
