@@ -1,4 +1,10 @@
-/* poe-gateway: MIT licence. Maps method and path to a route handler; 404 and 405 for everything else. */
+/* poe-gateway: MIT licence. The dispatcher: one libh2o handler for every path.
+ *
+ * It begins the request's state, refuses a request whose framing is ambiguous, then walks the table of paths the handlers
+ * registered (handlers/routes.c): the first entry whose path matches and whose methods include the request's runs, after
+ * the caller is identified when the entry asks for it (a key, or a tailnet whois that may answer later). A path that
+ * matches only with other methods gets 405 with Allow, anything else 404. The dispatcher knows no handler by name.
+ */
 #include <string.h>
 #include "auth.h"
 #include "errors.h"
