@@ -19,21 +19,21 @@ struct st_pgw_shaper_bucket_t;
  */
 typedef struct st_pgw_request_t {
     h2o_req_t *req;
-    struct st_pgw_worker_t *worker;     /* the worker whose loop serves the request (src/worker.h) */
-    const pgw_config_t *conf;           /* gen->conf */
-    struct st_pgw_generation_t *gen;    /* the configuration this request began with (a reference; src/generation.h) */
-    const char *key_name;               /* who called, for the log ("master", ...); never the key; NULL before auth */
-    const pgw_key_t *key;               /* the named key that called; NULL for the master key and before auth */
-    const char *route_name;             /* the route's model_name once routed (points into conf) */
-    pgw_usage_t usage;                  /* tokens the upstream reported, for the log and metrics */
-    const char *model;                  /* the client's model once routed (request pool), for metrics and usage */
+    struct st_pgw_worker_t *worker;  /* the worker whose loop serves the request (src/worker.h) */
+    const pgw_config_t *conf;        /* gen->conf */
+    struct st_pgw_generation_t *gen; /* the configuration this request began with (a reference; src/generation.h) */
+    const char *key_name;            /* who called, for the log ("master", ...); never the key; NULL before auth */
+    const pgw_key_t *key;            /* the named key that called; NULL for the master key and before auth */
+    const char *route_name;          /* the route's model_name once routed (points into conf) */
+    pgw_usage_t usage;               /* tokens the upstream reported, for the log and metrics */
+    const char *model;               /* the client's model once routed (request pool), for metrics and usage */
     int (*pending_handler)(struct st_pgw_request_t *r); /* the route handler waiting for a tailnet whois */
-    const pgw_route_t *route;           /* once routed */
-    pgw_reqbody_t *body;                /* the inspected body (request pool), kept for a request that waits in the shaper */
+    const pgw_route_t *route;                           /* once routed */
+    pgw_reqbody_t *body; /* the inspected body (request pool), kept for a request that waits in the shaper */
     int is_count_tokens;
     struct st_pgw_shaper_bucket_t *bucket; /* the upstream key's bucket, for Poe's limit signals */
-    pgw_conn_t *client_conn;            /* the client connection's entry in worker->conns; NULL when it has none */
-    pgw_outcome_t outcome;              /* how the answer ended (the first end that was noted counts) */
+    pgw_conn_t *client_conn;               /* the client connection's entry in worker->conns; NULL when it has none */
+    pgw_outcome_t outcome;                 /* how the answer ended (the first end that was noted counts) */
 } pgw_request_t;
 
 /**

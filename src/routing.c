@@ -100,8 +100,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             }
             continue;
         }
-        if (e->auth == PGW_PATH_AUTH_NONE || (e->auth == PGW_PATH_AUTH_METRICS && r->conf->metrics_auth != NULL &&
-                                     strcmp(r->conf->metrics_auth, "none") == 0))
+        if (e->auth == PGW_PATH_AUTH_NONE ||
+            (e->auth == PGW_PATH_AUTH_METRICS && r->conf->metrics_auth != NULL && strcmp(r->conf->metrics_auth, "none") == 0))
             return e->handler(r);
         return authenticate(r, e->handler);
     }
