@@ -18,7 +18,8 @@ struct st_pgw_server_t;
 
 /**
  * One worker thread: its own libuv loop, h2o context and SO_REUSEPORT listener. Everything here is touched only by the
- * worker's own thread, except `wake`, which other threads signal, and the atomics /metrics reads.
+ * worker's own thread, except `wake` and `reload`, which the main thread signals, `metrics`, which the main thread sets
+ * before any worker starts, and the atomics /metrics reads from other workers.
  */
 typedef struct st_pgw_worker_t {
     struct st_pgw_server_t *server;
@@ -45,7 +46,8 @@ typedef struct st_pgw_worker_t {
 /**
  * Prepares worker `id` of `server` on the main thread, before its thread starts: the loop, the two async handles other
  * threads signal (`wake`, `reload`), the metrics and a reference to the current generation, so that a signal arriving at
- * any time finds a handle to send to. `w` is zeroed memory that lives as long as the process.
+ * any time finds a handle to send to. `w` is zeroed memory that lives as long as the process. Every worker is prepared
+ * before any starts: a worker answering /metrics or /usage reads every worker's `metrics`.
  */
 void pgw_worker_init(pgw_worker_t *w, struct st_pgw_server_t *server, unsigned id);
 
