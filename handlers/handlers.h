@@ -1,8 +1,16 @@
-/* poe-gateway: MIT licence. The route handlers; each returns 0 after it has sent (or started) a response. */
+/* poe-gateway: MIT licence. The handlers of the gateway's paths, and their registration; each handler returns 0 after it
+ * has sent (or started) a response. */
 #ifndef PGW_HANDLERS_H
 #define PGW_HANDLERS_H
 
-#include "server.h"
+#include <h2o.h>
+#include "request.h"
+
+/**
+ * Registers the gateway's paths and their handlers (handlers/routes.c) with the dispatcher on `hostconf`. Called once,
+ * by the program, between pgw_server_init and pgw_server_run.
+ */
+void pgw_handlers_register(h2o_hostconf_t *hostconf);
 
 /* handlers/health.c */
 int pgw_handle_hello(pgw_request_t *r);
@@ -22,6 +30,6 @@ int pgw_handle_usage(pgw_request_t *r);
 int pgw_handle_messages(pgw_request_t *r);
 int pgw_handle_count_tokens(pgw_request_t *r);
 
-/* The handlers of authenticated routes run after src/routing.c has identified the caller (r->key_name, r->key). */
+/* The handlers of authenticated paths run after src/routing.c has identified the caller (r->key_name, r->key). */
 
 #endif

@@ -2,11 +2,16 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include "clock.h"
 #include "errors.h"
+#include "generation.h"
 #include "passthrough.h"
-#include "translate_route.h"
+#include "ratelimit.h"
 #include "reqbody.h"
 #include "route_match.h"
+#include "shaper.h"
+#include "translate_route.h"
+#include "worker.h"
 #include "handlers/handlers.h"
 
 #define MODULE_NAME "messages"

@@ -5,6 +5,7 @@
 #include "errors.h"
 #include "json.h"
 #include "route_match.h"
+#include "server.h"
 #include "handlers/handlers.h"
 
 #define DEFAULT_ANTHROPIC_LIMIT 20

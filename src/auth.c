@@ -22,15 +22,6 @@ h2o_iovec_t pgw_auth_credential(h2o_iovec_t x_api_key, h2o_iovec_t authorization
     return h2o_iovec_init(NULL, 0);
 }
 
-int pgw_auth_secret_equals(const char *a, size_t alen, const char *b, size_t blen)
-{
-    /* Hashing first makes the comparison independent of both the position of the first difference and the lengths. */
-    unsigned char da[SHA256_DIGEST_LENGTH], db[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)a, alen, da);
-    SHA256((const unsigned char *)b, blen, db);
-    return CRYPTO_memcmp(da, db, sizeof(da)) == 0;
-}
-
 const char *pgw_auth_identify(const pgw_config_t *conf, h2o_iovec_t credential, const pgw_key_t **key)
 {
     unsigned char digest[SHA256_DIGEST_LENGTH], master[SHA256_DIGEST_LENGTH];

@@ -12,12 +12,6 @@
 h2o_iovec_t pgw_auth_credential(h2o_iovec_t x_api_key, h2o_iovec_t authorization);
 
 /**
- * Compares two secrets in time that depends only on their SHA-256 digests, never on where they first differ.
- * Returns 1 when equal.
- */
-int pgw_auth_secret_equals(const char *a, size_t alen, const char *b, size_t blen);
-
-/**
  * Identifies the caller from the credential: the master key, or one of gateway.keys. Returns the caller's name
  * ("master" or the key's name) and sets *key to the named key (NULL for the master key); returns NULL when the
  * credential is missing or matches nothing. Every configured key is compared, in constant time, whatever matches.

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "masterkey.h"
 #include "server.h"
+#include "handlers/handlers.h"
 
 #define MODULE_NAME "main"
 #define EXIT_CONFIG 2
@@ -178,6 +179,7 @@ int main(int argc, char **argv)
         pgw_config_dispose(&conf);
         return 1;
     }
+    pgw_handlers_register(server.hostconf);
     server.cli.host = set.host;
     server.cli.port_set = set.port_set;
     server.cli.port = set.port;

@@ -30,9 +30,11 @@
 #include "relay.h"
 #include "reqbody.h"
 #include "route_match.h"
+#include "shaper.h"
 #include "sse.h"
 #include "upstream_errors.h"
 #include "usage.h"
+#include "worker.h"
 
 #define MODULE_NAME "passthrough"
 #define MAX_SSE_EVENT (16 * 1024 * 1024)

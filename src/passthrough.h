@@ -4,7 +4,7 @@
 #define PGW_PASSTHROUGH_H
 
 #include "reqbody.h"
-#include "server.h"
+#include "request.h"
 
 /**
  * Forwards r's request to `route` (an anthropic/ route with a key) at `{api_base}{path}` and relays the response.

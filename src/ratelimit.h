@@ -22,6 +22,7 @@ typedef struct st_pgw_ratelimit_t {
 void pgw_ratelimit_init_burst(pgw_ratelimit_t *rl, int rpm, int burst, uint64_t now_ms);
 /** pgw_ratelimit_init_burst with a minute's worth of burst, as for a route's or a key's `rpm`. */
 void pgw_ratelimit_init(pgw_ratelimit_t *rl, int rpm, uint64_t now_ms);
+/** Releases the mutex; no thread may use the bucket any more (its generation's last reference is gone). */
 void pgw_ratelimit_dispose(pgw_ratelimit_t *rl);
 
 /**

@@ -17,6 +17,7 @@
 #include "json.h"
 #include "log.h"
 #include "relay.h"
+#include "worker.h"
 
 #define MODULE_NAME "relay"
 #define HANGUP_POLL_MS 250

@@ -3,7 +3,7 @@
 #ifndef PGW_RELAY_H
 #define PGW_RELAY_H
 
-#include "server.h"
+#include "request.h"
 #include "upstream.h"
 
 #define PGW_RELAY_HIGH_WATER (1024 * 1024)

@@ -1,4 +1,10 @@
-/* poe-gateway: MIT licence. Maps method and path to a route handler; 404 and 405 for everything else. */
+/* poe-gateway: MIT licence. The dispatcher: one libh2o handler for every path.
+ *
+ * It begins the request's state, refuses a request whose framing is ambiguous, then walks the table of paths the handlers
+ * registered (handlers/routes.c): the first entry whose path matches and whose methods include the request's runs, after
+ * the caller is identified when the entry asks for it (a key, or a tailnet whois that may answer later). A path that
+ * matches only with other methods gets 405 with Allow, anything else 404. The dispatcher knows no handler by name.
+ */
 #include <string.h>
 #include "auth.h"
 #include "bodies.h"
@@ -7,59 +13,28 @@
 #include "log.h"
 #include "routing.h"
 #include "tailnet.h"
-#include "handlers/handlers.h"
 
 #define MODULE_NAME "routing"
 
-enum {
-    M_GET = 1,
-    M_HEAD = 2,
-    M_POST = 4,
-};
-
-enum {
-    AUTH_NONE,    /* probes */
-    AUTH_KEY,     /* a key, or (gateway.auth: tailscale) a tailnet identity */
-    AUTH_METRICS, /* as gateway.metrics_auth says */
-};
-
-struct route_entry {
-    const char *path;
-    size_t path_len;
-    int prefix; /* match paths below `path` too (e.g. /v1/models/{id}) */
-    int methods;
-    const char *allow; /* value of the Allow header on 405 */
-    int auth;
-    int (*handler)(pgw_request_t *r);
-};
-
-/* Order matters only for prefix entries: more specific paths first. */
-static const struct route_entry routes[] = {
-    {H2O_STRLIT("/v1/messages/count_tokens"), 0, M_POST, "POST", AUTH_KEY, pgw_handle_count_tokens},
-    {H2O_STRLIT("/v1/messages"), 0, M_POST, "POST", AUTH_KEY, pgw_handle_messages},
-    {H2O_STRLIT("/v1/models"), 0, M_GET | M_HEAD, "GET, HEAD", AUTH_KEY, pgw_handle_models},
-    {H2O_STRLIT("/v1/models/"), 1, M_GET | M_HEAD, "GET, HEAD", AUTH_KEY, pgw_handle_model},
-    {H2O_STRLIT("/api/hello"), 0, M_GET | M_HEAD, "GET, HEAD", AUTH_NONE, pgw_handle_hello},
-    {H2O_STRLIT("/health"), 0, M_GET | M_HEAD, "GET, HEAD", AUTH_KEY, pgw_handle_health},
-    {H2O_STRLIT("/metrics"), 0, M_GET | M_HEAD, "GET, HEAD", AUTH_METRICS, pgw_handle_metrics},
-    {H2O_STRLIT("/usage"), 0, M_GET | M_HEAD, "GET, HEAD", AUTH_KEY, pgw_handle_usage},
-    {H2O_STRLIT("/health/liveliness"), 0, M_GET | M_HEAD, "GET, HEAD", AUTH_NONE, pgw_handle_liveliness},
-    {H2O_STRLIT("/health/liveness"), 0, M_GET | M_HEAD, "GET, HEAD", AUTH_NONE, pgw_handle_liveliness},
-    {H2O_STRLIT("/health/readiness"), 0, M_GET | M_HEAD, "GET, HEAD", AUTH_NONE, pgw_handle_readiness},
+/* The dispatcher: libh2o's handler with the path table it dispatches over. */
+struct dispatcher {
+    h2o_handler_t super;
+    const pgw_path_t *paths;
+    size_t num_paths;
 };
 
 static int method_bit(h2o_iovec_t method)
 {
     if (h2o_memis(method.base, method.len, H2O_STRLIT("GET")))
-        return M_GET;
+        return PGW_METHOD_GET;
     if (h2o_memis(method.base, method.len, H2O_STRLIT("HEAD")))
-        return M_HEAD;
+        return PGW_METHOD_HEAD;
     if (h2o_memis(method.base, method.len, H2O_STRLIT("POST")))
-        return M_POST;
+        return PGW_METHOD_POST;
     return 0;
 }
 
-static int path_matches(const struct route_entry *e, h2o_iovec_t path)
+static int path_matches(const pgw_path_t *e, h2o_iovec_t path)
 {
     if (e->prefix)
         return path.len > e->path_len && memcmp(path.base, e->path, e->path_len) == 0;
@@ -113,6 +88,7 @@ static int authenticate(pgw_request_t *r, int (*handler)(pgw_request_t *r), pgw_
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
+    struct dispatcher *d = (struct dispatcher *)self;
     pgw_request_t *r = pgw_request_begin(req);
     int method = method_bit(req->method);
     int path_known = 0;
@@ -134,8 +110,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (pgw_framing_refuse(req))
         return 0;
 
-    for (size_t i = 0; i != sizeof(routes) / sizeof(routes[0]); ++i) {
-        const struct route_entry *e = routes + i;
+    for (size_t i = 0; i != d->num_paths; ++i) {
+        const pgw_path_t *e = d->paths + i;
         if (!path_matches(e, req->path_normalized))
             continue;
         if ((e->methods & method) == 0) {
@@ -145,7 +121,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             }
             continue;
         }
-        if (e->auth == AUTH_NONE || (e->auth == AUTH_METRICS && r->conf->metrics_auth == PGW_METRICS_AUTH_NONE))
+        if (e->auth == PGW_PATH_AUTH_NONE || (e->auth == PGW_PATH_AUTH_METRICS && r->conf->metrics_auth == PGW_METRICS_AUTH_NONE))
             return e->handler(r);
         return authenticate(r, e->handler, body);
     }
@@ -159,11 +135,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-void pgw_routing_register(h2o_hostconf_t *hostconf)
+void pgw_routing_register(h2o_hostconf_t *hostconf, const pgw_path_t *paths, size_t num_paths)
 {
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
-    h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
-    handler->on_req = on_req;
+    struct dispatcher *d = (struct dispatcher *)h2o_create_handler(pathconf, sizeof(*d));
+    d->super.on_req = on_req;
+    d->paths = paths;
+    d->num_paths = num_paths;
     pgw_errors_register(hostconf);
     if (!pgw_bodies_init())
         pgw_log_warn(MODULE_NAME, "libh2o's request parsing does not reach src/bodies.c: request bodies are read before the "

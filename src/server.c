@@ -1,22 +1,27 @@
-/* poe-gateway: MIT licence. Worker threads, listeners, TLS, per-request bookkeeping and graceful shutdown. */
+/* poe-gateway: MIT licence. The server: start-up, the main thread's loop and the signals.
+ *
+ * pgw_server_init runs before any worker: the first configuration generation, libh2o's configuration, the TLS context
+ * (src/tls.c) and one bound SO_REUSEPORT socket per worker, so that an address in use fails the start. pgw_server_run
+ * prepares and starts the workers (src/worker.c), then runs the main thread's loop, which does nothing but wait for
+ * signals: SIGTERM or SIGINT begins the graceful stop (a second one exits at once), SIGHUP reloads the configuration
+ * (src/generation.c). Once every worker has signalled that its loop has ended, the handles close and the loop returns.
+ */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <malloc.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <openssl/err.h>
-#include <openssl/sha.h>
-#include <openssl/ssl.h>
 #include "catalog.h"
+#include "clock.h"
+#include "generation.h"
 #include "log.h"
-#include "masterkey.h"
-#include "routing.h"
 #include "server.h"
+#include "tls.h"
 #include "uvread.h"
+#include "worker.h"
 
 #define MODULE_NAME "server"
 #define LISTEN_BACKLOG 1024
@@ -26,279 +31,6 @@ pgw_server_t *pgw_server;
 /* The main thread's loop: signals, and a wake-up from each worker that has finished. */
 static uv_loop_t *main_loop;
 static uv_signal_t sigterm_handle, sigint_handle, sighup_handle;
-static uv_async_t worker_done_handle;
-static atomic_uint workers_done;
-
-uint64_t pgw_now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-static pgw_generation_t *generation_create(pgw_config_t *conf, unsigned id)
-{
-    pgw_generation_t *g = h2o_mem_alloc(sizeof(*g));
-    uint64_t now = pgw_now_ms();
-    atomic_init(&g->refs, 1);
-    g->id = id;
-    g->conf = conf;
-    g->route_limits = h2o_mem_alloc(sizeof(*g->route_limits) * (conf->num_routes + 1));
-    g->route_buffer_tools = h2o_mem_alloc(sizeof(*g->route_buffer_tools) * (conf->num_routes + 1));
-    for (size_t i = 0; i != conf->num_routes; ++i) {
-        pgw_ratelimit_init(g->route_limits + i, conf->routes[i].rpm, now);
-        atomic_init(g->route_buffer_tools + i, conf->routes[i].buffer_tools);
-    }
-    g->key_limits = h2o_mem_alloc(sizeof(*g->key_limits) * (conf->num_keys + 1));
-    for (size_t i = 0; i != conf->num_keys; ++i)
-        pgw_ratelimit_init(g->key_limits + i, conf->keys[i].rpm, now);
-    /* one shaper bucket per distinct upstream key: routes sharing a Poe key share its 500 requests a minute */
-    g->buckets = h2o_mem_alloc(sizeof(*g->buckets) * (conf->num_routes + 1));
-    g->num_buckets = 0;
-    g->route_bucket = h2o_mem_alloc(sizeof(*g->route_bucket) * (conf->num_routes + 1));
-    for (size_t i = 0; i != conf->num_routes; ++i) {
-        g->route_bucket[i] = NULL;
-        if (conf->routes[i].api_key == NULL)
-            continue;
-        unsigned char digest[SHA256_DIGEST_LENGTH];
-        SHA256((const unsigned char *)conf->routes[i].api_key, strlen(conf->routes[i].api_key), digest);
-        size_t j;
-        for (j = 0; j != g->num_buckets; ++j)
-            if (memcmp(g->buckets[j].key_digest, digest, sizeof(digest)) == 0)
-                break;
-        if (j == g->num_buckets) {
-            pgw_shaper_bucket_init(g->buckets + j, conf->upstream_rpm, conf->upstream_burst, now);
-            memcpy(g->buckets[j].key_digest, digest, sizeof(digest));
-            ++g->num_buckets;
-        }
-        g->route_bucket[i] = g->buckets + j;
-    }
-    return g;
-}
-
-static void generation_release(pgw_generation_t *g)
-{
-    if (atomic_fetch_sub(&g->refs, 1) != 1)
-        return;
-    for (size_t i = 0; i != g->conf->num_routes; ++i)
-        pgw_ratelimit_dispose(g->route_limits + i);
-    for (size_t i = 0; i != g->conf->num_keys; ++i)
-        pgw_ratelimit_dispose(g->key_limits + i);
-    free(g->route_limits);
-    free(g->route_buffer_tools);
-    free(g->key_limits);
-    for (size_t i = 0; i != g->num_buckets; ++i)
-        pgw_shaper_bucket_dispose(g->buckets + i);
-    free(g->buckets);
-    free(g->route_bucket);
-    pgw_config_dispose(g->conf);
-    free(g->conf);
-    free(g);
-}
-
-/* A reference to the latest generation. */
-static pgw_generation_t *generation_acquire(pgw_server_t *server)
-{
-    pthread_mutex_lock(&server->current_mutex);
-    pgw_generation_t *g = server->current;
-    atomic_fetch_add(&g->refs, 1);
-    pthread_mutex_unlock(&server->current_mutex);
-    return g;
-}
-
-h2o_iovec_t pgw_req_header(h2o_req_t *req, const char *name, size_t len)
-{
-    ssize_t i = h2o_find_header_by_str(&req->headers, name, len, -1);
-    if (i < 0)
-        return h2o_iovec_init(NULL, 0);
-    return req->headers.entries[i].value;
-}
-
-static void maybe_finish(pgw_worker_t *w)
-{
-    if (w->stopping && atomic_load_explicit(&w->inflight, memory_order_relaxed) == 0)
-        uv_stop(&w->loop);
-}
-
-/* Runs when the request's pool is cleared (h2o_dispose_request): the request is over, whatever happened to it. */
-/*
- * After a busy spell glibc keeps what the requests freed in each worker's arena: about 175 MB after 1,000 streams
- * (bench/README.md, Soak), held for as long as the gateway then sits idle. When a worker's last request ends it arms
- * this timer; if every worker is still idle when it fires, malloc_trim hands the free pages back to the kernel. The
- * last worker to go idle does it; a trim of a small heap costs microseconds.
- */
-#define TRIM_IDLE_MS 2000
-
-static void on_trim(uv_timer_t *timer)
-{
-    pgw_worker_t *w = timer->data;
-    for (unsigned i = 0; i < w->server->num_workers; i++)
-        if (atomic_load_explicit(&w->server->workers[i].inflight, memory_order_relaxed) != 0)
-            return;
-    malloc_trim(0);
-}
-
-static void on_request_dispose(void *p)
-{
-    pgw_request_t *r = p;
-    h2o_req_t *req = r->req;
-    struct timeval end;
-    char peer[INET6_ADDRSTRLEN + 8] = "-";
-    struct sockaddr_storage ss;
-
-    gettimeofday(&end, NULL);
-    double ms = h2o_timeval_subtract(&req->timestamps.request_begin_at, &end) / 1000.0;
-    socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    if (sslen != 0) {
-        if (ss.ss_family == AF_INET)
-            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof(peer));
-        else if (ss.ss_family == AF_INET6)
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof(peer));
-    }
-    int version = req->version;
-    char usage[160] = "";
-    if (r->usage.input_tokens != 0 || r->usage.output_tokens != 0)
-        snprintf(usage, sizeof(usage), " in=%lld out=%lld cache_read=%lld cache_write=%lld", r->usage.input_tokens,
-                 r->usage.output_tokens, r->usage.cache_read_input_tokens, r->usage.cache_creation_input_tokens);
-    /* a query string may carry a key (?key=, ?api_key=): log it only when it names nothing secret-looking */
-    int path_len = (int)req->path.len;
-    const char *hidden = "";
-    if (req->query_at != SIZE_MAX) {
-        h2o_iovec_t q = h2o_iovec_init(req->path.base + req->query_at, req->path.len - req->query_at);
-        if (h2o_strstr(q.base, q.len, H2O_STRLIT("key")) != SIZE_MAX || h2o_strstr(q.base, q.len, H2O_STRLIT("token")) != SIZE_MAX ||
-            h2o_strstr(q.base, q.len, H2O_STRLIT("KEY")) != SIZE_MAX || h2o_strstr(q.base, q.len, H2O_STRLIT("secret")) != SIZE_MAX) {
-            path_len = (int)req->query_at;
-            hidden = "?[query hidden]";
-        }
-    }
-    char outcome[48] = "";
-    if (r->outcome != PGW_OUTCOME_OK)
-        snprintf(outcome, sizeof(outcome), " outcome=%s", pgw_outcome_name(r->outcome));
-    pgw_log_info("access", "%s \"%.*s %.*s%s HTTP/%s\" %d route=%s key=%s dur_ms=%.1f bytes=%zu%s%s", peer, (int)req->method.len,
-                 req->method.base, path_len, req->path.base, hidden, version >= 0x200 ? "2" : version == 0x101 ? "1.1" : "1.0",
-                 req->res.status,
-                 r->route_name != NULL ? r->route_name : "-", r->key_name != NULL ? r->key_name : "-", ms, req->bytes_sent,
-                 usage, outcome);
-
-    pgw_worker_t *w = r->worker;
-    double ttfb = h2o_timeval_is_null(&req->timestamps.response_start_at)
-                      ? ms / 1000.0
-                      : h2o_timeval_subtract(&req->timestamps.request_begin_at, &req->timestamps.response_start_at) / 1e6;
-    pgw_metrics_request_t mr = {r->key_name != NULL ? r->key_name : "-", r->route_name != NULL ? r->route_name : "-",
-                                r->model != NULL && r->route_name != NULL ? r->model : "-", req->res.status, ttfb, ms / 1000.0,
-                                &r->usage, r->outcome};
-    pgw_metrics_record(w->metrics, &mr, pgw_now_ms());
-    generation_release(r->gen);
-    if (r->client_conn != NULL)
-        pgw_conns_request_end(r->client_conn);
-    if (atomic_fetch_sub_explicit(&w->inflight, 1, memory_order_relaxed) == 1)
-        uv_timer_start(&w->trim_timer, on_trim, TRIM_IDLE_MS, 0);
-    maybe_finish(w);
-}
-
-pgw_request_t *pgw_request_begin(h2o_req_t *req)
-{
-    pgw_worker_t *w = H2O_STRUCT_FROM_MEMBER(pgw_worker_t, ctx, req->conn->ctx);
-    pgw_request_t *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), on_request_dispose);
-    *r = (pgw_request_t){req, w, w->gen->conf, w->gen, NULL, NULL, NULL};
-    atomic_fetch_add(&w->gen->refs, 1);
-    memset(&r->usage, 0, sizeof(r->usage));
-    r->model = NULL;
-    r->pending_handler = NULL;
-    r->route = NULL;
-    r->body = NULL;
-    r->is_count_tokens = 0;
-    r->bucket = NULL;
-    r->client_conn = pgw_conns_request_begin(req);
-    atomic_fetch_add_explicit(&w->inflight, 1, memory_order_relaxed);
-    return r;
-}
-
-static void on_accept(pgw_listener_t *listener, int fd, void *data)
-{
-    pgw_worker_t *w = data;
-    h2o_socket_t *sock = pgw_conns_adopt(w->conns, fd);
-    if (sock != NULL)
-        h2o_accept(&w->accept_ctx, sock);
-}
-
-static void on_grace_timeout(uv_timer_t *timer)
-{
-    pgw_worker_t *w = timer->data;
-    size_t inflight = atomic_load_explicit(&w->inflight, memory_order_relaxed);
-    if (inflight != 0)
-        pgw_log_warn(MODULE_NAME, "worker %u: %zu request(s) still running after the grace period; closing them", w->id,
-                     inflight);
-    uv_stop(&w->loop);
-}
-
-/* The main thread asks this worker to stop: accept nothing new, let what runs finish within the grace period. */
-static void on_wake(uv_async_t *async)
-{
-    pgw_worker_t *w = async->data;
-    if (w->stopping)
-        return;
-    w->stopping = 1;
-    pgw_listener_close(w->listener);
-    h2o_context_request_shutdown(&w->ctx);
-    uv_timer_start(&w->grace_timer, on_grace_timeout, (uint64_t)(w->server->conf->graceful_timeout * 1000), 0);
-    maybe_finish(w);
-}
-
-/* The main thread loaded a new configuration: new requests on this worker get it from now on. */
-static void on_reload(uv_async_t *async)
-{
-    pgw_worker_t *w = async->data;
-    pgw_generation_t *old = w->gen;
-    w->gen = generation_acquire(w->server);
-    generation_release(old);
-    pgw_upcheck_update(w->upcheck, w->gen->conf);
-    if (w->id == 0)
-        pgw_catalogs_start(&w->loop, w->upstream);
-}
-
-static void *worker_main(void *arg)
-{
-    pgw_worker_t *w = arg;
-    pgw_server_t *server = w->server;
-    sigset_t all;
-
-    /* signals are the main thread's business */
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
-
-    h2o_context_init(&w->ctx, &w->loop, &server->globalconf);
-    w->accept_ctx.ctx = &w->ctx;
-    w->accept_ctx.hosts = server->globalconf.hosts;
-    w->accept_ctx.ssl_ctx = server->ssl_ctx;
-
-    uv_timer_init(&w->loop, &w->grace_timer);
-    w->grace_timer.data = w;
-    uv_timer_init(&w->loop, &w->trim_timer);
-    w->trim_timer.data = w;
-    uv_unref((uv_handle_t *)&w->trim_timer);
-    const char *ca_file = server->conf->ssl_ca_file != NULL ? server->conf->ssl_ca_file : getenv("SSL_CERT_FILE");
-    w->upstream = pgw_upstream_create(&w->loop, ca_file);
-    w->upcheck = pgw_upcheck_create(w->upstream, server->conf);
-    w->shaper = pgw_shaper_create(&w->loop);
-    w->conns = pgw_conns_create(&w->loop, (uint64_t)(server->conf->idle_timeout * 1000), server->listeners);
-    if (w->id == 0)
-        pgw_catalogs_start(&w->loop, w->upstream);
-    if ((w->listener = pgw_listener_start(server->listeners, &w->loop, server->listen_fds[w->id], on_accept, w)) == NULL) {
-        pgw_log_error(MODULE_NAME, "worker %u cannot poll its listening socket", w->id);
-        abort();
-    }
-    uv_run(&w->loop, UV_RUN_DEFAULT);
-
-    atomic_fetch_add(&workers_done, 1);
-    uv_async_send(&worker_done_handle);
-    /* The thread parks instead of returning, and the process exits around it. What the worker still holds (connections
-     * cut at the end of the grace period, the upstream client, libh2o's and OpenSSL's per-thread caches) stays
-     * reachable from this thread until the exit, so LeakSanitizer reports only memory that was really lost. */
-    for (;;)
-        pause();
-    return NULL;
-}
 
 static int bind_one(const struct addrinfo *ai, unsigned port)
 {
@@ -355,30 +87,6 @@ static int bind_listeners(pgw_server_t *server)
     return 0;
 }
 
-static SSL_CTX *create_ssl_ctx(const pgw_config_t *conf)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION);
-    if (SSL_CTX_use_certificate_chain_file(ctx, conf->tls_cert_file) != 1) {
-        pgw_log_error(MODULE_NAME, "cannot load gateway.tls.cert_file %s: %s", conf->tls_cert_file,
-                      ERR_reason_error_string(ERR_get_error()));
-        goto Error;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, conf->tls_key_file, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-        pgw_log_error(MODULE_NAME, "cannot load gateway.tls.key_file %s: %s", conf->tls_key_file,
-                      ERR_reason_error_string(ERR_get_error()));
-        goto Error;
-    }
-    /* h2o_http2_alpn_protocols lists only h2 and its drafts; a client that offers only http/1.1 should hear it back */
-    static const h2o_iovec_t alpn[] = {{H2O_STRLIT("h2")}, {H2O_STRLIT("http/1.1")}, {NULL, 0}};
-    h2o_ssl_register_alpn_protocols(ctx, alpn);
-    return ctx;
-Error:
-    SSL_CTX_free(ctx);
-    return NULL;
-}
-
 int pgw_server_init(pgw_server_t *server, pgw_config_t *conf)
 {
     memset(server, 0, sizeof(*server));
@@ -392,7 +100,7 @@ int pgw_server_init(pgw_server_t *server, pgw_config_t *conf)
 
     /* the first generation: the server keeps a reference for good, so the start-up configuration outlives reloads */
     pthread_mutex_init(&server->current_mutex, NULL);
-    server->current = server->boot = generation_create(conf, 1);
+    server->current = server->boot = pgw_generation_create(conf, 1);
     atomic_fetch_add(&server->boot->refs, 1);
     pgw_catalogs_init(conf);
     h2o_config_init(&server->globalconf);
@@ -402,9 +110,8 @@ int pgw_server_init(pgw_server_t *server, pgw_config_t *conf)
     server->globalconf.http2.idle_timeout = (uint64_t)(conf->idle_timeout * 1000);
     server->globalconf.http2.graceful_shutdown_timeout = (uint64_t)(conf->graceful_timeout * 1000);
     server->hostconf = h2o_config_register_host(&server->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    pgw_routing_register(server->hostconf);
 
-    if (conf->tls_cert_file != NULL && (server->ssl_ctx = create_ssl_ctx(conf)) == NULL)
+    if (conf->tls_cert_file != NULL && (server->ssl_ctx = pgw_tls_create_ctx(conf)) == NULL)
         goto Error;
     if (!pgw_uvread_fix_active() && server->ssl_ctx != NULL)
         pgw_log_warn(MODULE_NAME, "libh2o's TLS reads are not routed through the gateway's fix (src/uvread.c): a TLS "
@@ -440,83 +147,21 @@ static void on_signal(uv_signal_t *handle, int signum)
     begin_shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-int pgw_server_reload(pgw_server_t *server)
-{
-    const pgw_config_t *boot = server->conf;
-    pgw_config_t *conf = h2o_mem_alloc(sizeof(*conf));
-    char err[1024];
-
-    if (pgw_config_load(conf, boot->path, err, sizeof(err)) != 0) {
-        pgw_log_error(MODULE_NAME, "reload refused, the running configuration stays: %s", err);
-        free(conf);
-        return -1;
-    }
-    if (pgw_masterkey_ensure(conf, err, sizeof(err)) != 0) {
-        pgw_log_error(MODULE_NAME, "reload refused, the running configuration stays: %s", err);
-        pgw_config_dispose(conf);
-        free(conf);
-        return -1;
-    }
-    for (size_t i = 0; i != conf->num_missing_env; ++i)
-        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; routes that need it answer 503",
-                     conf->missing_env[i], boot->path);
-    if (server->cli.host != NULL) {
-        free(conf->host);
-        conf->host = strdup(server->cli.host);
-    }
-    if (server->cli.port_set)
-        conf->port = server->cli.port;
-    if (server->cli.threads_set)
-        conf->threads = server->cli.threads;
-    /* what is read once at start (listeners, threads, TLS, the upstream clients' CA, ...) keeps its first value */
-    char kept[256] = "";
-#define CHANGED(a, b) (((a) == NULL) != ((b) == NULL) || ((a) != NULL && strcmp((a), (b)) != 0))
-#define KEPT(cond, what)                                                                                                           \
-    if (cond) {                                                                                                                    \
-        pgw_log_warn(MODULE_NAME, "reload: gateway.%s changed; it takes effect only at a restart", what);                         \
-        snprintf(kept + strlen(kept), sizeof(kept) - strlen(kept), "%s%s", kept[0] != '\0' ? ", " : "", what);                    \
-    }
-    KEPT(strcmp(conf->host, boot->host) != 0 || (conf->port != boot->port && boot->port != 0), "host/port")
-    KEPT(conf->threads != boot->threads && conf->threads != 0, "threads")
-    KEPT(CHANGED(conf->tls_cert_file, boot->tls_cert_file) || CHANGED(conf->tls_key_file, boot->tls_key_file), "tls")
-    KEPT(CHANGED(conf->ssl_ca_file, boot->ssl_ca_file), "ssl_ca_file")
-    KEPT(conf->max_body_bytes != boot->max_body_bytes, "max_body_bytes")
-    KEPT(conf->idle_timeout != boot->idle_timeout, "idle_timeout")
-    KEPT(conf->graceful_timeout != boot->graceful_timeout, "graceful_timeout")
-    KEPT(CHANGED(conf->log_level, boot->log_level), "log_level")
-    KEPT(conf->max_connections != boot->max_connections, "max_connections")
-#undef KEPT
-#undef CHANGED
-
-    pgw_catalogs_init(conf);
-    pthread_mutex_lock(&server->current_mutex);
-    pgw_generation_t *old = server->current;
-    server->current = generation_create(conf, old->id + 1);
-    unsigned id = server->current->id;
-    pthread_mutex_unlock(&server->current_mutex);
-    generation_release(old);
-    for (unsigned i = 0; i != server->num_workers; ++i)
-        uv_async_send(&server->workers[i].reload);
-    pgw_log_info(MODULE_NAME, "reloaded %s: %zu routes, %zu keys (configuration %u)%s%s", boot->path, conf->num_routes,
-                 conf->num_keys, id, kept[0] != '\0' ? "; kept until a restart: " : "", kept);
-    return 0;
-}
-
 /* SIGHUP (`systemctl reload`, `docker compose kill -s HUP gateway`): re-read the configuration. */
 static void on_sighup(uv_signal_t *handle, int signum)
 {
     if (!atomic_load(&pgw_server->shutting_down))
-        pgw_server_reload(pgw_server);
+        pgw_generation_reload(pgw_server);
 }
 
 static void on_worker_done(uv_async_t *async)
 {
-    if (atomic_load(&workers_done) != pgw_server->num_workers)
+    if (atomic_load(&pgw_server->workers_done) != pgw_server->num_workers)
         return;
     uv_close((uv_handle_t *)&sigterm_handle, NULL);
     uv_close((uv_handle_t *)&sigint_handle, NULL);
     uv_close((uv_handle_t *)&sighup_handle, NULL);
-    uv_close((uv_handle_t *)&worker_done_handle, NULL);
+    uv_close((uv_handle_t *)&pgw_server->worker_done, NULL);
 }
 
 int pgw_server_run(pgw_server_t *server)
@@ -529,24 +174,16 @@ int pgw_server_run(pgw_server_t *server)
     uv_signal_start(&sigint_handle, on_signal, SIGINT);
     uv_signal_init(main_loop, &sighup_handle);
     uv_signal_start(&sighup_handle, on_sighup, SIGHUP);
-    uv_async_init(main_loop, &worker_done_handle, on_worker_done);
+    uv_async_init(main_loop, &server->worker_done, on_worker_done);
 
     server->workers = h2o_mem_alloc(sizeof(*server->workers) * server->num_workers);
     memset(server->workers, 0, sizeof(*server->workers) * server->num_workers);
+    /* Every worker is prepared before the first starts: a worker answering /metrics or /usage reads every worker's
+     * metrics, and what the main thread wrote before pthread_create is what a new thread is sure to see. */
+    for (unsigned i = 0; i != server->num_workers; ++i)
+        pgw_worker_init(server->workers + i, server, i);
     for (unsigned i = 0; i != server->num_workers; ++i) {
-        pgw_worker_t *w = server->workers + i;
-        w->server = server;
-        w->id = i;
-        w->metrics = pgw_metrics_create();
-        /* The loop and its wake handle are made here, before the thread runs, so that a signal arriving at any time
-         * finds a handle to send to; the worker's own thread is the only one that runs the loop. */
-        uv_loop_init(&w->loop);
-        uv_async_init(&w->loop, &w->wake, on_wake);
-        w->wake.data = w;
-        uv_async_init(&w->loop, &w->reload, on_reload);
-        w->reload.data = w;
-        w->gen = generation_acquire(server);
-        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        if (pgw_worker_start(server->workers + i) != 0) {
             pgw_log_error(MODULE_NAME, "cannot start worker thread %u", i);
             exit(1);
         }

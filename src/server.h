@@ -1,66 +1,19 @@
-/* poe-gateway: MIT licence. Worker threads, listeners, TLS, per-request bookkeeping and graceful shutdown. */
+/* poe-gateway: MIT licence. The server: the process-wide state, the start (listening sockets, TLS, workers) and the
+ * signals (graceful stop, reload). */
 #ifndef PGW_SERVER_H
 #define PGW_SERVER_H
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <uv.h>
 #include <h2o.h>
 #include "config.h"
-#include "conns.h"
+#include "generation.h"
 #include "listener.h"
-#include "metrics.h"
-#include "outcome.h"
-#include "ratelimit.h"
-#include "reqbody.h"
-#include "shaper.h"
-#include "upcheck.h"
-#include "upstream.h"
-#include "usage.h"
+#include "worker.h"
 
 typedef struct st_pgw_server_t pgw_server_t;
-
-/**
- * One loaded configuration and the run-time state that belongs to it. Requests hold a reference from start to end, so a
- * reload (SIGHUP) changes what new requests see while requests in flight finish on the generation they began with.
- */
-typedef struct st_pgw_generation_t {
-    atomic_size_t refs;
-    unsigned id;
-    pgw_config_t *conf;             /* owned */
-    pgw_ratelimit_t *route_limits;  /* one per conf->routes entry, for its rpm (owned array) */
-    pgw_ratelimit_t *key_limits;    /* one per conf->keys entry, for its rpm (owned array) */
-    atomic_int *route_buffer_tools; /* one per route: set at run time when a stream showed the route needs buffer_tools */
-    pgw_shaper_bucket_t *buckets;   /* one per distinct upstream key (owned array) */
-    size_t num_buckets;
-    pgw_shaper_bucket_t **route_bucket; /* per route: its upstream key's bucket, NULL without a key */
-} pgw_generation_t;
-
-/**
- * One worker thread: its own libuv loop, h2o context and SO_REUSEPORT listener. Everything here is touched only by the
- * worker's own thread, except `wake`, which other threads signal, and the atomics /metrics reads.
- */
-typedef struct st_pgw_worker_t {
-    pgw_server_t *server;
-    unsigned id;
-    pthread_t thread;
-    uv_loop_t loop;
-    h2o_context_t ctx;
-    h2o_accept_ctx_t accept_ctx;
-    pgw_listener_t *listener; /* accepts on this worker's listening socket */
-    uv_async_t wake;        /* signalled by the main thread to start the graceful stop */
-    uv_timer_t grace_timer; /* ends the graceful stop when in-flight requests outlast it */
-    uv_timer_t trim_timer;  /* armed when this worker's last request ends: hands freed heap back once all are idle */
-    atomic_size_t inflight; /* requests begun and not yet disposed (written by this worker only) */
-    pgw_metrics_t *metrics; /* this worker's counters, summed by /metrics and /usage */
-    _Atomic(pgw_upstream_t *) upstream; /* this worker's client to Poe (atomic: /metrics reads it from other workers) */
-    pgw_upcheck_t *upcheck;   /* this worker's cache of upstream reachability */
-    pgw_generation_t *gen;    /* the configuration new requests on this worker get (a reference) */
-    uv_async_t reload;        /* signalled by the main thread after a reload */
-    _Atomic(pgw_shaper_t *) shaper; /* this worker's lanes of requests waiting for their upstream key's rate (atomic: as upstream) */
-    pgw_conns_t *conns;       /* this worker's client connections, cut when no request moves for idle_timeout */
-    int stopping;
-} pgw_worker_t;
 
 struct st_pgw_server_t {
     pgw_config_t *conf;       /* the configuration the server started with: listeners, TLS, threads (never reloaded) */
@@ -81,38 +34,18 @@ struct st_pgw_server_t {
     pgw_worker_t *workers;    /* owned array */
     unsigned port;            /* the bound port (differs from conf->port when that is 0) */
     atomic_int shutting_down; /* readiness answers 503 once set */
+    atomic_uint workers_done; /* workers whose loop has ended */
+    uv_async_t worker_done;   /* on the main thread's loop: signalled by each worker whose loop has ended */
     uint64_t started_at;      /* wall clock, ms */
 };
-
-/**
- * Per-request state every handler starts with. Allocated from the request pool as a shared entry whose dispose
- * writes the access-log line and lets a graceful stop know the request has ended.
- */
-typedef struct st_pgw_request_t {
-    h2o_req_t *req;
-    pgw_worker_t *worker;
-    const pgw_config_t *conf;   /* gen->conf */
-    pgw_generation_t *gen;      /* the configuration this request began with (a reference) */
-    const char *key_name;   /* who called, for the log ("master", ...); never the key; NULL before auth */
-    const pgw_key_t *key;   /* the named key that called; NULL for the master key and before auth */
-    const char *route_name; /* the route's model_name once routed (points into conf) */
-    pgw_usage_t usage;      /* tokens the upstream reported, for the log and metrics */
-    const char *model;      /* the client's model once routed (request pool), for metrics and usage */
-    int (*pending_handler)(struct st_pgw_request_t *r); /* the route handler waiting for a tailnet whois */
-    const pgw_route_t *route;      /* once routed */
-    pgw_reqbody_t *body;           /* the inspected body (request pool), kept for a request that waits in the shaper */
-    int is_count_tokens;
-    pgw_shaper_bucket_t *bucket;   /* the upstream key's bucket, for Poe's limit signals */
-    pgw_conn_t *client_conn;       /* the client connection's entry in worker->conns; NULL when it has none */
-    pgw_outcome_t outcome;         /* how the answer ended (the first end that was noted counts) */
-} pgw_request_t;
 
 /** Process-wide server; valid between pgw_server_init and the end of pgw_server_run. */
 extern pgw_server_t *pgw_server;
 
 /**
  * Builds the h2o configuration, TLS context and one bound listening socket per worker. Errors (address in use, bad
- * certificate, ...) are logged and -1 is returned; nothing then needs disposing.
+ * certificate, ...) are logged and -1 is returned; nothing then needs disposing. On success the caller registers the
+ * paths' handlers on server->hostconf (pgw_handlers_register) before pgw_server_run.
  */
 int pgw_server_init(pgw_server_t *server, pgw_config_t *conf);
 
@@ -121,30 +54,5 @@ int pgw_server_init(pgw_server_t *server, pgw_config_t *conf);
  * process exit code.
  */
 int pgw_server_run(pgw_server_t *server);
-
-/**
- * Re-reads the configuration file (SIGHUP). New requests use the new routes and keys; requests in flight finish on
- * theirs. A file that does not load is rejected with the error logged, and the running configuration stays. Settings
- * read once at start (host, port, threads, tls, ssl_ca_file, max_body_bytes, idle_timeout, graceful_timeout, log_level,
- * max_connections) keep their first values, with a warning each, and the "reloaded" line names them. Returns 0 when the
- * new configuration is in use.
- */
-int pgw_server_reload(pgw_server_t *server);
-
-/**
- * Wall-clock time in milliseconds.
- */
-uint64_t pgw_now_ms(void);
-
-/**
- * Creates the per-request state for `req` (called first by every route handler).
- */
-pgw_request_t *pgw_request_begin(h2o_req_t *req);
-
-/**
- * Finds the value of a request header by its lower-case name (any header, not only h2o tokens). Returns
- * {NULL, 0} when absent.
- */
-h2o_iovec_t pgw_req_header(h2o_req_t *req, const char *name, size_t len);
 
 #endif

@@ -9,8 +9,9 @@
 #include <stdatomic.h>
 #include <time.h>
 #include <string.h>
+#include "clock.h"
 #include "log.h"
-#include "server.h"
+#include "request.h"
 #include "shaper.h"
 #include "upstream.h"
 
@@ -35,6 +36,7 @@ struct lane {
 
 struct waiter {
     h2o_linklist_t link;
+    pgw_shaper_t *shaper; /* whose lanes it waits in */
     struct st_pgw_request_t *r;
     pgw_shaper_bucket_t *bucket;
     pgw_shaper_cb cb;
@@ -92,7 +94,7 @@ static void on_waiter_dispose(void *p)
     struct waiter *w = p;
     if (h2o_linklist_is_linked(&w->link)) {
         h2o_linklist_unlink(&w->link);
-        atomic_fetch_sub_explicit(&w->r->worker->shaper->queued, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&w->shaper->queued, 1, memory_order_relaxed);
     }
 }
 
@@ -162,6 +164,7 @@ void pgw_shaper_admit(pgw_shaper_t *s, pgw_shaper_bucket_t *b, struct st_pgw_req
     }
     struct waiter *w = h2o_mem_alloc_shared(&r->req->pool, sizeof(*w), on_waiter_dispose);
     memset(w, 0, sizeof(*w));
+    w->shaper = s;
     w->r = r;
     w->bucket = b;
     w->cb = cb;

@@ -8,9 +8,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <yajl/yajl_tree.h>
+#include "clock.h"
 #include "json.h"
 #include "log.h"
 #include "tailnet.h"
+#include "upstream.h"
+#include "worker.h"
 
 #define MODULE_NAME "tailnet"
 #define CACHE_SIZE 64

@@ -2,7 +2,7 @@
 #ifndef PGW_TAILNET_H
 #define PGW_TAILNET_H
 
-#include "server.h"
+#include "request.h"
 
 /**
  * Called once with the caller's tailnet login name, or NULL when tailscaled does not know the peer (or cannot be

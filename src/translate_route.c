@@ -12,14 +12,17 @@
 #include <openssl/rand.h>
 #include "catalog.h"
 #include "errors.h"
+#include "generation.h"
 #include "json.h"
 #include "log.h"
 #include "relay.h"
 #include "route_match.h"
+#include "shaper.h"
 #include "sse.h"
 #include "translate.h"
 #include "translate_job.h"
 #include "translate_route.h"
+#include "worker.h"
 
 #define MODULE_NAME "translate"
 #define COMMIT_WAIT_MS 5000

@@ -4,7 +4,7 @@
 #define PGW_TRANSLATE_ROUTE_H
 
 #include "reqbody.h"
-#include "server.h"
+#include "request.h"
 
 /** POST /v1/messages on an openai/ route (a route with a key and an api_base). Always answers the client. */
 void pgw_translate_route_messages(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body);

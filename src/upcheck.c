@@ -77,17 +77,6 @@ pgw_upcheck_t *pgw_upcheck_create(pgw_upstream_t *upstream, const pgw_config_t *
     return uc;
 }
 
-void pgw_upcheck_destroy(pgw_upcheck_t *uc)
-{
-    for (size_t i = 0; i != uc->num_entries; ++i) {
-        free(uc->entries[i]->api_base);
-        free(uc->entries[i]->url);
-        free(uc->entries[i]);
-    }
-    free(uc->entries);
-    free(uc);
-}
-
 /* Whether the current configuration still routes to the entry's api_base (entries of removed routes stay, unused). */
 static int in_use(const struct entry *e, const pgw_config_t *conf)
 {

@@ -12,8 +12,11 @@
 /** One worker's cache of probe results, one entry per distinct api_base. */
 typedef struct st_pgw_upcheck_t pgw_upcheck_t;
 
+/**
+ * Makes a worker's cache, with an entry for each api_base of `conf`, probing through `upstream`. It lives as long as the
+ * worker, which never frees it (a finished worker parks until the process exits, src/worker.c).
+ */
 pgw_upcheck_t *pgw_upcheck_create(pgw_upstream_t *upstream, const pgw_config_t *conf);
-void pgw_upcheck_destroy(pgw_upcheck_t *uc);
 
 /** Adds entries for the api_bases of `conf` it does not know yet (after a reload). */
 void pgw_upcheck_update(pgw_upcheck_t *uc, const pgw_config_t *conf);

@@ -521,31 +521,6 @@ pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file)
     return up;
 }
 
-static void on_upstream_timer_close(uv_handle_t *handle)
-{
-    free(handle->data);
-}
-
-void pgw_upstream_destroy(pgw_upstream_t *up)
-{
-    while (!h2o_linklist_is_empty(&up->cancelled))
-        destroy_transfer(H2O_STRUCT_FROM_MEMBER(pgw_upstream_transfer_t, link, up->cancelled.next));
-    while (!h2o_linklist_is_empty(&up->transfers)) {
-        pgw_upstream_transfer_t *t = H2O_STRUCT_FROM_MEMBER(pgw_upstream_transfer_t, link, up->transfers.next);
-        t->cancelled = 1;
-        destroy_transfer(t);
-    }
-    curl_multi_cleanup(up->multi);
-    curl_share_cleanup(up->share);
-    while (!h2o_linklist_is_empty(&up->polls)) {
-        struct poll_ctx *ctx = H2O_STRUCT_FROM_MEMBER(struct poll_ctx, link, up->polls.next);
-        h2o_linklist_unlink(&ctx->link);
-        uv_close((uv_handle_t *)&ctx->poll, on_poll_close);
-    }
-    free(up->ca_file);
-    uv_close((uv_handle_t *)&up->timer, on_upstream_timer_close);
-}
-
 pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_request_t *req, const pgw_upstream_callbacks_t *cb,
                                             void *data)
 {
@@ -632,11 +607,6 @@ int pgw_upstream_release_body(pgw_upstream_transfer_t *t)
 void *pgw_upstream_data(pgw_upstream_transfer_t *t)
 {
     return t->data;
-}
-
-int pgw_upstream_attempts(pgw_upstream_transfer_t *t)
-{
-    return t->attempts;
 }
 
 void pgw_upstream_cancel(pgw_upstream_transfer_t *t)

@@ -63,11 +63,6 @@ typedef struct st_pgw_upstream_request_t {
 pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file);
 
 /**
- * Cancels every transfer (without callbacks) and closes the handles; memory is released by the loop's close callbacks.
- */
-void pgw_upstream_destroy(pgw_upstream_t *up);
-
-/**
  * Starts a transfer; takes req->headers. Never calls a callback before it returns; a malformed URL fails through
  * on_complete like any other connect error.
  */
@@ -119,9 +114,6 @@ struct curl_slist *pgw_upstream_add_route_headers(struct curl_slist *list, const
  */
 unsigned long long pgw_upstream_retries(pgw_upstream_t *up);
 unsigned long long pgw_upstream_sockets(pgw_upstream_t *up);
-
-/** How many attempts were made so far (1 without retries). */
-int pgw_upstream_attempts(pgw_upstream_transfer_t *t);
 
 /**
  * Parses a Retry-After value (delta-seconds or an HTTP-date) into milliseconds from now; -1 when absent or malformed.

@@ -1,6 +1,7 @@
 // poe-gateway: MIT licence. /metrics (Prometheus text) and /usage (JSON): summed over workers, by key name and model.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { MASTER_KEY, anthropicStream, certs, request, sleep, startGateway, startMock } from './lib/harness.mjs';
 
 const ALICE = 'alice-0123456789-metrics';
@@ -188,5 +189,50 @@ gateway:
         assert.equal(signal, null, `the gateway died of ${signal}:\n${flood.output.stderr.slice(-2000)}`);
         assert.equal(code, 0);
         assert.doesNotMatch(flood.output.stderr, /AddressSanitizer|runtime error:/);
+    }
+});
+
+// A worker answering /metrics or /usage reads every worker's tables. The main thread used to prepare and start the
+// workers one after the other, so the first workers served requests while later ones had no tables yet, and a scrape
+// in that window crashed the process (a NULL table; with 64 workers, nearly every start). The scrapes here are queued
+// on the listening sockets from the moment they are bound, before any worker runs.
+test('/metrics while the workers start: answered, and the gateway lives', async () => {
+    const port = await new Promise((resolve) => {
+        const srv = net.createServer().listen(0, '127.0.0.1', () => {
+            const p = srv.address().port;
+            srv.close(() => resolve(p));
+        });
+    });
+    const starting = startGateway({ args: ['--host', '127.0.0.1', '--port', String(port), '--threads', '64'] });
+    let started = false;
+    starting.then(() => (started = true), () => (started = true));
+    const answers = [];
+    const scrape = () => new Promise((resolve) => {
+        let data = '', connected = false;
+        const s = net.connect(port, '127.0.0.1', () => {
+            connected = true;
+            s.end(`GET /metrics HTTP/1.1\r\nHost: x\r\nx-api-key: ${MASTER_KEY}\r\nConnection: close\r\n\r\n`);
+        });
+        s.setEncoding('utf8').on('data', (d) => (data += d));
+        s.on('close', () => resolve(connected ? data : null));
+        s.on('error', () => {});
+    });
+    while (!started && answers.length < 2000) {
+        for (let i = 0; i < 20; i++) answers.push(scrape());
+        await new Promise((r) => setImmediate(r));
+    }
+    const gw = await starting;
+    try {
+        const got = (await Promise.all(answers)).filter((a) => a !== null);
+        assert.ok(got.length > 0, 'no scrape reached the gateway');
+        for (const a of got) {
+            assert.match(a, /^HTTP\/1\.1 200 /, a.slice(0, 200));
+            assert.match(a, /^poe_gateway_requests_in_flight \d+$/m);
+        }
+        assert.equal((await request(`${gw.url}/health/liveliness`)).status, 200, 'still alive');
+    } finally {
+        const { code, signal } = await gw.stop();
+        assert.equal(signal, null, `the gateway died of ${signal}:\n${gw.output.stderr.slice(-2000)}`);
+        assert.equal(code, 0);
     }
 });

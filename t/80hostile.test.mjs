@@ -900,7 +900,7 @@ test('a client hanging up at every stage of a request leaves no descriptor, no u
 });
 
 // glibc keeps what a burst of requests freed in each worker's arena; once every worker is idle the gateway hands it back
-// (malloc_trim, src/server.c). Without that, RSS stayed at the burst's peak for as long as the gateway sat idle. An
+// (malloc_trim, src/worker.c). Without that, RSS stayed at the burst's peak for as long as the gateway sat idle. An
 // ASan build has its own allocator, which malloc_trim does not touch: there the test runs the same burst (the trim must
 // not upset the sanitizers) and checks only that nothing grew past the burst. A gateway of its own, with the default
 // idle_timeout: 200 uploads at once take longer than this file's 2 s under ASan.

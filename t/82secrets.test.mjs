@@ -205,7 +205,7 @@ test('[finding] an upstream error that quotes the Poe key does not hand it to th
 });
 
 test('[finding] a key sent in the query string is not written to the access log', async () => {
-    // FINDING: the access log line (src/server.c on_request_dispose) writes the path with its query string, so a client
+    // FINDING: the access log line (src/request.c on_request_dispose) writes the path with its query string, so a client
     // that passes a key as ?key= or ?api_key= (some LiteLLM clients do) puts it in the log. Expected: query values
     // redacted (or the query left out) in the access log.
     const g = await startGateway({ config: config(mock), env: { ...env, SSL_CERT_FILE: certs().ca } });
