@@ -165,6 +165,7 @@ void test_src__toolnames_c(void);
 void test_src__translate_request_c(void);
 void test_src__framing_c(void);
 void test_src__listener_c(void);
+void test_src__relay_c(void);
 
 int main(void)
 {
@@ -192,5 +193,6 @@ int main(void)
     subtest("src/translate_request.c", test_src__translate_request_c);
     subtest("src/framing.c", test_src__framing_c);
     subtest("src/listener.c", test_src__listener_c);
+    subtest("src/relay.c", test_src__relay_c);
     return done_testing();
 }
