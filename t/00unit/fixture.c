@@ -506,7 +506,8 @@ const char *test_req_body(test_req_t *t)
     const char *p = t->body->bytes, *end = p + t->body->size, *te = test_req_res_header(t, "transfer-encoding");
     char *s = h2o_mem_alloc_pool(&t->req.pool, t->body->size + 1), *d = s;
     if (te == NULL || strcmp(te, "chunked") != 0) {
-        memcpy(s, p, t->body->size);
+        if (t->body->size != 0) /* an empty buffer may have no bytes at all */
+            memcpy(s, p, t->body->size);
         s[t->body->size] = '\0';
         return s;
     }

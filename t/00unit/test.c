@@ -166,6 +166,7 @@ void test_src__translate_request_c(void);
 void test_src__framing_c(void);
 void test_src__listener_c(void);
 void test_src__relay_c(void);
+void test_src__passthrough_c(void);
 
 int main(void)
 {
@@ -194,5 +195,6 @@ int main(void)
     subtest("src/framing.c", test_src__framing_c);
     subtest("src/listener.c", test_src__listener_c);
     subtest("src/relay.c", test_src__relay_c);
+    subtest("src/passthrough.c", test_src__passthrough_c);
     return done_testing();
 }
