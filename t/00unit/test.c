@@ -167,6 +167,7 @@ void test_src__framing_c(void);
 void test_src__listener_c(void);
 void test_src__relay_c(void);
 void test_src__passthrough_c(void);
+void test_src__translate_route_c(void);
 
 int main(void)
 {
@@ -196,5 +197,6 @@ int main(void)
     subtest("src/listener.c", test_src__listener_c);
     subtest("src/relay.c", test_src__relay_c);
     subtest("src/passthrough.c", test_src__passthrough_c);
+    subtest("src/translate_route.c", test_src__translate_route_c);
     return done_testing();
 }
