@@ -168,6 +168,7 @@ void test_src__listener_c(void);
 void test_src__relay_c(void);
 void test_src__passthrough_c(void);
 void test_src__translate_route_c(void);
+void test_src__shaper_c(void);
 
 int main(void)
 {
@@ -198,5 +199,6 @@ int main(void)
     subtest("src/relay.c", test_src__relay_c);
     subtest("src/passthrough.c", test_src__passthrough_c);
     subtest("src/translate_route.c", test_src__translate_route_c);
+    subtest("src/shaper.c", test_src__shaper_c);
     return done_testing();
 }
