@@ -169,6 +169,7 @@ void test_src__relay_c(void);
 void test_src__passthrough_c(void);
 void test_src__translate_route_c(void);
 void test_src__shaper_c(void);
+void test_src__conns_c(void);
 
 int main(void)
 {
@@ -200,5 +201,6 @@ int main(void)
     subtest("src/passthrough.c", test_src__passthrough_c);
     subtest("src/translate_route.c", test_src__translate_route_c);
     subtest("src/shaper.c", test_src__shaper_c);
+    subtest("src/conns.c", test_src__conns_c);
     return done_testing();
 }
