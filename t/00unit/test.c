@@ -170,6 +170,7 @@ void test_src__passthrough_c(void);
 void test_src__translate_route_c(void);
 void test_src__shaper_c(void);
 void test_src__conns_c(void);
+void test_src__routing_c(void);
 
 int main(void)
 {
@@ -202,5 +203,6 @@ int main(void)
     subtest("src/translate_route.c", test_src__translate_route_c);
     subtest("src/shaper.c", test_src__shaper_c);
     subtest("src/conns.c", test_src__conns_c);
+    subtest("src/routing.c", test_src__routing_c);
     return done_testing();
 }
