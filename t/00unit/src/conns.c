@@ -56,7 +56,7 @@ static void test_period(void)
 static void test_sweep(void)
 {
     pgw_listeners_t *listeners = pgw_listeners_create(8, 1);
-    pgw_conns_t *conns = conns_create(1000, listeners);
+    pgw_conns_t *conns = conns_create(60000, listeners); /* a minute: no stall of a loaded machine comes near it */
     uv_loop_t *loop = &fixture_worker()->loop;
     uint64_t limit = conns->idle_timeout_ms + conns->period_ms;
     int fds[2];

@@ -175,7 +175,7 @@ static void test_grace(void)
     upstream_expect(&answer);
     test_req_t *t = start(ASK("true"), 0, NULL);
     RUN_UNTIL(strstr(test_req_body(t), "\"text\":\"Hi\"") != NULL);
-    fixture_settle();
+    /* no turn of the loop since: the grace timer cannot have fired */
     ok(!t->ended);
     translate_t *st = (translate_t *)t->req._generator; /* the relay is the generator h2o holds */
     ok(st != NULL && pgw_stream_translator_awaiting_usage(st->stream));
