@@ -51,7 +51,7 @@ static struct {
     size_t queued;
     struct upstream_conn *current; /* the connection whose answer is in progress */
     size_t requests;
-    char *last;     /* the last request, NUL-terminated */
+    char *last; /* the last request, NUL-terminated */
     size_t hangups;
 } up;
 
@@ -200,7 +200,8 @@ static void upstream_start(uv_loop_t *loop)
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int len = sizeof(sin);
     uv_tcp_init(loop, &up.listener);
-    if (uv_tcp_bind(&up.listener, (struct sockaddr *)&sin, 0) != 0 || uv_listen((uv_stream_t *)&up.listener, 64, on_connection) != 0 ||
+    if (uv_tcp_bind(&up.listener, (struct sockaddr *)&sin, 0) != 0 ||
+        uv_listen((uv_stream_t *)&up.listener, 64, on_connection) != 0 ||
         uv_tcp_getsockname(&up.listener, (struct sockaddr *)&sin, &len) != 0) {
         fprintf(stderr, "fixture: cannot start the scripted upstream\n");
         abort();
@@ -288,31 +289,32 @@ pgw_worker_t *fixture_worker(void)
     uv_unref((uv_handle_t *)&tick);
 
     /* port 1 (tcpmux) has no listener on a test machine: connecting to it is refused */
-    snprintf(yaml, sizeof(yaml),
-             "model_list:\n"
-             "  - model_name: claude-renamed\n"
-             "    litellm_params: {model: anthropic/claude-upstream-name, api_base: 'http://127.0.0.1:%u', "
-             "api_key: os.environ/" FIXTURE_UPSTREAM_KEY_ENV ", max_retries: 0}\n"
-             "  - model_name: claude-dead\n"
-             "    litellm_params: {model: anthropic/claude-dead, api_base: 'http://127.0.0.1:1', api_key: os.environ/"
-             FIXTURE_UPSTREAM_KEY_ENV ", max_retries: 0}\n"
-             "  - model_name: claude-*\n"
-             "    litellm_params: {model: anthropic/*, api_base: 'http://127.0.0.1:%u', api_key: os.environ/"
-             FIXTURE_UPSTREAM_KEY_ENV ", max_retries: 0}\n"
-             "  - model_name: gpt-5\n"
-             "    litellm_params: {model: openai/GPT-5, api_base: 'http://127.0.0.1:%u/v1', api_key: os.environ/"
-             FIXTURE_UPSTREAM_KEY_ENV ", max_retries: 0}\n"
-             "general_settings:\n"
-             "  master_key: " FIXTURE_MASTER_KEY "\n"
-             "gateway:\n"
-             "  host: 127.0.0.1\n"
-             "  port: 0\n"
-             "  threads: 1\n"
-             "  max_connections: 64\n"
-             "  upstream_rpm: 0\n"
-             "  keys:\n"
-             "    - {name: alice, key: " FIXTURE_ALICE_KEY ", models: ['claude-*']}\n",
-             up.port, up.port, up.port);
+    snprintf(
+        yaml, sizeof(yaml),
+        "model_list:\n"
+        "  - model_name: claude-renamed\n"
+        "    litellm_params: {model: anthropic/claude-upstream-name, api_base: 'http://127.0.0.1:%u', "
+        "api_key: os.environ/" FIXTURE_UPSTREAM_KEY_ENV ", max_retries: 0}\n"
+        "  - model_name: claude-dead\n"
+        "    litellm_params: {model: anthropic/claude-dead, api_base: 'http://127.0.0.1:1', api_key: "
+        "os.environ/" FIXTURE_UPSTREAM_KEY_ENV ", max_retries: 0}\n"
+        "  - model_name: claude-*\n"
+        "    litellm_params: {model: anthropic/*, api_base: 'http://127.0.0.1:%u', api_key: os.environ/" FIXTURE_UPSTREAM_KEY_ENV
+        ", max_retries: 0}\n"
+        "  - model_name: gpt-5\n"
+        "    litellm_params: {model: openai/GPT-5, api_base: 'http://127.0.0.1:%u/v1', api_key: "
+        "os.environ/" FIXTURE_UPSTREAM_KEY_ENV ", max_retries: 0}\n"
+        "general_settings:\n"
+        "  master_key: " FIXTURE_MASTER_KEY "\n"
+        "gateway:\n"
+        "  host: 127.0.0.1\n"
+        "  port: 0\n"
+        "  threads: 1\n"
+        "  max_connections: 64\n"
+        "  upstream_rpm: 0\n"
+        "  keys:\n"
+        "    - {name: alice, key: " FIXTURE_ALICE_KEY ", models: ['claude-*']}\n",
+        up.port, up.port, up.port);
     make_temp_file(path, sizeof(path), yaml);
     setenv(FIXTURE_UPSTREAM_KEY_ENV, FIXTURE_UPSTREAM_KEY, 1);
     if (pgw_config_load(&conf, path, err, sizeof(err)) != 0 || pgw_server_init(&server, &conf) != 0) {

@@ -9,14 +9,14 @@
 #define SSE_HEAD(extra) "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n" extra "connection: close\r\n\r\n"
 #define JSON_HEAD(status, extra) "HTTP/1.1 " status "\r\ncontent-type: application/json\r\n" extra "connection: close\r\n\r\n"
 #define EV_START                                                                                                                   \
-    "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":"          \
+    "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":"         \
     "\"assistant\",\"content\":[],\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n"
 #define EV_DELTA                                                                                                                   \
-    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","         \
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","          \
     "\"text\":\"hi\"}}\n\n"
 #define EV_PING "event: ping\ndata: {\"type\": \"ping\"}\n\n"
 #define EV_MDELTA                                                                                                                  \
-    "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":"                 \
+    "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":"                  \
     "{\"output_tokens\":7}}\n\n"
 #define EV_STOP "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
 #define EV_OVERLOADED                                                                                                              \
@@ -24,7 +24,7 @@
 #define ASK(stream)                                                                                                                \
     "{\"model\":\"claude-x\",\"max_tokens\":8,\"stream\":" stream ",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
 #define WHOLE_ANSWER                                                                                                               \
-    "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"hi\"}],"            \
+    "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"hi\"}],"             \
     "\"usage\":{\"input_tokens\":5,\"output_tokens\":3}}"
 
 /* Starts a pass-through of `body` on route `route_name`, as the messages handler does once it has routed it. */
@@ -102,8 +102,9 @@ static void test_upstream_request(void)
     RUN_UNTIL(t->ended);
     is_int(upstream_requests(), before + 1);
     ok(strncmp(upstream_last_request(), "POST /v1/messages HTTP/1.1\r\n", 28) == 0);
-    is_str(upstream_last_body(), "{\"model\" : \"claude-upstream-name\",\"max_tokens\":8,\"messages\":[{\"role\":\"user\",\"content\":"
-                                 "\"say \\\"claude-renamed\\\"\"}],\"metadata\":{\"model\":\"claude-renamed\"}}");
+    is_str(upstream_last_body(),
+           "{\"model\" : \"claude-upstream-name\",\"max_tokens\":8,\"messages\":[{\"role\":\"user\",\"content\":"
+           "\"say \\\"claude-renamed\\\"\"}],\"metadata\":{\"model\":\"claude-renamed\"}}");
     /* Poe's key replaces the client's, which goes nowhere; the anthropic-* headers go through; nothing else does */
     is_str(upstream_last_header("x-api-key"), FIXTURE_UPSTREAM_KEY);
     ok(strstr(upstream_last_request(), FIXTURE_MASTER_KEY) == NULL);
@@ -128,8 +129,8 @@ static void test_stream_complete(void)
 {
     /* a ping before the stream has started keeps nothing alive and is dropped; once it has, pings are relayed too */
     static const upstream_answer_t answer = {
-        {SSE_HEAD("request-id: req_abc\r\nanthropic-ratelimit-requests-remaining: 41\r\nx-poe-internal: 1\r\n"), EV_PING,
-         EV_START, UPSTREAM_WAIT, EV_PING, EV_DELTA, EV_MDELTA, EV_STOP}};
+        {SSE_HEAD("request-id: req_abc\r\nanthropic-ratelimit-requests-remaining: 41\r\nx-poe-internal: 1\r\n"), EV_PING, EV_START,
+         UPSTREAM_WAIT, EV_PING, EV_DELTA, EV_MDELTA, EV_STOP}};
     pgw_request_t *r;
     upstream_expect(&answer);
     test_req_t *t = start("claude-*", ASK("true"), &r);
@@ -240,8 +241,8 @@ static void test_unusable_stream(void)
     is_int(test_req_destroy(t), PGW_OUTCOME_UPSTREAM_CUT);
 
     /* an event whose data a client's SDK could not parse: not relayed; the stream ends with the gateway's error */
-    static const upstream_answer_t bad = {
-        {SSE_HEAD(""), EV_START, UPSTREAM_WAIT, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\n\n" EV_STOP}};
+    static const upstream_answer_t bad = {{SSE_HEAD(""), EV_START, UPSTREAM_WAIT,
+                                           "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\n\n" EV_STOP}};
     upstream_expect(&bad);
     t = start("claude-*", ASK("true"), NULL);
     RUN_UNTIL(strstr(test_req_body(t), EV_START) != NULL); /* started: the error comes as an event */
@@ -288,7 +289,8 @@ static void test_key_redacted(void)
     test_req_destroy(t);
 
     static const upstream_answer_t whole = {
-        {JSON_HEAD("200 OK", ""), "{\"type\":\"message\",\"content\":[{\"type\":\"text\",\"text\":\"" FIXTURE_UPSTREAM_KEY "\"}]}"}};
+        {JSON_HEAD("200 OK", ""),
+         "{\"type\":\"message\",\"content\":[{\"type\":\"text\",\"text\":\"" FIXTURE_UPSTREAM_KEY "\"}]}"}};
     upstream_expect(&whole);
     t = start("claude-*", ASK("false"), NULL);
     RUN_UNTIL(t->ended);
@@ -368,7 +370,8 @@ static void test_error_status(void)
     char type[64], message[512];
 
     /* Anthropic-shaped: byte for byte, with Poe's status */
-    static const char shaped[] = "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":\"max_tokens: too big\"}}";
+    static const char shaped[] =
+        "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":\"max_tokens: too big\"}}";
     static const upstream_answer_t a400 = {{JSON_HEAD("400 Bad Request", ""), shaped}};
     upstream_expect(&a400);
     test_req_t *t = start("claude-*", ASK("true"), NULL);
@@ -404,9 +407,9 @@ static void test_error_status(void)
     is_int(test_req_destroy(t), PGW_OUTCOME_UPSTREAM_ERROR);
 
     /* a 429 keeps Poe's Retry-After, or gets one */
-    static const upstream_answer_t a429 = {
-        {JSON_HEAD("429 Too Many Requests", "retry-after: 7\r\n"), "{\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\","
-                                                                  "\"message\":\"slow down\"}}"}};
+    static const upstream_answer_t a429 = {{JSON_HEAD("429 Too Many Requests", "retry-after: 7\r\n"),
+                                            "{\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\","
+                                            "\"message\":\"slow down\"}}"}};
     upstream_expect(&a429);
     t = start("claude-*", ASK("true"), NULL);
     RUN_UNTIL(t->ended);
@@ -469,8 +472,10 @@ static void test_flow_control(void)
     static upstream_answer_t answer = {{SSE_HEAD(""), EV_START}};
     size_t n = 2;
     for (size_t i = 0; i != 20; ++i) {
-        int len = snprintf(big[i], sizeof(big[i]), "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"i\":%zu,"
-                                                    "\"pad\":\"", i);
+        int len = snprintf(big[i], sizeof(big[i]),
+                           "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"i\":%zu,"
+                           "\"pad\":\"",
+                           i);
         memset(big[i] + len, 'x' + (i % 3), sizeof(big[i]) - len - 8);
         strcpy(big[i] + sizeof(big[i]) - 8, "\"}\n\n");
         answer.parts[n++] = big[i];

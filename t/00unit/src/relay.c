@@ -168,7 +168,8 @@ static void test_fail(void)
     is_int(t->end, H2O_SEND_STATE_FINAL);
     is_int(t->req.res.status, 504);
     is_str(test_req_res_header(t, "content-type"), "application/json");
-    is_str(test_req_body(t), "{\"type\":\"error\",\"error\":{\"type\":\"timeout_error\",\"message\":\"route claude-*: Poe said [redacted]\"}}");
+    is_str(test_req_body(t),
+           "{\"type\":\"error\",\"error\":{\"type\":\"timeout_error\",\"message\":\"route claude-*: Poe said [redacted]\"}}");
     /* whatever the route does next reaches nobody */
     size_t sends = t->sends;
     pgw_buf_append_lit(&rl->pending, EVENT_START);

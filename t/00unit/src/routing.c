@@ -102,8 +102,10 @@ static void test_authentication(void)
     is_str(answer("POST", "/v1/messages", "sk-wrong"), "401 authentication_error: invalid API key");
     is_str(answer("POST", "/v1/messages/count_tokens", NULL),
            "401 authentication_error: missing API key: send it as x-api-key or Authorization: Bearer");
-    is_str(answer("GET", "/usage", NULL), "401 authentication_error: missing API key: send it as x-api-key or Authorization: Bearer");
-    is_str(answer("GET", "/metrics", NULL), "401 authentication_error: missing API key: send it as x-api-key or Authorization: Bearer");
+    is_str(answer("GET", "/usage", NULL),
+           "401 authentication_error: missing API key: send it as x-api-key or Authorization: Bearer");
+    is_str(answer("GET", "/metrics", NULL),
+           "401 authentication_error: missing API key: send it as x-api-key or Authorization: Bearer");
 
     /* the master key, a named key, and Authorization: Bearer all reach the handler */
     test_req_t *t = ask("GET", "/v1/models", FIXTURE_MASTER_KEY, NULL);

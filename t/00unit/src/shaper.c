@@ -237,17 +237,19 @@ static void test_observe(void)
 {
     static const upstream_answer_t retry7 = {{"HTTP/1.1 429 Too Many Requests\r\nretry-after: 7\r\ncontent-length: 0\r\n\r\n"}};
     static const upstream_answer_t bare429 = {{"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\n\r\n"}};
-    static const upstream_answer_t zero = {{"HTTP/1.1 200 OK\r\nx-ratelimit-remaining-requests: 0\r\nx-ratelimit-reset-requests: 3\r\n"
-                                            "content-length: 2\r\n\r\n{}"}};
+    static const upstream_answer_t zero = {
+        {"HTTP/1.1 200 OK\r\nx-ratelimit-remaining-requests: 0\r\nx-ratelimit-reset-requests: 3\r\n"
+         "content-length: 2\r\n\r\n{}"}};
     static const upstream_answer_t zero_anthropic = {
         {"HTTP/1.1 200 OK\r\nanthropic-ratelimit-requests-remaining: 0\r\ncontent-length: 2\r\n\r\n{}"}};
-    static const upstream_answer_t some_left = {{"HTTP/1.1 200 OK\r\nx-ratelimit-remaining-requests: 5\r\ncontent-length: 2\r\n\r\n{}"}};
+    static const upstream_answer_t some_left = {
+        {"HTTP/1.1 200 OK\r\nx-ratelimit-remaining-requests: 5\r\ncontent-length: 2\r\n\r\n{}"}};
 
-    ok(blocks_for(&retry7, 7000));        /* a 429's Retry-After */
-    ok(blocks_for(&bare429, 1000));       /* else a second */
-    ok(blocks_for(&zero, 3000));          /* "0 remaining": until its reset */
+    ok(blocks_for(&retry7, 7000));         /* a 429's Retry-After */
+    ok(blocks_for(&bare429, 1000));        /* else a second */
+    ok(blocks_for(&zero, 3000));           /* "0 remaining": until its reset */
     ok(blocks_for(&zero_anthropic, 1000)); /* else a second */
-    ok(blocks_for(&some_left, 0));        /* requests left: no block */
+    ok(blocks_for(&some_left, 0));         /* requests left: no block */
 }
 
 void test_src__shaper_c(void)

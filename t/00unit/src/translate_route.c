@@ -11,11 +11,17 @@
 #define SSE_HEAD(extra) "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n" extra "connection: close\r\n\r\n"
 #define JSON_HEAD(status, extra) "HTTP/1.1 " status "\r\ncontent-type: application/json\r\n" extra "connection: close\r\n\r\n"
 #define CHUNK(json) "data: " json "\n\n"
-#define TEXT(s) CHUNK("{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" s "\"}}]}")
-#define FINISH CHUNK("{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}")
-#define USAGE CHUNK("{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":3}}")
+#define TEXT(s)                                                                                                                    \
+    CHUNK("{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" s "\"}}]}")
+#define FINISH                                                                                                                     \
+    CHUNK("{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}" \
+          "]}")
+#define USAGE                                                                                                                      \
+    CHUNK("{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_"       \
+          "tokens\":3}}")
 #define DONE "data: [DONE]\n\n"
-#define ASK(stream) "{\"model\":\"gpt-5\",\"max_tokens\":8,\"stream\":" stream ",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
+#define ASK(stream)                                                                                                                \
+    "{\"model\":\"gpt-5\",\"max_tokens\":8,\"stream\":" stream ",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
 
 /* Starts `body` on the gpt-5 route as the messages handler does once it has routed it (count_tokens with `count`). */
 static test_req_t *start(const char *body, int count, pgw_request_t **rp)
@@ -193,8 +199,8 @@ static void test_error_status(void)
     char type[64], message[512], log[1024];
 
     /* mapped to an Anthropic error; Retry-After kept */
-    static const upstream_answer_t a429 = {
-        {JSON_HEAD("429 Too Many Requests", "retry-after: 7\r\n"), "{\"error\":{\"message\":\"slow down\",\"type\":\"rate_limit\"}}"}};
+    static const upstream_answer_t a429 = {{JSON_HEAD("429 Too Many Requests", "retry-after: 7\r\n"),
+                                            "{\"error\":{\"message\":\"slow down\",\"type\":\"rate_limit\"}}"}};
     upstream_expect(&a429);
     test_req_t *t = start(ASK("true"), 0, NULL);
     RUN_UNTIL(t->ended);
@@ -300,8 +306,8 @@ static void test_large_body(void)
     char *body = malloc(len + 200), *text = malloc(len + 1);
     memset(text, 'a', len);
     text[len] = '\0';
-    snprintf(body, len + 200, "{\"model\":\"gpt-5\",\"max_tokens\":8,\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
-             text);
+    snprintf(body, len + 200,
+             "{\"model\":\"gpt-5\",\"max_tokens\":8,\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}", text);
     static const upstream_answer_t answer = {{SSE_HEAD(""), TEXT("ok") FINISH USAGE DONE}};
     upstream_expect(&answer);
     size_t before = upstream_requests();
