@@ -3,20 +3,14 @@
 # with 20,000 requests instead of 2,000. Installs what is missing (Debian 12, as root), builds the gateway and the mock
 # Poe in Release into build-bench/, and runs it. `bash bench/faults.sh [N]`; PGW_PROPERTY_SEED repeats a run's draws.
 # Exits non-zero when a response broke the contract (the report names each kind of breach with an example).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 
-bash tools/deps.sh
-if ! command -v node >/dev/null 2>&1; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends nodejs >/dev/null
-fi
+packages=()
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+bench_install faults "${packages[@]}"
+bench_build
 
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build-bench -j"$(nproc)" --target poe-gateway mock-poe >/dev/null
-
-export PGW_BIN="$PWD/build-bench/poe-gateway" MOCK_POE_BIN="$PWD/build-bench/t/mock-poe/mock-poe" PGW_SOURCE_DIR="$PWD"
+export PGW_BIN="$PWD/$BENCH_GATEWAY" MOCK_POE_BIN="$PWD/$BENCH_MOCK" PGW_SOURCE_DIR="$PWD"
 export PGW_PROPERTY_N="${1:-${PGW_PROPERTY_N:-20000}}"
 export PGW_PROPERTY_CONCURRENCY="${PGW_PROPERTY_CONCURRENCY:-32}"
 export PGW_PROPERTY_BUDGET_S="${PGW_PROPERTY_BUDGET_S:-3600}"

@@ -10,20 +10,15 @@
 // Every figure is the median over --runs runs; runs of the three systems are interleaved so that drift on the machine
 // touches them alike. Before each run the harness waits until the machine is quiet (others may share it), and it
 // records how busy the machine was during the run.
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { BENCH_DIR, CLK_TCK, MASTER_KEY, PASS_MODEL, POE_KEY, ROOT, TRANS_MODEL, buildProbe, cpuTicks, fmt, log, makeCerts, rssKB,
+    run as runProgram, sleep, spawnLogged, startGateway as startGatewayProcess, startMock as startMockProcess, waitFor } from './lib.mjs';
 import { claudeCode, tiny, upstreamAnswer } from './requests.mjs';
-
-const BENCH_DIR = path.dirname(new URL(import.meta.url).pathname);
-const ROOT = path.resolve(BENCH_DIR, '..');
-const MASTER_KEY = 'sk-bench-master-0123456789abcdef';
-const POE_KEY = 'bench-poe-key';
-const PASS_MODEL = 'claude-sonnet-4-5-20250929';
-const TRANS_MODEL = 'gpt-5';
 
 const { values: opt } = parseArgs({
     options: {
@@ -79,47 +74,27 @@ const PACED_N = (opt['paced-streams'] ?? (SMOKE ? '40' : '1000,2000,5000')).spli
 // everything at --nice (default -19); the smoke run changes neither.
 const SCHED = opt.sched ?? (process.getuid() === 0 && !SMOKE ? 'fifo' : 'none');
 const NICE = opt.nice ?? (SCHED === 'nice' ? '-19' : '0');
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const JSON_OUT = opt.json ?? path.join(BENCH_DIR, 'results', SMOKE ? 'smoke.json' : 'latest.json');
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => {
     const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
     if (v.length === 0) return null;
     return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
 };
-const log = (...a) => process.stderr.write(`${a.join(' ')}\n`);
 
-// ---- processes ----
-
-const children = [];
-process.on('exit', () => { for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); });
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+// ---- processes (started and waited for by bench/lib.mjs, which kills them when the harness exits) ----
 
 /** The command line that runs `bin` pinned to `cpus` with the benchmark's scheduling; chrt, nice and taskset exec, so the pid is bin's. */
 const pinned = (cpus, bin, args, { fifo = true } = {}) => (SCHED === 'fifo' && fifo ? ['chrt', ['-f', '50', 'taskset', '-c', cpus, bin, ...args]]
     : ['nice', ['-n', SCHED === 'fifo' ? '-19' : NICE, 'taskset', '-c', cpus, bin, ...args]]);
 
+/** Runs a program to completion (killed after 10 minutes); resolves {code, stdout, stderr, pid}. */
+const run = (cmd, args, o = {}) => runProgram(cmd, args, { timeoutMs: 600000, ...o });
+
 /** Spawns `bin` pinned to `cpus`; output goes to `logFile`. */
 function spawnPinned(cpus, bin, args, { env, cwd, logFile, fifo = true }) {
-    const fd = fs.openSync(logFile, 'w');
     const [cmd, cmdArgs] = pinned(cpus, bin, args, { fifo });
-    const child = spawn(cmd, cmdArgs, { env, cwd, stdio: ['ignore', fd, fd] });
-    fs.closeSync(fd);
-    children.push(child);
-    child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-    return child;
-}
-
-async function waitFor(what, check, child, logFile, ms = 20000) {
-    const until = Date.now() + ms;
-    while (Date.now() < until) {
-        const v = await check();
-        if (v) return v;
-        if (child.exitCode !== null || child.signalCode !== null) break;
-        await sleep(50);
-    }
-    throw new Error(`${what} did not start:\n${fs.readFileSync(logFile, 'utf8').slice(-3000)}`);
+    return spawnLogged(cmd, cmdArgs, { env, cwd, logFile });
 }
 
 const portOpen = (port) => new Promise((resolve) => {
@@ -135,21 +110,6 @@ function freePort() {
             s.close(() => resolve(port));
         });
     });
-}
-
-function cpuTicks(pid) {
-    try {
-        const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-        const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-        return Number(fields[11]) + Number(fields[12]); // utime, stime
-    } catch { return NaN; }
-}
-
-function rssKB(pid) {
-    try {
-        const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/);
-        return m ? Number(m[1]) : NaN;
-    } catch { return NaN; }
 }
 
 /** Busy and total jiffies of the whole machine. */
@@ -177,24 +137,10 @@ async function waitQuiet() {
     return share;
 }
 
-/** Runs a program to completion; resolves {code, stdout, stderr}. */
-function run(cmd, args, { env, timeoutMs = 600000 } = {}) {
-    return new Promise((resolve) => {
-        const child = spawn(cmd, args, { env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '', stderr = '';
-        child.stdout.on('data', (d) => (stdout += d));
-        child.stderr.on('data', (d) => (stderr += d));
-        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-        child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr, pid: child.pid }); });
-    });
-}
-
 // ---- setup ----
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgw-bench-'));
-const certDir = path.join(tmp, 'certs');
-execFileSync('bash', [path.join(ROOT, 't/gen-cert.sh'), certDir], { stdio: 'ignore' });
-const CA = path.join(certDir, 'ca.pem');
+const certs = makeCerts(tmp);
 
 for (const bin of [opt.gateway, opt.mock]) if (!fs.existsSync(bin)) throw new Error(`${bin} not found: build first (bash bench/run.sh does)`);
 for (const tool of ['wrk', 'h2load', 'taskset', 'cc']) {
@@ -202,8 +148,7 @@ for (const tool of ['wrk', 'h2load', 'taskset', 'cc']) {
         throw new Error(`${tool} is not installed (apt-get install wrk nghttp2-client util-linux gcc; bash bench/run.sh does it)`);
     }
 }
-const PROBE = path.join(tmp, 'sseprobe');
-execFileSync('cc', ['-O2', '-o', PROBE, path.join(BENCH_DIR, 'sseprobe.c')]);
+const PROBE = buildProbe(tmp);
 
 const bodyFiles = new Map();
 /** The file holding a request body: size 'cc' (Claude Code, ~50 KB) or 'tiny', for `model`, streamed or not. */
@@ -217,53 +162,9 @@ function bodyFile(size, model, stream) {
     return bodyFiles.get(key);
 }
 
-async function startMock() {
-    const logFile = path.join(tmp, 'mock.log');
-    const child = spawnPinned(CPUS.upstream, opt.mock, ['--http-port', '0', '--https-port', '0', '--cert', path.join(certDir, 'server.pem'),
-        '--key', path.join(certDir, 'server.key'), '--api-key', POE_KEY, '--no-record', '--backlog', '8192', '--idle-timeout', '600'],
-    { env: process.env, logFile });
-    const m = await waitFor('mock-poe', () => fs.readFileSync(logFile, 'utf8').match(/listening http=(\d+) https=(\d+)/), child, logFile);
-    const mock = { child, pid: child.pid, http: Number(m[1]), https: Number(m[2]), logFile };
-    mock.control = async (method, p, body) => {
-        const res = await fetch(`http://127.0.0.1:${mock.http}${p}`, { method, body: body && JSON.stringify(body) });
-        const text = await res.text();
-        if (res.status !== 200) throw new Error(`mock ${p}: ${res.status} ${text}`);
-        return JSON.parse(text);
-    };
-    return mock;
-}
-
-async function startGateway(mock) {
-    const dir = path.join(tmp, 'gateway');
-    fs.mkdirSync(dir);
-    const config = path.join(dir, 'gateway.yaml');
-    fs.writeFileSync(config, `model_list:
-  - model_name: ${PASS_MODEL}
-    litellm_params:
-      model: anthropic/claude-sonnet-4.5
-      api_base: https://localhost:${mock.https}
-      api_key: os.environ/POE_API_KEY
-  - model_name: ${TRANS_MODEL}
-    litellm_params:
-      model: openai/GPT-5
-      api_base: https://localhost:${mock.https}/v1
-      api_key: os.environ/POE_API_KEY
-general_settings:
-  master_key: os.environ/LITELLM_MASTER_KEY
-gateway:
-  idle_timeout: 600
-  # Poe allows a key 500 requests a minute and the gateway shapes its upstream traffic to that by default; the
-  # benchmark measures the gateway itself, so the shaping is off (older gateways warn about the unknown key)
-  upstream_rpm: 0
-`);
-    const logFile = path.join(dir, 'gateway.log');
-    const env = { PATH: process.env.PATH, HOME: dir, LITELLM_MASTER_KEY: MASTER_KEY, POE_API_KEY: POE_KEY, SSL_CERT_FILE: CA };
-    for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) if (process.env[k]) env[k] = process.env[k];
-    const child = spawnPinned(CPUS.sut, opt.gateway, ['--config', config, '--port', '0', '--threads', opt.threads], { env, cwd: dir, logFile });
-    const m = await waitFor('poe-gateway', () => fs.readFileSync(logFile, 'utf8').match(/listening on http:\/\/[^ ]+:(\d+)/), child, logFile);
-    await waitFor('poe-gateway catalog', () => /catalog\]/.test(fs.readFileSync(logFile, 'utf8')), child, logFile, 5000).catch(() => {});
-    return { child, pid: child.pid, port: Number(m[1]), logFile };
-}
+const startMock = () => startMockProcess({ dir: tmp, certs, bin: opt.mock, spawnAs: (bin, args, o) => spawnPinned(CPUS.upstream, bin, args, o) });
+const startGateway = (mock) => startGatewayProcess({ dir: tmp, mock, certs, bin: opt.gateway, threads: opt.threads,
+    spawnAs: (bin, args, o) => spawnPinned(CPUS.sut, bin, args, o) });
 
 async function startCcr(mock) {
     const cli = path.join(BENCH_DIR, 'node_modules/@musistudio/claude-code-router/dist/cli.js');
@@ -288,7 +189,7 @@ async function startCcr(mock) {
         Router: { default: 'poe-anthropic,claude-sonnet-4.5' },
     }, null, 2));
     const logFile = path.join(tmp, 'ccr.log');
-    const env = { PATH: process.env.PATH, HOME: home, NODE_EXTRA_CA_CERTS: CA };
+    const env = { PATH: process.env.PATH, HOME: home, NODE_EXTRA_CA_CERTS: certs.ca };
     const child = spawnPinned(CPUS.sut, process.execPath, [cli, 'start'], { env, cwd: home, logFile, fifo: false });
     await waitFor('claude-code-router', () => portOpen(port), child, logFile, 30000);
     return { child, pid: child.pid, port, version, logFile };
@@ -588,11 +489,6 @@ async function sectionConcurrency() {
 }
 
 // ---- the report ----
-
-function fmt(x, digits = 0) {
-    if (x === null || x === undefined || Number.isNaN(x)) return '-';
-    return Number(x).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-}
 
 function table(title, header, rows) {
     const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));

@@ -18,22 +18,19 @@
 //   - the gateway accounted for every request the client wrote whole: /metrics' requests_total per route equals the
 //     client's count, and each one ended with a status (no 5xx; statuses other than 200 only for abandoned streams);
 //   - the gateway and the mock are still running at the end and stop cleanly on SIGTERM.
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
+import { BENCH_DIR, CLK_TCK, MASTER_KEY, PASS_MODEL, ROOT, TRANS_MODEL, alive, buildProbe, cpuTicks, fdCount, fmt, log, makeCerts,
+    procStatus, request, run, sleep, startGateway as startGatewayProcess, startMock as startMockProcess } from './lib.mjs';
 import { claudeCode, upstreamAnswer } from './requests.mjs';
 
-const BENCH_DIR = path.dirname(new URL(import.meta.url).pathname);
-const ROOT = path.resolve(BENCH_DIR, '..');
-const MASTER_KEY = 'sk-bench-master-0123456789abcdef';
-const POE_KEY = 'bench-poe-key';
 const ROUTES = [
-    { kind: 'pass', name: 'pass-through', model: 'claude-sonnet-4-5-20250929' },
-    { kind: 'trans', name: 'translation', model: 'gpt-5' },
+    { kind: 'pass', name: 'pass-through', model: PASS_MODEL },
+    { kind: 'trans', name: 'translation', model: TRANS_MODEL },
 ];
 
 const { values: opt } = parseArgs({
@@ -87,148 +84,22 @@ const FD_SLACK = Number(opt['fd-slack']);
 const SEED = Number(opt.seed ?? Date.now() % 1000000);
 if (WARMUP + 2 * WINDOW > DURATION) throw new Error(`--duration ${DURATION} is shorter than the warm-up (${WARMUP} s) and two windows of ${WINDOW} s`);
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const log = (...a) => process.stderr.write(`${a.join(' ')}\n`);
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
-
-// ---- processes ----
-
-const children = [];
-process.on('exit', () => { for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); });
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
-
-function spawnLogged(bin, args, { env, cwd, logFile }) {
-    const fd = fs.openSync(logFile, 'w');
-    const child = spawn(bin, args, { env, cwd, stdio: ['ignore', fd, fd] });
-    fs.closeSync(fd);
-    children.push(child);
-    child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-    return child;
-}
-
-async function waitFor(what, check, child, logFile, ms = 20000) {
-    const until = Date.now() + ms;
-    while (Date.now() < until) {
-        const v = await check();
-        if (v) return v;
-        if (child.exitCode !== null || child.signalCode !== null) break;
-        await sleep(50);
-    }
-    throw new Error(`${what} did not start:\n${fs.readFileSync(logFile, 'utf8').slice(-3000)}`);
-}
-
-const alive = (child) => child.exitCode === null && child.signalCode === null;
-
-function procStatus(pid) {
-    try {
-        const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-        return { rss_kb: Number(s.match(/VmRSS:\s+(\d+)/)?.[1]), threads: Number(s.match(/Threads:\s+(\d+)/)?.[1]) };
-    } catch { return { rss_kb: NaN, threads: NaN }; }
-}
-
-function fdCount(pid) {
-    try { return fs.readdirSync(`/proc/${pid}/fd`).length; } catch { return NaN; }
-}
-
-function cpuSeconds(pid) {
-    try {
-        const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-        const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-        return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime
-    } catch { return NaN; }
-}
-
-/** Runs a program to completion; resolves {code, signal, stdout, stderr}; `onStderrLine` sees stderr as it comes. */
-function run(cmd, args, { timeoutMs, onStderrLine } = {}) {
-    return new Promise((resolve) => {
-        const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-        children.push(child);
-        let stdout = '', stderr = '';
-        child.stdout.on('data', (d) => (stdout += d));
-        readline.createInterface({ input: child.stderr }).on('line', (line) => {
-            stderr += `${line}\n`;
-            if (onStderrLine) onStderrLine(line);
-        });
-        const timer = timeoutMs && setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-        child.on('exit', (code, signal) => { clearTimeout(timer); setImmediate(() => resolve({ code, signal, stdout, stderr })); });
-    });
-}
-
-/** One HTTP request on its own connection (no keep-alive: a pooled connection would count among the gateway's fds). */
-function request(port, method, p, { headers = {}, body } = {}) {
-    return new Promise((resolve, reject) => {
-        const req = http.request({ host: '127.0.0.1', port, method, path: p, agent: false, headers: { connection: 'close', ...headers } }, (res) => {
-            let text = '';
-            res.setEncoding('utf8');
-            res.on('data', (d) => (text += d));
-            res.on('end', () => resolve({ status: res.statusCode, text }));
-        });
-        req.on('error', reject);
-        req.setTimeout(10000, () => req.destroy(new Error(`${method} ${p}: no answer in 10 s`)));
-        req.end(body);
-    });
-}
+const cpuSeconds = (pid) => cpuTicks(pid) / CLK_TCK;
 
 // ---- setup ----
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgw-soak-'));
-const certDir = path.join(tmp, 'certs');
-execFileSync('bash', [path.join(ROOT, 't/gen-cert.sh'), certDir], { stdio: 'ignore' });
-const CA = path.join(certDir, 'ca.pem');
+const certs = makeCerts(tmp);
 for (const bin of [opt.gateway, opt.mock]) if (!fs.existsSync(bin)) throw new Error(`${bin} not found: build first (bash bench/soak.sh does)`);
-const PROBE = path.join(tmp, 'sseprobe');
-execFileSync('cc', ['-O2', '-o', PROBE, path.join(BENCH_DIR, 'sseprobe.c')]);
+const PROBE = buildProbe(tmp);
 for (const r of ROUTES) {
     r.body = path.join(tmp, `body-${r.kind}.json`);
     fs.writeFileSync(r.body, JSON.stringify(claudeCode({ model: r.model, stream: true })));
 }
 const CLIENT_HEADERS = { 'x-api-key': MASTER_KEY, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' };
 
-async function startMock() {
-    const logFile = path.join(tmp, 'mock.log');
-    const child = spawnLogged(opt.mock, ['--http-port', '0', '--https-port', '0', '--cert', path.join(certDir, 'server.pem'),
-        '--key', path.join(certDir, 'server.key'), '--api-key', POE_KEY, '--no-record', '--backlog', '8192', '--idle-timeout', '600'],
-    { env: process.env, logFile });
-    const m = await waitFor('mock-poe', () => fs.readFileSync(logFile, 'utf8').match(/listening http=(\d+) https=(\d+)/), child, logFile);
-    const mock = { child, pid: child.pid, http: Number(m[1]), https: Number(m[2]), logFile };
-    mock.control = async (method, p, body) => {
-        const res = await request(mock.http, method, p, { body: body && JSON.stringify(body) });
-        if (res.status !== 200) throw new Error(`mock ${p}: ${res.status} ${res.text}`);
-        return JSON.parse(res.text);
-    };
-    return mock;
-}
-
-async function startGateway(mock) {
-    const dir = path.join(tmp, 'gateway');
-    fs.mkdirSync(dir);
-    const config = path.join(dir, 'gateway.yaml');
-    fs.writeFileSync(config, `model_list:
-  - model_name: ${ROUTES[0].model}
-    litellm_params:
-      model: anthropic/claude-sonnet-4.5
-      api_base: https://localhost:${mock.https}
-      api_key: os.environ/POE_API_KEY
-  - model_name: ${ROUTES[1].model}
-    litellm_params:
-      model: openai/GPT-5
-      api_base: https://localhost:${mock.https}/v1
-      api_key: os.environ/POE_API_KEY
-general_settings:
-  master_key: os.environ/LITELLM_MASTER_KEY
-gateway:
-  idle_timeout: 600
-  # the soak loads the gateway, not Poe's 500-a-minute limit: the upstream shaping is off
-  upstream_rpm: 0
-`);
-    const logFile = path.join(dir, 'gateway.log');
-    const env = { PATH: process.env.PATH, HOME: dir, LITELLM_MASTER_KEY: MASTER_KEY, POE_API_KEY: POE_KEY, SSL_CERT_FILE: CA };
-    for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) if (process.env[k]) env[k] = process.env[k];
-    const child = spawnLogged(opt.gateway, ['--config', config, '--port', '0', '--threads', String(THREADS)], { env, cwd: dir, logFile });
-    const m = await waitFor('poe-gateway', () => fs.readFileSync(logFile, 'utf8').match(/listening on http:\/\/[^ ]+:(\d+)/), child, logFile);
-    await waitFor('poe-gateway catalog', () => /catalog\]/.test(fs.readFileSync(logFile, 'utf8')), child, logFile, 5000).catch(() => {});
-    return { child, pid: child.pid, port: Number(m[1]), logFile };
-}
+const startMock = () => startMockProcess({ dir: tmp, certs, bin: opt.mock });
+const startGateway = (mock) => startGatewayProcess({ dir: tmp, mock, certs, bin: opt.gateway, threads: THREADS });
 
 let mock, gw;
 
@@ -320,11 +191,6 @@ function subtractCounts(after = {}, before = {}) {
         }
     }
     return out;
-}
-
-function fmt(x, digits = 0) {
-    if (x === null || x === undefined || Number.isNaN(x)) return '-';
-    return Number(x).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
 
 function table(header, rows) {

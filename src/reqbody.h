@@ -16,8 +16,10 @@ typedef struct st_pgw_reqbody_t {
 } pgw_reqbody_t;
 
 /**
- * Parses `body` in full (yajl callbacks, no tree) and fills `info` from its top-level keys. Returns 0, or -1 with a
- * client-facing message in `err` when the body is not a JSON object or the model name is longer than 255 bytes.
+ * Checks `body` in one hand-written pass (no tree, nothing allocated but for nesting past 256 levels) and fills `info`
+ * from its top-level keys. Returns 0 when the body is exactly one JSON object (RFC 8259, strings in strict UTF-8, with
+ * whitespace around it), or -1 with a client-facing message in `err` when it is empty, not an object, not valid JSON
+ * (the message names the byte offset), holds a top-level "model" more than once, or a model name longer than 255 bytes.
  */
 int pgw_reqbody_inspect(const char *body, size_t len, pgw_reqbody_t *info, char *err, size_t errsz);
 

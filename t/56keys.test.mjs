@@ -30,6 +30,8 @@ gateway:
     - name: bob
       key: sha256:${bobHash}
       rpm: 2
+    - name: carol
+      key: os.environ/CAROL_KEY
 `;
     gw = await startGateway({ config, env: { SSL_CERT_FILE: certs().ca, ALICE_KEY: ALICE } });
 });
@@ -52,6 +54,18 @@ test('each named key works; its name, not its key, is in the access log', async 
     const lines = gw.output.stderr.split('\n').filter((l) => l.includes('[access]') && l.includes('POST /v1/messages'));
     // one line per request, written when h2o disposes it: a loaded machine may log the last two in either order
     assert.deepEqual(lines.slice(-4).map((l) => l.match(/key=(\S+)/)[1]).sort(), ['-', 'alice', 'bob', 'master']);
+});
+
+test('a key whose variable is unset matches nothing: no credential, not its reference, not the variable\'s name', async () => {
+    assert.match(gw.output.stderr, /environment variable CAROL_KEY is referenced by .* but not set/);
+    for (const key of ['os.environ/CAROL_KEY', 'CAROL_KEY', 'carol', '-']) {
+        const r = await post(key, 'claude-haiku-4-5');
+        assert.equal(r.status, 401, key);
+        assert.equal(JSON.parse(r.body).error.message, 'invalid API key', key);
+    }
+    const r = await request(`${gw.url}/v1/models`, { headers: { 'x-api-key': '' } });
+    assert.equal(r.status, 401);
+    assert.match(JSON.parse(r.body).error.message, /^missing API key/);
 });
 
 test('a model outside the key\'s list is 403 permission_error', async () => {

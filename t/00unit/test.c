@@ -168,6 +168,12 @@ void test_src__translate_request_c(void);
 void test_src__framing_c(void);
 void test_src__listener_c(void);
 void test_src__cmd_options_c(void);
+void test_src__relay_c(void);
+void test_src__passthrough_c(void);
+void test_src__translate_route_c(void);
+void test_src__shaper_c(void);
+void test_src__conns_c(void);
+void test_src__routing_c(void);
 
 int main(void)
 {
@@ -198,5 +204,11 @@ int main(void)
     subtest("src/framing.c", test_src__framing_c);
     subtest("src/listener.c", test_src__listener_c);
     subtest("src/cmd_options.c", test_src__cmd_options_c);
+    subtest("src/relay.c", test_src__relay_c);
+    subtest("src/passthrough.c", test_src__passthrough_c);
+    subtest("src/translate_route.c", test_src__translate_route_c);
+    subtest("src/shaper.c", test_src__shaper_c);
+    subtest("src/conns.c", test_src__conns_c);
+    subtest("src/routing.c", test_src__routing_c);
     return done_testing();
 }

@@ -41,14 +41,15 @@ void test_src__auth_c(void)
     is_str(pgw_auth_identify(&conf, iov("sk-masterr"), &key), NULL);
     is_str(pgw_auth_identify(&conf, iov(NULL), &key), NULL);
 
-    /* named keys are matched by digest; one whose variable is unset matches nothing, not even the empty string */
+    /* named keys are matched by digest; one whose variable is unset (has_key 0) matches nothing, whatever its digest
+     * field holds: here the digest of a credential that is then presented */
     pgw_key_t keys[3];
     memset(keys, 0, sizeof(keys));
     keys[0].name = "alice";
     SHA256((const unsigned char *)"alice-key", 9, keys[0].sha256);
     keys[0].has_key = 1;
     keys[1].name = "unset";
-    SHA256((const unsigned char *)"", 0, keys[1].sha256);
+    SHA256((const unsigned char *)"carol-key", 9, keys[1].sha256);
     keys[2].name = "bob";
     SHA256((const unsigned char *)"bob-key", 7, keys[2].sha256);
     keys[2].has_key = 1;
@@ -62,6 +63,10 @@ void test_src__auth_c(void)
     ok(key == NULL);
     is_str(pgw_auth_identify(&conf, iov("alice-kez"), &key), NULL);
     ok(key == NULL);
+    key = (const pgw_key_t *)1;
+    is_str(pgw_auth_identify(&conf, iov("carol-key"), &key), NULL);
+    ok(key == NULL);
+    is_str(pgw_auth_identify(&conf, iov(""), &key), NULL);
 
     /* allow lists */
     char *patterns[] = {"claude-*", "gpt-5"};
