@@ -10,6 +10,10 @@
  * retried. Each transfer owns one uv_timer that serves, in turn, as the first-byte deadline, the silence watchdog and
  * the back-off delay.
  *
+ * The request body goes to curl in one piece, so that HTTP/2 has sent all of it before a server that answers on the
+ * request's head answers (pgw_upstream_start), and an answer complete by its Content-Length ends the transfer even if
+ * curl still had body to send (answered): libcurl 7.88 mishandles a stream the server closes under an upload.
+ *
  * No curl call is made from inside a curl callback: a cancel that arrives while curl is running (up->in_curl) only
  * marks the transfer; it is removed once curl has returned.
  */
@@ -30,6 +34,7 @@
 #define MAX_STREAMS_PER_CONNECTION 1024
 #define RETRY_AFTER_CAP_MS 30000
 #define BACKOFF_BASE_MS 250
+#define UPLOAD_BUFFER_MAX (2 * 1024 * 1024) /* libcurl's own cap on CURLOPT_UPLOAD_BUFFERSIZE */
 
 struct poll_ctx {
     uv_poll_t poll;
@@ -48,6 +53,8 @@ struct st_pgw_upstream_t {
     h2o_linklist_t transfers;  /* every live transfer */
     h2o_linklist_t polls;      /* every live poll_ctx */
     h2o_linklist_t cancelled;  /* transfers cancelled while curl ran, removed once it has returned */
+    h2o_linklist_t uploading;  /* transfers whose upload buffer curl holds until their body is sent */
+    h2o_linklist_t answered;   /* transfers whose answer arrived whole by its length, ended once curl has returned */
     atomic_ullong retries;     /* attempts retried (read by /metrics from another thread) */
     atomic_ullong sockets;     /* sockets curl asked us to watch: the open upstream connections */
 };
@@ -64,8 +71,10 @@ struct st_pgw_upstream_transfer_t {
     CURL *easy;
     int added; /* easy is in the multi */
     char *url;
-    h2o_iovec_t body[3]; /* the request body, in parts read in order */
-    size_t body_off;     /* how much of it curl has read in this attempt */
+    h2o_iovec_t body[3];        /* the request body, in parts read in order */
+    size_t body_off;            /* how much of it curl has read in this attempt */
+    size_t body_len;            /* the parts' total */
+    h2o_linklist_t upload_link; /* in up->uploading */
     struct curl_slist *headers;
     double timeout, stream_timeout;
     int max_retries;
@@ -78,8 +87,12 @@ struct st_pgw_upstream_transfer_t {
     long retry_after_ms;
     int cancelled;
     int paused;
-    uint64_t last_activity; /* uv_now of the last byte (or resume) */
-    h2o_buffer_t *hdrbuf;   /* "name\0value\0" pairs of the current attempt's final header block */
+    uint64_t last_activity;       /* uv_now of the last byte (or resume) */
+    curl_off_t content_length;    /* the final head's Content-Length, or -1 */
+    curl_off_t received;          /* body bytes of this attempt taken by on_write */
+    int whole;                    /* they are the whole answer */
+    h2o_linklist_t answered_link; /* in up->answered until ended */
+    h2o_buffer_t *hdrbuf;         /* "name\0value\0" pairs of the current attempt's final header block */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -251,6 +264,10 @@ static void on_transfer_timer_close(uv_handle_t *handle)
  */
 static void detach_easy(pgw_upstream_transfer_t *t, int premature)
 {
+    if (h2o_linklist_is_linked(&t->upload_link))
+        h2o_linklist_unlink(&t->upload_link); /* curl frees the buffer with the request */
+    if (h2o_linklist_is_linked(&t->answered_link))
+        h2o_linklist_unlink(&t->answered_link);
     if (t->added) {
         if (premature)
             curl_easy_setopt(t->easy, CURLOPT_FORBID_REUSE, 1L);
@@ -316,6 +333,39 @@ static int on_seek(void *userp, curl_off_t offset, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
+/* Before each request curl sends, including those it replays by itself (a stream the server refused): curl reads the
+ * body again, into an upload buffer it allocates again. */
+static int on_prereq(void *userp, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port, int conn_local_port)
+{
+    pgw_upstream_transfer_t *t = userp;
+    (void)conn_primary_ip, (void)conn_local_ip, (void)conn_primary_port, (void)conn_local_port;
+    if (t->body_len != 0 && !h2o_linklist_is_linked(&t->upload_link))
+        h2o_linklist_insert(&t->up->uploading, &t->upload_link);
+    return CURL_PREREQFUNC_OK;
+}
+
+static long upload_buffer_size(pgw_upstream_transfer_t *t)
+{
+    return (long)(t->body_len < UPLOAD_BUFFER_MAX ? t->body_len : UPLOAD_BUFFER_MAX); /* curl raises it to 16 KB at least */
+}
+
+/* Frees curl's upload buffer (as large as the body, see pgw_upstream_start) of each transfer whose body is all sent, so
+ * that a long answer does not hold it: setting the size again makes libcurl 7.88 free the buffer, to allocate it anew
+ * only if it reads the body again (a replay, which puts the transfer back on the list). Only while curl is not running. */
+static void free_upload_buffers(pgw_upstream_t *up)
+{
+    h2o_linklist_t *node = up->uploading.next;
+    while (node != &up->uploading) {
+        pgw_upstream_transfer_t *t = H2O_STRUCT_FROM_MEMBER(pgw_upstream_transfer_t, upload_link, node);
+        curl_off_t sent = 0;
+        node = node->next;
+        if (curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &sent) == CURLE_OK && sent == (curl_off_t)t->body_len) {
+            h2o_linklist_unlink(&t->upload_link);
+            curl_easy_setopt(t->easy, CURLOPT_UPLOAD_BUFFERSIZE, upload_buffer_size(t));
+        }
+    }
+}
+
 static void start_attempt(pgw_upstream_transfer_t *t)
 {
     t->body_off = 0; /* a retry sends the body again from its start */
@@ -325,6 +375,9 @@ static void start_attempt(pgw_upstream_transfer_t *t)
     t->retry_after_ms = -1;
     t->errbuf[0] = '\0';
     t->hdrbuf->size = 0;
+    t->content_length = -1;
+    t->received = 0;
+    t->whole = 0;
     t->last_activity = uv_now(t->up->loop);
     arm_timer(t, (uint64_t)(t->timeout * 1000));
     t->added = 1;
@@ -370,6 +423,26 @@ static void on_transfer_timer(uv_timer_t *timer)
     }
 }
 
+/*
+ * The answer has arrived whole by its Content-Length. libcurl 7.88 then ends the transfer at once, unless it still has
+ * body to send: a server may answer before it has read the whole body (nginx does, for an answer that needs none) and
+ * then reset the rest of the upload with RST_STREAM(NO_ERROR), or stop reading it. HTTP/2 has the client take the
+ * complete answer then; libcurl 7.88 does not: the transfer waits for a send that the closed stream never takes (until
+ * stream_timeout), or the next send fails it with CURLE_HTTP2_STREAM, which libcurl reports only as "stream N closed" in
+ * its verbose log (the error buffer stays empty: "Stream error in the HTTP/2 framing layer"). libcurl 8.3 discards the
+ * rest of the body instead. So the transfer ends here as curl would have ended it: once curl has returned (check_info),
+ * or in on_done if curl fails it first. What libcurl 7.88 leaves out of reach: an answer without a length (a stream)
+ * cannot be told complete, and keeps curl's verdict; and answer bytes it reads together with the reset it drops, head
+ * included, so such an attempt fails as if nothing had come (and is retried, on the budget).
+ */
+static void answered(pgw_upstream_transfer_t *t)
+{
+    if (t->whole)
+        return;
+    t->whole = 1;
+    h2o_linklist_insert(&t->up->answered, &t->answered_link);
+}
+
 /* End of a header block: decide whether this attempt is final. Returns 0 to go on, -1 to abort the attempt. */
 static int on_header_block_end(pgw_upstream_transfer_t *t)
 {
@@ -379,6 +452,9 @@ static int on_header_block_end(pgw_upstream_transfer_t *t)
         t->hdrbuf->size = 0; /* an interim response; the real head follows */
         return 0;
     }
+    curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &t->content_length);
+    if (t->content_length == 0)
+        answered(t);
     if (status_is_retryable((int)status) && t->attempts <= t->max_retries) {
         t->discard = 1;
         t->retry_after_ms = pgw_upstream_parse_retry_after(pgw_upstream_header(t, H2O_STRLIT("retry-after")), time(NULL));
@@ -432,15 +508,18 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
     if (t->cancelled)
         return 0;
     t->last_activity = uv_now(t->up->loop);
-    if (t->discard || t->state != ST_STREAMING)
-        return len;
-    if (t->cb->on_body(t, ptr, len) != 0) {
+    if (!t->discard && t->state == ST_STREAMING && t->cb->on_body(t, ptr, len) != 0) {
         if (t->cancelled)
             return 0;
         t->paused = 1;
         return CURL_WRITEFUNC_PAUSE;
     }
-    return t->cancelled ? 0 : len;
+    if (t->cancelled)
+        return 0;
+    t->received += (curl_off_t)len;
+    if (t->content_length >= 0 && t->received >= t->content_length)
+        answered(t);
+    return len;
 }
 
 static void on_done(pgw_upstream_transfer_t *t, CURLcode result)
@@ -449,6 +528,8 @@ static void on_done(pgw_upstream_transfer_t *t, CURLcode result)
 
     if (t->cancelled) /* destroyed from the cancelled list */
         return;
+    if (t->whole) /* the answer is complete: what failed was sending the rest of the body */
+        result = CURLE_OK;
     if (result == CURLE_OK && t->discard) {
         long status = 0;
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -487,6 +568,12 @@ static void check_info(pgw_upstream_t *up)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
         on_done(t, result);
     }
+    while (!h2o_linklist_is_empty(&up->answered)) { /* whole answers curl holds on to (see answered) */
+        pgw_upstream_transfer_t *t = H2O_STRUCT_FROM_MEMBER(pgw_upstream_transfer_t, answered_link, up->answered.next);
+        h2o_linklist_unlink(&t->answered_link);
+        on_done(t, CURLE_OK);
+    }
+    free_upload_buffers(up);
 }
 
 pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file)
@@ -497,6 +584,8 @@ pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file)
     h2o_linklist_init_anchor(&up->transfers);
     h2o_linklist_init_anchor(&up->polls);
     h2o_linklist_init_anchor(&up->cancelled);
+    h2o_linklist_init_anchor(&up->uploading);
+    h2o_linklist_init_anchor(&up->answered);
     up->ca_file = ca_file != NULL ? strdup(ca_file) : NULL;
     uv_timer_init(loop, &up->timer);
     up->timer.data = up;
@@ -556,6 +645,7 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
     t->body[0] = req->body;
     t->body[1] = req->body_more[0];
     t->body[2] = req->body_more[1];
+    t->body_len = t->body[0].len + t->body[1].len + t->body[2].len;
     t->headers = req->headers;
     req->headers = NULL;
     t->timeout = req->timeout;
@@ -583,6 +673,8 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, t);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, req->h2c ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : CURL_HTTP_VERSION_2TLS);
     if (req->h2c) {
         /* libcurl 7.88 (Debian 12) cannot send a second stream on a prior-knowledge connection: the request after the
@@ -603,15 +695,21 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
     }
     if (strcmp(req->method, "POST") == 0) {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
-        /* the body through a read callback, so that it may come in parts; curl copies it through an upload buffer of
-         * its own, held for the whole transfer: 16 KB (its minimum) rather than the 64 KB default, since a streamed
-         * answer can keep a transfer open for minutes */
+        /* The body through a read callback, so that it may come in parts, into an upload buffer of curl's as large as
+         * the body: curl hands all of it to HTTP/2 in one send, and the server has the request's END_STREAM as soon as
+         * the flow-control windows allow (nginx opens 64 KB a stream). Through a 16 KB buffer it took a turn of the loop
+         * per 16 KB, and a server that answers on the request's head (nginx) answered in between, then reset the upload
+         * it had not seen the end of with RST_STREAM(NO_ERROR), which libcurl 7.88 mishandles (see answered): with 64
+         * concurrent 50 KB requests to nginx, one in five lost its answer and was sent again (a request nginx had
+         * answered), some until max_retries ran out and the client got a 502; now about none. A body larger than the
+         * server's window cannot be sent before such an answer at all. The buffer is freed once the body is sent
+         * (free_upload_buffers), so a long answer does not hold it. */
         curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(e, CURLOPT_READDATA, t);
         curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
         curl_easy_setopt(e, CURLOPT_SEEKDATA, t);
-        curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(t->body[0].len + t->body[1].len + t->body[2].len));
+        curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, upload_buffer_size(t));
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body_len);
     } else if (strcmp(req->method, "GET") != 0) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
     }
@@ -622,7 +720,7 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
 
 int pgw_upstream_release_body(pgw_upstream_transfer_t *t)
 {
-    if (t->state != ST_STREAMING || t->body_off != t->body[0].len + t->body[1].len + t->body[2].len)
+    if (t->state != ST_STREAMING || t->body_off != t->body_len)
         return 0;
     memset(t->body, 0, sizeof(t->body)); /* a read after this (there is none once the body is sent) gets end of file */
     t->body_off = 0;
