@@ -6,9 +6,10 @@
  *
  * A transfer is one logical request across its attempts. An attempt whose response is retryable (connect failure, or
  * status 429/500/502/503/529) is swallowed whole and the request is sent again after a back-off, as long as retries
- * remain; the callbacks only ever see the final attempt, so nothing reaches the client from an attempt that is
- * retried. Each transfer owns one uv_timer that serves, in turn, as the first-byte deadline, the silence watchdog and
- * the back-off delay.
+ * remain; one that Poe did not process (its HTTP/2 stream refused, see never_processed) is sent again without spending
+ * them, a few times at most. The callbacks only ever see the final attempt, so nothing reaches the client from an
+ * attempt that is retried. Each transfer owns one uv_timer that serves, in turn, as the first-byte deadline, the silence
+ * watchdog and the back-off delay.
  *
  * The request body goes to curl in one piece, so that HTTP/2 has sent all of it before a server that answers on the
  * request's head answers (pgw_upstream_start), and an answer complete by its Content-Length ends the transfer even if
@@ -34,6 +35,7 @@
 #define MAX_STREAMS_PER_CONNECTION 1024
 #define RETRY_AFTER_CAP_MS 30000
 #define BACKOFF_BASE_MS 250
+#define MAX_REPLAYS 4 /* attempts replayed without spending max_retries, per transfer (see never_processed) */
 #define UPLOAD_BUFFER_MAX (2 * 1024 * 1024) /* libcurl's own cap on CURLOPT_UPLOAD_BUFFERSIZE */
 
 struct poll_ctx {
@@ -83,6 +85,7 @@ struct st_pgw_upstream_transfer_t {
     uv_timer_t timer;
     enum transfer_state state;
     int attempts;
+    int replays;       /* attempts that did not spend max_retries (see never_processed) */
     int discard;       /* this attempt will be retried: swallow its response */
     long retry_after_ms;
     int cancelled;
@@ -158,6 +161,30 @@ static int result_is_retryable(CURLcode result)
     default:
         return 0;
     }
+}
+
+/*
+ * Whether the attempt failed without Poe having processed the request, so that sending it again on a new connection is
+ * safe and not a retry: HTTP/2 says so when the server refuses the stream (RST_STREAM(REFUSED_STREAM)) or announces a
+ * GOAWAY whose last stream id is below it (nghttp2 then closes the stream as refused). libcurl 7.88 itself sends such a
+ * request again on a new connection, without telling us (on_prereq), but five times in a row at most: then it fails
+ * the transfer with "Connection died, tried 5 times before giving up". A server that rotates its connections every few
+ * requests, or refuses what a first flight sends over its limit, uses that up under load. The message is the one the
+ * error buffer keeps only if no try logged an error first (curl keeps the first), so each try ended before any byte of
+ * answer with its stream refused, or with its reused connection closing behind a GOAWAY, or (HTTP/1.1) on a pooled
+ * connection the server had closed while it was idle, a request it had not read either. The transport errors libcurl
+ * also replays (a reset, a TLS error) log their own message first and do not match. Were libcurl to word it otherwise,
+ * the attempt would just be retried on the budget, as before.
+ */
+static int never_processed(pgw_upstream_transfer_t *t)
+{
+    static const char gave_up[] = "Connection died, tried ";
+    return strncmp(t->errbuf, gave_up, sizeof(gave_up) - 1) == 0;
+}
+
+static int retries_left(pgw_upstream_transfer_t *t)
+{
+    return t->attempts - t->replays <= t->max_retries;
 }
 
 /* ---- the multi <-> uv glue ---- */
@@ -333,12 +360,16 @@ static int on_seek(void *userp, curl_off_t offset, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
-/* Before each request curl sends, including those it replays by itself (a stream the server refused): curl reads the
- * body again, into an upload buffer it allocates again. */
+/* Before each request curl sends, including those it replays by itself: libcurl 7.88 sends a stream the server refused
+ * (RST_STREAM(REFUSED_STREAM), or above a GOAWAY's last stream id) again on a new connection without telling us, and it
+ * rewinds the body only if it had sent some of it; what it had read through on_read but not sent yet is lost, and the
+ * replay would carry the body without its start. So every request reads the body from its start (into an upload
+ * buffer curl allocates again, to be freed again: free_upload_buffers). */
 static int on_prereq(void *userp, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port, int conn_local_port)
 {
     pgw_upstream_transfer_t *t = userp;
     (void)conn_primary_ip, (void)conn_local_ip, (void)conn_primary_port, (void)conn_local_port;
+    t->body_off = 0;
     if (t->body_len != 0 && !h2o_linklist_is_linked(&t->upload_link))
         h2o_linklist_insert(&t->up->uploading, &t->upload_link);
     return CURL_PREREQFUNC_OK;
@@ -384,14 +415,24 @@ static void start_attempt(pgw_upstream_transfer_t *t)
     curl_multi_add_handle(t->up->multi, t->easy);
 }
 
-/* `broken`: the attempt failed at the transport level; its connection is not to be reused. */
-static void retry_later(pgw_upstream_transfer_t *t, const char *why, int broken)
+/* `broken`: the attempt failed at the transport level; its connection is not to be reused. `replay`: Poe did not process
+ * the request (never_processed), so the attempt does not count against max_retries. */
+static void retry_later(pgw_upstream_transfer_t *t, const char *why, int broken, int replay)
 {
     detach_easy(t, broken);
-    long delay = t->retry_after_ms >= 0 ? t->retry_after_ms : pgw_upstream_backoff_ms(t->attempts);
-    if (delay > RETRY_AFTER_CAP_MS)
-        delay = RETRY_AFTER_CAP_MS;
-    pgw_log_info(MODULE_NAME, "%s: %s; retry %d of %d in %ld ms", t->url, why, t->attempts, t->max_retries, delay);
+    long delay;
+    if (replay) {
+        /* after libcurl's own five immediate replays: a server this busy or this quick to rotate is given a moment */
+        delay = pgw_upstream_backoff_ms(++t->replays);
+        pgw_log_info(MODULE_NAME, "%s: %s; Poe did not process the request: replay %d of %d in %ld ms (not a retry)", t->url,
+                     why, t->replays, MAX_REPLAYS, delay);
+    } else {
+        delay = t->retry_after_ms >= 0 ? t->retry_after_ms : pgw_upstream_backoff_ms(t->attempts - t->replays);
+        if (delay > RETRY_AFTER_CAP_MS)
+            delay = RETRY_AFTER_CAP_MS;
+        pgw_log_info(MODULE_NAME, "%s: %s; retry %d of %d in %ld ms", t->url, why, t->attempts - t->replays, t->max_retries,
+                     delay);
+    }
     atomic_fetch_add_explicit(&t->up->retries, 1, memory_order_relaxed);
     t->state = ST_BACKOFF;
     arm_timer(t, (uint64_t)delay);
@@ -455,7 +496,7 @@ static int on_header_block_end(pgw_upstream_transfer_t *t)
     curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &t->content_length);
     if (t->content_length == 0)
         answered(t);
-    if (status_is_retryable((int)status) && t->attempts <= t->max_retries) {
+    if (status_is_retryable((int)status) && retries_left(t)) {
         t->discard = 1;
         t->retry_after_ms = pgw_upstream_parse_retry_after(pgw_upstream_header(t, H2O_STRLIT("retry-after")), time(NULL));
         return 0;
@@ -534,7 +575,7 @@ static void on_done(pgw_upstream_transfer_t *t, CURLcode result)
         long status = 0;
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
         snprintf(msg, sizeof(msg), "status %ld", status);
-        retry_later(t, msg, 0);
+        retry_later(t, msg, 0, 0);
         return;
     }
     if (result == CURLE_OK) {
@@ -545,8 +586,12 @@ static void on_done(pgw_upstream_transfer_t *t, CURLcode result)
         return;
     }
     snprintf(msg, sizeof(msg), "%s", t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(result));
-    if (t->state != ST_STREAMING && (t->discard || result_is_retryable(result)) && t->attempts <= t->max_retries) {
-        retry_later(t, msg, 1);
+    if (t->state != ST_STREAMING && !t->discard && never_processed(t) && t->replays < MAX_REPLAYS) {
+        retry_later(t, msg, 1, 1);
+        return;
+    }
+    if (t->state != ST_STREAMING && (t->discard || result_is_retryable(result)) && retries_left(t)) {
+        retry_later(t, msg, 1, 0);
         return;
     }
     complete(t, t->state == ST_STREAMING ? PGW_UPSTREAM_BROKEN : PGW_UPSTREAM_CONNECT, msg);

@@ -1,7 +1,9 @@
 // poe-gateway: MIT licence. HTTP/2 frames that end a stream or a connection while the request is still on its way (#14):
-// an answer followed by RST_STREAM(NO_ERROR) before the upload ended. Upstreams: t/lib/h2upstream.mjs (Node's http2 over
-// TLS, for the frames the C mock cannot send) and, for the case as first observed, a real nginx answering without
-// reading the body. Every response is checked whole, on both route kinds, streamed and not.
+// an answer followed by RST_STREAM(NO_ERROR) before the upload ended, GOAWAY every few requests, streams refused over a
+// concurrency limit. Upstreams: t/lib/h2upstream.mjs (Node's http2 over TLS, for the frames the C mock cannot send) and,
+// for the case as first observed, a real nginx answering without reading the body. Every response is checked whole, on
+// both route kinds, streamed and not; the rotation tests run with max_retries: 0, so that only replays that spend no
+// retry can keep the clients free of errors.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -215,5 +217,55 @@ test('nginx answering without reading the body: 64 concurrent 50 KB requests, an
     const big = await drive(gw, { total: 8, concurrency: 1, size: 200000 });
     report(t, 'nginx, 200 KB, one at a time', 8, big);
     assert.deepEqual(big.failures, [], `${big.failures.length} of 8 failed`);
+    await stop();
+});
+
+test('GOAWAY every 10 requests under 64 concurrent streams: no client error, no retry spent', async (t) => {
+    // Each connection answers 10 requests; the others on it are above the GOAWAY's last stream id, never processed, and
+    // go to a new connection. libcurl 7.88 replays them itself but rewound no body it had read without sending (the
+    // server saw a short body: PROTOCOL_ERROR), and gives up after five replays in a row; max_retries is 0 here.
+    const up = await startH2Upstream({ goawayEvery: 10, delayMs: 20 });
+    cleanups.push(() => up.stop());
+    const { gw, stop } = await gatewayFor(up.url, '      max_retries: 0\n');
+    const total = 512;
+    const run = await drive(gw, { total, concurrency: 64, size: 50000 });
+    report(t, 'GOAWAY every 10', total, run, up.stats);
+    assert.deepEqual(run.failures, [], `${run.failures.length} of ${total} failed`);
+    assert.ok(up.stats.goaways > total / 20, JSON.stringify(up.stats));
+    await stop();
+});
+
+test('streams refused over the upstream concurrency limit under 64 concurrent streams: no client error, no retry spent',
+    async (t) => {
+        // The upstream takes 4 streams a connection and refuses those over it with REFUSED_STREAM, unprocessed; libcurl
+        // sends each again on a new connection, up to five times in a row, but without the part of the body it had
+        // read and not sent (the server saw a short body: PROTOCOL_ERROR).
+        const up = await startH2Upstream({ maxStreams: 4, delayMs: 20 });
+        cleanups.push(() => up.stop());
+        const { gw, stop } = await gatewayFor(up.url, '      max_retries: 0\n');
+        const total = 512;
+        const run = await drive(gw, { total, concurrency: 64, size: 50000 });
+        report(t, 'refused over 4 streams', total, run, up.stats);
+        assert.deepEqual(run.failures, [], `${run.failures.length} of ${total} failed`);
+        assert.ok(up.stats.refused > 0, JSON.stringify(up.stats));
+        await stop();
+    });
+
+test('a server that refuses every stream gets 4 replays and then max_retries retries, and the client a 502', async (t) => {
+    const up = await startH2Upstream({ refuseAll: true });
+    cleanups.push(() => up.stop());
+    const { gw, stop } = await gatewayFor(up.url, '      max_retries: 1\n');
+    const r = await request(`${gw.url}/v1/messages`, { method: 'POST', headers: authHeaders(),
+        body: JSON.stringify({ model: 'claude-whole', max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] }) });
+    assert.equal(r.status, 502, r.body);
+    assert.equal(JSON.parse(r.body).error.type, 'api_error');
+    const log = gw.output.stderr;
+    const replays = log.match(/; Poe did not process the request: replay \d+ of 4 /g) ?? [];
+    const retries = log.match(/; retry \d+ of 1 in /g) ?? [];
+    t.diagnostic(`${up.stats.refused} streams refused, ${replays.length} replays and ${retries.length} retries logged`);
+    assert.equal(replays.length, 4, log);
+    assert.equal(retries.length, 1, log);
+    // each attempt is libcurl's six tries: 4 replays and 1 retry after the first attempt
+    assert.equal(up.stats.refused, (1 + 4 + 1) * 6);
     await stop();
 });
