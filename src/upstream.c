@@ -6,9 +6,14 @@
  *
  * A transfer is one logical request across its attempts. An attempt whose response is retryable (connect failure, or
  * status 429/500/502/503/529) is swallowed whole and the request is sent again after a back-off, as long as retries
- * remain; the callbacks only ever see the final attempt, so nothing reaches the client from an attempt that is
- * retried. Each transfer owns one uv_timer that serves, in turn, as the first-byte deadline, the silence watchdog and
- * the back-off delay.
+ * remain; one that Poe did not process (its HTTP/2 stream refused, see never_processed) is sent again without spending
+ * them, a few times at most. The callbacks only ever see the final attempt, so nothing reaches the client from an
+ * attempt that is retried. Each transfer owns one uv_timer that serves, in turn, as the first-byte deadline, the silence
+ * watchdog and the back-off delay.
+ *
+ * The request body goes to curl in one piece, so that HTTP/2 has sent all of it before a server that answers on the
+ * request's head answers (pgw_upstream_start), and an answer complete by its Content-Length ends the transfer even if
+ * curl still had body to send (answered): libcurl 7.88 mishandles a stream the server closes under an upload.
  *
  * No curl call is made from inside a curl callback: a cancel that arrives while curl is running (up->in_curl) only
  * marks the transfer; it is removed once curl has returned.
@@ -30,6 +35,8 @@
 #define MAX_STREAMS_PER_CONNECTION 1024
 #define RETRY_AFTER_CAP_MS 30000
 #define BACKOFF_BASE_MS 250
+#define MAX_REPLAYS 4 /* attempts replayed without spending max_retries, per transfer (see never_processed) */
+#define UPLOAD_BUFFER_MAX (2 * 1024 * 1024) /* libcurl's own cap on CURLOPT_UPLOAD_BUFFERSIZE */
 
 struct poll_ctx {
     uv_poll_t poll;
@@ -48,6 +55,8 @@ struct st_pgw_upstream_t {
     h2o_linklist_t transfers;  /* every live transfer */
     h2o_linklist_t polls;      /* every live poll_ctx */
     h2o_linklist_t cancelled;  /* transfers cancelled while curl ran, removed once it has returned */
+    h2o_linklist_t uploading;  /* transfers whose upload buffer curl holds until their body is sent */
+    h2o_linklist_t answered;   /* transfers whose answer arrived whole by its length, ended once curl has returned */
     atomic_ullong retries;     /* attempts retried (read by /metrics from another thread) */
     atomic_ullong sockets;     /* sockets curl asked us to watch: the open upstream connections */
 };
@@ -64,8 +73,10 @@ struct st_pgw_upstream_transfer_t {
     CURL *easy;
     int added; /* easy is in the multi */
     char *url;
-    h2o_iovec_t body[3]; /* the request body, in parts read in order */
-    size_t body_off;     /* how much of it curl has read in this attempt */
+    h2o_iovec_t body[3];        /* the request body, in parts read in order */
+    size_t body_off;            /* how much of it curl has read in this attempt */
+    size_t body_len;            /* the parts' total */
+    h2o_linklist_t upload_link; /* in up->uploading */
     struct curl_slist *headers;
     double timeout, stream_timeout;
     int max_retries;
@@ -74,12 +85,17 @@ struct st_pgw_upstream_transfer_t {
     uv_timer_t timer;
     enum transfer_state state;
     int attempts;
+    int replays;       /* attempts that did not spend max_retries (see never_processed) */
     int discard;       /* this attempt will be retried: swallow its response */
     long retry_after_ms;
     int cancelled;
     int paused;
-    uint64_t last_activity; /* uv_now of the last byte (or resume) */
-    h2o_buffer_t *hdrbuf;   /* "name\0value\0" pairs of the current attempt's final header block */
+    uint64_t last_activity;       /* uv_now of the last byte (or resume) */
+    curl_off_t content_length;    /* the final head's Content-Length, or -1 */
+    curl_off_t received;          /* body bytes of this attempt taken by on_write */
+    int whole;                    /* they are the whole answer */
+    h2o_linklist_t answered_link; /* in up->answered until ended */
+    h2o_buffer_t *hdrbuf;         /* "name\0value\0" pairs of the current attempt's final header block */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -145,6 +161,30 @@ static int result_is_retryable(CURLcode result)
     default:
         return 0;
     }
+}
+
+/*
+ * Whether the attempt failed without Poe having processed the request, so that sending it again on a new connection is
+ * safe and not a retry: HTTP/2 says so when the server refuses the stream (RST_STREAM(REFUSED_STREAM)) or announces a
+ * GOAWAY whose last stream id is below it (nghttp2 then closes the stream as refused). libcurl 7.88 itself sends such a
+ * request again on a new connection, without telling us (on_prereq), but five times in a row at most: then it fails
+ * the transfer with "Connection died, tried 5 times before giving up". A server that rotates its connections every few
+ * requests, or refuses what a first flight sends over its limit, uses that up under load. The message is the one the
+ * error buffer keeps only if no try logged an error first (curl keeps the first), so each try ended before any byte of
+ * answer with its stream refused, or with its reused connection closing behind a GOAWAY, or (HTTP/1.1) on a pooled
+ * connection the server had closed while it was idle, a request it had not read either. The transport errors libcurl
+ * also replays (a reset, a TLS error) log their own message first and do not match. Were libcurl to word it otherwise,
+ * the attempt would just be retried on the budget, as before.
+ */
+static int never_processed(pgw_upstream_transfer_t *t)
+{
+    static const char gave_up[] = "Connection died, tried ";
+    return strncmp(t->errbuf, gave_up, sizeof(gave_up) - 1) == 0;
+}
+
+static int retries_left(pgw_upstream_transfer_t *t)
+{
+    return t->attempts - t->replays <= t->max_retries;
 }
 
 /* ---- the multi <-> uv glue ---- */
@@ -251,6 +291,10 @@ static void on_transfer_timer_close(uv_handle_t *handle)
  */
 static void detach_easy(pgw_upstream_transfer_t *t, int premature)
 {
+    if (h2o_linklist_is_linked(&t->upload_link))
+        h2o_linklist_unlink(&t->upload_link); /* curl frees the buffer with the request */
+    if (h2o_linklist_is_linked(&t->answered_link))
+        h2o_linklist_unlink(&t->answered_link);
     if (t->added) {
         if (premature)
             curl_easy_setopt(t->easy, CURLOPT_FORBID_REUSE, 1L);
@@ -316,6 +360,43 @@ static int on_seek(void *userp, curl_off_t offset, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
+/* Before each request curl sends, including those it replays by itself: libcurl 7.88 sends a stream the server refused
+ * (RST_STREAM(REFUSED_STREAM), or above a GOAWAY's last stream id) again on a new connection without telling us, and it
+ * rewinds the body only if it had sent some of it; what it had read through on_read but not sent yet is lost, and the
+ * replay would carry the body without its start. So every request reads the body from its start (into an upload
+ * buffer curl allocates again, to be freed again: free_upload_buffers). */
+static int on_prereq(void *userp, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port, int conn_local_port)
+{
+    pgw_upstream_transfer_t *t = userp;
+    (void)conn_primary_ip, (void)conn_local_ip, (void)conn_primary_port, (void)conn_local_port;
+    t->body_off = 0;
+    if (t->body_len != 0 && !h2o_linklist_is_linked(&t->upload_link))
+        h2o_linklist_insert(&t->up->uploading, &t->upload_link);
+    return CURL_PREREQFUNC_OK;
+}
+
+static long upload_buffer_size(pgw_upstream_transfer_t *t)
+{
+    return (long)(t->body_len < UPLOAD_BUFFER_MAX ? t->body_len : UPLOAD_BUFFER_MAX); /* curl raises it to 16 KB at least */
+}
+
+/* Frees curl's upload buffer (as large as the body, see pgw_upstream_start) of each transfer whose body is all sent, so
+ * that a long answer does not hold it: setting the size again makes libcurl 7.88 free the buffer, to allocate it anew
+ * only if it reads the body again (a replay, which puts the transfer back on the list). Only while curl is not running. */
+static void free_upload_buffers(pgw_upstream_t *up)
+{
+    h2o_linklist_t *node = up->uploading.next;
+    while (node != &up->uploading) {
+        pgw_upstream_transfer_t *t = H2O_STRUCT_FROM_MEMBER(pgw_upstream_transfer_t, upload_link, node);
+        curl_off_t sent = 0;
+        node = node->next;
+        if (curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &sent) == CURLE_OK && sent == (curl_off_t)t->body_len) {
+            h2o_linklist_unlink(&t->upload_link);
+            curl_easy_setopt(t->easy, CURLOPT_UPLOAD_BUFFERSIZE, upload_buffer_size(t));
+        }
+    }
+}
+
 static void start_attempt(pgw_upstream_transfer_t *t)
 {
     t->body_off = 0; /* a retry sends the body again from its start */
@@ -325,20 +406,33 @@ static void start_attempt(pgw_upstream_transfer_t *t)
     t->retry_after_ms = -1;
     t->errbuf[0] = '\0';
     t->hdrbuf->size = 0;
+    t->content_length = -1;
+    t->received = 0;
+    t->whole = 0;
     t->last_activity = uv_now(t->up->loop);
     arm_timer(t, (uint64_t)(t->timeout * 1000));
     t->added = 1;
     curl_multi_add_handle(t->up->multi, t->easy);
 }
 
-/* `broken`: the attempt failed at the transport level; its connection is not to be reused. */
-static void retry_later(pgw_upstream_transfer_t *t, const char *why, int broken)
+/* `broken`: the attempt failed at the transport level; its connection is not to be reused. `replay`: Poe did not process
+ * the request (never_processed), so the attempt does not count against max_retries. */
+static void retry_later(pgw_upstream_transfer_t *t, const char *why, int broken, int replay)
 {
     detach_easy(t, broken);
-    long delay = t->retry_after_ms >= 0 ? t->retry_after_ms : pgw_upstream_backoff_ms(t->attempts);
-    if (delay > RETRY_AFTER_CAP_MS)
-        delay = RETRY_AFTER_CAP_MS;
-    pgw_log_info(MODULE_NAME, "%s: %s; retry %d of %d in %ld ms", t->url, why, t->attempts, t->max_retries, delay);
+    long delay;
+    if (replay) {
+        /* after libcurl's own five immediate replays: a server this busy or this quick to rotate is given a moment */
+        delay = pgw_upstream_backoff_ms(++t->replays);
+        pgw_log_info(MODULE_NAME, "%s: %s; Poe did not process the request: replay %d of %d in %ld ms (not a retry)", t->url,
+                     why, t->replays, MAX_REPLAYS, delay);
+    } else {
+        delay = t->retry_after_ms >= 0 ? t->retry_after_ms : pgw_upstream_backoff_ms(t->attempts - t->replays);
+        if (delay > RETRY_AFTER_CAP_MS)
+            delay = RETRY_AFTER_CAP_MS;
+        pgw_log_info(MODULE_NAME, "%s: %s; retry %d of %d in %ld ms", t->url, why, t->attempts - t->replays, t->max_retries,
+                     delay);
+    }
     atomic_fetch_add_explicit(&t->up->retries, 1, memory_order_relaxed);
     t->state = ST_BACKOFF;
     arm_timer(t, (uint64_t)delay);
@@ -370,6 +464,26 @@ static void on_transfer_timer(uv_timer_t *timer)
     }
 }
 
+/*
+ * The answer has arrived whole by its Content-Length. libcurl 7.88 then ends the transfer at once, unless it still has
+ * body to send: a server may answer before it has read the whole body (nginx does, for an answer that needs none) and
+ * then reset the rest of the upload with RST_STREAM(NO_ERROR), or stop reading it. HTTP/2 has the client take the
+ * complete answer then; libcurl 7.88 does not: the transfer waits for a send that the closed stream never takes (until
+ * stream_timeout), or the next send fails it with CURLE_HTTP2_STREAM, which libcurl reports only as "stream N closed" in
+ * its verbose log (the error buffer stays empty: "Stream error in the HTTP/2 framing layer"). libcurl 8.3 discards the
+ * rest of the body instead. So the transfer ends here as curl would have ended it: once curl has returned (check_info),
+ * or in on_done if curl fails it first. What libcurl 7.88 leaves out of reach: an answer without a length (a stream)
+ * cannot be told complete, and keeps curl's verdict; and answer bytes it reads together with the reset it drops, head
+ * included, so such an attempt fails as if nothing had come (and is retried, on the budget).
+ */
+static void answered(pgw_upstream_transfer_t *t)
+{
+    if (t->whole)
+        return;
+    t->whole = 1;
+    h2o_linklist_insert(&t->up->answered, &t->answered_link);
+}
+
 /* End of a header block: decide whether this attempt is final. Returns 0 to go on, -1 to abort the attempt. */
 static int on_header_block_end(pgw_upstream_transfer_t *t)
 {
@@ -379,7 +493,10 @@ static int on_header_block_end(pgw_upstream_transfer_t *t)
         t->hdrbuf->size = 0; /* an interim response; the real head follows */
         return 0;
     }
-    if (status_is_retryable((int)status) && t->attempts <= t->max_retries) {
+    curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &t->content_length);
+    if (t->content_length == 0)
+        answered(t);
+    if (status_is_retryable((int)status) && retries_left(t)) {
         t->discard = 1;
         t->retry_after_ms = pgw_upstream_parse_retry_after(pgw_upstream_header(t, H2O_STRLIT("retry-after")), time(NULL));
         return 0;
@@ -432,15 +549,18 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
     if (t->cancelled)
         return 0;
     t->last_activity = uv_now(t->up->loop);
-    if (t->discard || t->state != ST_STREAMING)
-        return len;
-    if (t->cb->on_body(t, ptr, len) != 0) {
+    if (!t->discard && t->state == ST_STREAMING && t->cb->on_body(t, ptr, len) != 0) {
         if (t->cancelled)
             return 0;
         t->paused = 1;
         return CURL_WRITEFUNC_PAUSE;
     }
-    return t->cancelled ? 0 : len;
+    if (t->cancelled)
+        return 0;
+    t->received += (curl_off_t)len;
+    if (t->content_length >= 0 && t->received >= t->content_length)
+        answered(t);
+    return len;
 }
 
 static void on_done(pgw_upstream_transfer_t *t, CURLcode result)
@@ -449,11 +569,13 @@ static void on_done(pgw_upstream_transfer_t *t, CURLcode result)
 
     if (t->cancelled) /* destroyed from the cancelled list */
         return;
+    if (t->whole) /* the answer is complete: what failed was sending the rest of the body */
+        result = CURLE_OK;
     if (result == CURLE_OK && t->discard) {
         long status = 0;
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
         snprintf(msg, sizeof(msg), "status %ld", status);
-        retry_later(t, msg, 0);
+        retry_later(t, msg, 0, 0);
         return;
     }
     if (result == CURLE_OK) {
@@ -464,8 +586,12 @@ static void on_done(pgw_upstream_transfer_t *t, CURLcode result)
         return;
     }
     snprintf(msg, sizeof(msg), "%s", t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(result));
-    if (t->state != ST_STREAMING && (t->discard || result_is_retryable(result)) && t->attempts <= t->max_retries) {
-        retry_later(t, msg, 1);
+    if (t->state != ST_STREAMING && !t->discard && never_processed(t) && t->replays < MAX_REPLAYS) {
+        retry_later(t, msg, 1, 1);
+        return;
+    }
+    if (t->state != ST_STREAMING && (t->discard || result_is_retryable(result)) && retries_left(t)) {
+        retry_later(t, msg, 1, 0);
         return;
     }
     complete(t, t->state == ST_STREAMING ? PGW_UPSTREAM_BROKEN : PGW_UPSTREAM_CONNECT, msg);
@@ -487,6 +613,12 @@ static void check_info(pgw_upstream_t *up)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
         on_done(t, result);
     }
+    while (!h2o_linklist_is_empty(&up->answered)) { /* whole answers curl holds on to (see answered) */
+        pgw_upstream_transfer_t *t = H2O_STRUCT_FROM_MEMBER(pgw_upstream_transfer_t, answered_link, up->answered.next);
+        h2o_linklist_unlink(&t->answered_link);
+        on_done(t, CURLE_OK);
+    }
+    free_upload_buffers(up);
 }
 
 pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file)
@@ -497,6 +629,8 @@ pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file)
     h2o_linklist_init_anchor(&up->transfers);
     h2o_linklist_init_anchor(&up->polls);
     h2o_linklist_init_anchor(&up->cancelled);
+    h2o_linklist_init_anchor(&up->uploading);
+    h2o_linklist_init_anchor(&up->answered);
     up->ca_file = ca_file != NULL ? strdup(ca_file) : NULL;
     uv_timer_init(loop, &up->timer);
     up->timer.data = up;
@@ -531,6 +665,7 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
     t->body[0] = req->body;
     t->body[1] = req->body_more[0];
     t->body[2] = req->body_more[1];
+    t->body_len = t->body[0].len + t->body[1].len + t->body[2].len;
     t->headers = req->headers;
     req->headers = NULL;
     t->timeout = req->timeout;
@@ -558,6 +693,8 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, t);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, req->h2c ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : CURL_HTTP_VERSION_2TLS);
     if (req->h2c) {
         /* libcurl 7.88 (Debian 12) cannot send a second stream on a prior-knowledge connection: the request after the
@@ -578,15 +715,21 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
     }
     if (strcmp(req->method, "POST") == 0) {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
-        /* the body through a read callback, so that it may come in parts; curl copies it through an upload buffer of
-         * its own, held for the whole transfer: 16 KB (its minimum) rather than the 64 KB default, since a streamed
-         * answer can keep a transfer open for minutes */
+        /* The body through a read callback, so that it may come in parts, into an upload buffer of curl's as large as
+         * the body: curl hands all of it to HTTP/2 in one send, and the server has the request's END_STREAM as soon as
+         * the flow-control windows allow (nginx opens 64 KB a stream). Through a 16 KB buffer it took a turn of the loop
+         * per 16 KB, and a server that answers on the request's head (nginx) answered in between, then reset the upload
+         * it had not seen the end of with RST_STREAM(NO_ERROR), which libcurl 7.88 mishandles (see answered): with 64
+         * concurrent 50 KB requests to nginx, one in five lost its answer and was sent again (a request nginx had
+         * answered), some until max_retries ran out and the client got a 502; now about none. A body larger than the
+         * server's window cannot be sent before such an answer at all. The buffer is freed once the body is sent
+         * (free_upload_buffers), so a long answer does not hold it. */
         curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(e, CURLOPT_READDATA, t);
         curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
         curl_easy_setopt(e, CURLOPT_SEEKDATA, t);
-        curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(t->body[0].len + t->body[1].len + t->body[2].len));
+        curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, upload_buffer_size(t));
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body_len);
     } else if (strcmp(req->method, "GET") != 0) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
     }
@@ -597,7 +740,7 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
 
 int pgw_upstream_release_body(pgw_upstream_transfer_t *t)
 {
-    if (t->state != ST_STREAMING || t->body_off != t->body[0].len + t->body[1].len + t->body[2].len)
+    if (t->state != ST_STREAMING || t->body_off != t->body_len)
         return 0;
     memset(t->body, 0, sizeof(t->body)); /* a read after this (there is none once the body is sent) gets end of file */
     t->body_off = 0;

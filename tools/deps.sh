@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what poe-gateway needs on Debian 12, as root: the build and runtime packages, and with --test also what the
-# test suite uses (Node.js and the npm test clients). Safe to run again: it installs only what is missing.
+# test suite uses (Node.js, nginx and the npm test clients). Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,7 +9,7 @@ packages=(build-essential cmake pkg-config ca-certificates openssl
 with_tests=0
 if [ "${1:-}" = "--test" ]; then
     with_tests=1
-    packages+=(curl nghttp2-client wrk util-linux clang libclang-rt-14-dev)
+    packages+=(curl nghttp2-client wrk util-linux nginx-light clang libclang-rt-14-dev)
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
     command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
@@ -27,6 +27,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # t/83rotation runs an nginx of its own: the service the package starts (on port 80) is not wanted
+    if [[ " ${missing[*]} " == *" nginx-light "* ]] && command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now nginx >/dev/null 2>&1 || true
+    fi
 fi
 
 if [ $with_tests = 1 ]; then
