@@ -1,4 +1,5 @@
-/* poe-gateway: MIT licence. Subcommand dispatch and what claude-env, doctor and healthcheck share (paths, blocking GET). */
+/* poe-gateway: MIT licence. What claude-env, doctor and healthcheck share: default paths, a blocking GET. (Which
+ * subcommand runs is src/main.c's choice, so that the subcommands depend on this file and never the other way.) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,22 +14,6 @@
 #define INSTALLED_ENV_FILE PGW_SYSCONFDIR "/poe-gateway/env"
 #define MAX_BODY_BYTES (64 * 1024 * 1024)
 
-static const struct {
-    const char *name;
-    pgw_cmd_main_cb main;
-} commands[] = {
-    {"claude-env", pgw_cmd_claude_env_main},
-    {"doctor", pgw_cmd_doctor_main},
-    {"healthcheck", pgw_cmd_healthcheck_main},
-};
-
-pgw_cmd_main_cb pgw_cmd_find(const char *name)
-{
-    for (size_t i = 0; i != sizeof(commands) / sizeof(commands[0]); ++i)
-        if (strcmp(commands[i].name, name) == 0)
-            return commands[i].main;
-    return NULL;
-}
 
 const char *pgw_cmd_default_config(void)
 {

@@ -7,16 +7,10 @@
 #include <stdio.h>
 #include "config.h"
 
-/* ---- src/cmd.c: dispatch, and what the subcommands share ---- */
+/* ---- the subcommands (src/main.c chooses one), and what they share (src/cmd.c) ---- */
 
 /** A subcommand's entry point: argv[0] is the subcommand's name. Returns the process exit code. */
 typedef int (*pgw_cmd_main_cb)(int argc, char **argv);
-
-/**
- * Returns the entry point of the subcommand named `name` ("claude-env", "doctor", "healthcheck"), or NULL when `name` is
- * not one (an option, or a typo the caller reports).
- */
-pgw_cmd_main_cb pgw_cmd_find(const char *name);
 
 int pgw_cmd_claude_env_main(int argc, char **argv);
 int pgw_cmd_doctor_main(int argc, char **argv);

@@ -77,11 +77,15 @@ static inline void free_secret(char *s)
  * that callers can `return pgw_loader_error(...)`.
  */
 __attribute__((format(printf, 3, 4))) int pgw_loader_error(pgw_loader_t *l, const yaml_node_t *node, const char *fmt, ...);
+/** The same at a position rather than a node (libyaml's syntax errors). */
+int pgw_loader_error_at_mark(pgw_loader_t *l, yaml_mark_t mark, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /**
  * Logs "file:line:column: <section>: ignoring unknown key 'key'", once per key name and section for the whole load.
  */
 void pgw_loader_warn_unknown(pgw_loader_t *l, const yaml_node_t *key, const char *section);
+/** Warns once per key and section that `key` is ignored, saying `what` it is ("unsupported section", ...). */
+void pgw_loader_warn_ignored(pgw_loader_t *l, const yaml_node_t *key, const char *section, const char *what);
 
 /**
  * The node with document id `id` (never NULL: ids come from the document itself).

@@ -110,6 +110,24 @@ static int on_option(void *ctx, size_t index, const char *arg)
     return -1;
 }
 
+/* The subcommands, by name: `poe-gateway NAME ...` runs one instead of the server. */
+static const struct {
+    const char *name;
+    pgw_cmd_main_cb main;
+} subcommands[] = {
+    {"claude-env", pgw_cmd_claude_env_main},
+    {"doctor", pgw_cmd_doctor_main},
+    {"healthcheck", pgw_cmd_healthcheck_main},
+};
+
+static pgw_cmd_main_cb find_subcommand(const char *name)
+{
+    for (size_t i = 0; i != sizeof(subcommands) / sizeof(subcommands[0]); ++i)
+        if (strcmp(subcommands[i].name, name) == 0)
+            return subcommands[i].main;
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     struct settings set = {NULL};
@@ -118,7 +136,7 @@ int main(int argc, char **argv)
     pgw_cmd_main_cb subcommand;
     int exit_now;
 
-    if (argc > 1 && (subcommand = pgw_cmd_find(argv[1])) != NULL)
+    if (argc > 1 && (subcommand = find_subcommand(argv[1])) != NULL)
         return subcommand(argc - 1, argv + 1);
     if ((exit_now = pgw_cmd_parse(&command_line, argc, argv, &shared, on_option, &set)) >= 0)
         return exit_now;
