@@ -34,9 +34,6 @@ typedef struct st_pgw_bot_t {
     size_t num_knobs;
 } pgw_bot_t;
 
-/** Returns the knob called `name`, or NULL. */
-const pgw_knob_t *pgw_bot_knob(const pgw_bot_t *bot, const char *name);
-
 /* ---- src/toolnames.c: tool names (docs/mapping.md#tool-names) and tool-call ids (docs/mapping.md#identifiers) ---- */
 
 #define PGW_TOOLNAME_MAX 64
