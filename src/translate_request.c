@@ -42,7 +42,7 @@
 #include "log.h"
 #include "translate.h"
 
-#define MODULE_NAME "translate"
+#define MODULE_NAME "translate_request"
 
 #define MAX_DEPTH 512 /* JSON nesting refused beyond this (a 400) */
 #define MAX_FRAMES 24 /* the deepest structure understood is 14 frames */

@@ -20,7 +20,7 @@
 #include "translate_job.h"
 #include "translate_route.h"
 
-#define MODULE_NAME "translate"
+#define MODULE_NAME "translate_route"
 #define COMMIT_WAIT_MS 5000
 #define GRACE_MS 2000
 #define MAX_ERROR_BODY (64 * 1024)
