@@ -414,19 +414,8 @@ static pgw_stream_status_t finalise(pgw_stream_translator_t *t, enum trigger tri
         }
     }
 
-    /* stop_reason (docs/mapping.md#stop-reasons): length wins; then the MUST tool_use override; refusal; a named stop
-     * sequence */
-    const char *stop_reason = "end_turn", *stop_sequence = NULL;
-    if (strcmp(t->finish_reason, "length") == 0)
-        stop_reason = "max_tokens";
-    else if (t->tool_emitted)
-        stop_reason = "tool_use";
-    else if (t->refusal_seen || strcmp(t->finish_reason, "content_filter") == 0)
-        stop_reason = "refusal";
-    else if (t->stop_sequence >= 0) {
-        stop_reason = "stop_sequence";
-        stop_sequence = t->stop_sequences[t->stop_sequence];
-    }
+    const char *stop_sequence = t->stop_sequence >= 0 ? t->stop_sequences[t->stop_sequence] : NULL;
+    const char *stop_reason = pgw_stop_reason(t->finish_reason, t->tool_emitted, t->refusal_seen, &stop_sequence);
 
     compute_usage(t);
     FRAME_BEGIN(out, "message_delta");

@@ -160,6 +160,7 @@ void test_src__metrics_c(void);
 void test_src__tailnet_c(void);
 void test_src__translate_stream_c(void);
 void test_src__translate_response_c(void);
+void test_src__translate_answer_c(void);
 void test_src__upstream_errors_c(void);
 void test_src__toolnames_c(void);
 void test_src__translate_request_c(void);
@@ -188,6 +189,7 @@ int main(void)
     subtest("src/tailnet.c", test_src__tailnet_c);
     subtest("src/translate_stream.c", test_src__translate_stream_c);
     subtest("src/translate_response.c", test_src__translate_response_c);
+    subtest("src/translate_answer.c", test_src__translate_answer_c);
     subtest("src/upstream_errors.c", test_src__upstream_errors_c);
     subtest("src/toolnames.c", test_src__toolnames_c);
     subtest("src/translate_request.c", test_src__translate_request_c);
