@@ -34,6 +34,7 @@
 #include <openssl/sha.h>
 #include "config.h"
 #include "log.h"
+#include "translate_extra.h"
 
 #define MODULE_NAME "config"
 #define ENV_PREFIX "os.environ/"
@@ -786,9 +787,13 @@ static int on_litellm_params(struct st_loader_t *l, pgw_route_t *route, yaml_nod
                 return error_at(l, value, "extra_body is larger than %d bytes once written out", MAX_EXTRA_BODY);
             }
             free(route->extra_body);
+            free(route->extra_body_members);
             route->extra_body = text.len != 0 ? text.buf : NULL;
+            route->extra_body_members = text.len != 0 ? pgw_extra_body_parse(text.buf, text.len) : NULL;
             if (text.len == 0)
                 free(text.buf);
+            else if (route->extra_body_members == NULL) /* what jt_node writes always parses; checked all the same */
+                return error_at(l, value, "extra_body does not read back as JSON object members");
         }
     }
 
@@ -1422,6 +1427,7 @@ void pgw_config_dispose(pgw_config_t *conf)
         free(route->upstream_model);
         free(route->api_base);
         free(route->extra_body);
+        free(route->extra_body_members);
         free_secret(route->api_key);
         free(route->api_key_env);
         for (size_t j = 0; j != route->num_extra_headers; ++j) {

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <h2o/memory.h>
 #include "outcome.h"
+#include "translate_extra.h"
 
 /* ---- src/catalog.c: what a Poe bot declares in GET /v1/models ---- */
 
@@ -83,8 +84,8 @@ typedef struct st_pgw_translate_opts_t {
     const char *upstream_model; /* the bot name sent as "model" */
     const pgw_bot_t *bot;       /* the bot's catalog entry; NULL when unknown: no knobs are sent and max_tokens is not
                                    clamped */
-    const char *extra_body;     /* route pins: members of a JSON object without the braces (`"thinking_budget":4096`),
-                                   added at the top level and winning over computed knobs; NULL for none */
+    const pgw_extra_body_t *extra_body; /* the route's pins, parsed at load: added at the top level, winning over
+                                           computed fields and knobs (docs/mapping.md#extra-body); NULL for none */
     int echo_reasoning;         /* route option: history thinking goes upstream as reasoning_content
                                    (docs/mapping.md#assistant-blocks) */
     int minimal_schema;         /* route option: tool schemas reduced to type/properties/required

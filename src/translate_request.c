@@ -1799,112 +1799,10 @@ static long long effort_budget(const pgw_knob_t *k, int rank)
     return k->max != LLONG_MAX ? k->max : 32768;
 }
 
-struct extra_member {
-    size_t key_off, key_len; /* in `keys`, decoded */
-    size_t val_off, val_len; /* in `text`, raw */
-};
-
-/* the route's extra_body, read per request (a few bytes) */
-struct extra {
-    h2o_buffer_t *text; /* "{" + extra_body + "}" */
-    h2o_buffer_t *keys;
-    H2O_VECTOR(struct extra_member) members;
-    yajl_handle handle;
-    int depth;
-};
-
-static int extra_value_end(struct extra *x)
-{
-    if (x->depth == 1 && x->members.size != 0) {
-        struct extra_member *m = &x->members.entries[x->members.size - 1];
-        m->val_len = yajl_get_bytes_consumed(x->handle) - m->val_off;
-    }
-    return 1;
-}
-
-static int extra_scalar(void *ctx)
-{
-    return extra_value_end(ctx);
-}
-
-static int extra_bool(void *ctx, int b)
-{
-    return extra_value_end(ctx);
-}
-
-static int extra_number(void *ctx, const char *v, size_t len)
-{
-    return extra_value_end(ctx);
-}
-
-static int extra_string(void *ctx, const unsigned char *v, size_t len)
-{
-    return extra_value_end(ctx);
-}
-
-static int extra_open(void *ctx)
-{
-    struct extra *x = ctx;
-    ++x->depth;
-    return 1;
-}
-
-static int extra_close(void *ctx)
-{
-    struct extra *x = ctx;
-    --x->depth;
-    return extra_value_end(x);
-}
-
-static int extra_key(void *ctx, const unsigned char *k, size_t len)
-{
-    struct extra *x = ctx;
-    if (x->depth != 1)
-        return 1;
-    size_t p = yajl_get_bytes_consumed(x->handle);
-    /* the value starts after the colon and any white space */
-    while (p < x->text->size && (x->text->bytes[p] == ':' || x->text->bytes[p] == ' ' || x->text->bytes[p] == '\t' ||
-                                 x->text->bytes[p] == '\n' || x->text->bytes[p] == '\r'))
-        ++p;
-    h2o_vector_reserve(NULL, &x->members, x->members.size + 1);
-    x->members.entries[x->members.size++] = (struct extra_member){x->keys->size, len, p, 0};
-    pgw_buf_append(&x->keys, k, len);
-    return 1;
-}
-
-static const yajl_callbacks extra_callbacks = {extra_scalar, extra_bool, NULL,        NULL,       extra_number, extra_string,
-                                               extra_open,   extra_key,  extra_close, extra_open, extra_close};
-
-/* Reads the route's extra_body members; an invalid one is ignored with a warning (config load should refuse it). */
-static void extra_parse(struct extra *x, const char *extra_body)
-{
-    if (extra_body == NULL || extra_body[0] == '\0')
-        return;
-    pgw_buf_append_lit(&x->text, "{");
-    pgw_buf_append_str(&x->text, extra_body);
-    pgw_buf_append_lit(&x->text, "}");
-    x->handle = yajl_alloc(&extra_callbacks, &alloc_funcs, x);
-    if (yajl_parse(x->handle, (const unsigned char *)x->text->bytes, x->text->size) != yajl_status_ok ||
-        yajl_complete_parse(x->handle) != yajl_status_ok) {
-        pgw_log_warn(MODULE_NAME, "the route's extra_body is not valid JSON members; ignored");
-        x->members.size = 0;
-    }
-    yajl_free(x->handle);
-}
-
-static int extra_has(const struct extra *x, const char *name)
-{
-    size_t len = strlen(name);
-    for (size_t i = 0; i != x->members.size; ++i)
-        if (x->members.entries[i].key_len == len && memcmp(x->keys->bytes + x->members.entries[i].key_off, name, len) == 0)
-            return 1;
-    return 0;
-}
-
-static void emit_effort(h2o_buffer_t **out, const struct extra *x, const pgw_knob_t *effort, int rank)
+static void emit_effort(h2o_buffer_t **out, const pgw_extra_body_t *x, const pgw_knob_t *effort, int rank)
 {
     const char *value;
-    if (extra_has(x, effort->name) || (value = clamp_effort(effort, rank)) == NULL)
+    if (pgw_extra_body_has(x, effort->name) || (value = clamp_effort(effort, rank)) == NULL)
         return;
     pgw_buf_append_lit(out, ",");
     append_quoted(out, effort->name, strlen(effort->name));
@@ -1912,9 +1810,9 @@ static void emit_effort(h2o_buffer_t **out, const struct extra *x, const pgw_kno
     append_quoted(out, value, strlen(value));
 }
 
-static void emit_budget(struct state *s, h2o_buffer_t **out, const struct extra *x, const pgw_knob_t *budget, long long v)
+static void emit_budget(struct state *s, h2o_buffer_t **out, const pgw_extra_body_t *x, const pgw_knob_t *budget, long long v)
 {
-    if (extra_has(x, budget->name))
+    if (pgw_extra_body_has(x, budget->name))
         return;
     if (v > budget->max)
         v = budget->max;
@@ -1933,7 +1831,7 @@ static void emit_budget(struct state *s, h2o_buffer_t **out, const struct extra 
  * enable_thinking when declared. With both kinds declared, a client's token budget goes to the budget knob and a
  * client's effort to the effort knob.
  */
-static void emit_knobs(struct state *s, const struct extra *x, h2o_buffer_t **out)
+static void emit_knobs(struct state *s, const pgw_extra_body_t *x, h2o_buffer_t **out)
 {
     const pgw_bot_t *bot = s->opts->bot;
     int adaptive = ref_is(s, &s->thinking.type, "adaptive"), enabled = ref_is(s, &s->thinking.type, "enabled");
@@ -1949,7 +1847,7 @@ static void emit_knobs(struct state *s, const struct extra *x, h2o_buffer_t **ou
     if (effort == NULL)
         effort = find_knob(bot, "output_effort", PGW_KNOB_ENUM);
 
-    if (enable != NULL && !extra_has(x, enable->name))
+    if (enable != NULL && !pgw_extra_body_has(x, enable->name))
         pgw_buf_append_lit(out, ",\"enable_thinking\":true");
     if (enabled) {
         if (!s->thinking.has_budget)
@@ -1991,9 +1889,9 @@ static void emit_messages(struct state *s, h2o_buffer_t **out)
     pgw_buf_append(out, pgw_buf_at(s->msgs, pos), s->msgs->size - pos);
 }
 
-static void emit_tools(struct state *s, const struct extra *x, h2o_buffer_t **out)
+static void emit_tools(struct state *s, const pgw_extra_body_t *x, h2o_buffer_t **out)
 {
-    if (s->tool_recs.size == 0 || extra_has(x, "tools"))
+    if (s->tool_recs.size == 0 || pgw_extra_body_has(x, "tools"))
         return; /* no tool left: no tool_choice or parallel_tool_calls either (a choice without tools is a 400) */
     pgw_buf_append_lit(out, ",\"tools\":[");
     for (size_t i = 0; i != s->tool_recs.size; ++i) {
@@ -2007,7 +1905,7 @@ static void emit_tools(struct state *s, const struct extra *x, h2o_buffer_t **ou
     }
     pgw_buf_append_lit(out, "]");
 
-    if (s->tool_choice.type.where && !extra_has(x, "tool_choice")) {
+    if (s->tool_choice.type.where && !pgw_extra_body_has(x, "tool_choice")) {
         pgw_buf_append_lit(out, ",\"tool_choice\":");
         if (ref_is(s, &s->tool_choice.type, "any")) {
             pgw_buf_append_lit(out, "\"required\""); /* "auto" loses the forcing; "any" is not a value */
@@ -2027,34 +1925,29 @@ static void emit_tools(struct state *s, const struct extra *x, h2o_buffer_t **ou
             pgw_buf_append_lit(out, "\"auto\"");
         }
     }
-    if (s->tool_choice.disable_parallel && !extra_has(x, "parallel_tool_calls"))
+    if (s->tool_choice.disable_parallel && !pgw_extra_body_has(x, "parallel_tool_calls"))
         pgw_buf_append_lit(out, ",\"parallel_tool_calls\":false");
 }
 
-static void emit_extra(const struct extra *x, h2o_buffer_t **out)
+static void emit_extra(const pgw_extra_body_t *x, h2o_buffer_t **out)
 {
-    for (size_t i = 0; i != x->members.size; ++i) {
-        const struct extra_member *m = &x->members.entries[i];
-        const char *k = x->keys->bytes + m->key_off;
-#define IS(lit) (m->key_len == sizeof(lit) - 1 && memcmp(k, lit, m->key_len) == 0)
+    for (size_t i = 0; x != NULL && i != x->num_members; ++i) {
+        const struct st_pgw_extra_member_t *m = &x->members[i];
+#define IS(lit) (m->name.len == sizeof(lit) - 1 && memcmp(m->name.base, lit, m->name.len) == 0)
         /* the gateway's own: a route cannot change what the translation relies on */
         if (IS("model") || IS("messages") || IS("stream") || IS("stream_options"))
             continue;
 #undef IS
         pgw_buf_append_lit(out, ",");
-        append_quoted(out, k, m->key_len);
+        append_quoted(out, m->name.base, m->name.len);
         pgw_buf_append_lit(out, ":");
-        pgw_buf_append(out, x->text->bytes + m->val_off, m->val_len);
+        pgw_buf_append(out, m->value.base, m->value.len);
     }
 }
 
 static void assemble(struct state *s, h2o_buffer_t **out)
 {
-    struct extra x = {NULL};
-
-    h2o_buffer_init(&x.text, &h2o_socket_buffer_prototype);
-    h2o_buffer_init(&x.keys, &h2o_socket_buffer_prototype);
-    extra_parse(&x, s->opts->extra_body);
+    const pgw_extra_body_t *x = s->opts->extra_body;
 
     const char *model = s->opts->upstream_model != NULL ? s->opts->upstream_model : "";
     pgw_buf_append_lit(out, "{\"model\":");
@@ -2070,19 +1963,19 @@ static void assemble(struct state *s, h2o_buffer_t **out)
     emit_messages(s, out);
     pgw_buf_append_lit(out, "]");
 
-    if (s->has_max_tokens && !extra_has(&x, "max_tokens")) {
+    if (s->has_max_tokens && !pgw_extra_body_has(x, "max_tokens")) {
         pgw_buf_append_lit(out, ",\"max_tokens\":");
         pgw_json_append_int(out, s->max_tokens);
     }
-    if (s->temperature.where && !extra_has(&x, "temperature")) {
+    if (s->temperature.where && !pgw_extra_body_has(x, "temperature")) {
         pgw_buf_append_lit(out, ",\"temperature\":");
         pgw_buf_append(out, ref_ptr(s, &s->temperature), s->temperature.len);
     }
-    if (s->top_p.where && !extra_has(&x, "top_p")) {
+    if (s->top_p.where && !pgw_extra_body_has(x, "top_p")) {
         pgw_buf_append_lit(out, ",\"top_p\":");
         pgw_buf_append(out, ref_ptr(s, &s->top_p), s->top_p.len);
     }
-    if (s->num_stop != 0 && !extra_has(&x, "stop")) {
+    if (s->num_stop != 0 && !pgw_extra_body_has(x, "stop")) {
         pgw_buf_append_lit(out, ",\"stop\":[");
         pgw_buf_append(out, s->stop->bytes, s->stop->size);
         pgw_buf_append_lit(out, "]");
@@ -2090,14 +1983,10 @@ static void assemble(struct state *s, h2o_buffer_t **out)
     if (s->stream) /* MUST: without include_usage no usage arrives and auto-compaction never fires
                     * (docs/mapping.md#top-level-fields) */
         pgw_buf_append_lit(out, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
-    emit_tools(s, &x, out);
-    emit_knobs(s, &x, out);
-    emit_extra(&x, out);
+    emit_tools(s, x, out);
+    emit_knobs(s, x, out);
+    emit_extra(x, out);
     pgw_buf_append_lit(out, "}");
-
-    h2o_buffer_dispose(&x.text);
-    h2o_buffer_dispose(&x.keys);
-    free(x.members.entries);
 }
 
 /* ---- entry points ---- */

@@ -151,6 +151,12 @@ test('thinking maps to the knob the bot declares; max_tokens is clamped; route p
     await post({ model: 'gpt-pinned', max_tokens: 10, thinking: { type: 'enabled', budget_tokens: 20000 }, messages: [{ role: 'user', content: 'hi' }] });
     ({ body } = await lastUpstream());
     assert.equal(body.reasoning_effort, 'low');
+    // a body over 64 KB is translated on the thread pool, with the job's own copy of the route's pins
+    await post({ model: 'gpt-pinned', max_tokens: 10, thinking: { type: 'enabled', budget_tokens: 20000 },
+        messages: [{ role: 'user', content: 'x '.repeat(50000) }] });
+    ({ body } = await lastUpstream());
+    assert.equal(body.reasoning_effort, 'low');
+    assert.equal(body.messages[0].content.length, 100000);
 });
 
 test('count_tokens answers locally from the translated request, never calling Poe', async () => {
