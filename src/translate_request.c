@@ -41,6 +41,7 @@
 #include "json.h"
 #include "log.h"
 #include "translate.h"
+#include "translate_schema.h"
 
 #define MODULE_NAME "translate_request"
 
@@ -48,6 +49,8 @@
 #define MAX_FRAMES 24 /* the deepest structure understood is 14 frames */
 #define MAX_LEVELS 3  /* message block > tool_result item > document content item */
 #define MAX_STOP 4
+
+_Static_assert(MAX_DEPTH <= PGW_SCHEMA_MAX_DEPTH, "a schema nested as deep as a body may be must fit the schema copier");
 
 enum vtype { V_NULL, V_BOOL, V_NUMBER, V_STRING, V_OBJECT, V_ARRAY };
 
@@ -169,14 +172,6 @@ struct tool_rec {
     size_t entry;              /* in res->toolnames */
 };
 
-/* the schema copier's per-level flags */
-#define CF_FIRST 0x1
-#define CF_OBJECT 0x2
-#define CF_MODE 0xc
-#define M_SCHEMA 0x0 /* keys are keywords: cleaned */
-#define M_NAMES 0x4  /* keys are property names: kept; values are schemas */
-#define M_DATA 0x8   /* enum, const, default, examples, required: copied verbatim */
-
 struct state {
     const char *body;
     size_t len;
@@ -198,13 +193,7 @@ struct state {
     struct block blocks[MAX_LEVELS + 1];
     h2o_buffer_t *arenas[NUM_ARENAS];
 
-    struct {
-        int active, drop_next, pending_pattern, minimal;
-        size_t depth;
-        unsigned char next; /* the mode of the next value in an object */
-        unsigned char flags[MAX_DEPTH + 2];
-        h2o_buffer_t **out;
-    } copy;
+    pgw_schema_copier_t copy; /* active inside a tool's input_schema */
 
     /* the message being read */
     struct {
@@ -464,148 +453,6 @@ static int take_raw(struct state *s, size_t *off, size_t *len)
     s->raw_len = len;
     s->skip = 1;
     return 1;
-}
-
-/* ---- the schema copier (docs/mapping.md#tool-schemas) ---- */
-
-static int non_ecma_pattern(const char *p, size_t len)
-{
-    int in_class = 0;
-    for (size_t i = 0; i < len; ++i) {
-        char c = p[i];
-        if (c == '\\') {
-            if (++i == len)
-                return 1;
-            /* Unicode properties, PCRE anchors and quoting, \h \R \X \K \G: none exists in ECMA-262 without flags */
-            if (p[i] != '\0' && strchr("pPAZzQEhRXKG", p[i]) != NULL)
-                return 1;
-            continue;
-        }
-        if (in_class) {
-            if (c == ']')
-                in_class = 0;
-            else if (c == '[' && i + 1 < len && p[i + 1] == ':')
-                return 1; /* POSIX class */
-            continue;
-        }
-        if (c == '[') {
-            in_class = 1;
-        } else if (c == '(' && i + 1 < len && p[i + 1] == '?') {
-            char n = i + 2 < len ? p[i + 2] : '\0', m = i + 3 < len ? p[i + 3] : '\0';
-            if (n == ':' || n == '=' || n == '!')
-                continue;
-            if (n == '<' && (m == '=' || m == '!' || (m >= 'a' && m <= 'z') || (m >= 'A' && m <= 'Z')))
-                continue;
-            return 1; /* atomic groups, inline flags, (?P<...>), comments, recursion */
-        } else if ((c == '*' || c == '+' || c == '?' || c == '}') && i + 1 < len && p[i + 1] == '+') {
-            return 1; /* possessive quantifier */
-        }
-    }
-    return 0;
-}
-
-static int copy_in_array(struct state *s)
-{
-    return s->copy.depth != 0 && (s->copy.flags[s->copy.depth] & CF_OBJECT) == 0;
-}
-
-/* Writes the comma before an array element or an object member, except before the first. */
-static void copy_sep(struct state *s)
-{
-    unsigned char *f = &s->copy.flags[s->copy.depth];
-    if (*f & CF_FIRST)
-        *f &= ~CF_FIRST;
-    else
-        pgw_buf_append_lit(s->copy.out, ",");
-}
-
-static void copy_pending_key(struct state *s)
-{
-    if (s->copy.pending_pattern) {
-        s->copy.pending_pattern = 0;
-        copy_sep(s);
-        pgw_buf_append_lit(s->copy.out, "\"pattern\":");
-    } else if (copy_in_array(s)) {
-        copy_sep(s);
-    }
-}
-
-static int copy_open(struct state *s, enum vtype t)
-{
-    unsigned char mode;
-
-    if (s->copy.drop_next) {
-        s->copy.drop_next = 0;
-        s->skip = 1;
-        return 1;
-    }
-    copy_pending_key(s);
-    if (s->copy.depth == 0)
-        mode = M_SCHEMA;
-    else if (s->copy.flags[s->copy.depth] & CF_OBJECT)
-        mode = s->copy.next;
-    else
-        mode = s->copy.flags[s->copy.depth] & CF_MODE;
-    if (t == V_ARRAY && mode == M_NAMES)
-        mode = M_DATA;
-    s->copy.flags[++s->copy.depth] = CF_FIRST | (t == V_OBJECT ? CF_OBJECT : 0) | mode;
-    pgw_buf_append(s->copy.out, t == V_OBJECT ? "{" : "[", 1);
-    return 1;
-}
-
-static int copy_key(struct state *s, const char *k, size_t len)
-{
-    unsigned char mode = s->copy.flags[s->copy.depth] & CF_MODE;
-#define IS(lit) (len == sizeof(lit) - 1 && memcmp(k, lit, len) == 0)
-    if (mode == M_SCHEMA) {
-        if (IS("$schema") || IS("$id") || IS("$comment") ||
-            (s->copy.minimal && !(IS("type") || IS("properties") || IS("required") || IS("items")))) {
-            s->copy.drop_next = 1;
-            return 1;
-        }
-        if (IS("pattern")) {
-            /* written with its value, unless the value is a pattern ECMA-262 cannot compile */
-            s->copy.pending_pattern = 1;
-            return 1;
-        }
-        s->copy.next = IS("properties") || IS("patternProperties") || IS("definitions") || IS("$defs") || IS("dependentSchemas")
-                           ? M_NAMES
-                       : IS("enum") || IS("const") || IS("default") || IS("examples") || IS("required") ? M_DATA
-                                                                                                        : M_SCHEMA;
-    } else {
-        s->copy.next = mode == M_NAMES ? M_SCHEMA : M_DATA;
-    }
-#undef IS
-    copy_sep(s);
-    append_quoted(s->copy.out, k, len);
-    pgw_buf_append_lit(s->copy.out, ":");
-    return 1;
-}
-
-static void copy_scalar(struct state *s, enum vtype t, const char *v, size_t len)
-{
-    if (s->copy.drop_next) {
-        s->copy.drop_next = 0;
-        return;
-    }
-    if (s->copy.pending_pattern && t == V_STRING && non_ecma_pattern(v, len)) {
-        s->copy.pending_pattern = 0;
-        return;
-    }
-    copy_pending_key(s);
-    if (t == V_STRING)
-        append_quoted(s->copy.out, v, len);
-    else
-        pgw_buf_append(s->copy.out, v, len);
-}
-
-static void copy_close(struct state *s)
-{
-    pgw_buf_append(s->copy.out, (s->copy.flags[s->copy.depth] & CF_OBJECT) ? "}" : "]", 1);
-    if (--s->copy.depth == 0) {
-        s->copy.active = 0;
-        after_value(s);
-    }
 }
 
 /* ---- output pieces ---- */
@@ -1448,10 +1295,8 @@ static int tool_value(struct state *s, enum key key, enum vtype t, const char *v
         /* only input_schema becomes parameters; nothing else is merged in (docs/mapping.md#tools) */
         s->schema->size = 0;
         s->obj.has_schema = 1;
-        s->copy.active = 1;
-        s->copy.depth = 0;
-        s->copy.out = &s->schema;
-        return copy_open(s, V_OBJECT);
+        pgw_schema_begin(&s->copy, &s->schema, s->opts->minimal_schema);
+        return 1;
     default:
         /* cache_control, defer_loading, strict, input_examples, ...: dropped */
         return ignore(s, t);
@@ -1608,7 +1453,7 @@ static int on_scalar(struct state *s, enum vtype t, const char *v, size_t len)
     if (s->skip != 0)
         return 1;
     if (s->copy.active) {
-        copy_scalar(s, t, v, len);
+        pgw_schema_scalar(&s->copy, t == V_STRING, v, len);
         return 1;
     }
     if (!on_value(s, t, v, len))
@@ -1677,8 +1522,11 @@ static int on_open(struct state *s, enum vtype t)
         ++s->skip;
         return 1;
     }
-    if (s->copy.active)
-        return copy_open(s, t);
+    if (s->copy.active) {
+        if (pgw_schema_open(&s->copy, t == V_OBJECT))
+            s->skip = 1; /* left out by the cleaner */
+        return 1;
+    }
     return on_value(s, t, NULL, 0);
 }
 
@@ -1699,7 +1547,8 @@ static int on_close(struct state *s)
     }
     if (s->copy.active) {
         --s->depth;
-        copy_close(s);
+        if (pgw_schema_close(&s->copy))
+            after_value(s); /* the input_schema value of the tool */
         return 1;
     }
     /* frames finish at their own depth: a replay reads the content array as if in place */
@@ -1733,8 +1582,10 @@ static int on_map_key(void *ctx, const unsigned char *k, size_t len)
     if (s->skip != 0)
         return 1;
     k = (const unsigned char *)decoded(s, k, &len);
-    if (s->copy.active)
-        return copy_key(s, (const char *)k, len);
+    if (s->copy.active) {
+        pgw_schema_key(&s->copy, (const char *)k, len);
+        return 1;
+    }
     enum key key = K_OTHER;
     for (size_t i = K_OTHER + 1; i != sizeof(key_table) / sizeof(key_table[0]); ++i) {
         if (key_table[i].len == len && memcmp(key_table[i].name, k, len) == 0) {
@@ -2006,7 +1857,6 @@ int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts
 
     memset(res, 0, sizeof(*res));
     memset(s, 0, sizeof(*s));
-    s->copy.minimal = opts->minimal_schema;
     s->body = body;
     s->len = len;
     s->opts = opts;
