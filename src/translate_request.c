@@ -41,6 +41,7 @@
 #include "json.h"
 #include "log.h"
 #include "translate.h"
+#include "translate_knobs.h"
 #include "translate_schema.h"
 
 #define MODULE_NAME "translate_request"
@@ -319,6 +320,12 @@ static int ref_ends(struct state *s, const ref_t *r, const char *lit)
 {
     size_t len = strlen(lit);
     return r->where != 0 && r->len >= len && memcmp(ref_ptr(s, r) + r->len - len, lit, len) == 0;
+}
+
+/* The captured string, or {NULL, 0} when none was. */
+static h2o_iovec_t ref_iovec(struct state *s, const ref_t *r)
+{
+    return r->where != 0 ? h2o_iovec_init(ref_ptr(s, r), r->len) : h2o_iovec_init(NULL, 0);
 }
 
 /* Captures a string a callback passed: kept in place when it lies in the body (no escapes), else copied to an arena. */
@@ -1600,124 +1607,6 @@ static int on_map_key(void *ctx, const unsigned char *k, size_t len)
 static const yajl_callbacks callbacks = {on_null,      on_boolean, NULL,   NULL,           on_number, on_string,
                                          on_start_map, on_map_key, on_end, on_start_array, on_end};
 
-/* ---- thinking knobs (docs/mapping.md#thinking-and-effort) ---- */
-
-static const char *const efforts[] = {"minimal", "low", "medium", "high", "xhigh", "max"};
-#define NUM_EFFORTS (sizeof(efforts) / sizeof(efforts[0]))
-
-static int effort_rank(struct state *s, const ref_t *r)
-{
-    for (size_t i = 0; i != NUM_EFFORTS; ++i)
-        if (ref_is(s, r, efforts[i]))
-            return (int)i;
-    return -1;
-}
-
-/* LiteLLM's thresholds */
-static int bucket(long long n)
-{
-    return n >= 16384 ? 5 : n >= 8192 ? 4 : n >= 4096 ? 3 : n >= 2048 ? 2 : n >= 1024 ? 1 : 0;
-}
-
-static const pgw_knob_t *find_knob(const pgw_bot_t *bot, const char *name, pgw_knob_type_t type)
-{
-    for (size_t i = 0; i != bot->num_knobs; ++i)
-        if (bot->knobs[i].type == type && bot->knobs[i].name != NULL && strcmp(bot->knobs[i].name, name) == 0)
-            return &bot->knobs[i];
-    return NULL;
-}
-
-/* The declared value nearest to efforts[rank]: itself, else stepping down (never below "low"), else up; NULL if none. */
-static const char *clamp_effort(const pgw_knob_t *k, int rank)
-{
-    for (int step = 0; step != 2 * (int)NUM_EFFORTS; ++step) {
-        int r = step < (int)NUM_EFFORTS ? rank - step : rank + step - (int)NUM_EFFORTS + 1;
-        if (r < 0 || r >= (int)NUM_EFFORTS || (step != 0 && step < (int)NUM_EFFORTS && r == 0))
-            continue;
-        for (size_t i = 0; i != k->num_values; ++i)
-            if (strcmp(k->values[i], efforts[r]) == 0)
-                return k->values[i];
-    }
-    return NULL;
-}
-
-/* budget(E), a gateway choice (docs/mapping.md#thinking-and-effort) */
-static long long effort_budget(const pgw_knob_t *k, int rank)
-{
-    static const long long fixed[] = {1024, 2048, 8192, 16384};
-    if (rank < 4)
-        return fixed[rank];
-    return k->max != LLONG_MAX ? k->max : 32768;
-}
-
-static void emit_effort(h2o_buffer_t **out, const pgw_extra_body_t *x, const pgw_knob_t *effort, int rank)
-{
-    const char *value;
-    if (pgw_extra_body_has(x, effort->name) || (value = clamp_effort(effort, rank)) == NULL)
-        return;
-    pgw_buf_append_lit(out, ",");
-    append_quoted(out, effort->name, strlen(effort->name));
-    pgw_buf_append_lit(out, ":");
-    append_quoted(out, value, strlen(value));
-}
-
-static void emit_budget(struct state *s, h2o_buffer_t **out, const pgw_extra_body_t *x, const pgw_knob_t *budget, long long v)
-{
-    if (pgw_extra_body_has(x, budget->name))
-        return;
-    if (v > budget->max)
-        v = budget->max;
-    if (s->max_tokens > 0 && v > s->max_tokens - 1)
-        v = s->max_tokens - 1; /* the budget is part of max_tokens */
-    if (v < 0 || v < budget->min)
-        return; /* max_tokens leaves no room for the model's least budget */
-    pgw_buf_append_lit(out, ",");
-    append_quoted(out, budget->name, strlen(budget->name));
-    pgw_buf_append_lit(out, ":");
-    pgw_json_append_int(out, v);
-}
-
-/*
- * Thinking (docs/mapping.md#thinking-and-effort): only knobs the bot declares, at most one of a budget or an effort, plus
- * enable_thinking when declared. With both kinds declared, a client's token budget goes to the budget knob and a
- * client's effort to the effort knob.
- */
-static void emit_knobs(struct state *s, const pgw_extra_body_t *x, h2o_buffer_t **out)
-{
-    const pgw_bot_t *bot = s->opts->bot;
-    int adaptive = ref_is(s, &s->thinking.type, "adaptive"), enabled = ref_is(s, &s->thinking.type, "enabled");
-    int rank = effort_rank(s, &s->effort);
-
-    /* no catalog entry: no knob (an undeclared one is a 400); thinking absent, disabled or unknown: none at all, since an
-     * effort with thinking off is a contradiction some models resolve by thinking */
-    if (bot == NULL || !(adaptive || enabled))
-        return;
-    const pgw_knob_t *enable = find_knob(bot, "enable_thinking", PGW_KNOB_BOOLEAN);
-    const pgw_knob_t *budget = find_knob(bot, "thinking_budget", PGW_KNOB_INTEGER);
-    const pgw_knob_t *effort = find_knob(bot, "reasoning_effort", PGW_KNOB_ENUM);
-    if (effort == NULL)
-        effort = find_knob(bot, "output_effort", PGW_KNOB_ENUM);
-
-    if (enable != NULL && !pgw_extra_body_has(x, enable->name))
-        pgw_buf_append_lit(out, ",\"enable_thinking\":true");
-    if (enabled) {
-        if (!s->thinking.has_budget)
-            return; /* Anthropic requires budget_tokens; nothing to map */
-        if (budget != NULL)
-            emit_budget(s, out, x, budget, s->thinking.budget);
-        else if (effort != NULL)
-            emit_effort(out, x, effort, bucket(s->thinking.budget));
-    } else if (rank >= 0) {
-        if (effort != NULL)
-            emit_effort(out, x, effort, rank);
-        else if (budget != NULL)
-            emit_budget(s, out, x, budget, effort_budget(budget, rank));
-    } else if (budget != NULL) {
-        /* adaptive without an effort: budget("medium"); an effort knob is left at the model's default */
-        emit_budget(s, out, x, budget, effort_budget(budget, 2));
-    }
-}
-
 /* ---- assembly ---- */
 
 /* Copies the messages, replacing history tool names whose mapping a collision in `tools` changed
@@ -1799,6 +1688,8 @@ static void emit_extra(const pgw_extra_body_t *x, h2o_buffer_t **out)
 static void assemble(struct state *s, h2o_buffer_t **out)
 {
     const pgw_extra_body_t *x = s->opts->extra_body;
+    pgw_thinking_t thinking = {ref_iovec(s, &s->thinking.type), s->thinking.budget, s->thinking.has_budget,
+                               ref_iovec(s, &s->effort), s->max_tokens};
 
     const char *model = s->opts->upstream_model != NULL ? s->opts->upstream_model : "";
     pgw_buf_append_lit(out, "{\"model\":");
@@ -1835,7 +1726,7 @@ static void assemble(struct state *s, h2o_buffer_t **out)
                     * (docs/mapping.md#top-level-fields) */
         pgw_buf_append_lit(out, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
     emit_tools(s, x, out);
-    emit_knobs(s, x, out);
+    pgw_knobs_append(out, s->opts->bot, &thinking, x);
     emit_extra(x, out);
     pgw_buf_append_lit(out, "}");
 }
