@@ -6,26 +6,20 @@
  * One yajl pass over the body, no document tree. The callbacks keep a small stack of frames, one per object or array the
  * translator understands (the top-level object, `messages`, a message, its `content`, a block, a block's `source`, ...).
  * A frame records the key being read (objects) or the element index (arrays); that is also how error messages name a
- * field ("messages.3.content.1.type"). Anything else is skipped with a depth counter. Tool schemas go through a filtering
- * copier (docs/mapping.md#tool-schemas); a tool_use's `input` is taken as raw bytes of the body, found by offsets, so number
- * literals and all survive as the `arguments` string.
+ * field ("messages.3.content.1.type"). Anything else is skipped with a depth counter. A tool's input_schema goes through
+ * the cleaner (src/translate_schema.c) event by event; a tool_use's `input` is taken as raw bytes of the body, found by
+ * offsets, so number literals and all survive as the `arguments` string.
+ *
+ * This file reads; what each piece becomes is decided where it is handed over, as soon as it is complete: a content
+ * block, a message, the system text to src/translate_messages.c; the reasoning fields to src/translate_knobs.c at the
+ * end. A block's keys are unordered too, so its fields are held until it closes:
+ * strings without escapes stay offsets into the body, others are copied into an arena per nesting level, reset per
+ * block. A message whose `role` comes after its `content` array has that array skipped, then replayed from the body's
+ * bytes by a second parser at the message's end, when the role is known (rare: every SDK writes `role` first).
  *
  * The input's key order is free (Claude Code sends `system` and `tools` after `messages`), so the output is assembled at
- * the end from sections: system text, messages, tools, then scalars and knobs. Inside `messages`, only what moves is held:
- *   - a block's fields until the block closes (its keys are unordered too); strings without escapes stay offsets into
- *     the body, others are copied into an arena per nesting level, reset per block;
- *   - a user message's parts other than tool_result, which follow its `tool` messages (docs/mapping.md#tool-results); the
- *     `tool` messages go straight out;
- *   - an assistant message's text, tool calls and reasoning until its end;
- *   - `role: "system"` text, until the `tool` messages answering the previous assistant turn are out
- *     (docs/mapping.md#messages).
- * A message whose `role` comes after its `content` array has that array skipped, then replayed from the body's bytes
- * by a second parser at the message's end, when the role is known (rare: every SDK writes `role` first).
- *
- * History tool_use names are written in their plain mapping (pgw_toolname_map, a pure function) and remembered. Only a
- * collision inside `tools` (both names take the hashed form: docs/mapping.md#tool-names) changes a mapping, and `tools` may
- * come later, so the affected names are replaced while the messages are copied to the output. Nothing depends on
- * `tools` coming first.
+ * the end from sections: the messages, the scalars, the tools, the knobs, then the route's extra_body. Nothing depends
+ * on `tools` coming first.
  *
  * Not handled on purpose: content nested deeper than a document inside a tool_result (skipped); `model` (the route
  * decides); anything outside the allowlist (docs/mapping.md#top-level-fields), which is dropped by construction.
@@ -42,6 +36,7 @@
 #include "log.h"
 #include "translate.h"
 #include "translate_knobs.h"
+#include "translate_messages.h"
 #include "translate_schema.h"
 
 #define MODULE_NAME "translate_request"
@@ -125,7 +120,6 @@ static const struct {
 #undef X
 };
 
-enum { ROLE_NONE, ROLE_USER, ROLE_ASSISTANT, ROLE_SYSTEM };
 enum { CONTENT_NONE, CONTENT_STRING, CONTENT_ARRAY, CONTENT_DEFERRED };
 enum { A_TOP, A_OBJECT, A_LEVEL1, NUM_ARENAS = A_LEVEL1 + MAX_LEVELS };
 
@@ -145,27 +139,10 @@ struct frame {
 struct block {
     ref_t type, text, thinking, id, name, tool_use_id, tool_name, title, source_str;
     ref_t src_type, src_media_type, src_data, src_url, src_file_id;
-    int has_source, is_error;
     size_t input_off, input_len; /* the raw `input` object in the body; len 0 when absent */
-    h2o_buffer_t *joined;        /* text of the `content` items (or source.content), joined with "\n"; raw bytes */
-    size_t num_joined;
-    h2o_buffer_t *attach; /* image and file parts from those items, comma-separated JSON */
-    size_t num_attach;
-};
-
-struct call {
-    size_t off, len; /* the id, in `ids` */
-    int answered;
-};
-
-struct calls {
-    H2O_VECTOR(struct call) list;
-    h2o_buffer_t *ids;
-};
-
-/* a history tool name written in its plain mapping: where (in `msgs`), and its original (in `fixnames`) */
-struct fixup {
-    size_t off, len, orig_off, orig_len;
+    /* what is handed over when it closes: has_source, is_error and the content gathered are kept here as they are read,
+     * the strings are filled in from the refs above at the end */
+    pgw_block_t view;
 };
 
 struct tool_rec {
@@ -198,36 +175,20 @@ struct state {
 
     /* the message being read */
     struct {
-        int role, content;
+        pgw_role_t role;
+        int content;
         ref_t text;
         size_t deferred_off, deferred_len;
     } msg;
-    h2o_buffer_t *parts; /* user: parts other than tool_result */
-    size_t num_parts, first_text_off, first_text_len;
-    int first_is_text;
-    h2o_buffer_t *atext; /* assistant: text, raw */
-    size_t num_atext;
-    h2o_buffer_t *acalls; /* assistant: tool_calls items */
-    size_t num_acalls, fixups_msg_start;
-    h2o_buffer_t *reasoning;
-    size_t num_reasoning;
-    struct calls prev, cur; /* tool_use ids of the last assistant message, and of this one */
-    h2o_buffer_t *note;     /* pending `role: "system"` text, raw */
-    size_t num_note;
+    pgw_messages_t *messages; /* what the system text, the messages and their blocks become */
 
     /* output sections */
-    h2o_buffer_t *sys; /* raw */
-    h2o_buffer_t *msgs;
-    size_t num_msgs;
-    H2O_VECTOR(struct fixup) fixups;
-    h2o_buffer_t *fixnames;
     h2o_buffer_t *tools;
     h2o_buffer_t *schema; /* the tool being read: its cleaned input_schema */
     H2O_VECTOR(struct tool_rec) tool_recs;
     int collisions;
     h2o_buffer_t *stop;
     size_t num_stop;
-    h2o_buffer_t *scratch;
     h2o_buffer_t *unescaped; /* the string a callback is given, decoded again (see decoded()) */
 
     /* the object being read in `tools` or `system` */
@@ -239,7 +200,6 @@ struct state {
 
     /* scalars */
     int has_messages, stream, has_max_tokens;
-    int unknown_logged; /* a block of an unknown type was logged */
     long long max_tokens;
     ref_t temperature, top_p;
     struct {
@@ -275,34 +235,13 @@ static void yajl_free_cb(void *ctx, void *p)
 
 static yajl_alloc_funcs alloc_funcs = {yajl_malloc_cb, yajl_realloc_cb, yajl_free_cb, NULL};
 
-/* Appends `len` bytes as JSON string content, without quotes. The input is valid UTF-8 (yajl validated it, or the
- * gateway wrote it), so only quotes, backslashes and control characters change. */
-static inline void append_escaped(h2o_buffer_t **buf, const char *s, size_t len)
-{
-    pgw_json_append_escaped(buf, s, len);
-}
-
+/* Appends `s` as a JSON string. It is valid UTF-8 (yajl validated it, or the gateway wrote it), so only quotes,
+ * backslashes and control characters change. */
 static void append_quoted(h2o_buffer_t **buf, const char *s, size_t len)
 {
     pgw_buf_append_lit(buf, "\"");
-    append_escaped(buf, s, len);
+    pgw_json_append_escaped(buf, s, len);
     pgw_buf_append_lit(buf, "\"");
-}
-
-static int is_blank(const char *p, size_t len)
-{
-    for (size_t i = 0; i != len; ++i)
-        if (!(p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t' || p[i] == '\f' || p[i] == '\v'))
-            return 0;
-    return 1;
-}
-
-/* Appends `p` to `buf`, preceded by `sep` unless it is the first piece. */
-static void join(h2o_buffer_t **buf, size_t *count, const char *sep, const char *p, size_t len)
-{
-    if ((*count)++ != 0)
-        pgw_buf_append_str(buf, sep);
-    pgw_buf_append(buf, p, len);
 }
 
 static const char *ref_ptr(struct state *s, const ref_t *r)
@@ -314,12 +253,6 @@ static int ref_is(struct state *s, const ref_t *r, const char *lit)
 {
     size_t len = strlen(lit);
     return r->where != 0 && r->len == len && memcmp(ref_ptr(s, r), lit, len) == 0;
-}
-
-static int ref_ends(struct state *s, const ref_t *r, const char *lit)
-{
-    size_t len = strlen(lit);
-    return r->where != 0 && r->len >= len && memcmp(ref_ptr(s, r) + r->len - len, lit, len) == 0;
 }
 
 /* The captured string, or {NULL, 0} when none was. */
@@ -462,479 +395,67 @@ static int take_raw(struct state *s, size_t *off, size_t *len)
     return 1;
 }
 
-/* ---- output pieces ---- */
+/* ---- blocks and messages: what they become is src/translate_messages.c's ---- */
 
-static void msg_begin(struct state *s)
+/* The block's strings as views, for src/translate_messages.c. */
+static void block_view(struct state *s, struct block *b)
 {
-    if (s->num_msgs++ != 0)
-        pgw_buf_append_lit(&s->msgs, ",");
-    ++s->est.num_messages;
+    pgw_block_t *v = &b->view;
+    v->type = ref_iovec(s, &b->type);
+    v->text = ref_iovec(s, &b->text);
+    v->thinking = ref_iovec(s, &b->thinking);
+    v->id = ref_iovec(s, &b->id);
+    v->name = ref_iovec(s, &b->name);
+    v->tool_use_id = ref_iovec(s, &b->tool_use_id);
+    v->tool_name = ref_iovec(s, &b->tool_name);
+    v->title = ref_iovec(s, &b->title);
+    v->source_str = ref_iovec(s, &b->source_str);
+    v->src_type = ref_iovec(s, &b->src_type);
+    v->src_media_type = ref_iovec(s, &b->src_media_type);
+    v->src_data = ref_iovec(s, &b->src_data);
+    v->src_url = ref_iovec(s, &b->src_url);
+    v->src_file_id = ref_iovec(s, &b->src_file_id);
+    v->input = h2o_iovec_init(s->body + b->input_off, b->input_len);
 }
 
-static void tool_message(struct state *s, const char *id, size_t idlen, const char *prefix, const char *text, size_t len)
+/* Where the block being handed over stands, for src/translate_messages.c's log line. */
+static size_t where(void *ctx, char *buf, size_t size)
 {
-    msg_begin(s);
-    pgw_buf_append_lit(&s->msgs, "{\"role\":\"tool\",\"tool_call_id\":");
-    append_quoted(&s->msgs, id, idlen);
-    pgw_buf_append_lit(&s->msgs, ",\"content\":\"");
-    append_escaped(&s->msgs, prefix, strlen(prefix));
-    append_escaped(&s->msgs, text, len);
-    pgw_buf_append_lit(&s->msgs, "\"}");
-    s->est.text_bytes += idlen + strlen(prefix) + len;
-}
-
-static void part_begin(struct state *s)
-{
-    if (s->num_parts++ != 0)
-        pgw_buf_append_lit(&s->parts, ",");
-}
-
-/* A user text part; the first one is remembered, as a message of one text part is sent as a plain string
- * (docs/mapping.md#user-blocks). */
-static void user_text(struct state *s, const char *prefix, const char *text, size_t len)
-{
-    part_begin(s);
-    pgw_buf_append_lit(&s->parts, "{\"type\":\"text\",\"text\":");
-    size_t start = s->parts->size;
-    pgw_buf_append_lit(&s->parts, "\"");
-    append_escaped(&s->parts, prefix, strlen(prefix));
-    append_escaped(&s->parts, text, len);
-    pgw_buf_append_lit(&s->parts, "\"");
-    if (s->num_parts == 1) {
-        s->first_is_text = 1;
-        s->first_text_off = start;
-        s->first_text_len = s->parts->size - start;
-    }
-    pgw_buf_append_lit(&s->parts, "}");
-    s->est.text_bytes += strlen(prefix) + len;
-}
-
-/* Moves parts collected from a block's content items into the user message. */
-static void user_attachments(struct state *s, struct block *b)
-{
-    if (b->num_attach == 0)
-        return;
-    part_begin(s);
-    pgw_buf_append(&s->parts, b->attach->bytes, b->attach->size);
-    s->num_parts += b->num_attach - 1;
-}
-
-static void attach_begin(struct block *b)
-{
-    if (b->num_attach++ != 0)
-        pgw_buf_append_lit(&b->attach, ",");
-}
-
-/*
- * Writes the image_url part for an image block (docs/mapping.md#user-blocks) to `*buf`. Returns 1, 0 when the source names
- * nothing the upstream can read (a Files API id, an unknown source type: the caller writes `placeholder`), or -1 on
- * error.
- */
-static int image_part(struct state *s, struct block *b, h2o_buffer_t **buf, char *placeholder, size_t phsz)
-{
-    if (!b->has_source)
-        return fail_at(s, "source", "required") - 1;
-    if (ref_is(s, &b->src_type, "base64")) {
-        if (!b->src_media_type.where)
-            return fail_at(s, "source.media_type", "required") - 1;
-        if (!b->src_data.where)
-            return fail_at(s, "source.data", "required") - 1;
-        pgw_buf_append_lit(buf, "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:");
-        append_escaped(buf, ref_ptr(s, &b->src_media_type), b->src_media_type.len);
-        pgw_buf_append_lit(buf, ";base64,");
-        append_escaped(buf, ref_ptr(s, &b->src_data), b->src_data.len);
-        pgw_buf_append_lit(buf, "\"}}");
-    } else if (ref_is(s, &b->src_type, "url")) {
-        if (!b->src_url.where)
-            return fail_at(s, "source.url", "required") - 1;
-        pgw_buf_append_lit(buf, "{\"type\":\"image_url\",\"image_url\":{\"url\":");
-        append_quoted(buf, ref_ptr(s, &b->src_url), b->src_url.len);
-        pgw_buf_append_lit(buf, "}}");
-    } else {
-        if (b->src_file_id.where)
-            snprintf(placeholder, phsz, "[image file %.*s not available]", (int)b->src_file_id.len, ref_ptr(s, &b->src_file_id));
-        else
-            snprintf(placeholder, phsz, "[image not available]");
-        return 0;
-    }
-    ++s->est.num_images;
-    return 1;
-}
-
-static int is_pdf_data(struct state *s, struct block *b)
-{
-    return ref_is(s, &b->src_type, "base64") && (!b->src_media_type.where || ref_is(s, &b->src_media_type, "application/pdf"));
-}
-
-/* Writes Poe's `file` part for a base64 PDF document (docs/mapping.md#user-blocks). Returns 1, or -1 on error. */
-static int file_part(struct state *s, struct block *b, h2o_buffer_t **buf)
-{
-    if (!b->src_data.where)
-        return fail_at(s, "source.data", "required") - 1;
-    pgw_buf_append_lit(buf, "{\"type\":\"file\",\"file\":{\"filename\":");
-    if (b->title.where && !is_blank(ref_ptr(s, &b->title), b->title.len))
-        append_quoted(buf, ref_ptr(s, &b->title), b->title.len);
-    else
-        pgw_buf_append_lit(buf, "\"doc.pdf\"");
-    pgw_buf_append_lit(buf, ",\"file_data\":\"data:application/pdf;base64,");
-    append_escaped(buf, ref_ptr(s, &b->src_data), b->src_data.len);
-    pgw_buf_append_lit(buf, "\"}}");
-    s->est.extra_tokens += pgw_estimate_pdf(ref_ptr(s, &b->src_data), b->src_data.len);
-    return 1;
-}
-
-/*
- * The text standing for a document that is not a base64 PDF, into s->scratch (raw): the title first, then the text or
- * content source's text, or a line naming the URL (never fetched) or the file. Returns 0, or -1 on error.
- */
-static int document_text(struct state *s, struct block *b)
-{
-    char line[512];
-    size_t n = 0;
-
-    s->scratch->size = 0;
-    if (!b->has_source)
-        return fail_at(s, "source", "required") - 1;
-    if (b->title.where && !is_blank(ref_ptr(s, &b->title), b->title.len))
-        join(&s->scratch, &n, "\n\n", ref_ptr(s, &b->title), b->title.len);
-    if (ref_is(s, &b->src_type, "text")) {
-        if (!b->src_data.where)
-            return fail_at(s, "source.data", "required") - 1;
-        join(&s->scratch, &n, "\n\n", ref_ptr(s, &b->src_data), b->src_data.len);
-    } else if (ref_is(s, &b->src_type, "content")) {
-        if (b->num_joined != 0)
-            join(&s->scratch, &n, "\n\n", b->joined->bytes, b->joined->size);
-    } else if (ref_is(s, &b->src_type, "url")) {
-        int l = snprintf(line, sizeof(line), "[document at %.*s (not fetched)]", (int)b->src_url.len, ref_ptr(s, &b->src_url));
-        join(&s->scratch, &n, "\n\n", line, (size_t)l < sizeof(line) ? (size_t)l : sizeof(line) - 1);
-    } else if (ref_is(s, &b->src_type, "file")) {
-        int l = snprintf(line, sizeof(line), "[document file %.*s not available]", (int)b->src_file_id.len,
-                         ref_ptr(s, &b->src_file_id));
-        join(&s->scratch, &n, "\n\n", line, (size_t)l < sizeof(line) ? (size_t)l : sizeof(line) - 1);
-    } else {
-        int l = snprintf(line, sizeof(line), "[document of type %.*s not available]", (int)b->src_media_type.len,
-                         ref_ptr(s, &b->src_media_type));
-        join(&s->scratch, &n, "\n\n", line, (size_t)l < sizeof(line) ? (size_t)l : sizeof(line) - 1);
-    }
-    return 0;
-}
-
-/* A search_result's text, into s->scratch (raw): title, source, then its content. */
-static void search_result_text(struct state *s, struct block *b)
-{
-    size_t n = 0;
-    s->scratch->size = 0;
-    if (b->title.where)
-        join(&s->scratch, &n, "\n", ref_ptr(s, &b->title), b->title.len);
-    if (b->source_str.where)
-        join(&s->scratch, &n, "\n", ref_ptr(s, &b->source_str), b->source_str.len);
-    if (b->num_joined != 0)
-        join(&s->scratch, &n, "\n", b->joined->bytes, b->joined->size);
-}
-
-static int is_thinking_or_tool_use(struct state *s, const ref_t *type)
-{
-    return ref_is(s, type, "thinking") || ref_is(s, type, "redacted_thinking") || ref_is(s, type, "tool_use") ||
-           ref_is(s, type, "server_tool_use") || ref_is(s, type, "mcp_tool_use") || ref_ends(s, type, "_tool_result");
-}
-
-/*
- * A block of a type the translation does not know (not one of the Anthropic API's types below, nor of the thinking and
- * tool family above) goes upstream as its text, or not at all when it has none, and the first one of a request is
- * logged. The Anthropic API refuses a type it does not know with a 400, but a list kept here lags behind Anthropic's:
- * Claude Code sends a new type as soon as the API takes it, and a 400 would refuse a request the API serves.
- */
-static void note_unknown_type(struct state *s, const struct block *b, int text_kept)
-{
-    static const char *const known[] = {"text", "image", "document", "search_result", "tool_reference", "container_upload"};
-    char path[160];
-    h2o_buffer_t *name;
-
-    if (s->unknown_logged || is_thinking_or_tool_use(s, &b->type))
-        return;
-    for (size_t i = 0; i != sizeof(known) / sizeof(known[0]); ++i)
-        if (ref_is(s, &b->type, known[i]))
-            return;
-    s->unknown_logged = 1;
-    size_t n = put_path(s, NULL, path, sizeof(path));
-    h2o_buffer_init(&name, &h2o_socket_buffer_prototype);
-    pgw_json_append_string(&name, ref_ptr(s, &b->type), b->type.len < 64 ? b->type.len : 64);
-    pgw_log_warn(MODULE_NAME, "%.*sblock type %.*s is unknown to the gateway: %s (later ones in this request go unlogged)", (int)n,
-                 path, (int)name->size, name->bytes, text_kept ? "only its text was sent" : "dropped");
-    h2o_buffer_dispose(&name);
-}
-
-/* ---- finishing a block ---- */
-
-/* A call's id; an empty id ("id": "") may have left the id buffer unallocated. */
-static const char *call_id(const struct calls *c, const struct call *e)
-{
-    return e->len == 0 ? "" : c->ids->bytes + e->off;
-}
-
-static struct call *find_call(struct calls *c, const char *id, size_t len)
-{
-    for (size_t i = 0; i != c->list.size; ++i) {
-        struct call *e = &c->list.entries[i];
-        if (!e->answered && e->len == len && memcmp(call_id(c, e), id, len) == 0)
-            return e;
-    }
-    return NULL;
-}
-
-static void calls_clear(struct calls *c)
-{
-    c->list.size = 0;
-    c->ids->size = 0;
-}
-
-/* A tool_result (docs/mapping.md#tool-results): a `tool` message when it answers a call of the previous assistant turn,
- * else user text. */
-static int user_tool_result(struct state *s, struct block *b)
-{
-    if (!b->tool_use_id.where)
-        return fail_at(s, "tool_use_id", "required");
-    const char *id = ref_ptr(s, &b->tool_use_id), *text = b->joined->bytes;
-    size_t len = b->joined->size;
-    const char *prefix = b->is_error ? "[tool error] " : "";
-    if (b->num_joined == 0) {
-        text = "(no output)";
-        len = strlen(text);
-    }
-    struct call *c = find_call(&s->prev, id, b->tool_use_id.len);
-    if (c != NULL) {
-        c->answered = 1;
-        tool_message(s, id, b->tool_use_id.len, prefix, text, len);
-    } else {
-        /* an orphan: nothing to answer, so it becomes text (docs/mapping.md#messages) */
-        user_text(s, b->is_error ? "[tool error] " : "[tool result] ", text, len);
-    }
-    user_attachments(s, b);
-    return 1;
-}
-
-static int user_block(struct state *s, struct block *b)
-{
-    char placeholder[256];
-
-    if (ref_is(s, &b->type, "text")) {
-        if (!b->text.where)
-            return fail_at(s, "text", "required");
-        if (!is_blank(ref_ptr(s, &b->text), b->text.len))
-            user_text(s, "", ref_ptr(s, &b->text), b->text.len);
-    } else if (ref_is(s, &b->type, "image")) {
-        size_t mark = s->parts->size;
-        part_begin(s);
-        int r = image_part(s, b, &s->parts, placeholder, sizeof(placeholder));
-        if (r < 0)
-            return 0;
-        if (r == 0) {
-            s->parts->size = mark;
-            --s->num_parts;
-            user_text(s, "", placeholder, strlen(placeholder));
-        }
-    } else if (ref_is(s, &b->type, "document")) {
-        if (is_pdf_data(s, b)) {
-            part_begin(s);
-            if (file_part(s, b, &s->parts) < 0)
-                return 0;
-        } else {
-            if (document_text(s, b) < 0)
-                return 0;
-            if (s->scratch->size != 0)
-                user_text(s, "", s->scratch->bytes, s->scratch->size);
-            user_attachments(s, b);
-        }
-    } else if (ref_is(s, &b->type, "tool_result")) {
-        return user_tool_result(s, b);
-    } else if (ref_is(s, &b->type, "search_result")) {
-        search_result_text(s, b);
-        if (s->scratch->size != 0)
-            user_text(s, "", s->scratch->bytes, s->scratch->size);
-    } else {
-        /* an unknown type is never forwarded (docs/mapping.md#user-blocks); its text is */
-        int text = !is_thinking_or_tool_use(s, &b->type) && b->text.where && !is_blank(ref_ptr(s, &b->text), b->text.len);
-        if (text)
-            user_text(s, "", ref_ptr(s, &b->text), b->text.len);
-        note_unknown_type(s, b, text);
-    }
-    return 1;
-}
-
-static int assistant_block(struct state *s, struct block *b)
-{
-    char mapped[PGW_TOOLNAME_MAX + 1];
-
-    if (ref_is(s, &b->type, "tool_use")) {
-        if (!b->id.where)
-            return fail_at(s, "id", "required");
-        if (!b->name.where)
-            return fail_at(s, "name", "required");
-        const char *name = ref_ptr(s, &b->name);
-        pgw_toolname_map(name, b->name.len, mapped);
-        if (s->num_acalls++ != 0)
-            pgw_buf_append_lit(&s->acalls, ",");
-        pgw_buf_append_lit(&s->acalls, "{\"id\":");
-        append_quoted(&s->acalls, ref_ptr(s, &b->id), b->id.len);
-        pgw_buf_append_lit(&s->acalls, ",\"type\":\"function\",\"function\":{\"name\":");
-        /* remembered in case a collision in `tools` changes the mapping (docs/mapping.md#tool-names) */
-        h2o_vector_reserve(NULL, &s->fixups, s->fixups.size + 1);
-        s->fixups.entries[s->fixups.size++] = (struct fixup){s->acalls->size, strlen(mapped) + 2, s->fixnames->size, b->name.len};
-        pgw_buf_append(&s->fixnames, name, b->name.len);
-        append_quoted(&s->acalls, mapped, strlen(mapped));
-        pgw_buf_append_lit(&s->acalls, ",\"arguments\":");
-        if (b->input_len != 0)
-            append_quoted(&s->acalls, s->body + b->input_off, b->input_len);
-        else
-            pgw_buf_append_lit(&s->acalls, "\"{}\"");
-        pgw_buf_append_lit(&s->acalls, "}}");
-        s->est.text_bytes += b->id.len + strlen(mapped) + (b->input_len != 0 ? b->input_len : 2);
-
-        h2o_vector_reserve(NULL, &s->cur.list, s->cur.list.size + 1);
-        s->cur.list.entries[s->cur.list.size++] = (struct call){s->cur.ids->size, b->id.len, 0};
-        pgw_buf_append(&s->cur.ids, ref_ptr(s, &b->id), b->id.len);
-    } else if (ref_is(s, &b->type, "thinking")) {
-        /* dropped, or echoed as reasoning_content; never folded into text (docs/mapping.md#assistant-blocks) */
-        if (s->opts->echo_reasoning && b->thinking.where && !is_blank(ref_ptr(s, &b->thinking), b->thinking.len))
-            join(&s->reasoning, &s->num_reasoning, "\n", ref_ptr(s, &b->thinking), b->thinking.len);
-    } else if (ref_is(s, &b->type, "text") || !is_thinking_or_tool_use(s, &b->type)) {
-        int text = b->text.where && !is_blank(ref_ptr(s, &b->text), b->text.len);
-        if (text)
-            join(&s->atext, &s->num_atext, "\n", ref_ptr(s, &b->text), b->text.len);
-        note_unknown_type(s, b, text);
-    }
-    return 1;
-}
-
-static void note_text(struct state *s, const char *p, size_t len)
-{
-    if (!is_blank(p, len))
-        join(&s->note, &s->num_note, "\n\n", p, len);
-}
-
-/* A block inside a tool_result, document or search_result: reduced to text and parts of its parent
- * (docs/mapping.md#tool-results). */
-static int nested_block(struct state *s, struct block *b, struct block *parent)
-{
-    char placeholder[256];
-
-    if (ref_is(s, &b->type, "image")) {
-        size_t mark = parent->attach->size;
-        attach_begin(parent);
-        int r = image_part(s, b, &parent->attach, placeholder, sizeof(placeholder));
-        if (r < 0)
-            return 0;
-        if (r == 0) {
-            parent->attach->size = mark;
-            --parent->num_attach;
-            join(&parent->joined, &parent->num_joined, "\n", placeholder, strlen(placeholder));
-        } else {
-            /* OpenAI tool messages carry text only: the image follows in the next user message */
-            join(&parent->joined, &parent->num_joined, "\n", H2O_STRLIT("[image attached below]"));
-        }
-    } else if (ref_is(s, &b->type, "document")) {
-        if (is_pdf_data(s, b)) {
-            attach_begin(parent);
-            if (file_part(s, b, &parent->attach) < 0)
-                return 0;
-            join(&parent->joined, &parent->num_joined, "\n", H2O_STRLIT("[document attached below]"));
-        } else {
-            if (document_text(s, b) < 0)
-                return 0;
-            if (s->scratch->size != 0)
-                join(&parent->joined, &parent->num_joined, "\n", s->scratch->bytes, s->scratch->size);
-            if (b->num_attach != 0) {
-                attach_begin(parent);
-                pgw_buf_append(&parent->attach, b->attach->bytes, b->attach->size);
-                parent->num_attach += b->num_attach - 1;
-            }
-        }
-    } else if (ref_is(s, &b->type, "tool_reference")) {
-        /* a tool search result: keeps the tool message non-empty and says what was loaded */
-        join(&parent->joined, &parent->num_joined, "\n", H2O_STRLIT("[Loaded tool: "));
-        pgw_buf_append(&parent->joined, ref_ptr(s, &b->tool_name), b->tool_name.len);
-        pgw_buf_append_lit(&parent->joined, "]");
-    } else if (ref_is(s, &b->type, "search_result")) {
-        search_result_text(s, b);
-        if (s->scratch->size != 0)
-            join(&parent->joined, &parent->num_joined, "\n", s->scratch->bytes, s->scratch->size);
-    } else {
-        int text = !is_thinking_or_tool_use(s, &b->type) && b->text.where && !is_blank(ref_ptr(s, &b->text), b->text.len);
-        if (text)
-            join(&parent->joined, &parent->num_joined, "\n", ref_ptr(s, &b->text), b->text.len);
-        note_unknown_type(s, b, text);
-    }
-    return 1;
+    return put_path(ctx, NULL, buf, size);
 }
 
 static int finish_block(struct state *s)
 {
     struct block *b = &s->blocks[s->level];
+    const char *missing;
+
     if (!b->type.where)
         return fail_at(s, "type", "required");
-    if (s->level > 1)
-        return nested_block(s, b, &s->blocks[s->level - 1]);
-    switch (s->msg.role) {
-    case ROLE_USER:
-        return user_block(s, b);
-    case ROLE_ASSISTANT:
-        return assistant_block(s, b);
-    default:
-        if (!is_thinking_or_tool_use(s, &b->type) && b->text.where)
-            note_text(s, ref_ptr(s, &b->text), b->text.len);
-        return 1;
-    }
+    block_view(s, b);
+    if (pgw_messages_block(s->messages, s->msg.role, &b->view, s->level > 1 ? &s->blocks[s->level - 1].view : NULL, &missing) != 0)
+        return fail_at(s, missing, "required");
+    return 1;
 }
 
 static void begin_block(struct state *s)
 {
     struct block *b = &s->blocks[++s->level];
-    h2o_buffer_t *joined = b->joined, *attach = b->attach;
+    h2o_buffer_t *joined = b->view.joined, *attach = b->view.attach;
     memset(b, 0, sizeof(*b));
-    b->joined = joined;
-    b->joined->size = 0;
-    b->attach = attach;
-    b->attach->size = 0;
+    b->view.joined = joined;
+    b->view.joined->size = 0;
+    b->view.attach = attach;
+    b->view.attach->size = 0;
     s->arenas[A_LEVEL1 + s->level - 1]->size = 0;
 }
 
-/* ---- finishing a message (docs/mapping.md#messages) ---- */
-
-/* Answers the previous assistant turn's unanswered calls, then writes any pending system note. */
-static void close_turn(struct state *s)
-{
-    for (size_t i = 0; i != s->prev.list.size; ++i) {
-        struct call *c = &s->prev.list.entries[i];
-        if (!c->answered)
-            tool_message(s, call_id(&s->prev, c), c->len, "", H2O_STRLIT("[tool call interrupted]"));
-    }
-    calls_clear(&s->prev);
-    if (s->num_note != 0) {
-        msg_begin(s);
-        pgw_buf_append_lit(&s->msgs, "{\"role\":\"user\",\"content\":\"[system note] ");
-        append_escaped(&s->msgs, s->note->bytes, s->note->size);
-        pgw_buf_append_lit(&s->msgs, "\"}");
-        s->est.text_bytes += sizeof("[system note] ") - 1 + s->note->size;
-        s->note->size = 0;
-        s->num_note = 0;
-    }
-}
+/* ---- messages ---- */
 
 static void begin_message(struct state *s)
 {
     memset(&s->msg, 0, sizeof(s->msg));
     s->arenas[A_OBJECT]->size = 0;
-    s->parts->size = 0;
-    s->num_parts = 0;
-    s->first_is_text = 0;
-    s->atext->size = 0;
-    s->num_atext = 0;
-    s->acalls->size = 0;
-    s->num_acalls = 0;
-    s->reasoning->size = 0;
-    s->num_reasoning = 0;
-    calls_clear(&s->cur);
-    s->fixups_msg_start = s->fixups.size;
+    pgw_messages_begin(s->messages);
 }
 
 static const yajl_callbacks callbacks;
@@ -961,95 +482,16 @@ static int replay_content(struct state *s)
 
 static int finish_message(struct state *s)
 {
-    if (s->msg.role == ROLE_NONE)
+    if (s->msg.role == PGW_ROLE_NONE)
         return fail_at(s, "role", "required");
     if (s->msg.content == CONTENT_NONE)
         return fail_at(s, "content", "required");
     if (s->msg.content == CONTENT_DEFERRED && !replay_content(s))
         return 0;
-    if (s->msg.content == CONTENT_STRING) {
-        const char *p = ref_ptr(s, &s->msg.text);
-        size_t len = s->msg.text.len;
-        if (!is_blank(p, len)) {
-            if (s->msg.role == ROLE_USER)
-                user_text(s, "", p, len);
-            else if (s->msg.role == ROLE_ASSISTANT)
-                join(&s->atext, &s->num_atext, "\n", p, len);
-            else
-                note_text(s, p, len);
-        }
-    }
-
-    switch (s->msg.role) {
-    case ROLE_USER:
-        /* its tool messages are out already; then the calls it left unanswered, a pending note, and its other parts */
-        close_turn(s);
-        if (s->num_parts != 0) {
-            msg_begin(s);
-            pgw_buf_append_lit(&s->msgs, "{\"role\":\"user\",\"content\":");
-            if (s->num_parts == 1 && s->first_is_text) {
-                pgw_buf_append(&s->msgs, s->parts->bytes + s->first_text_off, s->first_text_len);
-            } else {
-                pgw_buf_append_lit(&s->msgs, "[");
-                pgw_buf_append(&s->msgs, s->parts->bytes, s->parts->size);
-                pgw_buf_append_lit(&s->msgs, "]");
-            }
-            pgw_buf_append_lit(&s->msgs, "}");
-        }
-        break;
-    case ROLE_ASSISTANT: {
-        if (s->num_atext == 0 && s->num_acalls == 0)
-            break; /* left empty (thinking only, blank text): dropped, and the previous turn stays open */
-        close_turn(s);
-        msg_begin(s);
-        pgw_buf_append_lit(&s->msgs, "{\"role\":\"assistant\",\"content\":");
-        if (s->num_atext != 0)
-            append_quoted(&s->msgs, s->atext->bytes, s->atext->size);
-        else
-            pgw_buf_append_lit(&s->msgs, "null");
-        s->est.text_bytes += s->atext->size;
-        if (s->num_reasoning != 0) {
-            pgw_buf_append_lit(&s->msgs, ",\"reasoning_content\":");
-            append_quoted(&s->msgs, s->reasoning->bytes, s->reasoning->size);
-            s->est.text_bytes += s->reasoning->size;
-        }
-        if (s->num_acalls != 0) {
-            pgw_buf_append_lit(&s->msgs, ",\"tool_calls\":[");
-            for (size_t i = s->fixups_msg_start; i != s->fixups.size; ++i)
-                s->fixups.entries[i].off += s->msgs->size;
-            pgw_buf_append(&s->msgs, s->acalls->bytes, s->acalls->size);
-            pgw_buf_append_lit(&s->msgs, "]");
-        }
-        pgw_buf_append_lit(&s->msgs, "}");
-        /* its calls now wait for the next user turn */
-        struct calls tmp = s->prev;
-        s->prev = s->cur;
-        s->cur = tmp;
-        break;
-    }
-    default:
-        /* role "system": its text waits in s->note (docs/mapping.md#messages) */
-        break;
-    }
+    if (s->msg.content == CONTENT_STRING)
+        pgw_messages_text(s->messages, s->msg.role, ref_ptr(s, &s->msg.text), s->msg.text.len);
+    pgw_messages_end(s->messages, s->msg.role);
     return 1;
-}
-
-/* ---- system ---- */
-
-/* Claude Code's attribution line means nothing upstream and, changing per request, defeats prefix caches
- * (docs/mapping.md#system). */
-static void system_text(struct state *s, const char *p, size_t len)
-{
-    static const char billing[] = "x-anthropic-billing-header:";
-    if (len >= sizeof(billing) - 1 && memcmp(p, billing, sizeof(billing) - 1) == 0) {
-        const char *nl = memchr(p, '\n', len);
-        len = nl != NULL ? len - (nl + 1 - p) : 0;
-        p = nl != NULL ? nl + 1 : p;
-    }
-    if (!is_blank(p, len)) {
-        size_t n = s->sys->size != 0;
-        join(&s->sys, &n, "\n\n", p, len);
-    }
 }
 
 /* ---- tools (docs/mapping.md#tools) ---- */
@@ -1126,7 +568,7 @@ static int top_value(struct state *s, enum key key, enum vtype t, const char *v,
         return t == V_ARRAY ? push(s, F_STOP) : EXPECTED(s, "an array of strings");
     case K_SYSTEM:
         if (t == V_STRING) {
-            system_text(s, v, len);
+            pgw_messages_system(s->messages, v, len);
             return 1;
         }
         return t == V_ARRAY ? push(s, F_SYSTEM) : EXPECTED(s, "a string or an array");
@@ -1192,7 +634,7 @@ static int block_value(struct state *s, enum key key, enum vtype t, const char *
             return 1;
         if (t != V_BOOL)
             return EXPECTED(s, "a boolean");
-        b->is_error = v[0] == 't';
+        b->view.is_error = v[0] == 't';
         return 1;
     case K_INPUT:
         if (t == V_NULL)
@@ -1208,12 +650,11 @@ static int block_value(struct state *s, enum key key, enum vtype t, const char *
             return 1;
         if (t != V_OBJECT)
             return EXPECTED(s, "an object");
-        b->has_source = 1;
+        b->view.has_source = 1;
         return push(s, F_SOURCE);
     case K_CONTENT:
         if (t == V_STRING) {
-            if (!is_blank(v, len))
-                join(&b->joined, &b->num_joined, "\n", v, len);
+            pgw_messages_block_text(&b->view, v, len);
             return 1;
         }
         if (t == V_NULL)
@@ -1254,14 +695,17 @@ static int message_value(struct state *s, enum key key, enum vtype t, const char
     case K_ROLE:
         /* a second role or content would re-read what was translated under the first (found by fuzzing: the output
          * was no longer JSON) */
-        if (s->msg.role != ROLE_NONE)
+        if (s->msg.role != PGW_ROLE_NONE)
             return fail_at(s, NULL, "given twice");
         if (t != V_STRING)
             return EXPECTED(s, "a string");
 #define IS(lit) (len == sizeof(lit) - 1 && memcmp(v, lit, len) == 0)
-        s->msg.role = IS("user") ? ROLE_USER : IS("assistant") ? ROLE_ASSISTANT : IS("system") ? ROLE_SYSTEM : ROLE_NONE;
+        s->msg.role = IS("user")        ? PGW_ROLE_USER
+                      : IS("assistant") ? PGW_ROLE_ASSISTANT
+                      : IS("system")    ? PGW_ROLE_SYSTEM
+                                        : PGW_ROLE_NONE;
 #undef IS
-        if (s->msg.role == ROLE_NONE)
+        if (s->msg.role == PGW_ROLE_NONE)
             return EXPECTED(s, "\"user\", \"assistant\" or \"system\"");
         return 1;
     case K_CONTENT:
@@ -1274,7 +718,7 @@ static int message_value(struct state *s, enum key key, enum vtype t, const char
         }
         if (t != V_ARRAY)
             return EXPECTED(s, "a string or an array");
-        if (s->msg.role == ROLE_NONE) {
+        if (s->msg.role == PGW_ROLE_NONE) {
             s->msg.content = CONTENT_DEFERRED;
             return take_raw(s, &s->msg.deferred_off, &s->msg.deferred_len);
         }
@@ -1329,7 +773,7 @@ static int on_value(struct state *s, enum vtype t, const char *v, size_t len)
         if (t != V_STRING)
             return EXPECTED(s, "a string");
         /* the first four that are not whitespace-only (docs/mapping.md#stop-sequences) */
-        if (s->num_stop < MAX_STOP && !is_blank(v, len)) {
+        if (s->num_stop < MAX_STOP && !pgw_is_blank(v, len)) {
             if (s->num_stop < sizeof(s->res->stop_sequences) / sizeof(s->res->stop_sequences[0]) &&
                 s->res->stop_sequences[s->num_stop] == NULL)
                 s->res->stop_sequences[s->num_stop] = h2o_strdup(NULL, v, len).base;
@@ -1424,11 +868,10 @@ static int on_frame_end(struct state *s)
         if (!s->obj.type.where)
             return fail_at(s, "type", "required");
         if (ref_is(s, &s->obj.type, "text") && s->obj.text.where)
-            system_text(s, ref_ptr(s, &s->obj.text), s->obj.text.len);
+            pgw_messages_system(s->messages, ref_ptr(s, &s->obj.text), s->obj.text.len);
         return 1;
     case F_MESSAGES:
-        /* a trailing assistant turn's calls have no answer: still answered, or the upstream refuses the history */
-        close_turn(s);
+        pgw_messages_end_all(s->messages);
         return 1;
     case F_MESSAGE:
         return finish_message(s);
@@ -1609,26 +1052,6 @@ static const yajl_callbacks callbacks = {on_null,      on_boolean, NULL,   NULL,
 
 /* ---- assembly ---- */
 
-/* Copies the messages, replacing history tool names whose mapping a collision in `tools` changed
- * (docs/mapping.md#tool-names). */
-static void emit_messages(struct state *s, h2o_buffer_t **out)
-{
-    size_t pos = 0;
-
-    if (s->collisions) {
-        for (size_t i = 0; i != s->fixups.size; ++i) {
-            const struct fixup *f = &s->fixups.entries[i];
-            const char *final = pgw_toolnames_mapped(&s->res->toolnames, s->fixnames->bytes + f->orig_off, f->orig_len);
-            if (final == NULL || (strlen(final) + 2 == f->len && memcmp(pgw_buf_at(s->msgs, f->off + 1), final, f->len - 2) == 0))
-                continue;
-            pgw_buf_append(out, pgw_buf_at(s->msgs, pos), f->off - pos);
-            append_quoted(out, final, strlen(final));
-            pos = f->off + f->len;
-        }
-    }
-    pgw_buf_append(out, pgw_buf_at(s->msgs, pos), s->msgs->size - pos);
-}
-
 static void emit_tools(struct state *s, const pgw_extra_body_t *x, h2o_buffer_t **out)
 {
     if (s->tool_recs.size == 0 || pgw_extra_body_has(x, "tools"))
@@ -1695,14 +1118,7 @@ static void assemble(struct state *s, h2o_buffer_t **out)
     pgw_buf_append_lit(out, "{\"model\":");
     append_quoted(out, model, strlen(model));
     pgw_buf_append_lit(out, ",\"messages\":[");
-    if (s->sys->size != 0) {
-        pgw_buf_append_lit(out, "{\"role\":\"system\",\"content\":");
-        append_quoted(out, s->sys->bytes, s->sys->size);
-        pgw_buf_append(out, "},", s->num_msgs != 0 ? 2 : 1);
-        ++s->est.num_messages;
-        s->est.text_bytes += s->sys->size;
-    }
-    emit_messages(s, out);
+    pgw_messages_write(s->messages, s->collisions ? &s->res->toolnames : NULL, out);
     pgw_buf_append_lit(out, "]");
 
     if (s->has_max_tokens && !pgw_extra_body_has(x, "max_tokens")) {
@@ -1742,8 +1158,7 @@ int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts
                           char *err, size_t errsz)
 {
     struct state *s = h2o_mem_alloc(sizeof(*s));
-    h2o_buffer_t **buffers[] = {&s->parts, &s->atext, &s->acalls,   &s->reasoning, &s->prev.ids, &s->cur.ids, &s->note,
-                                &s->sys,   &s->msgs,  &s->fixnames, &s->tools,     &s->stop,     &s->scratch, &s->schema};
+    h2o_buffer_t **buffers[] = {&s->tools, &s->stop, &s->schema, &s->unescaped};
     int ret = -1;
 
     memset(res, 0, sizeof(*res));
@@ -1758,13 +1173,13 @@ int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts
     s->num_frames = 1;
     for (size_t i = 0; i != sizeof(buffers) / sizeof(buffers[0]); ++i)
         init_buffer(buffers[i]);
-    init_buffer(&s->unescaped);
     for (size_t i = 0; i != NUM_ARENAS; ++i)
         init_buffer(&s->arenas[i]);
     for (size_t i = 1; i <= MAX_LEVELS; ++i) {
-        init_buffer(&s->blocks[i].joined);
-        init_buffer(&s->blocks[i].attach);
+        init_buffer(&s->blocks[i].view.joined);
+        init_buffer(&s->blocks[i].view.attach);
     }
+    s->messages = pgw_messages_create(opts->echo_reasoning, &s->est, where, s);
     if (errsz != 0)
         err[0] = '\0';
 
@@ -1804,17 +1219,14 @@ Exit:
     yajl_free(s->handle);
     for (size_t i = 0; i != sizeof(buffers) / sizeof(buffers[0]); ++i)
         h2o_buffer_dispose(buffers[i]);
-    h2o_buffer_dispose(&s->unescaped);
+    pgw_messages_destroy(s->messages);
+    free(s->tool_recs.entries);
     for (size_t i = 0; i != NUM_ARENAS; ++i)
         h2o_buffer_dispose(&s->arenas[i]);
     for (size_t i = 1; i <= MAX_LEVELS; ++i) {
-        h2o_buffer_dispose(&s->blocks[i].joined);
-        h2o_buffer_dispose(&s->blocks[i].attach);
+        h2o_buffer_dispose(&s->blocks[i].view.joined);
+        h2o_buffer_dispose(&s->blocks[i].view.attach);
     }
-    free(s->prev.list.entries);
-    free(s->cur.list.entries);
-    free(s->fixups.entries);
-    free(s->tool_recs.entries);
     free(s);
     return ret;
 }

@@ -240,7 +240,7 @@ test('a content block of a type the gateway does not know: its text is sent, and
     assert.equal(r.status, 200, r.body);
     assert.deepEqual((await lastUpstream()).body.messages[0].content, [{ type: 'text', text: 'one' }, { type: 'text', text: 'two' }]);
     assert.match(gw.output.stderr,
-        /warn \[translate_request\] messages\.0\.content\.1: block type "hologram_2031" is unknown to the gateway: only its text was sent/);
+        /warn \[translate_messages\] messages\.0\.content\.1: block type "hologram_2031" is unknown to the gateway: only its text was sent/);
 });
 
 test('15 s without a write to the client brings a ping between events', async () => {

@@ -167,6 +167,7 @@ void test_src__translate_request_c(void);
 void test_src__translate_extra_c(void);
 void test_src__translate_schema_c(void);
 void test_src__translate_knobs_c(void);
+void test_src__translate_messages_c(void);
 void test_src__estimate_c(void);
 void test_src__framing_c(void);
 void test_src__listener_c(void);
@@ -199,6 +200,7 @@ int main(void)
     subtest("src/translate_extra.c", test_src__translate_extra_c);
     subtest("src/translate_schema.c", test_src__translate_schema_c);
     subtest("src/translate_knobs.c", test_src__translate_knobs_c);
+    subtest("src/translate_messages.c", test_src__translate_messages_c);
     subtest("src/estimate.c", test_src__estimate_c);
     subtest("src/framing.c", test_src__framing_c);
     subtest("src/listener.c", test_src__listener_c);
