@@ -175,3 +175,18 @@ int pgw_extra_body_has(const pgw_extra_body_t *x, const char *name)
             return 1;
     return 0;
 }
+
+void pgw_extra_body_append(const pgw_extra_body_t *x, h2o_buffer_t **out)
+{
+    for (size_t i = 0; x != NULL && i != x->num_members; ++i) {
+        const struct st_pgw_extra_member_t *m = &x->members[i];
+#define IS(lit) (m->name.len == sizeof(lit) - 1 && memcmp(m->name.base, lit, m->name.len) == 0)
+        if (IS("model") || IS("messages") || IS("stream") || IS("stream_options"))
+            continue;
+#undef IS
+        pgw_buf_append_lit(out, ",\"");
+        pgw_json_append_escaped(out, m->name.base, m->name.len);
+        pgw_buf_append_lit(out, "\":");
+        pgw_buf_append(out, m->value.base, m->value.len);
+    }
+}

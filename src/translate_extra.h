@@ -32,4 +32,10 @@ pgw_extra_body_t *pgw_extra_body_dup(const pgw_extra_body_t *x);
 /** 1 when `x` (which may be NULL) has a member called `name`. */
 int pgw_extra_body_has(const pgw_extra_body_t *x, const char *name);
 
+/**
+ * Appends the members of `x` (which may be NULL) to `*out`, each as `,"name":value`, except `model`, `messages`,
+ * `stream` and `stream_options`: a route cannot change what the translation relies on.
+ */
+void pgw_extra_body_append(const pgw_extra_body_t *x, h2o_buffer_t **out);
+
 #endif

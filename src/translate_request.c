@@ -11,8 +11,8 @@
  * offsets, so number literals and all survive as the `arguments` string.
  *
  * This file reads; what each piece becomes is decided where it is handed over, as soon as it is complete: a content
- * block, a message, the system text to src/translate_messages.c; the reasoning fields to src/translate_knobs.c at the
- * end. A block's keys are unordered too, so its fields are held until it closes:
+ * block, a message, the system text to src/translate_messages.c; a tool to src/translate_tools.c; the reasoning
+ * fields to src/translate_knobs.c at the end. A block's keys are unordered too, so its fields are held until it closes:
  * strings without escapes stay offsets into the body, others are copied into an arena per nesting level, reset per
  * block. A message whose `role` comes after its `content` array has that array skipped, then replayed from the body's
  * bytes by a second parser at the message's end, when the role is known (rare: every SDK writes `role` first).
@@ -38,6 +38,7 @@
 #include "translate_knobs.h"
 #include "translate_messages.h"
 #include "translate_schema.h"
+#include "translate_tools.h"
 
 #define MODULE_NAME "translate_request"
 
@@ -145,11 +146,6 @@ struct block {
     pgw_block_t view;
 };
 
-struct tool_rec {
-    size_t frag_off, frag_len; /* `,"description":...,"parameters":{...}}}` in `tools` */
-    size_t entry;              /* in res->toolnames */
-};
-
 struct state {
     const char *body;
     size_t len;
@@ -182,11 +178,9 @@ struct state {
     } msg;
     pgw_messages_t *messages; /* what the system text, the messages and their blocks become */
 
+    pgw_tools_t *tools; /* what `tools` and `tool_choice` become */
+
     /* output sections */
-    h2o_buffer_t *tools;
-    h2o_buffer_t *schema; /* the tool being read: its cleaned input_schema */
-    H2O_VECTOR(struct tool_rec) tool_recs;
-    int collisions;
     h2o_buffer_t *stop;
     size_t num_stop;
     h2o_buffer_t *unescaped; /* the string a callback is given, decoded again (see decoded()) */
@@ -195,7 +189,6 @@ struct state {
     struct {
         ref_t name, type, description, text;
         int has_schema;
-        size_t frag_start;
     } obj;
 
     /* scalars */
@@ -494,48 +487,19 @@ static int finish_message(struct state *s)
     return 1;
 }
 
-/* ---- tools (docs/mapping.md#tools) ---- */
+/* ---- tools: which go upstream, and how, is src/translate_tools.c's ---- */
 
 static void begin_tool(struct state *s)
 {
     memset(&s->obj, 0, sizeof(s->obj));
     s->arenas[A_OBJECT]->size = 0;
-    s->obj.frag_start = s->tools->size;
 }
 
 static int finish_tool(struct state *s)
 {
-    char plain[PGW_TOOLNAME_MAX + 1];
-
-    /* typed tools are Anthropic's server tools (web search, code execution, bash, text editor, computer, memory, tool
-     * search, MCP toolsets): nothing here can run them */
-    if (s->obj.type.where && !ref_is(s, &s->obj.type, "custom"))
-        return 1;
-    if (!s->obj.name.where)
+    if (pgw_tools_end(s->tools, ref_iovec(s, &s->obj.type), ref_iovec(s, &s->obj.name), ref_iovec(s, &s->obj.description),
+                      s->obj.has_schema) != 0)
         return fail_at(s, "name", "required");
-    const char *name = ref_ptr(s, &s->obj.name);
-    if (pgw_toolnames_mapped(&s->res->toolnames, name, s->obj.name.len) != NULL) {
-        pgw_log_warn(MODULE_NAME, "a tool is listed twice; the first one is kept");
-        return 1;
-    }
-    pgw_buf_append_lit(&s->tools, ",\"description\":");
-    append_quoted(&s->tools, ref_ptr(s, &s->obj.description), s->obj.description.len);
-    pgw_buf_append_lit(&s->tools, ",\"parameters\":");
-    if (s->obj.has_schema)
-        pgw_buf_append(&s->tools, s->schema->bytes, s->schema->size);
-    else
-        pgw_buf_append_lit(&s->tools, "{\"type\":\"object\",\"properties\":{}}");
-    pgw_buf_append_lit(&s->tools, "}}");
-
-    size_t entry = s->res->toolnames.num_entries;
-    pgw_toolnames_add(&s->res->toolnames, name, s->obj.name.len);
-    pgw_toolname_map(name, s->obj.name.len, plain);
-    if (strcmp(s->res->toolnames.entries[entry].mapped, plain) != 0)
-        s->collisions = 1;
-    h2o_vector_reserve(NULL, &s->tool_recs, s->tool_recs.size + 1);
-    s->tool_recs.entries[s->tool_recs.size++] = (struct tool_rec){s->obj.frag_start, s->tools->size - s->obj.frag_start, entry};
-    ++s->est.num_tools;
-    s->est.text_bytes += s->obj.name.len + (s->tools->size - s->obj.frag_start);
     return 1;
 }
 
@@ -743,10 +707,8 @@ static int tool_value(struct state *s, enum key key, enum vtype t, const char *v
             return 1;
         if (t != V_OBJECT)
             return EXPECTED(s, "an object");
-        /* only input_schema becomes parameters; nothing else is merged in (docs/mapping.md#tools) */
-        s->schema->size = 0;
         s->obj.has_schema = 1;
-        pgw_schema_begin(&s->copy, &s->schema, s->opts->minimal_schema);
+        pgw_schema_begin(&s->copy, pgw_tools_schema(s->tools), s->opts->minimal_schema);
         return 1;
     default:
         /* cache_control, defer_loading, strict, input_examples, ...: dropped */
@@ -1052,65 +1014,11 @@ static const yajl_callbacks callbacks = {on_null,      on_boolean, NULL,   NULL,
 
 /* ---- assembly ---- */
 
-static void emit_tools(struct state *s, const pgw_extra_body_t *x, h2o_buffer_t **out)
-{
-    if (s->tool_recs.size == 0 || pgw_extra_body_has(x, "tools"))
-        return; /* no tool left: no tool_choice or parallel_tool_calls either (a choice without tools is a 400) */
-    pgw_buf_append_lit(out, ",\"tools\":[");
-    for (size_t i = 0; i != s->tool_recs.size; ++i) {
-        const struct tool_rec *t = &s->tool_recs.entries[i];
-        const char *name = s->res->toolnames.entries[t->entry].mapped;
-        if (i != 0)
-            pgw_buf_append_lit(out, ",");
-        pgw_buf_append_lit(out, "{\"type\":\"function\",\"function\":{\"name\":");
-        append_quoted(out, name, strlen(name));
-        pgw_buf_append(out, s->tools->bytes + t->frag_off, t->frag_len);
-    }
-    pgw_buf_append_lit(out, "]");
-
-    if (s->tool_choice.type.where && !pgw_extra_body_has(x, "tool_choice")) {
-        pgw_buf_append_lit(out, ",\"tool_choice\":");
-        if (ref_is(s, &s->tool_choice.type, "any")) {
-            pgw_buf_append_lit(out, "\"required\""); /* "auto" loses the forcing; "any" is not a value */
-        } else if (ref_is(s, &s->tool_choice.type, "none")) {
-            pgw_buf_append_lit(out, "\"none\"");
-        } else if (ref_is(s, &s->tool_choice.type, "tool")) {
-            const char *name = pgw_toolnames_mapped(&s->res->toolnames, ref_ptr(s, &s->tool_choice.name), s->tool_choice.name.len);
-            if (name != NULL) {
-                pgw_buf_append_lit(out, "{\"type\":\"function\",\"function\":{\"name\":");
-                append_quoted(out, name, strlen(name));
-                pgw_buf_append_lit(out, "}}");
-            } else {
-                /* a tool that was dropped (a server tool) or never listed: forcing another one would be wrong */
-                pgw_buf_append_lit(out, "\"auto\"");
-            }
-        } else {
-            pgw_buf_append_lit(out, "\"auto\"");
-        }
-    }
-    if (s->tool_choice.disable_parallel && !pgw_extra_body_has(x, "parallel_tool_calls"))
-        pgw_buf_append_lit(out, ",\"parallel_tool_calls\":false");
-}
-
-static void emit_extra(const pgw_extra_body_t *x, h2o_buffer_t **out)
-{
-    for (size_t i = 0; x != NULL && i != x->num_members; ++i) {
-        const struct st_pgw_extra_member_t *m = &x->members[i];
-#define IS(lit) (m->name.len == sizeof(lit) - 1 && memcmp(m->name.base, lit, m->name.len) == 0)
-        /* the gateway's own: a route cannot change what the translation relies on */
-        if (IS("model") || IS("messages") || IS("stream") || IS("stream_options"))
-            continue;
-#undef IS
-        pgw_buf_append_lit(out, ",");
-        append_quoted(out, m->name.base, m->name.len);
-        pgw_buf_append_lit(out, ":");
-        pgw_buf_append(out, m->value.base, m->value.len);
-    }
-}
-
 static void assemble(struct state *s, h2o_buffer_t **out)
 {
     const pgw_extra_body_t *x = s->opts->extra_body;
+    pgw_tool_choice_t choice = {ref_iovec(s, &s->tool_choice.type), ref_iovec(s, &s->tool_choice.name),
+                                s->tool_choice.disable_parallel};
     pgw_thinking_t thinking = {ref_iovec(s, &s->thinking.type), s->thinking.budget, s->thinking.has_budget,
                                ref_iovec(s, &s->effort), s->max_tokens};
 
@@ -1118,7 +1026,7 @@ static void assemble(struct state *s, h2o_buffer_t **out)
     pgw_buf_append_lit(out, "{\"model\":");
     append_quoted(out, model, strlen(model));
     pgw_buf_append_lit(out, ",\"messages\":[");
-    pgw_messages_write(s->messages, s->collisions ? &s->res->toolnames : NULL, out);
+    pgw_messages_write(s->messages, pgw_tools_collided(s->tools) ? &s->res->toolnames : NULL, out);
     pgw_buf_append_lit(out, "]");
 
     if (s->has_max_tokens && !pgw_extra_body_has(x, "max_tokens")) {
@@ -1141,9 +1049,9 @@ static void assemble(struct state *s, h2o_buffer_t **out)
     if (s->stream) /* MUST: without include_usage no usage arrives and auto-compaction never fires
                     * (docs/mapping.md#top-level-fields) */
         pgw_buf_append_lit(out, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
-    emit_tools(s, x, out);
+    pgw_tools_write(s->tools, &choice, x, out);
     pgw_knobs_append(out, s->opts->bot, &thinking, x);
-    emit_extra(x, out);
+    pgw_extra_body_append(x, out);
     pgw_buf_append_lit(out, "}");
 }
 
@@ -1158,7 +1066,7 @@ int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts
                           char *err, size_t errsz)
 {
     struct state *s = h2o_mem_alloc(sizeof(*s));
-    h2o_buffer_t **buffers[] = {&s->tools, &s->stop, &s->schema, &s->unescaped};
+    h2o_buffer_t **buffers[] = {&s->stop, &s->unescaped};
     int ret = -1;
 
     memset(res, 0, sizeof(*res));
@@ -1180,6 +1088,7 @@ int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts
         init_buffer(&s->blocks[i].view.attach);
     }
     s->messages = pgw_messages_create(opts->echo_reasoning, &s->est, where, s);
+    s->tools = pgw_tools_create(&res->toolnames, &s->est);
     if (errsz != 0)
         err[0] = '\0';
 
@@ -1220,7 +1129,7 @@ Exit:
     for (size_t i = 0; i != sizeof(buffers) / sizeof(buffers[0]); ++i)
         h2o_buffer_dispose(buffers[i]);
     pgw_messages_destroy(s->messages);
-    free(s->tool_recs.entries);
+    pgw_tools_destroy(s->tools);
     for (size_t i = 0; i != NUM_ARENAS; ++i)
         h2o_buffer_dispose(&s->arenas[i]);
     for (size_t i = 1; i <= MAX_LEVELS; ++i) {

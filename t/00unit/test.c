@@ -168,6 +168,7 @@ void test_src__translate_extra_c(void);
 void test_src__translate_schema_c(void);
 void test_src__translate_knobs_c(void);
 void test_src__translate_messages_c(void);
+void test_src__translate_tools_c(void);
 void test_src__estimate_c(void);
 void test_src__framing_c(void);
 void test_src__listener_c(void);
@@ -201,6 +202,7 @@ int main(void)
     subtest("src/translate_schema.c", test_src__translate_schema_c);
     subtest("src/translate_knobs.c", test_src__translate_knobs_c);
     subtest("src/translate_messages.c", test_src__translate_messages_c);
+    subtest("src/translate_tools.c", test_src__translate_tools_c);
     subtest("src/estimate.c", test_src__estimate_c);
     subtest("src/framing.c", test_src__framing_c);
     subtest("src/listener.c", test_src__listener_c);
