@@ -27,23 +27,6 @@ struct parse {
     int depth;
 };
 
-static void *yajl_malloc_cb(void *ctx, size_t sz)
-{
-    return h2o_mem_alloc(sz);
-}
-
-static void *yajl_realloc_cb(void *ctx, void *p, size_t sz)
-{
-    return h2o_mem_realloc(p, sz);
-}
-
-static void yajl_free_cb(void *ctx, void *p)
-{
-    free(p);
-}
-
-static yajl_alloc_funcs alloc_funcs = {yajl_malloc_cb, yajl_realloc_cb, yajl_free_cb, NULL};
-
 /* A value ended: when it is a member's (at depth 1), its text ends where the parser stands. */
 static int value_end(struct parse *p)
 {
@@ -142,7 +125,7 @@ pgw_extra_body_t *pgw_extra_body_parse(const char *members, size_t len)
     pgw_buf_append_lit(&p.text, "{");
     pgw_buf_append(&p.text, members, len);
     pgw_buf_append_lit(&p.text, "}");
-    p.handle = yajl_alloc(&callbacks, &alloc_funcs, &p);
+    p.handle = yajl_alloc(&callbacks, &pgw_yajl_alloc_funcs, &p);
     if (yajl_parse(p.handle, (const unsigned char *)p.text->bytes, p.text->size) == yajl_status_ok &&
         yajl_complete_parse(p.handle) == yajl_status_ok)
         x = build(&p);

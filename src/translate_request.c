@@ -211,23 +211,6 @@ struct state {
 
 /* ---- small helpers ---- */
 
-static void *yajl_malloc_cb(void *ctx, size_t sz)
-{
-    return h2o_mem_alloc(sz);
-}
-
-static void *yajl_realloc_cb(void *ctx, void *p, size_t sz)
-{
-    return h2o_mem_realloc(p, sz);
-}
-
-static void yajl_free_cb(void *ctx, void *p)
-{
-    free(p);
-}
-
-static yajl_alloc_funcs alloc_funcs = {yajl_malloc_cb, yajl_realloc_cb, yajl_free_cb, NULL};
-
 /* Appends `s` as a JSON string. It is valid UTF-8 (yajl validated it, or the gateway wrote it), so only quotes,
  * backslashes and control characters change. */
 static void append_quoted(h2o_buffer_t **buf, const char *s, size_t len)
@@ -456,7 +439,7 @@ static const yajl_callbacks callbacks;
 /* Reads a content array skipped because `role` came after it, now that the role is known. */
 static int replay_content(struct state *s)
 {
-    yajl_handle saved = s->handle, h = yajl_alloc(&callbacks, &alloc_funcs, s);
+    yajl_handle saved = s->handle, h = yajl_alloc(&callbacks, &pgw_yajl_alloc_funcs, s);
     size_t saved_base = s->handle_base;
     yajl_status st;
 
@@ -1092,7 +1075,7 @@ int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts
     if (errsz != 0)
         err[0] = '\0';
 
-    s->handle = yajl_alloc(&callbacks, &alloc_funcs, s);
+    s->handle = yajl_alloc(&callbacks, &pgw_yajl_alloc_funcs, s);
     yajl_status st = len == 0 ? yajl_status_error : yajl_parse(s->handle, (const unsigned char *)body, len);
     if (st == yajl_status_ok)
         st = yajl_complete_parse(s->handle);
