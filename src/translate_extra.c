@@ -87,8 +87,8 @@ static int on_key(void *ctx, const unsigned char *k, size_t len)
     return 1;
 }
 
-static const yajl_callbacks callbacks = {on_null, on_bool,  NULL,     NULL,    on_number, on_string,
-                                         on_open, on_key,   on_close, on_open, on_close};
+static const yajl_callbacks callbacks = {on_null, on_bool, NULL,     NULL,    on_number, on_string,
+                                         on_open, on_key,  on_close, on_open, on_close};
 
 /* Lays the members out in one allocation: the struct, the array, then each name and value, NUL-terminated. */
 static pgw_extra_body_t *build(const struct parse *p)

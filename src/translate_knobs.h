@@ -8,8 +8,8 @@
 
 /** What a request asks of the model's reasoning, as the request translator read it. */
 typedef struct st_pgw_thinking_t {
-    h2o_iovec_t type;     /* thinking.type ("enabled", "adaptive", "disabled", ...); base NULL when absent */
-    long long budget;     /* thinking.budget_tokens, when has_budget */
+    h2o_iovec_t type; /* thinking.type ("enabled", "adaptive", "disabled", ...); base NULL when absent */
+    long long budget; /* thinking.budget_tokens, when has_budget */
     int has_budget;
     h2o_iovec_t effort;   /* output_config.effort; base NULL when absent */
     long long max_tokens; /* the request's max_tokens as sent upstream (a budget must stay below it); 0 when absent */

@@ -145,9 +145,10 @@ void pgw_schema_key(pgw_schema_copier_t *c, const char *k, size_t len)
             c->pending_pattern = 1;
             return;
         }
-        c->next = IS("properties") || IS("patternProperties") || IS("definitions") || IS("$defs") || IS("dependentSchemas") ? M_NAMES
-                  : IS("enum") || IS("const") || IS("default") || IS("examples") || IS("required")                           ? M_DATA
-                                                                                                                              : M_SCHEMA;
+        c->next = IS("properties") || IS("patternProperties") || IS("definitions") || IS("$defs") || IS("dependentSchemas")
+                      ? M_NAMES
+                  : IS("enum") || IS("const") || IS("default") || IS("examples") || IS("required") ? M_DATA
+                                                                                                   : M_SCHEMA;
     } else {
         c->next = mode == M_NAMES ? M_SCHEMA : M_DATA;
     }

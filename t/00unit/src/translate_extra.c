@@ -12,8 +12,9 @@ static pgw_extra_body_t *parse(const char *members)
 static void test_parse(void)
 {
     /* names decoded, values as written (white space around them dropped, inside them kept) */
-    pgw_extra_body_t *x = parse("\"thinking_budget\":4096, \"web_search\" : true,\"nested\":{\"a\":[1, 2.50]},\"k\\u0065y\":\"a\\\"b\","
-                                "\"n\":null,\"e\":-0.5e-3");
+    pgw_extra_body_t *x =
+        parse("\"thinking_budget\":4096, \"web_search\" : true,\"nested\":{\"a\":[1, 2.50]},\"k\\u0065y\":\"a\\\"b\","
+              "\"n\":null,\"e\":-0.5e-3");
     ok(x != NULL);
     if (x == NULL)
         return;
@@ -58,8 +59,8 @@ static void test_parse(void)
 static void test_invalid(void)
 {
     /* not JSON object members: refused (the loader then refuses the file) */
-    static const char *const bad[] = {"\"x\":", "\"x\"", "1", "\"a\":1,", "\"a\":1}", "{\"a\":1}", "\"a\":[1", "\"a\":tru",
-                                      "\"a\":1 \"b\":2", "a:1", "\"a\":\"\xff\""};
+    static const char *const bad[] = {"\"x\":",    "\"x\"",           "1",   "\"a\":1,",      "\"a\":1}", "{\"a\":1}", "\"a\":[1",
+                                      "\"a\":tru", "\"a\":1 \"b\":2", "a:1", "\"a\":\"\xff\""};
     for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i) {
         pgw_extra_body_t *x = parse(bad[i]);
         ok(x == NULL);

@@ -114,7 +114,7 @@ static void test_rules(void)
     is_str(clamp_effort(&sparse, 5), "max");
     is_str(clamp_effort(&sparse, 1), "medium"); /* low: nothing below but minimal, so up */
     is_str(clamp_effort(&sparse, 0), "medium");
-    ok(clamp_effort(&odd, 3) == NULL); /* high: never down to minimal, and nothing above */
+    ok(clamp_effort(&odd, 3) == NULL);        /* high: never down to minimal, and nothing above */
     is_str(clamp_effort(&odd, 0), "minimal"); /* unless minimal is what was asked */
     ok(clamp_effort(&none, 3) == NULL);
 

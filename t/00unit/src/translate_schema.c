@@ -11,9 +11,9 @@
 struct driver {
     pgw_schema_copier_t copier;
     h2o_buffer_t *out;
-    size_t skip;    /* > 0: inside a value left out, this many levels deep */
-    int started;    /* the schema's '{' has been seen */
-    int ended;      /* pgw_schema_close returned 1 */
+    size_t skip;     /* > 0: inside a value left out, this many levels deep */
+    int started;     /* the schema's '{' has been seen */
+    int ended;       /* pgw_schema_close returned 1 */
     int ended_early; /* it did so before the last close */
 };
 
@@ -103,7 +103,8 @@ static const char *clean(const char *schema, int minimal)
     d.copier.minimal = minimal;
     h2o_buffer_init(&d.out, &h2o_socket_buffer_prototype);
     yajl_handle h = yajl_alloc(&d_callbacks, NULL, &d);
-    int parsed = yajl_parse(h, (const unsigned char *)json, strlen(json)) == yajl_status_ok && yajl_complete_parse(h) == yajl_status_ok;
+    int parsed =
+        yajl_parse(h, (const unsigned char *)json, strlen(json)) == yajl_status_ok && yajl_complete_parse(h) == yajl_status_ok;
     yajl_free(h);
     if (!parsed || !d.ended || d.ended_early || d.copier.active || d.copier.depth != 0) {
         snprintf(result, sizeof(result), "ERROR");
@@ -186,12 +187,12 @@ static void test_ecma(void)
         const char *pattern;
         int refused;
     } cases[] = {
-        {"^[a-z]+$", 0},       {"\\d{3}-\\d{4}", 0}, {"(?:a|b)", 0},      {"(?=x)", 0},     {"(?!x)", 0},
-        {"(?<=x)", 0},         {"(?<!x)", 0},        {"(?<name>x)", 0},   {"[\\p]", 1},     {"\\p{L}", 1},
-        {"\\P{Lu}", 1},        {"\\Aabc\\z", 1},     {"abc\\Z", 1},       {"\\Qa.b\\E", 1}, {"\\h\\R\\X\\K\\G", 1},
-        {"[[:alpha:]]", 1},    {"[a:]", 0},          {"(?i)a", 1},        {"(?>a)", 1},     {"(?P<n>a)", 1},
-        {"(?#c)", 1},          {"(?R)", 1},          {"a*+", 1},          {"a++", 1},       {"a?+", 1},
-        {"a{2}+", 1},          {"a+b", 0},           {"\\", 1},           {"[\\]]", 0},     {"", 0},
+        {"^[a-z]+$", 0},    {"\\d{3}-\\d{4}", 0}, {"(?:a|b)", 0},    {"(?=x)", 0},     {"(?!x)", 0},
+        {"(?<=x)", 0},      {"(?<!x)", 0},        {"(?<name>x)", 0}, {"[\\p]", 1},     {"\\p{L}", 1},
+        {"\\P{Lu}", 1},     {"\\Aabc\\z", 1},     {"abc\\Z", 1},     {"\\Qa.b\\E", 1}, {"\\h\\R\\X\\K\\G", 1},
+        {"[[:alpha:]]", 1}, {"[a:]", 0},          {"(?i)a", 1},      {"(?>a)", 1},     {"(?P<n>a)", 1},
+        {"(?#c)", 1},       {"(?R)", 1},          {"a*+", 1},        {"a++", 1},       {"a?+", 1},
+        {"a{2}+", 1},       {"a+b", 0},           {"\\", 1},         {"[\\]]", 0},     {"", 0},
     };
     for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
         int got = non_ecma_pattern(cases[i].pattern, strlen(cases[i].pattern));
