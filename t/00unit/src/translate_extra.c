@@ -1,5 +1,6 @@
 /* poe-gateway: MIT licence. Unit tests for src/translate_extra.c: a route's extra_body, parsed once at load
  * (docs/mapping.md#extra-body). How the translator merges it is tested in translate_request.c. */
+#include <stdio.h>
 #include <stdlib.h>
 #include "../../../src/translate_extra.c"
 #include "../test.h"
@@ -70,8 +71,28 @@ static void test_invalid(void)
     }
 }
 
+static void test_append(void)
+{
+    h2o_buffer_t *out;
+    h2o_buffer_init(&out, &h2o_socket_buffer_prototype);
+
+    /* every member, names escaped again and values as written, except those the translation owns */
+    pgw_extra_body_t *x = parse("\"model\":\"x\",\"k\\\"q\":[1, 2],\"messages\":[],\"stream\":false,\"stream_options\":{},"
+                                "\"modelx\":1,\"temperature\":0.50");
+    pgw_extra_body_append(x, &out);
+    char got[256];
+    snprintf(got, sizeof(got), "%.*s", (int)out->size, out->bytes);
+    is_str(got, ",\"k\\\"q\":[1, 2],\"modelx\":1,\"temperature\":0.50");
+    free(x);
+    out->size = 0;
+    pgw_extra_body_append(NULL, &out);
+    is_int(out->size, 0);
+    h2o_buffer_dispose(&out);
+}
+
 void test_src__translate_extra_c(void)
 {
     subtest("parse", test_parse);
     subtest("invalid", test_invalid);
+    subtest("append", test_append);
 }
