@@ -176,12 +176,12 @@ struct state {
         ref_t text;
         size_t deferred_off, deferred_len;
     } msg;
+
+    /* what is decided elsewhere (owned) */
     pgw_messages_t *messages; /* what the system text, the messages and their blocks become */
+    pgw_tools_t *tools;       /* what `tools` and `tool_choice` become */
 
-    pgw_tools_t *tools; /* what `tools` and `tool_choice` become */
-
-    /* output sections */
-    h2o_buffer_t *stop;
+    h2o_buffer_t *stop; /* the stop sequences to send, comma-separated JSON strings */
     size_t num_stop;
     h2o_buffer_t *unescaped; /* the string a callback is given, decoded again (see decoded()) */
 
