@@ -65,6 +65,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t r = 0; r != conf.num_routes; ++r) {
         const pgw_route_t *route = &conf.routes[r];
         FUZZ_ASSERT(route->model_name != NULL, "a route without model_name");
+        /* parsed once at load for the translator: members exactly when there is text */
+        FUZZ_ASSERT((route->extra_body != NULL) == (route->extra_body_members != NULL), "extra_body %s but members %s",
+                    route->extra_body != NULL ? "set" : "unset", route->extra_body_members != NULL ? "set" : "unset");
         if (route->extra_body != NULL) {
             /* members without braces: wrapped, they must be one JSON object */
             size_t n = strlen(route->extra_body);

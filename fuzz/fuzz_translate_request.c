@@ -24,9 +24,15 @@ static pgw_bot_t bots[] = {
     {"tiny", 1, NULL, 0},
 };
 
+/* extra_body as the loader parses it: pins on knobs, and on fields the translation computes or owns */
+static pgw_extra_body_t *pins_knobs, *pins_fields;
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     fuzz_quiet_logs();
+    pins_knobs = pgw_extra_body_parse(H2O_STRLIT("\"reasoning_effort\":\"low\",\"thinking_budget\":4096"));
+    pins_fields = pgw_extra_body_parse(H2O_STRLIT("\"tools\":[],\"max_tokens\":5,\"model\":\"x\",\"stream_options\":{},\"k\\\"\":[1]"));
+    FUZZ_ASSERT(pins_knobs != NULL && pins_fields != NULL, "the pins do not parse");
     return 0;
 }
 
@@ -46,9 +52,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     opts.echo_reasoning = (flags & 4) != 0;
     opts.minimal_schema = (flags & 8) != 0;
     if (flags & 16)
-        opts.extra_body = "\"reasoning_effort\":\"low\",\"thinking_budget\":4096";
+        opts.extra_body = pins_knobs;
     else if (flags & 32)
-        opts.extra_body = "\"not valid"; /* refused at config load; the translator must only ignore it */
+        opts.extra_body = pins_fields;
 
     /* a copy without slack, so that ASan sees any read past the end */
     char *body = malloc(size ? size : 1);

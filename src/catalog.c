@@ -35,14 +35,6 @@ struct st_pgw_catalog_t {
     size_t num_bots;
 };
 
-const pgw_knob_t *pgw_bot_knob(const pgw_bot_t *bot, const char *name)
-{
-    for (size_t i = 0; bot != NULL && i != bot->num_knobs; ++i)
-        if (strcmp(bot->knobs[i].name, name) == 0)
-            return bot->knobs + i;
-    return NULL;
-}
-
 static const char *tree_string(yajl_val v, const char *key)
 {
     const char *path[] = {key, NULL};

@@ -277,6 +277,7 @@ void pgw_config_dispose(pgw_config_t *conf)
         free(route->upstream_model);
         free(route->api_base);
         free(route->extra_body);
+        free(route->extra_body_members);
         free_secret(route->api_key);
         free(route->api_key_env);
         for (size_t j = 0; j != route->num_extra_headers; ++j) {

@@ -20,6 +20,7 @@
 #include "json.h"
 #include "log.h"
 #include "route_match.h"
+#include "translate_extra.h"
 
 #define MODULE_NAME "config"
 
@@ -293,7 +294,14 @@ static int on_extra_body(pgw_loader_t *l, pgw_route_t *route, yaml_node_t *node)
         goto Exit;
     }
     free(route->extra_body);
+    free(route->extra_body_members);
     route->extra_body = text.buf->size != 0 ? xstrndup(text.buf->bytes, text.buf->size) : NULL;
+    /* parsed once here for the translator, not again on every request */
+    route->extra_body_members = route->extra_body != NULL ? pgw_extra_body_parse(route->extra_body, strlen(route->extra_body)) : NULL;
+    if (route->extra_body != NULL && route->extra_body_members == NULL) { /* what jt_node writes always parses; checked all the same */
+        pgw_loader_error(l, node, "extra_body does not read back as JSON object members");
+        goto Exit;
+    }
     ret = 0;
 Exit:
     h2o_buffer_dispose(&text.buf);

@@ -1,7 +1,6 @@
 /* poe-gateway: MIT licence. The local input-token estimate (docs/mapping.md#the-token-estimate), made to err
  * high. */
 #include <string.h>
-#include <h2o/socket.h>
 #include "estimate.h"
 
 long long pgw_estimate_total(const pgw_estimate_t *e)
@@ -82,17 +81,4 @@ long long pgw_estimate_pdf(const char *base64, size_t len)
     if (pages == 0)
         pages = 1;
     return (long long)pages * PGW_ESTIMATE_PER_PDF_PAGE;
-}
-
-int pgw_estimate_request(const char *body, size_t len, const pgw_translate_opts_t *opts, long long *tokens, char *err, size_t errsz)
-{
-    h2o_buffer_t *out;
-    pgw_translated_t res;
-
-    h2o_buffer_init(&out, &h2o_socket_buffer_prototype);
-    int ret = pgw_translate_request(body, len, opts, &out, &res, err, errsz);
-    *tokens = res.input_tokens;
-    pgw_translated_dispose(&res);
-    h2o_buffer_dispose(&out);
-    return ret;
 }

@@ -1,10 +1,10 @@
 /* poe-gateway: MIT licence. The local input-token estimate (docs/mapping.md#the-token-estimate), made to err
- * high. */
+ * high. The request translator (src/translate_request.c) counts what it writes into a pgw_estimate_t as it goes, so the
+ * estimate costs no second pass over the body; this file only turns the counts into tokens. */
 #ifndef PGW_ESTIMATE_H
 #define PGW_ESTIMATE_H
 
 #include <stddef.h>
-#include "translate.h"
 
 /* gateway choices (docs/mapping.md#the-token-estimate) */
 #define PGW_ESTIMATE_BYTES_PER_TOKEN 3        /* ceil(UTF-8 bytes / 3): real tokenizers average 3.5 to 4.5 on prose and code */
@@ -34,15 +34,5 @@ long long pgw_estimate_total(const pgw_estimate_t *e);
  * 2,000 per 12 KB of decoded data; never below one page. Invalid base64 characters are skipped. Linear in `len`.
  */
 long long pgw_estimate_pdf(const char *base64, size_t len);
-
-/**
- * For count_tokens (docs/mapping.md#the-token-estimate): translates `body` (an Anthropic Messages body, with or without
- * max_tokens and stream) with `opts` and returns the estimate in `*tokens`; the translated body is thrown away. Returns
- * 0, or -1 with a client-facing message in `err` exactly as pgw_translate_request would. Also serves anthropic/ routes
- * as a local fallback: the estimate of the translated form is close to (and errs above) that of the Anthropic body
- * (opts->bot may be NULL).
- */
-int pgw_estimate_request(const char *body, size_t len, const pgw_translate_opts_t *opts, long long *tokens, char *err,
-                         size_t errsz);
 
 #endif

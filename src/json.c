@@ -1,5 +1,6 @@
 /* poe-gateway: MIT licence. Small JSON writing helpers shared by handlers and translators. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "json.h"
 
@@ -236,3 +237,20 @@ void pgw_json_append_int(h2o_buffer_t **buf, long long v)
     int n = snprintf(tmp, sizeof(tmp), "%lld", v);
     pgw_buf_append(buf, tmp, n);
 }
+
+static void *yajl_malloc_cb(void *ctx, size_t sz)
+{
+    return h2o_mem_alloc(sz);
+}
+
+static void *yajl_realloc_cb(void *ctx, void *p, size_t sz)
+{
+    return h2o_mem_realloc(p, sz);
+}
+
+static void yajl_free_cb(void *ctx, void *p)
+{
+    free(p);
+}
+
+yajl_alloc_funcs pgw_yajl_alloc_funcs = {yajl_malloc_cb, yajl_realloc_cb, yajl_free_cb, NULL};

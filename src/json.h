@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <h2o/memory.h>
+#include <yajl/yajl_common.h>
 
 /**
  * Appends raw bytes to `buf`.
@@ -70,5 +71,11 @@ size_t pgw_json_unescape(const char *src, size_t len, char *dst);
  * Appends a signed integer.
  */
 void pgw_json_append_int(h2o_buffer_t **buf, long long v);
+
+/**
+ * Allocation functions for yajl parsers that abort when memory runs out, as h2o_mem_alloc does, so that no caller checks
+ * for NULL (yajl's own return it, and yajl does not check). yajl_alloc copies them: one set serves every parser.
+ */
+extern yajl_alloc_funcs pgw_yajl_alloc_funcs;
 
 #endif

@@ -8,6 +8,7 @@
 #include <h2o/memory.h>
 #include "outcome.h"
 #include "upstream_errors.h"
+#include "translate_extra.h"
 
 /* ---- src/catalog.c: what a Poe bot declares in GET /v1/models ---- */
 
@@ -34,9 +35,6 @@ typedef struct st_pgw_bot_t {
     pgw_knob_t *knobs;
     size_t num_knobs;
 } pgw_bot_t;
-
-/** Returns the knob called `name`, or NULL. */
-const pgw_knob_t *pgw_bot_knob(const pgw_bot_t *bot, const char *name);
 
 /* ---- src/toolnames.c: tool names (docs/mapping.md#tool-names) and tool-call ids (docs/mapping.md#identifiers) ---- */
 
@@ -87,8 +85,8 @@ typedef struct st_pgw_translate_opts_t {
     const char *upstream_model; /* the bot name sent as "model" */
     const pgw_bot_t *bot;       /* the bot's catalog entry; NULL when unknown: no knobs are sent and max_tokens is not
                                    clamped */
-    const char *extra_body;     /* route pins: members of a JSON object without the braces (`"thinking_budget":4096`),
-                                   added at the top level and winning over computed knobs; NULL for none */
+    const pgw_extra_body_t *extra_body; /* the route's pins, parsed at load: added at the top level, winning over
+                                           computed fields and knobs (docs/mapping.md#extra-body); NULL for none */
     int echo_reasoning;         /* route option: history thinking goes upstream as reasoning_content
                                    (docs/mapping.md#assistant-blocks) */
     int minimal_schema;         /* route option: tool schemas reduced to type/properties/required
@@ -134,15 +132,26 @@ typedef struct st_pgw_response_opts_t {
 int pgw_translate_response(const char *body, size_t len, const pgw_response_opts_t *opts, h2o_buffer_t **out,
                            pgw_upstream_failure_t *fail);
 
+/* ---- src/translate_answer.c: what the whole and the streamed answer decide alike ---- */
+
 /**
- * Chooses the tool_use id for one upstream tool call (docs/mapping.md#identifiers), shared by both response
- * translators. `*ids` holds the ids already chosen for this message, each NUL-terminated; the new one is appended the
- * same way and its offset in `*ids` returned. The id is the upstream id sanitised; when the upstream gave none,
- * "toolu_" + the part of `msg_id` after "msg_" + "_" + `position` (deterministic: translators have no randomness, and
- * the id only has to pair tool_use with tool_result); when the result was already chosen, "_2", "_3", ... is appended
- * until it is unique.
+ * Chooses the tool_use id for one upstream tool call (docs/mapping.md#identifiers). `*ids` holds the ids already chosen
+ * for this message, each NUL-terminated; the new one is appended the same way and its offset in `*ids` returned. The id
+ * is the upstream id sanitised; when the upstream gave none, "toolu_" + the part of `msg_id` after "msg_" + "_" +
+ * `position` (deterministic: translators have no randomness, and the id only has to pair tool_use with tool_result);
+ * when the result was already chosen, "_2", "_3", ... is appended until it is unique.
  */
 size_t pgw_tool_use_id(h2o_buffer_t **ids, const char *upstream_id, size_t len, const char *msg_id, size_t position);
+
+/**
+ * The Anthropic stop_reason of an answer (docs/mapping.md#stop-reasons), a static string: "max_tokens" when
+ * `finish_reason` is "length"; else "tool_use" when the answer holds a tool_use block (`has_tools`), whatever
+ * `finish_reason` said; else "refusal" for a refusal (`has_refusal`) or finish_reason "content_filter"; else
+ * "stop_sequence" when `*stop_sequence` is not NULL; else "end_turn" (also for "stop", an unknown reason and NULL).
+ * `*stop_sequence` is, on entry, the client's stop sequence the upstream named as matched (or NULL); on return, the
+ * stop_sequence to report: NULL unless the reason is "stop_sequence".
+ */
+const char *pgw_stop_reason(const char *finish_reason, int has_tools, int has_refusal, const char **stop_sequence);
 
 /**
  * The stream state machine (docs/streams.md#the-translation-state-machine). Fed one upstream SSE event's data at a time

@@ -11,10 +11,10 @@
  *   - a larger one becomes a job on libuv's thread pool (uv_queue_work). pgw_translate_request is pure (bytes in,
  *     buffers out: no h2o request, no loop, no clock), so it can run there; what it reads must outlive the request,
  *     though, since the request can go away meanwhile (a client that hangs up; HTTP/2 frees a body with its stream).
- *     The job therefore owns a copy of the body and of the options' strings, and a reference to the catalog snapshot
- *     the options' bot points into. It translates into its own buffer and result; back on the loop (the after-work
- *     callback), those move into the caller's, and the caller's callback runs. A caller that goes away first cancels:
- *     the job forgets it, and frees everything when the pool thread is done.
+ *     The job therefore owns a copy of the body and of the options' strings and extra_body, and a reference to the
+ *     catalog snapshot the options' bot points into. It translates into its own buffer and result; back on the loop
+ *     (the after-work callback), those move into the caller's, and the caller's callback runs. A caller that goes away
+ *     first cancels: the job forgets it, and frees everything when the pool thread is done.
  *
  * The job's output buffer uses a prototype of its own that never recycles: h2o's socket buffer prototype is
  * thread-local, and a buffer made from one thread's recycling list must not be freed into it from another. The
@@ -31,7 +31,8 @@ struct st_pgw_translate_job_t {
     /* what the pool thread reads: owned copies */
     char *body;
     size_t len;
-    char *upstream_model, *extra_body;
+    char *upstream_model;
+    pgw_extra_body_t *extra_body;
     pgw_translate_opts_t opts;
     pgw_catalog_t *catalog; /* a reference; NULL when opts.bot is */
     /* what it writes */
@@ -108,7 +109,7 @@ void pgw_translate_job_start(pgw_translate_job_t **jobp, uv_loop_t *loop, const 
     job->len = len;
     job->opts = *opts;
     job->opts.upstream_model = job->upstream_model = dup_or_null(opts->upstream_model);
-    job->opts.extra_body = job->extra_body = dup_or_null(opts->extra_body);
+    job->opts.extra_body = job->extra_body = pgw_extra_body_dup(opts->extra_body);
     if (opts->bot != NULL && catalog != NULL) {
         job->catalog = catalog;
         pgw_catalog_retain(catalog);

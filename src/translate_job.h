@@ -24,9 +24,9 @@ typedef void (*pgw_translate_done_cb)(void *ctx, int ret, const char *err);
  * `cb(ctx, ...)` on the loop's thread. `*job` is set to NULL before `cb` runs.
  *
  * A body up to PGW_TRANSLATE_INLINE_MAX bytes is translated before this returns, `cb` included. A larger one is copied,
- * with the strings of `opts` and a reference to `catalog`, and translated on the thread pool: `*job` holds the pending
- * job until `cb`, and `*out` and `*res` are written just before `cb`, on the loop's thread. The caller must keep `job`,
- * `out`, `res` and `ctx` alive until then, or call pgw_translate_job_cancel first.
+ * with the strings and the extra_body of `opts` and a reference to `catalog`, and translated on the thread pool: `*job`
+ * holds the pending job until `cb`, and `*out` and `*res` are written just before `cb`, on the loop's thread. The caller
+ * must keep `job`, `out`, `res` and `ctx` alive until then, or call pgw_translate_job_cancel first.
  */
 void pgw_translate_job_start(pgw_translate_job_t **job, uv_loop_t *loop, const char *body, size_t len,
                              const pgw_translate_opts_t *opts, pgw_catalog_t *catalog, h2o_buffer_t **out, pgw_translated_t *res,

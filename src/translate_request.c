@@ -6,26 +6,20 @@
  * One yajl pass over the body, no document tree. The callbacks keep a small stack of frames, one per object or array the
  * translator understands (the top-level object, `messages`, a message, its `content`, a block, a block's `source`, ...).
  * A frame records the key being read (objects) or the element index (arrays); that is also how error messages name a
- * field ("messages.3.content.1.type"). Anything else is skipped with a depth counter. Tool schemas go through a filtering
- * copier (docs/mapping.md#tool-schemas); a tool_use's `input` is taken as raw bytes of the body, found by offsets, so number
- * literals and all survive as the `arguments` string.
+ * field ("messages.3.content.1.type"). Anything else is skipped with a depth counter. A tool's input_schema goes through
+ * the cleaner (src/translate_schema.c) event by event; a tool_use's `input` is taken as raw bytes of the body, found by
+ * offsets, so number literals and all survive as the `arguments` string.
+ *
+ * This file reads; what each piece becomes is decided where it is handed over, as soon as it is complete: a content
+ * block, a message, the system text to src/translate_messages.c; a tool to src/translate_tools.c; the reasoning
+ * fields to src/translate_knobs.c at the end. A block's keys are unordered too, so its fields are held until it closes:
+ * strings without escapes stay offsets into the body, others are copied into an arena per nesting level, reset per
+ * block. A message whose `role` comes after its `content` array has that array skipped, then replayed from the body's
+ * bytes by a second parser at the message's end, when the role is known (rare: every SDK writes `role` first).
  *
  * The input's key order is free (Claude Code sends `system` and `tools` after `messages`), so the output is assembled at
- * the end from sections: system text, messages, tools, then scalars and knobs. Inside `messages`, only what moves is held:
- *   - a block's fields until the block closes (its keys are unordered too); strings without escapes stay offsets into
- *     the body, others are copied into an arena per nesting level, reset per block;
- *   - a user message's parts other than tool_result, which follow its `tool` messages (docs/mapping.md#tool-results); the
- *     `tool` messages go straight out;
- *   - an assistant message's text, tool calls and reasoning until its end;
- *   - `role: "system"` text, until the `tool` messages answering the previous assistant turn are out
- *     (docs/mapping.md#messages).
- * A message whose `role` comes after its `content` array has that array skipped, then replayed from the body's bytes
- * by a second parser at the message's end, when the role is known (rare: every SDK writes `role` first).
- *
- * History tool_use names are written in their plain mapping (pgw_toolname_map, a pure function) and remembered. Only a
- * collision inside `tools` (both names take the hashed form: docs/mapping.md#tool-names) changes a mapping, and `tools` may
- * come later, so the affected names are replaced while the messages are copied to the output. Nothing depends on
- * `tools` coming first.
+ * the end from sections: the messages, the scalars, the tools, the knobs, then the route's extra_body. Nothing depends
+ * on `tools` coming first.
  *
  * Not handled on purpose: content nested deeper than a document inside a tool_result (skipped); `model` (the route
  * decides); anything outside the allowlist (docs/mapping.md#top-level-fields), which is dropped by construction.
@@ -41,13 +35,19 @@
 #include "json.h"
 #include "log.h"
 #include "translate.h"
+#include "translate_knobs.h"
+#include "translate_messages.h"
+#include "translate_schema.h"
+#include "translate_tools.h"
 
-#define MODULE_NAME "translate"
+#define MODULE_NAME "translate_request"
 
 #define MAX_DEPTH 512 /* JSON nesting refused beyond this (a 400) */
 #define MAX_FRAMES 24 /* the deepest structure understood is 14 frames */
 #define MAX_LEVELS 3  /* message block > tool_result item > document content item */
 #define MAX_STOP 4
+
+_Static_assert(MAX_DEPTH <= PGW_SCHEMA_MAX_DEPTH, "a schema nested as deep as a body may be must fit the schema copier");
 
 enum vtype { V_NULL, V_BOOL, V_NUMBER, V_STRING, V_OBJECT, V_ARRAY };
 
@@ -121,7 +121,6 @@ static const struct {
 #undef X
 };
 
-enum { ROLE_NONE, ROLE_USER, ROLE_ASSISTANT, ROLE_SYSTEM };
 enum { CONTENT_NONE, CONTENT_STRING, CONTENT_ARRAY, CONTENT_DEFERRED };
 enum { A_TOP, A_OBJECT, A_LEVEL1, NUM_ARENAS = A_LEVEL1 + MAX_LEVELS };
 
@@ -141,41 +140,11 @@ struct frame {
 struct block {
     ref_t type, text, thinking, id, name, tool_use_id, tool_name, title, source_str;
     ref_t src_type, src_media_type, src_data, src_url, src_file_id;
-    int has_source, is_error;
     size_t input_off, input_len; /* the raw `input` object in the body; len 0 when absent */
-    h2o_buffer_t *joined;        /* text of the `content` items (or source.content), joined with "\n"; raw bytes */
-    size_t num_joined;
-    h2o_buffer_t *attach; /* image and file parts from those items, comma-separated JSON */
-    size_t num_attach;
+    /* what is handed over when it closes: has_source, is_error and the content gathered are kept here as they are read,
+     * the strings are filled in from the refs above at the end */
+    pgw_block_t view;
 };
-
-struct call {
-    size_t off, len; /* the id, in `ids` */
-    int answered;
-};
-
-struct calls {
-    H2O_VECTOR(struct call) list;
-    h2o_buffer_t *ids;
-};
-
-/* a history tool name written in its plain mapping: where (in `msgs`), and its original (in `fixnames`) */
-struct fixup {
-    size_t off, len, orig_off, orig_len;
-};
-
-struct tool_rec {
-    size_t frag_off, frag_len; /* `,"description":...,"parameters":{...}}}` in `tools` */
-    size_t entry;              /* in res->toolnames */
-};
-
-/* the schema copier's per-level flags */
-#define CF_FIRST 0x1
-#define CF_OBJECT 0x2
-#define CF_MODE 0xc
-#define M_SCHEMA 0x0 /* keys are keywords: cleaned */
-#define M_NAMES 0x4  /* keys are property names: kept; values are schemas */
-#define M_DATA 0x8   /* enum, const, default, examples, required: copied verbatim */
 
 struct state {
     const char *body;
@@ -198,58 +167,32 @@ struct state {
     struct block blocks[MAX_LEVELS + 1];
     h2o_buffer_t *arenas[NUM_ARENAS];
 
-    struct {
-        int active, drop_next, pending_pattern, minimal;
-        size_t depth;
-        unsigned char next; /* the mode of the next value in an object */
-        unsigned char flags[MAX_DEPTH + 2];
-        h2o_buffer_t **out;
-    } copy;
+    pgw_schema_copier_t copy; /* active inside a tool's input_schema */
 
     /* the message being read */
     struct {
-        int role, content;
+        pgw_role_t role;
+        int content;
         ref_t text;
         size_t deferred_off, deferred_len;
     } msg;
-    h2o_buffer_t *parts; /* user: parts other than tool_result */
-    size_t num_parts, first_text_off, first_text_len;
-    int first_is_text;
-    h2o_buffer_t *atext; /* assistant: text, raw */
-    size_t num_atext;
-    h2o_buffer_t *acalls; /* assistant: tool_calls items */
-    size_t num_acalls, fixups_msg_start;
-    h2o_buffer_t *reasoning;
-    size_t num_reasoning;
-    struct calls prev, cur; /* tool_use ids of the last assistant message, and of this one */
-    h2o_buffer_t *note;     /* pending `role: "system"` text, raw */
-    size_t num_note;
 
-    /* output sections */
-    h2o_buffer_t *sys; /* raw */
-    h2o_buffer_t *msgs;
-    size_t num_msgs;
-    H2O_VECTOR(struct fixup) fixups;
-    h2o_buffer_t *fixnames;
-    h2o_buffer_t *tools;
-    h2o_buffer_t *schema; /* the tool being read: its cleaned input_schema */
-    H2O_VECTOR(struct tool_rec) tool_recs;
-    int collisions;
-    h2o_buffer_t *stop;
+    /* what is decided elsewhere (owned) */
+    pgw_messages_t *messages; /* what the system text, the messages and their blocks become */
+    pgw_tools_t *tools;       /* what `tools` and `tool_choice` become */
+
+    h2o_buffer_t *stop; /* the stop sequences to send, comma-separated JSON strings */
     size_t num_stop;
-    h2o_buffer_t *scratch;
     h2o_buffer_t *unescaped; /* the string a callback is given, decoded again (see decoded()) */
 
     /* the object being read in `tools` or `system` */
     struct {
         ref_t name, type, description, text;
         int has_schema;
-        size_t frag_start;
     } obj;
 
     /* scalars */
     int has_messages, stream, has_max_tokens;
-    int unknown_logged; /* a block of an unknown type was logged */
     long long max_tokens;
     ref_t temperature, top_p;
     struct {
@@ -268,51 +211,13 @@ struct state {
 
 /* ---- small helpers ---- */
 
-static void *yajl_malloc_cb(void *ctx, size_t sz)
-{
-    return h2o_mem_alloc(sz);
-}
-
-static void *yajl_realloc_cb(void *ctx, void *p, size_t sz)
-{
-    return h2o_mem_realloc(p, sz);
-}
-
-static void yajl_free_cb(void *ctx, void *p)
-{
-    free(p);
-}
-
-static yajl_alloc_funcs alloc_funcs = {yajl_malloc_cb, yajl_realloc_cb, yajl_free_cb, NULL};
-
-/* Appends `len` bytes as JSON string content, without quotes. The input is valid UTF-8 (yajl validated it, or the
- * gateway wrote it), so only quotes, backslashes and control characters change. */
-static inline void append_escaped(h2o_buffer_t **buf, const char *s, size_t len)
-{
-    pgw_json_append_escaped(buf, s, len);
-}
-
+/* Appends `s` as a JSON string. It is valid UTF-8 (yajl validated it, or the gateway wrote it), so only quotes,
+ * backslashes and control characters change. */
 static void append_quoted(h2o_buffer_t **buf, const char *s, size_t len)
 {
     pgw_buf_append_lit(buf, "\"");
-    append_escaped(buf, s, len);
+    pgw_json_append_escaped(buf, s, len);
     pgw_buf_append_lit(buf, "\"");
-}
-
-static int is_blank(const char *p, size_t len)
-{
-    for (size_t i = 0; i != len; ++i)
-        if (!(p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t' || p[i] == '\f' || p[i] == '\v'))
-            return 0;
-    return 1;
-}
-
-/* Appends `p` to `buf`, preceded by `sep` unless it is the first piece. */
-static void join(h2o_buffer_t **buf, size_t *count, const char *sep, const char *p, size_t len)
-{
-    if ((*count)++ != 0)
-        pgw_buf_append_str(buf, sep);
-    pgw_buf_append(buf, p, len);
 }
 
 static const char *ref_ptr(struct state *s, const ref_t *r)
@@ -326,10 +231,10 @@ static int ref_is(struct state *s, const ref_t *r, const char *lit)
     return r->where != 0 && r->len == len && memcmp(ref_ptr(s, r), lit, len) == 0;
 }
 
-static int ref_ends(struct state *s, const ref_t *r, const char *lit)
+/* The captured string, or {NULL, 0} when none was. */
+static h2o_iovec_t ref_iovec(struct state *s, const ref_t *r)
 {
-    size_t len = strlen(lit);
-    return r->where != 0 && r->len >= len && memcmp(ref_ptr(s, r) + r->len - len, lit, len) == 0;
+    return r->where != 0 ? h2o_iovec_init(ref_ptr(s, r), r->len) : h2o_iovec_init(NULL, 0);
 }
 
 /* Captures a string a callback passed: kept in place when it lies in the body (no escapes), else copied to an arena. */
@@ -466,621 +371,67 @@ static int take_raw(struct state *s, size_t *off, size_t *len)
     return 1;
 }
 
-/* ---- the schema copier (docs/mapping.md#tool-schemas) ---- */
+/* ---- blocks and messages: what they become is src/translate_messages.c's ---- */
 
-static int non_ecma_pattern(const char *p, size_t len)
+/* The block's strings as views, for src/translate_messages.c. */
+static void block_view(struct state *s, struct block *b)
 {
-    int in_class = 0;
-    for (size_t i = 0; i < len; ++i) {
-        char c = p[i];
-        if (c == '\\') {
-            if (++i == len)
-                return 1;
-            /* Unicode properties, PCRE anchors and quoting, \h \R \X \K \G: none exists in ECMA-262 without flags */
-            if (p[i] != '\0' && strchr("pPAZzQEhRXKG", p[i]) != NULL)
-                return 1;
-            continue;
-        }
-        if (in_class) {
-            if (c == ']')
-                in_class = 0;
-            else if (c == '[' && i + 1 < len && p[i + 1] == ':')
-                return 1; /* POSIX class */
-            continue;
-        }
-        if (c == '[') {
-            in_class = 1;
-        } else if (c == '(' && i + 1 < len && p[i + 1] == '?') {
-            char n = i + 2 < len ? p[i + 2] : '\0', m = i + 3 < len ? p[i + 3] : '\0';
-            if (n == ':' || n == '=' || n == '!')
-                continue;
-            if (n == '<' && (m == '=' || m == '!' || (m >= 'a' && m <= 'z') || (m >= 'A' && m <= 'Z')))
-                continue;
-            return 1; /* atomic groups, inline flags, (?P<...>), comments, recursion */
-        } else if ((c == '*' || c == '+' || c == '?' || c == '}') && i + 1 < len && p[i + 1] == '+') {
-            return 1; /* possessive quantifier */
-        }
-    }
-    return 0;
+    pgw_block_t *v = &b->view;
+    v->type = ref_iovec(s, &b->type);
+    v->text = ref_iovec(s, &b->text);
+    v->thinking = ref_iovec(s, &b->thinking);
+    v->id = ref_iovec(s, &b->id);
+    v->name = ref_iovec(s, &b->name);
+    v->tool_use_id = ref_iovec(s, &b->tool_use_id);
+    v->tool_name = ref_iovec(s, &b->tool_name);
+    v->title = ref_iovec(s, &b->title);
+    v->source_str = ref_iovec(s, &b->source_str);
+    v->src_type = ref_iovec(s, &b->src_type);
+    v->src_media_type = ref_iovec(s, &b->src_media_type);
+    v->src_data = ref_iovec(s, &b->src_data);
+    v->src_url = ref_iovec(s, &b->src_url);
+    v->src_file_id = ref_iovec(s, &b->src_file_id);
+    v->input = h2o_iovec_init(s->body + b->input_off, b->input_len);
 }
 
-static int copy_in_array(struct state *s)
+/* Where the block being handed over stands, for src/translate_messages.c's log line. */
+static size_t where(void *ctx, char *buf, size_t size)
 {
-    return s->copy.depth != 0 && (s->copy.flags[s->copy.depth] & CF_OBJECT) == 0;
-}
-
-/* Writes the comma before an array element or an object member, except before the first. */
-static void copy_sep(struct state *s)
-{
-    unsigned char *f = &s->copy.flags[s->copy.depth];
-    if (*f & CF_FIRST)
-        *f &= ~CF_FIRST;
-    else
-        pgw_buf_append_lit(s->copy.out, ",");
-}
-
-static void copy_pending_key(struct state *s)
-{
-    if (s->copy.pending_pattern) {
-        s->copy.pending_pattern = 0;
-        copy_sep(s);
-        pgw_buf_append_lit(s->copy.out, "\"pattern\":");
-    } else if (copy_in_array(s)) {
-        copy_sep(s);
-    }
-}
-
-static int copy_open(struct state *s, enum vtype t)
-{
-    unsigned char mode;
-
-    if (s->copy.drop_next) {
-        s->copy.drop_next = 0;
-        s->skip = 1;
-        return 1;
-    }
-    copy_pending_key(s);
-    if (s->copy.depth == 0)
-        mode = M_SCHEMA;
-    else if (s->copy.flags[s->copy.depth] & CF_OBJECT)
-        mode = s->copy.next;
-    else
-        mode = s->copy.flags[s->copy.depth] & CF_MODE;
-    if (t == V_ARRAY && mode == M_NAMES)
-        mode = M_DATA;
-    s->copy.flags[++s->copy.depth] = CF_FIRST | (t == V_OBJECT ? CF_OBJECT : 0) | mode;
-    pgw_buf_append(s->copy.out, t == V_OBJECT ? "{" : "[", 1);
-    return 1;
-}
-
-static int copy_key(struct state *s, const char *k, size_t len)
-{
-    unsigned char mode = s->copy.flags[s->copy.depth] & CF_MODE;
-#define IS(lit) (len == sizeof(lit) - 1 && memcmp(k, lit, len) == 0)
-    if (mode == M_SCHEMA) {
-        if (IS("$schema") || IS("$id") || IS("$comment") ||
-            (s->copy.minimal && !(IS("type") || IS("properties") || IS("required") || IS("items")))) {
-            s->copy.drop_next = 1;
-            return 1;
-        }
-        if (IS("pattern")) {
-            /* written with its value, unless the value is a pattern ECMA-262 cannot compile */
-            s->copy.pending_pattern = 1;
-            return 1;
-        }
-        s->copy.next = IS("properties") || IS("patternProperties") || IS("definitions") || IS("$defs") || IS("dependentSchemas")
-                           ? M_NAMES
-                       : IS("enum") || IS("const") || IS("default") || IS("examples") || IS("required") ? M_DATA
-                                                                                                        : M_SCHEMA;
-    } else {
-        s->copy.next = mode == M_NAMES ? M_SCHEMA : M_DATA;
-    }
-#undef IS
-    copy_sep(s);
-    append_quoted(s->copy.out, k, len);
-    pgw_buf_append_lit(s->copy.out, ":");
-    return 1;
-}
-
-static void copy_scalar(struct state *s, enum vtype t, const char *v, size_t len)
-{
-    if (s->copy.drop_next) {
-        s->copy.drop_next = 0;
-        return;
-    }
-    if (s->copy.pending_pattern && t == V_STRING && non_ecma_pattern(v, len)) {
-        s->copy.pending_pattern = 0;
-        return;
-    }
-    copy_pending_key(s);
-    if (t == V_STRING)
-        append_quoted(s->copy.out, v, len);
-    else
-        pgw_buf_append(s->copy.out, v, len);
-}
-
-static void copy_close(struct state *s)
-{
-    pgw_buf_append(s->copy.out, (s->copy.flags[s->copy.depth] & CF_OBJECT) ? "}" : "]", 1);
-    if (--s->copy.depth == 0) {
-        s->copy.active = 0;
-        after_value(s);
-    }
-}
-
-/* ---- output pieces ---- */
-
-static void msg_begin(struct state *s)
-{
-    if (s->num_msgs++ != 0)
-        pgw_buf_append_lit(&s->msgs, ",");
-    ++s->est.num_messages;
-}
-
-static void tool_message(struct state *s, const char *id, size_t idlen, const char *prefix, const char *text, size_t len)
-{
-    msg_begin(s);
-    pgw_buf_append_lit(&s->msgs, "{\"role\":\"tool\",\"tool_call_id\":");
-    append_quoted(&s->msgs, id, idlen);
-    pgw_buf_append_lit(&s->msgs, ",\"content\":\"");
-    append_escaped(&s->msgs, prefix, strlen(prefix));
-    append_escaped(&s->msgs, text, len);
-    pgw_buf_append_lit(&s->msgs, "\"}");
-    s->est.text_bytes += idlen + strlen(prefix) + len;
-}
-
-static void part_begin(struct state *s)
-{
-    if (s->num_parts++ != 0)
-        pgw_buf_append_lit(&s->parts, ",");
-}
-
-/* A user text part; the first one is remembered, as a message of one text part is sent as a plain string
- * (docs/mapping.md#user-blocks). */
-static void user_text(struct state *s, const char *prefix, const char *text, size_t len)
-{
-    part_begin(s);
-    pgw_buf_append_lit(&s->parts, "{\"type\":\"text\",\"text\":");
-    size_t start = s->parts->size;
-    pgw_buf_append_lit(&s->parts, "\"");
-    append_escaped(&s->parts, prefix, strlen(prefix));
-    append_escaped(&s->parts, text, len);
-    pgw_buf_append_lit(&s->parts, "\"");
-    if (s->num_parts == 1) {
-        s->first_is_text = 1;
-        s->first_text_off = start;
-        s->first_text_len = s->parts->size - start;
-    }
-    pgw_buf_append_lit(&s->parts, "}");
-    s->est.text_bytes += strlen(prefix) + len;
-}
-
-/* Moves parts collected from a block's content items into the user message. */
-static void user_attachments(struct state *s, struct block *b)
-{
-    if (b->num_attach == 0)
-        return;
-    part_begin(s);
-    pgw_buf_append(&s->parts, b->attach->bytes, b->attach->size);
-    s->num_parts += b->num_attach - 1;
-}
-
-static void attach_begin(struct block *b)
-{
-    if (b->num_attach++ != 0)
-        pgw_buf_append_lit(&b->attach, ",");
-}
-
-/*
- * Writes the image_url part for an image block (docs/mapping.md#user-blocks) to `*buf`. Returns 1, 0 when the source names
- * nothing the upstream can read (a Files API id, an unknown source type: the caller writes `placeholder`), or -1 on
- * error.
- */
-static int image_part(struct state *s, struct block *b, h2o_buffer_t **buf, char *placeholder, size_t phsz)
-{
-    if (!b->has_source)
-        return fail_at(s, "source", "required") - 1;
-    if (ref_is(s, &b->src_type, "base64")) {
-        if (!b->src_media_type.where)
-            return fail_at(s, "source.media_type", "required") - 1;
-        if (!b->src_data.where)
-            return fail_at(s, "source.data", "required") - 1;
-        pgw_buf_append_lit(buf, "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:");
-        append_escaped(buf, ref_ptr(s, &b->src_media_type), b->src_media_type.len);
-        pgw_buf_append_lit(buf, ";base64,");
-        append_escaped(buf, ref_ptr(s, &b->src_data), b->src_data.len);
-        pgw_buf_append_lit(buf, "\"}}");
-    } else if (ref_is(s, &b->src_type, "url")) {
-        if (!b->src_url.where)
-            return fail_at(s, "source.url", "required") - 1;
-        pgw_buf_append_lit(buf, "{\"type\":\"image_url\",\"image_url\":{\"url\":");
-        append_quoted(buf, ref_ptr(s, &b->src_url), b->src_url.len);
-        pgw_buf_append_lit(buf, "}}");
-    } else {
-        if (b->src_file_id.where)
-            snprintf(placeholder, phsz, "[image file %.*s not available]", (int)b->src_file_id.len, ref_ptr(s, &b->src_file_id));
-        else
-            snprintf(placeholder, phsz, "[image not available]");
-        return 0;
-    }
-    ++s->est.num_images;
-    return 1;
-}
-
-static int is_pdf_data(struct state *s, struct block *b)
-{
-    return ref_is(s, &b->src_type, "base64") && (!b->src_media_type.where || ref_is(s, &b->src_media_type, "application/pdf"));
-}
-
-/* Writes Poe's `file` part for a base64 PDF document (docs/mapping.md#user-blocks). Returns 1, or -1 on error. */
-static int file_part(struct state *s, struct block *b, h2o_buffer_t **buf)
-{
-    if (!b->src_data.where)
-        return fail_at(s, "source.data", "required") - 1;
-    pgw_buf_append_lit(buf, "{\"type\":\"file\",\"file\":{\"filename\":");
-    if (b->title.where && !is_blank(ref_ptr(s, &b->title), b->title.len))
-        append_quoted(buf, ref_ptr(s, &b->title), b->title.len);
-    else
-        pgw_buf_append_lit(buf, "\"doc.pdf\"");
-    pgw_buf_append_lit(buf, ",\"file_data\":\"data:application/pdf;base64,");
-    append_escaped(buf, ref_ptr(s, &b->src_data), b->src_data.len);
-    pgw_buf_append_lit(buf, "\"}}");
-    s->est.extra_tokens += pgw_estimate_pdf(ref_ptr(s, &b->src_data), b->src_data.len);
-    return 1;
-}
-
-/*
- * The text standing for a document that is not a base64 PDF, into s->scratch (raw): the title first, then the text or
- * content source's text, or a line naming the URL (never fetched) or the file. Returns 0, or -1 on error.
- */
-static int document_text(struct state *s, struct block *b)
-{
-    char line[512];
-    size_t n = 0;
-
-    s->scratch->size = 0;
-    if (!b->has_source)
-        return fail_at(s, "source", "required") - 1;
-    if (b->title.where && !is_blank(ref_ptr(s, &b->title), b->title.len))
-        join(&s->scratch, &n, "\n\n", ref_ptr(s, &b->title), b->title.len);
-    if (ref_is(s, &b->src_type, "text")) {
-        if (!b->src_data.where)
-            return fail_at(s, "source.data", "required") - 1;
-        join(&s->scratch, &n, "\n\n", ref_ptr(s, &b->src_data), b->src_data.len);
-    } else if (ref_is(s, &b->src_type, "content")) {
-        if (b->num_joined != 0)
-            join(&s->scratch, &n, "\n\n", b->joined->bytes, b->joined->size);
-    } else if (ref_is(s, &b->src_type, "url")) {
-        int l = snprintf(line, sizeof(line), "[document at %.*s (not fetched)]", (int)b->src_url.len, ref_ptr(s, &b->src_url));
-        join(&s->scratch, &n, "\n\n", line, (size_t)l < sizeof(line) ? (size_t)l : sizeof(line) - 1);
-    } else if (ref_is(s, &b->src_type, "file")) {
-        int l = snprintf(line, sizeof(line), "[document file %.*s not available]", (int)b->src_file_id.len,
-                         ref_ptr(s, &b->src_file_id));
-        join(&s->scratch, &n, "\n\n", line, (size_t)l < sizeof(line) ? (size_t)l : sizeof(line) - 1);
-    } else {
-        int l = snprintf(line, sizeof(line), "[document of type %.*s not available]", (int)b->src_media_type.len,
-                         ref_ptr(s, &b->src_media_type));
-        join(&s->scratch, &n, "\n\n", line, (size_t)l < sizeof(line) ? (size_t)l : sizeof(line) - 1);
-    }
-    return 0;
-}
-
-/* A search_result's text, into s->scratch (raw): title, source, then its content. */
-static void search_result_text(struct state *s, struct block *b)
-{
-    size_t n = 0;
-    s->scratch->size = 0;
-    if (b->title.where)
-        join(&s->scratch, &n, "\n", ref_ptr(s, &b->title), b->title.len);
-    if (b->source_str.where)
-        join(&s->scratch, &n, "\n", ref_ptr(s, &b->source_str), b->source_str.len);
-    if (b->num_joined != 0)
-        join(&s->scratch, &n, "\n", b->joined->bytes, b->joined->size);
-}
-
-static int is_thinking_or_tool_use(struct state *s, const ref_t *type)
-{
-    return ref_is(s, type, "thinking") || ref_is(s, type, "redacted_thinking") || ref_is(s, type, "tool_use") ||
-           ref_is(s, type, "server_tool_use") || ref_is(s, type, "mcp_tool_use") || ref_ends(s, type, "_tool_result");
-}
-
-/*
- * A block of a type the translation does not know (not one of the Anthropic API's types below, nor of the thinking and
- * tool family above) goes upstream as its text, or not at all when it has none, and the first one of a request is
- * logged. The Anthropic API refuses a type it does not know with a 400, but a list kept here lags behind Anthropic's:
- * Claude Code sends a new type as soon as the API takes it, and a 400 would refuse a request the API serves.
- */
-static void note_unknown_type(struct state *s, const struct block *b, int text_kept)
-{
-    static const char *const known[] = {"text", "image", "document", "search_result", "tool_reference", "container_upload"};
-    char path[160];
-    h2o_buffer_t *name;
-
-    if (s->unknown_logged || is_thinking_or_tool_use(s, &b->type))
-        return;
-    for (size_t i = 0; i != sizeof(known) / sizeof(known[0]); ++i)
-        if (ref_is(s, &b->type, known[i]))
-            return;
-    s->unknown_logged = 1;
-    size_t n = put_path(s, NULL, path, sizeof(path));
-    h2o_buffer_init(&name, &h2o_socket_buffer_prototype);
-    pgw_json_append_string(&name, ref_ptr(s, &b->type), b->type.len < 64 ? b->type.len : 64);
-    pgw_log_warn(MODULE_NAME, "%.*sblock type %.*s is unknown to the gateway: %s (later ones in this request go unlogged)", (int)n,
-                 path, (int)name->size, name->bytes, text_kept ? "only its text was sent" : "dropped");
-    h2o_buffer_dispose(&name);
-}
-
-/* ---- finishing a block ---- */
-
-/* A call's id; an empty id ("id": "") may have left the id buffer unallocated. */
-static const char *call_id(const struct calls *c, const struct call *e)
-{
-    return e->len == 0 ? "" : c->ids->bytes + e->off;
-}
-
-static struct call *find_call(struct calls *c, const char *id, size_t len)
-{
-    for (size_t i = 0; i != c->list.size; ++i) {
-        struct call *e = &c->list.entries[i];
-        if (!e->answered && e->len == len && memcmp(call_id(c, e), id, len) == 0)
-            return e;
-    }
-    return NULL;
-}
-
-static void calls_clear(struct calls *c)
-{
-    c->list.size = 0;
-    c->ids->size = 0;
-}
-
-/* A tool_result (docs/mapping.md#tool-results): a `tool` message when it answers a call of the previous assistant turn,
- * else user text. */
-static int user_tool_result(struct state *s, struct block *b)
-{
-    if (!b->tool_use_id.where)
-        return fail_at(s, "tool_use_id", "required");
-    const char *id = ref_ptr(s, &b->tool_use_id), *text = b->joined->bytes;
-    size_t len = b->joined->size;
-    const char *prefix = b->is_error ? "[tool error] " : "";
-    if (b->num_joined == 0) {
-        text = "(no output)";
-        len = strlen(text);
-    }
-    struct call *c = find_call(&s->prev, id, b->tool_use_id.len);
-    if (c != NULL) {
-        c->answered = 1;
-        tool_message(s, id, b->tool_use_id.len, prefix, text, len);
-    } else {
-        /* an orphan: nothing to answer, so it becomes text (docs/mapping.md#messages) */
-        user_text(s, b->is_error ? "[tool error] " : "[tool result] ", text, len);
-    }
-    user_attachments(s, b);
-    return 1;
-}
-
-static int user_block(struct state *s, struct block *b)
-{
-    char placeholder[256];
-
-    if (ref_is(s, &b->type, "text")) {
-        if (!b->text.where)
-            return fail_at(s, "text", "required");
-        if (!is_blank(ref_ptr(s, &b->text), b->text.len))
-            user_text(s, "", ref_ptr(s, &b->text), b->text.len);
-    } else if (ref_is(s, &b->type, "image")) {
-        size_t mark = s->parts->size;
-        part_begin(s);
-        int r = image_part(s, b, &s->parts, placeholder, sizeof(placeholder));
-        if (r < 0)
-            return 0;
-        if (r == 0) {
-            s->parts->size = mark;
-            --s->num_parts;
-            user_text(s, "", placeholder, strlen(placeholder));
-        }
-    } else if (ref_is(s, &b->type, "document")) {
-        if (is_pdf_data(s, b)) {
-            part_begin(s);
-            if (file_part(s, b, &s->parts) < 0)
-                return 0;
-        } else {
-            if (document_text(s, b) < 0)
-                return 0;
-            if (s->scratch->size != 0)
-                user_text(s, "", s->scratch->bytes, s->scratch->size);
-            user_attachments(s, b);
-        }
-    } else if (ref_is(s, &b->type, "tool_result")) {
-        return user_tool_result(s, b);
-    } else if (ref_is(s, &b->type, "search_result")) {
-        search_result_text(s, b);
-        if (s->scratch->size != 0)
-            user_text(s, "", s->scratch->bytes, s->scratch->size);
-    } else {
-        /* an unknown type is never forwarded (docs/mapping.md#user-blocks); its text is */
-        int text = !is_thinking_or_tool_use(s, &b->type) && b->text.where && !is_blank(ref_ptr(s, &b->text), b->text.len);
-        if (text)
-            user_text(s, "", ref_ptr(s, &b->text), b->text.len);
-        note_unknown_type(s, b, text);
-    }
-    return 1;
-}
-
-static int assistant_block(struct state *s, struct block *b)
-{
-    char mapped[PGW_TOOLNAME_MAX + 1];
-
-    if (ref_is(s, &b->type, "tool_use")) {
-        if (!b->id.where)
-            return fail_at(s, "id", "required");
-        if (!b->name.where)
-            return fail_at(s, "name", "required");
-        const char *name = ref_ptr(s, &b->name);
-        pgw_toolname_map(name, b->name.len, mapped);
-        if (s->num_acalls++ != 0)
-            pgw_buf_append_lit(&s->acalls, ",");
-        pgw_buf_append_lit(&s->acalls, "{\"id\":");
-        append_quoted(&s->acalls, ref_ptr(s, &b->id), b->id.len);
-        pgw_buf_append_lit(&s->acalls, ",\"type\":\"function\",\"function\":{\"name\":");
-        /* remembered in case a collision in `tools` changes the mapping (docs/mapping.md#tool-names) */
-        h2o_vector_reserve(NULL, &s->fixups, s->fixups.size + 1);
-        s->fixups.entries[s->fixups.size++] = (struct fixup){s->acalls->size, strlen(mapped) + 2, s->fixnames->size, b->name.len};
-        pgw_buf_append(&s->fixnames, name, b->name.len);
-        append_quoted(&s->acalls, mapped, strlen(mapped));
-        pgw_buf_append_lit(&s->acalls, ",\"arguments\":");
-        if (b->input_len != 0)
-            append_quoted(&s->acalls, s->body + b->input_off, b->input_len);
-        else
-            pgw_buf_append_lit(&s->acalls, "\"{}\"");
-        pgw_buf_append_lit(&s->acalls, "}}");
-        s->est.text_bytes += b->id.len + strlen(mapped) + (b->input_len != 0 ? b->input_len : 2);
-
-        h2o_vector_reserve(NULL, &s->cur.list, s->cur.list.size + 1);
-        s->cur.list.entries[s->cur.list.size++] = (struct call){s->cur.ids->size, b->id.len, 0};
-        pgw_buf_append(&s->cur.ids, ref_ptr(s, &b->id), b->id.len);
-    } else if (ref_is(s, &b->type, "thinking")) {
-        /* dropped, or echoed as reasoning_content; never folded into text (docs/mapping.md#assistant-blocks) */
-        if (s->opts->echo_reasoning && b->thinking.where && !is_blank(ref_ptr(s, &b->thinking), b->thinking.len))
-            join(&s->reasoning, &s->num_reasoning, "\n", ref_ptr(s, &b->thinking), b->thinking.len);
-    } else if (ref_is(s, &b->type, "text") || !is_thinking_or_tool_use(s, &b->type)) {
-        int text = b->text.where && !is_blank(ref_ptr(s, &b->text), b->text.len);
-        if (text)
-            join(&s->atext, &s->num_atext, "\n", ref_ptr(s, &b->text), b->text.len);
-        note_unknown_type(s, b, text);
-    }
-    return 1;
-}
-
-static void note_text(struct state *s, const char *p, size_t len)
-{
-    if (!is_blank(p, len))
-        join(&s->note, &s->num_note, "\n\n", p, len);
-}
-
-/* A block inside a tool_result, document or search_result: reduced to text and parts of its parent
- * (docs/mapping.md#tool-results). */
-static int nested_block(struct state *s, struct block *b, struct block *parent)
-{
-    char placeholder[256];
-
-    if (ref_is(s, &b->type, "image")) {
-        size_t mark = parent->attach->size;
-        attach_begin(parent);
-        int r = image_part(s, b, &parent->attach, placeholder, sizeof(placeholder));
-        if (r < 0)
-            return 0;
-        if (r == 0) {
-            parent->attach->size = mark;
-            --parent->num_attach;
-            join(&parent->joined, &parent->num_joined, "\n", placeholder, strlen(placeholder));
-        } else {
-            /* OpenAI tool messages carry text only: the image follows in the next user message */
-            join(&parent->joined, &parent->num_joined, "\n", H2O_STRLIT("[image attached below]"));
-        }
-    } else if (ref_is(s, &b->type, "document")) {
-        if (is_pdf_data(s, b)) {
-            attach_begin(parent);
-            if (file_part(s, b, &parent->attach) < 0)
-                return 0;
-            join(&parent->joined, &parent->num_joined, "\n", H2O_STRLIT("[document attached below]"));
-        } else {
-            if (document_text(s, b) < 0)
-                return 0;
-            if (s->scratch->size != 0)
-                join(&parent->joined, &parent->num_joined, "\n", s->scratch->bytes, s->scratch->size);
-            if (b->num_attach != 0) {
-                attach_begin(parent);
-                pgw_buf_append(&parent->attach, b->attach->bytes, b->attach->size);
-                parent->num_attach += b->num_attach - 1;
-            }
-        }
-    } else if (ref_is(s, &b->type, "tool_reference")) {
-        /* a tool search result: keeps the tool message non-empty and says what was loaded */
-        join(&parent->joined, &parent->num_joined, "\n", H2O_STRLIT("[Loaded tool: "));
-        pgw_buf_append(&parent->joined, ref_ptr(s, &b->tool_name), b->tool_name.len);
-        pgw_buf_append_lit(&parent->joined, "]");
-    } else if (ref_is(s, &b->type, "search_result")) {
-        search_result_text(s, b);
-        if (s->scratch->size != 0)
-            join(&parent->joined, &parent->num_joined, "\n", s->scratch->bytes, s->scratch->size);
-    } else {
-        int text = !is_thinking_or_tool_use(s, &b->type) && b->text.where && !is_blank(ref_ptr(s, &b->text), b->text.len);
-        if (text)
-            join(&parent->joined, &parent->num_joined, "\n", ref_ptr(s, &b->text), b->text.len);
-        note_unknown_type(s, b, text);
-    }
-    return 1;
+    return put_path(ctx, NULL, buf, size);
 }
 
 static int finish_block(struct state *s)
 {
     struct block *b = &s->blocks[s->level];
+    const char *missing;
+
     if (!b->type.where)
         return fail_at(s, "type", "required");
-    if (s->level > 1)
-        return nested_block(s, b, &s->blocks[s->level - 1]);
-    switch (s->msg.role) {
-    case ROLE_USER:
-        return user_block(s, b);
-    case ROLE_ASSISTANT:
-        return assistant_block(s, b);
-    default:
-        if (!is_thinking_or_tool_use(s, &b->type) && b->text.where)
-            note_text(s, ref_ptr(s, &b->text), b->text.len);
-        return 1;
-    }
+    block_view(s, b);
+    if (pgw_messages_block(s->messages, s->msg.role, &b->view, s->level > 1 ? &s->blocks[s->level - 1].view : NULL, &missing) != 0)
+        return fail_at(s, missing, "required");
+    return 1;
 }
 
 static void begin_block(struct state *s)
 {
     struct block *b = &s->blocks[++s->level];
-    h2o_buffer_t *joined = b->joined, *attach = b->attach;
+    h2o_buffer_t *joined = b->view.joined, *attach = b->view.attach;
     memset(b, 0, sizeof(*b));
-    b->joined = joined;
-    b->joined->size = 0;
-    b->attach = attach;
-    b->attach->size = 0;
+    b->view.joined = joined;
+    b->view.joined->size = 0;
+    b->view.attach = attach;
+    b->view.attach->size = 0;
     s->arenas[A_LEVEL1 + s->level - 1]->size = 0;
 }
 
-/* ---- finishing a message (docs/mapping.md#messages) ---- */
-
-/* Answers the previous assistant turn's unanswered calls, then writes any pending system note. */
-static void close_turn(struct state *s)
-{
-    for (size_t i = 0; i != s->prev.list.size; ++i) {
-        struct call *c = &s->prev.list.entries[i];
-        if (!c->answered)
-            tool_message(s, call_id(&s->prev, c), c->len, "", H2O_STRLIT("[tool call interrupted]"));
-    }
-    calls_clear(&s->prev);
-    if (s->num_note != 0) {
-        msg_begin(s);
-        pgw_buf_append_lit(&s->msgs, "{\"role\":\"user\",\"content\":\"[system note] ");
-        append_escaped(&s->msgs, s->note->bytes, s->note->size);
-        pgw_buf_append_lit(&s->msgs, "\"}");
-        s->est.text_bytes += sizeof("[system note] ") - 1 + s->note->size;
-        s->note->size = 0;
-        s->num_note = 0;
-    }
-}
+/* ---- messages ---- */
 
 static void begin_message(struct state *s)
 {
     memset(&s->msg, 0, sizeof(s->msg));
     s->arenas[A_OBJECT]->size = 0;
-    s->parts->size = 0;
-    s->num_parts = 0;
-    s->first_is_text = 0;
-    s->atext->size = 0;
-    s->num_atext = 0;
-    s->acalls->size = 0;
-    s->num_acalls = 0;
-    s->reasoning->size = 0;
-    s->num_reasoning = 0;
-    calls_clear(&s->cur);
-    s->fixups_msg_start = s->fixups.size;
+    pgw_messages_begin(s->messages);
 }
 
 static const yajl_callbacks callbacks;
@@ -1088,7 +439,7 @@ static const yajl_callbacks callbacks;
 /* Reads a content array skipped because `role` came after it, now that the role is known. */
 static int replay_content(struct state *s)
 {
-    yajl_handle saved = s->handle, h = yajl_alloc(&callbacks, &alloc_funcs, s);
+    yajl_handle saved = s->handle, h = yajl_alloc(&callbacks, &pgw_yajl_alloc_funcs, s);
     size_t saved_base = s->handle_base;
     yajl_status st;
 
@@ -1107,139 +458,31 @@ static int replay_content(struct state *s)
 
 static int finish_message(struct state *s)
 {
-    if (s->msg.role == ROLE_NONE)
+    if (s->msg.role == PGW_ROLE_NONE)
         return fail_at(s, "role", "required");
     if (s->msg.content == CONTENT_NONE)
         return fail_at(s, "content", "required");
     if (s->msg.content == CONTENT_DEFERRED && !replay_content(s))
         return 0;
-    if (s->msg.content == CONTENT_STRING) {
-        const char *p = ref_ptr(s, &s->msg.text);
-        size_t len = s->msg.text.len;
-        if (!is_blank(p, len)) {
-            if (s->msg.role == ROLE_USER)
-                user_text(s, "", p, len);
-            else if (s->msg.role == ROLE_ASSISTANT)
-                join(&s->atext, &s->num_atext, "\n", p, len);
-            else
-                note_text(s, p, len);
-        }
-    }
-
-    switch (s->msg.role) {
-    case ROLE_USER:
-        /* its tool messages are out already; then the calls it left unanswered, a pending note, and its other parts */
-        close_turn(s);
-        if (s->num_parts != 0) {
-            msg_begin(s);
-            pgw_buf_append_lit(&s->msgs, "{\"role\":\"user\",\"content\":");
-            if (s->num_parts == 1 && s->first_is_text) {
-                pgw_buf_append(&s->msgs, s->parts->bytes + s->first_text_off, s->first_text_len);
-            } else {
-                pgw_buf_append_lit(&s->msgs, "[");
-                pgw_buf_append(&s->msgs, s->parts->bytes, s->parts->size);
-                pgw_buf_append_lit(&s->msgs, "]");
-            }
-            pgw_buf_append_lit(&s->msgs, "}");
-        }
-        break;
-    case ROLE_ASSISTANT: {
-        if (s->num_atext == 0 && s->num_acalls == 0)
-            break; /* left empty (thinking only, blank text): dropped, and the previous turn stays open */
-        close_turn(s);
-        msg_begin(s);
-        pgw_buf_append_lit(&s->msgs, "{\"role\":\"assistant\",\"content\":");
-        if (s->num_atext != 0)
-            append_quoted(&s->msgs, s->atext->bytes, s->atext->size);
-        else
-            pgw_buf_append_lit(&s->msgs, "null");
-        s->est.text_bytes += s->atext->size;
-        if (s->num_reasoning != 0) {
-            pgw_buf_append_lit(&s->msgs, ",\"reasoning_content\":");
-            append_quoted(&s->msgs, s->reasoning->bytes, s->reasoning->size);
-            s->est.text_bytes += s->reasoning->size;
-        }
-        if (s->num_acalls != 0) {
-            pgw_buf_append_lit(&s->msgs, ",\"tool_calls\":[");
-            for (size_t i = s->fixups_msg_start; i != s->fixups.size; ++i)
-                s->fixups.entries[i].off += s->msgs->size;
-            pgw_buf_append(&s->msgs, s->acalls->bytes, s->acalls->size);
-            pgw_buf_append_lit(&s->msgs, "]");
-        }
-        pgw_buf_append_lit(&s->msgs, "}");
-        /* its calls now wait for the next user turn */
-        struct calls tmp = s->prev;
-        s->prev = s->cur;
-        s->cur = tmp;
-        break;
-    }
-    default:
-        /* role "system": its text waits in s->note (docs/mapping.md#messages) */
-        break;
-    }
+    if (s->msg.content == CONTENT_STRING)
+        pgw_messages_text(s->messages, s->msg.role, ref_ptr(s, &s->msg.text), s->msg.text.len);
+    pgw_messages_end(s->messages, s->msg.role);
     return 1;
 }
 
-/* ---- system ---- */
-
-/* Claude Code's attribution line means nothing upstream and, changing per request, defeats prefix caches
- * (docs/mapping.md#system). */
-static void system_text(struct state *s, const char *p, size_t len)
-{
-    static const char billing[] = "x-anthropic-billing-header:";
-    if (len >= sizeof(billing) - 1 && memcmp(p, billing, sizeof(billing) - 1) == 0) {
-        const char *nl = memchr(p, '\n', len);
-        len = nl != NULL ? len - (nl + 1 - p) : 0;
-        p = nl != NULL ? nl + 1 : p;
-    }
-    if (!is_blank(p, len)) {
-        size_t n = s->sys->size != 0;
-        join(&s->sys, &n, "\n\n", p, len);
-    }
-}
-
-/* ---- tools (docs/mapping.md#tools) ---- */
+/* ---- tools: which go upstream, and how, is src/translate_tools.c's ---- */
 
 static void begin_tool(struct state *s)
 {
     memset(&s->obj, 0, sizeof(s->obj));
     s->arenas[A_OBJECT]->size = 0;
-    s->obj.frag_start = s->tools->size;
 }
 
 static int finish_tool(struct state *s)
 {
-    char plain[PGW_TOOLNAME_MAX + 1];
-
-    /* typed tools are Anthropic's server tools (web search, code execution, bash, text editor, computer, memory, tool
-     * search, MCP toolsets): nothing here can run them */
-    if (s->obj.type.where && !ref_is(s, &s->obj.type, "custom"))
-        return 1;
-    if (!s->obj.name.where)
+    if (pgw_tools_end(s->tools, ref_iovec(s, &s->obj.type), ref_iovec(s, &s->obj.name), ref_iovec(s, &s->obj.description),
+                      s->obj.has_schema) != 0)
         return fail_at(s, "name", "required");
-    const char *name = ref_ptr(s, &s->obj.name);
-    if (pgw_toolnames_mapped(&s->res->toolnames, name, s->obj.name.len) != NULL) {
-        pgw_log_warn(MODULE_NAME, "a tool is listed twice; the first one is kept");
-        return 1;
-    }
-    pgw_buf_append_lit(&s->tools, ",\"description\":");
-    append_quoted(&s->tools, ref_ptr(s, &s->obj.description), s->obj.description.len);
-    pgw_buf_append_lit(&s->tools, ",\"parameters\":");
-    if (s->obj.has_schema)
-        pgw_buf_append(&s->tools, s->schema->bytes, s->schema->size);
-    else
-        pgw_buf_append_lit(&s->tools, "{\"type\":\"object\",\"properties\":{}}");
-    pgw_buf_append_lit(&s->tools, "}}");
-
-    size_t entry = s->res->toolnames.num_entries;
-    pgw_toolnames_add(&s->res->toolnames, name, s->obj.name.len);
-    pgw_toolname_map(name, s->obj.name.len, plain);
-    if (strcmp(s->res->toolnames.entries[entry].mapped, plain) != 0)
-        s->collisions = 1;
-    h2o_vector_reserve(NULL, &s->tool_recs, s->tool_recs.size + 1);
-    s->tool_recs.entries[s->tool_recs.size++] = (struct tool_rec){s->obj.frag_start, s->tools->size - s->obj.frag_start, entry};
-    ++s->est.num_tools;
-    s->est.text_bytes += s->obj.name.len + (s->tools->size - s->obj.frag_start);
     return 1;
 }
 
@@ -1272,7 +515,7 @@ static int top_value(struct state *s, enum key key, enum vtype t, const char *v,
         return t == V_ARRAY ? push(s, F_STOP) : EXPECTED(s, "an array of strings");
     case K_SYSTEM:
         if (t == V_STRING) {
-            system_text(s, v, len);
+            pgw_messages_system(s->messages, v, len);
             return 1;
         }
         return t == V_ARRAY ? push(s, F_SYSTEM) : EXPECTED(s, "a string or an array");
@@ -1338,7 +581,7 @@ static int block_value(struct state *s, enum key key, enum vtype t, const char *
             return 1;
         if (t != V_BOOL)
             return EXPECTED(s, "a boolean");
-        b->is_error = v[0] == 't';
+        b->view.is_error = v[0] == 't';
         return 1;
     case K_INPUT:
         if (t == V_NULL)
@@ -1354,12 +597,11 @@ static int block_value(struct state *s, enum key key, enum vtype t, const char *
             return 1;
         if (t != V_OBJECT)
             return EXPECTED(s, "an object");
-        b->has_source = 1;
+        b->view.has_source = 1;
         return push(s, F_SOURCE);
     case K_CONTENT:
         if (t == V_STRING) {
-            if (!is_blank(v, len))
-                join(&b->joined, &b->num_joined, "\n", v, len);
+            pgw_messages_block_text(&b->view, v, len);
             return 1;
         }
         if (t == V_NULL)
@@ -1400,14 +642,17 @@ static int message_value(struct state *s, enum key key, enum vtype t, const char
     case K_ROLE:
         /* a second role or content would re-read what was translated under the first (found by fuzzing: the output
          * was no longer JSON) */
-        if (s->msg.role != ROLE_NONE)
+        if (s->msg.role != PGW_ROLE_NONE)
             return fail_at(s, NULL, "given twice");
         if (t != V_STRING)
             return EXPECTED(s, "a string");
 #define IS(lit) (len == sizeof(lit) - 1 && memcmp(v, lit, len) == 0)
-        s->msg.role = IS("user") ? ROLE_USER : IS("assistant") ? ROLE_ASSISTANT : IS("system") ? ROLE_SYSTEM : ROLE_NONE;
+        s->msg.role = IS("user")        ? PGW_ROLE_USER
+                      : IS("assistant") ? PGW_ROLE_ASSISTANT
+                      : IS("system")    ? PGW_ROLE_SYSTEM
+                                        : PGW_ROLE_NONE;
 #undef IS
-        if (s->msg.role == ROLE_NONE)
+        if (s->msg.role == PGW_ROLE_NONE)
             return EXPECTED(s, "\"user\", \"assistant\" or \"system\"");
         return 1;
     case K_CONTENT:
@@ -1420,7 +665,7 @@ static int message_value(struct state *s, enum key key, enum vtype t, const char
         }
         if (t != V_ARRAY)
             return EXPECTED(s, "a string or an array");
-        if (s->msg.role == ROLE_NONE) {
+        if (s->msg.role == PGW_ROLE_NONE) {
             s->msg.content = CONTENT_DEFERRED;
             return take_raw(s, &s->msg.deferred_off, &s->msg.deferred_len);
         }
@@ -1445,13 +690,9 @@ static int tool_value(struct state *s, enum key key, enum vtype t, const char *v
             return 1;
         if (t != V_OBJECT)
             return EXPECTED(s, "an object");
-        /* only input_schema becomes parameters; nothing else is merged in (docs/mapping.md#tools) */
-        s->schema->size = 0;
         s->obj.has_schema = 1;
-        s->copy.active = 1;
-        s->copy.depth = 0;
-        s->copy.out = &s->schema;
-        return copy_open(s, V_OBJECT);
+        pgw_schema_begin(&s->copy, pgw_tools_schema(s->tools), s->opts->minimal_schema);
+        return 1;
     default:
         /* cache_control, defer_loading, strict, input_examples, ...: dropped */
         return ignore(s, t);
@@ -1477,7 +718,7 @@ static int on_value(struct state *s, enum vtype t, const char *v, size_t len)
         if (t != V_STRING)
             return EXPECTED(s, "a string");
         /* the first four that are not whitespace-only (docs/mapping.md#stop-sequences) */
-        if (s->num_stop < MAX_STOP && !is_blank(v, len)) {
+        if (s->num_stop < MAX_STOP && !pgw_is_blank(v, len)) {
             if (s->num_stop < sizeof(s->res->stop_sequences) / sizeof(s->res->stop_sequences[0]) &&
                 s->res->stop_sequences[s->num_stop] == NULL)
                 s->res->stop_sequences[s->num_stop] = h2o_strdup(NULL, v, len).base;
@@ -1572,11 +813,10 @@ static int on_frame_end(struct state *s)
         if (!s->obj.type.where)
             return fail_at(s, "type", "required");
         if (ref_is(s, &s->obj.type, "text") && s->obj.text.where)
-            system_text(s, ref_ptr(s, &s->obj.text), s->obj.text.len);
+            pgw_messages_system(s->messages, ref_ptr(s, &s->obj.text), s->obj.text.len);
         return 1;
     case F_MESSAGES:
-        /* a trailing assistant turn's calls have no answer: still answered, or the upstream refuses the history */
-        close_turn(s);
+        pgw_messages_end_all(s->messages);
         return 1;
     case F_MESSAGE:
         return finish_message(s);
@@ -1608,7 +848,7 @@ static int on_scalar(struct state *s, enum vtype t, const char *v, size_t len)
     if (s->skip != 0)
         return 1;
     if (s->copy.active) {
-        copy_scalar(s, t, v, len);
+        pgw_schema_scalar(&s->copy, t == V_STRING, v, len);
         return 1;
     }
     if (!on_value(s, t, v, len))
@@ -1677,8 +917,11 @@ static int on_open(struct state *s, enum vtype t)
         ++s->skip;
         return 1;
     }
-    if (s->copy.active)
-        return copy_open(s, t);
+    if (s->copy.active) {
+        if (pgw_schema_open(&s->copy, t == V_OBJECT))
+            s->skip = 1; /* left out by the cleaner */
+        return 1;
+    }
     return on_value(s, t, NULL, 0);
 }
 
@@ -1699,7 +942,8 @@ static int on_close(struct state *s)
     }
     if (s->copy.active) {
         --s->depth;
-        copy_close(s);
+        if (pgw_schema_close(&s->copy))
+            after_value(s); /* the input_schema value of the tool */
         return 1;
     }
     /* frames finish at their own depth: a replay reads the content array as if in place */
@@ -1733,8 +977,10 @@ static int on_map_key(void *ctx, const unsigned char *k, size_t len)
     if (s->skip != 0)
         return 1;
     k = (const unsigned char *)decoded(s, k, &len);
-    if (s->copy.active)
-        return copy_key(s, (const char *)k, len);
+    if (s->copy.active) {
+        pgw_schema_key(&s->copy, (const char *)k, len);
+        return 1;
+    }
     enum key key = K_OTHER;
     for (size_t i = K_OTHER + 1; i != sizeof(key_table) / sizeof(key_table[0]); ++i) {
         if (key_table[i].len == len && memcmp(key_table[i].name, k, len) == 0) {
@@ -1749,340 +995,36 @@ static int on_map_key(void *ctx, const unsigned char *k, size_t len)
 static const yajl_callbacks callbacks = {on_null,      on_boolean, NULL,   NULL,           on_number, on_string,
                                          on_start_map, on_map_key, on_end, on_start_array, on_end};
 
-/* ---- thinking knobs (docs/mapping.md#thinking-and-effort) ---- */
-
-static const char *const efforts[] = {"minimal", "low", "medium", "high", "xhigh", "max"};
-#define NUM_EFFORTS (sizeof(efforts) / sizeof(efforts[0]))
-
-static int effort_rank(struct state *s, const ref_t *r)
-{
-    for (size_t i = 0; i != NUM_EFFORTS; ++i)
-        if (ref_is(s, r, efforts[i]))
-            return (int)i;
-    return -1;
-}
-
-/* LiteLLM's thresholds */
-static int bucket(long long n)
-{
-    return n >= 16384 ? 5 : n >= 8192 ? 4 : n >= 4096 ? 3 : n >= 2048 ? 2 : n >= 1024 ? 1 : 0;
-}
-
-static const pgw_knob_t *find_knob(const pgw_bot_t *bot, const char *name, pgw_knob_type_t type)
-{
-    for (size_t i = 0; i != bot->num_knobs; ++i)
-        if (bot->knobs[i].type == type && bot->knobs[i].name != NULL && strcmp(bot->knobs[i].name, name) == 0)
-            return &bot->knobs[i];
-    return NULL;
-}
-
-/* The declared value nearest to efforts[rank]: itself, else stepping down (never below "low"), else up; NULL if none. */
-static const char *clamp_effort(const pgw_knob_t *k, int rank)
-{
-    for (int step = 0; step != 2 * (int)NUM_EFFORTS; ++step) {
-        int r = step < (int)NUM_EFFORTS ? rank - step : rank + step - (int)NUM_EFFORTS + 1;
-        if (r < 0 || r >= (int)NUM_EFFORTS || (step != 0 && step < (int)NUM_EFFORTS && r == 0))
-            continue;
-        for (size_t i = 0; i != k->num_values; ++i)
-            if (strcmp(k->values[i], efforts[r]) == 0)
-                return k->values[i];
-    }
-    return NULL;
-}
-
-/* budget(E), a gateway choice (docs/mapping.md#thinking-and-effort) */
-static long long effort_budget(const pgw_knob_t *k, int rank)
-{
-    static const long long fixed[] = {1024, 2048, 8192, 16384};
-    if (rank < 4)
-        return fixed[rank];
-    return k->max != LLONG_MAX ? k->max : 32768;
-}
-
-struct extra_member {
-    size_t key_off, key_len; /* in `keys`, decoded */
-    size_t val_off, val_len; /* in `text`, raw */
-};
-
-/* the route's extra_body, read per request (a few bytes) */
-struct extra {
-    h2o_buffer_t *text; /* "{" + extra_body + "}" */
-    h2o_buffer_t *keys;
-    H2O_VECTOR(struct extra_member) members;
-    yajl_handle handle;
-    int depth;
-};
-
-static int extra_value_end(struct extra *x)
-{
-    if (x->depth == 1 && x->members.size != 0) {
-        struct extra_member *m = &x->members.entries[x->members.size - 1];
-        m->val_len = yajl_get_bytes_consumed(x->handle) - m->val_off;
-    }
-    return 1;
-}
-
-static int extra_scalar(void *ctx)
-{
-    return extra_value_end(ctx);
-}
-
-static int extra_bool(void *ctx, int b)
-{
-    return extra_value_end(ctx);
-}
-
-static int extra_number(void *ctx, const char *v, size_t len)
-{
-    return extra_value_end(ctx);
-}
-
-static int extra_string(void *ctx, const unsigned char *v, size_t len)
-{
-    return extra_value_end(ctx);
-}
-
-static int extra_open(void *ctx)
-{
-    struct extra *x = ctx;
-    ++x->depth;
-    return 1;
-}
-
-static int extra_close(void *ctx)
-{
-    struct extra *x = ctx;
-    --x->depth;
-    return extra_value_end(x);
-}
-
-static int extra_key(void *ctx, const unsigned char *k, size_t len)
-{
-    struct extra *x = ctx;
-    if (x->depth != 1)
-        return 1;
-    size_t p = yajl_get_bytes_consumed(x->handle);
-    /* the value starts after the colon and any white space */
-    while (p < x->text->size && (x->text->bytes[p] == ':' || x->text->bytes[p] == ' ' || x->text->bytes[p] == '\t' ||
-                                 x->text->bytes[p] == '\n' || x->text->bytes[p] == '\r'))
-        ++p;
-    h2o_vector_reserve(NULL, &x->members, x->members.size + 1);
-    x->members.entries[x->members.size++] = (struct extra_member){x->keys->size, len, p, 0};
-    pgw_buf_append(&x->keys, k, len);
-    return 1;
-}
-
-static const yajl_callbacks extra_callbacks = {extra_scalar, extra_bool, NULL,        NULL,       extra_number, extra_string,
-                                               extra_open,   extra_key,  extra_close, extra_open, extra_close};
-
-/* Reads the route's extra_body members; an invalid one is ignored with a warning (config load should refuse it). */
-static void extra_parse(struct extra *x, const char *extra_body)
-{
-    if (extra_body == NULL || extra_body[0] == '\0')
-        return;
-    pgw_buf_append_lit(&x->text, "{");
-    pgw_buf_append_str(&x->text, extra_body);
-    pgw_buf_append_lit(&x->text, "}");
-    x->handle = yajl_alloc(&extra_callbacks, &alloc_funcs, x);
-    if (yajl_parse(x->handle, (const unsigned char *)x->text->bytes, x->text->size) != yajl_status_ok ||
-        yajl_complete_parse(x->handle) != yajl_status_ok) {
-        pgw_log_warn(MODULE_NAME, "the route's extra_body is not valid JSON members; ignored");
-        x->members.size = 0;
-    }
-    yajl_free(x->handle);
-}
-
-static int extra_has(const struct extra *x, const char *name)
-{
-    size_t len = strlen(name);
-    for (size_t i = 0; i != x->members.size; ++i)
-        if (x->members.entries[i].key_len == len && memcmp(x->keys->bytes + x->members.entries[i].key_off, name, len) == 0)
-            return 1;
-    return 0;
-}
-
-static void emit_effort(h2o_buffer_t **out, const struct extra *x, const pgw_knob_t *effort, int rank)
-{
-    const char *value;
-    if (extra_has(x, effort->name) || (value = clamp_effort(effort, rank)) == NULL)
-        return;
-    pgw_buf_append_lit(out, ",");
-    append_quoted(out, effort->name, strlen(effort->name));
-    pgw_buf_append_lit(out, ":");
-    append_quoted(out, value, strlen(value));
-}
-
-static void emit_budget(struct state *s, h2o_buffer_t **out, const struct extra *x, const pgw_knob_t *budget, long long v)
-{
-    if (extra_has(x, budget->name))
-        return;
-    if (v > budget->max)
-        v = budget->max;
-    if (s->max_tokens > 0 && v > s->max_tokens - 1)
-        v = s->max_tokens - 1; /* the budget is part of max_tokens */
-    if (v < 0 || v < budget->min)
-        return; /* max_tokens leaves no room for the model's least budget */
-    pgw_buf_append_lit(out, ",");
-    append_quoted(out, budget->name, strlen(budget->name));
-    pgw_buf_append_lit(out, ":");
-    pgw_json_append_int(out, v);
-}
-
-/*
- * Thinking (docs/mapping.md#thinking-and-effort): only knobs the bot declares, at most one of a budget or an effort, plus
- * enable_thinking when declared. With both kinds declared, a client's token budget goes to the budget knob and a
- * client's effort to the effort knob.
- */
-static void emit_knobs(struct state *s, const struct extra *x, h2o_buffer_t **out)
-{
-    const pgw_bot_t *bot = s->opts->bot;
-    int adaptive = ref_is(s, &s->thinking.type, "adaptive"), enabled = ref_is(s, &s->thinking.type, "enabled");
-    int rank = effort_rank(s, &s->effort);
-
-    /* no catalog entry: no knob (an undeclared one is a 400); thinking absent, disabled or unknown: none at all, since an
-     * effort with thinking off is a contradiction some models resolve by thinking */
-    if (bot == NULL || !(adaptive || enabled))
-        return;
-    const pgw_knob_t *enable = find_knob(bot, "enable_thinking", PGW_KNOB_BOOLEAN);
-    const pgw_knob_t *budget = find_knob(bot, "thinking_budget", PGW_KNOB_INTEGER);
-    const pgw_knob_t *effort = find_knob(bot, "reasoning_effort", PGW_KNOB_ENUM);
-    if (effort == NULL)
-        effort = find_knob(bot, "output_effort", PGW_KNOB_ENUM);
-
-    if (enable != NULL && !extra_has(x, enable->name))
-        pgw_buf_append_lit(out, ",\"enable_thinking\":true");
-    if (enabled) {
-        if (!s->thinking.has_budget)
-            return; /* Anthropic requires budget_tokens; nothing to map */
-        if (budget != NULL)
-            emit_budget(s, out, x, budget, s->thinking.budget);
-        else if (effort != NULL)
-            emit_effort(out, x, effort, bucket(s->thinking.budget));
-    } else if (rank >= 0) {
-        if (effort != NULL)
-            emit_effort(out, x, effort, rank);
-        else if (budget != NULL)
-            emit_budget(s, out, x, budget, effort_budget(budget, rank));
-    } else if (budget != NULL) {
-        /* adaptive without an effort: budget("medium"); an effort knob is left at the model's default */
-        emit_budget(s, out, x, budget, effort_budget(budget, 2));
-    }
-}
-
 /* ---- assembly ---- */
-
-/* Copies the messages, replacing history tool names whose mapping a collision in `tools` changed
- * (docs/mapping.md#tool-names). */
-static void emit_messages(struct state *s, h2o_buffer_t **out)
-{
-    size_t pos = 0;
-
-    if (s->collisions) {
-        for (size_t i = 0; i != s->fixups.size; ++i) {
-            const struct fixup *f = &s->fixups.entries[i];
-            const char *final = pgw_toolnames_mapped(&s->res->toolnames, s->fixnames->bytes + f->orig_off, f->orig_len);
-            if (final == NULL || (strlen(final) + 2 == f->len && memcmp(pgw_buf_at(s->msgs, f->off + 1), final, f->len - 2) == 0))
-                continue;
-            pgw_buf_append(out, pgw_buf_at(s->msgs, pos), f->off - pos);
-            append_quoted(out, final, strlen(final));
-            pos = f->off + f->len;
-        }
-    }
-    pgw_buf_append(out, pgw_buf_at(s->msgs, pos), s->msgs->size - pos);
-}
-
-static void emit_tools(struct state *s, const struct extra *x, h2o_buffer_t **out)
-{
-    if (s->tool_recs.size == 0 || extra_has(x, "tools"))
-        return; /* no tool left: no tool_choice or parallel_tool_calls either (a choice without tools is a 400) */
-    pgw_buf_append_lit(out, ",\"tools\":[");
-    for (size_t i = 0; i != s->tool_recs.size; ++i) {
-        const struct tool_rec *t = &s->tool_recs.entries[i];
-        const char *name = s->res->toolnames.entries[t->entry].mapped;
-        if (i != 0)
-            pgw_buf_append_lit(out, ",");
-        pgw_buf_append_lit(out, "{\"type\":\"function\",\"function\":{\"name\":");
-        append_quoted(out, name, strlen(name));
-        pgw_buf_append(out, s->tools->bytes + t->frag_off, t->frag_len);
-    }
-    pgw_buf_append_lit(out, "]");
-
-    if (s->tool_choice.type.where && !extra_has(x, "tool_choice")) {
-        pgw_buf_append_lit(out, ",\"tool_choice\":");
-        if (ref_is(s, &s->tool_choice.type, "any")) {
-            pgw_buf_append_lit(out, "\"required\""); /* "auto" loses the forcing; "any" is not a value */
-        } else if (ref_is(s, &s->tool_choice.type, "none")) {
-            pgw_buf_append_lit(out, "\"none\"");
-        } else if (ref_is(s, &s->tool_choice.type, "tool")) {
-            const char *name = pgw_toolnames_mapped(&s->res->toolnames, ref_ptr(s, &s->tool_choice.name), s->tool_choice.name.len);
-            if (name != NULL) {
-                pgw_buf_append_lit(out, "{\"type\":\"function\",\"function\":{\"name\":");
-                append_quoted(out, name, strlen(name));
-                pgw_buf_append_lit(out, "}}");
-            } else {
-                /* a tool that was dropped (a server tool) or never listed: forcing another one would be wrong */
-                pgw_buf_append_lit(out, "\"auto\"");
-            }
-        } else {
-            pgw_buf_append_lit(out, "\"auto\"");
-        }
-    }
-    if (s->tool_choice.disable_parallel && !extra_has(x, "parallel_tool_calls"))
-        pgw_buf_append_lit(out, ",\"parallel_tool_calls\":false");
-}
-
-static void emit_extra(const struct extra *x, h2o_buffer_t **out)
-{
-    for (size_t i = 0; i != x->members.size; ++i) {
-        const struct extra_member *m = &x->members.entries[i];
-        const char *k = x->keys->bytes + m->key_off;
-#define IS(lit) (m->key_len == sizeof(lit) - 1 && memcmp(k, lit, m->key_len) == 0)
-        /* the gateway's own: a route cannot change what the translation relies on */
-        if (IS("model") || IS("messages") || IS("stream") || IS("stream_options"))
-            continue;
-#undef IS
-        pgw_buf_append_lit(out, ",");
-        append_quoted(out, k, m->key_len);
-        pgw_buf_append_lit(out, ":");
-        pgw_buf_append(out, x->text->bytes + m->val_off, m->val_len);
-    }
-}
 
 static void assemble(struct state *s, h2o_buffer_t **out)
 {
-    struct extra x = {NULL};
-
-    h2o_buffer_init(&x.text, &h2o_socket_buffer_prototype);
-    h2o_buffer_init(&x.keys, &h2o_socket_buffer_prototype);
-    extra_parse(&x, s->opts->extra_body);
+    const pgw_extra_body_t *x = s->opts->extra_body;
+    pgw_tool_choice_t choice = {ref_iovec(s, &s->tool_choice.type), ref_iovec(s, &s->tool_choice.name),
+                                s->tool_choice.disable_parallel};
+    pgw_thinking_t thinking = {ref_iovec(s, &s->thinking.type), s->thinking.budget, s->thinking.has_budget,
+                               ref_iovec(s, &s->effort), s->max_tokens};
 
     const char *model = s->opts->upstream_model != NULL ? s->opts->upstream_model : "";
     pgw_buf_append_lit(out, "{\"model\":");
     append_quoted(out, model, strlen(model));
     pgw_buf_append_lit(out, ",\"messages\":[");
-    if (s->sys->size != 0) {
-        pgw_buf_append_lit(out, "{\"role\":\"system\",\"content\":");
-        append_quoted(out, s->sys->bytes, s->sys->size);
-        pgw_buf_append(out, "},", s->num_msgs != 0 ? 2 : 1);
-        ++s->est.num_messages;
-        s->est.text_bytes += s->sys->size;
-    }
-    emit_messages(s, out);
+    pgw_messages_write(s->messages, pgw_tools_collided(s->tools) ? &s->res->toolnames : NULL, out);
     pgw_buf_append_lit(out, "]");
 
-    if (s->has_max_tokens && !extra_has(&x, "max_tokens")) {
+    if (s->has_max_tokens && !pgw_extra_body_has(x, "max_tokens")) {
         pgw_buf_append_lit(out, ",\"max_tokens\":");
         pgw_json_append_int(out, s->max_tokens);
     }
-    if (s->temperature.where && !extra_has(&x, "temperature")) {
+    if (s->temperature.where && !pgw_extra_body_has(x, "temperature")) {
         pgw_buf_append_lit(out, ",\"temperature\":");
         pgw_buf_append(out, ref_ptr(s, &s->temperature), s->temperature.len);
     }
-    if (s->top_p.where && !extra_has(&x, "top_p")) {
+    if (s->top_p.where && !pgw_extra_body_has(x, "top_p")) {
         pgw_buf_append_lit(out, ",\"top_p\":");
         pgw_buf_append(out, ref_ptr(s, &s->top_p), s->top_p.len);
     }
-    if (s->num_stop != 0 && !extra_has(&x, "stop")) {
+    if (s->num_stop != 0 && !pgw_extra_body_has(x, "stop")) {
         pgw_buf_append_lit(out, ",\"stop\":[");
         pgw_buf_append(out, s->stop->bytes, s->stop->size);
         pgw_buf_append_lit(out, "]");
@@ -2090,14 +1032,10 @@ static void assemble(struct state *s, h2o_buffer_t **out)
     if (s->stream) /* MUST: without include_usage no usage arrives and auto-compaction never fires
                     * (docs/mapping.md#top-level-fields) */
         pgw_buf_append_lit(out, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
-    emit_tools(s, &x, out);
-    emit_knobs(s, &x, out);
-    emit_extra(&x, out);
+    pgw_tools_write(s->tools, &choice, x, out);
+    pgw_knobs_append(out, s->opts->bot, &thinking, x);
+    pgw_extra_body_append(x, out);
     pgw_buf_append_lit(out, "}");
-
-    h2o_buffer_dispose(&x.text);
-    h2o_buffer_dispose(&x.keys);
-    free(x.members.entries);
 }
 
 /* ---- entry points ---- */
@@ -2111,13 +1049,11 @@ int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts
                           char *err, size_t errsz)
 {
     struct state *s = h2o_mem_alloc(sizeof(*s));
-    h2o_buffer_t **buffers[] = {&s->parts, &s->atext, &s->acalls,   &s->reasoning, &s->prev.ids, &s->cur.ids, &s->note,
-                                &s->sys,   &s->msgs,  &s->fixnames, &s->tools,     &s->stop,     &s->scratch, &s->schema};
+    h2o_buffer_t **buffers[] = {&s->stop, &s->unescaped};
     int ret = -1;
 
     memset(res, 0, sizeof(*res));
     memset(s, 0, sizeof(*s));
-    s->copy.minimal = opts->minimal_schema;
     s->body = body;
     s->len = len;
     s->opts = opts;
@@ -2128,17 +1064,18 @@ int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts
     s->num_frames = 1;
     for (size_t i = 0; i != sizeof(buffers) / sizeof(buffers[0]); ++i)
         init_buffer(buffers[i]);
-    init_buffer(&s->unescaped);
     for (size_t i = 0; i != NUM_ARENAS; ++i)
         init_buffer(&s->arenas[i]);
     for (size_t i = 1; i <= MAX_LEVELS; ++i) {
-        init_buffer(&s->blocks[i].joined);
-        init_buffer(&s->blocks[i].attach);
+        init_buffer(&s->blocks[i].view.joined);
+        init_buffer(&s->blocks[i].view.attach);
     }
+    s->messages = pgw_messages_create(opts->echo_reasoning, &s->est, where, s);
+    s->tools = pgw_tools_create(&res->toolnames, &s->est);
     if (errsz != 0)
         err[0] = '\0';
 
-    s->handle = yajl_alloc(&callbacks, &alloc_funcs, s);
+    s->handle = yajl_alloc(&callbacks, &pgw_yajl_alloc_funcs, s);
     yajl_status st = len == 0 ? yajl_status_error : yajl_parse(s->handle, (const unsigned char *)body, len);
     if (st == yajl_status_ok)
         st = yajl_complete_parse(s->handle);
@@ -2174,17 +1111,14 @@ Exit:
     yajl_free(s->handle);
     for (size_t i = 0; i != sizeof(buffers) / sizeof(buffers[0]); ++i)
         h2o_buffer_dispose(buffers[i]);
-    h2o_buffer_dispose(&s->unescaped);
+    pgw_messages_destroy(s->messages);
+    pgw_tools_destroy(s->tools);
     for (size_t i = 0; i != NUM_ARENAS; ++i)
         h2o_buffer_dispose(&s->arenas[i]);
     for (size_t i = 1; i <= MAX_LEVELS; ++i) {
-        h2o_buffer_dispose(&s->blocks[i].joined);
-        h2o_buffer_dispose(&s->blocks[i].attach);
+        h2o_buffer_dispose(&s->blocks[i].view.joined);
+        h2o_buffer_dispose(&s->blocks[i].view.attach);
     }
-    free(s->prev.list.entries);
-    free(s->cur.list.entries);
-    free(s->fixups.entries);
-    free(s->tool_recs.entries);
     free(s);
     return ret;
 }

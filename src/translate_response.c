@@ -15,44 +15,6 @@
 /* containers nested deeper than this in tool arguments are not repaired */
 #define REPAIR_MAX_DEPTH 64
 
-size_t pgw_tool_use_id(h2o_buffer_t **ids, const char *upstream_id, size_t len, const char *msg_id, size_t position)
-{
-    size_t off = (*ids)->size, idlen = 0, cap;
-    char *id;
-
-    /* sanitising never lengthens an id; room for "toolu_" + the message id + "_<position>" and a "_<n>" suffix */
-    cap = (len > strlen(msg_id) ? len : strlen(msg_id)) + 64;
-    id = h2o_mem_alloc(cap);
-    if (len != 0) {
-        pgw_toolcall_id_sanitise(upstream_id, len, id, cap);
-        idlen = strlen(id);
-    }
-    if (idlen == 0) {
-        const char *rnd = strncmp(msg_id, "msg_", 4) == 0 ? msg_id + 4 : msg_id;
-        memcpy(id, "toolu_", 6);
-        pgw_toolcall_id_sanitise(rnd, strlen(rnd), id + 6, cap - 6 - 24);
-        idlen = strlen(id);
-        idlen += snprintf(id + idlen, cap - idlen, "_%zu", position);
-    }
-    /* a duplicate after sanitising gets "_<n>" (docs/mapping.md#identifiers) */
-    size_t base_len = idlen;
-    for (unsigned n = 2;; ++n) {
-        int taken = 0;
-        for (size_t p = 0; p < off; p += strlen((*ids)->bytes + p) + 1)
-            if (strlen((*ids)->bytes + p) == idlen && memcmp((*ids)->bytes + p, id, idlen) == 0) {
-                taken = 1;
-                break;
-            }
-        if (!taken)
-            break;
-        idlen = base_len + snprintf(id + base_len, cap - base_len, "_%u", n);
-    }
-    pgw_buf_append(ids, id, idlen);
-    pgw_buf_append(ids, "", 1);
-    free(id);
-    return off;
-}
-
 /* ---- tool arguments: always an object (docs/mapping.md#tool-input) ---- */
 
 /*
@@ -540,17 +502,8 @@ int pgw_translate_response(const char *body, size_t len, const pgw_response_opts
         pgw_buf_append_lit(out, "}");
     }
 
-    /* stop_reason (docs/mapping.md#stop-reasons): length wins; then the MUST tool_use override; refusal; a named stop
-     * sequence */
-    const char *stop_reason = "end_turn", *stop_sequence = NULL;
-    if (is_length)
-        stop_reason = "max_tokens";
-    else if (has_tools)
-        stop_reason = "tool_use";
-    else if (is_filter || has_refusal)
-        stop_reason = "refusal";
-    else if ((stop_sequence = matched_stop_sequence(choice, opts)) != NULL)
-        stop_reason = "stop_sequence";
+    const char *stop_sequence = matched_stop_sequence(choice, opts);
+    const char *stop_reason = pgw_stop_reason(finish, has_tools, has_refusal, &stop_sequence);
     pgw_buf_append_lit(out, "],\"stop_reason\":\"");
     pgw_buf_append_str(out, stop_reason);
     pgw_buf_append_lit(out, "\",\"stop_sequence\":");

@@ -24,7 +24,7 @@
 #include "translate_route.h"
 #include "worker.h"
 
-#define MODULE_NAME "translate"
+#define MODULE_NAME "translate_route"
 #define COMMIT_WAIT_MS 5000
 #define GRACE_MS 2000
 #define MAX_ERROR_BODY (64 * 1024)
@@ -338,7 +338,7 @@ static void prepare(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbod
     /* Poe matches bot names loosely but the catalog id is canonical (docs/peers.md#poes-catalog) */
     st->catalog = pgw_catalogs_get(route->api_base);
     const pgw_bot_t *bot = st->catalog != NULL ? pgw_catalog_find(st->catalog, upstream_model, strlen(upstream_model)) : NULL;
-    pgw_translate_opts_t opts = {bot != NULL ? bot->id : upstream_model, bot, route->extra_body, route->echo_reasoning,
+    pgw_translate_opts_t opts = {bot != NULL ? bot->id : upstream_model, bot, route->extra_body_members, route->echo_reasoning,
                                  route->minimal_schema};
     st->on_translated = next;
     pgw_translate_job_start(&st->job, req->conn->ctx->loop, req->entity.base, req->entity.len, &opts, st->catalog, &st->upbody,

@@ -414,19 +414,8 @@ static pgw_stream_status_t finalise(pgw_stream_translator_t *t, enum trigger tri
         }
     }
 
-    /* stop_reason (docs/mapping.md#stop-reasons): length wins; then the MUST tool_use override; refusal; a named stop
-     * sequence */
-    const char *stop_reason = "end_turn", *stop_sequence = NULL;
-    if (strcmp(t->finish_reason, "length") == 0)
-        stop_reason = "max_tokens";
-    else if (t->tool_emitted)
-        stop_reason = "tool_use";
-    else if (t->refusal_seen || strcmp(t->finish_reason, "content_filter") == 0)
-        stop_reason = "refusal";
-    else if (t->stop_sequence >= 0) {
-        stop_reason = "stop_sequence";
-        stop_sequence = t->stop_sequences[t->stop_sequence];
-    }
+    const char *stop_sequence = t->stop_sequence >= 0 ? t->stop_sequences[t->stop_sequence] : NULL;
+    const char *stop_reason = pgw_stop_reason(t->finish_reason, t->tool_emitted, t->refusal_seen, &stop_sequence);
 
     compute_usage(t);
     FRAME_BEGIN(out, "message_delta");
@@ -835,28 +824,11 @@ static int on_string(void *ctx, const unsigned char *s, size_t len)
 static const yajl_callbacks callbacks = {on_null,      on_boolean, NULL,   NULL,           on_number, on_string,
                                          on_start_map, on_map_key, on_end, on_start_array, on_end};
 
-static void *yalloc(void *ctx, size_t sz)
-{
-    return h2o_mem_alloc(sz);
-}
-
-static void *yrealloc(void *ctx, void *p, size_t sz)
-{
-    return h2o_mem_realloc(p, sz);
-}
-
-static void yfree(void *ctx, void *p)
-{
-    free(p);
-}
-
-static yajl_alloc_funcs alloc_funcs = {yalloc, yrealloc, yfree, NULL};
-
 static void new_parser(pgw_stream_translator_t *t)
 {
     if (t->parser != NULL)
         yajl_free(t->parser);
-    t->parser = yajl_alloc(&callbacks, &alloc_funcs, t);
+    t->parser = yajl_alloc(&callbacks, &pgw_yajl_alloc_funcs, t);
     /* one handle for the whole stream: each event is the next document */
     yajl_config(t->parser, yajl_allow_multiple_values, 1);
     /* invalid UTF-8 is repaired on output (pgw_json_append_string) rather than costing the chunk */

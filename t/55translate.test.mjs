@@ -151,6 +151,12 @@ test('thinking maps to the knob the bot declares; max_tokens is clamped; route p
     await post({ model: 'gpt-pinned', max_tokens: 10, thinking: { type: 'enabled', budget_tokens: 20000 }, messages: [{ role: 'user', content: 'hi' }] });
     ({ body } = await lastUpstream());
     assert.equal(body.reasoning_effort, 'low');
+    // a body over 64 KB is translated on the thread pool, with the job's own copy of the route's pins
+    await post({ model: 'gpt-pinned', max_tokens: 10, thinking: { type: 'enabled', budget_tokens: 20000 },
+        messages: [{ role: 'user', content: 'x '.repeat(50000) }] });
+    ({ body } = await lastUpstream());
+    assert.equal(body.reasoning_effort, 'low');
+    assert.equal(body.messages[0].content.length, 100000);
 });
 
 test('count_tokens answers locally from the translated request, never calling Poe', async () => {
@@ -234,7 +240,7 @@ test('a content block of a type the gateway does not know: its text is sent, and
     assert.equal(r.status, 200, r.body);
     assert.deepEqual((await lastUpstream()).body.messages[0].content, [{ type: 'text', text: 'one' }, { type: 'text', text: 'two' }]);
     assert.match(gw.output.stderr,
-        /warn \[translate\] messages\.0\.content\.1: block type "hologram_2031" is unknown to the gateway: only its text was sent/);
+        /warn \[translate_messages\] messages\.0\.content\.1: block type "hologram_2031" is unknown to the gateway: only its text was sent/);
 });
 
 test('15 s without a write to the client brings a ping between events', async () => {

@@ -126,6 +126,8 @@ test('[finding] a stall mid-stream on an openai/ route ends with one timeout_err
     assert.equal(events[2].data.delta.text, 'partial');
     assert.ok(elapsed >= 900 && elapsed < 4000, `the error came after ${elapsed} ms (stream_timeout 1 s)`);
     assert.equal(events[3].data.error.type, 'timeout_error', `error event: ${JSON.stringify(events[3].data)}`);
+    // logged by the openai/ route's driver, under its own module name
+    assert.match(gw.output.stderr, /warn \[translate_route\] route gpt-fast: the stream from Poe broke off: no data for 1 s/);
     await assertServes('a stall mid-stream');
 });
 

@@ -15,6 +15,15 @@ static char *slurp(const char *path, size_t *len)
     return buf;
 }
 
+/* the knob called `name` as the catalog read it, or NULL */
+static const pgw_knob_t *knob(const pgw_bot_t *bot, const char *name)
+{
+    for (size_t i = 0; bot != NULL && i != bot->num_knobs; ++i)
+        if (strcmp(bot->knobs[i].name, name) == 0)
+            return bot->knobs + i;
+    return NULL;
+}
+
 void test_src__catalog_c(void)
 {
     size_t len;
@@ -33,15 +42,15 @@ void test_src__catalog_c(void)
     ok(sonnet != NULL);
     is_str(sonnet->id, "claude-sonnet-4.5");
     is_int(sonnet->max_output_tokens, 32768);
-    const pgw_knob_t *tb = pgw_bot_knob(sonnet, "thinking_budget");
+    const pgw_knob_t *tb = knob(sonnet, "thinking_budget");
     ok(tb != NULL && tb->type == PGW_KNOB_INTEGER && tb->min == 0 && tb->max == 31999);
-    const pgw_knob_t *ws = pgw_bot_knob(sonnet, "web_search");
+    const pgw_knob_t *ws = knob(sonnet, "web_search");
     ok(ws != NULL && ws->type == PGW_KNOB_BOOLEAN);
-    ok(pgw_bot_knob(sonnet, "reasoning_effort") == NULL);
+    ok(knob(sonnet, "reasoning_effort") == NULL);
 
     const pgw_bot_t *gpt = pgw_catalog_find(c, H2O_STRLIT("GPT-5"));
     ok(gpt != NULL && gpt == pgw_catalog_find(c, H2O_STRLIT("gpt-5")));
-    const pgw_knob_t *re = pgw_bot_knob(gpt, "reasoning_effort");
+    const pgw_knob_t *re = knob(gpt, "reasoning_effort");
     ok(re != NULL && re->type == PGW_KNOB_ENUM && re->num_values == 4);
     if (re != NULL && re->num_values == 4) {
         is_str(re->values[0], "minimal");

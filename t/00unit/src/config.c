@@ -5,6 +5,7 @@
 #include "../../../src/config.c"
 #include "route_match.h"
 #include <openssl/sha.h>
+#include "translate_extra.h"
 #include "../test.h"
 
 static char conf_path[64];
@@ -759,6 +760,16 @@ static void test_route_options(void)
         is_str(a->extra_body, "\"thinking_budget\":4096,\"web_search\":false,\"reasoning_effort\":\"high\",\"quoted\":\"42\","
                               "\"ratio\":-1.5e3,\"list\":[1,\"two\",null],\"nested\":{\"a\":\"x\\\"y\"}");
         ok(b->extra_body == NULL);
+        /* parsed once at load, for the translator */
+        const pgw_extra_body_t *x = a->extra_body_members;
+        ok(x != NULL && x->num_members == 7);
+        if (x != NULL && x->num_members == 7) {
+            is_str(x->members[0].name.base, "thinking_budget");
+            is_str(x->members[0].value.base, "4096");
+            is_str(x->members[6].name.base, "nested");
+            is_str(x->members[6].value.base, "{\"a\":\"x\\\"y\"}");
+        }
+        ok(b->extra_body_members == NULL);
         ok(!b->echo_reasoning && !b->minimal_schema && !b->buffer_tools);
     }
     pgw_config_dispose(&conf);

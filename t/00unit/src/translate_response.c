@@ -1,5 +1,4 @@
-/* poe-gateway: MIT licence. Unit tests for src/translate_response.c: golden whole responses, argument repair and
- * tool_use ids. */
+/* poe-gateway: MIT licence. Unit tests for src/translate_response.c: golden whole responses and argument repair. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,36 +258,8 @@ static void test_repair(void)
     h2o_buffer_dispose(&out);
 }
 
-/* the id chosen (the buffer may move while it grows, so the offset is taken first) */
-static const char *id_of(h2o_buffer_t **ids, const char *upstream, size_t pos)
-{
-    size_t off = pgw_tool_use_id(ids, upstream, strlen(upstream), TEST_MSG_ID, pos);
-    return (*ids)->bytes + off;
-}
-
-static void test_tool_use_id(void)
-{
-    h2o_buffer_t *ids;
-    h2o_buffer_init(&ids, &h2o_socket_buffer_prototype);
-#define ID(upstream, pos) id_of(&ids, upstream, pos)
-    is_str(ID("getWeather:0", 0), "getWeather_0");
-    is_str(ID("functions.Bash:0", 1), "functions_Bash_0");
-    is_str(ID("toolu_01ABCdef", 2), "toolu_01ABCdef");
-    is_str(ID("", 3), "toolu_4f6a0c2e9b1d7a3c5e8f0b2d_3");
-    is_str(ID("getWeather.0", 4), "getWeather_0_2");
-    is_str(ID("getWeather_0", 5), "getWeather_0_3");
-    is_str(ID("getWeather_0_2", 6), "getWeather_0_2_2");
-    is_str(ID("caf\xc3\xa9", 7), "caf_");
-#undef ID
-    /* a message id without the msg_ prefix is used whole */
-    size_t off = pgw_tool_use_id(&ids, "", 0, "m-1", 9);
-    is_str(ids->bytes + off, "toolu_m-1_9");
-    h2o_buffer_dispose(&ids);
-}
-
 void test_src__translate_response_c(void)
 {
     subtest("fixtures", test_fixtures);
     subtest("argument repair", test_repair);
-    subtest("tool_use ids", test_tool_use_id);
 }
