@@ -55,7 +55,7 @@ typedef struct st_pgw_route_t {
     int minimal_schema;     /* openai/: tool schemas reduced to type/properties/required */
     int buffer_tools;       /* openai/: tool calls emitted whole at the end of a stream */
     char *extra_body;       /* openai/: litellm_params.extra_body as JSON object members without braces, or NULL (owned) */
-    struct st_pgw_extra_body_t *extra_body_members; /* the same, parsed once for the translator (src/translate_extra.h), or
+    struct st_pgw_extra_body_t *extra_body_members; /* the same, parsed once for the translator (src/extra_body.h), or
                                                        NULL (owned: free()) */
     pgw_header_t *extra_headers; /* owned array */
     size_t num_extra_headers;

@@ -20,7 +20,7 @@
 #include "json.h"
 #include "log.h"
 #include "route_match.h"
-#include "translate_extra.h"
+#include "extra_body.h"
 
 #define MODULE_NAME "config"
 

@@ -8,33 +8,8 @@
 #include <h2o/memory.h>
 #include "outcome.h"
 #include "upstream_errors.h"
-#include "translate_extra.h"
-
-/* ---- src/catalog.c: what a Poe bot declares in GET /v1/models ---- */
-
-typedef enum en_pgw_knob_type_t {
-    PGW_KNOB_OTHER = 0,
-    PGW_KNOB_INTEGER, /* schema type integer/number: min..max */
-    PGW_KNOB_BOOLEAN,
-    PGW_KNOB_ENUM, /* schema enum of strings: values[] */
-} pgw_knob_type_t;
-
-/** One entry of a bot's `parameters[]`. */
-typedef struct st_pgw_knob_t {
-    char *name;
-    pgw_knob_type_t type;
-    long long min, max; /* PGW_KNOB_INTEGER; LLONG_MIN / LLONG_MAX when the schema gives none */
-    char **values;      /* PGW_KNOB_ENUM, in schema order */
-    size_t num_values;
-} pgw_knob_t;
-
-/** A bot as Poe's catalog describes it. */
-typedef struct st_pgw_bot_t {
-    char *id;                 /* catalog id, lower case ("gpt-5") */
-    long long max_output_tokens; /* context_window.max_output_tokens; 0 when unknown */
-    pgw_knob_t *knobs;
-    size_t num_knobs;
-} pgw_bot_t;
+#include "catalog.h"
+#include "extra_body.h"
 
 /* ---- src/toolnames.c: tool names (docs/mapping.md#tool-names) and tool-call ids (docs/mapping.md#identifiers) ---- */
 

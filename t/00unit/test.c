@@ -166,7 +166,7 @@ void test_src__translate_answer_c(void);
 void test_src__upstream_errors_c(void);
 void test_src__toolnames_c(void);
 void test_src__translate_request_c(void);
-void test_src__translate_extra_c(void);
+void test_src__extra_body_c(void);
 void test_src__translate_schema_c(void);
 void test_src__translate_knobs_c(void);
 void test_src__translate_messages_c(void);
@@ -209,7 +209,7 @@ int main(void)
     subtest("src/upstream_errors.c", test_src__upstream_errors_c);
     subtest("src/toolnames.c", test_src__toolnames_c);
     subtest("src/translate_request.c", test_src__translate_request_c);
-    subtest("src/translate_extra.c", test_src__translate_extra_c);
+    subtest("src/extra_body.c", test_src__extra_body_c);
     subtest("src/translate_schema.c", test_src__translate_schema_c);
     subtest("src/translate_knobs.c", test_src__translate_knobs_c);
     subtest("src/translate_messages.c", test_src__translate_messages_c);

@@ -5,7 +5,7 @@
 #include "../../../src/config.c"
 #include "route_match.h"
 #include <openssl/sha.h>
-#include "translate_extra.h"
+#include "extra_body.h"
 #include "../test.h"
 
 static char conf_path[64];

@@ -1,7 +1,7 @@
 /* poe-gateway: MIT licence. A route's extra_body (litellm_params.extra_body), parsed once when the configuration loads
  * into the form the request translator merges into every translated body (docs/mapping.md#extra-body). */
-#ifndef PGW_TRANSLATE_EXTRA_H
-#define PGW_TRANSLATE_EXTRA_H
+#ifndef PGW_EXTRA_BODY_H
+#define PGW_EXTRA_BODY_H
 
 #include <stddef.h>
 #include <h2o/memory.h>

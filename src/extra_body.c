@@ -12,7 +12,7 @@
 #include <h2o/socket.h>
 #include <yajl/yajl_parse.h>
 #include "json.h"
-#include "translate_extra.h"
+#include "extra_body.h"
 
 struct member {
     size_t name_off, name_len;   /* in `names`, decoded */

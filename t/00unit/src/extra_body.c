@@ -1,8 +1,8 @@
-/* poe-gateway: MIT licence. Unit tests for src/translate_extra.c: a route's extra_body, parsed once at load
+/* poe-gateway: MIT licence. Unit tests for src/extra_body.c: a route's extra_body, parsed once at load
  * (docs/mapping.md#extra-body). How the translator merges it is tested in translate_request.c. */
 #include <stdio.h>
 #include <stdlib.h>
-#include "../../../src/translate_extra.c"
+#include "../../../src/extra_body.c"
 #include "../test.h"
 
 static pgw_extra_body_t *parse(const char *members)
@@ -90,7 +90,7 @@ static void test_append(void)
     h2o_buffer_dispose(&out);
 }
 
-void test_src__translate_extra_c(void)
+void test_src__extra_body_c(void)
 {
     subtest("parse", test_parse);
     subtest("invalid", test_invalid);
