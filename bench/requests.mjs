@@ -127,12 +127,12 @@ function messages() {
     return [
         { role: 'user', content: [
             reminder(`As you answer the user's questions, you can use the following context:\n# claudeMd\n${prose(2600, 3)}`),
-            { type: 'text', text: 'The tests in t/ fail after my last change to src/sse.c — can you find out why and fix it?' },
+            { type: 'text', text: 'The tests in t/ fail after my last change to src/relay/sse.c — can you find out why and fix it?' },
         ] },
         { role: 'assistant', content: [
             { type: 'text', text: "I'll look at the change and the failing tests first." },
             { type: 'tool_use', id: 'toolu_01A9rXq3Jk2mN8vB', name: 'Bash',
-                input: { command: 'cd /home/repo && git diff HEAD~1 -- src/sse.c | head -80', description: 'Show the last change to sse.c' } },
+                input: { command: 'cd /home/repo && git diff HEAD~1 -- src/relay/sse.c | head -80', description: 'Show the last change to sse.c' } },
         ] },
         { role: 'user', content: [
             { type: 'tool_result', tool_use_id: 'toolu_01A9rXq3Jk2mN8vB', is_error: false,
@@ -145,7 +145,7 @@ function messages() {
         ] },
         { role: 'user', content: [
             { type: 'tool_result', tool_use_id: 'toolu_01B7sYt4Lm3nP9wC', cache_control: { type: 'ephemeral' },
-                content: [{ type: 'text', text: `src/passthrough.c:121:        pgw_sse_reader_feed(&st->sse, bytes, len, on_sse_event, st);\n${prose(900, 11)}` }] },
+                content: [{ type: 'text', text: `src/relay/passthrough.c:121:        pgw_sse_reader_feed(&st->sse, bytes, len, on_sse_event, st);\n${prose(900, 11)}` }] },
         ] },
         { role: 'system', content: 'The user has switched the output style to "concise".' },
         { role: 'user', content: [

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_parse.h>
-#include "log.h"
+#include "common/log.h"
 
 /* A broken invariant (as opposed to a sanitizer report): print why and abort, so libFuzzer saves the input. */
 #define FUZZ_ASSERT(cond, ...)                                                                                                     \
@@ -20,7 +20,7 @@
         }                                                                                                                          \
     } while (0)
 
-/* 1 when all of s is well-formed UTF-8 (Unicode, table 3-7), written independently of src/json.c */
+/* 1 when all of s is well-formed UTF-8 (Unicode, table 3-7), written independently of src/common/json.c */
 static inline int fuzz_utf8_strict(const unsigned char *s, size_t len)
 {
     for (size_t i = 0; i < len;) {

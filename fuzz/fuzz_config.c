@@ -1,4 +1,4 @@
-/* poe-gateway: MIT licence. libFuzzer target: the configuration loader (src/config*.c) and the lookups (src/route_match.c).
+/* poe-gateway: MIT licence. libFuzzer target: the configuration loader (src/config*.c) and the lookups (src/config/route_match.c).
  *
  * Input: the YAML file, written to a memfd and loaded through /proc/self/fd/N (pgw_config_load takes a path). A few
  * environment variables are set so that os.environ/ references resolve or not. A loaded config is exercised the way
@@ -7,8 +7,8 @@
 #include <errno.h>
 #include <sys/mman.h>
 #include <unistd.h>
-#include "config.h"
-#include "route_match.h"
+#include "config/config.h"
+#include "config/route_match.h"
 #include "fuzz.h"
 
 static int fd = -1;

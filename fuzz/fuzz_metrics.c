@@ -1,5 +1,5 @@
 /* poe-gateway: MIT licence. libFuzzer target: the per-worker metrics tables and their sum behind /metrics and /usage
- * (src/metrics.c).
+ * (src/serve/metrics.c).
  *
  * Input: one byte for the number of workers (1 to 4), then records of 4 bytes each:
  *   byte 0: worker (bits 0-1), key (bits 2-4, out of eight, one of them with characters to escape), status (bits 5-7)

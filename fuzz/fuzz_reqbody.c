@@ -1,7 +1,7 @@
-/* poe-gateway: MIT licence. libFuzzer target: the first look at every client body (src/reqbody.c), and the rename that
- * src/passthrough.c makes with its offsets.
+/* poe-gateway: MIT licence. libFuzzer target: the first look at every client body (src/serve/reqbody.c), and the rename that
+ * src/relay/passthrough.c makes with its offsets.
  *
- * Input: the body. Oracles: src/reqbody.c is a hand-written scanner, checked against yajl: it accepts what yajl
+ * Input: the body. Oracles: src/serve/reqbody.c is a hand-written scanner, checked against yajl: it accepts what yajl
  * accepts, except strings that are not UTF-8 by RFC 3629 (yajl lets overlong forms and encoded surrogates through),
  * \v and \f as whitespace (yajl takes them), trailing garbage that opens a string and never closes it (yajl misses it),
  * a top level that is not an object, and the model errors; it accepts nothing yajl refuses; the fields it reports
@@ -11,8 +11,8 @@
  * anthropic/ route does) leaves valid JSON. A failure has a message. */
 #include <h2o/socket.h>
 #include "fuzz.h"
-#include "json.h"
-#include "reqbody.h"
+#include "common/json.h"
+#include "serve/reqbody.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

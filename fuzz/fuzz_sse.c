@@ -1,12 +1,12 @@
-/* poe-gateway: MIT licence. libFuzzer target: the SSE reader (src/sse.c).
+/* poe-gateway: MIT licence. libFuzzer target: the SSE reader (src/relay/sse.c).
  *
  * Input: 1 flag byte (max_event choice), 4 split-size bytes, then the stream. The stream is read twice, once in one
  * feed and once cut into pieces of the chosen sizes; both must yield the same events (the reader promises that its
  * output does not depend on the split) and agree on pgw_sse_reader_at_boundary. */
 #include <h2o/socket.h>
 #include "fuzz.h"
-#include "json.h"
-#include "sse.h"
+#include "common/json.h"
+#include "relay/sse.h"
 
 struct events {
     h2o_buffer_t *buf; /* each event as name \0 data \0 */

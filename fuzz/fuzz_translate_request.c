@@ -1,4 +1,4 @@
-/* poe-gateway: MIT licence. libFuzzer target: the request translator (src/translate_request.c).
+/* poe-gateway: MIT licence. libFuzzer target: the request translator (src/translate/translate_request.c).
  *
  * Input: 1 flag byte choosing the route options (bot known or not, echo_reasoning, minimal_schema, extra_body), then the
  * client's body. Oracles besides the sanitizers: a success writes one valid JSON document, in UTF-8 when the body is (a
@@ -7,7 +7,7 @@
 #include <limits.h>
 #include <h2o/socket.h>
 #include "fuzz.h"
-#include "translate.h"
+#include "translate/translate.h"
 
 static char *effort_values[] = {"minimal", "low", "medium", "high"};
 static pgw_knob_t knobs_thinking[] = {

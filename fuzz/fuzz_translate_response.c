@@ -1,13 +1,13 @@
-/* poe-gateway: MIT licence. libFuzzer target: the whole-response translator (src/translate_response.c), the upstream
- * error mapping (src/upstream_errors.c) and the Retry-After parser (src/upstream.c), all fed Poe's bytes.
+/* poe-gateway: MIT licence. libFuzzer target: the whole-response translator (src/translate/translate_response.c), the upstream
+ * error mapping (src/upstream/upstream_errors.c) and the Retry-After parser (src/upstream/upstream.c), all fed Poe's bytes.
  *
  * Input: 1 flag byte (buffer of known tools, stop sequences, the status an error body came with), then the body. A
  * success writes one valid JSON document; a failure names a status >= 400, a type and a message; the error mapping
  * always yields a status >= 400 and a NUL-terminated message. */
 #include <h2o/socket.h>
 #include "fuzz.h"
-#include "translate.h"
-#include "upstream.h"
+#include "translate/translate.h"
+#include "upstream/upstream.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -1,5 +1,5 @@
-/* poe-gateway: MIT licence. libFuzzer target: the stream translator (src/translate_stream.c) behind the SSE reader
- * (src/sse.c), as the translation route drives them.
+/* poe-gateway: MIT licence. libFuzzer target: the stream translator (src/translate/translate_stream.c) behind the SSE reader
+ * (src/relay/sse.c), as the translation route drives them.
  *
  * Input: 1 flag byte (buffer_tools, stop sequences, known tools, how the upstream ends, when a commit is forced), 4
  * split-size bytes (a first byte of 0 means: every byte on its own), then Poe's bytes. They are run twice, in one feed
@@ -8,11 +8,11 @@
  * docs/streams.md#the-output-grammar: every frame is "event: T\ndata: <valid JSON>\n\n", nothing is written once the stream
  * is done, a failure names a status >= 400. */
 #include <h2o/socket.h>
-#include "errors.h"
+#include "common/errors.h"
 #include "fuzz.h"
-#include "json.h"
-#include "sse.h"
-#include "translate.h"
+#include "common/json.h"
+#include "relay/sse.h"
+#include "translate/translate.h"
 
 #define MSG_ID "msg_4f6a0c2e9b1d7a3c5e8f0b2d"
 

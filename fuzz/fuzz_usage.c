@@ -1,10 +1,10 @@
-/* poe-gateway: MIT licence. libFuzzer target: the pass-through usage parser (src/usage.c).
+/* poe-gateway: MIT licence. libFuzzer target: the pass-through usage parser (src/common/usage.c).
  *
  * Input: 4 split-size bytes, then a response body (a whole Anthropic message, or one SSE event's data). The body goes
  * through pgw_usage_parser_* once whole and once in pieces: the usage noted and the verdict of _finish must not depend on
  * the split. pgw_usage_note_event sees the body too, and must agree with the whole parse whenever it parses at all. */
 #include "fuzz.h"
-#include "usage.h"
+#include "common/usage.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -59,7 +59,7 @@ for (const d of dirs(asset('cases'))) {
     for (const flags of [0x00, 0x01, 0x02, 0x0c, 0x13])
         add('translate_request', `${d}-${flags}`, [flags], body);
 }
-cLiterals('t/00unit/src/translate_request.c', /\brun(?:_opts)?\(|^\s*\{(?="\{')/gm, true).forEach((b, i) => add('translate_request', `unit-${i}`, [i % 4], b));
+cLiterals('t/00unit/src/translate/translate_request.c', /\brun(?:_opts)?\(|^\s*\{(?="\{')/gm, true).forEach((b, i) => add('translate_request', `unit-${i}`, [i % 4], b));
 
 // ---- translate_stream: flags (buffer_tools, stops, tools, end mode, commit point), 4 split sizes, Poe's bytes
 for (const d of dirs(asset('streams'))) {
@@ -101,7 +101,7 @@ for (const d of dirs(asset('streams'))) {
 
 // ---- reqbody: client bodies as they are (both route kinds see them first)
 for (const d of dirs(asset('cases'))) add('reqbody', d, [], fs.readFileSync(asset('cases', d, 'anthropic.json')));
-cLiterals('t/00unit/src/translate_request.c', /\brun(?:_opts)?\(|^\s*\{(?="\{')/gm, true).forEach((b, i) => add('reqbody', `unit-${i}`, [], b));
+cLiterals('t/00unit/src/translate/translate_request.c', /\brun(?:_opts)?\(|^\s*\{(?="\{')/gm, true).forEach((b, i) => add('reqbody', `unit-${i}`, [], b));
 add('reqbody', 'escaped-model', [], '{"model":"cl\\"au\\\\de\\u0041","max_tokens":1,"messages":[]}');
 add('reqbody', 'two-models', [], '{"model":"a","messages":[],"model":"b"}');
 

@@ -4,7 +4,7 @@
 #define PGW_HANDLERS_H
 
 #include <h2o.h>
-#include "request.h"
+#include "serve/request.h"
 
 /**
  * Registers the gateway's paths and their handlers (handlers/routes.c) with the dispatcher on `hostconf`. Called once,
@@ -30,6 +30,6 @@ int pgw_handle_usage(pgw_request_t *r);
 int pgw_handle_messages(pgw_request_t *r);
 int pgw_handle_count_tokens(pgw_request_t *r);
 
-/* The handlers of authenticated paths run after src/routing.c has identified the caller (r->key_name, r->key). */
+/* The handlers of authenticated paths run after src/serve/routing.c has identified the caller (r->key_name, r->key). */
 
 #endif

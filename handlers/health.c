@@ -1,11 +1,11 @@
 /* poe-gateway: MIT licence. Probes: Claude Code's warm-up, liveness and readiness (never touching Poe), and /health. */
 #include <stdio.h>
-#include "clock.h"
-#include "errors.h"
-#include "json.h"
-#include "server.h"
-#include "upcheck.h"
-#include "worker.h"
+#include "common/clock.h"
+#include "common/errors.h"
+#include "common/json.h"
+#include "serve/server.h"
+#include "upstream/upcheck.h"
+#include "serve/worker.h"
 #include "handlers/handlers.h"
 
 /* HEAD /api/hello: Claude Code's connection warm-up; no credentials. */

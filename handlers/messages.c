@@ -2,16 +2,16 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include "clock.h"
-#include "errors.h"
-#include "generation.h"
-#include "passthrough.h"
-#include "ratelimit.h"
-#include "reqbody.h"
-#include "route_match.h"
-#include "shaper.h"
-#include "translate_route.h"
-#include "worker.h"
+#include "common/clock.h"
+#include "common/errors.h"
+#include "serve/generation.h"
+#include "relay/passthrough.h"
+#include "common/ratelimit.h"
+#include "serve/reqbody.h"
+#include "config/route_match.h"
+#include "serve/shaper.h"
+#include "relay/translate_route.h"
+#include "serve/worker.h"
 #include "handlers/handlers.h"
 
 #define MODULE_NAME "messages"

@@ -1,13 +1,13 @@
 /* poe-gateway: MIT licence. GET /metrics (Prometheus text) and GET /usage (JSON): the workers' counters, summed. */
 #include <string.h>
-#include "clock.h"
-#include "errors.h"
-#include "metrics.h"
-#include "server.h"
-#include "shaper.h"
-#include "translate_job.h"
-#include "upstream.h"
-#include "worker.h"
+#include "common/clock.h"
+#include "common/errors.h"
+#include "serve/metrics.h"
+#include "serve/server.h"
+#include "serve/shaper.h"
+#include "translate/translate_job.h"
+#include "upstream/upstream.h"
+#include "serve/worker.h"
 #include "handlers/handlers.h"
 
 /*
@@ -27,7 +27,7 @@ static int check_access(pgw_request_t *r, pgw_metrics_auth_t mode)
 /*
  * Gathers every worker's table and gauges. Other workers' state is read without stopping them, safely: every worker's
  * table exists before any worker starts (pgw_server_run prepares them all first), their rows are published with release
- * stores and read with acquire loads (src/metrics.c), the gauges are atomics, and the pointers to a worker's upstream
+ * stores and read with acquire loads (src/serve/metrics.c), the gauges are atomics, and the pointers to a worker's upstream
  * client and shaper are atomic too, as a worker sets them on its own thread when it starts (NULL until then).
  */
 static void collect(pgw_metrics_t **all, pgw_metrics_gauges_t *g)

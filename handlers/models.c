@@ -2,10 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "errors.h"
-#include "json.h"
-#include "route_match.h"
-#include "server.h"
+#include "common/errors.h"
+#include "common/json.h"
+#include "config/route_match.h"
+#include "serve/server.h"
 #include "handlers/handlers.h"
 
 #define DEFAULT_ANTHROPIC_LIMIT 20

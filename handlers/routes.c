@@ -1,10 +1,10 @@
 /* poe-gateway: MIT licence. The paths the gateway answers, and their registration with the dispatcher.
  *
  * Each entry names a path, the methods it answers (the Allow header of a 405 for the others), who may call it, and the
- * handler in this folder that answers it. The dispatcher (src/routing.c) owns the matching, the authentication step and
+ * handler in this folder that answers it. The dispatcher (src/serve/routing.c) owns the matching, the authentication step and
  * the 404 and 405 answers; a new endpoint is one line here and a handler.
  */
-#include "routing.h"
+#include "serve/routing.h"
 #include "handlers/handlers.h"
 
 #define GET_HEAD (PGW_METHOD_GET | PGW_METHOD_HEAD)

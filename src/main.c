@@ -2,11 +2,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "cmd.h"
-#include "config.h"
-#include "log.h"
-#include "masterkey.h"
-#include "server.h"
+#include "cli/cmd.h"
+#include "config/config.h"
+#include "common/log.h"
+#include "config/masterkey.h"
+#include "serve/server.h"
 #include "handlers/handlers.h"
 
 #define MODULE_NAME "main"

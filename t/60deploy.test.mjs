@@ -164,7 +164,7 @@ test('Dockerfile: build packages equal tools/deps.sh, runtime packages are Debia
 });
 
 test('the healthcheck probes a path the gateway serves', () => {
-    const probe = read('src/cmd_healthcheck.c').match(/#define HEALTH_PATH "([^"]+)"/)[1];
+    const probe = read('src/cli/cmd_healthcheck.c').match(/#define HEALTH_PATH "([^"]+)"/)[1];
     assert.equal(probe, '/health/liveliness');
     assert.ok(read('handlers/routes.c').includes(`H2O_STRLIT("${probe}")`), `${probe} is routed`);
 });

@@ -145,7 +145,7 @@ test('an unknown bot, and an openai/ bot without tools', async () => {
 });
 
 test('a bot named by its display name: doctor finds it as the gateway does', async () => {
-    // Poe resolves a bot's display name as well as its id, and so does the gateway (src/catalog.c): doctor must not call
+    // Poe resolves a bot's display name as well as its id, and so does the gateway (src/upstream/catalog.c): doctor must not call
     // such a route's bot missing. The mock's display names differ from the ids only in case, so one is renamed here.
     const catalog = JSON.parse((await (await fetch(`${mock.httpUrl}/v1/models`)).text()));
     const gemini = catalog.data.find((m) => m.id === 'gemini-2.5-pro');

@@ -99,7 +99,7 @@ test('slowloris over HTTP/1.1: headers, body or chunks a byte a second are cut o
 
 // libh2o 2.2.5 re-arms the HTTP/2 idle timeout on every read (lib/http2/connection.c) and has no request-body timeout, so
 // by itself it keeps such a client, its stream and its buffers forever. The gateway sweeps its connections and cuts those
-// with no request in its handlers and none begun or ended for idle_timeout plus a sweep period (src/conns.c): here 2.5 to
+// with no request in its handlers and none begun or ended for idle_timeout plus a sweep period (src/serve/conns.c): here 2.5 to
 // 3 s after the accept.
 test('slowloris over HTTP/2: a body or a frame a byte a second is cut off by idle_timeout', async () => {
     const held0 = acceptedSockets(pid, gw.port);
@@ -173,7 +173,7 @@ test('slowloris over TLS: a handshake or an HTTP/2 body a byte a second is cut o
 // libh2o 2.2.5 reads TLS through libuv with a callback that took libuv's nread == 0 ("nothing now", after a read filled
 // h2o's buffer exactly) for an I/O error, and dropped the connection with every stream on it. Its TLS buffer is 8 KB
 // when empty, so one TLS record of 8,192 or 16,384 bytes that arrives whole after a quiet moment was enough.
-// src/uvread.c filters the 0. The client's TLS goes through a relay that hands each record to the gateway in one write,
+// src/serve/uvread.c filters the 0. The client's TLS goes through a relay that hands each record to the gateway in one write,
 // so that it arrives whole.
 test('a TLS read that fills libh2o\'s buffer exactly does not drop the HTTP/2 connection', async () => {
     const ca = fs.readFileSync(certs().ca);
@@ -614,7 +614,7 @@ test('a huge translation does not hold the worker: health probes are answered wh
 });
 
 test('a body with two "model" keys is refused: the gateway and Poe must not read different models', async () => {
-    // Found here, fixed in 9aacc21: src/reqbody.c kept the last "model" and routed, checked key allow lists and rewrote
+    // Found here, fixed in 9aacc21: src/serve/reqbody.c kept the last "model" and routed, checked key allow lists and rewrote
     // by it, but passed the first one upstream untouched; a parser that keeps the first key then served a model the key
     // may not use (alice, allowed claude-* only, sending {"model":"gpt-5","model":"claude-x"}).
     for (const model of [ANTHROPIC, OPENAI]) {
@@ -900,7 +900,7 @@ test('a client hanging up at every stage of a request leaves no descriptor, no u
 });
 
 // glibc keeps what a burst of requests freed in each worker's arena; once every worker is idle the gateway hands it back
-// (malloc_trim, src/worker.c). Without that, RSS stayed at the burst's peak for as long as the gateway sat idle. An
+// (malloc_trim, src/serve/worker.c). Without that, RSS stayed at the burst's peak for as long as the gateway sat idle. An
 // ASan build has its own allocator, which malloc_trim does not touch: there the test runs the same burst (the trim must
 // not upset the sanitizers) and checks only that nothing grew past the burst. A gateway of its own, with the default
 // idle_timeout: 200 uploads at once take longer than this file's 2 s under ASan.

@@ -109,7 +109,7 @@ test('an untrusted certificate on an openai/ route: 502 naming the route; count_
 });
 
 test('[finding] a stall mid-stream on an openai/ route ends with one timeout_error event after stream_timeout', async () => {
-    // FINDING: src/translate_route.c on_complete() passes PGW_ERR_API to pgw_stream_translator_finish() whatever the
+    // FINDING: src/relay/translate_route.c on_complete() passes PGW_ERR_API to pgw_stream_translator_finish() whatever the
     // error, so a stall ends the stream with an api_error event, where the anthropic/ route (passthrough.c) and the
     // whole-response path of the same function say timeout_error. Expected: timeout_error for PGW_UPSTREAM_STALL (and
     // 504 when it fails before the commit).
@@ -217,8 +217,8 @@ test('a 10 MB answer arrives whole, streamed or not, on both route kinds', async
 });
 
 test('[finding] a 12 MB whole answer on an anthropic/ route takes about as long as a 12 MB stream, and stalls nobody', async () => {
-    // FINDING: src/passthrough.c on_body() feeds every chunk of a whole (non-SSE) answer to the usage parser
-    // (src/usage.c, yajl). yajl re-lexes an unfinished token from its start on each feed, so one long string arriving in
+    // FINDING: src/relay/passthrough.c on_body() feeds every chunk of a whole (non-SSE) answer to the usage parser
+    // (src/common/usage.c, yajl). yajl re-lexes an unfinished token from its start on each feed, so one long string arriving in
     // k chunks costs O(k * n): 4 MB take 0.4 s, 16 MB 4 s, 32 MB about 16 s of CPU on the worker's loop, and every other
     // client of that worker waits (a 16 MB answer held /health/liveness for over a second). Expected: linear, e.g. keep
     // the body and parse it once at the end, or skip the parser past the point where "usage" can still come.
@@ -339,7 +339,7 @@ test('402 (points exhausted) on an anthropic/ route is relayed as is', async () 
 });
 
 test('Poe\'s refusals get one answer on both route kinds: a refused key, a redirect, a 429 without Retry-After', async () => {
-    // src/upstream_errors.c answers for both kinds: the same status, type, wording and Retry-After, but for the route's
+    // src/upstream/upstream_errors.c answers for both kinds: the same status, type, wording and Retry-After, but for the route's
     // name. Before, the openai/ route quoted a redirect's body, and each kind worded a refused key its own way.
     const cases = [
         { what: 'a refused key', status: 401, headers: json,

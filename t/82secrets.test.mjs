@@ -148,8 +148,8 @@ test('every key at work, right and wrong: nothing written anywhere holds a key',
 });
 
 test('[finding] a Poe key refused on an openai/ route names the route\'s variable, as on anthropic/ routes', async () => {
-    // FINDING: src/upstream_errors.c pgw_map_upstream_error() says "check POE_API_KEY or the route's api_key" for every
-    // openai/ route, whatever variable the route reads; src/passthrough.c names route->api_key_env. Here gpt-wrong reads
+    // FINDING: src/upstream/upstream_errors.c pgw_map_upstream_error() says "check POE_API_KEY or the route's api_key" for every
+    // openai/ route, whatever variable the route reads; src/relay/passthrough.c names route->api_key_env. Here gpt-wrong reads
     // WRONG_POE_KEY, so the hint sends the admin to the wrong variable. Expected: the route's api_key_env.
     const refused = seen.find(([what]) => what === 'master gpt-wrong stream false');
     assert.ok(refused, 'the first test did not run');
@@ -184,8 +184,8 @@ test('--check-config prints the routes with every key masked', async () => {
 });
 
 test('[finding] an upstream error that quotes the Poe key does not hand it to the client', async () => {
-    // FINDING: an anthropic/ route relays Poe's error bodies byte for byte (src/passthrough.c), and an openai/ route copies
-    // the upstream message into its Anthropic-shaped error (src/upstream_errors.c pgw_map_upstream_error). An upstream
+    // FINDING: an anthropic/ route relays Poe's error bodies byte for byte (src/relay/passthrough.c), and an openai/ route copies
+    // the upstream message into its Anthropic-shaped error (src/upstream/upstream_errors.c pgw_map_upstream_error). An upstream
     // that quotes the key it was given ("Invalid API key provided: ...", as OpenAI-style APIs do) thus gives the team's Poe
     // key to any client, who can then bypass the gateway, its allow lists and its limits. Expected: the route's api_key
     // replaced (e.g. by its masked form) in whatever error the gateway passes on.
@@ -205,7 +205,7 @@ test('[finding] an upstream error that quotes the Poe key does not hand it to th
 });
 
 test('[finding] a key sent in the query string is not written to the access log', async () => {
-    // FINDING: the access log line (src/request.c on_request_dispose) writes the path with its query string, so a client
+    // FINDING: the access log line (src/serve/request.c on_request_dispose) writes the path with its query string, so a client
     // that passes a key as ?key= or ?api_key= (some LiteLLM clients do) puts it in the log. Expected: query values
     // redacted (or the query left out) in the access log.
     const g = await startGateway({ config: config(mock), env: { ...env, SSL_CERT_FILE: certs().ca } });

@@ -1,4 +1,4 @@
-// poe-gateway: MIT licence. Request bodies before the handler (#15, src/bodies.c): a request without a valid key is
+// poe-gateway: MIT licence. Request bodies before the handler (#15, src/serve/bodies.c): a request without a valid key is
 // answered 401 from its head, its body never read; bodies in flight are bounded by gateway.max_body_bytes_per_connection
 // and gateway.max_body_bytes_in_flight (503 overloaded_error from the head when a declared body does not fit; a body
 // that passes a limit on the way is cut). libh2o 2.2.5 alone reads every body whole first: ten keyless 29 MB uploads

@@ -3,11 +3,11 @@
 
     python3 tools/layers.py [BUILD_DIR]
 
-1. Include cycles: the `#include "..."` lines of src/*.[ch] and handlers/*.[ch], each resolved against the including
+1. Include cycles: the `#include "..."` lines of src/**/*.[ch] and handlers/*.[ch], each resolved against the including
    file's folder, then src/, then the repository root (the build's include path). Every elementary cycle is printed.
 2. With BUILD_DIR (a configured and built tree): reference cycles between object files, a -> b when a.o uses a symbol
    b.o defines (nm), i.e. the call loops the include graph cannot show.
-3. Folder edges: src/ and handlers/ must not depend on each other both ways. src/main.c is the program, built outside the
+3. Folder edges: no two folders (each src/LAYER/, handlers/) may depend on each other both ways. src/main.c is the program, built outside the
    pgw_core library; it is the one file that names the handlers, to register them.
 Exits 1 when a cycle is found."""
 import glob, os, re, subprocess, sys
@@ -30,7 +30,10 @@ def cycles(graph):
 
 
 def folder(f):
-    return 'program (src/main.c)' if f == 'src/main.c' else f.split('/')[0]
+    if f == 'src/main.c':
+        return 'program (src/main.c)'
+    parts = f.split('/')
+    return '/'.join(parts[:2]) if parts[0] == 'src' and len(parts) > 2 else parts[0]
 
 
 def report(title, graph):
@@ -51,7 +54,7 @@ def report(title, graph):
     return len(found) + len(both)
 
 
-files = sorted(os.path.relpath(p, ROOT) for d in ('src', 'handlers') for p in glob.glob(os.path.join(ROOT, d, '*.[ch]')))
+files = sorted(os.path.relpath(p, ROOT) for d in ('src', 'handlers') for p in glob.glob(os.path.join(ROOT, d, '**', '*.[ch]'), recursive=True))
 includes = {}
 for f in files:
     out = set()

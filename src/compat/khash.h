@@ -1,6 +1,6 @@
 /* poe-gateway: MIT licence. A stand-in for klib's khash.h, which <h2o/http2_internal.h> includes but Debian's libh2o-dev
  * does not ship. It declares only the names that header needs to compile. The gateway reads a few fields of libh2o's
- * HTTP/2 connection and stream (src/bodies.c) and never touches the stream table those names belong to: the connection
+ * HTTP/2 connection and stream (src/serve/bodies.c) and never touches the stream table those names belong to: the connection
  * holds the table through a pointer, so its layout does not matter here. Using h2o_http2_conn_get_stream() fails to link,
  * by design (pgw_khash_unavailable is defined nowhere). */
 #ifndef PGW_COMPAT_KHASH_H

@@ -20,7 +20,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
-#include "log.h"
+#include "common/log.h"
 #include "test.h"
 #include "fixture.h"
 #include "handlers/handlers.h"

@@ -4,10 +4,10 @@
 #define PGW_TEST_FIXTURE_H
 
 #include <h2o.h>
-#include "generation.h"
-#include "request.h"
-#include "server.h"
-#include "worker.h"
+#include "serve/generation.h"
+#include "serve/request.h"
+#include "serve/server.h"
+#include "serve/worker.h"
 
 /* The keys of the fixture's configuration. The Poe key comes from FIXTURE_UPSTREAM_KEY_ENV, so routes know its name. */
 #define FIXTURE_MASTER_KEY "sk-fixture-master-0123456789"

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "log.h"
+#include "common/log.h"
 #include "test.h"
 
 #define MAX_DEPTH 8
@@ -187,42 +187,42 @@ int main(void)
     /* warnings would only clutter the TAP stream; tests that expect one capture it */
     pgw_log_level = PGW_LOG_ERROR;
 
-    subtest("src/config.c", test_src__config_c);
-    subtest("src/route_match.c", test_src__route_match_c);
-    subtest("src/dotenv.c", test_src__dotenv_c);
-    subtest("src/json.c", test_src__json_c);
-    subtest("src/auth.c", test_src__auth_c);
-    subtest("src/bodies.c", test_src__bodies_c);
-    subtest("src/reqbody.c", test_src__reqbody_c);
-    subtest("src/sse.c", test_src__sse_c);
-    subtest("src/errors.c", test_src__errors_c);
-    subtest("src/usage.c", test_src__usage_c);
-    subtest("src/upstream.c", test_src__upstream_c);
-    subtest("src/masterkey.c", test_src__masterkey_c);
-    subtest("src/ratelimit.c", test_src__ratelimit_c);
-    subtest("src/catalog.c", test_src__catalog_c);
-    subtest("src/metrics.c", test_src__metrics_c);
-    subtest("src/tailnet.c", test_src__tailnet_c);
-    subtest("src/translate_stream.c", test_src__translate_stream_c);
-    subtest("src/translate_response.c", test_src__translate_response_c);
-    subtest("src/translate_answer.c", test_src__translate_answer_c);
-    subtest("src/upstream_errors.c", test_src__upstream_errors_c);
-    subtest("src/toolnames.c", test_src__toolnames_c);
-    subtest("src/translate_request.c", test_src__translate_request_c);
-    subtest("src/extra_body.c", test_src__extra_body_c);
-    subtest("src/translate_schema.c", test_src__translate_schema_c);
-    subtest("src/translate_knobs.c", test_src__translate_knobs_c);
-    subtest("src/translate_messages.c", test_src__translate_messages_c);
-    subtest("src/translate_tools.c", test_src__translate_tools_c);
-    subtest("src/estimate.c", test_src__estimate_c);
-    subtest("src/framing.c", test_src__framing_c);
-    subtest("src/listener.c", test_src__listener_c);
-    subtest("src/cmd_options.c", test_src__cmd_options_c);
-    subtest("src/relay.c", test_src__relay_c);
-    subtest("src/passthrough.c", test_src__passthrough_c);
-    subtest("src/translate_route.c", test_src__translate_route_c);
-    subtest("src/shaper.c", test_src__shaper_c);
-    subtest("src/conns.c", test_src__conns_c);
-    subtest("src/routing.c", test_src__routing_c);
+    subtest("src/config/config.c", test_src__config_c);
+    subtest("src/config/route_match.c", test_src__route_match_c);
+    subtest("src/config/dotenv.c", test_src__dotenv_c);
+    subtest("src/common/json.c", test_src__json_c);
+    subtest("src/serve/auth.c", test_src__auth_c);
+    subtest("src/serve/bodies.c", test_src__bodies_c);
+    subtest("src/serve/reqbody.c", test_src__reqbody_c);
+    subtest("src/relay/sse.c", test_src__sse_c);
+    subtest("src/common/errors.c", test_src__errors_c);
+    subtest("src/common/usage.c", test_src__usage_c);
+    subtest("src/upstream/upstream.c", test_src__upstream_c);
+    subtest("src/config/masterkey.c", test_src__masterkey_c);
+    subtest("src/common/ratelimit.c", test_src__ratelimit_c);
+    subtest("src/upstream/catalog.c", test_src__catalog_c);
+    subtest("src/serve/metrics.c", test_src__metrics_c);
+    subtest("src/serve/tailnet.c", test_src__tailnet_c);
+    subtest("src/translate/translate_stream.c", test_src__translate_stream_c);
+    subtest("src/translate/translate_response.c", test_src__translate_response_c);
+    subtest("src/translate/translate_answer.c", test_src__translate_answer_c);
+    subtest("src/upstream/upstream_errors.c", test_src__upstream_errors_c);
+    subtest("src/translate/toolnames.c", test_src__toolnames_c);
+    subtest("src/translate/translate_request.c", test_src__translate_request_c);
+    subtest("src/config/extra_body.c", test_src__extra_body_c);
+    subtest("src/translate/translate_schema.c", test_src__translate_schema_c);
+    subtest("src/translate/translate_knobs.c", test_src__translate_knobs_c);
+    subtest("src/translate/translate_messages.c", test_src__translate_messages_c);
+    subtest("src/translate/translate_tools.c", test_src__translate_tools_c);
+    subtest("src/translate/estimate.c", test_src__estimate_c);
+    subtest("src/serve/framing.c", test_src__framing_c);
+    subtest("src/serve/listener.c", test_src__listener_c);
+    subtest("src/cli/cmd_options.c", test_src__cmd_options_c);
+    subtest("src/relay/relay.c", test_src__relay_c);
+    subtest("src/relay/passthrough.c", test_src__passthrough_c);
+    subtest("src/relay/translate_route.c", test_src__translate_route_c);
+    subtest("src/serve/shaper.c", test_src__shaper_c);
+    subtest("src/serve/conns.c", test_src__conns_c);
+    subtest("src/serve/routing.c", test_src__routing_c);
     return done_testing();
 }

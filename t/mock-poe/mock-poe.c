@@ -20,7 +20,7 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 #include "mock-poe.h"
-#include "uvread.h"
+#include "serve/uvread.h"
 
 /*
  * One uv loop, one h2o context, one handler at "/" that sees every request on both listeners.
@@ -1200,10 +1200,10 @@ int main(int argc, char **argv)
         http_port = 0;
 
     signal(SIGPIPE, SIG_IGN);
-    /* the gateway's fix for libh2o's TLS reads (src/uvread.c) applies here too: without it the mock drops an HTTP/2
+    /* the gateway's fix for libh2o's TLS reads (src/serve/uvread.c) applies here too: without it the mock drops an HTTP/2
      * connection, with every upstream stream on it, whenever a read fills h2o's buffer exactly */
     if (https_port >= 0 && !pgw_uvread_fix_active())
-        fprintf(stderr, "mock-poe: warning: libh2o's TLS reads are not routed through src/uvread.c\n");
+        fprintf(stderr, "mock-poe: warning: libh2o's TLS reads are not routed through src/serve/uvread.c\n");
     mock_poe_init(api_key);
 
     h2o_config_init(&server.config);

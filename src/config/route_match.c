@@ -1,0 +1,142 @@
+/* poe-gateway: MIT licence. Per-request lookups in a loaded configuration: the route for a model name, the name sent
+ * upstream, "did you mean" suggestions, a named key's allow list.
+ *
+ * Everything here reads a pgw_config_t that no longer changes (a generation's), allocates nothing that outlives the
+ * call, and knows no YAML; the loader uses only pgw_wildcard_match, to warn about a wildcard route that an earlier one
+ * shadows. The rules, exact names before wildcards and wildcards in file order, are
+ * docs/config.md#routing-a-model-name.
+ */
+#include <ctype.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <h2o/memory.h>
+#include "config/route_match.h"
+
+#define MAX_SUGGEST_INPUT 256 /* longer client model names get no suggestions (bounds the edit-distance work) */
+
+int pgw_wildcard_match(const char *pattern, const char *s, size_t len)
+{
+    const char *p = pattern, *resume = NULL; /* resume: just after the last '*' seen */
+    size_t i = 0, resume_i = 0;
+
+    while (i != len) {
+        if (*p == '*') {
+            resume = ++p;
+            resume_i = i;
+        } else if (*p != '\0' && *p == s[i]) {
+            ++p;
+            ++i;
+        } else if (resume != NULL) {
+            /* let the last '*' swallow one more character and retry */
+            p = resume;
+            i = ++resume_i;
+        } else {
+            return 0;
+        }
+    }
+    while (*p == '*')
+        ++p;
+    return *p == '\0';
+}
+
+const pgw_route_t *pgw_config_find_route(const pgw_config_t *conf, const char *model, size_t model_len)
+{
+    for (size_t i = 0; i != conf->num_routes; ++i) {
+        const pgw_route_t *route = conf->routes + i;
+        if (!route->is_wildcard && strlen(route->model_name) == model_len && memcmp(route->model_name, model, model_len) == 0)
+            return route;
+    }
+    for (size_t i = 0; i != conf->num_routes; ++i) {
+        const pgw_route_t *route = conf->routes + i;
+        if (route->is_wildcard && pgw_wildcard_match(route->model_name, model, model_len))
+            return route;
+    }
+    return NULL;
+}
+
+int pgw_route_upstream_model(const pgw_route_t *route, const char *client_model, size_t client_model_len, char *buf, size_t bufsz)
+{
+    size_t len = 0;
+
+    for (const char *p = route->upstream_model; *p != '\0'; ++p) {
+        const char *src = *p == '*' ? client_model : p;
+        size_t n = *p == '*' ? client_model_len : 1;
+        if (n >= bufsz - len || len + n > INT_MAX)
+            return -1;
+        memcpy(buf + len, src, n);
+        len += n;
+    }
+    if (len >= bufsz)
+        return -1;
+    buf[len] = '\0';
+    return (int)len;
+}
+
+/* Levenshtein distance, ASCII case-insensitive, over two rows of `row` (each at least strlen(b) + 1 long). */
+static size_t edit_distance(const char *a, size_t alen, const char *b, size_t *row)
+{
+    size_t blen = strlen(b);
+
+    for (size_t j = 0; j <= blen; ++j)
+        row[j] = j;
+    for (size_t i = 1; i <= alen; ++i) {
+        size_t diag = row[0]; /* row[i-1][j-1] */
+        row[0] = i;
+        for (size_t j = 1; j <= blen; ++j) {
+            size_t up = row[j]; /* row[i-1][j] */
+            size_t cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+            size_t best = diag + cost;
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[blen];
+}
+
+size_t pgw_config_suggest(const pgw_config_t *conf, const char *model, size_t model_len, const char **out, size_t max)
+{
+    size_t *dist, *row, rowlen = 1, found = 0;
+
+    if (max == 0 || model_len > MAX_SUGGEST_INPUT || conf->num_routes == 0)
+        return 0;
+    for (size_t i = 0; i != conf->num_routes; ++i) {
+        size_t n = strlen(conf->routes[i].model_name) + 1;
+        if (n > rowlen)
+            rowlen = n;
+    }
+    dist = h2o_mem_alloc(conf->num_routes * sizeof(*dist));
+    row = h2o_mem_alloc(rowlen * sizeof(*row));
+    for (size_t i = 0; i != conf->num_routes; ++i)
+        dist[i] = conf->routes[i].is_wildcard ? SIZE_MAX : edit_distance(model, model_len, conf->routes[i].model_name, row);
+
+    /* selection of the `max` smallest; a strict '<' keeps file order among equals */
+    while (found != max) {
+        size_t best = SIZE_MAX;
+        for (size_t i = 0; i != conf->num_routes; ++i)
+            if (dist[i] != SIZE_MAX && (best == SIZE_MAX || dist[i] < dist[best]))
+                best = i;
+        if (best == SIZE_MAX)
+            break;
+        out[found++] = conf->routes[best].model_name;
+        dist[best] = SIZE_MAX;
+    }
+    free(row);
+    free(dist);
+    return found;
+}
+
+int pgw_key_allows_model(const pgw_key_t *key, const char *model, size_t model_len)
+{
+    if (key->num_models == 0)
+        return 1;
+    for (size_t i = 0; i != key->num_models; ++i)
+        if (pgw_wildcard_match(key->models[i], model, model_len))
+            return 1;
+    return 0;
+}

@@ -1,0 +1,38 @@
+/* poe-gateway: MIT licence. Per-request lookups in a loaded configuration: which route serves a model name, the name
+ * sent upstream, "did you mean" suggestions, and a named key's allow list. */
+#ifndef PGW_ROUTE_MATCH_H
+#define PGW_ROUTE_MATCH_H
+
+#include <stddef.h>
+#include "config/config.h"
+
+/**
+ * Finds the route for a client model name: an exact (non-wildcard) model_name first, compared case-sensitively, else
+ * the first wildcard route in file order whose pattern matches. `*` matches any run of characters, including none.
+ * Returns NULL when nothing matches.
+ */
+const pgw_route_t *pgw_config_find_route(const pgw_config_t *conf, const char *model, size_t model_len);
+
+/**
+ * Returns 1 when `pattern` (with '*' wildcards) matches the whole of `s`.
+ */
+int pgw_wildcard_match(const char *pattern, const char *s, size_t len);
+
+/**
+ * Writes the upstream model name for a request into `buf` (NUL-terminated): the route's upstream_model with each '*'
+ * replaced by the client's model name. Returns the length, or -1 when it does not fit.
+ */
+int pgw_route_upstream_model(const pgw_route_t *route, const char *client_model, size_t client_model_len, char *buf, size_t bufsz);
+
+/**
+ * Finds up to `max` configured non-wildcard model names closest to `model` (edit distance), closest first, for
+ * "did you mean" messages. Returns how many were written to `out`.
+ */
+size_t pgw_config_suggest(const pgw_config_t *conf, const char *model, size_t model_len, const char **out, size_t max);
+
+/**
+ * Returns 1 when `key` may use the model `model` (its allow list is empty, or one of its patterns matches).
+ */
+int pgw_key_allows_model(const pgw_key_t *key, const char *model, size_t model_len);
+
+#endif

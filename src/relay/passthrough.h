@@ -1,0 +1,15 @@
+/* poe-gateway: MIT licence. `anthropic/` routes: the request goes to Poe's /v1/messages as it is, but for the key and
+ * the model name; the answer comes back byte for byte as it arrives. */
+#ifndef PGW_PASSTHROUGH_H
+#define PGW_PASSTHROUGH_H
+
+#include "serve/reqbody.h"
+#include "serve/request.h"
+
+/**
+ * Forwards r's request to `route` (an anthropic/ route with a key) at `{api_base}{path}` and relays the response.
+ * `body` is the inspected request body. Always answers the client, with the upstream's response or an error.
+ */
+void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body, const char *path);
+
+#endif

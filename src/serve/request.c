@@ -1,0 +1,103 @@
+/* poe-gateway: MIT licence. Per-request bookkeeping: the state every handler starts with, and what is done when the
+ * request ends, whatever happened to it.
+ *
+ * pgw_request_begin allocates pgw_request_t from the request pool as a shared entry, takes a reference to the worker's
+ * current configuration generation, notes the request in the connection table and counts it on the worker. When libh2o
+ * disposes of the request (the response is finished, or the client left), the entry's dispose writes the access-log
+ * line, records the request in the worker's metrics, releases the generation, ends the request in the connection table
+ * and tells the worker (pgw_worker_request_ended).
+ */
+#include <arpa/inet.h>
+#include <string.h>
+#include <sys/socket.h>
+#include "common/clock.h"
+#include "serve/generation.h"
+#include "common/log.h"
+#include "serve/metrics.h"
+#include "serve/request.h"
+#include "serve/worker.h"
+
+#define MODULE_NAME "access"
+
+h2o_iovec_t pgw_req_header(h2o_req_t *req, const char *name, size_t len)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, len, -1);
+    if (i < 0)
+        return h2o_iovec_init(NULL, 0);
+    return req->headers.entries[i].value;
+}
+
+/* Runs when the request's pool is cleared (h2o_dispose_request): the request is over, whatever happened to it. */
+static void on_request_dispose(void *p)
+{
+    pgw_request_t *r = p;
+    h2o_req_t *req = r->req;
+    struct timeval end;
+    char peer[INET6_ADDRSTRLEN + 8] = "-";
+    struct sockaddr_storage ss;
+
+    gettimeofday(&end, NULL);
+    double ms = h2o_timeval_subtract(&req->timestamps.request_begin_at, &end) / 1000.0;
+    socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (sslen != 0) {
+        if (ss.ss_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof(peer));
+        else if (ss.ss_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof(peer));
+    }
+    int version = req->version;
+    char usage[160] = "";
+    if (r->usage.input_tokens != 0 || r->usage.output_tokens != 0)
+        snprintf(usage, sizeof(usage), " in=%lld out=%lld cache_read=%lld cache_write=%lld", r->usage.input_tokens,
+                 r->usage.output_tokens, r->usage.cache_read_input_tokens, r->usage.cache_creation_input_tokens);
+    /* a query string may carry a key (?key=, ?api_key=): log it only when it names nothing secret-looking */
+    int path_len = (int)req->path.len;
+    const char *hidden = "";
+    if (req->query_at != SIZE_MAX) {
+        h2o_iovec_t q = h2o_iovec_init(req->path.base + req->query_at, req->path.len - req->query_at);
+        if (h2o_strstr(q.base, q.len, H2O_STRLIT("key")) != SIZE_MAX || h2o_strstr(q.base, q.len, H2O_STRLIT("token")) != SIZE_MAX ||
+            h2o_strstr(q.base, q.len, H2O_STRLIT("KEY")) != SIZE_MAX || h2o_strstr(q.base, q.len, H2O_STRLIT("secret")) != SIZE_MAX) {
+            path_len = (int)req->query_at;
+            hidden = "?[query hidden]";
+        }
+    }
+    char outcome[48] = "";
+    if (r->outcome != PGW_OUTCOME_OK)
+        snprintf(outcome, sizeof(outcome), " outcome=%s", pgw_outcome_name(r->outcome));
+    pgw_log_info(MODULE_NAME, "%s \"%.*s %.*s%s HTTP/%s\" %d route=%s key=%s dur_ms=%.1f bytes=%zu%s%s", peer, (int)req->method.len,
+                 req->method.base, path_len, req->path.base, hidden, version >= 0x200 ? "2" : version == 0x101 ? "1.1" : "1.0",
+                 req->res.status,
+                 r->route_name != NULL ? r->route_name : "-", r->key_name != NULL ? r->key_name : "-", ms, req->bytes_sent,
+                 usage, outcome);
+
+    pgw_worker_t *w = r->worker;
+    double ttfb = h2o_timeval_is_null(&req->timestamps.response_start_at)
+                      ? ms / 1000.0
+                      : h2o_timeval_subtract(&req->timestamps.request_begin_at, &req->timestamps.response_start_at) / 1e6;
+    pgw_metrics_request_t mr = {r->key_name != NULL ? r->key_name : "-", r->route_name != NULL ? r->route_name : "-",
+                                r->model != NULL && r->route_name != NULL ? r->model : "-", req->res.status, ttfb, ms / 1000.0,
+                                &r->usage, r->outcome};
+    pgw_metrics_record(w->metrics, &mr, pgw_now_ms());
+    pgw_generation_release(r->gen);
+    if (r->client_conn != NULL)
+        pgw_conns_request_end(r->client_conn);
+    pgw_worker_request_ended(w);
+}
+
+pgw_request_t *pgw_request_begin(h2o_req_t *req)
+{
+    pgw_worker_t *w = H2O_STRUCT_FROM_MEMBER(pgw_worker_t, ctx, req->conn->ctx);
+    pgw_request_t *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), on_request_dispose);
+    *r = (pgw_request_t){req, w, w->gen->conf, w->gen, NULL, NULL, NULL};
+    atomic_fetch_add(&w->gen->refs, 1);
+    memset(&r->usage, 0, sizeof(r->usage));
+    r->model = NULL;
+    r->pending_handler = NULL;
+    r->route = NULL;
+    r->body = NULL;
+    r->is_count_tokens = 0;
+    r->bucket = NULL;
+    r->client_conn = pgw_conns_request_begin(req);
+    pgw_worker_request_begun(w);
+    return r;
+}

@@ -1,0 +1,87 @@
+/* poe-gateway: MIT licence. Unit tests for src/common/ratelimit.c. */
+#include "../../../../src/common/ratelimit.c"
+#include "../../test.h"
+
+static void test_rpm(void)
+{
+    pgw_ratelimit_t rl;
+    uint64_t t = 1000000;
+
+    pgw_ratelimit_init(&rl, 0, t);
+    for (int i = 0; i != 10000; ++i)
+        if (pgw_ratelimit_take(&rl, t) != 0)
+            break;
+    ok(pgw_ratelimit_take(&rl, t) == 0); /* unlimited */
+    pgw_ratelimit_dispose(&rl);
+
+    pgw_ratelimit_init(&rl, 60, t); /* one per second, a burst of 60 */
+    int granted = 0;
+    for (int i = 0; i != 100; ++i)
+        granted += pgw_ratelimit_take(&rl, t) == 0;
+    is_int(granted, 60);
+    uint64_t wait = pgw_ratelimit_take(&rl, t);
+    ok(wait >= 999 && wait <= 1001);
+    is_int(pgw_ratelimit_take(&rl, t + 500) != 0, 1);
+    is_int(pgw_ratelimit_take(&rl, t + 1001), 0);
+    ok(pgw_ratelimit_take(&rl, t + 1001) != 0);
+    /* a long idle spell refills to the burst size, not beyond */
+    granted = 0;
+    for (int i = 0; i != 100; ++i)
+        granted += pgw_ratelimit_take(&rl, t + 3600000) == 0;
+    is_int(granted, 60);
+    pgw_ratelimit_dispose(&rl);
+}
+
+static void test_burst(void)
+{
+    pgw_ratelimit_t rl;
+    uint64_t t = 1000000;
+
+    /* 600 a minute (one per 100 ms), of which 5 at once; the rest spaced at the rate */
+    pgw_ratelimit_init_burst(&rl, 600, 5, t);
+    int granted = 0;
+    for (int i = 0; i != 20; ++i)
+        granted += pgw_ratelimit_take(&rl, t) == 0;
+    is_int(granted, 5);
+    uint64_t wait = pgw_ratelimit_take(&rl, t);
+    ok(wait >= 99 && wait <= 101);
+    is_int(pgw_ratelimit_take(&rl, t + 101), 0);
+    ok(pgw_ratelimit_take(&rl, t + 101) != 0);
+    /* idle for a minute: back to the burst, not to a minute's worth */
+    granted = 0;
+    for (int i = 0; i != 100; ++i)
+        granted += pgw_ratelimit_take(&rl, t + 60000) == 0;
+    is_int(granted, 5);
+    pgw_ratelimit_dispose(&rl);
+}
+
+static void test_block(void)
+{
+    pgw_ratelimit_t rl;
+    uint64_t t = 1000000;
+
+    pgw_ratelimit_init_burst(&rl, 600, 5, t);
+    /* blocked: nothing goes before the end, whatever the bucket held, and the wait says until when */
+    pgw_ratelimit_block(&rl, t + 2000);
+    is_int(pgw_ratelimit_take(&rl, t), 2000);
+    is_int(pgw_ratelimit_take(&rl, t + 1500), 500);
+    /* an earlier end does not shorten the block */
+    pgw_ratelimit_block(&rl, t + 1000);
+    is_int(pgw_ratelimit_take(&rl, t + 1999), 1);
+    /* after it, the bucket refills at the rate again */
+    is_int(pgw_ratelimit_take(&rl, t + 2000), 0);
+    pgw_ratelimit_dispose(&rl);
+
+    /* an unlimited bucket is never held back */
+    pgw_ratelimit_init_burst(&rl, 0, 0, t);
+    pgw_ratelimit_block(&rl, t + 2000);
+    is_int(pgw_ratelimit_take(&rl, t), 0);
+    pgw_ratelimit_dispose(&rl);
+}
+
+void test_src__ratelimit_c(void)
+{
+    subtest("rpm", test_rpm);
+    subtest("burst", test_burst);
+    subtest("block", test_block);
+}
