@@ -22,7 +22,7 @@
 #define REQUEST_MAX 64
 #define TOKEN_MAX 32
 #define ROUTE_MAX 16
-#include "../src/metrics.c"
+#include "../src/serve/metrics.c"
 
 #define MAX_WORKERS 4
 
