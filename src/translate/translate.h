@@ -128,6 +128,10 @@ size_t pgw_tool_use_id(h2o_buffer_t **ids, const char *upstream_id, size_t len, 
  */
 const char *pgw_stop_reason(const char *finish_reason, int has_tools, int has_refusal, const char **stop_sequence);
 
+/** Appends `"stop_reason":"<stop_reason>","stop_sequence":<the sequence as a JSON string, or null>`, as both answer
+ * translators write it (a whole message, and a stream's message_delta). */
+void pgw_append_stop(h2o_buffer_t **out, const char *stop_reason, const char *stop_sequence);
+
 /**
  * The stream state machine (docs/streams.md#the-translation-state-machine). Fed one upstream SSE event's data at a time
  * (the SSE framing is src/relay/sse.c's job); appends Anthropic SSE frames ("event: T\ndata: {...}\n\n") to the caller's

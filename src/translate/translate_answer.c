@@ -64,3 +64,14 @@ const char *pgw_stop_reason(const char *finish_reason, int has_tools, int has_re
     }
     return "end_turn";
 }
+
+void pgw_append_stop(h2o_buffer_t **out, const char *stop_reason, const char *stop_sequence)
+{
+    pgw_buf_append_lit(out, "\"stop_reason\":\"");
+    pgw_buf_append_str(out, stop_reason);
+    pgw_buf_append_lit(out, "\",\"stop_sequence\":");
+    if (stop_sequence != NULL)
+        pgw_json_append_string(out, stop_sequence, strlen(stop_sequence));
+    else
+        pgw_buf_append_lit(out, "null");
+}

@@ -504,13 +504,8 @@ int pgw_translate_response(const char *body, size_t len, const pgw_response_opts
 
     const char *stop_sequence = matched_stop_sequence(choice, opts);
     const char *stop_reason = pgw_stop_reason(finish, has_tools, has_refusal, &stop_sequence);
-    pgw_buf_append_lit(out, "],\"stop_reason\":\"");
-    pgw_buf_append_str(out, stop_reason);
-    pgw_buf_append_lit(out, "\",\"stop_sequence\":");
-    if (stop_sequence != NULL)
-        pgw_json_append_string(out, stop_sequence, strlen(stop_sequence));
-    else
-        pgw_buf_append_lit(out, "null");
+    pgw_buf_append_lit(out, "],");
+    pgw_append_stop(out, stop_reason, stop_sequence);
 
     /* usage (docs/mapping.md#usage): prompt_tokens includes the cache; take the cache counts from one place, never add both */
     yajl_val usage = get(root, "usage", NULL, yajl_t_object);

@@ -419,13 +419,8 @@ static pgw_stream_status_t finalise(pgw_stream_translator_t *t, enum trigger tri
 
     compute_usage(t);
     FRAME_BEGIN(out, "message_delta");
-    pgw_buf_append_lit(out, ",\"delta\":{\"stop_reason\":\"");
-    pgw_buf_append_str(out, stop_reason);
-    pgw_buf_append_lit(out, "\",\"stop_sequence\":");
-    if (stop_sequence != NULL)
-        pgw_json_append_string(out, stop_sequence, strlen(stop_sequence));
-    else
-        pgw_buf_append_lit(out, "null");
+    pgw_buf_append_lit(out, ",\"delta\":{");
+    pgw_append_stop(out, stop_reason, stop_sequence);
     /* final cumulative totals; input_tokens MUST be there: Claude Code only overwrites what it receives */
     pgw_buf_append_lit(out, "},\"usage\":{\"input_tokens\":");
     pgw_json_append_int(out, t->told[0]);
