@@ -37,9 +37,13 @@ const WRONG_KEY = 'sk-not-a-key-0123456789abcdef';
 /** The JSON body of the one HTTP/1.1 answer in a raw connection's text. */
 const answerBody = (text) => JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4));
 
+/** Lets the event loop read what has arrived: a write the kernel takes at once does not yield to I/O by itself. */
+const yieldToIO = () => new Promise((resolve) => setImmediate(resolve));
+
 /** Resolves once the raw connection `c` can take more, `answered()` is true, or the connection is gone. */
-function writable(c, answered) {
-    if (c.closed || answered() || !c.sock.writableNeedDrain) return Promise.resolve();
+async function writable(c, answered) {
+    await yieldToIO(); // else a peer that drains the socket as fast as it fills keeps an answer from being seen
+    if (c.closed || answered() || !c.sock.writableNeedDrain) return;
     return new Promise((resolve) => {
         const done = () => {
             c.sock.off('drain', done).off('close', done).off('data', check);
@@ -89,6 +93,7 @@ function h2upload(session, headers, total, sample = () => {}) {
             written += n;
             sample();
             if (!st.write(n === MB ? mb : mb.subarray(0, n))) await streamWritable(st);
+            else await yieldToIO(); // let an answer that has arrived be seen before the next megabyte
         }
         if (written >= total && !st.destroyed && !st.closed) st.end();
     })();
