@@ -37,6 +37,7 @@
 #include "translate/translate.h"
 #include "translate/translate_knobs.h"
 #include "translate/translate_messages.h"
+#include "translate/translate_keys.h"
 #include "translate/translate_schema.h"
 #include "translate/translate_tools.h"
 
@@ -69,58 +70,6 @@ enum kind {
     F_STOP, /* array */
 };
 
-#define KEYS(X)                                                                                                                    \
-    X(BUDGET_TOKENS, "budget_tokens")                                                                                              \
-    X(CONTENT, "content")                                                                                                          \
-    X(DATA, "data")                                                                                                                \
-    X(DESCRIPTION, "description")                                                                                                  \
-    X(DISABLE_PARALLEL_TOOL_USE, "disable_parallel_tool_use")                                                                      \
-    X(EFFORT, "effort")                                                                                                            \
-    X(FILE_ID, "file_id")                                                                                                          \
-    X(ID, "id")                                                                                                                    \
-    X(INPUT, "input")                                                                                                              \
-    X(INPUT_SCHEMA, "input_schema")                                                                                                \
-    X(IS_ERROR, "is_error")                                                                                                        \
-    X(MAX_TOKENS, "max_tokens")                                                                                                    \
-    X(MEDIA_TYPE, "media_type")                                                                                                    \
-    X(MESSAGES, "messages")                                                                                                        \
-    X(NAME, "name")                                                                                                                \
-    X(OUTPUT_CONFIG, "output_config")                                                                                              \
-    X(ROLE, "role")                                                                                                                \
-    X(SOURCE, "source")                                                                                                            \
-    X(STOP_SEQUENCES, "stop_sequences")                                                                                            \
-    X(STREAM, "stream")                                                                                                            \
-    X(SYSTEM, "system")                                                                                                            \
-    X(TEMPERATURE, "temperature")                                                                                                  \
-    X(TEXT, "text")                                                                                                                \
-    X(THINKING, "thinking")                                                                                                        \
-    X(TITLE, "title")                                                                                                              \
-    X(TOOL_CHOICE, "tool_choice")                                                                                                  \
-    X(TOOL_NAME, "tool_name")                                                                                                      \
-    X(TOOL_USE_ID, "tool_use_id")                                                                                                  \
-    X(TOOLS, "tools")                                                                                                              \
-    X(TOP_P, "top_p")                                                                                                              \
-    X(TYPE, "type")                                                                                                                \
-    X(URL, "url")
-
-enum key {
-    K_NONE,
-    K_OTHER,
-#define X(e, s) K_##e,
-    KEYS(X)
-#undef X
-};
-
-static const struct {
-    const char *name;
-    size_t len;
-} key_table[] = {{"", 0},
-                 {"", 0},
-#define X(e, s) {s, sizeof(s) - 1},
-                 KEYS(X)
-#undef X
-};
-
 enum { CONTENT_NONE, CONTENT_STRING, CONTENT_ARRAY, CONTENT_DEFERRED };
 enum { A_TOP, A_OBJECT, A_LEVEL1, NUM_ARENAS = A_LEVEL1 + MAX_LEVELS };
 
@@ -132,7 +81,7 @@ typedef struct {
 
 struct frame {
     enum kind kind;
-    enum key key; /* objects: the key whose value is being read */
+    pgw_request_key_t key; /* objects: the key whose value is being read */
     size_t index; /* arrays: the element being read */
 };
 
@@ -303,7 +252,7 @@ static size_t put_path(struct state *s, const char *last, char *buf, size_t size
         else if (is_array_kind(f->kind))
             PUT("%s%zu", sep, f->index);
         else if (f->key > K_OTHER)
-            PUT("%s%s", sep, key_table[f->key].name);
+            PUT("%s%s", sep, pgw_request_key_name(f->key));
     }
     PUT("%s", n == 0 ? "" : ": ");
 #undef PUT
@@ -488,7 +437,7 @@ static int finish_tool(struct state *s)
 
 /* ---- values, by frame ---- */
 
-static int top_value(struct state *s, enum key key, enum vtype t, const char *v, size_t len)
+static int top_value(struct state *s, pgw_request_key_t key, enum vtype t, const char *v, size_t len)
 {
     if (t == V_NULL)
         return key == K_MESSAGES ? EXPECTED(s, "an array") : 1;
@@ -554,7 +503,7 @@ static int content_array(struct state *s)
     return s->level < MAX_LEVELS ? push(s, F_CONTENT) : ignore(s, V_ARRAY);
 }
 
-static int block_value(struct state *s, enum key key, enum vtype t, const char *v, size_t len)
+static int block_value(struct state *s, pgw_request_key_t key, enum vtype t, const char *v, size_t len)
 {
     struct block *b = &s->blocks[s->level];
     int arena = A_LEVEL1 + s->level - 1;
@@ -612,7 +561,7 @@ static int block_value(struct state *s, enum key key, enum vtype t, const char *
     }
 }
 
-static int source_value(struct state *s, enum key key, enum vtype t, const char *v, size_t len)
+static int source_value(struct state *s, pgw_request_key_t key, enum vtype t, const char *v, size_t len)
 {
     struct block *b = &s->blocks[s->level];
     int arena = A_LEVEL1 + s->level - 1;
@@ -636,7 +585,7 @@ static int source_value(struct state *s, enum key key, enum vtype t, const char 
     }
 }
 
-static int message_value(struct state *s, enum key key, enum vtype t, const char *v, size_t len)
+static int message_value(struct state *s, pgw_request_key_t key, enum vtype t, const char *v, size_t len)
 {
     switch (key) {
     case K_ROLE:
@@ -676,7 +625,7 @@ static int message_value(struct state *s, enum key key, enum vtype t, const char
     }
 }
 
-static int tool_value(struct state *s, enum key key, enum vtype t, const char *v, size_t len)
+static int tool_value(struct state *s, pgw_request_key_t key, enum vtype t, const char *v, size_t len)
 {
     switch (key) {
     case K_NAME:
@@ -981,14 +930,7 @@ static int on_map_key(void *ctx, const unsigned char *k, size_t len)
         pgw_schema_key(&s->copy, (const char *)k, len);
         return 1;
     }
-    enum key key = K_OTHER;
-    for (size_t i = K_OTHER + 1; i != sizeof(key_table) / sizeof(key_table[0]); ++i) {
-        if (key_table[i].len == len && memcmp(key_table[i].name, k, len) == 0) {
-            key = (enum key)i;
-            break;
-        }
-    }
-    top(s)->key = key;
+    top(s)->key = pgw_request_key_find((const char *)k, len);
     return 1;
 }
 

@@ -165,6 +165,7 @@ void test_src__translate_response_c(void);
 void test_src__translate_answer_c(void);
 void test_src__upstream_errors_c(void);
 void test_src__toolnames_c(void);
+void test_src__translate_keys_c(void);
 void test_src__translate_request_c(void);
 void test_src__extra_body_c(void);
 void test_src__translate_schema_c(void);
@@ -208,6 +209,7 @@ int main(void)
     subtest("src/translate/translate_answer.c", test_src__translate_answer_c);
     subtest("src/upstream/upstream_errors.c", test_src__upstream_errors_c);
     subtest("src/translate/toolnames.c", test_src__toolnames_c);
+    subtest("src/translate/translate_keys.c", test_src__translate_keys_c);
     subtest("src/translate/translate_request.c", test_src__translate_request_c);
     subtest("src/config/extra_body.c", test_src__extra_body_c);
     subtest("src/translate/translate_schema.c", test_src__translate_schema_c);
