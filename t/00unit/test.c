@@ -1,4 +1,5 @@
 /* poe-gateway: MIT licence. The unit test binary: one translation unit that includes each file under test, printing TAP. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -227,4 +228,43 @@ int main(void)
     subtest("src/serve/conns.c", test_src__conns_c);
     subtest("src/serve/routing.c", test_src__routing_c);
     return done_testing();
+}
+
+char *read_whole_file(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL)
+        return NULL;
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *buf = malloc(n + 1);
+    if (buf == NULL || fread(buf, 1, n, fp) != (size_t)n)
+        n = 0;
+    if (buf != NULL)
+        buf[n] = '\0';
+    fclose(fp);
+    *len = n;
+    return buf;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t list_fixtures(const char *dir, char **names, size_t max)
+{
+    DIR *d = opendir(dir);
+    size_t num = 0;
+    struct dirent *e;
+
+    if (d == NULL)
+        return 0;
+    while (num < max && (e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            names[num++] = strdup(e->d_name);
+    closedir(d);
+    qsort(names, num, sizeof(names[0]), cmp_name);
+    return num;
 }

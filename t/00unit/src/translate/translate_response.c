@@ -10,23 +10,6 @@
 #define RESPONSES_DIR "t/assets/responses"
 #define TEST_MSG_ID "msg_4f6a0c2e9b1d7a3c5e8f0b2d"
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = h2o_mem_alloc(n + 1);
-    if (fread(buf, 1, n, fp) != (size_t)n)
-        n = 0;
-    buf[n] = '\0';
-    fclose(fp);
-    *len = n;
-    return buf;
-}
-
 /* the buffer's bytes as a C string (a NUL is written past the end, not counted) */
 static const char *cstr(h2o_buffer_t **b)
 {
@@ -51,7 +34,7 @@ static char *run_case(const char *name, char **expected)
 
     opts.toolnames = &toolnames;
     snprintf(path, sizeof(path), "%s/%s/options", RESPONSES_DIR, name);
-    char *options = slurp(path, &len);
+    char *options = read_whole_file(path, &len);
     if (options != NULL) {
         for (char *line = strtok(options, "\n"); line != NULL; line = strtok(NULL, "\n")) {
             char *eq = strchr(line, '=');
@@ -77,10 +60,10 @@ static char *run_case(const char *name, char **expected)
         free(options);
     }
     snprintf(path, sizeof(path), "%s/%s/expected.json", RESPONSES_DIR, name);
-    if ((*expected = slurp(path, &len)) != NULL && len != 0 && (*expected)[len - 1] == '\n')
+    if ((*expected = read_whole_file(path, &len)) != NULL && len != 0 && (*expected)[len - 1] == '\n')
         (*expected)[len - 1] = '\0';
     snprintf(path, sizeof(path), "%s/%s/upstream.json", RESPONSES_DIR, name);
-    char *body = slurp(path, &len);
+    char *body = read_whole_file(path, &len);
     if (body == NULL)
         body = strdup("");
 
@@ -158,26 +141,11 @@ Exit:
     return why;
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void test_fixtures(void)
 {
-    DIR *d = opendir(RESPONSES_DIR);
     char *names[256];
-    size_t num = 0;
-    struct dirent *e;
+    size_t num = list_fixtures(RESPONSES_DIR, names, 256);
 
-    ok(d != NULL);
-    if (d == NULL)
-        return;
-    while ((e = readdir(d)) != NULL && num < 256)
-        if (e->d_name[0] != '.')
-            names[num++] = strdup(e->d_name);
-    closedir(d);
-    qsort(names, num, sizeof(names[0]), cmp_name);
     ok(num >= 20);
     for (size_t i = 0; i != num; ++i) {
         char *expected, *got;

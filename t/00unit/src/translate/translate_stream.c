@@ -38,23 +38,6 @@ struct run {
     int wrote_after_end; /* output after PGW_STREAM_DONE / FAILED_EARLY: never allowed */
 };
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = h2o_mem_alloc(n + 1);
-    if (fread(buf, 1, n, fp) != (size_t)n)
-        n = 0;
-    buf[n] = '\0';
-    fclose(fp);
-    *len = n;
-    return buf;
-}
-
 static int load_case(const char *dir, const char *name, struct stream_case *c)
 {
     char path[512];
@@ -68,7 +51,7 @@ static int load_case(const char *dir, const char *name, struct stream_case *c)
     c->opts.input_tokens = 1000;
     c->opts.toolnames = &c->toolnames;
     snprintf(path, sizeof(path), "%s/%s/options", dir, name);
-    char *options = slurp(path, &len);
+    char *options = read_whole_file(path, &len);
     if (options != NULL) {
         size_t num_stops = 0;
         for (char *line = strtok(options, "\n"); line != NULL; line = strtok(NULL, "\n")) {
@@ -97,12 +80,12 @@ static int load_case(const char *dir, const char *name, struct stream_case *c)
         free(options);
     }
     snprintf(path, sizeof(path), "%s/%s/upstream.sse", dir, name);
-    if ((c->upstream = slurp(path, &c->upstream_len)) == NULL)
+    if ((c->upstream = read_whole_file(path, &c->upstream_len)) == NULL)
         return -1;
     snprintf(path, sizeof(path), "%s/%s/expected.sse", dir, name);
-    if ((c->expected = slurp(path, &c->expected_len)) == NULL) {
+    if ((c->expected = read_whole_file(path, &c->expected_len)) == NULL) {
         snprintf(path, sizeof(path), "%s/%s/expected.json", dir, name);
-        c->expected = slurp(path, &c->expected_len);
+        c->expected = read_whole_file(path, &c->expected_len);
     }
     return 0;
 }
@@ -370,26 +353,11 @@ Exit:
     free(cuts);
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void test_fixtures(void)
 {
-    DIR *d = opendir(STREAMS_DIR);
     char *names[256];
-    size_t num = 0;
-    struct dirent *e;
+    size_t num = list_fixtures(STREAMS_DIR, names, 256);
 
-    ok(d != NULL);
-    if (d == NULL)
-        return;
-    while ((e = readdir(d)) != NULL && num < 256)
-        if (e->d_name[0] != '.')
-            names[num++] = strdup(e->d_name);
-    closedir(d);
-    qsort(names, num, sizeof(names[0]), cmp_name);
     ok(num >= 30);
     for (size_t i = 0; i != num; ++i) {
         struct stream_case c;

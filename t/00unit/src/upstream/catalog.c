@@ -4,17 +4,6 @@
 #include "../../../../src/upstream/catalog.c"
 #include "../../test.h"
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return NULL;
-    char *buf = malloc(1 << 20);
-    *len = fread(buf, 1, (1 << 20) - 1, fp);
-    fclose(fp);
-    return buf;
-}
-
 /* the knob called `name` as the catalog read it, or NULL */
 static const pgw_knob_t *knob(const pgw_bot_t *bot, const char *name)
 {
@@ -27,7 +16,7 @@ static const pgw_knob_t *knob(const pgw_bot_t *bot, const char *name)
 void test_src__catalog_c(void)
 {
     size_t len;
-    char err[256], *json = slurp("t/assets/poe-catalog.json", &len);
+    char err[256], *json = read_whole_file("t/assets/poe-catalog.json", &len);
     ok(json != NULL);
     if (json == NULL)
         return;
