@@ -6,20 +6,25 @@
 #include "config/config.h"
 #include "common/log.h"
 #include "config/masterkey.h"
+#include "config/route_match.h"
 #include "serve/server.h"
 #include "handlers/handlers.h"
 
 #define MODULE_NAME "main"
 #define EXIT_CONFIG 2
 
-enum { OPT_HOST, OPT_PORT, OPT_THREADS, OPT_LOG_LEVEL, OPT_CHECK_CONFIG, OPT_VERSION }; /* indexes in options[] */
+/* indexes in options[]; the last two are LiteLLM's names, so that a LiteLLM compose `command:` runs (README, "Migrating
+ * from LiteLLM") */
+enum { OPT_HOST, OPT_PORT, OPT_THREADS, OPT_LOG_LEVEL, OPT_CHECK_CONFIG, OPT_VERSION, OPT_NUM_WORKERS, OPT_DETAILED_DEBUG };
 static const pgw_cmd_option_t options[] = {
     {"host", 0, "ADDR", "address to listen on (default: gateway.host, else " PGW_DEFAULT_HOST ")"},
-    {"port", 'p', "N", "port to listen on (default: gateway.port, else 4000; 0 picks a free one)"},
+    {"port", 'p', "N", "port to listen on (default: gateway.port, else $LITELLM_PORT, else 4000;\n0 picks a free one)"},
     {"threads", 't', "N", "worker threads (default: gateway.threads, else one per core)"},
     {"log-level", 0, "L", "error, warn, info or debug (default: gateway.log_level, else info)"},
     {"check-config", 0, NULL, "validate the configuration, print the resolved routes and exit\n(0 when valid, 2 when not)"},
     {"version", 'v', NULL, "print the version and exit"},
+    {"num_workers", 0, "N", "LiteLLM's name for --threads"},
+    {"detailed_debug", 0, NULL, "LiteLLM's flag: the same as --log-level debug"},
     {NULL},
 };
 static const pgw_cmd_line_t command_line = {
@@ -74,6 +79,16 @@ static void print_routes(const pgw_config_t *conf)
                r->upstream_model, r->api_base, pgw_log_mask_key(r->api_key, masked, sizeof(masked)),
                r->api_key_env != NULL ? " from " : "", r->api_key_env != NULL ? r->api_key_env : "");
     }
+    /* valid, but each cached turn of Claude Code would cost about ten times as much (docs/config.md#claude-on-openai-routes) */
+    for (size_t i = 0; i != conf->num_routes; ++i) {
+        char hint[300];
+        const pgw_route_t *r = conf->routes + i;
+        if (pgw_route_caching_hint(r, hint, sizeof(hint)))
+            printf("note: route %s (line %u) sends Claude through openai/ (chat/completions), without prompt caching; for\n"
+                   "      caching (a cached turn costs about a tenth), write its model as:\n"
+                   "        model: %s\n",
+                   r->model_name, r->line, hint);
+    }
 }
 
 static int on_option(void *ctx, size_t index, const char *arg)
@@ -91,14 +106,18 @@ static int on_option(void *ctx, size_t index, const char *arg)
         set->port_set = 1;
         break;
     case OPT_THREADS:
+    case OPT_NUM_WORKERS:
         if (parse_uint(arg, 256, &set->threads) != 0 || set->threads == 0) {
-            fprintf(stderr, "poe-gateway: --threads: expected 1 to 256, got %s\n", arg);
+            fprintf(stderr, "poe-gateway: --%s: expected 1 to 256, got %s\n", options[index].name, arg);
             return EXIT_CONFIG;
         }
         set->threads_set = 1;
         break;
     case OPT_LOG_LEVEL:
         set->log_level = arg;
+        break;
+    case OPT_DETAILED_DEBUG:
+        set->log_level = "debug";
         break;
     case OPT_CHECK_CONFIG:
         set->check_only = 1;
@@ -184,6 +203,7 @@ int main(int argc, char **argv)
         return bad ? EXIT_CONFIG : 0;
     }
 
+    pgw_log_debug(MODULE_NAME, "debug logging is on; %s: %zu routes", config_path, conf.num_routes);
     for (size_t i = 0; i != conf.num_missing_env; ++i)
         pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; routes that need it answer 503",
                      conf.missing_env[i], config_path);

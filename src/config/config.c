@@ -189,6 +189,24 @@ static int syntax_error(pgw_loader_t *l, yaml_parser_t *parser, const char *buf,
     return pgw_loader_error_at_mark(l, mark, "%s", parser->problem != NULL ? parser->problem : "invalid YAML");
 }
 
+/* LITELLM_PORT, which LiteLLM setups keep in .env beside the master key, is the port when gateway.port does not say
+ * (--port > gateway.port > LITELLM_PORT > 4000: docs/config.md#the-listen-port). */
+static int litellm_port(pgw_config_t *conf, char *err, size_t errsz)
+{
+    const char *env = getenv("LITELLM_PORT");
+    char *end;
+    if (env == NULL || *env == '\0')
+        return 0;
+    unsigned long v = strtoul(env, &end, 10);
+    if (*end != '\0' || v > 65535 || !isdigit((unsigned char)*env)) {
+        snprintf(err, errsz, "%s: the environment variable LITELLM_PORT must be a port number (0 to 65535), not %s", conf->path,
+                 env);
+        return -1;
+    }
+    conf->port = (unsigned)v;
+    return 0;
+}
+
 int pgw_config_load(pgw_config_t *conf, const char *path, char *err, size_t errsz)
 {
     pgw_loader_t l = {.conf = conf, .path = path, .err = err, .errsz = errsz, .router_timeout = -1, .router_num_retries = -1};
@@ -204,6 +222,8 @@ int pgw_config_load(pgw_config_t *conf, const char *path, char *err, size_t errs
     conf->path = xstrdup(path);
     conf->host = xstrdup(PGW_DEFAULT_HOST);
     conf->port = PGW_DEFAULT_PORT;
+    if (litellm_port(conf, err, errsz) != 0)
+        goto Exit;
     conf->max_body_bytes = PGW_DEFAULT_MAX_BODY_BYTES;
     conf->idle_timeout = PGW_DEFAULT_IDLE_TIMEOUT;
     conf->graceful_timeout = PGW_DEFAULT_GRACEFUL_TIMEOUT;

@@ -5,7 +5,9 @@
 #include <stddef.h>
 
 #define PGW_DEFAULT_CONFIG_PATH "conf/gateway.yaml"
+#ifndef PGW_DEFAULT_HOST /* the Docker image builds with 0.0.0.0 (cmake -DPGW_DEFAULT_HOST), as LiteLLM's image listens */
 #define PGW_DEFAULT_HOST "127.0.0.1"
+#endif
 #define PGW_DEFAULT_PORT 4000
 #define PGW_DEFAULT_MAX_BODY_BYTES (32 * 1024 * 1024)
 #define PGW_DEFAULT_TIMEOUT 600.0        /* seconds to the first upstream byte */

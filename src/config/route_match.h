@@ -25,6 +25,20 @@ int pgw_wildcard_match(const char *pattern, const char *s, size_t len);
 int pgw_route_upstream_model(const pgw_route_t *route, const char *client_model, size_t client_model_len, char *buf, size_t bufsz);
 
 /**
+ * Writes Poe's name for a Claude model into `buf` (NUL-terminated, cut to fit): an Anthropic id loses its date and the
+ * hyphens between digits become dots (claude-sonnet-4-5-20250929 -> claude-sonnet-4.5); letters are lowered
+ * (Claude-Sonnet-4.5 -> claude-sonnet-4.5). Both of Poe's endpoints accept that name.
+ */
+void pgw_poe_claude_name(const char *model, char *buf, size_t bufsz);
+
+/**
+ * For an `openai/` route that sends a Claude model through chat/completions, which gets no prompt caching: writes the
+ * `model:` value that would send it through Poe's /v1/messages instead (`anthropic/claude-sonnet-4.5`) into `buf` and
+ * returns 1. Returns 0 for every other route. Used by --check-config and doctor (docs/config.md#claude-on-openai-routes).
+ */
+int pgw_route_caching_hint(const pgw_route_t *route, char *buf, size_t bufsz);
+
+/**
  * Finds up to `max` configured non-wildcard model names closest to `model` (edit distance), closest first, for
  * "did you mean" messages. Returns how many were written to `out`.
  */

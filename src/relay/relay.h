@@ -31,6 +31,8 @@ struct st_pgw_relay_t {
     h2o_doublebuffer_t sending;        /* handed to h2o, awaiting proceed */
     int started;                       /* the response head went to h2o */
     int stream;                        /* the response is an event stream (pgw_relay_start_stream) */
+    int openai;                        /* the client speaks OpenAI's chat/completions: its errors, error events and pings
+                                        * take that API's form (set by the route before anything is sent) */
     int ended;                         /* the route said how the answer ends (complete, end, fail) */
     int done;                          /* nothing more will be appended: send FINAL once pending is out */
     int abort;                         /* with done: end with ERROR (an incomplete body) instead of FINAL */
@@ -70,6 +72,8 @@ void pgw_relay_start_stream(pgw_relay_t *rl, pgw_relay_can_ping_cb can_ping);
  *   exactly one `error` event, after which nothing follows;
  * - a whole answer is complete, or the client gets an error status with an Anthropic error body instead (never a
  *   truncated body under a 2xx).
+ * With `openai` set, the same holds in OpenAI's terms: a stream is complete with `data: [DONE]`, its one error is a
+ * `data: {"error":{...}}` event, and error bodies have OpenAI's shape (pgw_openai_error_json).
  * Each may end the request inside the call: callers make it their last use of the relay.
  */
 

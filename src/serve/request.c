@@ -95,7 +95,7 @@ pgw_request_t *pgw_request_begin(h2o_req_t *req)
     r->pending_handler = NULL;
     r->route = NULL;
     r->body = NULL;
-    r->is_count_tokens = 0;
+    r->endpoint = 0;
     r->bucket = NULL;
     r->client_conn = pgw_conns_request_begin(req);
     pgw_worker_request_begun(w);

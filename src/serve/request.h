@@ -30,7 +30,7 @@ typedef struct st_pgw_request_t {
     int (*pending_handler)(struct st_pgw_request_t *r); /* the route handler waiting for a tailnet whois */
     const pgw_route_t *route;                           /* once routed */
     pgw_reqbody_t *body; /* the inspected body (request pool), kept for a request that waits in the shaper */
-    int is_count_tokens;
+    int endpoint;        /* which API the route's handler serves (its own values), kept for a request that waits */
     struct st_pgw_shaper_bucket_t *bucket; /* the upstream key's bucket, for Poe's limit signals */
     pgw_conn_t *client_conn;               /* the client connection's entry in worker->conns; NULL when it has none */
     pgw_outcome_t outcome;                 /* how the answer ended (the first end that was noted counts) */

@@ -179,6 +179,7 @@ void test_src__listener_c(void);
 void test_src__cmd_options_c(void);
 void test_src__relay_c(void);
 void test_src__passthrough_c(void);
+void test_src__openai_passthrough_c(void);
 void test_src__translate_route_c(void);
 void test_src__shaper_c(void);
 void test_src__conns_c(void);
@@ -223,6 +224,7 @@ int main(void)
     subtest("src/cli/cmd_options.c", test_src__cmd_options_c);
     subtest("src/relay/relay.c", test_src__relay_c);
     subtest("src/relay/passthrough.c", test_src__passthrough_c);
+    subtest("src/relay/openai_passthrough.c", test_src__openai_passthrough_c);
     subtest("src/relay/translate_route.c", test_src__translate_route_c);
     subtest("src/serve/shaper.c", test_src__shaper_c);
     subtest("src/serve/conns.c", test_src__conns_c);

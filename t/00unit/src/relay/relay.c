@@ -288,6 +288,40 @@ static void test_pings(void)
     test_req_destroy(t);
 }
 
+static void test_openai_client(void)
+{
+    /* an OpenAI client: a ping is an SSE comment (a data event would be taken for a chunk), the one error a data event
+     * holding OpenAI's error body */
+    test_req_t *t = test_req_create("POST", "/v1/chat/completions", "{}");
+    pgw_request_t *r = test_req_begin(t);
+    pgw_relay_t *rl = relay_for(t, r);
+    rl->openai = 1;
+    pgw_relay_start_stream(rl, test_can_ping);
+    pgw_buf_append_lit(&rl->pending, "data: {\"choices\":[]}\n\n");
+    pgw_relay_send(rl);
+    RUN_UNTIL(!t->in_flight);
+    rl->last_write = uv_now(&r->worker->loop) - PGW_RELAY_PING_MS;
+    on_ping(&rl->timers->ping);
+    RUN_UNTIL(!t->in_flight);
+    pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_CUT, 502, PGW_ERR_API, "cut");
+    RUN_UNTIL(t->ended);
+    is_int(t->end, H2O_SEND_STATE_FINAL);
+    is_str(test_req_body(t), "data: {\"choices\":[]}\n\n: ping\n\n"
+                             "data: {\"error\":{\"message\":\"cut\",\"type\":\"api_error\",\"param\":null,\"code\":\"502\"}}\n\n");
+    test_req_destroy(t);
+
+    /* nothing started: an error status with OpenAI's body */
+    t = test_req_create("POST", "/v1/chat/completions", "{}");
+    r = test_req_begin(t);
+    rl = relay_for(t, r);
+    rl->openai = 1;
+    pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_CUT, 504, PGW_ERR_TIMEOUT, "slow");
+    RUN_UNTIL(t->ended);
+    is_int(t->req.res.status, 504);
+    is_str(test_req_body(t), "{\"error\":{\"message\":\"slow\",\"type\":\"timeout_error\",\"param\":null,\"code\":\"504\"}}");
+    test_req_destroy(t);
+}
+
 static void on_handle_closed(uv_handle_t *handle)
 {
     free(handle);
@@ -433,6 +467,7 @@ void test_src__relay_c(void)
     subtest("fail", test_fail);
     subtest("should_pause", test_should_pause);
     subtest("pings", test_pings);
+    subtest("an OpenAI client", test_openai_client);
     subtest("hang-up watch", test_hangup_watch);
     subtest("client gone", test_client_gone);
     subtest("respond directly", test_respond_directly);
