@@ -134,9 +134,15 @@ static void dispatch(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbo
         pgw_translate_route_messages(r, route, body);
 }
 
-/* The shaper's answer: go ahead, or 429 after waiting queue_timeout for a turn. */
+/* The shaper's answer: go ahead, 429 after waiting queue_timeout for a turn, or 503 without the shared state. */
 static void on_admitted(pgw_request_t *r, int admitted)
 {
+    if (admitted < 0) {
+        pgw_send_error_as(r->req, r->endpoint == ENDPOINT_CHAT, 503, PGW_ERR_OVERLOADED,
+                          "the shared state (gateway.redis) is unreachable and gateway.redis_failure is closed; retry when "
+                          "Redis is back, or set gateway.redis_failure: open");
+        return;
+    }
     if (!admitted) {
         send_rate_limited(r->req, r->endpoint == ENDPOINT_CHAT, 1000,
                           "waited %.0f s for a turn at the upstream key's rate (gateway.upstream_rpm %d) in vain",

@@ -27,7 +27,13 @@ void pgw_ratelimit_dispose(pgw_ratelimit_t *rl)
 
 uint64_t pgw_ratelimit_take(pgw_ratelimit_t *rl, uint64_t now_ms)
 {
+    return pgw_ratelimit_take_n(rl, now_ms, 1);
+}
+
+uint64_t pgw_ratelimit_take_n(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n)
+{
     uint64_t wait = 0;
+    double need = n < 1 ? 1 : n;
     if (rl->per_ms == 0)
         return 0; /* unlimited; per_ms does not change after init, so it is read without the lock */
     pthread_mutex_lock(&rl->mutex);
@@ -40,10 +46,12 @@ uint64_t pgw_ratelimit_take(pgw_ratelimit_t *rl, uint64_t now_ms)
                 rl->tokens = rl->capacity;
             rl->updated_ms = now_ms;
         }
-        if (rl->tokens >= 1)
-            rl->tokens -= 1;
+        if (need > rl->capacity)
+            need = rl->capacity;
+        if (rl->tokens >= need)
+            rl->tokens -= need;
         else
-            wait = (uint64_t)((1 - rl->tokens) / rl->per_ms) + 1;
+            wait = (uint64_t)((need - rl->tokens) / rl->per_ms) + 1;
     }
     pthread_mutex_unlock(&rl->mutex);
     return wait;

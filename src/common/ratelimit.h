@@ -31,6 +31,13 @@ void pgw_ratelimit_dispose(pgw_ratelimit_t *rl);
 uint64_t pgw_ratelimit_take(pgw_ratelimit_t *rl, uint64_t now_ms);
 
 /**
+ * Takes `n` tokens for one request (n >= 1, at most the capacity: more is taken as the capacity), so that the bucket
+ * lets 1/n of its rate and burst through: a replica's local share while the shared state is away. Returns as
+ * pgw_ratelimit_take.
+ */
+uint64_t pgw_ratelimit_take_n(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n);
+
+/**
  * Empties the bucket and takes nothing before `until_ms` (an earlier `until_ms` than a block in force does not shorten
  * it): the upstream said to slow down. A no-op on an unlimited bucket's takes, which always succeed.
  */

@@ -1,0 +1,207 @@
+// poe-gateway: MIT licence. Several replicas share one Poe key through Redis (#20): the rate Poe sees from all of them
+// together stays within upstream_rpm and its burst, developers take turns across replicas, a Redis that dies leaves the
+// replicas serving on local shares, and a Redis that comes back is used again without restarting them.
+import { test, before, after, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { certs, request, sleep, startGateway, startMock, MASTER_KEY } from './lib/harness.mjs';
+import { startRedis } from './lib/redis.mjs';
+
+const RPM = 600, BURST = 5, RATE_PER_S = RPM / 60; // scaled down from 500 a minute so the test takes seconds
+const DEVS = 6;
+
+let mock;
+before(async () => {
+    mock = await startMock();
+});
+after(() => mock.stop());
+beforeEach(() => mock.reset());
+
+const config = (redisUrl, extra = '') => `model_list:
+  - model_name: claude-*
+    litellm_params:
+      model: anthropic/*
+      api_base: ${mock.httpsUrl}
+      api_key: os.environ/POE_API_KEY
+      max_retries: 0
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+gateway:
+  redis: ${redisUrl}
+  upstream_rpm: ${RPM}
+  upstream_burst: ${BURST}
+${extra}  keys:
+${Array.from({ length: DEVS }, (_, i) => `    - {name: dev${i}, key: dev${i}-key-0123456789}`).join('\n')}
+`;
+
+const post = (g, dev, n = 0) => {
+    const t0 = Date.now();
+    return request(`${g.url}/v1/messages`, { method: 'POST',
+        headers: { 'x-api-key': `dev${dev}-key-0123456789`, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 8, messages: [{ role: 'user', content: `dev${dev} #${n}` }] }) })
+        .then((r) => ({ status: r.status, body: r.body, ms: Date.now() - t0 }));
+};
+
+const readiness = async (g) => JSON.parse((await request(`${g.url}/health/readiness`)).body);
+
+/** Waits until every gateway reports the shared state as `state` and (when given) Redis counts `replicas` of them. */
+async function waitShared(gws, state, replicas) {
+    for (let i = 0; i < 200; i++) {
+        const rs = await Promise.all(gws.map(readiness));
+        if (rs.every((r) => r.shared_state === state && (replicas === undefined || r.replicas === replicas))) return;
+        await sleep(50);
+    }
+    throw new Error(`the gateways never reported shared_state ${state}: ${JSON.stringify(await Promise.all(gws.map(readiness)))}`);
+}
+
+/** The mock's arrivals of /v1/messages: [{at, dev}] in order of arrival. */
+async function arrivals() {
+    return (await mock.requests()).filter((q) => q.path === '/v1/messages')
+        .map((q) => ({ at: q.at_ms, dev: Number(/dev(\d+)/.exec(JSON.parse(q.body).messages[0].content)[1]) }))
+        .sort((a, b) => a.at - b.at);
+}
+
+/** The most arrivals in any window of `ms` (each window starting at an arrival). */
+function worstWindow(list, ms) {
+    let worst = 0;
+    for (let i = 0, j = 0; i < list.length; i++) {
+        while (j < list.length && list[j].at < list[i].at + ms) j++;
+        worst = Math.max(worst, j - i);
+    }
+    return worst;
+}
+
+// Delivery jitter: a turn granted by Redis reaches the mock after the gateway's TLS write and the mock's read, so two
+// turns granted 100 ms apart may arrive closer together. One request's worth covers a delivery delayed by up to one
+// token interval (100 ms here) relative to the next one's.
+const JITTER = 1;
+
+test('three replicas let through at most the burst plus the rate in any window, and developers take turns across them', async () => {
+    const redis = await startRedis();
+    const env = { SSL_CERT_FILE: certs().ca };
+    const gws = [];
+    try {
+        for (let i = 0; i < 3; i++) gws.push(await startGateway({ config: config(redis.url), env }));
+        await waitShared(gws, 'ok', 3);
+        // dev0 bursts 20 requests on the first replica alone; dev1..dev5 send 8 each, spread over the three
+        const work = [];
+        for (let j = 0; j < 20; j++) work.push(post(gws[0], 0, j));
+        for (let d = 1; d < DEVS; d++) for (let j = 0; j < 8; j++) work.push(post(gws[(d + j) % 3], d, j));
+        const results = await Promise.all(work);
+        for (const r of results) assert.equal(r.status, 200, r.body);
+
+        const list = await arrivals();
+        assert.equal(list.length, 60);
+        const worst = worstWindow(list, 1000);
+        const bound = BURST + RATE_PER_S;
+        console.log(`worst 1 s window: ${worst} requests (bound ${bound}, rate ${RATE_PER_S}/s, burst ${BURST}); ` +
+            `overshoot above the rate: ${worst - RATE_PER_S}; span ${list.at(-1).at - list[0].at} ms`);
+        assert.ok(worst <= bound + JITTER, `${worst} requests reached Poe within one second: more than the burst ${BURST} plus the rate ${RATE_PER_S}`);
+        // the whole run took at least as long as the rate allows: (60 - burst) / rate seconds
+        assert.ok(list.at(-1).at - list[0].at >= ((60 - BURST - JITTER) / RATE_PER_S) * 1000 - 100,
+            `60 requests went in ${list.at(-1).at - list[0].at} ms`);
+
+        // turns: until dev1..dev5 are done, every 2 rounds (12 arrivals) serve each developer at least once, dev0 included
+        const lastOfOthers = Math.max(...[1, 2, 3, 4, 5].map((d) => list.map((a) => a.dev).lastIndexOf(d)));
+        assert.ok(lastOfOthers < 48 + 4, `dev1..dev5 were done only at arrival ${lastOfOthers}: dev0's burst went first`);
+        for (let i = BURST; i + 12 <= lastOfOthers; i++) {
+            const seen = new Set(list.slice(i, i + 12).map((a) => a.dev));
+            assert.equal(seen.size, DEVS, `arrivals ${i}..${i + 11} served only ${[...seen].sort()}: ${list.map((a) => a.dev).join('')}`);
+        }
+    } finally {
+        for (const g of gws) await g.stop();
+        await redis.stop();
+    }
+});
+
+test('Redis killed mid-run: no request hangs or fails, readiness and /metrics say degraded; back, it is used again without a restart', async () => {
+    const redis = await startRedis();
+    const env = { SSL_CERT_FILE: certs().ca };
+    const gws = [];
+    try {
+        for (let i = 0; i < 2; i++) gws.push(await startGateway({ config: config(redis.url), env }));
+        await waitShared(gws, 'ok', 2);
+        // 50 requests queue at 10 a second; Redis dies once 15 have reached Poe
+        const work = Array.from({ length: 50 }, (_, j) => post(gws[j % 2], j % DEVS, j));
+        for (let i = 0; i < 400 && (await mock.stats()).requests < 15; i++) await sleep(10);
+        const killedAt = Date.now();
+        await redis.stop('SIGKILL');
+        const results = await Promise.all(work);
+        for (const r of results) assert.equal(r.status, 200, r.body);
+        // the 35 after the kill went at the local shares (two replicas, half the rate each), not at once and not stuck
+        const list = await arrivals();
+        const after = list.filter((a) => a.at >= killedAt);
+        assert.ok(after.length >= 30, `${after.length} requests went after the kill`);
+        const span = after.at(-1).at - after[0].at;
+        assert.ok(span >= ((after.length - 2 * BURST) / RATE_PER_S) * 1000 - 200,
+            `${after.length} requests went within ${span} ms of Redis's death: the local shares were not shares`);
+        // the degraded state is reported, and the replicas still count each other
+        for (const g of gws) {
+            const r = await readiness(g);
+            assert.equal(r.status, 'ready');
+            assert.equal(r.shared_state, 'degraded');
+            assert.equal(r.replicas, 2);
+            const m = await request(`${g.url}/metrics`, { headers: { 'x-api-key': MASTER_KEY } });
+            assert.match(m.body, /^poe_gateway_shared_state_degraded 1$/m);
+        }
+
+        // Redis comes back empty on the same port: the gateways reconnect by themselves and share through it again
+        await redis.start();
+        await waitShared(gws, 'ok', 2);
+        const again = await Promise.all([post(gws[0], 0), post(gws[1], 1)]);
+        for (const r of again) assert.equal(r.status, 200, r.body);
+        const buckets = await redis.cli('--scan', '--pattern', 'pgw:*:bucket');
+        assert.match(buckets, /^pgw:\{[0-9a-f]{32}\}:bucket$/, 'the shaping decisions did not reach the new Redis');
+        // and their heartbeats (one a second) count both replicas in it again
+        let alive = '0';
+        for (let i = 0; i < 100 && alive !== '2'; i++, await sleep(50)) alive = await redis.cli('ZCARD', 'pgw:replicas');
+        assert.equal(alive, '2');
+        for (const g of gws) {
+            const m = await request(`${g.url}/metrics`, { headers: { 'x-api-key': MASTER_KEY } });
+            assert.match(m.body, /^poe_gateway_shared_state_degraded 0$/m);
+        }
+    } finally {
+        for (const g of gws) await g.stop();
+        await redis.stop();
+    }
+});
+
+test('with redis_failure: closed, an unreachable Redis answers 503 naming the setting at once, and readiness is 503', async () => {
+    const redis = await startRedis();
+    await redis.stop(); // a port nobody listens on any more
+    const g = await startGateway({ config: config(redis.url, '  redis_failure: closed\n'), env: { SSL_CERT_FILE: certs().ca } });
+    try {
+        const r = await post(g, 1);
+        assert.equal(r.status, 503, r.body);
+        assert.match(JSON.parse(r.body).error.message, /gateway\.redis_failure is closed/);
+        assert.ok(r.ms < 2000, `the refusal took ${r.ms} ms`);
+        const ready = await request(`${g.url}/health/readiness`);
+        assert.equal(ready.status, 503);
+        assert.equal(JSON.parse(ready.body).shared_state, 'degraded');
+        assert.equal((await mock.stats()).requests, 0);
+    } finally {
+        await g.stop();
+    }
+});
+
+test('Redis hung (stopped, its socket open): decisions wait at most redis_timeout, then go local; it is used again once it runs', async () => {
+    const redis = await startRedis();
+    const g = await startGateway({ config: config(redis.url, '  redis_timeout: 0.2\n'), env: { SSL_CERT_FILE: certs().ca } });
+    try {
+        await waitShared([g], 'ok', 1);
+        redis.signal('SIGSTOP');
+        const t0 = Date.now();
+        const rs = await Promise.all(Array.from({ length: 4 }, (_, j) => post(g, j)));
+        for (const r of rs) assert.equal(r.status, 200, r.body);
+        // the first question waits out its deadline once; the rest are decided locally without asking
+        assert.ok(Date.now() - t0 < 3000, `4 requests took ${Date.now() - t0} ms with Redis hung`);
+        assert.equal((await readiness(g)).shared_state, 'degraded');
+        redis.signal('SIGCONT');
+        await waitShared([g], 'ok', 1);
+        assert.equal((await post(g, 5)).status, 200);
+        assert.match(await redis.cli('--scan', '--pattern', 'pgw:*:bucket'), /bucket/);
+    } finally {
+        await g.stop();
+        redis.signal('SIGCONT');
+        await redis.stop();
+    }
+});
