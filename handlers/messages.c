@@ -13,6 +13,7 @@
 #include "serve/reqbody.h"
 #include "config/route_match.h"
 #include "serve/shaper.h"
+#include "serve/shared.h"
 #include "relay/translate_route.h"
 #include "serve/worker.h"
 #include "handlers/handlers.h"
@@ -72,7 +73,7 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
         pgw_send_error_as(req, openai, 403, PGW_ERR_PERMISSION, "key %s may not use model %s", r->key_name, model);
         return NULL;
     }
-    if (r->key != NULL) {
+    if (r->key != NULL && r->worker->redis == NULL) { /* with Redis, limits are checked after routing (check_limits) */
         uint64_t wait_ms = pgw_ratelimit_take(r->gen->key_limits + (r->key - r->conf->keys), pgw_now_ms());
         if (wait_ms != 0) {
             send_rate_limited(req, openai, wait_ms, "key %s is over its limit of %d requests per minute", r->key_name, r->key->rpm);
@@ -105,7 +106,7 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
             pgw_send_error_as(req, openai, 503, PGW_ERR_API, "the route for %s has no api_key configured", model);
         return NULL;
     }
-    uint64_t wait_ms = pgw_ratelimit_take(r->gen->route_limits + (route - r->conf->routes), pgw_now_ms());
+    uint64_t wait_ms = r->worker->redis == NULL ? pgw_ratelimit_take(r->gen->route_limits + (route - r->conf->routes), pgw_now_ms()) : 0;
     if (wait_ms != 0) {
         send_rate_limited(req, openai, wait_ms, "route %s is over its limit of %d requests per minute", route->model_name,
                           route->rpm);
@@ -152,6 +153,123 @@ static void on_admitted(pgw_request_t *r, int admitted)
     dispatch(r, r->route, r->body, r->endpoint);
 }
 
+/* Past the limits: counting tokens locally needs no turn at the rate; everything else waits for one. */
+static void admit(pgw_request_t *r)
+{
+    if (r->endpoint == ENDPOINT_COUNT_TOKENS && r->route->kind == PGW_ROUTE_OPENAI)
+        dispatch(r, r->route, r->body, r->endpoint);
+    else
+        pgw_shaper_admit(r->worker->shaper, r->bucket, r, r->conf->queue_timeout, on_admitted);
+}
+
+/* 429 for the key's or the route's rpm (`which` 0 or 1). */
+static void limited(pgw_request_t *r, int which, uint64_t wait_ms)
+{
+    if (which == 0)
+        send_rate_limited(r->req, r->endpoint == ENDPOINT_CHAT, wait_ms, "key %s is over its limit of %d requests per minute",
+                          r->key_name, r->key->rpm);
+    else
+        send_rate_limited(r->req, r->endpoint == ENDPOINT_CHAT, wait_ms, "route %s is over its limit of %d requests per minute",
+                          r->route->model_name, r->route->rpm);
+}
+
+/*
+ * A question to Redis outlives the request when the client leaves: the ticket is the callback's, freed by it; the
+ * request's pool holds a reference whose dispose tells the ticket the request is gone.
+ */
+struct limits_ticket {
+    pgw_request_t *r;      /* NULL once the request is gone */
+    struct limits_ref *ref; /* in the request's pool; NULL once the request is gone */
+    int which[2];          /* the limits asked about, in order: 0 the key's, 1 the route's */
+};
+struct limits_ref {
+    struct limits_ticket *ticket; /* NULL once the answer came */
+};
+
+static void on_limits_ref_dispose(void *p)
+{
+    struct limits_ref *ref = p;
+    if (ref->ticket != NULL)
+        ref->ticket->r = NULL;
+}
+
+static void check_limits_locally(pgw_request_t *r, const int *which, size_t n);
+
+static void on_limits_answer(void *data, int answered, int index, uint64_t wait_ms)
+{
+    struct limits_ticket *t = data;
+    pgw_request_t *r = t->r;
+    int which[2] = {t->which[0], t->which[1]};
+    size_t n = t->which[1] >= 0 ? 2 : 1;
+    if (r != NULL)
+        t->ref->ticket = NULL;
+    free(t);
+    if (r == NULL)
+        return;
+    if (!answered)
+        check_limits_locally(r, which, n);
+    else if (index > 0 && (size_t)index <= n)
+        limited(r, which[index - 1], wait_ms);
+    else
+        admit(r);
+}
+
+/* The limits without Redis's answer: each replica takes its share (docs/threading.md#shared-state-across-replicas). */
+static void check_limits_locally(pgw_request_t *r, const int *which, size_t n)
+{
+    if (r->conf->redis_fail_closed) {
+        on_admitted(r, -1);
+        return;
+    }
+    unsigned share = atomic_load(&pgw_shared_replicas);
+    for (size_t i = 0; i != n; ++i) {
+        pgw_ratelimit_t *rl = which[i] == 0 ? r->gen->key_limits + (r->key - r->conf->keys)
+                                            : r->gen->route_limits + (r->route - r->conf->routes);
+        uint64_t wait_ms = pgw_ratelimit_take_n(rl, pgw_now_ms(), share);
+        if (wait_ms != 0) {
+            limited(r, which[i], wait_ms);
+            return;
+        }
+    }
+    admit(r);
+}
+
+/* With Redis: the key's and the route's rpm, shared by every replica, in one question; then the turn at the rate. */
+static void check_limits(pgw_request_t *r)
+{
+    const char *names[2];
+    char key_name[160], route_name[160];
+    int rpms[2], which[2] = {-1, -1};
+    size_t n = 0;
+    if (r->key != NULL && r->key->rpm > 0) {
+        snprintf(key_name, sizeof(key_name), "key:%s", r->key->name);
+        names[n] = key_name;
+        rpms[n] = r->key->rpm;
+        which[n++] = 0;
+    }
+    if (r->route->rpm > 0) {
+        snprintf(route_name, sizeof(route_name), "route:%s", r->route->model_name);
+        names[n] = route_name;
+        rpms[n] = r->route->rpm;
+        which[n++] = 1;
+    }
+    if (n == 0) {
+        admit(r);
+        return;
+    }
+    struct limits_ticket *t = h2o_mem_alloc(sizeof(*t));
+    t->r = r;
+    t->which[0] = which[0];
+    t->which[1] = which[1];
+    if (pgw_shared_limits(r->worker->redis, names, rpms, n, on_limits_answer, t) != 0) {
+        free(t);
+        check_limits_locally(r, which, n);
+        return;
+    }
+    t->ref = h2o_mem_alloc_shared(&r->req->pool, sizeof(*t->ref), on_limits_ref_dispose);
+    t->ref->ticket = t;
+}
+
 /* Routes the request, then lets it go upstream at its upstream key's shaped rate (counting tokens locally needs none). */
 static int handle(pgw_request_t *r, int endpoint)
 {
@@ -163,10 +281,10 @@ static int handle(pgw_request_t *r, int endpoint)
     r->body = body;
     r->endpoint = endpoint;
     r->bucket = r->gen->route_bucket[route - r->conf->routes];
-    if (endpoint == ENDPOINT_COUNT_TOKENS && route->kind == PGW_ROUTE_OPENAI)
-        dispatch(r, route, body, endpoint);
+    if (r->worker->redis != NULL)
+        check_limits(r);
     else
-        pgw_shaper_admit(r->worker->shaper, r->bucket, r, r->conf->queue_timeout, on_admitted);
+        admit(r);
     return 0;
 }
 

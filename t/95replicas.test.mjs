@@ -16,7 +16,7 @@ before(async () => {
 after(() => mock.stop());
 beforeEach(() => mock.reset());
 
-const config = (redisUrl, extra = '') => `model_list:
+const config = (redisUrl, extra = '', dev1 = '') => `model_list:
   - model_name: claude-*
     litellm_params:
       model: anthropic/*
@@ -30,7 +30,7 @@ gateway:
   upstream_rpm: ${RPM}
   upstream_burst: ${BURST}
 ${extra}  keys:
-${Array.from({ length: DEVS }, (_, i) => `    - {name: dev${i}, key: dev${i}-key-0123456789}`).join('\n')}
+${Array.from({ length: DEVS }, (_, i) => `    - {name: dev${i}, key: dev${i}-key-0123456789${i === 1 ? dev1 : ''}}`).join('\n')}
 `;
 
 const post = (g, dev, n = 0) => {
@@ -202,6 +202,48 @@ test('Redis hung (stopped, its socket open): decisions wait at most redis_timeou
     } finally {
         await g.stop();
         redis.signal('SIGCONT');
+        await redis.stop();
+    }
+});
+
+test('a key\'s rpm holds across replicas: its requests count once whichever replica they reach', async () => {
+    const redis = await startRedis();
+    const env = { SSL_CERT_FILE: certs().ca };
+    const gws = [];
+    try {
+        for (let i = 0; i < 2; i++) gws.push(await startGateway({ config: config(redis.url, '', ', rpm: 3'), env }));
+        await waitShared(gws, 'ok');
+        const statuses = [];
+        for (let j = 0; j < 4; j++) statuses.push((await post(gws[j % 2], 1, j)).status);
+        assert.deepEqual(statuses, [200, 200, 200, 429]);
+        // another key is not held back by dev1's limit
+        assert.equal((await post(gws[1], 2)).status, 200);
+    } finally {
+        for (const g of gws) await g.stop();
+        await redis.stop();
+    }
+});
+
+test('Poe\'s 429 on one replica pauses the key on every replica for its Retry-After', async () => {
+    const redis = await startRedis();
+    const env = { SSL_CERT_FILE: certs().ca };
+    const gws = [];
+    try {
+        for (let i = 0; i < 2; i++) gws.push(await startGateway({ config: config(redis.url), env }));
+        await waitShared(gws, 'ok');
+        await mock.script({ match: { path: '/v1/messages' }, status: 429, headers: { 'retry-after': '2' },
+            body: '{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}' });
+        assert.equal((await post(gws[0], 0)).status, 429);
+        // the pause is in Redis once replica A has told it (a write on its own connection): wait for that, not for time
+        let blocked = '';
+        for (let i = 0; i < 100 && !blocked; i++, await sleep(20))
+            blocked = await redis.cli('--scan', '--pattern', 'pgw:*:bucket').then((k) => k && redis.cli('HGET', k, 'blocked'));
+        assert.ok(Number(blocked) > 0, 'replica A did not record the pause');
+        const next = await post(gws[1], 1);
+        assert.equal(next.status, 200, next.body);
+        assert.ok(next.ms >= 1500, `replica B sent to Poe after ${next.ms} ms, not after the Retry-After replica A was given`);
+    } finally {
+        for (const g of gws) await g.stop();
         await redis.stop();
     }
 });
