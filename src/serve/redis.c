@@ -2,10 +2,10 @@
  * a deadline on every answer, and reconnection, so that a Redis that is down or slow never holds a request.
  *
  * How it works. Each worker has one client (pgw_redis_create), made when the worker starts. A connection goes through
- * CONNECTING (the TCP connect, then AUTH, SELECT and a SCRIPT LOAD per script, then PING, all queued at once) to UP when
- * PING answers. Only an UP client takes commands: pgw_redis_command refuses them otherwise, and the caller decides
- * locally at once (docs/threading.md#shared-state-across-replicas), so no request ever waits for a Redis that is not
- * there.
+ * CONNECTING (the host looked up on libuv's thread pool, the TCP connect, then AUTH, SELECT and a SCRIPT LOAD per script, then
+ * PING, all queued at once) to UP when PING answers. Only an UP client takes commands: pgw_redis_command refuses them otherwise,
+ * and the caller decides locally at once (docs/threading.md#shared-state-across-replicas), so no request ever waits for a Redis
+ * that is not there.
  *
  * Every command is a `struct call` in `pending`, in the order sent, which is the order Redis answers; one timer is armed
  * for the oldest one's deadline (gateway.redis_timeout for commands, at least a second while connecting). When it
@@ -62,6 +62,8 @@ struct st_pgw_redis_t {
     h2o_linklist_t pending;
     uv_timer_t deadline_timer;
     uv_timer_t retry_timer;
+    uv_getaddrinfo_t resolve; /* the host's address, looked up on the thread pool before each connection */
+    int resolving;
 };
 
 /* the socket hooks hiredis calls */
@@ -278,10 +280,11 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     }
 }
 
-static void start_connect(pgw_redis_t *r)
+/* Connects to `ip` (a resolved address: hiredis would resolve a name with a blocking call on the loop). */
+static void connect_to(pgw_redis_t *r, const char *ip)
 {
     uint64_t probe_ms = r->timeout_ms > CONNECT_DEADLINE_MS ? r->timeout_ms : CONNECT_DEADLINE_MS;
-    redisAsyncContext *ac = redisAsyncConnect(r->host, (int)r->port);
+    redisAsyncContext *ac = redisAsyncConnect(ip, (int)r->port);
     if (ac == NULL || ac->err != 0) {
         char why[256];
         snprintf(why, sizeof(why), "cannot connect: %s", ac != NULL ? ac->errstr : "out of memory");
@@ -318,6 +321,38 @@ static void start_connect(pgw_redis_t *r)
         struct call *ping = H2O_STRUCT_FROM_MEMBER(struct call, link, r->pending.prev);
         ping->last_probe = 1;
     }
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    pgw_redis_t *r = req->data;
+    char ip[INET6_ADDRSTRLEN] = "";
+    r->resolving = 0;
+    if (status == 0 && res != NULL)
+        uv_ip_name(res->ai_addr, ip, sizeof(ip));
+    if (res != NULL)
+        uv_freeaddrinfo(res);
+    if (ip[0] == '\0') {
+        char why[256];
+        snprintf(why, sizeof(why), "cannot resolve the host: %s", status != 0 ? uv_strerror(status) : "no address");
+        drop(r, why);
+        return;
+    }
+    connect_to(r, ip);
+}
+
+/* Resolves the host on libuv's thread pool, then connects. */
+static void start_connect(pgw_redis_t *r)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    if (r->resolving)
+        return;
+    r->resolve.data = r;
+    if (uv_getaddrinfo(r->loop, &r->resolve, on_resolved, r->host, NULL, &hints) != 0) {
+        drop(r, "cannot resolve the host");
+        return;
+    }
+    r->resolving = 1;
 }
 
 pgw_redis_t *pgw_redis_create(uv_loop_t *loop, const pgw_config_t *conf, const char *const *scripts)
