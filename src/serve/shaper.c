@@ -193,7 +193,7 @@ static void serve_turns(pgw_shaper_t *s, int ask)
     struct lane *pick;
     while ((pick = next_lane(s)) != NULL) {
         struct waiter *w = H2O_STRUCT_FROM_MEMBER(struct waiter, link, pick->waiters.next);
-        if (s->redis != NULL) {
+        if (s->redis != NULL && w->r->conf->upstream_rpm > 0) { /* an unlimited key needs nobody's agreement */
             if (ask && ask_shared(s, pick, w->bucket, w->r->conf) == 0)
                 return;
             if (!pgw_redis_up(s->redis) && w->r->conf->redis_fail_closed) {
@@ -253,7 +253,8 @@ static void on_shared_answer(void *data, int answered, int index, uint64_t wait_
 void pgw_shaper_admit(pgw_shaper_t *s, pgw_shaper_bucket_t *b, struct st_pgw_request_t *r, double queue_timeout_s,
                       pgw_shaper_cb cb)
 {
-    if (s->redis == NULL && pgw_shaper_queued(s) == 0 && pgw_ratelimit_take(&b->rate, pgw_now_ms()) == 0) {
+    if ((s->redis == NULL || r->conf->upstream_rpm == 0) && pgw_shaper_queued(s) == 0 &&
+        pgw_ratelimit_take(&b->rate, pgw_now_ms()) == 0) {
         cb(r, 1);
         return;
     }
