@@ -250,3 +250,18 @@ test('Poe\'s 429 on one replica pauses the key on every replica for its Retry-Af
         await redis.stop();
     }
 });
+
+test('an unlimited key (upstream_rpm: 0) goes without asking Redis, which has no rate to share', async () => {
+    const redis = await startRedis();
+    const g = await startGateway({ config: config(redis.url, '  queue_timeout: 2\n').replace(`upstream_rpm: ${RPM}`, 'upstream_rpm: 0'),
+        env: { SSL_CERT_FILE: certs().ca } });
+    try {
+        await waitShared([g], 'ok', 1);
+        const rs = await Promise.all(Array.from({ length: 3 }, (_, j) => post(g, j)));
+        for (const r of rs) assert.equal(r.status, 200, r.body);
+        assert.equal(await redis.cli('--scan', '--pattern', 'pgw:*:bucket'), '');
+    } finally {
+        await g.stop();
+        await redis.stop();
+    }
+});
