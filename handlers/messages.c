@@ -195,6 +195,12 @@ static void on_limits_ref_dispose(void *p)
 
 static void check_limits_locally(pgw_request_t *r, const int *which, size_t n);
 
+/* The process's own bucket of limit `which` (0 the key's, 1 the route's). */
+static pgw_ratelimit_t *limit_of(pgw_request_t *r, int which)
+{
+    return which == 0 ? r->gen->key_limits + (r->key - r->conf->keys) : r->gen->route_limits + (r->route - r->conf->routes);
+}
+
 static void on_limits_answer(void *data, int answered, int index, uint64_t wait_ms)
 {
     struct limits_ticket *t = data;
@@ -206,12 +212,15 @@ static void on_limits_answer(void *data, int answered, int index, uint64_t wait_
     free(t);
     if (r == NULL)
         return;
-    if (!answered)
+    if (!answered) {
         check_limits_locally(r, which, n);
-    else if (index > 0 && (size_t)index <= n)
+    } else if (index > 0 && (size_t)index <= n) {
         limited(r, which[index - 1], wait_ms);
-    else
+    } else {
+        for (size_t i = 0; i != n; ++i) /* charged locally too, should this replica have to decide alone later */
+            pgw_ratelimit_debit(limit_of(r, which[i]), pgw_now_ms(), atomic_load(&pgw_shared_replicas));
         admit(r);
+    }
 }
 
 /* The limits without Redis's answer: each replica takes its share (docs/threading.md#shared-state-across-replicas). */
@@ -223,9 +232,7 @@ static void check_limits_locally(pgw_request_t *r, const int *which, size_t n)
     }
     unsigned share = atomic_load(&pgw_shared_replicas);
     for (size_t i = 0; i != n; ++i) {
-        pgw_ratelimit_t *rl = which[i] == 0 ? r->gen->key_limits + (r->key - r->conf->keys)
-                                            : r->gen->route_limits + (r->route - r->conf->routes);
-        uint64_t wait_ms = pgw_ratelimit_take_n(rl, pgw_now_ms(), share);
+        uint64_t wait_ms = pgw_ratelimit_take_n(limit_of(r, which[i]), pgw_now_ms(), share);
         if (wait_ms != 0) {
             limited(r, which[i], wait_ms);
             return;

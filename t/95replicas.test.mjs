@@ -95,7 +95,9 @@ test('three replicas let through at most the burst plus the rate in any window, 
         const bound = BURST + RATE_PER_S;
         console.log(`worst 1 s window: ${worst} requests (bound ${bound}, rate ${RATE_PER_S}/s, burst ${BURST}); ` +
             `overshoot above the rate: ${worst - RATE_PER_S}; span ${list.at(-1).at - list[0].at} ms`);
-        assert.ok(worst <= bound + JITTER, `${worst} requests reached Poe within one second: more than the burst ${BURST} plus the rate ${RATE_PER_S}`);
+        const local = gws.map((g) => (g.output.stderr.match(/deciding locally/g) ?? []).length);
+        assert.ok(worst <= bound + JITTER, `${worst} requests reached Poe within one second: more than the burst ${BURST} plus ` +
+            `the rate ${RATE_PER_S} (Redis clients lost per replica: ${local})`);
         // the whole run took at least as long as the rate allows: (60 - burst) / rate seconds
         assert.ok(list.at(-1).at - list[0].at >= ((60 - BURST - JITTER) / RATE_PER_S) * 1000 - 100,
             `60 requests went in ${list.at(-1).at - list[0].at} ms`);
@@ -121,21 +123,30 @@ test('Redis killed mid-run: no request hangs or fails, readiness and /metrics sa
     const env = { SSL_CERT_FILE: certs().ca };
     const gws = [];
     try {
-        for (let i = 0; i < 2; i++) gws.push(await startGateway({ config: config(redis.url), env }));
+        // a burst of 20 that the queue spends at once: the local buckets must not hold another 20 when Redis dies
+        const burst = 20;
+        for (let i = 0; i < 2; i++)
+            gws.push(await startGateway({ config: config(redis.url).replace(`upstream_burst: ${BURST}`, `upstream_burst: ${burst}`), env }));
         await waitShared(gws, 'ok', 2);
-        // 50 requests queue at 10 a second; Redis dies once 15 have reached Poe
-        const work = Array.from({ length: 50 }, (_, j) => post(gws[j % 2], j % DEVS, j));
-        for (let i = 0; i < 400 && (await mock.stats()).requests < 15; i++) await sleep(10);
+        // 70 requests: the burst, then 10 a second; Redis dies once 35 have reached Poe, in the steady part
+        const work = Array.from({ length: 70 }, (_, j) => post(gws[j % 2], j % DEVS, j));
+        for (let i = 0; i < 800 && (await mock.stats()).requests < 35; i++) await sleep(10);
         const killedAt = Date.now();
         await redis.stop('SIGKILL');
         const results = await Promise.all(work);
         for (const r of results) assert.equal(r.status, 200, r.body);
-        // the 35 after the kill went at the local shares (two replicas, half the rate each), not at once and not stuck
         const list = await arrivals();
         const after = list.filter((a) => a.at >= killedAt);
-        assert.ok(after.length >= 30, `${after.length} requests went after the kill`);
+        assert.ok(after.length >= 25, `${after.length} requests went after the kill`);
+        // past the first burst the rate holds in every second, across the kill: the replicas' own buckets had been
+        // charged for what Redis granted them, so neither starts afresh with a burst of its own
+        const steady = list.slice(burst + 5);
+        const worst = worstWindow(steady, 1000);
+        console.log(`steady part, Redis killed in it: worst 1 s window ${worst} (rate ${RATE_PER_S}/s)`);
+        assert.ok(worst <= RATE_PER_S + 1 + JITTER, `${worst} requests within one second around Redis's death: ${steady.map((a) => a.at - killedAt)}`);
+        // and the requests after it went at the local shares (two replicas, half the rate each), not stuck
         const span = after.at(-1).at - after[0].at;
-        assert.ok(span >= ((after.length - 2 * BURST) / RATE_PER_S) * 1000 - 200,
+        assert.ok(span >= ((after.length - 2) / RATE_PER_S) * 1000 - 200,
             `${after.length} requests went within ${span} ms of Redis's death: the local shares were not shares`);
         // the degraded state is reported, and the replicas still count each other
         for (const g of gws) {

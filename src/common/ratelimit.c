@@ -30,6 +30,32 @@ uint64_t pgw_ratelimit_take(pgw_ratelimit_t *rl, uint64_t now_ms)
     return pgw_ratelimit_take_n(rl, now_ms, 1);
 }
 
+/* Adds what the time since the last update earned, up to the capacity. Called with the mutex held. */
+static void refill(pgw_ratelimit_t *rl, uint64_t now_ms)
+{
+    if (now_ms > rl->updated_ms) {
+        rl->tokens += (now_ms - rl->updated_ms) * rl->per_ms;
+        if (rl->tokens > rl->capacity)
+            rl->tokens = rl->capacity;
+        rl->updated_ms = now_ms;
+    }
+}
+
+void pgw_ratelimit_debit(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n)
+{
+    double need = n < 1 ? 1 : n;
+    if (rl->per_ms == 0)
+        return;
+    pthread_mutex_lock(&rl->mutex);
+    refill(rl, now_ms);
+    if (need > rl->capacity)
+        need = rl->capacity;
+    rl->tokens -= need;
+    if (rl->tokens < -rl->capacity)
+        rl->tokens = -rl->capacity;
+    pthread_mutex_unlock(&rl->mutex);
+}
+
 uint64_t pgw_ratelimit_take_n(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n)
 {
     uint64_t wait = 0;
@@ -40,12 +66,7 @@ uint64_t pgw_ratelimit_take_n(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n)
     if (now_ms < rl->blocked_until_ms) {
         wait = rl->blocked_until_ms - now_ms;
     } else {
-        if (now_ms > rl->updated_ms) {
-            rl->tokens += (now_ms - rl->updated_ms) * rl->per_ms;
-            if (rl->tokens > rl->capacity)
-                rl->tokens = rl->capacity;
-            rl->updated_ms = now_ms;
-        }
+        refill(rl, now_ms);
         if (need > rl->capacity)
             need = rl->capacity;
         if (rl->tokens >= need)

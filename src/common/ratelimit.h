@@ -38,6 +38,13 @@ uint64_t pgw_ratelimit_take(pgw_ratelimit_t *rl, uint64_t now_ms);
 uint64_t pgw_ratelimit_take_n(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n);
 
 /**
+ * Charges `n` tokens for a request another authority admitted (the shared bucket in Redis), even when the bucket holds
+ * fewer: it may go down to minus its capacity, and takes then wait until it has refilled. So the bucket knows what
+ * went, should it have to decide alone later.
+ */
+void pgw_ratelimit_debit(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n);
+
+/**
  * Empties the bucket and takes nothing before `until_ms` (an earlier `until_ms` than a block in force does not shorten
  * it): the upstream said to slow down. A no-op on an unlimited bucket's takes, which always succeed.
  */

@@ -11,7 +11,9 @@
  * Redis answers which lane goes (the developer served longest ago across replicas) or how long to wait. One question is
  * in flight per worker; its answer runs the next turn. When Redis is not up, or gives no answer in time, the turn is
  * decided on the process-wide bucket as without Redis, but taking one token per replica alive (pgw_shared_replicas), so
- * that the replicas together stay near the rate (docs/threading.md#shared-state-across-replicas); with
+ * that the replicas together stay near the rate (docs/threading.md#shared-state-across-replicas). Turns Redis grants are
+ * charged to that bucket the same way, so a worker that loses Redis (while its neighbours may still use it) goes on
+ * from what its process has already sent, not from a full bucket; with
  * gateway.redis_failure: closed such requests are refused instead.
  */
 #include <stdatomic.h>
@@ -237,6 +239,8 @@ static void on_shared_answer(void *data, int answered, int index, uint64_t wait_
         if (!h2o_linklist_is_empty(&l->waiters)) {
             struct waiter *w = H2O_STRUCT_FROM_MEMBER(struct waiter, link, l->waiters.next);
             if (w->bucket == s->asked_bucket) { /* else its waiters left meanwhile: the token goes unused */
+                /* charged to the process's bucket at its share too, so that a worker losing Redis goes on from there */
+                pgw_ratelimit_debit(&w->bucket->rate, pgw_now_ms(), atomic_load(&pgw_shared_replicas));
                 s->last = l;
                 release(s, w, 1);
             }

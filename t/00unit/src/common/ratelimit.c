@@ -100,8 +100,27 @@ static void test_take_n(void)
     pgw_ratelimit_dispose(&rl);
 }
 
+/* what Redis granted is charged locally, below zero if need be: the local share resumes from there */
+static void test_debit(void)
+{
+    pgw_ratelimit_t rl;
+    uint64_t t = 1000000;
+
+    pgw_ratelimit_init_burst(&rl, 600, 6, t); /* 10 a second, 6 at once */
+    for (int i = 0; i != 4; ++i)
+        pgw_ratelimit_debit(&rl, t, 3); /* 12 tokens' worth went through Redis: the bucket is at -6 */
+    is_int(pgw_ratelimit_take_n(&rl, t, 3), 901); /* 9 tokens to earn before a local request of 3 */
+    ok(pgw_ratelimit_take_n(&rl, t + 901, 3) == 0);
+    /* never deeper than minus the capacity, however much went elsewhere */
+    for (int i = 0; i != 100; ++i)
+        pgw_ratelimit_debit(&rl, t + 901, 3);
+    is_int(pgw_ratelimit_take_n(&rl, t + 901, 3), 901);
+    pgw_ratelimit_dispose(&rl);
+}
+
 void test_src__ratelimit_c(void)
 {
+    subtest("debit", test_debit);
     subtest("take_n", test_take_n);
     subtest("rpm", test_rpm);
     subtest("burst", test_burst);
