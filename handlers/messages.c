@@ -232,7 +232,7 @@ static void check_limits_locally(pgw_request_t *r, const int *which, size_t n)
     }
     unsigned share = atomic_load(&pgw_shared_replicas);
     for (size_t i = 0; i != n; ++i) {
-        uint64_t wait_ms = pgw_ratelimit_take_n(limit_of(r, which[i]), pgw_now_ms(), share);
+        uint64_t wait_ms = pgw_ratelimit_take_share(limit_of(r, which[i]), pgw_now_ms(), share);
         if (wait_ms != 0) {
             limited(r, which[i], wait_ms);
             return;

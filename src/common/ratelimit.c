@@ -13,6 +13,7 @@ void pgw_ratelimit_init_burst(pgw_ratelimit_t *rl, int rpm, int burst, uint64_t 
     rl->tokens = rl->capacity;
     rl->updated_ms = now_ms;
     rl->blocked_until_ms = 0;
+    rl->charged = 0;
 }
 
 void pgw_ratelimit_init(pgw_ratelimit_t *rl, int rpm, uint64_t now_ms)
@@ -53,7 +54,23 @@ void pgw_ratelimit_debit(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n)
     rl->tokens -= need;
     if (rl->tokens < -rl->capacity)
         rl->tokens = -rl->capacity;
+    rl->charged = 1;
     pthread_mutex_unlock(&rl->mutex);
+}
+
+uint64_t pgw_ratelimit_take_share(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n)
+{
+    if (rl->per_ms == 0)
+        return 0;
+    pthread_mutex_lock(&rl->mutex);
+    if (rl->charged) {
+        refill(rl, now_ms);
+        if (rl->tokens > 0)
+            rl->tokens = 0;
+        rl->charged = 0;
+    }
+    pthread_mutex_unlock(&rl->mutex);
+    return pgw_ratelimit_take_n(rl, now_ms, n);
 }
 
 uint64_t pgw_ratelimit_take_n(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n)

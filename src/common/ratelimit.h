@@ -13,6 +13,7 @@ typedef struct st_pgw_ratelimit_t {
     double per_ms; /* refill rate; 0 means unlimited */
     uint64_t updated_ms;
     uint64_t blocked_until_ms; /* pgw_ratelimit_block: nothing is taken before this */
+    int charged;               /* pgw_ratelimit_debit ran since the last pgw_ratelimit_take_share */
 } pgw_ratelimit_t;
 
 /**
@@ -43,6 +44,13 @@ uint64_t pgw_ratelimit_take_n(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n);
  * went, should it have to decide alone later.
  */
 void pgw_ratelimit_debit(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n);
+
+/**
+ * pgw_ratelimit_take_n for a replica deciding alone: the first take after a debit first empties what the bucket had
+ * saved up (keeping any debt), since the other authority may have spent the burst meanwhile; then it refills at the
+ * rate as usual.
+ */
+uint64_t pgw_ratelimit_take_share(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n);
 
 /**
  * Empties the bucket and takes nothing before `until_ms` (an earlier `until_ms` than a block in force does not shorten

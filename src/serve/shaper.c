@@ -12,8 +12,9 @@
  * in flight per worker; its answer runs the next turn. When Redis is not up, or gives no answer in time, the turn is
  * decided on the process-wide bucket as without Redis, but taking one token per replica alive (pgw_shared_replicas), so
  * that the replicas together stay near the rate (docs/threading.md#shared-state-across-replicas). Turns Redis grants are
- * charged to that bucket the same way, so a worker that loses Redis (while its neighbours may still use it) goes on
- * from what its process has already sent, not from a full bucket; with
+ * charged to that bucket the same way, and the first local turn after them empties what it had saved up, so a worker
+ * that loses Redis (while its neighbours may still use it) goes on from what its process has already sent, with no
+ * burst of its own; with
  * gateway.redis_failure: closed such requests are refused instead.
  */
 #include <stdatomic.h>
@@ -141,7 +142,8 @@ static struct lane *next_lane(pgw_shaper_t *s)
 /* The local decision: the process-wide bucket, one token per replica alive while shared state is configured. */
 static uint64_t take_local(pgw_shaper_t *s, pgw_shaper_bucket_t *b, uint64_t now)
 {
-    return pgw_ratelimit_take_n(&b->rate, now, s->redis != NULL ? atomic_load(&pgw_shared_replicas) : 1);
+    return s->redis != NULL ? pgw_ratelimit_take_share(&b->rate, now, atomic_load(&pgw_shared_replicas))
+                            : pgw_ratelimit_take(&b->rate, now);
 }
 
 static void on_shared_answer(void *data, int answered, int index, uint64_t wait_ms);

@@ -116,6 +116,15 @@ static void test_debit(void)
         pgw_ratelimit_debit(&rl, t + 901, 3);
     is_int(pgw_ratelimit_take_n(&rl, t + 901, 3), 901);
     pgw_ratelimit_dispose(&rl);
+
+    /* deciding alone after Redis: what the bucket saved up is gone (Redis may have spent the burst), its debt stays */
+    pgw_ratelimit_init_burst(&rl, 600, 6, t);
+    pgw_ratelimit_debit(&rl, t, 3); /* 3 of 6 left */
+    is_int(pgw_ratelimit_take_share(&rl, t, 3), 301);
+    ok(pgw_ratelimit_take_share(&rl, t + 301, 3) == 0); /* emptied once only: then it refills as usual */
+    pgw_ratelimit_debit(&rl, t + 301, 3);               /* in debt: 0.01 - 3 */
+    is_int(pgw_ratelimit_take_share(&rl, t + 301, 3), 600);
+    pgw_ratelimit_dispose(&rl);
 }
 
 void test_src__ratelimit_c(void)
