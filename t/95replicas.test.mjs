@@ -292,3 +292,20 @@ test('an unlimited key (upstream_rpm: 0) goes without asking Redis, which has no
         await redis.stop();
     }
 });
+
+test('scripts flushed from Redis: the gateway loads them again on a new connection and shares again', async () => {
+    const redis = await startRedis();
+    const g = await startGateway({ config: config(redis.url), env: { SSL_CERT_FILE: certs().ca }, args: ['--threads', '1'] });
+    try {
+        await waitShared([g], 'ok', 1);
+        assert.equal(await redis.cli('SCRIPT', 'FLUSH'), 'OK');
+        assert.equal((await post(g, 1)).status, 200); // decided locally: the script was not there
+        await waitShared([g], 'ok', 1);
+        await redis.cli('DEL', ...(await redis.cli('--scan', '--pattern', 'pgw:*:bucket')).split('\n').filter(Boolean), 'pgw:none');
+        assert.equal((await post(g, 2)).status, 200);
+        assert.match(await redis.cli('--scan', '--pattern', 'pgw:*:bucket'), /bucket/, 'the turn did not go through Redis');
+    } finally {
+        await g.stop();
+        await redis.stop();
+    }
+});

@@ -231,8 +231,17 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
                 if (c->last_probe)
                     set_up(r, 1);
             }
-        } else if (c->cb != NULL) {
-            c->cb(c->data, rep);
+        } else {
+            /* scripts flushed (SCRIPT FLUSH, a failover to a replica without them): a new connection loads them again */
+            int noscript = rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0;
+            unsigned conn_id = c->conn_id;
+            if (c->cb != NULL)
+                c->cb(c->data, rep);
+            if (noscript && conn_id == r->conn_id && r->ac != NULL) {
+                free(c);
+                drop(r, "the scripts are gone (NOSCRIPT)");
+                return;
+            }
         }
     }
     free(c);
