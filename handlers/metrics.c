@@ -4,6 +4,8 @@
 #include "common/errors.h"
 #include "serve/metrics.h"
 #include "serve/server.h"
+#include "serve/sessions.h"
+#include "common/json.h"
 #include "serve/shaper.h"
 #include "translate/translate_job.h"
 #include "upstream/upstream.h"
@@ -73,6 +75,13 @@ int pgw_handle_usage(pgw_request_t *r)
     h2o_buffer_t *buf;
     h2o_buffer_init(&buf, &h2o_socket_buffer_prototype);
     pgw_metrics_render_usage(all, pgw_server->num_workers, pgw_server->started_at, pgw_now_ms(), &buf);
+    /* the per-session table joins the object as "sessions" (docs/request-path.md#sessions-and-subagents) */
+    if (buf->size != 0 && buf->bytes[buf->size - 1] == '}') {
+        --buf->size;
+        pgw_buf_append_lit(&buf, ",\"sessions\":");
+        pgw_sessions_render(pgw_sessions(), &buf);
+        pgw_buf_append_lit(&buf, "}");
+    }
     pgw_send_body(r->req, 200, "application/json", buf->bytes, buf->size);
     h2o_buffer_dispose(&buf);
     return 0;

@@ -147,6 +147,8 @@ test('the real Claude Code CLI discovers the models, caches the aliases, and run
 
     // one credential, the Bearer token, on the discovery request; the turn went to GPT-5 through the alias
     assert.match(gw.output.stderr, /"GET \/v1\/models\?limit=1000 HTTP\/[12.]+" 200 route=- key=master/);
+    // the CLI names its session on every turn (t/67sessions: the log and /usage)
+    assert.match(gw.output.stderr, /"POST \/v1\/messages\?beta=true HTTP\/[12.]+" 200 route=gpt-5 key=master .* session=[0-9a-f-]{36}/);
     const turns = (await mock.requests()).filter((q) => q.path === '/v1/chat/completions');
     assert.ok(turns.length >= 1);
     assert.ok(turns.every((q) => JSON.parse(q.body).model === 'gpt-5'));

@@ -180,6 +180,7 @@ void test_src__relay_c(void);
 void test_src__passthrough_c(void);
 void test_src__translate_route_c(void);
 void test_src__shaper_c(void);
+void test_src__sessions_c(void);
 void test_src__conns_c(void);
 void test_src__routing_c(void);
 
@@ -224,6 +225,7 @@ int main(void)
     subtest("src/relay/passthrough.c", test_src__passthrough_c);
     subtest("src/relay/translate_route.c", test_src__translate_route_c);
     subtest("src/serve/shaper.c", test_src__shaper_c);
+    subtest("src/serve/sessions.c", test_src__sessions_c);
     subtest("src/serve/conns.c", test_src__conns_c);
     subtest("src/serve/routing.c", test_src__routing_c);
     return done_testing();
