@@ -29,9 +29,9 @@ typedef struct st_pgw_estimate_t {
 } pgw_estimate_t;
 
 /**
- * Counts `len` bytes of text the model reads: their number, and their shape (runs of letters, digits, spaces,
- * punctuation, and non-ASCII characters by their length in UTF-8), since hashes, ids, numbers and emoji take far more
- * tokens per byte than prose (docs/mapping.md#the-token-estimate). A run cut between two calls counts a little more.
+ * Counts `len` bytes of text the model reads: their number, and their shape (words, numbers, spaces, punctuation, and
+ * non-ASCII characters by their length in UTF-8), since hashes, ids, numbers and emoji take far more tokens per byte
+ * than prose (docs/mapping.md#the-token-estimate). A word cut between two calls counts a little more.
  */
 void pgw_estimate_add_text(pgw_estimate_t *e, const char *text, size_t len);
 

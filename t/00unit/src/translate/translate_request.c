@@ -261,8 +261,8 @@ static void test_user_blocks(void)
             HEAD "{'role':'user','content':[{'type':'text','text':'Look'},{'type':'image_url','image_url':{'url':"
                  "'data:image/png;base64,QUJD'}},{'type':'image_url','image_url':{'url':'https://x/y.png'}},"
                  "{'type':'text','text':'[image file file_1 not available]'}]}]}");
-    /* the texts' shape (pgw_estimate_add_text) outweighs their bytes / 3: "Look" 1 token, the note 13 */
-    is_int(last_res.input_tokens, 14 + 4 + 2 * 1500);
+    /* the texts' shape (pgw_estimate_add_text) outweighs their bytes / 3: "Look" 18 twelfths, the note 160 */
+    is_int(last_res.input_tokens, 15 + 4 + 2 * 1500);
     ok(last_res.input_tokens >= (long long)(4 + strlen("[image file file_1 not available]") + 2) / 3 + 4 + 2 * 1500);
     /* documents: PDF as a file part, text sources as text with the title first, URLs named, never fetched */
     is_json(
@@ -811,8 +811,8 @@ static void test_depth(void)
 
 static void test_estimate(void)
 {
-    /* "Hello" (5 bytes) and "Be nice." (8): their shape, 24 + (12 + 3 + 12 + 12) twelfths, is 6 tokens, more than
-     * ceil(13 / 3); + 2 messages */
+    /* "Hello" (5 bytes) and "Be nice." (8): their shape, 20 + 47 twelfths, is 6 tokens, more than ceil(13 / 3); + 2
+     * messages */
     run("{'system':'Be nice.','messages':[{'role':'user','content':'Hello'}]}");
     is_int(last_res.input_tokens, 6 + 8);
     /* a tool: name + its JSON (description and parameters) + 8; arguments count as text */
