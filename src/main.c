@@ -184,9 +184,7 @@ int main(int argc, char **argv)
         return bad ? EXIT_CONFIG : 0;
     }
 
-    for (size_t i = 0; i != conf.num_missing_env; ++i)
-        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; routes that need it answer 503",
-                     conf.missing_env[i], config_path);
+    pgw_config_warn_missing_env(&conf);
     if (pgw_masterkey_ensure(&conf, err, sizeof(err)) != 0) {
         pgw_log_error(MODULE_NAME, "%s", err);
         goto ConfigError;

@@ -148,6 +148,43 @@ test('no master key on loopback: one is generated, kept 0600, reused, never prin
     }
 });
 
+test('the master key\'s variable unset on loopback: the log says a key is generated, never that routes answer 503', async () => {
+    // the shipped general_settings.master_key: os.environ/LITELLM_MASTER_KEY, with the variable unset
+    const stateDir = tmpdir('pgw-state-');
+    const gw = await startGateway({ config: defaultConfig(null, `gateway:\n  state_dir: ${stateDir}\n`), env: { LITELLM_MASTER_KEY: null } });
+    try {
+        const log = gw.output.stderr;
+        assert.ok(!/LITELLM_MASTER_KEY[^\n]*answer 503/.test(log), log);
+        assert.match(log, /LITELLM_MASTER_KEY is not set; generated a master key and kept it in .*master_key \(mode 0600\)/);
+    } finally {
+        assert.equal((await gw.stop()).code, 0);
+    }
+    // a route's variable still gets its warning
+    const noPoe = await startGateway({ env: { POE_API_KEY: null } });
+    try {
+        assert.match(noPoe.output.stderr, /environment variable POE_API_KEY is referenced by .* but not set; routes that need it answer 503/);
+    } finally {
+        await noPoe.stop();
+    }
+});
+
+test('.env readable by others: the gateway warns, naming the fix; mode 0600 is quiet', async () => {
+    const dir = tmpdir('pgw-dotenv-mode-');
+    const file = path.join(dir, 'gateway.yaml');
+    fs.writeFileSync(file, defaultConfig());
+    const env = path.join(dir, '.env');
+    fs.writeFileSync(env, 'POE_API_KEY=poe-from-dotenv-0123456789abcdef\n');
+    fs.chmodSync(env, 0o644); // what `cp .env.template .env` leaves
+    const open = await runGateway(['--check-config', '--config', file], { env: { LITELLM_MASTER_KEY: MASTER_KEY }, cwd: dir });
+    assert.equal(open.code, 0, open.stderr);
+    assert.match(open.stderr, /\.env holds secrets but other users may read it \(mode 0644\): chmod 600 \.env/);
+    assert.ok(!open.stderr.includes('poe-from-dotenv'));
+    fs.chmodSync(env, 0o600); // install -m 600 .env.template .env
+    const closed = await runGateway(['--check-config', '--config', file], { env: { LITELLM_MASTER_KEY: MASTER_KEY }, cwd: dir });
+    assert.equal(closed.code, 0, closed.stderr);
+    assert.ok(!/other users may read/.test(closed.stderr), closed.stderr);
+});
+
 test('no master key on a non-loopback address: refuses to start', async () => {
     const config = defaultConfig().replace('general_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\n', '');
     const dir = tmpdir();
