@@ -6,6 +6,7 @@
 #include "config/config.h"
 #include "common/log.h"
 #include "config/masterkey.h"
+#include "config/seed.h"
 #include "serve/server.h"
 #include "handlers/handlers.h"
 
@@ -151,6 +152,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return EXIT_CONFIG;
     }
+    int seeded = pgw_config_seed(config_path, err, sizeof(err)); /* conf/gateway.yaml from its template, on first start */
+    if (seeded < 0) {
+        fprintf(stderr, "%s\n", err);
+        return EXIT_CONFIG;
+    }
+    if (seeded)
+        pgw_log_info(MODULE_NAME, "created %s from %s" PGW_TEMPLATE_SUFFIX ": it is yours to edit", config_path, config_path);
     static pgw_config_t conf;
     if (pgw_config_load(&conf, config_path, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { PGW_BIN, SOURCE_DIR, runGateway, tmpdir } from './lib/harness.mjs';
 
 const SECRET = "sk-claude-env-0123456789abcdef-it's";
-const SHIPPED = path.join(SOURCE_DIR, 'conf/gateway.yaml');
+const SHIPPED = path.join(SOURCE_DIR, 'conf/gateway.yaml.template');
 const NO_TAILSCALE = { PATH: '/usr/bin:/bin', TS_SOCKET: '/nonexistent/tailscaled.sock' };
 
 /** A config with the gateway: section given, routes from the shipped file. */
@@ -52,8 +52,8 @@ test('without public_url or Tailscale: http://host:port from the config', async 
 test('the model variables name configured routes, newest first', async () => {
     const r = await run(['--config', SHIPPED], { LITELLM_MASTER_KEY: SECRET });
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(exported(r.stdout, 'ANTHROPIC_DEFAULT_OPUS_MODEL'), 'claude-opus-4-5-20251101');
-    assert.equal(exported(r.stdout, 'ANTHROPIC_DEFAULT_SONNET_MODEL'), 'claude-sonnet-4-5-20250929');
+    assert.equal(exported(r.stdout, 'ANTHROPIC_DEFAULT_OPUS_MODEL'), 'claude-opus-4-8');
+    assert.equal(exported(r.stdout, 'ANTHROPIC_DEFAULT_SONNET_MODEL'), 'claude-sonnet-4-6');
     assert.equal(exported(r.stdout, 'ANTHROPIC_DEFAULT_HAIKU_MODEL'), 'claude-haiku-4-5-20251001');
 
     const dir = tmpdir();
