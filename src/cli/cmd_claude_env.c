@@ -18,12 +18,20 @@
 #include "cli/cmd.h"
 #include "common/log.h"
 #include "config/masterkey.h"
+#include "config/route_match.h"
 
 /*
  * The base URL is, in order: gateway.public_url; the Tailscale name of this machine (`tailscale status --json`, or
  * tailscaled's LocalAPI socket when there is no CLI, as in the compose setup where the socket is shared with the
  * gateway's container) with the configured port; else http://host:port from the configuration, with a wildcard host
  * replaced by this machine's name. The master key is printed only with --with-key.
+ *
+ * The model variables make every model Claude Code asks for one that a route serves. Each family's variable
+ * (ANTHROPIC_DEFAULT_OPUS_MODEL, ...) names the newest exact route of that family. Where no wildcard route would take
+ * an id of a family (no `claude-*` catch-all), Claude Code's own choice for it, which changes with each release, would
+ * get a 404 ("There's an issue with the selected model"), so that family's variable is always set, to a route of
+ * another family when it has none of its own, and so are ANTHROPIC_SMALL_FAST_MODEL (its background jobs) and, without
+ * a catch-all, ANTHROPIC_MODEL (its default).
  */
 
 #define KEY_PLACEHOLDER "<master key>"
@@ -256,6 +264,47 @@ static const char *pick_model(const pgw_config_t *conf, const char *family)
     return best;
 }
 
+/* Whether a wildcard route would take a Claude id that no route names: "claude-" `family` and a version from the future. */
+static int wildcard_takes(const pgw_config_t *conf, const char *family)
+{
+    char probe[64];
+    int n = snprintf(probe, sizeof(probe), "claude-%s%s99-9", family, family[0] != '\0' ? "-" : "");
+    const pgw_route_t *r = pgw_config_find_route(conf, probe, (size_t)n);
+    return r != NULL && r->is_wildcard;
+}
+
+/* What the model variables say (NULL: leave it unset, Claude Code's choice reaches a route). */
+struct models {
+    const char *model, *opus, *sonnet, *haiku, *small_fast;
+};
+
+static void pick_models(const pgw_config_t *conf, struct models *m)
+{
+    static const char *const preference[] = {"sonnet", "opus", "haiku", "claude"};
+    const char *fallback = NULL;
+
+    m->opus = pick_model(conf, "opus");
+    m->sonnet = pick_model(conf, "sonnet");
+    m->haiku = pick_model(conf, "haiku");
+    m->model = m->small_fast = NULL;
+    /* a route for a family that has none: the best Claude route there is, else the first exact route of any kind */
+    for (size_t i = 0; fallback == NULL && i != sizeof(preference) / sizeof(preference[0]); ++i)
+        fallback = pick_model(conf, preference[i]);
+    for (size_t i = 0; fallback == NULL && i != conf->num_routes; ++i)
+        if (!conf->routes[i].is_wildcard)
+            fallback = conf->routes[i].model_name;
+    if (m->opus == NULL && !wildcard_takes(conf, "opus"))
+        m->opus = fallback;
+    if (m->sonnet == NULL && !wildcard_takes(conf, "sonnet"))
+        m->sonnet = fallback;
+    if (m->haiku == NULL && !wildcard_takes(conf, "haiku"))
+        m->haiku = fallback;
+    if (!wildcard_takes(conf, "haiku"))
+        m->small_fast = m->haiku;
+    if (!wildcard_takes(conf, ""))
+        m->model = m->opus != NULL ? m->opus : fallback;
+}
+
 /* Writes `s` in single quotes for a POSIX shell. */
 static void print_shell_quoted(const char *s)
 {
@@ -329,10 +378,13 @@ int pgw_cmd_claude_env_main(int argc, char **argv)
         goto Exit;
     }
 
-    const char *names[] = {"ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_DEFAULT_OPUS_MODEL",
-                           "ANTHROPIC_DEFAULT_SONNET_MODEL", "ANTHROPIC_DEFAULT_HAIKU_MODEL"};
-    const char *values[] = {url, with_key ? key : KEY_PLACEHOLDER, pick_model(&conf, "opus"), pick_model(&conf, "sonnet"),
-                            pick_model(&conf, "haiku")};
+    struct models models;
+    pick_models(&conf, &models);
+    const char *names[] = {"ANTHROPIC_BASE_URL",           "ANTHROPIC_AUTH_TOKEN",           "ANTHROPIC_MODEL",
+                           "ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL", "ANTHROPIC_DEFAULT_HAIKU_MODEL",
+                           "ANTHROPIC_SMALL_FAST_MODEL"};
+    const char *values[] = {url,         with_key ? key : KEY_PLACEHOLDER, models.model, models.opus, models.sonnet,
+                            models.haiku, models.small_fast};
     size_t num = sizeof(names) / sizeof(names[0]);
 
     if (json) {
