@@ -231,25 +231,6 @@ static void base_url(const pgw_config_t *conf, char *buf, size_t bufsz, const ch
     *source = "gateway.host and gateway.port (no public_url, no Tailscale)";
 }
 
-/* Compares the runs of digits in two names as numbers, left to right: > 0 when `a` looks newer. */
-static int compare_versions(const char *a, const char *b)
-{
-    for (;;) {
-        while (*a != '\0' && !isdigit((unsigned char)*a))
-            ++a;
-        while (*b != '\0' && !isdigit((unsigned char)*b))
-            ++b;
-        if (*a == '\0' || *b == '\0')
-            return (*a != '\0') - (*b != '\0');
-        char *ea, *eb;
-        unsigned long long va = strtoull(a, &ea, 10), vb = strtoull(b, &eb, 10);
-        if (va != vb)
-            return va > vb ? 1 : -1;
-        a = ea;
-        b = eb;
-    }
-}
-
 /* The newest-looking exact model_name that contains `family`, or NULL. */
 static const char *pick_model(const pgw_config_t *conf, const char *family)
 {
@@ -258,7 +239,7 @@ static const char *pick_model(const pgw_config_t *conf, const char *family)
         const pgw_route_t *r = conf->routes + i;
         if (r->is_wildcard || strcasestr(r->model_name, family) == NULL)
             continue;
-        if (best == NULL || compare_versions(r->model_name, best) > 0)
+        if (best == NULL || pgw_cmd_compare_versions(r->model_name, best) > 0)
             best = r->model_name;
     }
     return best;
