@@ -364,8 +364,8 @@ int pgw_cmd_claude_env_main(int argc, char **argv)
     const char *names[] = {"ANTHROPIC_BASE_URL",           "ANTHROPIC_AUTH_TOKEN",           "ANTHROPIC_MODEL",
                            "ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL", "ANTHROPIC_DEFAULT_HAIKU_MODEL",
                            "ANTHROPIC_SMALL_FAST_MODEL"};
-    const char *values[] = {url,         with_key ? key : KEY_PLACEHOLDER, models.model, models.opus, models.sonnet,
-                            models.haiku, models.small_fast};
+    const char *values[] = {
+        url, with_key ? key : KEY_PLACEHOLDER, models.model, models.opus, models.sonnet, models.haiku, models.small_fast};
     size_t num = sizeof(names) / sizeof(names[0]);
 
     if (json) {

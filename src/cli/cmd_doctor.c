@@ -428,11 +428,12 @@ static void check_bot(const pgw_route_t *route, const struct st_origin_t *o)
         while (family_len > 1 && strchr("-._ ", route->upstream_model[family_len - 1]) != NULL)
             --family_len; /* "claude-sonnet", not "claude-sonnet-" */
         /* a model Poe retired: its family's current one is the likely fix (Claude Code's own ids move on too) */
-        char *fix = newest != NULL ? format("Poe no longer lists it: change litellm_params.model of route %s (line %u) to %s/%s, "
-                                            "the newest %.*s Poe lists",
-                                            route->model_name, route->line, kind, newest->id, (int)family_len, route->upstream_model)
-                                   : format("change litellm_params.model of route %s (line %u) to a bot Poe lists (GET %s/v1/models)",
-                                            route->model_name, route->line, o->origin);
+        char *fix = newest != NULL
+                        ? format("Poe no longer lists it: change litellm_params.model of route %s (line %u) to %s/%s, "
+                                 "the newest %.*s Poe lists",
+                                 route->model_name, route->line, kind, newest->id, (int)family_len, route->upstream_model)
+                        : format("change litellm_params.model of route %s (line %u) to a bot Poe lists (GET %s/v1/models)",
+                                 route->model_name, route->line, o->origin);
         add_check("bot", 0, fix, "%s/%s (route %s) is not in Poe's catalog", kind, route->upstream_model, route->model_name);
         free(fix);
     } else if (route->kind == PGW_ROUTE_OPENAI && !pgw_catalog_supports(o->catalog, bot, "tools")) {
