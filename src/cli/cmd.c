@@ -1,5 +1,6 @@
-/* poe-gateway: MIT licence. What claude-env, doctor and healthcheck share: default paths, a blocking GET. (Which
- * subcommand runs is src/main.c's choice, so that the subcommands depend on this file and never the other way.) */
+/* poe-gateway: MIT licence. What claude-env, doctor and healthcheck share: default paths, a blocking GET, the order of
+ * model versions. (Which subcommand runs is src/main.c's choice, so that the subcommands depend on this file and never
+ * the other way.) */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
