@@ -130,6 +130,14 @@ general_settings:
     }
 });
 
+test('--port: the port the gateway\'s command line gave wins over gateway.port', async () => {
+    const { file } = config('  host: 127.0.0.1\n  port: 4123');
+    const r = await run(['--config', file, '--port', '4999'], { LITELLM_MASTER_KEY: SECRET });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(exported(r.stdout, 'ANTHROPIC_BASE_URL'), 'http://127.0.0.1:4999');
+    for (const bad of ['0', '65536', 'x']) assert.equal((await run(['--config', file, '--port', bad])).code, 2, bad);
+});
+
 test('the Tailscale name from `tailscale status --json`', async () => {
     const { file } = config('  host: 0.0.0.0\n  port: 4000');
     const PATH = fakeTailscale({ BackendState: 'Running', Self: { DNSName: 'poe-gw.tail1234.ts.net.', HostName: 'poe-gw' } });
@@ -227,7 +235,7 @@ test('--with-key reads the generated key from the state directory, or an --env-f
 test('claude-env --help, and errors', async () => {
     const h = await run(['--help']);
     assert.equal(h.code, 0);
-    for (const opt of ['--shell', '--json', '--with-key', '--config', '--env-file']) assert.ok(h.stdout.includes(opt), opt);
+    for (const opt of ['--shell', '--json', '--with-key', '--port', '--config', '--env-file']) assert.ok(h.stdout.includes(opt), opt);
     assert.equal((await run(['--bogus'])).code, 2);
     const missing = await run(['--config', '/nonexistent/gateway.yaml']);
     assert.equal(missing.code, 2);

@@ -45,13 +45,19 @@ test('run.sh prints the next step: the claude-env line, with the built binary, t
     const dir = tmpdir('pgw-run-');
     const config = path.join(dir, 'gateway.yaml');
     fs.writeFileSync(config, defaultConfig());
-    const r = runScript(['--config', config, '--check-config'], { HOME: dir, LITELLM_MASTER_KEY: MASTER_KEY, POE_API_KEY: 'k' });
+    const env = { HOME: dir, LITELLM_MASTER_KEY: MASTER_KEY, POE_API_KEY: 'k' };
+    const r = runScript(['--config', config, '--check-config', '--port', '4321'], env);
     const { code } = await r.exited;
     assert.equal(code, 0, r.out.stdout + r.out.stderr);
     const m = r.out.stdout.match(STEP);
     assert.ok(m, r.out.stdout);
     assert.equal(m[1], SOURCE_DIR);
     assert.equal(path.resolve(m[1], m[2]), PGW_BIN, 'the binary run.sh built');
+    // the gateway's port came from the command line: so does claude-env's URL
+    assert.equal(m[3], ' --port 4321');
+    const url = execFileSync(PGW_BIN, ['claude-env', '--config', config, ...m[3].trim().split(' ')],
+        { encoding: 'utf8', env: { PATH: process.env.PATH, TS_SOCKET: '/nonexistent', ...env } });
+    assert.match(url, /^export ANTHROPIC_BASE_URL='http:\/\/127\.0\.0\.1:4321'$/m);
     // the gateway's own output comes after it
     assert.ok(r.out.stdout.indexOf('claude-env') < r.out.stdout.indexOf('routes ('), r.out.stdout);
 });

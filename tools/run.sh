@@ -33,15 +33,16 @@ case "$build" in
 *) bin="./$build/poe-gateway" ;;
 esac
 config_args=()
+port=
+prev=
+for a in "$@"; do
+    case "$prev" in --port | -p) port=$a ;; esac
+    case "$a" in --port=*) port=${a#--port=} ;; esac
+    prev=$a
+done
 
 if [ $demo = 1 ]; then
-    port=4000
-    prev=
-    for a in "$@"; do
-        case "$prev" in --port | -p) port=$a ;; esac
-        case "$a" in --port=*) port=${a#--port=} ;; esac
-        prev=$a
-    done
+    port=${port:-4000}
     dir=$(mktemp -d -t poe-gateway-demo.XXXXXX)
     mock_pid=
     trap 'if [ -n "$mock_pid" ]; then kill "$mock_pid" 2>/dev/null || true; fi; rm -rf "$dir"' EXIT
@@ -84,6 +85,7 @@ fi
 echo "run: next, in another terminal on this machine, point Claude Code at the gateway and start it:"
 step="$bin claude-env --with-key"
 if [ ${#config_args[@]} != 0 ]; then step+=$(printf ' %q' "${config_args[@]}"); fi
+if [ $demo = 0 ] && [ -n "$port" ] && [ "$port" != 0 ]; then step+=" --port $(printf %q "$port")"; fi # the URL follows the gateway's
 printf '    cd %q && eval "$(%s)" && claude\n' "$(pwd)" "$step"
 if [ $demo = 0 ]; then
     exec "$bin" "$@"

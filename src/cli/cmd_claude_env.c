@@ -39,16 +39,17 @@
 #define TAILSCALE_DEFAULT_SOCKET "/var/run/tailscale/tailscaled.sock"
 #define MAX_STATUS_BYTES (16 * 1024 * 1024)
 
-enum { OPT_SHELL, OPT_JSON, OPT_WITH_KEY }; /* indexes in options[] */
+enum { OPT_SHELL, OPT_JSON, OPT_WITH_KEY, OPT_PORT }; /* indexes in options[] */
 static const pgw_cmd_option_t options[] = {
     {"shell", 0, NULL, "export lines for a shell (the default)"},
     {"json", 0, NULL, "the \"env\" block of a .claude/settings.json"},
     {"with-key", 0, NULL, "print the master key itself"},
+    {"port", 'p', "N", "the port the gateway was started with, when its command line gave one\n(default: gateway.port)"},
     {NULL},
 };
 static const pgw_cmd_line_t command_line = {
     .name = "claude-env",
-    .synopsis = "Usage: poe-gateway claude-env [--shell | --json] [--with-key] [--config FILE] [--env-file FILE]\n"
+    .synopsis = "Usage: poe-gateway claude-env [--shell | --json] [--with-key] [--port N] [--config FILE] [--env-file FILE]\n"
                 "\n"
                 "Prints what Claude Code needs to use this gateway: export lines for a shell (--shell, the default), or the\n"
                 "\"env\" block of a .claude/settings.json (--json). The master key is printed only with --with-key.\n",
@@ -59,15 +60,24 @@ static const pgw_cmd_line_t command_line = {
 struct settings {
     int json;
     int with_key;
+    long port; /* -1: gateway.port */
 };
 
 static int on_option(void *ctx, size_t index, const char *arg)
 {
     struct settings *set = ctx;
-    if (index == OPT_WITH_KEY)
+    char *end;
+    if (index == OPT_PORT) {
+        set->port = strtol(arg, &end, 10);
+        if (*arg == '\0' || *end != '\0' || set->port < 1 || set->port > 65535) {
+            fprintf(stderr, "claude-env: --port: expected 1 to 65535, got %s\n", arg);
+            return PGW_CMD_EXIT_USAGE;
+        }
+    } else if (index == OPT_WITH_KEY) {
         set->with_key = 1;
-    else
+    } else {
         set->json = index == OPT_JSON;
+    }
     return -1;
 }
 
@@ -302,7 +312,7 @@ static void print_shell_quoted(const char *s)
 int pgw_cmd_claude_env_main(int argc, char **argv)
 {
     pgw_cmd_shared_t shared;
-    struct settings set = {0};
+    struct settings set = {.port = -1};
     const char *url_source, *key = NULL;
     int ret = 1, exit_now;
     char err[1024], url[1024], state_dir[4096], key_path[4200], hint[4400];
@@ -319,6 +329,8 @@ int pgw_cmd_claude_env_main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 2;
     }
+    if (set.port > 0)
+        conf.port = (unsigned)set.port; /* as the server's --port overrides gateway.port */
     curl_global_init(CURL_GLOBAL_DEFAULT);
     base_url(&conf, url, sizeof(url), &url_source);
 
