@@ -46,6 +46,8 @@ if [ $demo = 1 ]; then
     dir=$(mktemp -d -t poe-gateway-demo.XXXXXX)
     mock_pid=
     trap 'if [ -n "$mock_pid" ]; then kill "$mock_pid" 2>/dev/null || true; fi; rm -rf "$dir"' EXIT
+    trap 'exit 130' INT # until the gateway runs: through the EXIT trap, so the mock never outlives the script
+    trap 'exit 143' TERM
     "$build/t/mock-poe/mock-poe" --http-port 0 --api-key demo-poe-key >"$dir/mock.log" 2>&1 &
     mock_pid=$!
     mock_port=
