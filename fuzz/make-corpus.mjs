@@ -106,7 +106,7 @@ add('reqbody', 'escaped-model', [], '{"model":"cl\\"au\\\\de\\u0041","max_tokens
 add('reqbody', 'two-models', [], '{"model":"a","messages":[],"model":"b"}');
 
 // ---- config: the YAML files as they are
-add('config', 'gateway.yaml', [], fs.readFileSync(path.join(root, 'conf/gateway.yaml')));
+add('config', 'gateway.yaml', [], fs.readFileSync(path.join(root, 'conf/gateway.yaml.template')));
 for (const f of fs.readdirSync(asset('')).filter((f) => f.endsWith('.yaml')).sort()) add('config', f, [], fs.readFileSync(asset(f)));
 add('config', 'everything', [], `model_list:
   - model_name: claude-*

@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "config/masterkey.h"
 #include "config/route_match.h"
+#include "config/seed.h"
 #include "serve/server.h"
 #include "handlers/handlers.h"
 
@@ -170,6 +171,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return EXIT_CONFIG;
     }
+    int seeded = pgw_config_seed(config_path, err, sizeof(err)); /* conf/gateway.yaml from its template, on first start */
+    if (seeded < 0) {
+        fprintf(stderr, "%s\n", err);
+        return EXIT_CONFIG;
+    }
+    if (seeded)
+        pgw_log_info(MODULE_NAME, "created %s from %s" PGW_TEMPLATE_SUFFIX ": it is yours to edit", config_path, config_path);
     static pgw_config_t conf;
     if (pgw_config_load(&conf, config_path, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
@@ -204,9 +212,7 @@ int main(int argc, char **argv)
     }
 
     pgw_log_debug(MODULE_NAME, "debug logging is on; %s: %zu routes", config_path, conf.num_routes);
-    for (size_t i = 0; i != conf.num_missing_env; ++i)
-        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; routes that need it answer 503",
-                     conf.missing_env[i], config_path);
+    pgw_config_warn_missing_env(&conf);
     if (pgw_masterkey_ensure(&conf, err, sizeof(err)) != 0) {
         pgw_log_error(MODULE_NAME, "%s", err);
         goto ConfigError;

@@ -280,6 +280,22 @@ Exit:
     return ret;
 }
 
+void pgw_config_warn_missing_env(const pgw_config_t *conf)
+{
+    for (size_t i = 0; i != conf->num_missing_env; ++i) {
+        const char *name = conf->missing_env[i];
+        int for_routes = 0;
+        for (size_t j = 0; j != conf->num_routes; ++j)
+            if (conf->routes[j].api_key_env != NULL && strcmp(conf->routes[j].api_key_env, name) == 0)
+                for_routes = 1;
+        /* the master key's variable: no route answers 503 for it; the master key step says what it does instead */
+        if (!for_routes && conf->master_key_env != NULL && strcmp(conf->master_key_env, name) == 0)
+            continue;
+        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; routes that need it answer 503", name,
+                     conf->path);
+    }
+}
+
 void pgw_config_dispose(pgw_config_t *conf)
 {
     for (size_t i = 0; i != conf->num_keys; ++i) {

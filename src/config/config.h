@@ -121,6 +121,13 @@ typedef struct st_pgw_config_t {
 int pgw_config_load(pgw_config_t *conf, const char *path, char *err, size_t errsz);
 
 /**
+ * Logs one warning for each variable in conf->missing_env, saying that the routes that need it answer 503; except the
+ * master key's own variable when no route uses it, since the master key step (src/config/masterkey.c) then either
+ * generates a key and says where it keeps it, or refuses to start.
+ */
+void pgw_config_warn_missing_env(const pgw_config_t *conf);
+
+/**
  * Frees everything `conf` owns and zeroes it. Safe to call twice.
  */
 void pgw_config_dispose(pgw_config_t *conf);

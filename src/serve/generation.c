@@ -106,9 +106,7 @@ int pgw_generation_reload(pgw_server_t *server)
         free(conf);
         return -1;
     }
-    for (size_t i = 0; i != conf->num_missing_env; ++i)
-        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; routes that need it answer 503",
-                     conf->missing_env[i], boot->path);
+    pgw_config_warn_missing_env(conf);
     if (server->cli.host != NULL) {
         free(conf->host);
         conf->host = strdup(server->cli.host);

@@ -157,6 +157,7 @@ void test_src__errors_c(void);
 void test_src__usage_c(void);
 void test_src__upstream_c(void);
 void test_src__masterkey_c(void);
+void test_src__seed_c(void);
 void test_src__ratelimit_c(void);
 void test_src__catalog_c(void);
 void test_src__metrics_c(void);
@@ -202,6 +203,7 @@ int main(void)
     subtest("src/common/usage.c", test_src__usage_c);
     subtest("src/upstream/upstream.c", test_src__upstream_c);
     subtest("src/config/masterkey.c", test_src__masterkey_c);
+    subtest("src/config/seed.c", test_src__seed_c);
     subtest("src/common/ratelimit.c", test_src__ratelimit_c);
     subtest("src/upstream/catalog.c", test_src__catalog_c);
     subtest("src/serve/metrics.c", test_src__metrics_c);

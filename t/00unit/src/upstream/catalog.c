@@ -26,6 +26,11 @@ void test_src__catalog_c(void)
     if (c == NULL)
         return;
     is_int(pgw_catalog_size(c), 4);
+    /* every bot in the document's order, as doctor walks them for a retired model's family */
+    is_str(pgw_catalog_bot(c, 0)->id, "claude-sonnet-4.5");
+    ok(pgw_catalog_bot(c, 0) == pgw_catalog_find(c, H2O_STRLIT("claude-sonnet-4.5")));
+    for (size_t i = 0; i != pgw_catalog_size(c); ++i)
+        ok(pgw_catalog_find(c, pgw_catalog_bot(c, i)->id, strlen(pgw_catalog_bot(c, i)->id)) == pgw_catalog_bot(c, i));
 
     const pgw_bot_t *sonnet = pgw_catalog_find(c, H2O_STRLIT("Claude-Sonnet-4.5"));
     ok(sonnet != NULL);
