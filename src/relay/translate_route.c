@@ -45,6 +45,7 @@ typedef struct st_translate_t {
     char model[256];      /* the client's model name */
     char route_name[128];
     char bot[128];        /* the Poe bot, as sent upstream */
+    int bot_known;        /* the bot is in the catalog loaded now */
     int status;           /* upstream status, 0 before the head */
     int is_sse;
     h2o_buffer_t *body;   /* a whole response, or an error body */
@@ -346,6 +347,7 @@ static void prepare(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbod
     pgw_translate_opts_t opts = {bot != NULL ? bot->id : upstream_model, bot, route->extra_body_members, route->echo_reasoning,
                                  route->minimal_schema};
     snprintf(st->bot, sizeof(st->bot), "%s", opts.upstream_model);
+    st->bot_known = bot != NULL;
     st->on_translated = next;
     pgw_translate_job_start(&st->job, req->conn->ctx->loop, req->entity.base, req->entity.len, &opts, st->catalog, &st->upbody,
                             &st->translated, on_translate_done, st);
@@ -395,19 +397,20 @@ static void capable_routes(const pgw_config_t *conf, int web_search, char *buf, 
 /* A server tool the bot cannot run: a 400 that says why and where it can run (docs/mapping.md#server-tools). */
 static void refuse_server_tool(translate_t *st)
 {
-    const char *tool = st->translated.refused_tool;
-    int web_search = strncmp(tool, "web_search_", 11) == 0;
+    const char *tool = st->translated.refused_tool, *why = "and chat/completions has no equivalent of this tool";
     char routes[512];
+    int web_search = strncmp(tool, "web_search_", 11) == 0;
+
+    if (web_search)
+        why = st->bot_known ? "which declares no web_search parameter in Poe's catalog"
+                            : "which is not in Poe's catalog as loaded now (no such bot, or the catalog is not loaded yet)";
 
     capable_routes(st->relay.r->conf, web_search, routes, sizeof(routes));
     pgw_relay_respond_directly(&st->relay);
     pgw_send_error(st->relay.r->req, 400, PGW_ERR_INVALID_REQUEST,
                    "tools: the server tool %s cannot run on model %s: its route translates to Poe's bot %s, %s. Models whose "
                    "routes can run it: %s",
-                   tool, st->model, st->bot,
-                   web_search ? "which declares no web_search parameter in Poe's catalog"
-                              : "and chat/completions has no equivalent of this tool",
-                   routes[0] != '\0' ? routes : "none in this configuration (add an anthropic/ route)");
+                   tool, st->model, st->bot, why, routes[0] != '\0' ? routes : "none in this configuration (add an anthropic/ route)");
 }
 
 static void messages_translated(translate_t *st)
