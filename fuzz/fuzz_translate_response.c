@@ -2,8 +2,8 @@
  * error mapping (src/upstream/upstream_errors.c) and the Retry-After parser (src/upstream/upstream.c), all fed Poe's bytes.
  *
  * Input: 1 flag byte (buffer of known tools, stop sequences, the status an error body came with, web search), then the
- * body. A success writes one valid JSON document, with no search block unless the request searched; a failure names a status >= 400, a type and a message; the error mapping
- * always yields a status >= 400 and a NUL-terminated message. */
+ * body. A success writes one valid JSON document, with no search block unless the request searched; a failure names a
+ * status >= 400, a type and a message; the error mapping always yields a status >= 400 and a NUL-terminated message. */
 #include <h2o/socket.h>
 #include "fuzz.h"
 #include "translate/translate.h"

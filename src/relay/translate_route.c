@@ -410,7 +410,8 @@ static void refuse_server_tool(translate_t *st)
     pgw_send_error(st->relay.r->req, 400, PGW_ERR_INVALID_REQUEST,
                    "tools: the server tool %s cannot run on model %s: its route translates to Poe's bot %s, %s. Models whose "
                    "routes can run it: %s",
-                   tool, st->model, st->bot, why, routes[0] != '\0' ? routes : "none in this configuration (add an anthropic/ route)");
+                   tool, st->model, st->bot, why,
+                   routes[0] != '\0' ? routes : "none in this configuration (add an anthropic/ route)");
 }
 
 static void messages_translated(translate_t *st)

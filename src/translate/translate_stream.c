@@ -18,11 +18,9 @@
  *
  * Emitted. Frames "event: T\ndata: {"type":"T",...}\n\n": message_start; content_block_start / content_block_delta /
  * content_block_stop for thinking (thinking_delta, signature_delta), text (text_delta) and tool_use (input_json_delta
- * carrying each upstream fragment byte for byte); message_delta with the final usage; message_stop; or `error`.
- *
- * Web search (docs/streams.md#web-search-in-a-stream): the JSON spans of a chunk's `annotations` and `citations` go to
- * src/translate/translate_search.c; at finalisation, once every citation is known, it writes the server_tool_use and
- * web_search_tool_result blocks when the answer cited pages. Text is never held back for them.
+ * carrying each upstream fragment byte for byte); message_delta with the final usage; message_stop; or `error`. A web
+ * search's blocks come from src/translate/translate_search.c, which gathers the pages each chunk cites (the JSON spans of
+ * its `annotations` and `citations`), at finalisation (docs/streams.md#web-search-in-a-stream).
  *
  * Ending (docs/streams.md#ending). Finalised by usage in a chunk after the one that carried finish_reason, by [DONE],
  * or by finish() once finish_reason was seen. [DONE] without finish_reason is a normal end when something was emitted.
@@ -686,7 +684,7 @@ static int on_end(void *ctx)
 {
     pgw_stream_translator_t *t = ctx;
     struct chunk *c = &t->chunk;
-    if (top(t)->node == N_CITES && c->num_cites != sizeof(c->cites) / sizeof(c->cites[0]))
+    if (top(t)->node == N_CITES && c->num_cites != 4) /* the first four arrays of a chunk */
         c->cites[c->num_cites++] = (struct span){c->cite_start, yajl_get_bytes_consumed(t->parser) - c->cite_start};
     --t->depth;
     return 1;

@@ -53,6 +53,7 @@ void pgw_tools_write(pgw_tools_t *t, const pgw_tool_choice_t *choice, const pgw_
  * res->web_search is set; otherwise, and for any other server tool, res->refused_tool names the first tool's type that
  * cannot run.
  */
-void pgw_tools_server(pgw_tools_t *t, const pgw_bot_t *bot, const pgw_extra_body_t *pins, h2o_buffer_t **out, pgw_translated_t *res);
+void pgw_tools_server(pgw_tools_t *t, const pgw_bot_t *bot, const pgw_extra_body_t *pins, h2o_buffer_t **out,
+                      pgw_translated_t *res);
 
 #endif

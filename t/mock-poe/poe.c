@@ -398,9 +398,10 @@ static void chat_completions(mock_resp_t *resp, uint64_t seq)
         mock_resp_chunk(resp, chat_chunk(pool, id, created, model_name, "assistant", NULL, SIZE_MAX, NULL));
         split3(text, parts);
         /* annotations come with the last piece of the text they annotate */
-        for (size_t i = 0; i != 3; ++i)
-            mock_resp_chunk(resp, chat_chunk(pool, id, created, model_name, NULL, parts + i, searched && i == 2 ? text.len : SIZE_MAX,
-                                             NULL));
+        for (size_t i = 0; i != 3; ++i) {
+            size_t annotated = searched && i == 2 ? text.len : SIZE_MAX;
+            mock_resp_chunk(resp, chat_chunk(pool, id, created, model_name, NULL, parts + i, annotated, NULL));
+        }
         mock_resp_chunk(resp, chat_chunk(pool, id, created, model_name, NULL, NULL, SIZE_MAX, "stop"));
         if (YAJL_IS_TRUE(mock_json_get(stream_options, "include_usage"))) {
             yajl_gen g = chat_chunk_open(id, created, model_name);

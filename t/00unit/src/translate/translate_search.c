@@ -27,7 +27,8 @@ static void test_shapes(void)
 
     pgw_search_init(&s, 1, "msg_0123abcd");
     /* OpenAI's url_citation annotations */
-    collect_str(&s, "[{\"type\":\"url_citation\",\"url_citation\":{\"url\":\"https://a.example/\",\"title\":\"A\",\"start_index\":0}}]");
+    collect_str(&s, "[{\"type\":\"url_citation\",\"url_citation\":{\"url\":\"https://a.example/\",\"title\":\"A\","
+                    "\"start_index\":0}}]");
     is_str(pages(&s), "https://a.example/|A;");
     /* the same URL again: once */
     collect_str(&s, "[{\"type\":\"url_citation\",\"url_citation\":{\"url\":\"https://a.example/\",\"title\":\"A again\"}}]");
