@@ -162,10 +162,13 @@ void pgw_tools_write(pgw_tools_t *t, const pgw_tool_choice_t *choice, const pgw_
         pgw_buf_append_lit(out, ",\"parallel_tool_calls\":false");
 }
 
-void pgw_tools_server(pgw_tools_t *t, const pgw_bot_t *bot, const pgw_extra_body_t *pins, h2o_buffer_t **out,
-                      pgw_translated_t *res)
+void pgw_tools_server(pgw_tools_t *t, const pgw_tool_choice_t *choice, const pgw_bot_t *bot, const pgw_extra_body_t *pins,
+                      h2o_buffer_t **out, pgw_translated_t *res)
 {
     const char *refused = t->refused;
+
+    if (is(choice->type, "none"))
+        return; /* no tool is to be used, server tools included: nothing to run, nothing to refuse */
 
     if (t->web_search[0] != '\0') {
         if (pgw_knobs_web_search(bot, pins)) {

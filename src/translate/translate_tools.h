@@ -51,9 +51,9 @@ void pgw_tools_write(pgw_tools_t *t, const pgw_tool_choice_t *choice, const pgw_
  * The server tools noted (docs/mapping.md#server-tools): a web_search tool (any dated version) becomes the bot's
  * web_search knob when `bot` declares it or `pins` sets it (`,"web_search":true` appended to `*out`, unless pinned) and
  * res->web_search is set; otherwise, and for any other server tool, res->refused_tool names the first tool's type that
- * cannot run.
+ * cannot run. Nothing of either when `choice` is "none": no tool is to be used.
  */
-void pgw_tools_server(pgw_tools_t *t, const pgw_bot_t *bot, const pgw_extra_body_t *pins, h2o_buffer_t **out,
-                      pgw_translated_t *res);
+void pgw_tools_server(pgw_tools_t *t, const pgw_tool_choice_t *choice, const pgw_bot_t *bot, const pgw_extra_body_t *pins,
+                      h2o_buffer_t **out, pgw_translated_t *res);
 
 #endif

@@ -122,9 +122,12 @@ static void test_collisions(void)
     pgw_toolnames_dispose(&names);
 }
 
-/* what pgw_tools_server appends for the tools of `types` (NULL-terminated) on `bot`, with ' for "; the result in *res */
-static const char *server(const char *const *types, const pgw_bot_t *bot, const char *pins, pgw_translated_t *res)
+/* what pgw_tools_server appends for the tools of `types` (NULL-terminated) and the tool_choice type `choice_type` on
+ * `bot`, with ' for "; the result in *res */
+static const char *server_choice(const char *const *types, const char *choice_type, const pgw_bot_t *bot, const char *pins,
+                                 pgw_translated_t *res)
 {
+    pgw_tool_choice_t choice = {S(choice_type)};
     static char result[256];
     pgw_toolnames_t names = {NULL};
     pgw_estimate_t est = {0};
@@ -137,7 +140,7 @@ static const char *server(const char *const *types, const pgw_bot_t *bot, const 
         is_int(add(t, *types, strchr(*types, '_') != NULL ? "x" : NULL, NULL, NULL), 0);
     memset(res, 0, sizeof(*res));
     h2o_buffer_init(&out, &h2o_socket_buffer_prototype);
-    pgw_tools_server(t, bot, x, &out, res);
+    pgw_tools_server(t, &choice, bot, x, &out, res);
     snprintf(result, sizeof(result), "%.*s", (int)out->size, out->bytes);
     for (char *p = result; *p != '\0'; ++p)
         if (*p == '"')
@@ -147,6 +150,11 @@ static const char *server(const char *const *types, const pgw_bot_t *bot, const 
     pgw_tools_destroy(t);
     pgw_toolnames_dispose(&names);
     return result;
+}
+
+static const char *server(const char *const *types, const pgw_bot_t *bot, const char *pins, pgw_translated_t *res)
+{
+    return server_choice(types, NULL, bot, pins, res);
 }
 
 /* docs/mapping.md#server-tools: web search becomes the knob where the bot has it; anything else is refused, never dropped */
@@ -184,6 +192,13 @@ static void test_server(void)
     is_str(res.refused_tool, "code_execution_20250825");
     is_str(server(both, &can, NULL, &res), ",'web_search':true");
     is_str(res.refused_tool, "bash_20250124");
+    /* tool_choice none: no tool is used, so none is refused and no search is asked for */
+    is_str(server_choice(both, "none", &can, NULL, &res), "");
+    ok(!res.web_search);
+    is_str(res.refused_tool, "");
+    is_str(server_choice(search, "none", &cannot, NULL, &res), "");
+    is_str(res.refused_tool, "");
+    is_str(server_choice(search, "any", &can, NULL, &res), ",'web_search':true");
 }
 
 void test_src__translate_tools_c(void)
