@@ -107,18 +107,17 @@ static void test_blocks(void)
     pgw_buf_append_lit(&out, "|");
     is_int(next, 5);
     char *got = h2o_strdup(NULL, out->bytes, out->size).base;
-    is_str(got,
-           "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":3,\"content_block\":"
-           "{\"type\":\"server_tool_use\",\"id\":\"srvtoolu_ab_cd\",\"name\":\"web_search\",\"input\":{}}}\n\n"
-           "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":3}\n\n"
-           "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":4,\"content_block\":"
-           "{\"type\":\"web_search_tool_result\",\"tool_use_id\":\"srvtoolu_ab_cd\",\"content\":["
-           "{\"type\":\"web_search_result\",\"url\":\"https://a.example/\",\"title\":\"https://a.example/\","
-           "\"encrypted_content\":\"\",\"page_age\":null},"
-           "{\"type\":\"web_search_result\",\"url\":\"https://b.example/\",\"title\":\"B \\\"quoted\\\"\","
-           "\"encrypted_content\":\"\",\"page_age\":null}]}}\n\n"
-           "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":4}\n\n"
-           ",\"server_tool_use\":{\"web_search_requests\":1}|");
+    is_str(got, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":3,\"content_block\":"
+                "{\"type\":\"server_tool_use\",\"id\":\"srvtoolu_ab_cd\",\"name\":\"web_search\",\"input\":{}}}\n\n"
+                "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":3}\n\n"
+                "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":4,\"content_block\":"
+                "{\"type\":\"web_search_tool_result\",\"tool_use_id\":\"srvtoolu_ab_cd\",\"content\":["
+                "{\"type\":\"web_search_result\",\"url\":\"https://a.example/\",\"title\":\"https://a.example/\","
+                "\"encrypted_content\":\"\",\"page_age\":null},"
+                "{\"type\":\"web_search_result\",\"url\":\"https://b.example/\",\"title\":\"B \\\"quoted\\\"\","
+                "\"encrypted_content\":\"\",\"page_age\":null}]}}\n\n"
+                "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":4}\n\n"
+                ",\"server_tool_use\":{\"web_search_requests\":1}|");
     free(got);
     pgw_search_dispose(&s);
     h2o_buffer_dispose(&out);
