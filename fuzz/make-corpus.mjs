@@ -71,6 +71,7 @@ for (const d of dirs(asset('streams'))) {
     if (/^tool=/m.test(opts)) flags |= 4;
     if (/end=reset/.test(opts)) flags |= 1 << 3;
     if (/end=none/.test(opts)) flags |= 3 << 3;
+    if (/web_search=1/.test(opts)) flags |= 1 << 7;
     add('translate_stream', d, [flags, 7, 1, 30, 3], up);
     add('translate_stream', `${d}-bytewise`, [flags | (2 << 5), 0, 0, 0, 0], up);
 }
@@ -78,7 +79,8 @@ for (const d of dirs(asset('streams'))) {
 // ---- translate_response: flags (buffer_tools, stops, tools, status of an error body), the body
 for (const d of dirs(asset('responses'))) {
     const up = fs.readFileSync(asset('responses', d, 'upstream.json'));
-    add('translate_response', d, [0x00], up);
+    const opts = fs.existsSync(asset('responses', d, 'options')) ? fs.readFileSync(asset('responses', d, 'options'), 'utf8') : '';
+    add('translate_response', d, [/web_search=1/.test(opts) ? 0x80 : 0x00], up);
     add('translate_response', `${d}-err`, [0x04 | (9 << 3)], up);
 }
 

@@ -174,6 +174,7 @@ void test_src__translate_schema_c(void);
 void test_src__translate_knobs_c(void);
 void test_src__translate_messages_c(void);
 void test_src__translate_tools_c(void);
+void test_src__translate_search_c(void);
 void test_src__estimate_c(void);
 void test_src__framing_c(void);
 void test_src__listener_c(void);
@@ -220,6 +221,7 @@ int main(void)
     subtest("src/translate/translate_knobs.c", test_src__translate_knobs_c);
     subtest("src/translate/translate_messages.c", test_src__translate_messages_c);
     subtest("src/translate/translate_tools.c", test_src__translate_tools_c);
+    subtest("src/translate/translate_search.c", test_src__translate_search_c);
     subtest("src/translate/estimate.c", test_src__estimate_c);
     subtest("src/serve/framing.c", test_src__framing_c);
     subtest("src/serve/listener.c", test_src__listener_c);

@@ -295,6 +295,10 @@ export function parseSSE(text) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** One url_citation annotation, as OpenAI-compatible APIs attach the pages a searching answer cites to its message or delta. */
+export const urlCitation = (url, title, start = 0, end = 0) =>
+    ({ type: 'url_citation', url_citation: { url, title, start_index: start, end_index: end } });
+
 /** The chunks of a chat/completions stream: `deltas` are choices[0].delta objects; then finish, usage, [DONE]. */
 export function openaiStream({ deltas, finish = 'stop', usage = { prompt_tokens: 120, completion_tokens: 30, total_tokens: 150 },
     model = 'gpt-5', done = true }) {

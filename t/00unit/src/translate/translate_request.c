@@ -952,6 +952,8 @@ static void run_case(const char *dir)
             if ((v = tree_int(expect, "max_tokens", -1)) != -1)
                 is_int(res.max_tokens, v);
             is_int(res.stream, tree_bool(expect, "stream"));
+            is_int(res.web_search, tree_bool(expect, "web_search"));
+            is_str(res.refused_tool, tree_str(expect, "refused_tool") != NULL ? tree_str(expect, "refused_tool") : "");
         }
     }
     free(got);
