@@ -4,6 +4,8 @@
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
+import http2 from 'node:http2';
 import path from 'node:path';
 import { MASTER_KEY, authHeaders, certs, parseSSE, request, runGateway, startGateway, startMock, tmpdir } from './lib/harness.mjs';
 
@@ -194,6 +196,42 @@ test('a route that failed more than allowed_fails times is cooled down: its requ
         await logLine(g, new RegExp(`route ${SONNET} is cooling down: ${SONNET} goes to route ${VIA_OPENAI}`));
     } finally {
         assert.equal((await g.stop()).code, 0);
+    }
+});
+
+test('a client that leaves while the fallback route works resets the fallback\'s upstream request', async () => {
+    for (const protocol of ['h1', 'h2c']) {
+        await mock.control('POST', '/_mock/reset');
+        await mock.script(
+            { match: { path: '/v1/messages', model: 'claude-sonnet-4.5' }, status: 529, body: OVERLOADED, repeat: 2 },
+            { match: { path: '/v1/chat/completions', model: 'claude-sonnet-4.5' }, hang: true },
+        );
+        const body = JSON.stringify({ model: SONNET, max_tokens: 64, stream: true, messages: [{ role: 'user', content: protocol }] });
+        let leave;
+        if (protocol === 'h1') {
+            const u = new URL(gw.url);
+            const req = http.request({ host: u.hostname, port: u.port, path: '/v1/messages', method: 'POST', headers: authHeaders() });
+            req.on('error', () => {});
+            req.end(body);
+            leave = () => req.destroy();
+        } else {
+            const session = http2.connect(gw.url);
+            session.on('error', () => {});
+            const st = session.request({ ':method': 'POST', ':path': '/v1/messages', ...authHeaders() });
+            st.on('error', () => {});
+            st.end(body);
+            leave = () => session.destroy();
+        }
+        /* once the fallback route has sent its request, the client goes */
+        for (let i = 0; i < 200 && !(await upstreamCalls()).includes('/v1/chat/completions claude-sonnet-4.5'); i++)
+            await new Promise((r) => setTimeout(r, 25));
+        leave();
+        let stats;
+        for (let i = 0; i < 200 && (stats = await mock.stats()).client_aborts < 1; i++)
+            await new Promise((r) => setTimeout(r, 25));
+        assert.equal(stats.client_aborts, 1, `${protocol}: the fallback's request was not reset`);
+        assert.equal(stats.active, 0);
+        await logLine(gw, new RegExp(`HTTP/${protocol === 'h1' ? '1.1' : '2'}" 0 route=${VIA_OPENAI} fallback_from=${SONNET} `));
     }
 });
 
