@@ -18,7 +18,7 @@ static const pgw_cmd_option_t options[] = {
     {"port", 'p', "N", "port to listen on (default: gateway.port, else 4000; 0 picks a free one)"},
     {"threads", 't', "N", "worker threads (default: gateway.threads, else one per core)"},
     {"log-level", 0, "L", "error, warn, info or debug (default: gateway.log_level, else info)"},
-    {"check-config", 0, NULL, "validate the configuration, print the resolved routes and exit\n(0 when valid, 2 when not)"},
+    {"check-config", 0, NULL, "validate the configuration, print the resolved routes and fallbacks and exit\n(0 when valid, 2 when not)"},
     {"version", 'v', NULL, "print the version and exit"},
     {NULL},
 };
@@ -73,6 +73,21 @@ static void print_routes(const pgw_config_t *conf)
         printf("  %-32s %s/%s via %s, key %s%s%s\n", r->model_name, r->kind == PGW_ROUTE_ANTHROPIC ? "anthropic" : "openai",
                r->upstream_model, r->api_base, pgw_log_mask_key(r->api_key, masked, sizeof(masked)),
                r->api_key_env != NULL ? " from " : "", r->api_key_env != NULL ? r->api_key_env : "");
+    }
+    if (conf->num_fallbacks == 0)
+        return;
+    printf("fallbacks (%zu), a route resting %g s after more than %d failures in a minute:\n", conf->num_fallbacks,
+           conf->cooldown_time, conf->allowed_fails);
+    for (size_t i = 0; i != conf->num_fallbacks; ++i) {
+        const pgw_fallbacks_t *fb = conf->fallbacks + i;
+        printf("  %-32s %s->", fb->from, fb->context_window ? "context window " : "");
+        for (size_t k = 0; k != fb->num_to; ++k) {
+            const pgw_fallback_target_t *t = fb->to + k;
+            const char *route = conf->routes[t->route].model_name;
+            printf("%s %s%s%s%s", k != 0 ? "," : "", t->name, strcmp(route, t->name) != 0 ? " (route " : "",
+                   strcmp(route, t->name) != 0 ? route : "", strcmp(route, t->name) != 0 ? ")" : "");
+        }
+        printf("\n");
     }
 }
 

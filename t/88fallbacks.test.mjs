@@ -235,9 +235,17 @@ test('a client that leaves while the fallback route works resets the fallback\'s
     }
 });
 
-test('a fallback naming a model no route serves is a configuration error with its position', async () => {
+test('--check-config prints the fallbacks; a name no route serves is a configuration error with its position', async () => {
     const dir = tmpdir();
     const file = path.join(dir, 'gateway.yaml');
+    fs.writeFileSync(file, config(mock, `  allowed_fails: 2\n  fallbacks: [{${SONNET}: [${VIA_OPENAI}, claude-opus-4-1]}]\n` +
+        'litellm_settings:\n  context_window_fallbacks: [{small-window: [claude-opus-4-1-big]}]\n'));
+    const ok = await runGateway(['--check-config', '--config', file], { env: { POE_API_KEY: 'x', LITELLM_MASTER_KEY: MASTER_KEY } });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /fallbacks \(2\), a route resting 5 s after more than 2 failures in a minute:\n/);
+    assert.match(ok.stdout, new RegExp(`\\n  ${SONNET} +-> ${VIA_OPENAI}, claude-opus-4-1 \\(route claude-\\*\\)\\n`));
+    assert.match(ok.stdout, /\n  small-window +context window -> claude-opus-4-1-big \(route claude-\*\)\n/);
+
     fs.writeFileSync(file, config(mock, `  fallbacks:\n    - ${SONNET}: [gpt-4o]\n`));
     const r = await runGateway(['--check-config', '--config', file], { env: { POE_API_KEY: 'x', LITELLM_MASTER_KEY: MASTER_KEY } });
     assert.equal(r.code, 2, r.stderr);
