@@ -207,8 +207,11 @@ static int can_take(pgw_request_t *r, const pgw_route_t *route, uint64_t now)
            pgw_ratelimit_take(r->gen->route_limits + i, now) == 0;
 }
 
-/* The next target of the list that can take the request (and is not r->route asked for the same name), or NULL. */
-static const pgw_fallback_target_t *next_target(fallback_t *fb, uint64_t now)
+/*
+ * The next target of the list that can take the request (and is not r->route asked for the same name), or NULL. With
+ * `prompt_tokens`, only routes without a model_info.max_input_tokens or with one that large qualify.
+ */
+static const pgw_fallback_target_t *next_target(fallback_t *fb, uint64_t now, long long prompt_tokens)
 {
     pgw_request_t *r = fb->r;
     while (fb->list != NULL && fb->next < fb->list->num_to) {
@@ -216,6 +219,8 @@ static const pgw_fallback_target_t *next_target(fallback_t *fb, uint64_t now)
         const pgw_route_t *route = r->conf->routes + t->route;
         if (route == r->route && strlen(t->name) == r->route_model.len &&
             memcmp(t->name, r->route_model.base, r->route_model.len) == 0)
+            continue;
+        if (route->max_input_tokens != 0 && prompt_tokens > route->max_input_tokens)
             continue;
         if (can_take(r, route, now))
             return t;
@@ -257,7 +262,7 @@ static int on_fallback(pgw_request_t *r, int status)
                           (uint64_t)(r->conf->cooldown_time * 1000), now))
         pgw_log_warn(MODULE_NAME, "route %s failed more than %d times within a minute: cooling down for %g s", route->model_name,
                      r->conf->allowed_fails, r->conf->cooldown_time);
-    const pgw_fallback_target_t *to = next_target(fb, now);
+    const pgw_fallback_target_t *to = next_target(fb, now, 0);
     if (to == NULL)
         return 0;
     snprintf(why, sizeof(why), "failed with %d", status);
@@ -271,7 +276,7 @@ static void begin(fallback_t *fb)
     pgw_request_t *r = fb->r;
     uint64_t now = pgw_now_ms();
     if (pgw_cooldown_active(r->gen->route_cooldowns + (r->route - r->conf->routes), now)) {
-        const pgw_fallback_target_t *to = next_target(fb, now);
+        const pgw_fallback_target_t *to = next_target(fb, now, 0);
         if (to != NULL) {
             hop(fb, to, "is cooling down");
             return;
@@ -289,20 +294,21 @@ static void on_estimated(void *ctx, int ret, const char *err)
     const pgw_route_t *route = r->route;
     long long tokens = fb->translated.input_tokens;
 
+    /* only the number was wanted: the translation, as large as the prompt, goes now rather than with the request */
+    h2o_buffer_dispose(&fb->scratch);
+    pgw_translated_dispose(&fb->translated);
+    fb->scratch = NULL;
     if (ret == 0 && tokens > route->max_input_tokens) {
         const pgw_fallbacks_t *general = fb->list;
         size_t general_next = fb->next;
         fb->list = pgw_config_find_fallbacks(r->conf, 1, r->route_model.base, r->route_model.len, route);
         fb->next = 0;
-        uint64_t now = pgw_now_ms();
-        for (const pgw_fallback_target_t *to; (to = next_target(fb, now)) != NULL;) {
-            const pgw_route_t *target = r->conf->routes + to->route;
-            if (target->max_input_tokens != 0 && tokens > target->max_input_tokens)
-                continue;
+        const pgw_fallback_target_t *to = next_target(fb, pgw_now_ms(), tokens);
+        if (to != NULL) {
             char why[96];
             snprintf(why, sizeof(why), "takes %lld input tokens, the prompt has about %lld", route->max_input_tokens, tokens);
             /* from now on the request is for the target: its own fallbacks apply */
-            fb->list = pgw_config_find_fallbacks(r->conf, 0, to->name, strlen(to->name), target);
+            fb->list = pgw_config_find_fallbacks(r->conf, 0, to->name, strlen(to->name), r->conf->routes + to->route);
             fb->next = 0;
             hop(fb, to, why);
             return;

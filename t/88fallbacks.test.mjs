@@ -28,6 +28,9 @@ function config(mock, router) {
   - model_name: small-window
     litellm_params: {model: anthropic/claude-haiku-4.5, api_base: ${https}, ${key}}
     model_info: {max_input_tokens: 100}
+  - model_name: mid-window
+    litellm_params: {model: anthropic/claude-haiku-4.5, api_base: ${https}, ${key}}
+    model_info: {max_input_tokens: 200}
   - model_name: claude-*
     litellm_params: {model: anthropic/*, api_base: ${https}, ${key}}
 general_settings:
@@ -47,7 +50,7 @@ before(async () => {
     - ${SONNET}: [${VIA_OPENAI}]
     - gpt-5: [${HAIKU}, ${SONNET}]
   context_window_fallbacks:
-    - small-window: [claude-opus-4-1-big]
+    - small-window: [mid-window, claude-opus-4-1-big]
 `),
     });
 });
@@ -165,12 +168,21 @@ test('context_window_fallbacks: a prompt the estimate says does not fit goes to 
     assert.equal(res.headers['x-poe-gateway-route'], 'small-window');
     assert.deepEqual(await upstreamCalls(), ['/v1/messages claude-haiku-4.5']);
 
+    /* some 140 tokens by the estimate (a token per 3 bytes): too many for small-window, not for mid-window */
     await mock.control('POST', '/_mock/reset');
-    res = await send(gw, 'small-window', { text: 'long prompt '.repeat(60) }); /* 720 bytes: some 240 tokens by the estimate */
+    res = await send(gw, 'small-window', { text: 'mid prompt. '.repeat(33) });
+    assert.equal(res.status, 200, res.body);
+    assert.equal(res.headers['x-poe-gateway-route'], 'mid-window');
+    assert.deepEqual(await upstreamCalls(), ['/v1/messages claude-haiku-4.5']);
+
+    /* some 250 tokens: mid-window is skipped for the route without a limit */
+    await mock.control('POST', '/_mock/reset');
+    res = await send(gw, 'small-window', { text: 'long prompt '.repeat(60) });
     assert.equal(res.status, 200, res.body);
     assert.equal(res.headers['x-poe-gateway-route'], 'claude-*');
     assert.deepEqual(await upstreamCalls(), ['/v1/messages claude-opus-4-1-big']);
-    assert.ok(await metric(gw, /^poe_gateway_fallbacks_total\{from="small-window",to="claude-\*"\}/) >= 1);
+    assert.equal(await metric(gw, /^poe_gateway_fallbacks_total\{from="small-window",to="claude-\*"\}/), 1);
+    assert.equal(await metric(gw, /^poe_gateway_fallbacks_total\{from="small-window",to="mid-window"\}/), 1);
     await logLine(gw, /route small-window takes 100 input tokens, the prompt has about \d+: small-window goes to route claude-\*/);
 });
 
@@ -239,15 +251,15 @@ test('--check-config prints the fallbacks; a name no route serves is a configura
     const dir = tmpdir();
     const file = path.join(dir, 'gateway.yaml');
     fs.writeFileSync(file, config(mock, `  allowed_fails: 2\n  fallbacks: [{${SONNET}: [${VIA_OPENAI}, claude-opus-4-1]}]\n` +
-        'litellm_settings:\n  context_window_fallbacks: [{small-window: [claude-opus-4-1-big]}]\n'));
+        'litellm_settings:\n  context_window_fallbacks: [{small-window: [mid-window, claude-opus-4-1-big]}]\n'));
     const ok = await runGateway(['--check-config', '--config', file], { env: { POE_API_KEY: 'x', LITELLM_MASTER_KEY: MASTER_KEY } });
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /fallbacks \(2\), a route resting 5 s after more than 2 failures in a minute:\n/);
     assert.match(ok.stdout, new RegExp(`\\n  ${SONNET} +-> ${VIA_OPENAI}, claude-opus-4-1 \\(route claude-\\*\\)\\n`));
-    assert.match(ok.stdout, /\n  small-window +context window -> claude-opus-4-1-big \(route claude-\*\)\n/);
+    assert.match(ok.stdout, /\n  small-window +context window -> mid-window, claude-opus-4-1-big \(route claude-\*\)\n/);
 
     fs.writeFileSync(file, config(mock, `  fallbacks:\n    - ${SONNET}: [gpt-4o]\n`));
     const r = await runGateway(['--check-config', '--config', file], { env: { POE_API_KEY: 'x', LITELLM_MASTER_KEY: MASTER_KEY } });
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /gateway\.yaml:21:36: fallbacks: target 'gpt-4o' is not served by any model_list entry/);
+    assert.match(r.stderr, /gateway\.yaml:24:36: fallbacks: target 'gpt-4o' is not served by any model_list entry/);
 });
