@@ -1,8 +1,7 @@
 /* poe-gateway: MIT licence. The configuration loader's insides: what src/config/config.c (the file, the document walk, errors,
  * value conversions) shares with the files that read one section each, src/config/config_routes.c (model_list,
- * router_settings), src/config/config_fallbacks.c (fallbacks, litellm_settings) and src/config/config_gateway.c (gateway:). Only
- * those include this header; everyone else sees the
- * finished pgw_config_t of config.h. */
+ * router_settings), src/config/config_fallbacks.c (fallbacks, litellm_settings) and src/config/config_gateway.c (gateway:).
+ * Only those include this header; everyone else sees the finished pgw_config_t of config.h. */
 #ifndef PGW_CONFIG_LOADER_H
 #define PGW_CONFIG_LOADER_H
 
