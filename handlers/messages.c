@@ -208,8 +208,9 @@ static int can_take(pgw_request_t *r, const pgw_route_t *route, uint64_t now)
 }
 
 /*
- * The next target of the list that can take the request (and is not r->route asked for the same name), or NULL. With
- * `prompt_tokens`, only routes without a model_info.max_input_tokens or with one that large qualify.
+ * The next target of the list that can take the request (and is not r->route asked for the same name), or NULL: a
+ * named key only reaches the names its `models` allow. With `prompt_tokens`, only routes without a
+ * model_info.max_input_tokens or with one that large qualify.
  */
 static const pgw_fallback_target_t *next_target(fallback_t *fb, uint64_t now, long long prompt_tokens)
 {
@@ -219,6 +220,8 @@ static const pgw_fallback_target_t *next_target(fallback_t *fb, uint64_t now, lo
         const pgw_route_t *route = r->conf->routes + t->route;
         if (route == r->route && strlen(t->name) == r->route_model.len &&
             memcmp(t->name, r->route_model.base, r->route_model.len) == 0)
+            continue;
+        if (r->key != NULL && !pgw_key_allows_model(r->key, t->name, strlen(t->name)))
             continue;
         if (route->max_input_tokens != 0 && prompt_tokens > route->max_input_tokens)
             continue;

@@ -12,7 +12,9 @@ import { MASTER_KEY, authHeaders, certs, parseSSE, request, runGateway, startGat
 const OVERLOADED = JSON.stringify({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } });
 const SONNET = 'claude-sonnet-4-5-20250929', VIA_OPENAI = 'claude-sonnet-via-openai', HAIKU = 'claude-haiku-4-5-20251001';
 
-function config(mock, router) {
+const LIMITED_KEY = 'sk-sonnet-only-0123456789abcdef';
+
+function config(mock, router, gateway = '') {
     const https = mock.httpsUrl, key = 'api_key: os.environ/POE_API_KEY';
     return `model_list:
   - model_name: ${SONNET}
@@ -36,7 +38,7 @@ function config(mock, router) {
 general_settings:
   master_key: os.environ/LITELLM_MASTER_KEY
 router_settings:
-${router}`;
+${router}${gateway}`;
 }
 
 let mock, gw;
@@ -51,6 +53,9 @@ before(async () => {
     - gpt-5: [${HAIKU}, ${SONNET}]
   context_window_fallbacks:
     - small-window: [mid-window, claude-opus-4-1-big]
+`, `gateway:
+  keys:
+    - {name: sonnet-only, key: ${LIMITED_KEY}, models: [${SONNET}]}
 `),
     });
 });
@@ -160,6 +165,15 @@ test('an invalid request is not retried elsewhere, and a route without fallbacks
     assert.equal(res.body, OVERLOADED);
     assert.equal(res.headers['x-poe-gateway-route'], 'lonely');
     assert.equal((await upstreamCalls()).length, 2);
+});
+
+test('a named key reaches only the fallbacks its models allow', async () => {
+    await mock.script({ match: { path: '/v1/messages', model: 'claude-sonnet-4.5' }, status: 529, body: OVERLOADED, repeat: 2 });
+    const res = await request(`${gw.url}/v1/messages`, { method: 'POST', headers: authHeaders(LIMITED_KEY),
+        body: JSON.stringify({ model: SONNET, max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] }) });
+    assert.equal(res.status, 529, res.body);
+    assert.equal(res.headers['x-poe-gateway-route'], SONNET);
+    assert.deepEqual(await upstreamCalls(), ['/v1/messages claude-sonnet-4.5', '/v1/messages claude-sonnet-4.5']);
 });
 
 test('context_window_fallbacks: a prompt the estimate says does not fit goes to the first fallback it fits', async () => {
