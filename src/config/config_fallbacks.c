@@ -9,7 +9,6 @@
  */
 #include <string.h>
 #include <yaml.h>
-#include "common/log.h"
 #include "config/config_loader.h"
 #include "config/route_match.h"
 
