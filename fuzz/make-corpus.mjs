@@ -161,6 +161,20 @@ gateway:
       key: sk-literal-bob-0123456789
 unknown_section: {a: 1}
 `);
+add('config', 'fallbacks', [], `model_list:
+  - {model_name: claude-sonnet-4-5, litellm_params: {model: anthropic/claude-sonnet-4.5}, model_info: {max_input_tokens: 200000, id: x}}
+  - {model_name: via-openai, litellm_params: {model: openai/Claude-Sonnet-4.5}}
+  - {model_name: "claude-*", litellm_params: {model: anthropic/*}}
+router_settings:
+  num_retries: 1
+  allowed_fails: 2
+  cooldown_time: 0.5
+  fallbacks: [{"claude-sonnet-4-5": [via-openai, claude-opus-4-1]}, {"claude-*": [via-openai]}]
+litellm_settings:
+  context_window_fallbacks:
+    - claude-sonnet-4-5: [claude-sonnet-4-5-1m]
+  drop_params: true
+`);
 add('config', 'anchors', [], 'a: &x [1, 2]\nb: *x\nmodel_list:\n  - &r {model_name: m, litellm_params: {model: openai/b, extra_body: {k: &v [1]}}}\n  - *r\n');
 
 // ---- metrics: the number of workers, then records of 4 bytes (worker/key/status, model number, tokens/flags)

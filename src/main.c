@@ -22,7 +22,7 @@ static const pgw_cmd_option_t options[] = {
     {"port", 'p', "N", "port to listen on (default: gateway.port, else $LITELLM_PORT, else 4000;\n0 picks a free one)"},
     {"threads", 't', "N", "worker threads (default: gateway.threads, else one per core)"},
     {"log-level", 0, "L", "error, warn, info or debug (default: gateway.log_level, else info)"},
-    {"check-config", 0, NULL, "validate the configuration, print the resolved routes and exit\n(0 when valid, 2 when not)"},
+    {"check-config", 0, NULL, "validate the configuration, print the resolved routes and fallbacks and exit\n(0 when valid, 2 when not)"},
     {"version", 'v', NULL, "print the version and exit"},
     {"num_workers", 0, "N", "LiteLLM's name for --threads"},
     {"detailed_debug", 0, NULL, "LiteLLM's flag: the same as --log-level debug"},
@@ -89,6 +89,21 @@ static void print_routes(const pgw_config_t *conf)
                    "      caching (a cached turn costs about a tenth), write its model as:\n"
                    "        model: %s\n",
                    r->model_name, r->line, hint);
+    }
+    if (conf->num_fallbacks == 0)
+        return;
+    printf("fallbacks (%zu), a route resting %g s after more than %d failures in a minute:\n", conf->num_fallbacks,
+           conf->cooldown_time, conf->allowed_fails);
+    for (size_t i = 0; i != conf->num_fallbacks; ++i) {
+        const pgw_fallbacks_t *fb = conf->fallbacks + i;
+        printf("  %-32s %s->", fb->from, fb->context_window ? "context window " : "");
+        for (size_t k = 0; k != fb->num_to; ++k) {
+            const pgw_fallback_target_t *t = fb->to + k;
+            const char *route = conf->routes[t->route].model_name;
+            printf("%s %s%s%s%s", k != 0 ? "," : "", t->name, strcmp(route, t->name) != 0 ? " (route " : "",
+                   strcmp(route, t->name) != 0 ? route : "", strcmp(route, t->name) != 0 ? ")" : "");
+        }
+        printf("\n");
     }
 }
 

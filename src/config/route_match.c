@@ -168,3 +168,19 @@ int pgw_route_caching_hint(const pgw_route_t *route, char *buf, size_t bufsz)
     snprintf(buf, bufsz, "anthropic/%s", name);
     return 1;
 }
+
+const pgw_fallbacks_t *pgw_config_find_fallbacks(const pgw_config_t *conf, int context_window, const char *model, size_t model_len,
+                                                 const pgw_route_t *route)
+{
+    const pgw_fallbacks_t *by_route = NULL;
+    for (size_t i = 0; i != conf->num_fallbacks; ++i) {
+        const pgw_fallbacks_t *fb = conf->fallbacks + i;
+        if (fb->context_window != context_window)
+            continue;
+        if (strlen(fb->from) == model_len && memcmp(fb->from, model, model_len) == 0)
+            return fb;
+        if (by_route == NULL && route != NULL && strcmp(fb->from, route->model_name) == 0)
+            by_route = fb;
+    }
+    return by_route;
+}

@@ -49,4 +49,12 @@ size_t pgw_config_suggest(const pgw_config_t *conf, const char *model, size_t mo
  */
 int pgw_key_allows_model(const pgw_key_t *key, const char *model, size_t model_len);
 
+/**
+ * The fallback list (docs/config.md#fallbacks) for a request for `model` served by `route`: of the kind asked
+ * (`context_window` 1 for context_window_fallbacks, 0 for fallbacks), the entry naming the model itself, else the entry
+ * naming the route's model_name (a wildcard route's list covers every name it serves). NULL when there is none.
+ */
+const pgw_fallbacks_t *pgw_config_find_fallbacks(const pgw_config_t *conf, int context_window, const char *model, size_t model_len,
+                                                 const pgw_route_t *route);
+
 #endif

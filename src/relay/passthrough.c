@@ -269,6 +269,8 @@ static void after_events(passthrough_t *st)
             int status = anthropic_error_type(st->first_error->bytes, st->first_error->size, type, sizeof(type))
                              ? pgw_error_status(type)
                              : 502;
+            if (pgw_relay_hand_off(rl, status))
+                return;
             rl->r->outcome = PGW_OUTCOME_UPSTREAM_ERROR;
             respond_json(st, status, &st->first_error);
         } else {
@@ -351,6 +353,8 @@ static void respond_error(passthrough_t *st, pgw_upstream_transfer_t *t)
     pgw_upstream_failure_t f;
     char type[64];
 
+    if (pgw_relay_hand_off(rl, st->status))
+        return;
     rl->r->outcome = PGW_OUTCOME_UPSTREAM_ERROR;
     int own = pgw_upstream_error_answer(rl->r->req, rl->route, t, st->status, st->held->bytes, st->held->size, &f);
     /* Poe's own Anthropic error, whole, goes as it came: Claude Code's retry logic reads Poe's wording */
@@ -452,7 +456,8 @@ void pgw_passthrough_url(const pgw_route_t *route, const char *path, char *buf, 
     snprintf(buf, bufsz, "%.*s%s", (int)base_len, route->api_base, path);
 }
 
-void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body, const char *path)
+void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, h2o_iovec_t name, const pgw_reqbody_t *body,
+                           const char *path)
 {
     h2o_req_t *req = r->req;
     char url[2048], model[512];
@@ -460,7 +465,7 @@ void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, const pgw
     /* the body, with only the model's value replaced when the route renames it: spliced, not copied (the client's body
      * stays in h2o's buffer for the whole request anyway) */
     h2o_iovec_t upbody, more[2];
-    int mlen = pgw_route_upstream_model(route, body->model, body->model_len, model, sizeof(model));
+    int mlen = pgw_route_upstream_model(route, name.base, name.len, model, sizeof(model));
     if (mlen < 0) {
         pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "model: name too long for route %s", route->model_name);
         return;

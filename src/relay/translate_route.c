@@ -322,7 +322,8 @@ static void on_translate_done(void *ctx, int ret, const char *err)
  * Common set-up: the catalog entry, then the translated body (at once, or from the thread pool for a large body: see
  * src/translate/translate_job.c), then `next`. Answers 400 instead when the body does not translate.
  */
-static void prepare(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body, void (*next)(translate_t *st))
+static void prepare(pgw_request_t *r, const pgw_route_t *route, h2o_iovec_t name, const pgw_reqbody_t *body,
+                    void (*next)(translate_t *st))
 {
     h2o_req_t *req = r->req;
     char upstream_model[512];
@@ -336,7 +337,7 @@ static void prepare(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbod
     snprintf(st->model, sizeof(st->model), "%s", body->model);
     snprintf(st->route_name, sizeof(st->route_name), "%s", route->model_name);
 
-    if (pgw_route_upstream_model(route, body->model, body->model_len, upstream_model, sizeof(upstream_model)) < 0) {
+    if (pgw_route_upstream_model(route, name.base, name.len, upstream_model, sizeof(upstream_model)) < 0) {
         pgw_relay_respond_directly(&st->relay);
         pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "model: name too long for route %s", route->model_name);
         return;
@@ -361,9 +362,9 @@ static void count_tokens_translated(translate_t *st)
     pgw_send_body(st->relay.r->req, 200, "application/json", json, n);
 }
 
-void pgw_translate_route_count_tokens(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body)
+void pgw_translate_route_count_tokens(pgw_request_t *r, const pgw_route_t *route, h2o_iovec_t name, const pgw_reqbody_t *body)
 {
-    prepare(r, route, body, count_tokens_translated);
+    prepare(r, route, name, body, count_tokens_translated);
 }
 
 /*
@@ -455,7 +456,7 @@ static void messages_translated(translate_t *st)
     st->relay.transfer = pgw_upstream_start(r->worker->upstream, &upreq, &callbacks, st);
 }
 
-void pgw_translate_route_messages(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body)
+void pgw_translate_route_messages(pgw_request_t *r, const pgw_route_t *route, h2o_iovec_t name, const pgw_reqbody_t *body)
 {
-    prepare(r, route, body, messages_translated);
+    prepare(r, route, name, body, messages_translated);
 }

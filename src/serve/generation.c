@@ -29,9 +29,11 @@ pgw_generation_t *pgw_generation_create(pgw_config_t *conf, unsigned id)
     g->conf = conf;
     g->route_limits = h2o_mem_alloc(sizeof(*g->route_limits) * (conf->num_routes + 1));
     g->route_buffer_tools = h2o_mem_alloc(sizeof(*g->route_buffer_tools) * (conf->num_routes + 1));
+    g->route_cooldowns = h2o_mem_alloc(sizeof(*g->route_cooldowns) * (conf->num_routes + 1));
     for (size_t i = 0; i != conf->num_routes; ++i) {
         pgw_ratelimit_init(g->route_limits + i, conf->routes[i].rpm, now);
         atomic_init(g->route_buffer_tools + i, conf->routes[i].buffer_tools);
+        pgw_cooldown_init(g->route_cooldowns + i);
     }
     g->key_limits = h2o_mem_alloc(sizeof(*g->key_limits) * (conf->num_keys + 1));
     for (size_t i = 0; i != conf->num_keys; ++i)
@@ -64,8 +66,11 @@ void pgw_generation_release(pgw_generation_t *g)
 {
     if (atomic_fetch_sub(&g->refs, 1) != 1)
         return;
-    for (size_t i = 0; i != g->conf->num_routes; ++i)
+    for (size_t i = 0; i != g->conf->num_routes; ++i) {
         pgw_ratelimit_dispose(g->route_limits + i);
+        pgw_cooldown_dispose(g->route_cooldowns + i);
+    }
+    free(g->route_cooldowns);
     for (size_t i = 0; i != g->conf->num_keys; ++i)
         pgw_ratelimit_dispose(g->key_limits + i);
     free(g->route_limits);

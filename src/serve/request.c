@@ -64,11 +64,12 @@ static void on_request_dispose(void *p)
     char outcome[48] = "";
     if (r->outcome != PGW_OUTCOME_OK)
         snprintf(outcome, sizeof(outcome), " outcome=%s", pgw_outcome_name(r->outcome));
-    pgw_log_info(MODULE_NAME, "%s \"%.*s %.*s%s HTTP/%s\" %d route=%s key=%s dur_ms=%.1f bytes=%zu%s%s", peer, (int)req->method.len,
-                 req->method.base, path_len, req->path.base, hidden, version >= 0x200 ? "2" : version == 0x101 ? "1.1" : "1.0",
-                 req->res.status,
-                 r->route_name != NULL ? r->route_name : "-", r->key_name != NULL ? r->key_name : "-", ms, req->bytes_sent,
-                 usage, outcome);
+    pgw_log_info(MODULE_NAME, "%s \"%.*s %.*s%s HTTP/%s\" %d route=%s%s%s key=%s dur_ms=%.1f bytes=%zu%s%s", peer,
+                 (int)req->method.len, req->method.base, path_len, req->path.base, hidden,
+                 version >= 0x200 ? "2" : version == 0x101 ? "1.1" : "1.0", req->res.status,
+                 r->route_name != NULL ? r->route_name : "-", r->first_route_name != NULL ? " fallback_from=" : "",
+                 r->first_route_name != NULL ? r->first_route_name : "", r->key_name != NULL ? r->key_name : "-", ms,
+                 req->bytes_sent, usage, outcome);
 
     pgw_worker_t *w = r->worker;
     double ttfb = h2o_timeval_is_null(&req->timestamps.response_start_at)

@@ -159,6 +159,7 @@ void test_src__upstream_c(void);
 void test_src__masterkey_c(void);
 void test_src__seed_c(void);
 void test_src__ratelimit_c(void);
+void test_src__cooldown_c(void);
 void test_src__catalog_c(void);
 void test_src__metrics_c(void);
 void test_src__tailnet_c(void);
@@ -206,6 +207,7 @@ int main(void)
     subtest("src/config/masterkey.c", test_src__masterkey_c);
     subtest("src/config/seed.c", test_src__seed_c);
     subtest("src/common/ratelimit.c", test_src__ratelimit_c);
+    subtest("src/common/cooldown.c", test_src__cooldown_c);
     subtest("src/upstream/catalog.c", test_src__catalog_c);
     subtest("src/serve/metrics.c", test_src__metrics_c);
     subtest("src/serve/tailnet.c", test_src__tailnet_c);
