@@ -18,7 +18,9 @@ COPY handlers ./handlers
 COPY conf ./conf
 COPY dist ./dist
 # No tests here (they need Node.js and run in CI); the config path is /etc/poe-gateway, as for a native install.
-RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGW_TESTS=OFF \
+# The image listens on 0.0.0.0 unless told otherwise, as LiteLLM's does: a LiteLLM compose `command:` that names no
+# --host then still reaches the container's published port (README, "Migrating from LiteLLM").
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGW_TESTS=OFF -DPGW_DEFAULT_HOST=0.0.0.0 \
         -DCMAKE_INSTALL_PREFIX=/usr/local -DCMAKE_INSTALL_SYSCONFDIR=/etc \
     && cmake --build build -j"$(nproc)" --target poe-gateway \
     && DESTDIR=/out cmake --install build --strip

@@ -26,9 +26,10 @@ int pgw_handle_model(pgw_request_t *r);
 int pgw_handle_metrics(pgw_request_t *r);
 int pgw_handle_usage(pgw_request_t *r);
 
-/* handlers/messages.c */
+/* handlers/messages.c: the routed endpoints */
 int pgw_handle_messages(pgw_request_t *r);
 int pgw_handle_count_tokens(pgw_request_t *r);
+int pgw_handle_chat_completions(pgw_request_t *r); /* OpenAI's format, passed through; errors in OpenAI's shape */
 
 /* The handlers of authenticated paths run after src/serve/routing.c has identified the caller (r->key_name, r->key). */
 

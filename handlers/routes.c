@@ -13,6 +13,7 @@
 static const pgw_path_t paths[] = {
     {H2O_STRLIT("/v1/messages/count_tokens"), 0, PGW_METHOD_POST, "POST", PGW_PATH_AUTH_KEY, pgw_handle_count_tokens},
     {H2O_STRLIT("/v1/messages"), 0, PGW_METHOD_POST, "POST", PGW_PATH_AUTH_KEY, pgw_handle_messages},
+    {H2O_STRLIT("/v1/chat/completions"), 0, PGW_METHOD_POST, "POST", PGW_PATH_AUTH_KEY, pgw_handle_chat_completions},
     {H2O_STRLIT("/v1/models"), 0, GET_HEAD, "GET, HEAD", PGW_PATH_AUTH_KEY, pgw_handle_models},
     {H2O_STRLIT("/v1/models/"), 1, GET_HEAD, "GET, HEAD", PGW_PATH_AUTH_KEY, pgw_handle_model},
     {H2O_STRLIT("/api/hello"), 0, GET_HEAD, "GET, HEAD", PGW_PATH_AUTH_NONE, pgw_handle_hello},

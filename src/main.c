@@ -6,20 +6,26 @@
 #include "config/config.h"
 #include "common/log.h"
 #include "config/masterkey.h"
+#include "config/route_match.h"
+#include "config/seed.h"
 #include "serve/server.h"
 #include "handlers/handlers.h"
 
 #define MODULE_NAME "main"
 #define EXIT_CONFIG 2
 
-enum { OPT_HOST, OPT_PORT, OPT_THREADS, OPT_LOG_LEVEL, OPT_CHECK_CONFIG, OPT_VERSION }; /* indexes in options[] */
+/* indexes in options[]; the last two are LiteLLM's names, so that a LiteLLM compose `command:` runs (README, "Migrating
+ * from LiteLLM") */
+enum { OPT_HOST, OPT_PORT, OPT_THREADS, OPT_LOG_LEVEL, OPT_CHECK_CONFIG, OPT_VERSION, OPT_NUM_WORKERS, OPT_DETAILED_DEBUG };
 static const pgw_cmd_option_t options[] = {
     {"host", 0, "ADDR", "address to listen on (default: gateway.host, else " PGW_DEFAULT_HOST ")"},
-    {"port", 'p', "N", "port to listen on (default: gateway.port, else 4000; 0 picks a free one)"},
+    {"port", 'p', "N", "port to listen on (default: gateway.port, else $LITELLM_PORT, else 4000;\n0 picks a free one)"},
     {"threads", 't', "N", "worker threads (default: gateway.threads, else one per core)"},
     {"log-level", 0, "L", "error, warn, info or debug (default: gateway.log_level, else info)"},
-    {"check-config", 0, NULL, "validate the configuration, print the resolved routes and exit\n(0 when valid, 2 when not)"},
+    {"check-config", 0, NULL, "validate the configuration, print the resolved routes and fallbacks and exit\n(0 when valid, 2 when not)"},
     {"version", 'v', NULL, "print the version and exit"},
+    {"num_workers", 0, "N", "LiteLLM's name for --threads"},
+    {"detailed_debug", 0, NULL, "LiteLLM's flag: the same as --log-level debug"},
     {NULL},
 };
 static const pgw_cmd_line_t command_line = {
@@ -74,6 +80,31 @@ static void print_routes(const pgw_config_t *conf)
                r->upstream_model, r->api_base, pgw_log_mask_key(r->api_key, masked, sizeof(masked)),
                r->api_key_env != NULL ? " from " : "", r->api_key_env != NULL ? r->api_key_env : "");
     }
+    /* valid, but each cached turn of Claude Code would cost about ten times as much (docs/config.md#claude-on-openai-routes) */
+    for (size_t i = 0; i != conf->num_routes; ++i) {
+        char hint[300];
+        const pgw_route_t *r = conf->routes + i;
+        if (pgw_route_caching_hint(r, hint, sizeof(hint)))
+            printf("note: route %s (line %u) sends Claude through openai/ (chat/completions), without prompt caching; for\n"
+                   "      caching (a cached turn costs about a tenth), write its model as:\n"
+                   "        model: %s\n",
+                   r->model_name, r->line, hint);
+    }
+    if (conf->num_fallbacks == 0)
+        return;
+    printf("fallbacks (%zu), a route resting %g s after more than %d failures in a minute:\n", conf->num_fallbacks,
+           conf->cooldown_time, conf->allowed_fails);
+    for (size_t i = 0; i != conf->num_fallbacks; ++i) {
+        const pgw_fallbacks_t *fb = conf->fallbacks + i;
+        printf("  %-32s %s->", fb->from, fb->context_window ? "context window " : "");
+        for (size_t k = 0; k != fb->num_to; ++k) {
+            const pgw_fallback_target_t *t = fb->to + k;
+            const char *route = conf->routes[t->route].model_name;
+            printf("%s %s%s%s%s", k != 0 ? "," : "", t->name, strcmp(route, t->name) != 0 ? " (route " : "",
+                   strcmp(route, t->name) != 0 ? route : "", strcmp(route, t->name) != 0 ? ")" : "");
+        }
+        printf("\n");
+    }
 }
 
 static int on_option(void *ctx, size_t index, const char *arg)
@@ -91,14 +122,18 @@ static int on_option(void *ctx, size_t index, const char *arg)
         set->port_set = 1;
         break;
     case OPT_THREADS:
+    case OPT_NUM_WORKERS:
         if (parse_uint(arg, 256, &set->threads) != 0 || set->threads == 0) {
-            fprintf(stderr, "poe-gateway: --threads: expected 1 to 256, got %s\n", arg);
+            fprintf(stderr, "poe-gateway: --%s: expected 1 to 256, got %s\n", options[index].name, arg);
             return EXIT_CONFIG;
         }
         set->threads_set = 1;
         break;
     case OPT_LOG_LEVEL:
         set->log_level = arg;
+        break;
+    case OPT_DETAILED_DEBUG:
+        set->log_level = "debug";
         break;
     case OPT_CHECK_CONFIG:
         set->check_only = 1;
@@ -151,6 +186,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return EXIT_CONFIG;
     }
+    int seeded = pgw_config_seed(config_path, err, sizeof(err)); /* conf/gateway.yaml from its template, on first start */
+    if (seeded < 0) {
+        fprintf(stderr, "%s\n", err);
+        return EXIT_CONFIG;
+    }
+    if (seeded)
+        pgw_log_info(MODULE_NAME, "created %s from %s" PGW_TEMPLATE_SUFFIX ": it is yours to edit", config_path, config_path);
     static pgw_config_t conf;
     if (pgw_config_load(&conf, config_path, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
@@ -184,9 +226,8 @@ int main(int argc, char **argv)
         return bad ? EXIT_CONFIG : 0;
     }
 
-    for (size_t i = 0; i != conf.num_missing_env; ++i)
-        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; routes that need it answer 503",
-                     conf.missing_env[i], config_path);
+    pgw_log_debug(MODULE_NAME, "debug logging is on; %s: %zu routes", config_path, conf.num_routes);
+    pgw_config_warn_missing_env(&conf);
     if (pgw_masterkey_ensure(&conf, err, sizeof(err)) != 0) {
         pgw_log_error(MODULE_NAME, "%s", err);
         goto ConfigError;

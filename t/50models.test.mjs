@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
 import { MASTER_KEY, defaultConfig, request, startGateway } from './lib/harness.mjs';
 
-// gpt-5 is followed by its picker alias (t/64discovery)
+// gpt-5 is followed by its picker alias (t/68discovery)
 const LISTED = ['claude-sonnet-4-5-20250929', 'claude-haiku-4-5-20251001', 'gpt-5', 'claude-via-poe-gpt-5'];
 let gw, many;
 before(async () => {

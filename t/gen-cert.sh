@@ -3,7 +3,8 @@
 #
 # usage: t/gen-cert.sh DIR
 # Produces DIR/ca.pem, DIR/ca.key, DIR/server.pem, DIR/server.key. The server certificate is valid for
-# DNS:localhost and IP:127.0.0.1 (and IP:::1). Does nothing when all four files already exist.
+# DNS:localhost and IP:127.0.0.1 (and IP:::1), and for DNS:api.poe.com, so that a test can send a config that names
+# Poe unchanged to the mock through a tunnel (t/88litellm). Does nothing when all four files already exist.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -45,7 +46,7 @@ cat >"$tmp/server.ext" <<'EXT'
 basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1
+subjectAltName=DNS:localhost,DNS:api.poe.com,IP:127.0.0.1,IP:::1
 subjectKeyIdentifier=hash
 authorityKeyIdentifier=keyid,issuer
 EXT

@@ -60,6 +60,12 @@ int pgw_cmd_http_get(const char *url, const pgw_cmd_http_opts_t *opts, pgw_cmd_h
 void pgw_cmd_http_dispose(pgw_cmd_http_t *res);
 
 /**
+ * Compares two model names by their runs of digits, read as numbers left to right ("claude-opus-4-8" against
+ * "claude-opus-4-5-20251101": 8 > 5). Returns > 0 when `a` looks newer, < 0 when `b` does, 0 when neither.
+ */
+int pgw_cmd_compare_versions(const char *a, const char *b);
+
+/**
  * Writes the origin (scheme://host[:port]) of `url` into `buf`. Returns 0, or -1 when `url` has no "://" or the origin
  * does not fit.
  */

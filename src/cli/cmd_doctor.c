@@ -17,6 +17,7 @@
 #include "cli/cmd.h"
 #include "common/log.h"
 #include "config/masterkey.h"
+#include "config/route_match.h"
 
 /*
  * The checks run in the order a setup is built: the file, the variables it names, the master key, the listen address,
@@ -374,18 +375,26 @@ static void check_key(const pgw_config_t *conf, const struct st_origin_t *o, con
     pgw_cmd_http_dispose(&res);
 }
 
-/* Poe's name for an Anthropic id, which its /v1/messages also accepts: claude-sonnet-4-5-20250929 -> claude-sonnet-4.5. */
-static void poe_name_of(const char *model, char *buf, size_t bufsz)
+/*
+ * The newest bot Poe lists of the family `model` belongs to: the ids that share its name up to the first digit
+ * ("claude-sonnet-" for claude-sonnet-4.5 and claude-sonnet-4-5-20250929), newest by their version numbers. NULL when
+ * `model` has no version or the catalog lists none of its family.
+ */
+static const pgw_bot_t *newest_of_family(const pgw_catalog_t *catalog, const char *model, size_t *family_len)
 {
-    size_t len = strlen(model), j = 0;
-    if (len > 9 && model[len - 9] == '-' && strspn(model + len - 8, "0123456789") == 8)
-        len -= 9;
-    for (size_t i = 0; i != len && j + 1 < bufsz; ++i) {
-        int between_digits =
-            model[i] == '-' && i > 0 && i + 1 < len && isdigit((unsigned char)model[i - 1]) && isdigit((unsigned char)model[i + 1]);
-        buf[j++] = between_digits ? '.' : model[i];
+    const pgw_bot_t *best = NULL;
+    size_t len = strcspn(model, "0123456789");
+
+    *family_len = len;
+    if (len == 0 || model[len] == '\0')
+        return NULL;
+    for (size_t i = 0; i != pgw_catalog_size(catalog); ++i) {
+        const pgw_bot_t *bot = pgw_catalog_bot(catalog, i);
+        if (strncasecmp(bot->id, model, len) == 0 && isdigit((unsigned char)bot->id[len]) &&
+            (best == NULL || pgw_cmd_compare_versions(bot->id, best->id) > 0))
+            best = bot;
     }
-    buf[j] = '\0';
+    return best;
 }
 
 static void check_bot(const pgw_route_t *route, const struct st_origin_t *o)
@@ -395,14 +404,23 @@ static void check_bot(const pgw_route_t *route, const struct st_origin_t *o)
     const pgw_bot_t *bot = pgw_catalog_find(o->catalog, route->upstream_model, strlen(route->upstream_model));
 
     if (bot == NULL && route->kind == PGW_ROUTE_ANTHROPIC) {
-        poe_name_of(route->upstream_model, poe_name, sizeof(poe_name));
+        pgw_poe_claude_name(route->upstream_model, poe_name, sizeof(poe_name));
         bot = pgw_catalog_find(o->catalog, poe_name, strlen(poe_name));
     }
     if (bot != NULL && strcasecmp(bot->id, route->upstream_model) != 0)
         snprintf(as, sizeof(as), " as %s", bot->id); /* found by its display name, or by Poe's form of an Anthropic id */
     if (bot == NULL) {
-        char *fix = format("change litellm_params.model of route %s (line %u) to a bot Poe lists (GET %s/v1/models)",
-                           route->model_name, route->line, o->origin);
+        size_t family_len;
+        const pgw_bot_t *newest = newest_of_family(o->catalog, route->upstream_model, &family_len);
+        while (family_len > 1 && strchr("-._ ", route->upstream_model[family_len - 1]) != NULL)
+            --family_len; /* "claude-sonnet", not "claude-sonnet-" */
+        /* a model Poe retired: its family's current one is the likely fix (Claude Code's own ids move on too) */
+        char *fix = newest != NULL
+                        ? format("Poe no longer lists it: change litellm_params.model of route %s (line %u) to %s/%s, "
+                                 "the newest %.*s Poe lists",
+                                 route->model_name, route->line, kind, newest->id, (int)family_len, route->upstream_model)
+                        : format("change litellm_params.model of route %s (line %u) to a bot Poe lists (GET %s/v1/models)",
+                                 route->model_name, route->line, o->origin);
         add_check("bot", 0, fix, "%s/%s (route %s) is not in Poe's catalog", kind, route->upstream_model, route->model_name);
         free(fix);
     } else if (route->kind == PGW_ROUTE_OPENAI && !pgw_catalog_supports(o->catalog, bot, "tools")) {
@@ -413,6 +431,24 @@ static void check_bot(const pgw_route_t *route, const struct st_origin_t *o)
     } else {
         add_check("bot", 1, NULL, "%s/%s (route %s) is in Poe's catalog%s%s", kind, route->upstream_model, route->model_name, as,
                   route->kind == PGW_ROUTE_OPENAI ? " and supports tools" : "");
+    }
+}
+
+/* Claude through chat/completions works, but without prompt caching: each turn of Claude Code costs about ten times what
+ * a cached turn through /v1/messages does (docs/config.md#claude-on-openai-routes). */
+static void check_caching(const pgw_config_t *conf)
+{
+    char hint[300];
+    for (size_t i = 0; i != conf->num_routes; ++i) {
+        const pgw_route_t *r = conf->routes + i;
+        if (!pgw_route_caching_hint(r, hint, sizeof(hint)))
+            continue;
+        char *fix = format("for prompt caching (a cached turn costs about a tenth), change route %s (line %u) to\n"
+                           "         model: %s",
+                           r->model_name, r->line, hint);
+        add_check("caching", 0, fix, "route %s sends Claude (openai/%s) through chat/completions: no prompt caching", r->model_name,
+                  r->upstream_model);
+        free(fix);
     }
 }
 
@@ -461,6 +497,7 @@ int pgw_cmd_doctor_main(int argc, char **argv)
         check_environment(&conf, env_file);
         check_master_key(&conf);
         check_listen(&conf);
+        check_caching(&conf);
 
         size_t num_origins;
         struct st_origin_t *origins = collect_origins(&conf, &num_origins);

@@ -1,4 +1,5 @@
-/* poe-gateway: MIT licence. The one place that writes Anthropic-shaped error bodies. */
+/* poe-gateway: MIT licence. The one place that writes error bodies: Anthropic's shape, and OpenAI's for the OpenAI-format
+ * endpoint (docs/errors.md#the-error-body). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -90,13 +91,24 @@ void pgw_send_body(h2o_req_t *req, int status, const char *content_type, const c
     h2o_send_inline(req, copy.base, copy.len);
 }
 
-void pgw_send_error(h2o_req_t *req, int status, const char *type, const char *fmt, ...)
+void pgw_openai_error_json(h2o_buffer_t **buf, int status, const char *type, const char *message, size_t message_len)
+{
+    char code[16];
+    pgw_buf_append_lit(buf, "{\"error\":{\"message\":");
+    pgw_json_append_string(buf, message, message_len);
+    pgw_buf_append_lit(buf, ",\"type\":");
+    pgw_json_append_string(buf, type, strlen(type));
+    int n = snprintf(code, sizeof(code), "%d", status);
+    pgw_buf_append_lit(buf, ",\"param\":null,\"code\":");
+    pgw_json_append_string(buf, code, n);
+    pgw_buf_append_lit(buf, "}}");
+}
+
+/* Formats the message and sends the error body in the shape asked for. */
+static void send_error(h2o_req_t *req, int openai, int status, const char *type, const char *fmt, va_list args)
 {
     char message[1024];
-    va_list args;
-    va_start(args, fmt);
     int n = vsnprintf(message, sizeof(message), fmt, args);
-    va_end(args);
     if (n < 0)
         n = 0;
     if (n >= (int)sizeof(message))
@@ -104,9 +116,28 @@ void pgw_send_error(h2o_req_t *req, int status, const char *type, const char *fm
 
     h2o_buffer_t *buf;
     h2o_buffer_init(&buf, &h2o_socket_buffer_prototype);
-    pgw_error_json(&buf, type, message, n);
+    if (openai)
+        pgw_openai_error_json(&buf, status, type, message, n);
+    else
+        pgw_error_json(&buf, type, message, n);
     pgw_send_body(req, status, "application/json", buf->bytes, buf->size);
     h2o_buffer_dispose(&buf);
+}
+
+void pgw_send_error(h2o_req_t *req, int status, const char *type, const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    send_error(req, 0, status, type, fmt, args);
+    va_end(args);
+}
+
+void pgw_send_error_as(h2o_req_t *req, int openai, int status, const char *type, const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    send_error(req, openai, status, type, fmt, args);
+    va_end(args);
 }
 
 /*

@@ -1,4 +1,5 @@
-/* poe-gateway: MIT licence. The one place that writes Anthropic-shaped error bodies. */
+/* poe-gateway: MIT licence. The one place that writes error bodies: Anthropic's shape, and OpenAI's for the OpenAI-format
+ * endpoint. */
 #ifndef PGW_ERRORS_H
 #define PGW_ERRORS_H
 
@@ -69,6 +70,20 @@ void pgw_error_json(h2o_buffer_t **buf, const char *type, const char *message, s
  * message is formatted printf-style. Must be called before the response has started.
  */
 void pgw_send_error(h2o_req_t *req, int status, const char *type, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/**
+ * Appends OpenAI's error body, `{"error":{"message":message,"type":type,"param":null,"code":"<status>"}}`, to `buf`: the
+ * shape of every error on POST /v1/chat/completions, whose clients are OpenAI clients (the code is the status as a
+ * string, as LiteLLM writes it; docs/errors.md#the-error-body). `status` is the HTTP status, or for an error inside a
+ * stream the one it would have had.
+ */
+void pgw_openai_error_json(h2o_buffer_t **buf, int status, const char *type, const char *message, size_t message_len);
+
+/**
+ * pgw_send_error in OpenAI's shape when `openai` is non-zero (pgw_openai_error_json), else in Anthropic's.
+ */
+void pgw_send_error_as(h2o_req_t *req, int openai, int status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /**
  * Sends `body` (bytes, copied into the request pool) with the given status and content type, and its length: an

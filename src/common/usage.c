@@ -1,28 +1,61 @@
-/* poe-gateway: MIT licence. Token usage noted from Anthropic-shaped responses, whole or streamed, on the side. */
+/* poe-gateway: MIT licence. Token usage noted from responses, whole or streamed, on the side: Anthropic's usage objects,
+ * and OpenAI's (chat/completions) read as Anthropic's counts. */
 #include <stdlib.h>
 #include <string.h>
 #include "common/usage.h"
 
-static long long *field_for(pgw_usage_t *u, const unsigned char *key, size_t len)
-{
 #define IS(lit) (len == sizeof(lit) - 1 && memcmp(key, lit, len) == 0)
+
+/* A key of the usage object itself: Anthropic's names, and OpenAI's (prompt_tokens waits for the object's end). */
+static long long *field_for(pgw_usage_parser_t *p, const unsigned char *key, size_t len)
+{
+    pgw_usage_t *u = p->usage;
     if (IS("input_tokens"))
         return &u->input_tokens;
-    if (IS("output_tokens"))
+    if (IS("output_tokens") || IS("completion_tokens"))
         return &u->output_tokens;
     if (IS("cache_read_input_tokens"))
         return &u->cache_read_input_tokens;
     if (IS("cache_creation_input_tokens"))
         return &u->cache_creation_input_tokens;
+    if (IS("prompt_tokens"))
+        return &p->prompt_tokens;
     return NULL;
+}
+
+/* A key of OpenAI's usage.prompt_tokens_details. */
+static long long *details_field_for(pgw_usage_parser_t *p, const unsigned char *key, size_t len)
+{
+    if (IS("cached_tokens"))
+        return &p->details_cached;
+    if (IS("cache_creation_tokens"))
+        return &p->details_creation;
+    return NULL;
+}
+
 #undef IS
+
+/* The end of a usage object: OpenAI's prompt_tokens counts the cache too, Anthropic's input_tokens does not; the cache
+ * counts are taken from one place, never both added (docs/mapping.md#usage). */
+static void resolve_openai(pgw_usage_parser_t *p)
+{
+    pgw_usage_t *u = p->usage;
+    if (p->details_cached >= 0)
+        u->cache_read_input_tokens = p->details_cached;
+    if (p->details_creation >= 0)
+        u->cache_creation_input_tokens = p->details_creation;
+    if (p->prompt_tokens >= 0) {
+        long long input = p->prompt_tokens - u->cache_read_input_tokens - u->cache_creation_input_tokens;
+        u->input_tokens = input > 0 ? input : 0;
+    }
+    p->prompt_tokens = p->details_cached = p->details_creation = -1;
 }
 
 static int on_value(void *ctx)
 {
     pgw_usage_parser_t *p = ctx;
     p->field = NULL;
-    p->pending_usage = 0;
+    p->pending_usage = p->pending_details = 0;
     return 1;
 }
 
@@ -59,7 +92,9 @@ static int on_start_map(void *ctx)
     ++p->depth;
     if (p->pending_usage && p->usage_depth == 0)
         p->usage_depth = p->depth;
-    p->pending_usage = 0;
+    else if (p->pending_details && p->details_depth == 0)
+        p->details_depth = p->depth;
+    p->pending_usage = p->pending_details = 0;
     p->field = NULL;
     return 1;
 }
@@ -67,16 +102,27 @@ static int on_start_map(void *ctx)
 static int on_map_key(void *ctx, const unsigned char *key, size_t len)
 {
     pgw_usage_parser_t *p = ctx;
-    p->field = p->usage_depth != 0 && p->depth == p->usage_depth ? field_for(p->usage, key, len) : NULL;
+    int in_usage = p->usage_depth != 0 && p->depth == p->usage_depth;
+    if (in_usage)
+        p->field = field_for(p, key, len);
+    else if (p->details_depth != 0 && p->depth == p->details_depth)
+        p->field = details_field_for(p, key, len);
+    else
+        p->field = NULL;
     p->pending_usage = p->usage_depth == 0 && len == 5 && memcmp(key, "usage", 5) == 0;
+    p->pending_details = in_usage && len == 21 && memcmp(key, "prompt_tokens_details", 21) == 0;
     return 1;
 }
 
 static int on_end_map(void *ctx)
 {
     pgw_usage_parser_t *p = ctx;
-    if (p->depth == p->usage_depth)
+    if (p->depth == p->details_depth) {
+        p->details_depth = 0;
+    } else if (p->depth == p->usage_depth) {
         p->usage_depth = 0;
+        resolve_openai(p);
+    }
     --p->depth;
     return on_value(ctx);
 }
@@ -102,6 +148,7 @@ void pgw_usage_parser_init(pgw_usage_parser_t *p, pgw_usage_t *usage)
 {
     memset(p, 0, sizeof(*p));
     p->usage = usage;
+    p->prompt_tokens = p->details_cached = p->details_creation = -1;
     p->handle = yajl_alloc(&callbacks, NULL, p);
     yajl_config(p->handle, yajl_dont_validate_strings, 1);
 }

@@ -1,4 +1,5 @@
-/* poe-gateway: MIT licence. Token usage noted from Anthropic-shaped responses, whole or streamed, on the side. */
+/* poe-gateway: MIT licence. Token usage noted from responses, whole or streamed, on the side: Anthropic's usage objects,
+ * and OpenAI's (chat/completions) read as Anthropic's counts. */
 #ifndef PGW_USAGE_H
 #define PGW_USAGE_H
 
@@ -15,7 +16,8 @@ typedef struct st_pgw_usage_t {
 /**
  * Incremental JSON reader that copies the numeric fields of every "usage" object it meets into `usage` (later values
  * overwrite earlier ones: Anthropic's message_delta carries cumulative counts). It never fails the caller: malformed
- * JSON simply stops the noting.
+ * JSON simply stops the noting. OpenAI's usage (`prompt_tokens`, `completion_tokens`, `prompt_tokens_details`) is read
+ * as Anthropic's counts by the rules of docs/mapping.md#usage: input_tokens is prompt_tokens less the cached tokens.
  */
 typedef struct st_pgw_usage_parser_t {
     yajl_handle handle;
@@ -25,6 +27,11 @@ typedef struct st_pgw_usage_parser_t {
     int pending_usage;
     long long *field; /* the usage field whose value comes next, or NULL */
     int failed;
+    /* OpenAI's counts in the usage object being read, resolved into `usage` at its end */
+    int details_depth; /* nesting of its prompt_tokens_details object, 0 when outside one */
+    int pending_details;
+    long long prompt_tokens, details_cached, details_creation; /* -1 when absent */
+
 } pgw_usage_parser_t;
 
 void pgw_usage_parser_init(pgw_usage_parser_t *p, pgw_usage_t *usage);

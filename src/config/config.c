@@ -4,7 +4,8 @@
  * The file is read whole and parsed with libyaml's document API, which gives a node tree with marks; the walk below
  * then turns that tree into pgw_config_t, so nothing outside the loader ever sees YAML. The walk follows the file's
  * shape: one function per section. This file holds the file, the document, the top level and general_settings; the
- * sections of their own are src/config/config_routes.c (model_list, router_settings) and src/config/config_gateway.c (gateway:), and
+ * sections of their own are src/config/config_routes.c (model_list, router_settings), src/config/config_fallbacks.c (the
+ * fallback keys of router_settings, and litellm_settings) and src/config/config_gateway.c (gateway:), and
  * what every section uses (errors with positions, merged mappings, value conversions, os.environ/) is
  * src/config/config_loader.c.
  *
@@ -85,6 +86,8 @@ static int on_root(pgw_loader_t *l, yaml_node_t *root)
             ret = on_general_settings(l, value);
         } else if (pgw_yaml_key_is(key, "router_settings")) {
             ret = pgw_loader_on_router_settings(l, value);
+        } else if (pgw_yaml_key_is(key, "litellm_settings")) {
+            ret = pgw_loader_on_litellm_settings(l, value);
         } else if (pgw_yaml_key_is(key, "gateway")) {
             ret = pgw_loader_on_gateway(l, value);
         } else {
@@ -96,12 +99,14 @@ static int on_root(pgw_loader_t *l, yaml_node_t *root)
     return 0;
 }
 
-/* Applies what can only be decided once the whole file is read. */
-static void finish(pgw_loader_t *l)
+/* Applies what can only be decided once the whole file is read. Returns 0, or -1 after an error. */
+static int finish(pgw_loader_t *l)
 {
     pgw_config_t *conf = l->conf;
 
     pgw_loader_finish_routes(l);
+    if (pgw_loader_finish_fallbacks(l) != 0)
+        return -1;
 
     /* two largest bodies on one connection; eight in the whole gateway, 256 MB with the default max_body_bytes, held for
      * as long as their requests last: far above what a team's Claude Code sessions send (a few MB each), far below what
@@ -122,6 +127,7 @@ static void finish(pgw_loader_t *l)
             conf->master_key_env = xstrdup("LITELLM_MASTER_KEY");
         }
     }
+    return 0;
 }
 
 static int read_config_file(const char *path, char **buf, size_t *len, char *err, size_t errsz)
@@ -189,6 +195,24 @@ static int syntax_error(pgw_loader_t *l, yaml_parser_t *parser, const char *buf,
     return pgw_loader_error_at_mark(l, mark, "%s", parser->problem != NULL ? parser->problem : "invalid YAML");
 }
 
+/* LITELLM_PORT, which LiteLLM setups keep in .env beside the master key, is the port when gateway.port does not say
+ * (--port > gateway.port > LITELLM_PORT > 4000: docs/config.md#the-listen-port). */
+static int litellm_port(pgw_config_t *conf, char *err, size_t errsz)
+{
+    const char *env = getenv("LITELLM_PORT");
+    char *end;
+    if (env == NULL || *env == '\0')
+        return 0;
+    unsigned long v = strtoul(env, &end, 10);
+    if (*end != '\0' || v > 65535 || !isdigit((unsigned char)*env)) {
+        snprintf(err, errsz, "%s: the environment variable LITELLM_PORT must be a port number (0 to 65535), not %s", conf->path,
+                 env);
+        return -1;
+    }
+    conf->port = (unsigned)v;
+    return 0;
+}
+
 int pgw_config_load(pgw_config_t *conf, const char *path, char *err, size_t errsz)
 {
     pgw_loader_t l = {.conf = conf, .path = path, .err = err, .errsz = errsz, .router_timeout = -1, .router_num_retries = -1};
@@ -204,11 +228,15 @@ int pgw_config_load(pgw_config_t *conf, const char *path, char *err, size_t errs
     conf->path = xstrdup(path);
     conf->host = xstrdup(PGW_DEFAULT_HOST);
     conf->port = PGW_DEFAULT_PORT;
+    if (litellm_port(conf, err, errsz) != 0)
+        goto Exit;
     conf->max_body_bytes = PGW_DEFAULT_MAX_BODY_BYTES;
     conf->idle_timeout = PGW_DEFAULT_IDLE_TIMEOUT;
     conf->graceful_timeout = PGW_DEFAULT_GRACEFUL_TIMEOUT;
     conf->upstream_rpm = 500;
     conf->queue_timeout = 60;
+    conf->allowed_fails = PGW_DEFAULT_ALLOWED_FAILS;
+    conf->cooldown_time = PGW_DEFAULT_COOLDOWN_TIME;
 
     if (read_config_file(path, &buf, &len, err, errsz) != 0)
         goto Exit;
@@ -240,7 +268,8 @@ int pgw_config_load(pgw_config_t *conf, const char *path, char *err, size_t errs
         if (on_root(&l, root) != 0)
             goto Exit;
     }
-    finish(&l);
+    if (finish(&l) != 0)
+        goto Exit;
     ret = 0;
 
 Exit:
@@ -258,6 +287,22 @@ Exit:
     if (ret != 0)
         pgw_config_dispose(conf);
     return ret;
+}
+
+void pgw_config_warn_missing_env(const pgw_config_t *conf)
+{
+    for (size_t i = 0; i != conf->num_missing_env; ++i) {
+        const char *name = conf->missing_env[i];
+        int for_routes = 0;
+        for (size_t j = 0; j != conf->num_routes; ++j)
+            if (conf->routes[j].api_key_env != NULL && strcmp(conf->routes[j].api_key_env, name) == 0)
+                for_routes = 1;
+        /* the master key's variable: no route answers 503 for it; the master key step says what it does instead */
+        if (!for_routes && conf->master_key_env != NULL && strcmp(conf->master_key_env, name) == 0)
+            continue;
+        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; routes that need it answer 503", name,
+                     conf->path);
+    }
 }
 
 void pgw_config_dispose(pgw_config_t *conf)
@@ -287,6 +332,7 @@ void pgw_config_dispose(pgw_config_t *conf)
         free(route->extra_headers);
     }
     free(conf->routes);
+    pgw_config_dispose_fallbacks(conf);
     free(conf->path);
     free_secret(conf->master_key);
     free(conf->master_key_env);

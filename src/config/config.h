@@ -5,12 +5,16 @@
 #include <stddef.h>
 
 #define PGW_DEFAULT_CONFIG_PATH "conf/gateway.yaml"
+#ifndef PGW_DEFAULT_HOST /* the Docker image builds with 0.0.0.0 (cmake -DPGW_DEFAULT_HOST), as LiteLLM's image listens */
 #define PGW_DEFAULT_HOST "127.0.0.1"
+#endif
 #define PGW_DEFAULT_PORT 4000
 #define PGW_DEFAULT_MAX_BODY_BYTES (32 * 1024 * 1024)
 #define PGW_DEFAULT_TIMEOUT 600.0        /* seconds to the first upstream byte */
 #define PGW_DEFAULT_STREAM_TIMEOUT 300.0 /* seconds of upstream silence mid-stream */
 #define PGW_DEFAULT_MAX_RETRIES 2
+#define PGW_DEFAULT_ALLOWED_FAILS 3      /* router_settings.allowed_fails: failures a minute a route may have */
+#define PGW_DEFAULT_COOLDOWN_TIME 5.0    /* router_settings.cooldown_time: seconds a route then rests */
 #define PGW_DEFAULT_GRACEFUL_TIMEOUT 30.0
 #define PGW_DEFAULT_IDLE_TIMEOUT 60.0
 #define PGW_DEFAULT_OPENAI_API_BASE "https://api.poe.com/v1"
@@ -59,8 +63,29 @@ typedef struct st_pgw_route_t {
                                                        NULL (owned: free()) */
     pgw_header_t *extra_headers; /* owned array */
     size_t num_extra_headers;
+    long long max_input_tokens; /* model_info.max_input_tokens: the prompt that fits, for context_window_fallbacks; 0 unknown */
     unsigned line, column; /* 1-based position of the entry in the file, for messages */
 } pgw_route_t;
+
+/** One model name a request may fall back to (docs/config.md#fallbacks). */
+typedef struct st_pgw_fallback_target_t {
+    char *name;            /* the model name the target route is asked for, as written (owned) */
+    size_t route;          /* index in conf->routes of the route serving `name` */
+    unsigned line, column; /* position of the name in the file */
+} pgw_fallback_target_t;
+
+/**
+ * One entry of `fallbacks` or `context_window_fallbacks` (router_settings, or LiteLLM's litellm_settings): requests for
+ * `from` go, in order, to the targets when their own route fails before the first byte (or, for context-window entries,
+ * when the prompt does not fit the route).
+ */
+typedef struct st_pgw_fallbacks_t {
+    char *from;                 /* a client model name, or a route's model_name as written (wildcards included) (owned) */
+    int context_window;         /* 1: an entry of context_window_fallbacks */
+    pgw_fallback_target_t *to;  /* owned array, in order */
+    size_t num_to;
+    unsigned line, column;
+} pgw_fallbacks_t;
 
 /**
  * A named client key (gateway.keys). The master key is not one of these: pgw_auth identifies it as "master".
@@ -105,6 +130,10 @@ typedef struct st_pgw_config_t {
     double queue_timeout;  /* gateway.queue_timeout: seconds a request may wait for its turn before a 429; default 60 */
     pgw_key_t *keys;       /* gateway.keys, in file order (owned array) */
     size_t num_keys;
+    pgw_fallbacks_t *fallbacks; /* router_settings / litellm_settings fallbacks and context_window_fallbacks (owned array) */
+    size_t num_fallbacks;
+    int allowed_fails;          /* router_settings.allowed_fails, default PGW_DEFAULT_ALLOWED_FAILS */
+    double cooldown_time;       /* router_settings.cooldown_time in seconds (0: never), default PGW_DEFAULT_COOLDOWN_TIME */
     /* environment variables referenced with os.environ/NAME that are not set, each named once (owned) */
     char **missing_env;
     size_t num_missing_env;
@@ -117,6 +146,13 @@ typedef struct st_pgw_config_t {
  * `err` holding one line "file:line:column: what is wrong" (without a trailing newline).
  */
 int pgw_config_load(pgw_config_t *conf, const char *path, char *err, size_t errsz);
+
+/**
+ * Logs one warning for each variable in conf->missing_env, saying that the routes that need it answer 503; except the
+ * master key's own variable when no route uses it, since the master key step (src/config/masterkey.c) then either
+ * generates a key and says where it keeps it, or refuses to start.
+ */
+void pgw_config_warn_missing_env(const pgw_config_t *conf);
 
 /**
  * Frees everything `conf` owns and zeroes it. Safe to call twice.

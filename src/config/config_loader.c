@@ -1,8 +1,9 @@
 /* poe-gateway: MIT licence. What every section of the configuration loader uses (config_loader.h): errors with their
  * file:line:column, warnings for keys this gateway ignores, merged mappings (`<<: *x`) with duplicate keys refused,
  * conversions of scalars (integers, seconds, sizes, booleans, strings, URLs) and `os.environ/NAME` values. The loader's
- * own walk (src/config/config.c) and its sections (src/config/config_routes.c, src/config/config_gateway.c) call these; these call none of
- * them, so the loader's files depend on this one and never the other way. */
+ * own walk (src/config/config.c) and its sections (src/config/config_routes.c, src/config/config_fallbacks.c,
+ * src/config/config_gateway.c) call these; these call none of them, so the loader's files depend on this one and never the
+ * other way. */
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>

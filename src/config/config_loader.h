@@ -1,7 +1,7 @@
 /* poe-gateway: MIT licence. The configuration loader's insides: what src/config/config.c (the file, the document walk, errors,
  * value conversions) shares with the files that read one section each, src/config/config_routes.c (model_list,
- * router_settings) and src/config/config_gateway.c (gateway:). Only those three include this header; everyone else sees the
- * finished pgw_config_t of config.h. */
+ * router_settings), src/config/config_fallbacks.c (fallbacks, litellm_settings) and src/config/config_gateway.c (gateway:).
+ * Only those include this header; everyone else sees the finished pgw_config_t of config.h. */
 #ifndef PGW_CONFIG_LOADER_H
 #define PGW_CONFIG_LOADER_H
 
@@ -171,9 +171,32 @@ void pgw_loader_strip_slashes(char *s);
 int pgw_loader_on_model_list(pgw_loader_t *l, yaml_node_t *node);
 
 /**
- * Reads router_settings: the route defaults num_retries and timeout (src/config/config_routes.c).
+ * Reads router_settings: the route defaults num_retries and timeout (src/config/config_routes.c), and the fallback keys
+ * (pgw_loader_on_fallback_key).
  */
 int pgw_loader_on_router_settings(pgw_loader_t *l, yaml_node_t *node);
+
+/**
+ * A key of router_settings or litellm_settings (`section`) that belongs to fallbacks (src/config/config_fallbacks.c):
+ * `fallbacks` and `context_window_fallbacks` in both, `allowed_fails` and `cooldown_time` in router_settings. Returns 0
+ * when it was read, 1 when the key is not one of these, -1 after an error.
+ */
+int pgw_loader_on_fallback_key(pgw_loader_t *l, const char *section, yaml_node_t *key, yaml_node_t *value);
+
+/**
+ * Reads litellm_settings: its fallback lists; every other key is warned about (src/config/config_fallbacks.c).
+ */
+int pgw_loader_on_litellm_settings(pgw_loader_t *l, yaml_node_t *node);
+
+/**
+ * Once the whole file is read: resolves every name of the fallback lists to the route that serves it. A name no route
+ * serves, a model given two lists of one kind, or a model falling back to itself is an error at the name's position.
+ * Returns 0 or -1.
+ */
+int pgw_loader_finish_fallbacks(pgw_loader_t *l);
+
+/** Frees conf->fallbacks (called by pgw_config_dispose). */
+void pgw_config_dispose_fallbacks(pgw_config_t *conf);
 
 /**
  * Once the whole file is read: gives routes router_settings' defaults (or the built-in ones) and warns about a

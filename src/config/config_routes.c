@@ -403,12 +403,34 @@ static int on_litellm_params(pgw_loader_t *l, pgw_route_t *route, yaml_node_t *n
     return on_api_base(l, route, seen.api_base);
 }
 
+/* model_info: LiteLLM's facts about a model; the gateway reads max_input_tokens, for context_window_fallbacks. */
+static int on_model_info(pgw_loader_t *l, pgw_route_t *route, yaml_node_t *node)
+{
+    pgw_loader_pair_t *pairs;
+    size_t num;
+
+    if (pgw_yaml_is_null(node))
+        return 0;
+    if (pgw_loader_expect_mapping(l, node, "model_info") != 0 || pgw_loader_pairs(l, node, &pairs, &num) != 0)
+        return -1;
+    for (size_t i = 0; i != num; ++i) {
+        if (pgw_yaml_key_is(pairs[i].key, "max_input_tokens")) {
+            if (!pgw_yaml_is_null(pairs[i].value) &&
+                pgw_loader_int(l, pairs[i].value, "model_info.max_input_tokens", 1, 1000000000000LL, &route->max_input_tokens) != 0)
+                return -1;
+        } else {
+            pgw_loader_warn_unknown(l, pairs[i].key, "model_info");
+        }
+    }
+    return 0;
+}
+
 static int on_model_entry(pgw_loader_t *l, yaml_node_t *entry)
 {
     pgw_config_t *conf = l->conf;
     pgw_loader_pair_t *pairs;
     size_t num;
-    yaml_node_t *name_node = NULL, *params = NULL;
+    yaml_node_t *name_node = NULL, *params = NULL, *info = NULL;
     const char *name;
     pgw_route_t *route;
 
@@ -419,6 +441,8 @@ static int on_model_entry(pgw_loader_t *l, yaml_node_t *entry)
             name_node = pairs[i].value;
         } else if (pgw_yaml_key_is(pairs[i].key, "litellm_params")) {
             params = pairs[i].value;
+        } else if (pgw_yaml_key_is(pairs[i].key, "model_info")) {
+            info = pairs[i].value;
         } else {
             pgw_loader_warn_unknown(l, pairs[i].key, "model_list entry");
         }
@@ -440,6 +464,8 @@ static int on_model_entry(pgw_loader_t *l, yaml_node_t *entry)
     route->model_name = xstrdup(name);
     route->is_wildcard = strchr(name, '*') != NULL;
 
+    if (info != NULL && on_model_info(l, route, info) != 0)
+        return -1;
     if (params == NULL || pgw_yaml_is_null(params))
         return pgw_loader_error(l, entry, "model '%s' has no litellm_params.model", name);
     return on_litellm_params(l, route, params);
@@ -483,7 +509,11 @@ int pgw_loader_on_router_settings(pgw_loader_t *l, yaml_node_t *node)
             if (pgw_loader_seconds(l, value, "router_settings.timeout", 0, &l->router_timeout) != 0)
                 return -1;
         } else {
-            pgw_loader_warn_unknown(l, key, "router_settings");
+            int ret = pgw_loader_on_fallback_key(l, "router_settings", key, value);
+            if (ret < 0)
+                return -1;
+            if (ret > 0)
+                pgw_loader_warn_unknown(l, key, "router_settings");
         }
     }
     return 0;

@@ -18,8 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "common/log.h"
 #include "config/config.h"
 
+#define MODULE_NAME "dotenv"
 #define MAX_DOTENV_BYTES (1024 * 1024)
 
 static int is_blank(char c)
@@ -147,6 +149,10 @@ int pgw_dotenv_load(const char *path, char *err, size_t errsz)
         snprintf(err, errsz, "%s: not a regular file", path);
         goto Exit;
     }
+    /* it holds the Poe key: `cp .env.template .env` leaves it as readable as the template (README, "The two commands") */
+    if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0)
+        pgw_log_warn(MODULE_NAME, "%s holds secrets but other users may read it (mode %04o): chmod 600 %s", path,
+                     (unsigned)(st.st_mode & 07777), path);
     if (st.st_size > MAX_DOTENV_BYTES) {
         snprintf(err, errsz, "%s: larger than %d bytes", path, MAX_DOTENV_BYTES);
         goto Exit;

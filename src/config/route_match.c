@@ -1,5 +1,5 @@
 /* poe-gateway: MIT licence. Per-request lookups in a loaded configuration: the route for a model name, the name sent
- * upstream, "did you mean" suggestions, a named key's allow list.
+ * upstream, "did you mean" suggestions, a named key's allow list, Poe's name for a Claude model.
  *
  * Everything here reads a pgw_config_t that no longer changes (a generation's), allocates nothing that outlives the
  * call, and knows no YAML; the loader uses only pgw_wildcard_match, to warn about a wildcard route that an earlier one
@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -177,4 +178,46 @@ int pgw_key_allows_model(const pgw_key_t *key, const char *model, size_t model_l
         if (pgw_wildcard_match(key->models[i], model, model_len))
             return 1;
     return 0;
+}
+
+void pgw_poe_claude_name(const char *model, char *buf, size_t bufsz)
+{
+    size_t len = strlen(model), j = 0;
+    if (bufsz == 0)
+        return;
+    if (len > 9 && model[len - 9] == '-' && strspn(model + len - 8, "0123456789") == 8)
+        len -= 9;
+    for (size_t i = 0; i != len && j + 1 < bufsz; ++i) {
+        int between_digits =
+            model[i] == '-' && i > 0 && i + 1 < len && isdigit((unsigned char)model[i - 1]) && isdigit((unsigned char)model[i + 1]);
+        buf[j++] = between_digits ? '.' : (char)tolower((unsigned char)model[i]);
+    }
+    buf[j] = '\0';
+}
+
+int pgw_route_caching_hint(const pgw_route_t *route, char *buf, size_t bufsz)
+{
+    char name[256];
+    if (route->kind != PGW_ROUTE_OPENAI || strncasecmp(route->upstream_model, "claude", 6) != 0 ||
+        strchr(route->upstream_model, '*') != NULL)
+        return 0;
+    pgw_poe_claude_name(route->upstream_model, name, sizeof(name));
+    snprintf(buf, bufsz, "anthropic/%s", name);
+    return 1;
+}
+
+const pgw_fallbacks_t *pgw_config_find_fallbacks(const pgw_config_t *conf, int context_window, const char *model, size_t model_len,
+                                                 const pgw_route_t *route)
+{
+    const pgw_fallbacks_t *by_route = NULL;
+    for (size_t i = 0; i != conf->num_fallbacks; ++i) {
+        const pgw_fallbacks_t *fb = conf->fallbacks + i;
+        if (fb->context_window != context_window)
+            continue;
+        if (strlen(fb->from) == model_len && memcmp(fb->from, model, model_len) == 0)
+            return fb;
+        if (by_route == NULL && route != NULL && strcmp(fb->from, route->model_name) == 0)
+            by_route = fb;
+    }
+    return by_route;
 }

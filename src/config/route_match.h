@@ -48,6 +48,20 @@ int pgw_wildcard_match(const char *pattern, const char *s, size_t len);
 int pgw_route_upstream_model(const pgw_route_t *route, const char *client_model, size_t client_model_len, char *buf, size_t bufsz);
 
 /**
+ * Writes Poe's name for a Claude model into `buf` (NUL-terminated, cut to fit): an Anthropic id loses its date and the
+ * hyphens between digits become dots (claude-sonnet-4-5-20250929 -> claude-sonnet-4.5); letters are lowered
+ * (Claude-Sonnet-4.5 -> claude-sonnet-4.5). Both of Poe's endpoints accept that name.
+ */
+void pgw_poe_claude_name(const char *model, char *buf, size_t bufsz);
+
+/**
+ * For an `openai/` route that sends a Claude model through chat/completions, which gets no prompt caching: writes the
+ * `model:` value that would send it through Poe's /v1/messages instead (`anthropic/claude-sonnet-4.5`) into `buf` and
+ * returns 1. Returns 0 for every other route. Used by --check-config and doctor (docs/config.md#claude-on-openai-routes).
+ */
+int pgw_route_caching_hint(const pgw_route_t *route, char *buf, size_t bufsz);
+
+/**
  * Finds up to `max` configured non-wildcard model names closest to `model` (edit distance), closest first, for
  * "did you mean" messages. Returns how many were written to `out`.
  */
@@ -57,5 +71,13 @@ size_t pgw_config_suggest(const pgw_config_t *conf, const char *model, size_t mo
  * Returns 1 when `key` may use the model `model` (its allow list is empty, or one of its patterns matches).
  */
 int pgw_key_allows_model(const pgw_key_t *key, const char *model, size_t model_len);
+
+/**
+ * The fallback list (docs/config.md#fallbacks) for a request for `model` served by `route`: of the kind asked
+ * (`context_window` 1 for context_window_fallbacks, 0 for fallbacks), the entry naming the model itself, else the entry
+ * naming the route's model_name (a wildcard route's list covers every name it serves). NULL when there is none.
+ */
+const pgw_fallbacks_t *pgw_config_find_fallbacks(const pgw_config_t *conf, int context_window, const char *model, size_t model_len,
+                                                 const pgw_route_t *route);
 
 #endif

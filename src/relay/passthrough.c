@@ -270,6 +270,8 @@ static void after_events(passthrough_t *st)
             int status = anthropic_error_type(st->first_error->bytes, st->first_error->size, type, sizeof(type))
                              ? pgw_error_status(type)
                              : 502;
+            if (pgw_relay_hand_off(rl, status))
+                return;
             rl->r->outcome = PGW_OUTCOME_UPSTREAM_ERROR;
             respond_json(st, status, &st->first_error);
         } else {
@@ -352,6 +354,8 @@ static void respond_error(passthrough_t *st, pgw_upstream_transfer_t *t)
     pgw_upstream_failure_t f;
     char type[64];
 
+    if (pgw_relay_hand_off(rl, st->status))
+        return;
     rl->r->outcome = PGW_OUTCOME_UPSTREAM_ERROR;
     int own = pgw_upstream_error_answer(rl->r->req, rl->route, t, st->status, st->held->bytes, st->held->size, &f);
     /* Poe's own Anthropic error, whole, goes as it came: Claude Code's retry logic reads Poe's wording */
@@ -456,28 +460,47 @@ static struct curl_slist *add_anthropic_headers(struct curl_slist *list, h2o_req
     return list;
 }
 
-void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body, const char *path)
+void pgw_passthrough_splice_model(pgw_request_t *r, const pgw_reqbody_t *body, const char *model, size_t len, h2o_iovec_t *upbody,
+                                  h2o_iovec_t more[2])
+{
+    h2o_req_t *req = r->req;
+    *upbody = req->entity;
+    more[0] = more[1] = h2o_iovec_init(NULL, 0);
+    if (len == body->model_len && memcmp(model, body->model, len) == 0)
+        return;
+    h2o_buffer_t *quoted;
+    h2o_buffer_init(&quoted, &h2o_socket_buffer_prototype);
+    pgw_json_append_string(&quoted, model, len);
+    more[0] = h2o_strdup(&req->pool, quoted->bytes, quoted->size);
+    more[1] = h2o_iovec_init(req->entity.base + body->model_end, req->entity.len - body->model_end);
+    *upbody = h2o_iovec_init(req->entity.base, body->model_offset);
+    h2o_buffer_dispose(&quoted);
+}
+
+void pgw_passthrough_url(const pgw_route_t *route, const char *path, char *buf, size_t bufsz)
+{
+    /* LiteLLM configs often write Poe's base as https://api.poe.com/v1 for every route: do not double the version */
+    size_t base_len = strlen(route->api_base);
+    if (base_len >= 3 && strcmp(route->api_base + base_len - 3, "/v1") == 0)
+        base_len -= 3;
+    snprintf(buf, bufsz, "%.*s%s", (int)base_len, route->api_base, path);
+}
+
+void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, h2o_iovec_t name, const pgw_reqbody_t *body,
+                           const char *path)
 {
     h2o_req_t *req = r->req;
     char url[2048], model[512];
 
     /* the body, with only the model's value replaced when the route renames it: spliced, not copied (the client's body
      * stays in h2o's buffer for the whole request anyway) */
-    h2o_iovec_t upbody = req->entity, more[2] = {{NULL}};
-    int mlen = pgw_route_upstream_model(route, body->model, body->model_len, model, sizeof(model));
+    h2o_iovec_t upbody, more[2];
+    int mlen = pgw_route_upstream_model(route, name.base, name.len, model, sizeof(model));
     if (mlen < 0) {
         pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "model: name too long for route %s", route->model_name);
         return;
     }
-    if ((size_t)mlen != body->model_len || memcmp(model, body->model, mlen) != 0) {
-        h2o_buffer_t *quoted;
-        h2o_buffer_init(&quoted, &h2o_socket_buffer_prototype);
-        pgw_json_append_string(&quoted, model, mlen);
-        more[0] = h2o_strdup(&req->pool, quoted->bytes, quoted->size);
-        more[1] = h2o_iovec_init(req->entity.base + body->model_end, req->entity.len - body->model_end);
-        upbody = h2o_iovec_init(req->entity.base, body->model_offset);
-        h2o_buffer_dispose(&quoted);
-    }
+    pgw_passthrough_splice_model(r, body, model, mlen, &upbody, more);
 
     /* headers: Poe's key replaces the client's; every anthropic-* header goes through untouched (betas, and whatever
      * Anthropic adds next, are an open list: docs/request-path.md#the-pass-through-route) */
@@ -487,12 +510,7 @@ void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, const pgw
         headers = pgw_upstream_add_header(headers, "anthropic-version", h2o_iovec_init(H2O_STRLIT("2023-06-01")));
     headers = add_anthropic_headers(headers, req);
     headers = pgw_upstream_add_route_headers(headers, route);
-
-    /* LiteLLM configs often write Poe's base as https://api.poe.com/v1 for every route: do not double the version */
-    size_t base_len = strlen(route->api_base);
-    if (base_len >= 3 && strcmp(route->api_base + base_len - 3, "/v1") == 0)
-        base_len -= 3;
-    snprintf(url, sizeof(url), "%.*s%s", (int)base_len, route->api_base, path);
+    pgw_passthrough_url(route, path, url, sizeof(url));
 
     passthrough_t *st = h2o_mem_alloc_shared(&req->pool, sizeof(*st), on_dispose);
     memset(st, 0, sizeof(*st));

@@ -34,6 +34,20 @@ struct st_pgw_relay_timers_t {
 
 static void on_ping(uv_timer_t *timer);
 
+/* The stream's one error event: Anthropic's `error` event, or for an OpenAI client a data event holding OpenAI's error
+ * body (which OpenAI's SDKs raise as an error). */
+static void append_error_event(pgw_relay_t *rl, int status, const char *type, const char *msg, size_t len)
+{
+    if (rl->openai) {
+        pgw_buf_append_lit(&rl->pending, "data: ");
+        pgw_openai_error_json(&rl->pending, status, type, msg, len);
+    } else {
+        pgw_buf_append_lit(&rl->pending, "event: error\ndata: ");
+        pgw_error_json(&rl->pending, type, msg, len);
+    }
+    pgw_buf_append_lit(&rl->pending, "\n\n");
+}
+
 void pgw_relay_send(pgw_relay_t *rl)
 {
     if (rl->resuming || rl->final_sent || rl->sending.bytes_inflight != 0)
@@ -51,9 +65,7 @@ void pgw_relay_send(pgw_relay_t *rl)
         rl->ended = 1;
         if (rl->stream) {
             static const char msg[] = "the gateway ended this stream without completing it";
-            pgw_buf_append_lit(&rl->pending, "event: error\ndata: ");
-            pgw_error_json(&rl->pending, PGW_ERR_API, msg, sizeof(msg) - 1);
-            pgw_buf_append_lit(&rl->pending, "\n\n");
+            append_error_event(rl, 502, PGW_ERR_API, msg, sizeof(msg) - 1);
             buf = h2o_doublebuffer_prepare(&rl->sending, &rl->pending, SIZE_MAX);
             last = rl->pending->size == 0;
         } else {
@@ -150,6 +162,10 @@ void pgw_relay_fail(pgw_relay_t *rl, pgw_outcome_t outcome, int status, const ch
         msg[0] = '\0';
     pgw_redact(msg, rl->route->api_key);
 
+    if (pgw_relay_hand_off(rl, status)) {
+        pgw_log_info(MODULE_NAME, "%s (a fallback takes the request)", msg); /* what the client would have read */
+        return;
+    }
     pgw_relay_stop_upstream(rl);
     if (rl->final_sent)
         return;
@@ -157,19 +173,27 @@ void pgw_relay_fail(pgw_relay_t *rl, pgw_outcome_t outcome, int status, const ch
         rl->r->outcome = outcome;
     if (!rl->started) {
         pgw_relay_respond_directly(rl);
-        pgw_send_error(req, status, type, "%s", msg);
+        pgw_send_error_as(req, rl->openai, status, type, "%s", msg);
         return;
     }
     rl->ended = 1;
     rl->done = 1;
     if (rl->stream) {
-        pgw_buf_append_lit(&rl->pending, "event: error\ndata: ");
-        pgw_error_json(&rl->pending, type, msg, strlen(msg));
-        pgw_buf_append_lit(&rl->pending, "\n\n");
+        append_error_event(rl, status, type, msg, strlen(msg));
     } else {
         rl->abort = 1; /* a whole body that started cannot take an error any more: end it as incomplete */
     }
     pgw_relay_send(rl);
+}
+
+int pgw_relay_hand_off(pgw_relay_t *rl, int status)
+{
+    if (rl->started || rl->r->fallback == NULL || !rl->r->fallback(rl->r, status))
+        return 0;
+    /* another route answers: nothing of this one may reach the client (docs/request-path.md#fallbacks) */
+    pgw_relay_stop_upstream(rl);
+    pgw_relay_respond_directly(rl);
+    return 1;
 }
 
 void pgw_relay_respond_directly(pgw_relay_t *rl)
@@ -200,7 +224,11 @@ static void on_ping(uv_timer_t *timer)
     }
     uv_timer_start(timer, on_ping, PGW_RELAY_PING_MS, 0);
     if (!rl->final_sent && !rl->done && rl->pending->size == 0 && rl->can_ping(rl)) {
-        pgw_buf_append_lit(&rl->pending, "event: ping\ndata: {\"type\": \"ping\"}\n\n");
+        /* an OpenAI client would take any data event for a chunk: it gets an SSE comment, which every reader skips */
+        if (rl->openai)
+            pgw_buf_append_lit(&rl->pending, ": ping\n\n");
+        else
+            pgw_buf_append_lit(&rl->pending, "event: ping\ndata: {\"type\": \"ping\"}\n\n");
         pgw_relay_send(rl);
     }
 }

@@ -31,6 +31,8 @@ struct st_pgw_relay_t {
     h2o_doublebuffer_t sending;        /* handed to h2o, awaiting proceed */
     int started;                       /* the response head went to h2o */
     int stream;                        /* the response is an event stream (pgw_relay_start_stream) */
+    int openai;                        /* the client speaks OpenAI's chat/completions: its errors, error events and pings
+                                        * take that API's form (set by the route before anything is sent) */
     int ended;                         /* the route said how the answer ends (complete, end, fail) */
     int done;                          /* nothing more will be appended: send FINAL once pending is out */
     int abort;                         /* with done: end with ERROR (an incomplete body) instead of FINAL */
@@ -70,6 +72,8 @@ void pgw_relay_start_stream(pgw_relay_t *rl, pgw_relay_can_ping_cb can_ping);
  *   exactly one `error` event, after which nothing follows;
  * - a whole answer is complete, or the client gets an error status with an Anthropic error body instead (never a
  *   truncated body under a 2xx).
+ * With `openai` set, the same holds in OpenAI's terms: a stream is complete with `data: [DONE]`, its one error is a
+ * `data: {"error":{...}}` event, and error bodies have OpenAI's shape (pgw_openai_error_json).
  * Each may end the request inside the call: callers make it their last use of the relay.
  */
 
@@ -83,12 +87,22 @@ void pgw_relay_complete(pgw_relay_t *rl);
 void pgw_relay_end(pgw_relay_t *rl, pgw_outcome_t outcome);
 
 /**
- * The upstream's answer cannot be completed. Stops the upstream, notes `outcome` and tells the client: an error status
- * with an Anthropic error body when nothing was started, else one `error` event of `type` at the end of the stream (the
+ * The upstream's answer cannot be completed. When nothing was started, the request's fallback may take it on
+ * (pgw_relay_hand_off). Otherwise stops the upstream, notes `outcome` and tells the client: an error status with an
+ * Anthropic error body when nothing was started, else one `error` event of `type` at the end of the stream (the
  * stream must stand between two events). The message is printf-style; the route's upstream key is redacted from it.
  */
 void pgw_relay_fail(pgw_relay_t *rl, pgw_outcome_t outcome, int status, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+
+/**
+ * Before anything was started, instead of an error answer: offers the upstream's failure (`status`, Poe's or the one the
+ * client would get) to the request's fallback (r->fallback, docs/request-path.md#fallbacks). When the fallback takes the
+ * request to another route, this route's part is over without a byte sent: its upstream is stopped, the relay marked
+ * final, and 1 returned; the caller returns at once and touches nothing more of the request. Otherwise 0: the caller
+ * answers as it would have. pgw_relay_fail makes this offer itself.
+ */
+int pgw_relay_hand_off(pgw_relay_t *rl, int status);
 
 /**
  * An error response instead of a relayed one, before pgw_relay_start: marks the relay final so nothing else is sent.

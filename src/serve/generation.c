@@ -29,9 +29,11 @@ pgw_generation_t *pgw_generation_create(pgw_config_t *conf, unsigned id)
     g->conf = conf;
     g->route_limits = h2o_mem_alloc(sizeof(*g->route_limits) * (conf->num_routes + 1));
     g->route_buffer_tools = h2o_mem_alloc(sizeof(*g->route_buffer_tools) * (conf->num_routes + 1));
+    g->route_cooldowns = h2o_mem_alloc(sizeof(*g->route_cooldowns) * (conf->num_routes + 1));
     for (size_t i = 0; i != conf->num_routes; ++i) {
         pgw_ratelimit_init(g->route_limits + i, conf->routes[i].rpm, now);
         atomic_init(g->route_buffer_tools + i, conf->routes[i].buffer_tools);
+        pgw_cooldown_init(g->route_cooldowns + i);
     }
     g->key_limits = h2o_mem_alloc(sizeof(*g->key_limits) * (conf->num_keys + 1));
     for (size_t i = 0; i != conf->num_keys; ++i)
@@ -64,8 +66,11 @@ void pgw_generation_release(pgw_generation_t *g)
 {
     if (atomic_fetch_sub(&g->refs, 1) != 1)
         return;
-    for (size_t i = 0; i != g->conf->num_routes; ++i)
+    for (size_t i = 0; i != g->conf->num_routes; ++i) {
         pgw_ratelimit_dispose(g->route_limits + i);
+        pgw_cooldown_dispose(g->route_cooldowns + i);
+    }
+    free(g->route_cooldowns);
     for (size_t i = 0; i != g->conf->num_keys; ++i)
         pgw_ratelimit_dispose(g->key_limits + i);
     free(g->route_limits);
@@ -106,9 +111,7 @@ int pgw_generation_reload(pgw_server_t *server)
         free(conf);
         return -1;
     }
-    for (size_t i = 0; i != conf->num_missing_env; ++i)
-        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; routes that need it answer 503",
-                     conf->missing_env[i], boot->path);
+    pgw_config_warn_missing_env(conf);
     if (server->cli.host != NULL) {
         free(conf->host);
         conf->host = strdup(server->cli.host);

@@ -71,11 +71,12 @@ static void on_request_dispose(void *p)
              r->session_id != NULL ? r->session_id : "", r->agent_id != NULL ? " agent=" : "",
              r->agent_id != NULL ? r->agent_id : "", r->parent_agent_id != NULL ? " parent_agent=" : "",
              r->parent_agent_id != NULL ? r->parent_agent_id : "");
-    pgw_log_info(MODULE_NAME, "%s \"%.*s %.*s%s HTTP/%s\" %d route=%s key=%s dur_ms=%.1f bytes=%zu%s%s%s", peer,
+    pgw_log_info(MODULE_NAME, "%s \"%.*s %.*s%s HTTP/%s\" %d route=%s%s%s key=%s dur_ms=%.1f bytes=%zu%s%s%s", peer,
                  (int)req->method.len, req->method.base, path_len, req->path.base, hidden,
                  version >= 0x200 ? "2" : version == 0x101 ? "1.1" : "1.0", req->res.status,
-                 r->route_name != NULL ? r->route_name : "-", r->key_name != NULL ? r->key_name : "-", ms, req->bytes_sent,
-                 usage, outcome, session);
+                 r->route_name != NULL ? r->route_name : "-", r->first_route_name != NULL ? " fallback_from=" : "",
+                 r->first_route_name != NULL ? r->first_route_name : "", r->key_name != NULL ? r->key_name : "-", ms,
+                 req->bytes_sent, usage, outcome, session);
 
     pgw_worker_t *w = r->worker;
     double ttfb = h2o_timeval_is_null(&req->timestamps.response_start_at)
@@ -105,7 +106,7 @@ pgw_request_t *pgw_request_begin(h2o_req_t *req)
     r->pending_handler = NULL;
     r->route = NULL;
     r->body = NULL;
-    r->is_count_tokens = 0;
+    r->endpoint = 0;
     r->bucket = NULL;
     r->client_conn = pgw_conns_request_begin(req);
     r->session_id = pgw_session_id(&req->pool, pgw_req_header(req, H2O_STRLIT(PGW_SESSION_HEADER)));

@@ -5,6 +5,7 @@
  * reference to the current snapshot per request (a mutex guards only the pointer swap); a refresh publishes a new
  * snapshot and drops the registry's reference to the old one, which goes when its last request ends.
  */
+#include <assert.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -176,6 +177,12 @@ void pgw_catalog_release(pgw_catalog_t *c)
 size_t pgw_catalog_size(const pgw_catalog_t *c)
 {
     return c->num_bots;
+}
+
+const pgw_bot_t *pgw_catalog_bot(const pgw_catalog_t *c, size_t i)
+{
+    assert(i < c->num_bots);
+    return c->bots + i;
 }
 
 const pgw_bot_t *pgw_catalog_find(const pgw_catalog_t *c, const char *name, size_t len)

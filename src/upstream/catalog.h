@@ -47,6 +47,8 @@ pgw_catalog_t *pgw_catalog_parse(const char *json, size_t len, char *err, size_t
 void pgw_catalog_retain(pgw_catalog_t *c);
 void pgw_catalog_release(pgw_catalog_t *c);
 size_t pgw_catalog_size(const pgw_catalog_t *c);
+/** The `i`th bot of the catalog, in the document's order; `i` is below pgw_catalog_size. */
+const pgw_bot_t *pgw_catalog_bot(const pgw_catalog_t *c, size_t i);
 
 /**
  * Finds a bot by id or display name, case-insensitively (an id first), as Poe resolves the names a route may give. Used

@@ -1,4 +1,5 @@
 /* poe-gateway: MIT licence. The unit test binary: one translation unit that includes each file under test, printing TAP. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -156,7 +157,9 @@ void test_src__errors_c(void);
 void test_src__usage_c(void);
 void test_src__upstream_c(void);
 void test_src__masterkey_c(void);
+void test_src__seed_c(void);
 void test_src__ratelimit_c(void);
+void test_src__cooldown_c(void);
 void test_src__catalog_c(void);
 void test_src__metrics_c(void);
 void test_src__tailnet_c(void);
@@ -172,12 +175,14 @@ void test_src__translate_schema_c(void);
 void test_src__translate_knobs_c(void);
 void test_src__translate_messages_c(void);
 void test_src__translate_tools_c(void);
+void test_src__translate_search_c(void);
 void test_src__estimate_c(void);
 void test_src__framing_c(void);
 void test_src__listener_c(void);
 void test_src__cmd_options_c(void);
 void test_src__relay_c(void);
 void test_src__passthrough_c(void);
+void test_src__openai_passthrough_c(void);
 void test_src__translate_route_c(void);
 void test_src__shaper_c(void);
 void test_src__sessions_c(void);
@@ -201,7 +206,9 @@ int main(void)
     subtest("src/common/usage.c", test_src__usage_c);
     subtest("src/upstream/upstream.c", test_src__upstream_c);
     subtest("src/config/masterkey.c", test_src__masterkey_c);
+    subtest("src/config/seed.c", test_src__seed_c);
     subtest("src/common/ratelimit.c", test_src__ratelimit_c);
+    subtest("src/common/cooldown.c", test_src__cooldown_c);
     subtest("src/upstream/catalog.c", test_src__catalog_c);
     subtest("src/serve/metrics.c", test_src__metrics_c);
     subtest("src/serve/tailnet.c", test_src__tailnet_c);
@@ -217,16 +224,57 @@ int main(void)
     subtest("src/translate/translate_knobs.c", test_src__translate_knobs_c);
     subtest("src/translate/translate_messages.c", test_src__translate_messages_c);
     subtest("src/translate/translate_tools.c", test_src__translate_tools_c);
+    subtest("src/translate/translate_search.c", test_src__translate_search_c);
     subtest("src/translate/estimate.c", test_src__estimate_c);
     subtest("src/serve/framing.c", test_src__framing_c);
     subtest("src/serve/listener.c", test_src__listener_c);
     subtest("src/cli/cmd_options.c", test_src__cmd_options_c);
     subtest("src/relay/relay.c", test_src__relay_c);
     subtest("src/relay/passthrough.c", test_src__passthrough_c);
+    subtest("src/relay/openai_passthrough.c", test_src__openai_passthrough_c);
     subtest("src/relay/translate_route.c", test_src__translate_route_c);
     subtest("src/serve/shaper.c", test_src__shaper_c);
     subtest("src/serve/sessions.c", test_src__sessions_c);
     subtest("src/serve/conns.c", test_src__conns_c);
     subtest("src/serve/routing.c", test_src__routing_c);
     return done_testing();
+}
+
+char *read_whole_file(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL)
+        return NULL;
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *buf = malloc(n + 1);
+    if (buf == NULL || fread(buf, 1, n, fp) != (size_t)n)
+        n = 0;
+    if (buf != NULL)
+        buf[n] = '\0';
+    fclose(fp);
+    *len = n;
+    return buf;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t list_fixtures(const char *dir, char **names, size_t max)
+{
+    DIR *d = opendir(dir);
+    size_t num = 0;
+    struct dirent *e;
+
+    if (d == NULL)
+        return 0;
+    while (num < max && (e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            names[num++] = strdup(e->d_name);
+    closedir(d);
+    qsort(names, num, sizeof(names[0]), cmp_name);
+    return num;
 }

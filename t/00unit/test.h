@@ -46,6 +46,18 @@ int done_testing(void);
 void make_temp_file(char *path, size_t pathsz, const char *content);
 
 /**
+ * Reads the file at `path` (relative to the source tree) whole into a malloc'd buffer with a NUL after its `*len`
+ * bytes; NULL when it cannot be opened. The caller frees it.
+ */
+char *read_whole_file(const char *path, size_t *len);
+
+/**
+ * Fills `names` with the names of the files in `dir` (dot files left out), sorted, at most `max`; returns how many.
+ * Each name is malloc'd: the caller frees them.
+ */
+size_t list_fixtures(const char *dir, char **names, size_t max);
+
+/**
  * Starts sending stderr (where pgw_log writes) to a temporary file; stderr_capture_end restores it and returns what
  * was written, NUL-terminated and truncated to bufsz - 1 bytes.
  */

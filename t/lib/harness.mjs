@@ -91,19 +91,20 @@ export async function startMock({ apiKey = POE_KEY } = {}) {
  * Starts the gateway with `config` (YAML text) on a free port. `env` adds to a minimal environment (PATH, HOME in a
  * fresh temporary directory); the master key is set unless `env.LITELLM_MASTER_KEY` is null. `nofile` ({soft, hard})
  * starts it under that descriptor limit (RLIMIT_NOFILE), through `bash -c 'ulimit ...; exec ...'`, so that `child.pid`
- * is still the gateway's.
+ * is still the gateway's. `configFile` runs it on that file as it is instead of `config`; `port: null` leaves out the
+ * `--port 0` (the gateway's own default applies: then the test must have made that port a free one).
  */
-export async function startGateway({ config, env = {}, args = [], cwd, tls = false, nofile } = {}) {
+export async function startGateway({ config, configFile, env = {}, args = [], cwd, tls = false, nofile, port = 0 } = {}) {
     const dir = tmpdir('pgw-gw-');
-    const configPath = path.join(dir, 'gateway.yaml');
-    fs.writeFileSync(configPath, config ?? defaultConfig());
+    const configPath = configFile ?? path.join(dir, 'gateway.yaml');
+    if (!configFile) fs.writeFileSync(configPath, config ?? defaultConfig());
     const fullEnv = { PATH: process.env.PATH, HOME: dir, LITELLM_MASTER_KEY: MASTER_KEY, POE_API_KEY: POE_KEY };
     for (const [k, v] of Object.entries(env)) {
         if (v === null) delete fullEnv[k];
         else fullEnv[k] = v;
     }
     for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) if (process.env[k]) fullEnv[k] = process.env[k];
-    let bin = PGW_BIN, argv = ['--config', configPath, '--port', '0', '--threads', '2', ...args];
+    let bin = PGW_BIN, argv = ['--config', configPath, ...(port === null ? [] : ['--port', String(port)]), '--threads', '2', ...args];
     if (nofile) {
         argv = ['-c', `ulimit -Sn ${Number(nofile.soft)} && ulimit -Hn ${Number(nofile.hard)} && exec "$0" "$@"`, bin, ...argv];
         bin = 'bash';
@@ -293,6 +294,10 @@ export function parseSSE(text) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** One url_citation annotation, as OpenAI-compatible APIs attach the pages a searching answer cites to its message or delta. */
+export const urlCitation = (url, title, start = 0, end = 0) =>
+    ({ type: 'url_citation', url_citation: { url, title, start_index: start, end_index: end } });
 
 /** The chunks of a chat/completions stream: `deltas` are choices[0].delta objects; then finish, usage, [DONE]. */
 export function openaiStream({ deltas, finish = 'stop', usage = { prompt_tokens: 120, completion_tokens: 30, total_tokens: 150 },

@@ -55,6 +55,34 @@ static const char catalog_json[] =
     "\"schema\":{\"type\":\"string\",\"enum\":[\"low\",\"medium\",\"high\"]},\"default_value\":\"high\","
     "\"description\":\"How much effort the model spends on its answer.\"},{\"name\":\"web_search\","
     "\"schema\":{\"type\":\"boolean\"},\"default_value\":false,\"description\":\"Let the model search the web.\"}]},"
+    "{\"id\":\"claude-sonnet-4.6\",\"object\":\"model\",\"created\":1771286400000,\"owned_by\":\"Anthropic\","
+    "\"root\":\"claude-sonnet-4.6\",\"description\":\"Anthropic's Claude Sonnet 4.6 (mock catalog entry).\","
+    "\"architecture\":{\"input_modalities\":[\"text\",\"image\"],\"output_modalities\":[\"text\"],\"modality\":\"text,"
+    "image->text\"},\"supported_features\":[\"web_search\",\"tools\"],\"supported_endpoints\":[\"/v1/messages\","
+    "\"/v1/chat/completions\"],\"pricing\":{\"prompt\":\"0.0000026\",\"completion\":\"0.000013\",\"image\":null,"
+    "\"request\":null,\"input_cache_read\":\"0.00000026\",\"input_cache_write\":\"0.0000033\"},"
+    "\"context_window\":{\"context_length\":200000,\"max_output_tokens\":128000},"
+    "\"metadata\":{\"display_name\":\"Claude-Sonnet-4.6\",\"url\":\"https://poe.com/Claude-Sonnet-4.6\","
+    "\"image\":{\"url\":\"https://example.invalid/claude-sonnet-4.6.png\",\"width\":512,\"height\":512}},"
+    "\"reasoning\":{\"budget\":null,\"required\":false,\"supports_reasoning_effort\":true},"
+    "\"parameters\":[{\"name\":\"output_effort\",\"schema\":{\"type\":\"string\",\"enum\":[\"none\",\"low\",\"medium\",\"high\",\"max\"]},"
+    "\"default_value\":\"high\",\"description\":\"How much effort the model spends on its answer.\"},"
+    "{\"name\":\"web_search\",\"schema\":{\"type\":\"boolean\"},\"default_value\":false,"
+    "\"description\":\"Let the model search the web.\"}]},"
+    "{\"id\":\"claude-opus-4.8\",\"object\":\"model\",\"created\":1780272000000,\"owned_by\":\"Anthropic\","
+    "\"root\":\"claude-opus-4.8\",\"description\":\"Anthropic's Claude Opus 4.8 (mock catalog entry).\","
+    "\"architecture\":{\"input_modalities\":[\"text\",\"image\"],\"output_modalities\":[\"text\"],\"modality\":\"text,"
+    "image->text\"},\"supported_features\":[\"web_search\",\"tools\"],\"supported_endpoints\":[\"/v1/messages\","
+    "\"/v1/chat/completions\"],\"pricing\":{\"prompt\":\"0.0000043\",\"completion\":\"0.000021\",\"image\":null,"
+    "\"request\":null,\"input_cache_read\":\"0.00000043\",\"input_cache_write\":\"0.0000054\"},"
+    "\"context_window\":{\"context_length\":200000,\"max_output_tokens\":128000},"
+    "\"metadata\":{\"display_name\":\"Claude-Opus-4.8\",\"url\":\"https://poe.com/Claude-Opus-4.8\","
+    "\"image\":{\"url\":\"https://example.invalid/claude-opus-4.8.png\",\"width\":512,\"height\":512}},"
+    "\"reasoning\":{\"budget\":null,\"required\":false,\"supports_reasoning_effort\":true},"
+    "\"parameters\":[{\"name\":\"output_effort\",\"schema\":{\"type\":\"string\",\"enum\":[\"none\",\"low\",\"medium\",\"high\",\"xhigh\",\"max\"]},"
+    "\"default_value\":\"high\",\"description\":\"How much effort the model spends on its answer.\"},"
+    "{\"name\":\"web_search\",\"schema\":{\"type\":\"boolean\"},\"default_value\":false,"
+    "\"description\":\"Let the model search the web.\"}]},"
     "{\"id\":\"gpt-5\",\"object\":\"model\",\"created\":1754524800000,\"owned_by\":\"OpenAI\",\"root\":\"gpt-5\","
     "\"description\":\"OpenAI's GPT-5 (mock catalog entry).\",\"architecture\":{\"input_modalities\":[\"text\","
     "\"image\"],\"output_modalities\":[\"text\"],\"modality\":\"text,image->text\"},"
@@ -267,9 +295,41 @@ static yajl_gen chat_chunk_open(h2o_iovec_t id, long long created, const char *m
     return g;
 }
 
-/* One choice chunk: delta with an optional role and optional content, and the finish reason or null. */
+/*
+ * The pages a searching answer cites, as OpenAI-compatible APIs report them: url_citation annotations on the message (or
+ * on a stream's delta), each with the span of the text it supports. The mock's "search" finds these two for any query.
+ */
+static const struct {
+    const char *url, *title;
+} mock_search_results[] = {
+    {"https://search.example/results/1", "Mock search result 1"},
+    {"https://search.example/results/2", "Mock search result 2"},
+};
+
+static void gen_annotations(yajl_gen g, size_t text_len)
+{
+    size_t n = sizeof(mock_search_results) / sizeof(mock_search_results[0]);
+    mock_gen_str(g, "annotations");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i != n; ++i) {
+        yajl_gen_map_open(g);
+        mock_gen_kv_str(g, "type", "url_citation");
+        mock_gen_str(g, "url_citation");
+        yajl_gen_map_open(g);
+        mock_gen_kv_str(g, "url", mock_search_results[i].url);
+        mock_gen_kv_str(g, "title", mock_search_results[i].title);
+        mock_gen_kv_int(g, "start_index", (long long)(text_len * i / n));
+        mock_gen_kv_int(g, "end_index", (long long)(text_len * (i + 1) / n));
+        yajl_gen_map_close(g);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_array_close(g);
+}
+
+/* One choice chunk: delta with an optional role, optional content and its annotations (the whole text's length, or
+ * SIZE_MAX for none), and the finish reason or null. */
 static h2o_iovec_t chat_chunk(h2o_mem_pool_t *pool, h2o_iovec_t id, long long created, const char *model, const char *role,
-                              const h2o_iovec_t *content, const char *finish_reason)
+                              const h2o_iovec_t *content, size_t annotated_len, const char *finish_reason)
 {
     yajl_gen g = chat_chunk_open(id, created, model);
     yajl_gen_array_open(g);
@@ -283,6 +343,8 @@ static h2o_iovec_t chat_chunk(h2o_mem_pool_t *pool, h2o_iovec_t id, long long cr
         mock_gen_str(g, "content");
         mock_gen_strn(g, content->base, content->len);
     }
+    if (annotated_len != SIZE_MAX)
+        gen_annotations(g, annotated_len);
     yajl_gen_map_close(g);
     if (finish_reason != NULL) {
         mock_gen_kv_str(g, "finish_reason", finish_reason);
@@ -353,17 +415,22 @@ static void chat_completions(mock_resp_t *resp, uint64_t seq)
     long long created = (long long)(mock_now_ms() / 1000), prompt_tokens = token_estimate(req->entity.len),
               completion_tokens = token_estimate(text.len);
     yajl_val stream_options = mock_json_get(body, "stream_options");
+    /* a bot asked to search (its web_search knob) cites what it found */
+    int searched = YAJL_IS_TRUE(mock_json_get(body, "web_search"));
 
     mock_resp_header(resp, "x-request-id", mock_pool_printf(pool, "req_poe_mock%" PRIu64, seq));
     if (YAJL_IS_TRUE(mock_json_get(body, "stream"))) {
         h2o_iovec_t parts[3];
         mock_resp_header(resp, "content-type", h2o_iovec_init(H2O_STRLIT("text/event-stream")));
         mock_resp_header(resp, "cache-control", h2o_iovec_init(H2O_STRLIT("no-cache")));
-        mock_resp_chunk(resp, chat_chunk(pool, id, created, model_name, "assistant", NULL, NULL));
+        mock_resp_chunk(resp, chat_chunk(pool, id, created, model_name, "assistant", NULL, SIZE_MAX, NULL));
         split3(text, parts);
-        for (size_t i = 0; i != 3; ++i)
-            mock_resp_chunk(resp, chat_chunk(pool, id, created, model_name, NULL, parts + i, NULL));
-        mock_resp_chunk(resp, chat_chunk(pool, id, created, model_name, NULL, NULL, "stop"));
+        /* annotations come with the last piece of the text they annotate */
+        for (size_t i = 0; i != 3; ++i) {
+            size_t annotated = searched && i == 2 ? text.len : SIZE_MAX;
+            mock_resp_chunk(resp, chat_chunk(pool, id, created, model_name, NULL, parts + i, annotated, NULL));
+        }
+        mock_resp_chunk(resp, chat_chunk(pool, id, created, model_name, NULL, NULL, SIZE_MAX, "stop"));
         if (YAJL_IS_TRUE(mock_json_get(stream_options, "include_usage"))) {
             yajl_gen g = chat_chunk_open(id, created, model_name);
             yajl_gen_array_open(g);
@@ -390,6 +457,8 @@ static void chat_completions(mock_resp_t *resp, uint64_t seq)
         mock_gen_kv_str(g, "role", "assistant");
         mock_gen_str(g, "content");
         mock_gen_strn(g, text.base, text.len);
+        if (searched)
+            gen_annotations(g, text.len);
         yajl_gen_map_close(g);
         mock_gen_kv_str(g, "finish_reason", "stop");
         yajl_gen_map_close(g);

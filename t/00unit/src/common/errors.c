@@ -50,8 +50,22 @@ static void test_error_status(void)
     is_int(pgw_error_status("something_new_error"), 502);
 }
 
+static void test_openai_error_json(void)
+{
+    /* OpenAI's shape, as LiteLLM writes it: the status as a string code, the message escaped */
+    h2o_buffer_t *buf;
+    h2o_buffer_init(&buf, &h2o_socket_buffer_prototype);
+    pgw_openai_error_json(&buf, 404, PGW_ERR_NOT_FOUND, H2O_STRLIT("model: \"x\" is not configured"));
+    pgw_buf_append(&buf, "", 1); /* NUL-terminated, to compare */
+    is_str(buf->bytes,
+           "{\"error\":{\"message\":\"model: \\\"x\\\" is not configured\",\"type\":\"not_found_error\",\"param\":null,"
+           "\"code\":\"404\"}}");
+    h2o_buffer_dispose(&buf);
+}
+
 void test_src__errors_c(void)
 {
     subtest("pgw_redact_bytes", test_redact);
     subtest("pgw_error_status", test_error_status);
+    subtest("pgw_openai_error_json", test_openai_error_json);
 }

@@ -40,4 +40,29 @@ void test_src__usage_c(void)
     pgw_usage_parser_dispose(&p);
     is_int(u.input_tokens, 3);
     is_int(u.output_tokens, 4);
+
+    /* OpenAI's usage (chat/completions): prompt_tokens counts the cache, input_tokens does not; a null usage is none */
+    memset(&u, 0, sizeof(u));
+    pgw_usage_note_event(&u, H2O_STRLIT("{\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}"));
+    is_int(u.input_tokens, 0);
+    const char *chunk = "{\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":120,\"completion_tokens\":30,"
+                        "\"total_tokens\":150,\"prompt_tokens_details\":{\"cached_tokens\":100,\"audio_tokens\":0},"
+                        "\"completion_tokens_details\":{\"reasoning_tokens\":7}}}";
+    pgw_usage_note_event(&u, chunk, strlen(chunk));
+    is_int(u.input_tokens, 20);
+    is_int(u.output_tokens, 30);
+    is_int(u.cache_read_input_tokens, 100);
+    is_int(u.cache_creation_input_tokens, 0);
+    /* Poe's top-level cache forms count when the details say nothing; never both added */
+    memset(&u, 0, sizeof(u));
+    pgw_usage_note_event(&u, H2O_STRLIT("{\"usage\":{\"prompt_tokens\":50,\"completion_tokens\":5,\"cache_read_input_tokens\":40,"
+                                        "\"cache_creation_input_tokens\":4}}"));
+    is_int(u.input_tokens, 6);
+    is_int(u.cache_read_input_tokens, 40);
+    is_int(u.cache_creation_input_tokens, 4);
+    memset(&u, 0, sizeof(u));
+    pgw_usage_note_event(&u, H2O_STRLIT("{\"usage\":{\"prompt_tokens\":50,\"cache_read_input_tokens\":40,"
+                                        "\"prompt_tokens_details\":{\"cached_tokens\":30}}}"));
+    is_int(u.input_tokens, 20);
+    is_int(u.cache_read_input_tokens, 30);
 }

@@ -1,5 +1,6 @@
 /* poe-gateway: MIT licence. Unit tests for src/config/dotenv.c. */
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 #include "../../../../src/config/dotenv.c"
@@ -139,8 +140,41 @@ static void test_files(void)
     unlink(path);
 }
 
+static void test_mode(void)
+{
+    char path[64], log[1024];
+
+    /* cp .env.template .env: as readable as the template; the warning names the file and the fix, never a value */
+    make_temp_file(path, sizeof(path), "PGW_T_PLAIN=sk-mode-secret\n");
+    ok(chmod(path, 0644) == 0);
+    stderr_capture_begin();
+    is_int(pgw_dotenv_load(path, dotenv_err, sizeof(dotenv_err)), 1);
+    stderr_capture_end(log, sizeof(log));
+    ok(strstr(log, "other users may read it (mode 0644): chmod 600 ") != NULL);
+    ok(strstr(log, path) != NULL);
+    ok(strstr(log, "sk-mode-secret") == NULL);
+    clear_vars();
+
+    ok(chmod(path, 0640) == 0); /* the group counts too */
+    stderr_capture_begin();
+    pgw_dotenv_load(path, dotenv_err, sizeof(dotenv_err));
+    stderr_capture_end(log, sizeof(log));
+    ok(strstr(log, "(mode 0640)") != NULL);
+    clear_vars();
+
+    /* install -m 600 .env.template .env: nothing to say */
+    ok(chmod(path, 0600) == 0);
+    stderr_capture_begin();
+    is_int(pgw_dotenv_load(path, dotenv_err, sizeof(dotenv_err)), 1);
+    stderr_capture_end(log, sizeof(log));
+    is_str(log, "");
+    clear_vars();
+    unlink(path);
+}
+
 void test_src__dotenv_c(void)
 {
+    subtest("mode", test_mode);
     subtest("values", test_values);
     subtest("malformed lines", test_malformed);
     subtest("files", test_files);

@@ -211,8 +211,37 @@ static void test_edit_distance(void)
     is_int(edit_distance("GPT-5", 5, "gpt-5", row), 0);
 }
 
+static void test_claude_names(void)
+{
+    char buf[64];
+    pgw_poe_claude_name("claude-sonnet-4-5-20250929", buf, sizeof(buf));
+    is_str(buf, "claude-sonnet-4.5");
+    pgw_poe_claude_name("Claude-Sonnet-4.5", buf, sizeof(buf));
+    is_str(buf, "claude-sonnet-4.5");
+    pgw_poe_claude_name("claude-3-7-sonnet-20250219", buf, sizeof(buf));
+    is_str(buf, "claude-3.7-sonnet");
+    pgw_poe_claude_name("claude-opus-4-5-20251101", buf, 8); /* cut to fit */
+    is_str(buf, "claude-");
+
+    /* the hint: Claude on openai/ only, and never for a pattern */
+    pgw_config_t conf;
+    is_int(load_yaml(&conf, "model_list:\n"
+                            "  - {model_name: a, litellm_params: {model: openai/Claude-Sonnet-4.5}}\n"
+                            "  - {model_name: b, litellm_params: {model: openai/gpt-4o}}\n"
+                            "  - {model_name: c, litellm_params: {model: anthropic/claude-sonnet-4.5}}\n"
+                            "  - {model_name: 'd*', litellm_params: {model: openai/claude-*}}\n"),
+           0);
+    ok(pgw_route_caching_hint(conf.routes + 0, buf, sizeof(buf)));
+    is_str(buf, "anthropic/claude-sonnet-4.5");
+    ok(!pgw_route_caching_hint(conf.routes + 1, buf, sizeof(buf)));
+    ok(!pgw_route_caching_hint(conf.routes + 2, buf, sizeof(buf)));
+    ok(!pgw_route_caching_hint(conf.routes + 3, buf, sizeof(buf)));
+    pgw_config_dispose(&conf);
+}
+
 void test_src__route_match_c(void)
 {
+    subtest("Poe's names for Claude, the caching hint", test_claude_names);
     subtest("find route", test_find_route);
     subtest("wildcard match", test_wildcard_match);
     subtest("upstream model", test_upstream_model);

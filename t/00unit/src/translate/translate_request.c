@@ -118,21 +118,6 @@ static char *reformat(const char *json, size_t len, int beautify)
     return ret;
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = malloc(n + 1);
-    *len = fread(buf, 1, n, fp);
-    buf[*len] = '\0';
-    fclose(fp);
-    return buf;
-}
-
 /* ---- focused cases ---- */
 
 static void test_basics(void)
@@ -869,11 +854,11 @@ static void run_case(const char *dir)
     char path[1024], errbuf[512];
     size_t in_len, opt_len = 0, exp_len;
     snprintf(path, sizeof(path), "%s/anthropic.json", dir);
-    char *in = read_file(path, &in_len);
+    char *in = read_whole_file(path, &in_len);
     snprintf(path, sizeof(path), "%s/options.json", dir);
-    char *opt_text = read_file(path, &opt_len);
+    char *opt_text = read_whole_file(path, &opt_len);
     snprintf(path, sizeof(path), "%s/openai.json", dir);
-    char *expected = read_file(path, &exp_len);
+    char *expected = read_whole_file(path, &exp_len);
     yajl_val optv = NULL;
     pgw_bot_t bot = {NULL};
     pgw_extra_body_t *extra = NULL;
@@ -972,6 +957,8 @@ static void run_case(const char *dir)
             if ((v = tree_int(expect, "max_tokens", -1)) != -1)
                 is_int(res.max_tokens, v);
             is_int(res.stream, tree_bool(expect, "stream"));
+            is_int(res.web_search, tree_bool(expect, "web_search"));
+            is_str(res.refused_tool, tree_str(expect, "refused_tool") != NULL ? tree_str(expect, "refused_tool") : "");
         }
     }
     free(got);
@@ -1024,7 +1011,7 @@ static void test_cases(void)
 static void test_mutations(void)
 {
     size_t len;
-    char *orig = read_file("t/assets/cases/101-claude-code-turn/anthropic.json", &len), err[512];
+    char *orig = read_whole_file("t/assets/cases/101-claude-code-turn/anthropic.json", &len), err[512];
     ok(orig != NULL);
     if (orig == NULL)
         return;
@@ -1080,7 +1067,7 @@ static void test_mutations(void)
 static void test_speed(void)
 {
     size_t len;
-    char *body = read_file("t/assets/cases/101-claude-code-turn/anthropic.json", &len);
+    char *body = read_whole_file("t/assets/cases/101-claude-code-turn/anthropic.json", &len);
     ok(body != NULL);
     if (body == NULL)
         return;

@@ -10,23 +10,6 @@
 #define RESPONSES_DIR "t/assets/responses"
 #define TEST_MSG_ID "msg_4f6a0c2e9b1d7a3c5e8f0b2d"
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = h2o_mem_alloc(n + 1);
-    if (fread(buf, 1, n, fp) != (size_t)n)
-        n = 0;
-    buf[n] = '\0';
-    fclose(fp);
-    *len = n;
-    return buf;
-}
-
 /* the buffer's bytes as a C string (a NUL is written past the end, not counted) */
 static const char *cstr(h2o_buffer_t **b)
 {
@@ -37,7 +20,8 @@ static const char *cstr(h2o_buffer_t **b)
 /*
  * One case directory: upstream.json (Poe's body), expected.json (the client's body; a failure is "HTTP <status>" on
  * the first line and the error body on the second), and an optional `options` file of key=value lines: model,
- * input_tokens, stop (up to 4; "\n" stands for a newline), tool (an original tool name of the request, repeatable).
+ * input_tokens, stop (up to 4; "\n" stands for a newline), tool (an original tool name of the request, repeatable),
+ * web_search (the request searched).
  * Returns the transcript.
  */
 static char *run_case(const char *name, char **expected)
@@ -51,7 +35,7 @@ static char *run_case(const char *name, char **expected)
 
     opts.toolnames = &toolnames;
     snprintf(path, sizeof(path), "%s/%s/options", RESPONSES_DIR, name);
-    char *options = slurp(path, &len);
+    char *options = read_whole_file(path, &len);
     if (options != NULL) {
         for (char *line = strtok(options, "\n"); line != NULL; line = strtok(NULL, "\n")) {
             char *eq = strchr(line, '=');
@@ -72,15 +56,17 @@ static char *run_case(const char *name, char **expected)
                 ++num_stops;
             } else if (strcmp(k, "tool") == 0) {
                 pgw_toolnames_add(&toolnames, v, strlen(v));
+            } else if (strcmp(k, "web_search") == 0) {
+                opts.web_search = atoi(v);
             }
         }
         free(options);
     }
     snprintf(path, sizeof(path), "%s/%s/expected.json", RESPONSES_DIR, name);
-    if ((*expected = slurp(path, &len)) != NULL && len != 0 && (*expected)[len - 1] == '\n')
+    if ((*expected = read_whole_file(path, &len)) != NULL && len != 0 && (*expected)[len - 1] == '\n')
         (*expected)[len - 1] = '\0';
     snprintf(path, sizeof(path), "%s/%s/upstream.json", RESPONSES_DIR, name);
-    char *body = slurp(path, &len);
+    char *body = read_whole_file(path, &len);
     if (body == NULL)
         body = strdup("");
 
@@ -101,8 +87,9 @@ static char *run_case(const char *name, char **expected)
 
 /*
  * Checks a message against docs/mapping.md#the-whole-response whatever the case: valid JSON; the envelope; blocks in the
- * order thinking -> text -> tool_use, none empty; every tool input an object; usage with the four integers. Returns
- * NULL or what is wrong.
+ * order thinking -> server_tool_use -> web_search_tool_result -> text -> tool_use, none empty, the search blocks
+ * paired and counted in usage.server_tool_use; every tool input an object; usage with the four integers. Returns NULL or
+ * what is wrong.
  */
 static const char *check_message(const char *json)
 {
@@ -122,20 +109,33 @@ static const char *check_message(const char *json)
         why = "content, usage or stop_reason missing";
         goto Exit;
     }
-    int rank = 0;
+    int rank = 0, searched = 0;
     for (size_t i = 0; i != content->u.array.len; ++i) {
         yajl_val b = content->u.array.values[i];
         const char *bt = get_str(b, "type", NULL);
-        int r = bt == NULL                    ? 9
-                : strcmp(bt, "thinking") == 0 ? 1
-                : strcmp(bt, "text") == 0     ? 2
-                : strcmp(bt, "tool_use") == 0 ? 3
-                                              : 9;
-        if (r == 9 || r < rank) {
+        int r = bt == NULL                                  ? 9
+                : strcmp(bt, "thinking") == 0               ? 1
+                : strcmp(bt, "server_tool_use") == 0        ? 4
+                : strcmp(bt, "web_search_tool_result") == 0 ? 5
+                : strcmp(bt, "text") == 0                   ? 6
+                : strcmp(bt, "tool_use") == 0               ? 7
+                                                            : 9;
+        if (r == 9 || r < rank || (r == 4 && r == rank) || (r == 5 && rank != 4)) {
             why = "blocks out of order or of an unknown type";
             goto Exit;
         }
         rank = r;
+        if (r == 5 && (get(b, "content", NULL, yajl_t_array) == NULL ||
+                       strcmp(get_str(b, "tool_use_id", NULL), get_str(content->u.array.values[i - 1], "id", NULL)) != 0 ||
+                       get_int(usage, "server_tool_use", "web_search_requests") != 1)) {
+            why = "a web_search_tool_result without its server_tool_use, content or usage";
+            goto Exit;
+        }
+        searched |= r == 5;
+        if (r == 4 || r == 5)
+            continue; /* nothing more to check in a search block */
+        if (r != 1)
+            r -= 4; /* text 2, tool_use 3 below */
         if ((r == 1 && (!nonempty(get_str(b, "thinking", NULL)) || get_str(b, "signature", NULL) == NULL)) ||
             (r == 2 && !nonempty(get_str(b, "text", NULL)))) {
             why = "an empty thinking or text block";
@@ -146,6 +146,10 @@ static const char *check_message(const char *json)
             why = "a tool_use without an object input, an id or a name";
             goto Exit;
         }
+    }
+    if (rank == 4 || (!searched && get(usage, "server_tool_use", NULL, yajl_t_any) != NULL)) {
+        why = "a server_tool_use without its result, or usage.server_tool_use without a search";
+        goto Exit;
     }
     const char *fields[] = {"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"};
     for (size_t i = 0; i != 4; ++i)
@@ -158,26 +162,11 @@ Exit:
     return why;
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void test_fixtures(void)
 {
-    DIR *d = opendir(RESPONSES_DIR);
     char *names[256];
-    size_t num = 0;
-    struct dirent *e;
+    size_t num = list_fixtures(RESPONSES_DIR, names, 256);
 
-    ok(d != NULL);
-    if (d == NULL)
-        return;
-    while ((e = readdir(d)) != NULL && num < 256)
-        if (e->d_name[0] != '.')
-            names[num++] = strdup(e->d_name);
-    closedir(d);
-    qsort(names, num, sizeof(names[0]), cmp_name);
     ok(num >= 20);
     for (size_t i = 0; i != num; ++i) {
         char *expected, *got;

@@ -4,17 +4,6 @@
 #include "../../../../src/upstream/catalog.c"
 #include "../../test.h"
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return NULL;
-    char *buf = malloc(1 << 20);
-    *len = fread(buf, 1, (1 << 20) - 1, fp);
-    fclose(fp);
-    return buf;
-}
-
 /* the knob called `name` as the catalog read it, or NULL */
 static const pgw_knob_t *knob(const pgw_bot_t *bot, const char *name)
 {
@@ -27,7 +16,7 @@ static const pgw_knob_t *knob(const pgw_bot_t *bot, const char *name)
 void test_src__catalog_c(void)
 {
     size_t len;
-    char err[256], *json = slurp("t/assets/poe-catalog.json", &len);
+    char err[256], *json = read_whole_file("t/assets/poe-catalog.json", &len);
     ok(json != NULL);
     if (json == NULL)
         return;
@@ -37,6 +26,11 @@ void test_src__catalog_c(void)
     if (c == NULL)
         return;
     is_int(pgw_catalog_size(c), 4);
+    /* every bot in the document's order, as doctor walks them for a retired model's family */
+    is_str(pgw_catalog_bot(c, 0)->id, "claude-sonnet-4.5");
+    ok(pgw_catalog_bot(c, 0) == pgw_catalog_find(c, H2O_STRLIT("claude-sonnet-4.5")));
+    for (size_t i = 0; i != pgw_catalog_size(c); ++i)
+        ok(pgw_catalog_find(c, pgw_catalog_bot(c, i)->id, strlen(pgw_catalog_bot(c, i)->id)) == pgw_catalog_bot(c, i));
 
     const pgw_bot_t *sonnet = pgw_catalog_find(c, H2O_STRLIT("Claude-Sonnet-4.5"));
     ok(sonnet != NULL);
