@@ -95,23 +95,28 @@ static void append_anthropic_model(h2o_buffer_t **buf, const char *id, size_t id
     pgw_catalog_t *c = route_catalog(route);
     const pgw_bot_t *bot = c != NULL && ulen > 0 ? pgw_catalog_find(c, upstream, (size_t)ulen) : NULL;
     const char *bot_name = bot != NULL ? pgw_catalog_display_name(c, bot) : ulen > 0 ? upstream : route->model_name;
+    const char *bot_id = bot != NULL ? bot->id : bot_name;
     int translated = route->kind == PGW_ROUTE_OPENAI;
-    char text[1024];
-    int n;
 
+    /* names come from the configuration and the catalog, both parsed as UTF-8: escaped, never cut */
     pgw_buf_append_lit(buf, "{\"type\":\"model\",\"id\":");
     pgw_json_append_string(buf, id, id_len);
-    pgw_buf_append_lit(buf, ",\"display_name\":");
-    n = snprintf(text, sizeof(text), "%s via Poe (%s)", bot_name, translated ? "translated" : "pass-through");
-    pgw_json_append_string(buf, text, n < (int)sizeof(text) ? (size_t)n : sizeof(text) - 1);
+    pgw_buf_append_lit(buf, ",\"display_name\":\"");
+    pgw_json_append_escaped(buf, bot_name, strlen(bot_name));
+    pgw_buf_append_str(buf, translated ? " via Poe (translated)\"" : " via Poe (pass-through)\"");
     pgw_buf_append_lit(buf, ",\"created_at\":");
     pgw_json_append_string(buf, created_at, strlen(created_at));
-    pgw_buf_append_lit(buf, ",\"description\":");
-    n = snprintf(text, sizeof(text),
-                 translated ? "Poe bot %s: the gateway translates Anthropic Messages to chat/completions (route %s)"
-                            : "Poe's Anthropic-compatible /v1/messages, model %s, passed through unchanged (route %s)",
-                 bot != NULL ? bot->id : bot_name, route->model_name);
-    pgw_json_append_string(buf, text, n < (int)sizeof(text) ? (size_t)n : sizeof(text) - 1);
+    if (translated) {
+        pgw_buf_append_lit(buf, ",\"description\":\"Poe bot ");
+        pgw_json_append_escaped(buf, bot_id, strlen(bot_id));
+        pgw_buf_append_lit(buf, ": the gateway translates Anthropic Messages to chat/completions (route ");
+    } else {
+        pgw_buf_append_lit(buf, ",\"description\":\"Poe's Anthropic-compatible /v1/messages, model ");
+        pgw_json_append_escaped(buf, bot_id, strlen(bot_id));
+        pgw_buf_append_lit(buf, ", passed through unchanged (route ");
+    }
+    pgw_json_append_escaped(buf, route->model_name, strlen(route->model_name));
+    pgw_buf_append_lit(buf, ")\"");
     if (bot != NULL && bot->context_length > 0) {
         pgw_buf_append_lit(buf, ",\"max_input_tokens\":");
         pgw_json_append_int(buf, bot->context_length);
