@@ -117,11 +117,15 @@ test('the real Claude Code CLI discovers the models, caches the aliases, and run
     await mock.script({ match: { path: '/v1/chat/completions', model: 'gpt-5' }, headers: { 'content-type': 'text/event-stream' },
         chunk_delay_ms: 2, chunks: openaiStream({ deltas: [{ content: 'hello from the picker alias' }] }) });
     const home = tmpdir('pgw-cc-home-'), work = tmpdir('pgw-cc-work-');
+    // 2.1.328 keeps no window from discovery (docs/peers.md): the README's recipe gives it the one /v1/models lists
+    const window = (await list()).data.find((m) => m.id === 'claude-via-poe-gpt-5').max_input_tokens;
+    assert.equal(window, 400000);
     const r = await new Promise((resolve) => {
         const child = spawn(CLAUDE, ['-p', 'say hello', '--model', 'claude-via-poe-gpt-5'], {
             cwd: work,
             env: { PATH: process.env.PATH, HOME: home, ANTHROPIC_BASE_URL: gw.url, ANTHROPIC_AUTH_TOKEN: MASTER_KEY,
-                CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY: '1', DISABLE_AUTOUPDATER: '1' },
+                CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY: '1', DISABLE_AUTOUPDATER: '1',
+                CLAUDE_CODE_AUTO_COMPACT_WINDOW: String(window) },
             stdio: ['ignore', 'pipe', 'pipe'],
         });
         let stdout = '', stderr = '';
@@ -135,6 +139,7 @@ test('the real Claude Code CLI discovers the models, caches the aliases, and run
     });
     assert.equal(r.code, 0, `claude exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
     assert.ok(r.stdout.includes('hello from the picker alias'), r.stdout);
+    assert.ok(!/assumes a context window/.test(r.stderr), r.stderr);
 
     // where the CLI keeps what it discovered: {baseUrl, fetchedAt, models: [{id, display_name, description}]}
     const cache = JSON.parse(fs.readFileSync(path.join(home, '.claude/cache/gateway-models.json'), 'utf8'));
