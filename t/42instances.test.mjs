@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { MASTER_KEY, PGW_BIN, anthropicStream, authHeaders, certs, defaultConfig, request, sleep, startGateway, startMock, tmpdir }
-    from './lib/harness.mjs';
+import { MASTER_KEY, PGW_BIN, anthropicStream, authHeaders, certs, defaultConfig, request, sleep, startGateway, startMock,
+    tmpdir } from './lib/harness.mjs';
 
 let mock;
 before(async () => { mock = await startMock(); });
@@ -60,11 +60,14 @@ test('a second gateway on the port of a running one exits 1 and takes none of it
 });
 
 test('a gateway started while the old one drains takes the port; the old one finishes its stream', async () => {
-    const old = await startGateway({ config: defaultConfig(mock), env: { SSL_CERT_FILE: certs().ca }, args: ['--threads', '1'] });
+    const old = await startGateway({ config: defaultConfig(mock), env: { SSL_CERT_FILE: certs().ca },
+        args: ['--threads', '1'] });
     const chunks = anthropicStream({ blocks: [{ type: 'text', text: 'an answer that outlives the restart '.repeat(6) }] });
-    await mock.script({ match: { path: '/v1/messages' }, headers: { 'content-type': 'text/event-stream' }, chunks, chunk_delay_ms: 100 });
+    await mock.script({ match: { path: '/v1/messages' }, headers: { 'content-type': 'text/event-stream' }, chunks,
+        chunk_delay_ms: 100 });
     const stream = request(`${old.url}/v1/messages`, { method: 'POST', headers: authHeaders(),
-        body: JSON.stringify({ model: 'claude-sonnet-4-5-20250929', max_tokens: 16, stream: true, messages: [{ role: 'user', content: 'x' }] }) });
+        body: JSON.stringify({ model: 'claude-sonnet-4-5-20250929', max_tokens: 16, stream: true,
+            messages: [{ role: 'user', content: 'x' }] }) });
     while ((await mock.requests()).length === 0) await sleep(20);
     old.child.kill('SIGTERM');
     // the old gateway closes its listeners at once; wait for that, not for a time

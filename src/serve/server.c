@@ -64,7 +64,8 @@ static int bind_one(const struct addrinfo *ai, unsigned port, int reuseport)
 /* The start-up lock for `port`: an abstract Unix socket (its name is per network namespace, as ports are, needs no file,
  * and goes with the process), held while this process probes and binds, so that two gateways started at the same
  * moment cannot both pass the probe before either listens. The holder binds in milliseconds, so a second process waits
- * up to two seconds for it, then probes. Returns the lock's descriptor, or -1 (logged). See docs/threading.md#listening-with-so_reuseport. */
+ * up to two seconds for it, then probes. Returns the lock's descriptor, or -1 (logged).
+ * See docs/threading.md#listening-with-so_reuseport. */
 static int take_bind_lock(unsigned port)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
