@@ -28,8 +28,8 @@ static const pgw_cmd_line_t command_line = {
                 "       poe-gateway claude-env | doctor | healthcheck [options]   (each takes --help)\n"
                 "\n"
                 "Serves the Anthropic Messages API to Claude Code and forwards it to Poe.com.\n",
-    .epilogue = "A .env file in the working directory is read first; variables already set win.\n",
-    .shared = PGW_CMD_CONFIG,
+    .epilogue = "The env file is read first (variables already set win) and again on SIGHUP.\n",
+    .shared = PGW_CMD_CONFIG | PGW_CMD_ENV_FILE,
     .config_default = PGW_DEFAULT_CONFIG_PATH,
     .options = options,
 };
@@ -147,7 +147,7 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
 
-    if (pgw_dotenv_load(".env", err, sizeof(err)) < 0) {
+    if (pgw_dotenv_load(shared.env_file, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         return EXIT_CONFIG;
     }
@@ -184,9 +184,7 @@ int main(int argc, char **argv)
         return bad ? EXIT_CONFIG : 0;
     }
 
-    for (size_t i = 0; i != conf.num_missing_env; ++i)
-        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; routes that need it answer 503",
-                     conf.missing_env[i], config_path);
+    pgw_config_warn_missing_env(&conf);
     if (pgw_masterkey_ensure(&conf, err, sizeof(err)) != 0) {
         pgw_log_error(MODULE_NAME, "%s", err);
         goto ConfigError;

@@ -112,7 +112,7 @@ static void finish(pgw_loader_t *l)
         conf->max_body_bytes_in_flight = conf->max_body_bytes > SIZE_MAX / 8 ? SIZE_MAX : 8 * conf->max_body_bytes;
 
     if (!l->have_master_key) {
-        const char *env = getenv("LITELLM_MASTER_KEY");
+        const char *env = pgw_dotenv_getenv("LITELLM_MASTER_KEY");
         free_secret(conf->master_key);
         free(conf->master_key_env);
         conf->master_key = NULL;
@@ -260,6 +260,24 @@ Exit:
     return ret;
 }
 
+void pgw_config_warn_missing_env(const pgw_config_t *conf)
+{
+    static const struct {
+        unsigned use;
+        const char *effect;
+    } effects[] = {{PGW_ENV_USE_ROUTE, "routes that need it answer 503"},
+                   {PGW_ENV_USE_KEY, "gateway.keys entries that use it match no request (401)"},
+                   {PGW_ENV_USE_MASTER, "it gives no master key"}};
+    for (size_t i = 0; i != conf->num_missing_env; ++i) {
+        char what[256] = "";
+        for (size_t j = 0; j != sizeof(effects) / sizeof(effects[0]); ++j)
+            if ((conf->missing_env_uses[i] & effects[j].use) != 0)
+                snprintf(what + strlen(what), sizeof(what) - strlen(what), "%s%s", what[0] != '\0' ? "; " : "", effects[j].effect);
+        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; %s", conf->missing_env[i], conf->path,
+                     what);
+    }
+}
+
 void pgw_config_dispose(pgw_config_t *conf)
 {
     for (size_t i = 0; i != conf->num_keys; ++i) {
@@ -300,5 +318,6 @@ void pgw_config_dispose(pgw_config_t *conf)
     for (size_t i = 0; i != conf->num_missing_env; ++i)
         free(conf->missing_env[i]);
     free(conf->missing_env);
+    free(conf->missing_env_uses);
     memset(conf, 0, sizeof(*conf));
 }

@@ -354,13 +354,21 @@ void pgw_loader_strip_slashes(char *s)
         s[--len] = '\0';
 }
 
-static void add_missing_env(pgw_loader_t *l, const char *name)
+static void add_missing_env(pgw_loader_t *l, const char *name, const char *what)
 {
     pgw_config_t *conf = l->conf;
-    for (size_t i = 0; i != conf->num_missing_env; ++i)
-        if (strcmp(conf->missing_env[i], name) == 0)
+    unsigned use = strcmp(what, "gateway.keys.key") == 0 ? PGW_ENV_USE_KEY
+                   : strcmp(what, "master_key") == 0     ? PGW_ENV_USE_MASTER
+                                                          : PGW_ENV_USE_ROUTE;
+    for (size_t i = 0; i != conf->num_missing_env; ++i) {
+        if (strcmp(conf->missing_env[i], name) == 0) {
+            conf->missing_env_uses[i] |= use;
             return;
+        }
+    }
     conf->missing_env = xrealloc(conf->missing_env, (conf->num_missing_env + 1) * sizeof(conf->missing_env[0]));
+    conf->missing_env_uses = xrealloc(conf->missing_env_uses, (conf->num_missing_env + 1) * sizeof(conf->missing_env_uses[0]));
+    conf->missing_env_uses[conf->num_missing_env] = use;
     conf->missing_env[conf->num_missing_env++] = xstrdup(name);
 }
 
@@ -390,10 +398,10 @@ int pgw_loader_env_value(pgw_loader_t *l, yaml_node_t *node, const char *what, c
     name = s + sizeof(ENV_PREFIX) - 1;
     if (!is_env_name(name))
         return pgw_loader_error(l, node, "%s: '%s' is not a valid environment variable name", what, name);
-    if ((env = getenv(name)) != NULL && *env != '\0')
+    if ((env = pgw_dotenv_getenv(name)) != NULL && *env != '\0')
         *value = xstrdup(env);
     else
-        add_missing_env(l, name);
+        add_missing_env(l, name, what);
     if (env_name != NULL)
         *env_name = xstrdup(name);
     return 0;

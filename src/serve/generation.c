@@ -95,6 +95,12 @@ int pgw_generation_reload(pgw_server_t *server)
     pgw_config_t *conf = h2o_mem_alloc(sizeof(*conf));
     char err[1024];
 
+    /* the env file first: the configuration's os.environ/ values come from it (docs/config.md#reload) */
+    if (pgw_dotenv_reload(err, sizeof(err)) != 0) {
+        pgw_log_error(MODULE_NAME, "reload refused, the running configuration stays: %s", err);
+        free(conf);
+        return -1;
+    }
     if (pgw_config_load(conf, boot->path, err, sizeof(err)) != 0) {
         pgw_log_error(MODULE_NAME, "reload refused, the running configuration stays: %s", err);
         free(conf);
@@ -106,9 +112,7 @@ int pgw_generation_reload(pgw_server_t *server)
         free(conf);
         return -1;
     }
-    for (size_t i = 0; i != conf->num_missing_env; ++i)
-        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; routes that need it answer 503",
-                     conf->missing_env[i], boot->path);
+    pgw_config_warn_missing_env(conf);
     if (server->cli.host != NULL) {
         free(conf->host);
         conf->host = strdup(server->cli.host);
