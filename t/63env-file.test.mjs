@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { certs, request, sleep, startGateway, startMock, tmpdir } from './lib/harness.mjs';
+import { certs, request, runGateway, sleep, startGateway, startMock, tmpdir } from './lib/harness.mjs';
 
 const MASTER_OLD = 'sk-leaked-master-0123456789abcdef', MASTER_NEW = 'sk-rotated-master-0123456789abcdef';
 const BOB = 'bob-from-dotenv-0123456789', CAROL_ENV = 'carol-from-environment-0123456789',
@@ -86,4 +86,29 @@ test('a malformed .env is refused on SIGHUP; the running keys stay', async () =>
     assert.match(gw.output.stderr, /reload refused, the running configuration stays: \.env:2: /);
     assert.equal(await models(MASTER_NEW), 200);
     assert.equal(await models(MASTER_OLD), 401);
+});
+
+test('the server and every subcommand take --env-file; --check-config checks a config whose secrets live there', async () => {
+    const d = tmpdir('pgw-envfile-');
+    fs.writeFileSync(path.join(d, 'gateway.yaml'), config('https://localhost:9'));
+    fs.writeFileSync(path.join(d, 'env'), 'POE_API_KEY=poe-from-env-file-0123456789\nLITELLM_MASTER_KEY=sk-from-env-file-0123456789\n' +
+        'BOB_KEY=bob-from-env-file-0123456789\nCAROL_KEY=carol-from-env-file-0123456789\n');
+    // the working directory has no .env: without --env-file the variables are missing
+    const without = await runGateway(['--check-config', '--config', 'gateway.yaml'], { cwd: d });
+    assert.equal(without.code, 2, without.stderr);
+    const r = await runGateway(['--check-config', '--config', 'gateway.yaml', '--env-file', 'env'], { cwd: d });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /\.\.\.6789 from POE_API_KEY/);
+    assert.match(r.stdout, /master key: .* from LITELLM_MASTER_KEY/);
+    assert.ok(!r.stdout.includes('poe-from-env-file-0123456789'), 'the key is masked');
+    for (const sub of ['claude-env', 'doctor', 'healthcheck']) {
+        const h = await runGateway([sub, '--help'], { cwd: d });
+        assert.equal(h.code, 0, `${sub} --help`);
+        assert.match(h.stdout, /--env-file FILE/, `${sub} takes --env-file`);
+    }
+    const h = await runGateway(['--help'], { cwd: d });
+    assert.match(h.stdout, /--env-file FILE/);
+    const ce = await runGateway(['claude-env', '--config', 'gateway.yaml', '--env-file', 'env', '--with-key'], { cwd: d });
+    assert.equal(ce.code, 0, ce.stderr);
+    assert.match(ce.stdout, /ANTHROPIC_AUTH_TOKEN='sk-from-env-file-0123456789'/);
 });
