@@ -87,7 +87,10 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
     }
     r->route_name = route->model_name;
     r->model = h2o_strdup(&req->pool, body->model, body->model_len).base;
+    /* a route that cannot work until its operator fixes the configuration: a retry cannot help, so the client is told
+     * not to (docs/errors.md#retries-that-cannot-help) */
     if (route->api_key == NULL) {
+        pgw_error_no_retry(req);
         if (route->api_key_env != NULL)
             pgw_send_error(req, 503, PGW_ERR_API,
                            "the route for %s has no Poe key: set the environment variable %s (e.g. in .env) and restart "
@@ -103,6 +106,7 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
         return NULL;
     }
     if (route->api_base == NULL) {
+        pgw_error_no_retry(req);
         pgw_send_error(req, 503, PGW_ERR_API,
                        "the route for %s has no api_base: it names an environment variable that is not set (the gateway "
                        "logged which at start)",

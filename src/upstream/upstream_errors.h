@@ -14,6 +14,7 @@ typedef struct st_pgw_upstream_failure_t {
     int status;       /* HTTP status for a JSON error response */
     const char *type; /* Anthropic error type (static string) */
     char message[512];
+    int no_retry; /* a retry cannot help (Poe refused the gateway's key, a redirect): x-should-retry: false */
 } pgw_upstream_failure_t;
 
 /**

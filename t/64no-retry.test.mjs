@@ -1,0 +1,105 @@
+// poe-gateway: MIT licence. Errors a retry cannot fix (no Poe key, Poe refusing the gateway's key, a route without its
+// api_base) reach the user at once: the answer says x-should-retry: false, and the official SDK and the real Claude
+// Code CLI send the request once and show the message that names the fix.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import Anthropic from '@anthropic-ai/sdk';
+import { MASTER_KEY, SOURCE_DIR, certs, defaultConfig, startGateway, startMock, tmpdir } from './lib/harness.mjs';
+
+const CLAUDE = path.join(SOURCE_DIR, 't/node_modules/@anthropic-ai/claude-code-linux-x64/claude');
+const messagesLines = (gw) => (gw.output.stderr.match(/\[access\] [^\n]*"POST \/v1\/messages[^\n]*/g) || []);
+
+let mock, noKey, refused;
+before(async () => {
+    assert.ok(fs.existsSync(CLAUDE), `Claude Code is not installed at ${CLAUDE}: run tools/deps.sh --test`);
+    mock = await startMock({ apiKey: 'the-key-poe-knows-0123456789' });
+    // no POE_API_KEY at all; and one Poe does not know (the mock refuses it with a 401)
+    noKey = await startGateway({ config: defaultConfig(mock), env: { POE_API_KEY: null, SSL_CERT_FILE: certs().ca } });
+    refused = await startGateway({ config: defaultConfig(mock), env: { POE_API_KEY: 'a-key-poe-refuses-0123456789',
+        SSL_CERT_FILE: certs().ca } });
+});
+after(async () => {
+    assert.equal((await noKey.stop()).code, 0);
+    assert.equal((await refused.stop()).code, 0);
+    await mock.stop();
+});
+
+/** One request through the official SDK with its default retries: the error it throws, and how many times it asked. */
+async function sdkError(gw, model) {
+    let attempts = 0;
+    const client = new Anthropic({ apiKey: MASTER_KEY, baseURL: gw.url, maxRetries: 2,
+        fetch: (...args) => { attempts++; return fetch(...args); } });
+    try {
+        await client.messages.create({ model, max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+    } catch (e) {
+        return { e, attempts };
+    }
+    assert.fail('the request succeeded');
+}
+
+test('no Poe key: 503 with x-should-retry: false; the SDK asks once and shows the fix', async () => {
+    for (const model of ['claude-sonnet-4-5-20250929', 'gpt-5']) {
+        const { e, attempts } = await sdkError(noKey, model);
+        assert.equal(attempts, 1, 'the SDK did not retry');
+        assert.equal(e.status, 503);
+        assert.equal(e.headers.get('x-should-retry'), 'false');
+        assert.equal(e.error.error.type, 'api_error');
+        assert.match(e.error.error.message, /set the environment variable POE_API_KEY/);
+    }
+});
+
+test('Poe refusing the gateway\'s key: 502 with x-should-retry: false, sent once, on both route kinds', async () => {
+    const upstream = (await mock.requests()).filter((q) => q.path !== '/v1/models').length;
+    for (const model of ['claude-sonnet-4-5-20250929', 'gpt-5']) {
+        const { e, attempts } = await sdkError(refused, model);
+        assert.equal(attempts, 1, 'the SDK did not retry');
+        assert.equal(e.status, 502);
+        assert.equal(e.headers.get('x-should-retry'), 'false');
+        assert.match(e.error.error.message, /Poe refused the API key configured for route .*; check POE_API_KEY/);
+    }
+    assert.equal((await mock.requests()).filter((q) => q.path !== '/v1/models').length - upstream, 2,
+        'the gateway did not retry either');
+});
+
+test('errors a retry can fix keep their retries: a 529 from Poe has no x-should-retry', async () => {
+    const gw = await startGateway({ config: defaultConfig(mock), env: { POE_API_KEY: 'the-key-poe-knows-0123456789',
+        SSL_CERT_FILE: certs().ca } });
+    try {
+        await mock.script(...Array(3).fill({ match: { path: '/v1/messages' }, status: 529,
+            body: JSON.stringify({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }) }));
+        const client = new Anthropic({ apiKey: MASTER_KEY, baseURL: gw.url, maxRetries: 0 });
+        const e = await client.messages.create({ model: 'claude-sonnet-4-5-20250929', max_tokens: 16,
+            messages: [{ role: 'user', content: 'hi' }] }).catch((err) => err);
+        assert.equal(e.status, 529);
+        assert.equal(e.headers.get('x-should-retry'), null);
+    } finally {
+        await mock.reset();
+        assert.equal((await gw.stop()).code, 0);
+    }
+});
+
+test('the real Claude Code CLI shows the missing Poe key at once, after one request', async () => {
+    const work = tmpdir('pgw-cc-work-'), home = tmpdir('pgw-cc-home-');
+    const before = messagesLines(noKey).length;
+    const child = spawn(CLAUDE, ['-p', 'hi', '--model', 'claude-sonnet-4-5-20250929'], {
+        cwd: work,
+        env: { PATH: process.env.PATH, HOME: home, ANTHROPIC_BASE_URL: noKey.url, ANTHROPIC_AUTH_TOKEN: MASTER_KEY,
+            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    // a retry is the failure: stop Claude Code as soon as the gateway sees a second request, rather than wait minutes
+    const watch = setInterval(() => { if (messagesLines(noKey).length - before > 1) child.kill('SIGKILL'); }, 20);
+    const code = await new Promise((resolve) => child.on('exit', (c, sig) => resolve(c ?? sig)));
+    clearInterval(watch);
+    // the access line is written as the request is disposed, which may come just after Claude Code has its answer
+    for (let i = 0; i < 100 && messagesLines(noKey).length === before; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(messagesLines(noKey).length - before, 1, `Claude Code retried:\n${messagesLines(noKey).slice(before).join('\n')}`);
+    assert.equal(code, 1, out);
+    assert.match(out, /API Error: 503 .*set the environment variable POE_API_KEY/);
+});
