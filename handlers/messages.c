@@ -41,16 +41,20 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
         pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "%s", err);
         return NULL;
     }
+    /* a value of the wrong type is not a missing one: say which type is expected (docs/errors.md#errors-the-gateway-makes) */
     if (body->model_len == 0) {
-        pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "model: field required (a string)");
+        pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "model: %s",
+                       (body->given & PGW_REQBODY_MODEL) != 0 ? "must be a non-empty string" : "field required (a string)");
         return NULL;
     }
     if (!body->has_messages) {
-        pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "messages: field required (an array)");
+        pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "messages: %s",
+                       (body->given & PGW_REQBODY_MESSAGES) != 0 ? "must be an array" : "field required (an array)");
         return NULL;
     }
     if (!is_count_tokens && !body->has_max_tokens) {
-        pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "max_tokens: field required (a number)");
+        pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "max_tokens: %s",
+                       (body->given & PGW_REQBODY_MAX_TOKENS) != 0 ? "must be a number" : "field required (a number)");
         return NULL;
     }
     if (body->no_messages) { /* the Anthropic API's words */

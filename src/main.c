@@ -176,6 +176,15 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: environment variable %s is referenced but not set\n", config_path, conf.missing_env[i]);
             bad = 1;
         }
+        /* a typo in the gateway's own settings, or no route at all, loads but cannot be what was meant */
+        for (size_t i = 0; i != conf.num_unknown_keys; ++i) {
+            fprintf(stderr, "%s\n", conf.unknown_keys[i]);
+            bad = 1;
+        }
+        if (conf.num_routes == 0) {
+            fprintf(stderr, "%s: no routes: model_list is missing or empty, so every request would answer 404\n", config_path);
+            bad = 1;
+        }
         if (conf.master_key == NULL && !pgw_host_is_loopback(conf.host)) {
             fprintf(stderr, "%s: no master key is configured and gateway.host %s is not loopback\n", config_path, conf.host);
             bad = 1;

@@ -319,5 +319,8 @@ void pgw_config_dispose(pgw_config_t *conf)
         free(conf->missing_env[i]);
     free(conf->missing_env);
     free(conf->missing_env_uses);
+    for (size_t i = 0; i != conf->num_unknown_keys; ++i)
+        free(conf->unknown_keys[i]);
+    free(conf->unknown_keys);
     memset(conf, 0, sizeof(*conf));
 }

@@ -109,6 +109,10 @@ typedef struct st_pgw_config_t {
     char **missing_env;
     unsigned *missing_env_uses; /* for each, what refers to it: PGW_ENV_USE_* bits (owned) */
     size_t num_missing_env;
+    /* unknown keys in the gateway's own sections, each "file:line:column: section: unknown key 'k'[; did you mean
+     * 'x'?]": a start warns and ignores them, --check-config refuses them (owned) */
+    char **unknown_keys;
+    size_t num_unknown_keys;
 } pgw_config_t;
 
 /**

@@ -313,6 +313,10 @@ Value:
     case 'n':
         if (skip_literal(&s, "null", 4) != 0)
             goto Error;
+        if (s.depth == 1) /* null counts as absent */
+            info->given &= ~(key == KEY_MODEL ? PGW_REQBODY_MODEL : key == KEY_MESSAGES ? PGW_REQBODY_MESSAGES
+                                                                 : key == KEY_MAX_TOKENS ? PGW_REQBODY_MAX_TOKENS
+                                                                                         : 0u);
         break;
     case '-':
     case '0' ... '9':
@@ -367,6 +371,9 @@ Key:
             goto Error;
         if (s.depth == 1) {
             key = classify(k, s.p, escaped);
+            info->given |= key == KEY_MODEL ? PGW_REQBODY_MODEL : key == KEY_MESSAGES ? PGW_REQBODY_MESSAGES
+                                                            : key == KEY_MAX_TOKENS ? PGW_REQBODY_MAX_TOKENS
+                                                                                    : 0;
             if (key == KEY_MODEL && model_seen) {
                 /* JSON parsers disagree on duplicate keys: the gateway and Poe must not read different models */
                 snprintf(err, errsz, "model: given more than once");
