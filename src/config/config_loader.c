@@ -100,8 +100,8 @@ void pgw_loader_warn_ignored(pgw_loader_t *l, const yaml_node_t *key, const char
 {
     const char *name = (const char *)key->data.scalar.value;
     if (first_report(l, name, section))
-        pgw_log_warn(MODULE_NAME, "%s:%zu:%zu: %s: ignoring %s '%s'", l->path, key->start_mark.line + 1,
-                     key->start_mark.column + 1, section, what, name);
+        pgw_log_warn(MODULE_NAME, "%s:%zu:%zu: %s: ignoring %s '%s'", l->path, key->start_mark.line + 1, key->start_mark.column + 1,
+                     section, what, name);
 }
 
 /* Levenshtein distance between two short names, ASCII case-insensitive; names of 64 bytes or more count as far apart.
@@ -424,7 +424,7 @@ static void add_missing_env(pgw_loader_t *l, const char *name, const char *what)
     pgw_config_t *conf = l->conf;
     unsigned use = strcmp(what, "gateway.keys.key") == 0 ? PGW_ENV_USE_KEY
                    : strcmp(what, "master_key") == 0     ? PGW_ENV_USE_MASTER
-                                                          : PGW_ENV_USE_ROUTE;
+                                                         : PGW_ENV_USE_ROUTE;
     for (size_t i = 0; i != conf->num_missing_env; ++i) {
         if (strcmp(conf->missing_env[i], name) == 0) {
             conf->missing_env_uses[i] |= use;
