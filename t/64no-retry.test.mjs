@@ -81,25 +81,44 @@ test('errors a retry can fix keep their retries: a 529 from Poe has no x-should-
     }
 });
 
-test('the real Claude Code CLI shows the missing Poe key at once, after one request', async () => {
+/**
+ * Runs the real Claude Code CLI once against `gw` with `token`; a retry is the failure, so Claude Code is stopped as soon
+ * as the gateway sees a second request rather than after its minutes of back-off. Resolves {code, out, requests}.
+ */
+async function claudeOnce(gw, token) {
     const work = tmpdir('pgw-cc-work-'), home = tmpdir('pgw-cc-home-');
-    const before = messagesLines(noKey).length;
+    const before = messagesLines(gw).length;
     const child = spawn(CLAUDE, ['-p', 'hi', '--model', 'claude-sonnet-4-5-20250929'], {
         cwd: work,
-        env: { PATH: process.env.PATH, HOME: home, ANTHROPIC_BASE_URL: noKey.url, ANTHROPIC_AUTH_TOKEN: MASTER_KEY,
+        env: { PATH: process.env.PATH, HOME: home, ANTHROPIC_BASE_URL: gw.url, ANTHROPIC_AUTH_TOKEN: token,
             CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1' },
         stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
-    // a retry is the failure: stop Claude Code as soon as the gateway sees a second request, rather than wait minutes
-    const watch = setInterval(() => { if (messagesLines(noKey).length - before > 1) child.kill('SIGKILL'); }, 20);
+    const watch = setInterval(() => { if (messagesLines(gw).length - before > 1) child.kill('SIGKILL'); }, 20);
     const code = await new Promise((resolve) => child.on('exit', (c, sig) => resolve(c ?? sig)));
     clearInterval(watch);
     // the access line is written as the request is disposed, which may come just after Claude Code has its answer
-    for (let i = 0; i < 100 && messagesLines(noKey).length === before; i++) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(messagesLines(noKey).length - before, 1, `Claude Code retried:\n${messagesLines(noKey).slice(before).join('\n')}`);
+    for (let i = 0; i < 100 && messagesLines(gw).length === before; i++) await new Promise((r) => setTimeout(r, 20));
+    return { code, out, requests: messagesLines(gw).slice(before) };
+}
+
+test('the real Claude Code CLI shows the missing Poe key at once, after one request', async () => {
+    const { code, out, requests } = await claudeOnce(noKey, MASTER_KEY);
+    assert.equal(requests.length, 1, `Claude Code retried:\n${requests.join('\n')}`);
     assert.equal(code, 1, out);
     assert.match(out, /API Error: 503 .*set the environment variable POE_API_KEY/);
+});
+
+test('a key the gateway does not know: 401 with x-should-retry: false; Claude Code says so after one request', async () => {
+    const client = new Anthropic({ apiKey: 'sk-not-a-key-of-this-gateway', baseURL: noKey.url, maxRetries: 2 });
+    const e = await client.models.list().catch((err) => err);
+    assert.equal(e.status, 401);
+    assert.equal(e.headers.get('x-should-retry'), 'false');
+    const { code, out, requests } = await claudeOnce(noKey, 'sk-not-a-key-of-this-gateway');
+    assert.equal(requests.length, 1, `Claude Code retried:\n${requests.join('\n')}`);
+    assert.equal(code, 1, out);
+    assert.match(out, /API Error: 401 invalid API key/);
 });
