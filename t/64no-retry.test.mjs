@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
-import { MASTER_KEY, SOURCE_DIR, certs, defaultConfig, startGateway, startMock, tmpdir } from './lib/harness.mjs';
+import { MASTER_KEY, SOURCE_DIR, authHeaders, certs, defaultConfig, request, startGateway, startMock, tmpdir } from './lib/harness.mjs';
 
 const CLAUDE = path.join(SOURCE_DIR, 't/node_modules/@anthropic-ai/claude-code-linux-x64/claude');
 const messagesLines = (gw) => (gw.output.stderr.match(/\[access\] [^\n]*"POST \/v1\/messages[^\n]*/g) || []);
@@ -62,6 +62,27 @@ test('Poe refusing the gateway\'s key: 502 with x-should-retry: false, sent once
     }
     assert.equal((await mock.requests()).filter((q) => q.path !== '/v1/models').length - upstream, 2,
         'the gateway did not retry either');
+});
+
+test('Poe refusing the key inside a 200 on an openai/ route: 502 with x-should-retry: false, whole or streamed', async () => {
+    const gw = await startGateway({ config: defaultConfig(mock), env: { POE_API_KEY: 'the-key-poe-knows-0123456789',
+        SSL_CERT_FILE: certs().ca } });
+    try {
+        const error = JSON.stringify({ error: { type: 'authentication_error', message: 'Invalid API key' } });
+        const match = { path: '/v1/chat/completions' };
+        await mock.script({ match, body: error },
+            { match, headers: { 'content-type': 'text/event-stream' }, chunks: [`data: ${error}\n\n`] });
+        for (const stream of [false, true]) {
+            const r = await request(`${gw.url}/v1/messages`, { method: 'POST', headers: authHeaders(),
+                body: JSON.stringify({ model: 'gpt-5', max_tokens: 16, stream, messages: [{ role: 'user', content: 'hi' }] }) });
+            assert.equal(r.status, 502, r.body);
+            assert.equal(r.headers['x-should-retry'], 'false', `stream: ${stream}`);
+            assert.match(JSON.parse(r.body).error.message, /Poe refused the API key configured for route gpt-5/);
+        }
+    } finally {
+        await mock.reset();
+        assert.equal((await gw.stop()).code, 0);
+    }
 });
 
 test('errors a retry can fix keep their retries: a 529 from Poe has no x-should-retry', async () => {
