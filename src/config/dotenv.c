@@ -275,7 +275,7 @@ int pgw_dotenv_load(const char *path, char *err, size_t errsz)
     loaded.entries = entries;
     loaded.entries_len = entries_len;
 
-    for (const char *entry = entries, *end = entries + entries_len; entries != NULL && entry != end;) {
+    for (const char *entry = entries, *end = entries != NULL ? entries + entries_len : NULL; entry != end;) {
         const char *value = entry + strlen(entry) + 1;
         if (getenv(entry) == NULL) {
             char **grown = realloc(loaded.from_file, (loaded.num_from_file + 1) * sizeof(*grown));
