@@ -2,8 +2,8 @@
  *
  * pgw_server_init runs before any worker: the first configuration generation, libh2o's configuration, the TLS context
  * (src/serve/tls.c) and one bound SO_REUSEPORT socket per worker, after a probe without SO_REUSEPORT, so that an address
- * in use, also by another gateway of the same user, fails the start. pgw_server_run
- * prepares and starts the workers (src/serve/worker.c), then runs the main thread's loop, which does nothing but wait for
+ * in use, also by another gateway of the same user, fails the start. pgw_server_run prepares and starts the workers
+ * (src/serve/worker.c), then runs the main thread's loop, which does nothing but wait for
  * signals: SIGTERM or SIGINT begins the graceful stop (a second one exits at once), SIGHUP reloads the configuration
  * (src/serve/generation.c). Once every worker has signalled that its loop has ended, the handles close and the loop returns.
  */
@@ -107,8 +107,9 @@ static int bind_listeners(pgw_server_t *server)
             goto Error;
         int probe = bind_one(res, server->port, 0);
         if (probe < 0) {
-            pgw_log_error(MODULE_NAME, "cannot listen on %s:%u: %s%s", server->conf->host, server->port, strerror(errno),
-                          errno == EADDRINUSE ? " (another program, or another poe-gateway, listens there)" : "");
+            int err = errno;
+            pgw_log_error(MODULE_NAME, "cannot listen on %s:%u: %s%s", server->conf->host, server->port, strerror(err),
+                          err == EADDRINUSE ? " (another program, or another poe-gateway, listens there)" : "");
             goto Error;
         }
         close(probe);
