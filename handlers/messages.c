@@ -53,16 +53,20 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
         pgw_send_error_as(req, openai, 400, PGW_ERR_INVALID_REQUEST, "%s", err);
         return NULL;
     }
+    /* a value of the wrong type is not a missing one: say which type is expected (docs/errors.md#errors-the-gateway-makes) */
     if (body->model_len == 0) {
-        pgw_send_error_as(req, openai, 400, PGW_ERR_INVALID_REQUEST, "model: field required (a string)");
+        pgw_send_error_as(req, openai, 400, PGW_ERR_INVALID_REQUEST, "model: %s",
+                          (body->given & PGW_REQBODY_MODEL) != 0 ? "must be a non-empty string" : "field required (a string)");
         return NULL;
     }
     if (!body->has_messages) {
-        pgw_send_error_as(req, openai, 400, PGW_ERR_INVALID_REQUEST, "messages: field required (an array)");
+        pgw_send_error_as(req, openai, 400, PGW_ERR_INVALID_REQUEST, "messages: %s",
+                          (body->given & PGW_REQBODY_MESSAGES) != 0 ? "must be an array" : "field required (an array)");
         return NULL;
     }
     if (endpoint == ENDPOINT_MESSAGES && !body->has_max_tokens) {
-        pgw_send_error_as(req, openai, 400, PGW_ERR_INVALID_REQUEST, "max_tokens: field required (a number)");
+        pgw_send_error_as(req, openai, 400, PGW_ERR_INVALID_REQUEST, "max_tokens: %s",
+                          (body->given & PGW_REQBODY_MAX_TOKENS) != 0 ? "must be a number" : "field required (a number)");
         return NULL;
     }
     if (!openai && body->no_messages) { /* the Anthropic API's words */
@@ -103,7 +107,10 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
     }
     r->route_name = route->model_name;
     r->model = h2o_strdup(&req->pool, body->model, body->model_len).base;
+    /* a route that cannot work until its operator fixes the configuration: a retry cannot help, so the client is told
+     * not to (docs/errors.md#retries-that-cannot-help) */
     if (route->api_key == NULL) {
+        pgw_error_no_retry(req);
         if (route->api_key_env != NULL)
             pgw_send_error_as(req, openai, 503, PGW_ERR_API,
                               "the route for %s has no Poe key: set the environment variable %s (e.g. in .env) and restart "
@@ -120,6 +127,7 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
         return NULL;
     }
     if (route->api_base == NULL) {
+        pgw_error_no_retry(req);
         pgw_send_error_as(req, openai, 503, PGW_ERR_API,
                           "the route for %s has no api_base: it names an environment variable that is not set (the gateway "
                           "logged which at start)",

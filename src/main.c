@@ -34,8 +34,8 @@ static const pgw_cmd_line_t command_line = {
                 "       poe-gateway claude-env | doctor | healthcheck [options]   (each takes --help)\n"
                 "\n"
                 "Serves the Anthropic Messages API to Claude Code and forwards it to Poe.com.\n",
-    .epilogue = "A .env file in the working directory is read first; variables already set win.\n",
-    .shared = PGW_CMD_CONFIG,
+    .epilogue = "The env file is read first (variables already set win) and again on SIGHUP.\n",
+    .shared = PGW_CMD_CONFIG | PGW_CMD_ENV_FILE,
     .config_default = PGW_DEFAULT_CONFIG_PATH,
     .options = options,
 };
@@ -182,7 +182,7 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
 
-    if (pgw_dotenv_load(".env", err, sizeof(err)) < 0) {
+    if (pgw_dotenv_load(shared.env_file, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         return EXIT_CONFIG;
     }
@@ -216,6 +216,15 @@ int main(int argc, char **argv)
         int bad = 0;
         for (size_t i = 0; i != conf.num_missing_env; ++i) {
             fprintf(stderr, "%s: environment variable %s is referenced but not set\n", config_path, conf.missing_env[i]);
+            bad = 1;
+        }
+        /* a typo in the gateway's own settings, or no route at all, loads but cannot be what was meant */
+        for (size_t i = 0; i != conf.num_unknown_keys; ++i) {
+            fprintf(stderr, "%s\n", conf.unknown_keys[i]);
+            bad = 1;
+        }
+        if (conf.num_routes == 0) {
+            fprintf(stderr, "%s: no routes: model_list is missing or empty, so every request would answer 404\n", config_path);
             bad = 1;
         }
         if (conf.master_key == NULL && !pgw_host_is_loopback(conf.host)) {

@@ -117,7 +117,7 @@ static int finish(pgw_loader_t *l)
         conf->max_body_bytes_in_flight = conf->max_body_bytes > SIZE_MAX / 8 ? SIZE_MAX : 8 * conf->max_body_bytes;
 
     if (!l->have_master_key) {
-        const char *env = getenv("LITELLM_MASTER_KEY");
+        const char *env = pgw_dotenv_getenv("LITELLM_MASTER_KEY");
         free_secret(conf->master_key);
         free(conf->master_key_env);
         conf->master_key = NULL;
@@ -291,17 +291,21 @@ Exit:
 
 void pgw_config_warn_missing_env(const pgw_config_t *conf)
 {
+    static const struct {
+        unsigned use;
+        const char *effect;
+    } effects[] = {{PGW_ENV_USE_ROUTE, "routes that need it answer 503"},
+                   {PGW_ENV_USE_KEY, "gateway.keys entries that use it match no request (401)"}};
     for (size_t i = 0; i != conf->num_missing_env; ++i) {
-        const char *name = conf->missing_env[i];
-        int for_routes = 0;
-        for (size_t j = 0; j != conf->num_routes; ++j)
-            if (conf->routes[j].api_key_env != NULL && strcmp(conf->routes[j].api_key_env, name) == 0)
-                for_routes = 1;
-        /* the master key's variable: no route answers 503 for it; the master key step says what it does instead */
-        if (!for_routes && conf->master_key_env != NULL && strcmp(conf->master_key_env, name) == 0)
+        char what[256] = "";
+        /* the master key's variable alone: the master key step says what its absence does (a generated key, or no start) */
+        if (conf->missing_env_uses[i] == PGW_ENV_USE_MASTER)
             continue;
-        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; routes that need it answer 503", name,
-                     conf->path);
+        for (size_t j = 0; j != sizeof(effects) / sizeof(effects[0]); ++j)
+            if ((conf->missing_env_uses[i] & effects[j].use) != 0)
+                snprintf(what + strlen(what), sizeof(what) - strlen(what), "%s%s", what[0] != '\0' ? "; " : "", effects[j].effect);
+        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; %s", conf->missing_env[i], conf->path,
+                     what);
     }
 }
 
@@ -346,5 +350,9 @@ void pgw_config_dispose(pgw_config_t *conf)
     for (size_t i = 0; i != conf->num_missing_env; ++i)
         free(conf->missing_env[i]);
     free(conf->missing_env);
+    free(conf->missing_env_uses);
+    for (size_t i = 0; i != conf->num_unknown_keys; ++i)
+        free(conf->unknown_keys[i]);
+    free(conf->unknown_keys);
     memset(conf, 0, sizeof(*conf));
 }

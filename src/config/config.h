@@ -136,7 +136,12 @@ typedef struct st_pgw_config_t {
     double cooldown_time;       /* router_settings.cooldown_time in seconds (0: never), default PGW_DEFAULT_COOLDOWN_TIME */
     /* environment variables referenced with os.environ/NAME that are not set, each named once (owned) */
     char **missing_env;
+    unsigned *missing_env_uses; /* for each, what refers to it: PGW_ENV_USE_* bits (owned) */
     size_t num_missing_env;
+    /* unknown keys in the gateway's own sections, each "file:line:column: section: unknown key 'k'[; did you mean
+     * 'x'?]": a start warns and ignores them, --check-config refuses them (owned) */
+    char **unknown_keys;
+    size_t num_unknown_keys;
 } pgw_config_t;
 
 /**
@@ -146,6 +151,19 @@ typedef struct st_pgw_config_t {
  * `err` holding one line "file:line:column: what is wrong" (without a trailing newline).
  */
 int pgw_config_load(pgw_config_t *conf, const char *path, char *err, size_t errsz);
+
+/** What refers to an os.environ/ variable (pgw_config_t.missing_env_uses). */
+enum {
+    PGW_ENV_USE_ROUTE = 1,  /* a route's api_key, api_base or extra_headers */
+    PGW_ENV_USE_KEY = 2,    /* a gateway.keys entry's key */
+    PGW_ENV_USE_MASTER = 4, /* general_settings.master_key */
+};
+
+/**
+ * Logs one warning for each variable in conf->missing_env, saying what it disables (routes answer 503, a key entry is
+ * refused, no master key from it).
+ */
+void pgw_config_warn_missing_env(const pgw_config_t *conf);
 
 /**
  * Logs one warning for each variable in conf->missing_env, saying that the routes that need it answer 503; except the
@@ -166,5 +184,21 @@ void pgw_config_dispose(pgw_config_t *conf);
  * (returns 0). Returns the number of variables set, or -1 with `err` as "file:line: what is wrong" for a malformed line.
  */
 int pgw_dotenv_load(const char *path, char *err, size_t errsz);
+
+/**
+ * Reads the file of the last pgw_dotenv_load again (SIGHUP), without changing the environment: pgw_dotenv_getenv answers
+ * from it from then on. Returns 0 (also when no file was loaded, or it is gone: its variables are then unset), or -1
+ * with `err` set for a malformed or unreadable file, the values read before staying. Main thread only (with
+ * pgw_config_load, which reads what it answers).
+ */
+int pgw_dotenv_reload(char *err, size_t errsz);
+
+/**
+ * The value of variable `name` for the configuration (os.environ/NAME, LITELLM_MASTER_KEY): the process's environment
+ * wins, except for the variables the env file set at start-up, which follow the file as last read; a variable in
+ * neither comes from the file as last read. NULL when unset. The pointer is valid until the next pgw_dotenv_load or
+ * pgw_dotenv_reload.
+ */
+const char *pgw_dotenv_getenv(const char *name);
 
 #endif

@@ -2,7 +2,8 @@
  *
  * One table, gateway_keys[], drives the section (in the manner of redis's static configs): each key appears once, with
  * its type, the field of pgw_config_t it fills, and its bounds. pgw_loader_on_gateway looks each key of the mapping up
- * in the table (unknown keys are warned about once and ignored, a null value counts as absent) and on_gateway_key
+ * in the table (an unknown key is warned about once, with the nearest known one, and ignored; --check-config refuses
+ * it: pgw_loader_unknown_own_key; a null value counts as absent) and on_gateway_key
  * converts the value by its type; the types that are more than a scalar (tls, keys, auth, metrics_auth) have their
  * own function below.
  *
@@ -79,7 +80,8 @@ static int on_tls(pgw_loader_t *l, yaml_node_t *node)
             if (!pgw_yaml_is_null(value) && pgw_loader_string(l, value, "gateway.tls.key_file", &conf->tls_key_file) != 0)
                 return -1;
         } else {
-            pgw_loader_warn_unknown(l, key, "gateway.tls");
+            static const char *const known[] = {"cert_file", "key_file"};
+            pgw_loader_unknown_own_key(l, key, "gateway.tls", known, sizeof(known) / sizeof(known[0]));
         }
     }
     if (conf->tls_cert_file != NULL && conf->tls_key_file == NULL)
@@ -132,7 +134,8 @@ static int on_key_entry(pgw_loader_t *l, yaml_node_t *entry)
                 key->models[key->num_models++] = xstrdup(pattern);
             }
         } else {
-            pgw_loader_warn_unknown(l, k, "gateway.keys entry");
+            static const char *const known[] = {"name", "key", "models", "rpm"};
+            pgw_loader_unknown_own_key(l, k, "gateway.keys entry", known, sizeof(known) / sizeof(known[0]));
         }
     }
     const char *name;
@@ -278,7 +281,10 @@ int pgw_loader_on_gateway(pgw_loader_t *l, yaml_node_t *node)
             if (pgw_yaml_key_is(pairs[i].key, gateway_keys[k].name))
                 break;
         if (k == sizeof(gateway_keys) / sizeof(gateway_keys[0])) {
-            pgw_loader_warn_unknown(l, pairs[i].key, "gateway");
+            const char *known[sizeof(gateway_keys) / sizeof(gateway_keys[0])];
+            for (k = 0; k != sizeof(gateway_keys) / sizeof(gateway_keys[0]); ++k)
+                known[k] = gateway_keys[k].name;
+            pgw_loader_unknown_own_key(l, pairs[i].key, "gateway", known, k);
         } else if (!pgw_yaml_is_null(pairs[i].value) && on_gateway_key(l, gateway_keys + k, pairs[i].value) != 0) {
             return -1;
         }

@@ -84,6 +84,17 @@ int pgw_loader_error_at_mark(pgw_loader_t *l, yaml_mark_t mark, const char *fmt,
  * Logs "file:line:column: <section>: ignoring unknown key 'key'", once per key name and section for the whole load.
  */
 void pgw_loader_warn_unknown(pgw_loader_t *l, const yaml_node_t *key, const char *section);
+/**
+ * For a key of the gateway's own sections (gateway:, gateway.tls, a gateway.keys entry) that is none of `known`: logs
+ * "file:line:column: <section>: unknown key 'key'; did you mean 'nearest'? (ignored)" once per key name and section, and
+ * records the line in conf->unknown_keys, which --check-config refuses. (LiteLLM's sections keep
+ * pgw_loader_warn_unknown: their other keys are LiteLLM's, not typos.)
+ */
+void pgw_loader_unknown_own_key(pgw_loader_t *l, const yaml_node_t *key, const char *section, const char *const *known,
+                                size_t num_known);
+/** The name in `known` nearest to `name` (edit distance, case-insensitive), or NULL when none is within a third of its
+ * length (at least 2 edits). */
+const char *pgw_loader_nearest_name(const char *name, const char *const *known, size_t num_known);
 /** Warns once per key and section that `key` is ignored, saying `what` it is ("unsupported section", ...). */
 void pgw_loader_warn_ignored(pgw_loader_t *l, const yaml_node_t *key, const char *section, const char *what);
 

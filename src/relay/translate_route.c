@@ -125,6 +125,8 @@ static void after_translate(translate_t *st, pgw_stream_status_t status)
     pgw_relay_t *rl = &st->relay;
     if (status == PGW_STREAM_FAILED_EARLY) {
         const pgw_upstream_failure_t *f = pgw_stream_translator_failure(st->stream);
+        if (f->no_retry)
+            pgw_error_no_retry(rl->r->req);
         fail(st, pgw_stream_translator_outcome(st->stream), f->status, f->type, f->message);
         return;
     }
@@ -230,6 +232,8 @@ static void respond_whole(translate_t *st)
     h2o_buffer_init(&out, &h2o_socket_buffer_prototype);
     if (pgw_translate_response(st->body->bytes, st->body->size, &st->ropts, &out, &failure) != 0) {
         h2o_buffer_dispose(&out);
+        if (failure.no_retry)
+            pgw_error_no_retry(st->relay.r->req);
         fail(st, PGW_OUTCOME_UPSTREAM_ERROR, failure.status, failure.type, failure.message);
         return;
     }

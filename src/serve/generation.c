@@ -100,6 +100,12 @@ int pgw_generation_reload(pgw_server_t *server)
     pgw_config_t *conf = h2o_mem_alloc(sizeof(*conf));
     char err[1024];
 
+    /* the env file first: the configuration's os.environ/ values come from it (docs/config.md#reload) */
+    if (pgw_dotenv_reload(err, sizeof(err)) != 0) {
+        pgw_log_error(MODULE_NAME, "reload refused, the running configuration stays: %s", err);
+        free(conf);
+        return -1;
+    }
     if (pgw_config_load(conf, boot->path, err, sizeof(err)) != 0) {
         pgw_log_error(MODULE_NAME, "reload refused, the running configuration stays: %s", err);
         free(conf);

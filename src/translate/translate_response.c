@@ -322,6 +322,7 @@ static void fail_with(pgw_upstream_failure_t *fail, int status, const char *type
 {
     fail->status = status;
     fail->type = type;
+    fail->no_retry = 0;
     snprintf(fail->message, sizeof(fail->message), "%s", message);
 }
 

@@ -373,6 +373,7 @@ static pgw_stream_status_t fail_early(pgw_stream_translator_t *t, int status, co
 {
     t->failure.status = status;
     t->failure.type = type;
+    t->failure.no_retry = 0;
     snprintf(t->failure.message, sizeof(t->failure.message), "%s", message);
     pgw_log_warn(MODULE_NAME, "%s: stream failed before the commit: %d %s: %s", t->msg_id, status, type, message);
     compute_usage(t);
@@ -880,8 +881,11 @@ static pgw_stream_status_t on_chunk(pgw_stream_translator_t *t, h2o_buffer_t **o
         /* status 200: the mapper reads the status from the error's code or type (docs/errors.md#errors-inside-a-200) */
         pgw_map_upstream_error(200, data, len, t->model, t->secret, &f);
         t->broken_by_poe = 1;
-        if (!t->committed)
-            return fail_early(t, f.status, f.type, f.message);
+        if (!t->committed) {
+            pgw_stream_status_t ret = fail_early(t, f.status, f.type, f.message);
+            t->failure.no_retry = f.no_retry; /* Poe refusing the gateway's key (docs/errors.md#retries-that-cannot-help) */
+            return ret;
+        }
         return break_stream(t, f.type, f.message, out);
     }
     pgw_stream_translator_commit(t, out);

@@ -644,12 +644,35 @@ static void test_unknown_keys(void)
     ok(strstr(log, "top level: ignoring unsupported section 'environment_variables'") != NULL);
     ok(strstr(log, "general_settings: ignoring unknown key 'database_url'") != NULL);
     ok(strstr(log, "router_settings: ignoring unknown key 'routing_strategy'") != NULL);
-    ok(strstr(log, "gateway: ignoring unknown key 'colour'") != NULL);
-    ok(strstr(log, "gateway.tls: ignoring unknown key 'ciphers'") != NULL);
+    /* the gateway's own sections: a typo, kept for --check-config, with the nearest known key when one is close */
+    ok(strstr(log, ":19:3: gateway: unknown key 'colour' (ignored)") != NULL);
+    ok(strstr(log, "gateway.tls: unknown key 'ciphers' (ignored)") != NULL);
+    is_int(conf.num_unknown_keys, 2);
+    if (conf.num_unknown_keys == 2) {
+        ok(strstr(conf.unknown_keys[0], ":19:3: gateway: unknown key 'colour'") != NULL);
+        ok(strstr(conf.unknown_keys[1], "gateway.tls: unknown key 'ciphers'") != NULL);
+    }
     ok(strstr(log, "extra_body") == NULL);
     ok(strstr(log, "sk-xx") == NULL);    /* never a key value */
     is_int(count_substr(log, "\n"), 10); /* tpm, drop_params, id, drop_params, callbacks, a section, 4 keys */
     pgw_config_dispose(&conf);
+
+    is_int(load_yaml_logged(&conf,
+                            "model_list: [{model_name: a, litellm_params: {model: openai/A}}]\n"
+                            "gateway:\n"
+                            "  prot: 4001\n"
+                            "  max_body_byte: 5\n"
+                            "  keys: [{name: a, key: k, modles: [a]}]\n",
+                            log, sizeof(log)),
+           0);
+    is_int(conf.num_unknown_keys, 3);
+    ok(strstr(log, "gateway: unknown key 'prot'; did you mean 'port'? (ignored)") != NULL);
+    ok(strstr(log, "gateway: unknown key 'max_body_byte'; did you mean 'max_body_bytes'? (ignored)") != NULL);
+    ok(strstr(log, "gateway.keys entry: unknown key 'modles'; did you mean 'models'? (ignored)") != NULL);
+    pgw_config_dispose(&conf);
+    static const char *const known[] = {"port", "host", "threads"};
+    ok(pgw_loader_nearest_name("xyzzy", known, 3) == NULL); /* nothing close: no guess */
+    is_str(pgw_loader_nearest_name("THREAD", known, 3), "threads");
 }
 
 static void test_errors(void)

@@ -172,10 +172,55 @@ static void test_mode(void)
     unlink(path);
 }
 
+static void rewrite(const char *path, const char *content)
+{
+    FILE *fp = fopen(path, "w");
+    ok(fp != NULL && fputs(content, fp) >= 0);
+    if (fp != NULL)
+        fclose(fp);
+}
+
+/* SIGHUP's view: the file as last read, for what the file set; the environment for what the process came with */
+static void test_reload(void)
+{
+    char path[64], err[256];
+
+    unsetenv("PGW_T_RL_A");
+    unsetenv("PGW_T_RL_B");
+    setenv("PGW_T_RL_ENV", "from-environment", 1);
+    make_temp_file(path, sizeof(path), "PGW_T_RL_A=one\nPGW_T_RL_ENV=from-file\n");
+    is_int(pgw_dotenv_load(path, err, sizeof(err)), 1);
+    is_str(getenv("PGW_T_RL_A"), "one");
+    is_str(pgw_dotenv_getenv("PGW_T_RL_A"), "one");
+    is_str(pgw_dotenv_getenv("PGW_T_RL_ENV"), "from-environment");
+    ok(pgw_dotenv_getenv("PGW_T_RL_B") == NULL);
+
+    rewrite(path, "PGW_T_RL_B=two\nPGW_T_RL_ENV=from-file-2\nPGW_T_RL_B=three\n");
+    is_int(pgw_dotenv_reload(err, sizeof(err)), 0);
+    ok(pgw_dotenv_getenv("PGW_T_RL_A") == NULL); /* gone from the file: gone */
+    is_str(getenv("PGW_T_RL_A"), "one");         /* the environment itself is never changed after the load */
+    is_str(pgw_dotenv_getenv("PGW_T_RL_B"), "three");
+    ok(getenv("PGW_T_RL_B") == NULL);
+    is_str(pgw_dotenv_getenv("PGW_T_RL_ENV"), "from-environment");
+
+    rewrite(path, "PGW_T_RL_B=four\nnot a line\n");
+    is_int(pgw_dotenv_reload(err, sizeof(err)), -1);
+    ok(strstr(err, ":2: expected") != NULL);
+    is_str(pgw_dotenv_getenv("PGW_T_RL_B"), "three"); /* a malformed file changes nothing */
+
+    unlink(path);
+    is_int(pgw_dotenv_reload(err, sizeof(err)), 0);
+    ok(pgw_dotenv_getenv("PGW_T_RL_B") == NULL);
+    is_str(pgw_dotenv_getenv("PGW_T_RL_ENV"), "from-environment");
+    unsetenv("PGW_T_RL_A");
+    unsetenv("PGW_T_RL_ENV");
+}
+
 void test_src__dotenv_c(void)
 {
     subtest("mode", test_mode);
     subtest("values", test_values);
     subtest("malformed lines", test_malformed);
     subtest("files", test_files);
+    subtest("reload", test_reload);
 }
