@@ -1,4 +1,4 @@
-/* poe-gateway: MIT licence. GET /metrics (Prometheus text) and GET /usage (JSON): the workers' counters, summed. */
+/* poe-gateway: MIT licence. GET /metrics (Prometheus text): the workers' counters, summed. */
 #include <string.h>
 #include "common/clock.h"
 #include "common/errors.h"
@@ -59,21 +59,6 @@ int pgw_handle_metrics(pgw_request_t *r)
     h2o_buffer_init(&buf, &h2o_socket_buffer_prototype);
     pgw_metrics_render(all, pgw_server->num_workers, &g, &buf);
     pgw_send_body(r->req, 200, "text/plain; version=0.0.4; charset=utf-8", buf->bytes, buf->size);
-    h2o_buffer_dispose(&buf);
-    return 0;
-}
-
-int pgw_handle_usage(pgw_request_t *r)
-{
-    if (check_access(r, PGW_METRICS_AUTH_MASTER) != 0)
-        return 0;
-    pgw_metrics_t *all[pgw_server->num_workers];
-    pgw_metrics_gauges_t g;
-    collect(all, &g);
-    h2o_buffer_t *buf;
-    h2o_buffer_init(&buf, &h2o_socket_buffer_prototype);
-    pgw_metrics_render_usage(all, pgw_server->num_workers, pgw_server->started_at, pgw_now_ms(), &buf);
-    pgw_send_body(r->req, 200, "application/json", buf->bytes, buf->size);
     h2o_buffer_dispose(&buf);
     return 0;
 }

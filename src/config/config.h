@@ -29,6 +29,23 @@ typedef enum en_pgw_metrics_auth_t {
     PGW_METRICS_AUTH_NONE    /* anyone: routing skips authentication */
 } pgw_metrics_auth_t;
 
+/* A spending limit (gateway.budget, gateway.budgets, a key's budget): 0 = none. In USD, or in Poe points with `points`. */
+typedef struct st_pgw_budget_t {
+    double daily;   /* per UTC day */
+    double monthly; /* per UTC calendar month */
+    int in_points;  /* the figures are points (converted with gateway.points_per_usd), not USD */
+} pgw_budget_t;
+
+/* One entry of gateway.budgets: a caller named by its tailnet login (or key name) and its budget. */
+typedef struct st_pgw_named_budget_t {
+    char *name; /* owned */
+    pgw_budget_t budget;
+} pgw_named_budget_t;
+
+#define PGW_DEFAULT_POINTS_PER_USD 33333.0 /* Poe sells add-on points at 30 USD a million */
+#define PGW_DEFAULT_LEDGER_RETENTION_DAYS 90
+#define PGW_DEFAULT_LEDGER_MAX_BYTES ((size_t)1024 * 1024 * 1024)
+
 typedef struct st_pgw_header_t {
     char *name;  /* owned */
     char *value; /* owned */
@@ -72,6 +89,7 @@ typedef struct st_pgw_key_t {
     char **models;              /* allow list of model-name patterns ('*' wildcards); NULL = every model (owned) */
     size_t num_models;
     int rpm;                    /* requests per minute for this key, 0 = unlimited */
+    pgw_budget_t budget;        /* gateway.keys.budget */
     unsigned line, column;
 } pgw_key_t;
 
@@ -103,6 +121,16 @@ typedef struct st_pgw_config_t {
     int upstream_rpm;      /* gateway.upstream_rpm: requests a minute per upstream (Poe) key, shaped; default 500, 0 = unlimited */
     int upstream_burst;    /* gateway.upstream_burst: of those, how many may go at once; default 0 = a minute's worth */
     double queue_timeout;  /* gateway.queue_timeout: seconds a request may wait for its turn before a 429; default 60 */
+    /* gateway.ledger (docs/ledger.md) */
+    int ledger_enabled;              /* default 1 */
+    char *ledger_path;               /* NULL = <state_dir>/ledger.sqlite (owned) */
+    unsigned ledger_retention_days;  /* default PGW_DEFAULT_LEDGER_RETENTION_DAYS */
+    size_t ledger_max_bytes;         /* default PGW_DEFAULT_LEDGER_MAX_BYTES */
+    double reconcile_interval;       /* seconds between polls of Poe's usage endpoints; 0 = none (the default) */
+    double points_per_usd;           /* gateway.points_per_usd, default PGW_DEFAULT_POINTS_PER_USD */
+    pgw_budget_t team_budget;        /* gateway.budget: every upstream (Poe) key's own */
+    pgw_named_budget_t *budgets;     /* gateway.budgets (owned array) */
+    size_t num_budgets;
     pgw_key_t *keys;       /* gateway.keys, in file order (owned array) */
     size_t num_keys;
     /* environment variables referenced with os.environ/NAME that are not set, each named once (owned) */

@@ -137,7 +137,7 @@ int pgw_generation_reload(pgw_server_t *server)
 #undef KEPT
 #undef CHANGED
 
-    pgw_catalogs_init(conf);
+    pgw_catalogs_init(conf, conf->ledger_enabled);
     pthread_mutex_lock(&server->current_mutex);
     pgw_generation_t *old = server->current;
     server->current = pgw_generation_create(conf, old->id + 1);
