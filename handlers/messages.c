@@ -7,6 +7,7 @@
 #include "serve/generation.h"
 #include "relay/passthrough.h"
 #include "common/ratelimit.h"
+#include "ledger/budget.h"
 #include "serve/reqbody.h"
 #include "config/route_match.h"
 #include "serve/shaper.h"
@@ -112,6 +113,37 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
     return route;
 }
 
+/*
+ * Budgets, checked before a request goes upstream (docs/ledger.md#budgets): past a budget, 402 billing_error with
+ * x-should-retry: false, so that Claude Code shows the message at once instead of retrying (the SDK retries 408, 409,
+ * 429 and 5xx unless told not to; a 402 it does not retry, and the header makes sure). Past PGW_BUDGET_WARN_AT of one,
+ * the answer carries x-poe-gateway-budget-remaining. Returns 0 to go on, -1 after the refusal was sent.
+ */
+static int check_budget(pgw_request_t *r, const pgw_route_t *route)
+{
+    pgw_store_t *store = pgw_store_get();
+    if (store == NULL)
+        return 0;
+    h2o_req_t *req = r->req;
+    char upstream[16], text[640];
+    pgw_budget_verdict_t v;
+    int64_t now = (int64_t)pgw_now_ms();
+    pgw_ledger_fingerprint(route->api_key, upstream);
+    pgw_budget_check(store, r->conf, r->key_name, r->key, upstream, now, &v);
+    if (v.over) {
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-should-retry"), 0, NULL, H2O_STRLIT("false"));
+        pgw_budget_message(&v, now, text, sizeof(text));
+        pgw_send_error(req, 402, PGW_ERR_BILLING, "%s", text);
+        return -1;
+    }
+    if (v.warn) {
+        int len = pgw_budget_remaining(&v, text, sizeof(text));
+        h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-poe-gateway-budget-remaining"), 0,
+                              h2o_strdup(&req->pool, text, len).base, len, 1);
+    }
+    return 0;
+}
+
 /* Sends the request on its way by the route's kind. */
 static void dispatch(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body, int is_count_tokens)
 {
@@ -131,6 +163,9 @@ static void on_admitted(pgw_request_t *r, int admitted)
                           r->conf->queue_timeout, r->conf->upstream_rpm);
         return;
     }
+    /* again: what was spent while the request waited for its turn counts */
+    if (!r->is_count_tokens && check_budget(r, r->route) != 0)
+        return;
     dispatch(r, r->route, r->body, r->is_count_tokens);
 }
 
@@ -141,6 +176,8 @@ static int handle(pgw_request_t *r, int is_count_tokens)
     const pgw_route_t *route;
     if ((route = route_request(r, body, is_count_tokens)) == NULL)
         return 0;
+    if (!is_count_tokens && check_budget(r, route) != 0)
+        return 0; /* refused before it is routed: the ledger records only requests that may go upstream */
     r->route = route;
     r->body = body;
     r->is_count_tokens = is_count_tokens;
