@@ -1,17 +1,11 @@
-/* poe-gateway: MIT licence. GET /usage: who spent what, from the ledger (docs/ledger.md#looking-at-it).
- *
- * How it works. The answer is read from the ledger's SQLite file, which may take milliseconds: too long for the worker's
- * loop, where other developers' streams wait. So the handler makes a job for libuv's thread pool: the job flushes the
- * ledger's writer (the request that just ended is in the answer), runs its queries and renders the whole body into a
- * buffer of its own; back on the loop, the body is sent. A client that goes away first leaves the job to finish and free
- * itself: the request's pool holds an entry whose dispose tells the job there is nobody left to answer.
+/* poe-gateway: MIT licence. GET /usage: who spent what, from the ledger (docs/ledger.md#looking-at-it), as JSON, or the
+ * page to a browser (handlers/usage_page.c); who may read it. The ledger is read on the thread pool (handlers/usage_job.c).
  *
  * Without a ledger (gateway.ledger.enabled: false) /usage answers from the workers' counters since start, as before.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <uv.h>
 #include "common/clock.h"
 #include "common/errors.h"
 #include "common/json.h"
@@ -20,76 +14,12 @@
 #include "serve/server.h"
 #include "serve/worker.h"
 #include "handlers/handlers.h"
-#include "handlers/usage.h"
+#include "handlers/usage_job.h"
+#include "handlers/usage_page.h"
+#include "serve/auth.h"
 
-#define MAX_ROWS 512 /* /usage's key × model lines, as the counters since start keep (src/serve/metrics.c) */
-
-/* max 0: every chunk is malloc'ed and freed, whichever thread does it (the socket prototype is thread-local) */
-static h2o_buffer_prototype_t job_buffer_prototype = {{0}, {8192}, NULL};
-
-struct job_ref;
-
-struct usage_job {
-    uv_work_t work;
-    pgw_request_t *r;    /* NULL once the request is gone (loop thread only) */
-    struct job_ref *ref; /* the request pool's entry pointing back here, while r is set */
-    pgw_store_t *store;
-    pgw_usage_render_cb render;
-    void *arg;         /* the render's: owned by the job, freed with free() */
-    h2o_buffer_t *out; /* the body, written on the pool thread */
-    const char *content_type;
-    int status;
-    char err[256];
-};
-
-struct job_ref {
-    struct usage_job *job;
-};
-
-static void on_request_gone(void *p)
-{
-    struct job_ref *ref = p;
-    if (ref->job != NULL)
-        ref->job->r = NULL;
-}
-
-static void on_work(uv_work_t *w)
-{
-    struct usage_job *job = w->data;
-    job->store->ops->flush(job->store);
-    job->status = job->render(job->store, job->arg, &job->out, &job->content_type, job->err, sizeof(job->err));
-}
-
-static void on_after_work(uv_work_t *w, int status)
-{
-    struct usage_job *job = w->data;
-    if (job->r != NULL) {
-        job->ref->job = NULL;
-        if (job->status == 200)
-            pgw_send_body(job->r->req, 200, job->content_type, job->out->bytes, job->out->size);
-        else
-            pgw_send_error(job->r->req, 500, PGW_ERR_API, "cannot read the ledger: %s", job->err);
-    }
-    h2o_buffer_dispose(&job->out);
-    free(job->arg);
-    free(job);
-}
-
-void pgw_usage_run(pgw_request_t *r, pgw_usage_render_cb render, void *arg)
-{
-    struct usage_job *job = h2o_mem_alloc(sizeof(*job));
-    memset(job, 0, sizeof(*job));
-    job->work.data = job;
-    job->r = r;
-    job->store = pgw_store_get();
-    job->render = render;
-    job->arg = arg;
-    h2o_buffer_init(&job->out, &job_buffer_prototype);
-    struct job_ref *ref = h2o_mem_alloc_shared(&r->req->pool, sizeof(*ref), on_request_gone);
-    ref->job = job;
-    job->ref = ref;
-    uv_queue_work(&r->worker->loop, &job->work, on_work, on_after_work);
-}
+#define PGW_USAGE_SESSION_S (12 * 3600) /* how long the page's cookie lasts */
+#define MAX_ROWS 512                    /* /usage's key × model lines, as the counters since start keep (src/serve/metrics.c) */
 
 /* ---- the JSON ---- */
 
@@ -265,10 +195,104 @@ Exit:
     return ret;
 }
 
+/* The value of parameter `name` in the query string, not decoded (keys are printable ASCII); {NULL, 0} when absent. */
+static h2o_iovec_t query_param(h2o_req_t *req, const char *name, size_t len)
+{
+    if (req->query_at == SIZE_MAX)
+        return h2o_iovec_init(NULL, 0);
+    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', end - p), *stop = amp != NULL ? amp : end;
+        if ((size_t)(stop - p) > len && memcmp(p, name, len) == 0 && p[len] == '=')
+            return h2o_iovec_init(p + len + 1, stop - p - len - 1);
+        p = stop + 1;
+    }
+    return h2o_iovec_init(NULL, 0);
+}
+
+/* The pgw_usage cookie's value among the request's Cookie headers (HTTP/2 may split them). */
+static h2o_iovec_t session_cookie(h2o_req_t *req)
+{
+    for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, i)) != -1;) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        for (size_t off = 0; off < v.len;) {
+            while (off < v.len && (v.base[off] == ' ' || v.base[off] == ';'))
+                ++off;
+            const char *semi = memchr(v.base + off, ';', v.len - off);
+            size_t n = (semi != NULL ? (size_t)(semi - v.base) : v.len) - off;
+            if (n > 10 && memcmp(v.base + off, "pgw_usage=", 10) == 0)
+                return h2o_iovec_init(v.base + off + 10, n - 10);
+            off += n;
+        }
+    }
+    return h2o_iovec_init(NULL, 0);
+}
+
+static int wants_html(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, -1);
+    return i != -1 &&
+           h2o_strstr(req->headers.entries[i].value.base, req->headers.entries[i].value.len, H2O_STRLIT("text/html")) != SIZE_MAX;
+}
+
+/* The browser gave the master key as ?key= (the login form): a cookie instead, and the page again without the key in
+ * its address. The access log hides such a query string (src/serve/request.c). */
+static void sign_in(pgw_request_t *r)
+{
+    h2o_req_t *req = r->req;
+    char value[PGW_AUTH_COOKIE_MAX], cookie[PGW_AUTH_COOKIE_MAX + 128];
+    size_t len = pgw_auth_cookie_make(r->conf, pgw_now_ms() / 1000 + PGW_USAGE_SESSION_S, value);
+    int n = snprintf(cookie, sizeof(cookie), "pgw_usage=%.*s; Path=/usage; Max-Age=%d; HttpOnly; SameSite=Strict%s", (int)len,
+                     value, PGW_USAGE_SESSION_S, req->scheme == &H2O_URL_SCHEME_HTTPS ? "; Secure" : "");
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, h2o_strdup(&req->pool, cookie, n).base, n);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("referrer-policy"), 0, NULL, H2O_STRLIT("no-referrer"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, H2O_STRLIT("/usage"));
+    pgw_send_body(req, 303, "text/plain; charset=utf-8", H2O_STRLIT("signed in: /usage\n"));
+}
+
+/*
+ * /usage is the master key's. A program sends it as x-api-key or Authorization: Bearer; a browser signs in once (the
+ * login form sends it as ?key=) and then shows a cookie that proves it (src/serve/auth.c). The path is registered
+ * without the dispatcher's authentication step, which knows no cookies: the checks here give the same 401 and 403.
+ */
 int pgw_handle_usage(pgw_request_t *r)
 {
-    if (r->key_name == NULL || strcmp(r->key_name, "master") != 0) {
-        pgw_send_error(r->req, 403, PGW_ERR_PERMISSION, "only the master key may read /usage");
+    h2o_req_t *req = r->req;
+    const pgw_key_t *key;
+    int html = wants_html(req);
+    h2o_iovec_t credential =
+        pgw_auth_credential(pgw_req_header(req, H2O_STRLIT("x-api-key")), pgw_req_header(req, H2O_STRLIT("authorization")));
+    h2o_iovec_t login = query_param(req, H2O_STRLIT("key"));
+
+    if (credential.base != NULL || login.base != NULL) {
+        r->key_name = pgw_auth_identify(r->conf, credential.base != NULL ? credential : login, &key);
+        if (r->key_name == NULL) {
+            if (html && credential.base == NULL)
+                pgw_usage_page_login(r, 1);
+            else
+                pgw_send_error(req, 401, PGW_ERR_AUTHENTICATION, "invalid API key");
+            return 0;
+        }
+    } else if (pgw_auth_cookie_check(r->conf, session_cookie(req), pgw_now_ms() / 1000)) {
+        r->key_name = "master";
+    } else {
+        if (html)
+            pgw_usage_page_login(r, 0);
+        else
+            pgw_send_error(req, 401, PGW_ERR_AUTHENTICATION, "missing API key: send it as x-api-key or Authorization: Bearer");
+        return 0;
+    }
+    if (strcmp(r->key_name, "master") != 0) {
+        pgw_send_error(req, 403, PGW_ERR_PERMISSION, "only the master key may read /usage");
+        return 0;
+    }
+    if (credential.base == NULL && login.base != NULL) {
+        sign_in(r);
+        return 0;
+    }
+    if (html && pgw_store_get() != NULL) {
+        pgw_usage_page_send(r);
         return 0;
     }
     if (pgw_store_get() == NULL) {
@@ -278,7 +302,7 @@ int pgw_handle_usage(pgw_request_t *r)
         h2o_buffer_t *buf;
         h2o_buffer_init(&buf, &h2o_socket_buffer_prototype);
         pgw_metrics_render_usage(all, pgw_server->num_workers, pgw_server->started_at, pgw_now_ms(), &buf);
-        pgw_send_body(r->req, 200, "application/json", buf->bytes, buf->size);
+        pgw_send_body(req, 200, "application/json", buf->bytes, buf->size);
         h2o_buffer_dispose(&buf);
         return 0;
     }

@@ -177,8 +177,8 @@ int pgw_cmd_usage_main(int argc, char **argv)
     static const struct {
         const char *name;
         pgw_ledger_group_t by;
-    } groups[] = {{"key", PGW_LEDGER_BY_KEY}, {"model", PGW_LEDGER_BY_MODEL}, {"session", PGW_LEDGER_BY_SESSION},
-                  {"day", PGW_LEDGER_BY_DAY}};
+    } groups[] = {
+        {"key", PGW_LEDGER_BY_KEY}, {"model", PGW_LEDGER_BY_MODEL}, {"session", PGW_LEDGER_BY_SESSION}, {"day", PGW_LEDGER_BY_DAY}};
     pgw_ledger_query_t q = {0, PGW_LEDGER_BY_KEY, 0};
     size_t g;
     for (g = 0; g != sizeof(groups) / sizeof(groups[0]); ++g)

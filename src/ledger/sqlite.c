@@ -360,6 +360,30 @@ static void store_note_balance(pgw_store_t *_s, const char *upstream, long long 
                points, 0, 0);
 }
 
+static int store_balances(pgw_store_t *_s, int (*cb)(void *ctx, const pgw_poe_balance_t *b), void *ctx)
+{
+    sqlite_store_t *s = (sqlite_store_t *)_s;
+    char err[256];
+    sqlite3 *db = open_db(s->path, 0, err, sizeof(err));
+    sqlite3_stmt *st;
+    int n = -1;
+    if (db == NULL)
+        return -1;
+    if (sqlite3_prepare_v2(db, "SELECT upstream, points, at_ms FROM poe_balance ORDER BY upstream", -1, &st, NULL) == SQLITE_OK) {
+        n = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            pgw_poe_balance_t b = {(const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
+                                   sqlite3_column_int64(st, 2)};
+            ++n;
+            if (cb(ctx, &b) != 0)
+                break;
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return n;
+}
+
 static void store_close(pgw_store_t *_s)
 {
     sqlite_store_t *s = (sqlite_store_t *)_s;
@@ -378,8 +402,8 @@ static void store_close(pgw_store_t *_s)
     free(s);
 }
 
-static const pgw_store_ops_t sqlite_ops = {store_record,       store_spent,        store_flush, store_query,
-                                           store_note_poe_day, store_note_balance, store_close};
+static const pgw_store_ops_t sqlite_ops = {store_record,       store_spent,        store_flush,    store_query,
+                                           store_note_poe_day, store_note_balance, store_balances, store_close};
 
 pgw_store_t *pgw_sqlite_store_open(const char *path, unsigned retention_days, size_t max_bytes, char *err, size_t errsz)
 {

@@ -58,6 +58,13 @@ typedef struct st_pgw_ledger_row_t {
 /** Called once per row, in the query's order; a non-zero return stops the query. */
 typedef int (*pgw_ledger_row_cb)(void *ctx, const pgw_ledger_row_t *row);
 
+/** The last balance Poe reported for an upstream key (reconciliation). */
+typedef struct st_pgw_poe_balance_t {
+    const char *upstream; /* fingerprint */
+    long long points;
+    int64_t at_ms;
+} pgw_poe_balance_t;
+
 typedef struct st_pgw_store_t pgw_store_t;
 
 typedef struct st_pgw_store_ops_t {
@@ -73,6 +80,8 @@ typedef struct st_pgw_store_ops_t {
     void (*note_poe_day)(pgw_store_t *s, const char *day, long long points, double usd, long long entries);
     /** Stores the last seen Poe balance (points) of an upstream key, by fingerprint. */
     void (*note_balance)(pgw_store_t *s, const char *upstream, long long points, int64_t at_ms);
+    /** Calls `cb` for each upstream key's last balance (blocking); returns how many there were, or -1. */
+    int (*balances)(pgw_store_t *s, int (*cb)(void *ctx, const pgw_poe_balance_t *b), void *ctx);
     /** Stores what is pending, stops the backend's threads and frees it. */
     void (*close)(pgw_store_t *s);
 } pgw_store_ops_t;

@@ -1,6 +1,6 @@
 /* poe-gateway: MIT licence. What the /usage answers (JSON and the page) share: a render of the ledger on the thread pool. */
-#ifndef PGW_HANDLERS_USAGE_H
-#define PGW_HANDLERS_USAGE_H
+#ifndef PGW_HANDLERS_USAGE_JOB_H
+#define PGW_HANDLERS_USAGE_JOB_H
 
 #include <h2o.h>
 #include "ledger/store.h"
