@@ -251,6 +251,79 @@ static int on_balance(void *ctx, const pgw_poe_balance_t *b)
     return 0;
 }
 
+/* ---- reconciliation: the gateway's cost per day against what Poe billed ---- */
+
+struct recon {
+    int64_t first_day;
+    double usd[DAYS];
+    long long poe[DAYS]; /* -1: no figure */
+};
+
+static int day_index(const struct recon *r, const char *day)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    if (strptime(day, "%Y-%m-%d", &tm) == NULL)
+        return -1;
+    int64_t d = (int64_t)timegm(&tm) / 86400 - r->first_day;
+    return d >= 0 && d < DAYS ? (int)d : -1;
+}
+
+static int on_gateway_day(void *ctx, const pgw_ledger_row_t *row)
+{
+    struct recon *r = ctx;
+    int d = day_index(r, row->a);
+    if (d >= 0)
+        r->usd[d] = row->cost_usd;
+    return 0;
+}
+
+static int on_poe_day(void *ctx, const pgw_poe_day_t *pd)
+{
+    struct recon *r = ctx;
+    int d = day_index(r, pd->day);
+    if (d >= 0)
+        r->poe[d] = pd->points;
+    return 0;
+}
+
+static int draw_reconciliation(pgw_store_t *store, h2o_buffer_t **out, int64_t first_day, double ppu, char *err, size_t errsz)
+{
+    struct recon r;
+    memset(&r, 0, sizeof(r));
+    r.first_day = first_day;
+    for (int d = 0; d != DAYS; ++d)
+        r.poe[d] = -1;
+    pgw_ledger_query_t q = {first_day * 86400000, PGW_LEDGER_BY_DAY, 0};
+    if (store->ops->query(store, &q, on_gateway_day, &r, err, errsz) != 0)
+        return -1;
+    store->ops->poe_days(store, first_day * 86400000, on_poe_day, &r);
+    pgw_buf_append_lit(out, "<h2>Reconciliation with Poe</h2><table><tr><th>day (UTC)</th><th>gateway's cost</th>"
+                            "<th>as points</th><th>Poe billed</th><th>drift</th></tr>");
+    size_t rows = 0;
+    for (int d = DAYS - 1; d >= 0; --d) {
+        if (r.usd[d] <= 0 && r.poe[d] < 0)
+            continue;
+        char day[16];
+        time_t t = (time_t)((first_day + d) * 86400);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+        out_printf(out, "<tr class=\"recon\"><td>%s</td><td class=\"n\">$%.4f</td><td class=\"n\">%.0f</td>", day, r.usd[d],
+                   r.usd[d] * ppu);
+        if (r.poe[d] >= 0)
+            out_printf(out, "<td class=\"n\">%lld</td><td class=\"n\">%+.1f%%</td></tr>", r.poe[d],
+                       r.poe[d] > 0 ? (r.usd[d] * ppu - r.poe[d]) * 100 / r.poe[d] : 0.0);
+        else
+            pgw_buf_append_lit(out, "<td class=\"n\">-</td><td></td></tr>");
+        ++rows;
+    }
+    if (rows == 0)
+        pgw_buf_append_lit(out, "<tr><td colspan=\"5\">no requests</td></tr>");
+    pgw_buf_append_lit(out, "</table>");
+    return 0;
+}
+
 static int render_page(pgw_store_t *store, void *arg, h2o_buffer_t **out, const char **content_type, char *err, size_t errsz)
 {
     struct page_arg *a = arg;
@@ -282,6 +355,8 @@ static int render_page(pgw_store_t *store, void *arg, h2o_buffer_t **out, const 
     draw_chart(out, &c);
     draw_budgets(out, a);
     int64_t since = c.first_day * 86400000;
+    if (draw_reconciliation(store, out, c.first_day, a->points_per_usd, err, errsz) != 0)
+        goto Exit;
     if (table(store, out, "Per model (last 14 days)", "Poe bot", PGW_LEDGER_BY_MODEL, 0, since, a->points_per_usd, err, errsz) !=
             0 ||
         table(store, out, "Top sessions (last 14 days)", "Claude Code session", PGW_LEDGER_BY_SESSION, TOP_SESSIONS, since,

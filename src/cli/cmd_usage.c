@@ -83,13 +83,39 @@ static int64_t parse_since(const char *s, int64_t now_ms)
     return -1;
 }
 
+/* Poe's own figures per day (reconciliation), for --by day */
+struct poe_day {
+    char day[11];
+    long long points;
+};
+
 struct printer {
     enum format format;
     const char *by;
     double points_per_usd;
     size_t rows;
     pgw_ledger_row_t total;
+    struct poe_day *poe; /* with --by day: what Poe billed, per day (owned) */
+    size_t num_poe;
 };
+
+static int on_poe_day(void *ctx, const pgw_poe_day_t *d)
+{
+    struct printer *p = ctx;
+    p->poe = realloc(p->poe, (p->num_poe + 1) * sizeof(p->poe[0]));
+    snprintf(p->poe[p->num_poe].day, sizeof(p->poe[0].day), "%s", d->day);
+    p->poe[p->num_poe++].points = d->points;
+    return 0;
+}
+
+/* What Poe billed on `day`, or -1 when reconciliation has no figure for it. */
+static long long poe_points(const struct printer *p, const char *day)
+{
+    for (size_t i = 0; i != p->num_poe; ++i)
+        if (strcmp(p->poe[i].day, day) == 0)
+            return p->poe[i].points;
+    return -1;
+}
 
 static void json_string(const char *s)
 {
@@ -120,10 +146,14 @@ static void csv_field(const char *s)
     putchar('"');
 }
 
-static void print_table_line(const char *name, const pgw_ledger_row_t *r, double ppu)
+static void print_table_line(const char *name, const pgw_ledger_row_t *r, double ppu, const struct printer *p)
 {
-    printf("%-40.40s %9lld %12lld %10lld %12lld %12lld %11.4f %11.0f\n", name, r->requests, r->input, r->output, r->cache_read,
+    printf("%-40.40s %9lld %12lld %10lld %12lld %12lld %11.4f %11.0f", name, r->requests, r->input, r->output, r->cache_read,
            r->cache_write, r->cost_usd, r->cost_usd * ppu);
+    long long poe = p != NULL ? poe_points(p, name) : -1;
+    if (poe >= 0)
+        printf(" %11lld %+7.1f%%", poe, poe > 0 ? (r->cost_usd * ppu - poe) * 100 / poe : 0.0);
+    printf("\n");
 }
 
 static int on_row(void *ctx, const pgw_ledger_row_t *r)
@@ -132,9 +162,9 @@ static int on_row(void *ctx, const pgw_ledger_row_t *r)
     switch (p->format) {
     case TABLE:
         if (p->rows == 0)
-            printf("%-40s %9s %12s %10s %12s %12s %11s %11s\n", p->by, "requests", "input", "output", "cache_read", "cache_write",
-                   "cost_usd", "points");
-        print_table_line(r->a, r, p->points_per_usd);
+            printf("%-40s %9s %12s %10s %12s %12s %11s %11s%s\n", p->by, "requests", "input", "output", "cache_read", "cache_write",
+                   "cost_usd", "points", p->num_poe != 0 ? "  poe_points    drift" : "");
+        print_table_line(r->a, r, p->points_per_usd, p);
         break;
     case JSON:
         printf("%s{", p->rows == 0 ? "" : ",");
@@ -142,8 +172,18 @@ static int on_row(void *ctx, const pgw_ledger_row_t *r)
         putchar(':');
         json_string(r->a);
         printf(",\"requests\":%lld,\"input_tokens\":%lld,\"output_tokens\":%lld,\"cache_read_input_tokens\":%lld,"
-               "\"cache_creation_input_tokens\":%lld,\"cost_usd\":%.6f,\"cost_points\":%.0f}",
+               "\"cache_creation_input_tokens\":%lld,\"cost_usd\":%.6f,\"cost_points\":%.0f",
                r->requests, r->input, r->output, r->cache_read, r->cache_write, r->cost_usd, r->cost_usd * p->points_per_usd);
+        if (strcmp(p->by, "day") == 0) {
+            /* reconciliation: what Poe billed that day, and how far the gateway's figure is from it */
+            long long poe = poe_points(p, r->a);
+            if (poe >= 0)
+                printf(",\"poe_points\":%lld,\"drift_percent\":%.2f", poe,
+                       poe > 0 ? (r->cost_usd * p->points_per_usd - poe) * 100 / poe : 0.0);
+            else
+                printf(",\"poe_points\":null,\"drift_percent\":null");
+        }
+        putchar('}');
         break;
     case CSV:
         if (p->rows == 0)
@@ -214,6 +254,8 @@ int pgw_cmd_usage_main(int argc, char **argv)
         snprintf(path, sizeof(path), "%s", set.ledger);
 
     struct printer p = {set.format, set.by, points_per_usd};
+    if (q.by == PGW_LEDGER_BY_DAY)
+        pgw_sqlite_poe_days(path, q.since_ms, on_poe_day, &p, err, sizeof(err)); /* none yet is no error */
     if (set.format == JSON) {
         char since[32];
         time_t t = (time_t)(q.since_ms / 1000);
@@ -226,6 +268,7 @@ int pgw_cmd_usage_main(int argc, char **argv)
         if (set.format == JSON)
             printf("]}\n");
         fprintf(stderr, "usage: %s\n", err);
+        free(p.poe);
         return 1;
     }
     switch (set.format) {
@@ -233,7 +276,7 @@ int pgw_cmd_usage_main(int argc, char **argv)
         if (p.rows == 0)
             printf("no requests since %s in %s\n", set.since, path);
         else
-            print_table_line("total", &p.total, points_per_usd);
+            print_table_line("total", &p.total, points_per_usd, NULL);
         break;
     case JSON:
         printf("],\"total\":{\"requests\":%lld,\"cost_usd\":%.6f,\"cost_points\":%.0f}}\n", p.total.requests, p.total.cost_usd,
@@ -246,5 +289,6 @@ int pgw_cmd_usage_main(int argc, char **argv)
                    set.by);
         break;
     }
+    free(p.poe);
     return 0;
 }

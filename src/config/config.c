@@ -213,6 +213,7 @@ int pgw_config_load(pgw_config_t *conf, const char *path, char *err, size_t errs
     conf->ledger_retention_days = PGW_DEFAULT_LEDGER_RETENTION_DAYS;
     conf->ledger_max_bytes = PGW_DEFAULT_LEDGER_MAX_BYTES;
     conf->points_per_usd = PGW_DEFAULT_POINTS_PER_USD;
+    conf->reconcile_interval = PGW_DEFAULT_RECONCILE_INTERVAL;
 
     if (read_config_file(path, &buf, &len, err, errsz) != 0)
         goto Exit;

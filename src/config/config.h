@@ -45,6 +45,7 @@ typedef struct st_pgw_named_budget_t {
 #define PGW_DEFAULT_POINTS_PER_USD 33333.0 /* Poe sells add-on points at 30 USD a million */
 #define PGW_DEFAULT_LEDGER_RETENTION_DAYS 90
 #define PGW_DEFAULT_LEDGER_MAX_BYTES ((size_t)1024 * 1024 * 1024)
+#define PGW_DEFAULT_RECONCILE_INTERVAL 900.0 /* seconds between polls of Poe's usage endpoints */
 
 typedef struct st_pgw_header_t {
     char *name;  /* owned */
@@ -126,7 +127,7 @@ typedef struct st_pgw_config_t {
     char *ledger_path;               /* NULL = <state_dir>/ledger.sqlite (owned) */
     unsigned ledger_retention_days;  /* default PGW_DEFAULT_LEDGER_RETENTION_DAYS */
     size_t ledger_max_bytes;         /* default PGW_DEFAULT_LEDGER_MAX_BYTES */
-    double reconcile_interval;       /* seconds between polls of Poe's usage endpoints; 0 = none (the default) */
+    double reconcile_interval;       /* seconds between polls of Poe's usage endpoints (the first one interval after start); 0 = none */
     double points_per_usd;           /* gateway.points_per_usd, default PGW_DEFAULT_POINTS_PER_USD */
     pgw_budget_t team_budget;        /* gateway.budget: every upstream (Poe) key's own */
     pgw_named_budget_t *budgets;     /* gateway.budgets (owned array) */

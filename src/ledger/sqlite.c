@@ -41,8 +41,8 @@ static const char schema[] =
     " outcome TEXT NOT NULL, input INTEGER NOT NULL, output INTEGER NOT NULL, cache_read INTEGER NOT NULL,"
     " cache_write INTEGER NOT NULL, duration_ms INTEGER NOT NULL, cost_usd REAL);"
     "CREATE INDEX IF NOT EXISTS requests_at ON requests (at_ms);"
-    "CREATE TABLE IF NOT EXISTS poe_days (day TEXT PRIMARY KEY, points INTEGER NOT NULL, usd REAL NOT NULL,"
-    " entries INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS poe_days (upstream TEXT NOT NULL, day TEXT NOT NULL, points INTEGER NOT NULL,"
+    " usd REAL NOT NULL, entries INTEGER NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY (upstream, day));"
     "CREATE TABLE IF NOT EXISTS poe_balance (upstream TEXT PRIMARY KEY, points INTEGER NOT NULL, at_ms INTEGER NOT NULL);";
 
 typedef struct st_sqlite_store_t {
@@ -323,8 +323,9 @@ static int store_query(pgw_store_t *_s, const pgw_ledger_query_t *q, pgw_ledger_
     return pgw_sqlite_query_file(s->path, q, cb, ctx, err, errsz);
 }
 
-/* A statement on its own connection, for the rare writes that come from elsewhere than the writer (reconciliation). */
-static void exec_bound(sqlite_store_t *s, const char *sql, const char *text, long long a, double b, long long c)
+/* A statement on its own connection, for the rare writes that come from elsewhere than the writer (reconciliation):
+ * ?1 text, ?2 a, ?3 b, ?4 c, ?5 now, ?6 text2. */
+static void exec_bound(sqlite_store_t *s, const char *sql, const char *text, long long a, double b, long long c, const char *text2)
 {
     char err[256];
     sqlite3 *db = open_db(s->path, 0, err, sizeof(err));
@@ -339,6 +340,7 @@ static void exec_bound(sqlite_store_t *s, const char *sql, const char *text, lon
         sqlite3_bind_double(st, 3, b);
         sqlite3_bind_int64(st, 4, c);
         sqlite3_bind_int64(st, 5, (int64_t)pgw_now_ms());
+        sqlite3_bind_text(st, 6, text2, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE)
             pgw_log_warn(MODULE_NAME, "%s: %s", s->path, sqlite3_errmsg(db));
         sqlite3_finalize(st);
@@ -346,18 +348,24 @@ static void exec_bound(sqlite_store_t *s, const char *sql, const char *text, lon
     sqlite3_close(db);
 }
 
-static void store_note_poe_day(pgw_store_t *_s, const char *day, long long points, double usd, long long entries)
+static void store_note_poe_day(pgw_store_t *_s, const char *upstream, const char *day, long long points, double usd,
+                               long long entries)
 {
     exec_bound((sqlite_store_t *)_s,
-               "INSERT OR REPLACE INTO poe_days (day, points, usd, entries, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5)", day, points,
-               usd, entries);
+               "INSERT OR REPLACE INTO poe_days (upstream, day, points, usd, entries, updated_ms) VALUES (?6, ?1, ?2, ?3, ?4, ?5)",
+               day, points, usd, entries, upstream);
 }
 
 static void store_note_balance(pgw_store_t *_s, const char *upstream, long long points, int64_t at_ms)
 {
-    (void)at_ms;
-    exec_bound((sqlite_store_t *)_s, "INSERT OR REPLACE INTO poe_balance (upstream, points, at_ms) VALUES (?1, ?2, ?5)", upstream,
-               points, 0, 0);
+    exec_bound((sqlite_store_t *)_s, "INSERT OR REPLACE INTO poe_balance (upstream, points, at_ms) VALUES (?1, ?2, ?4)", upstream,
+               points, 0, at_ms, NULL);
+}
+
+static int store_poe_days(pgw_store_t *_s, int64_t since_ms, int (*cb)(void *ctx, const pgw_poe_day_t *d), void *ctx)
+{
+    char err[256];
+    return pgw_sqlite_poe_days(((sqlite_store_t *)_s)->path, since_ms, cb, ctx, err, sizeof(err));
 }
 
 static int store_balances(pgw_store_t *_s, int (*cb)(void *ctx, const pgw_poe_balance_t *b), void *ctx)
@@ -402,8 +410,8 @@ static void store_close(pgw_store_t *_s)
     free(s);
 }
 
-static const pgw_store_ops_t sqlite_ops = {store_record,       store_spent,        store_flush,    store_query,
-                                           store_note_poe_day, store_note_balance, store_balances, store_close};
+static const pgw_store_ops_t sqlite_ops = {store_record,       store_spent,        store_flush,    store_query,    store_note_poe_day,
+                                           store_note_balance, store_poe_days, store_balances, store_close};
 
 pgw_store_t *pgw_sqlite_store_open(const char *path, unsigned retention_days, size_t max_bytes, char *err, size_t errsz)
 {
@@ -534,7 +542,7 @@ int pgw_sqlite_poe_days(const char *path, int64_t since_ms, int (*cb)(void *ctx,
     if (db == NULL)
         return -1;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT day, points, usd, entries FROM poe_days WHERE day >= ?1 ORDER BY day", -1, &st, NULL) !=
+    if (sqlite3_prepare_v2(db, "SELECT day, SUM(points), SUM(usd), SUM(entries) FROM poe_days WHERE day >= ?1 GROUP BY day ORDER BY day", -1, &st, NULL) !=
         SQLITE_OK) {
         snprintf(err, errsz, "%s: %s", path, sqlite3_errmsg(db));
         sqlite3_close(db);

@@ -23,13 +23,6 @@ int pgw_sqlite_path(const pgw_config_t *conf, char *buf, size_t bufsz);
  */
 int pgw_sqlite_query_file(const char *path, const pgw_ledger_query_t *q, pgw_ledger_row_cb cb, void *ctx, char *err, size_t errsz);
 
-/** Poe's figures for one day as reconciliation stored them (pgw_store_ops_t.note_poe_day). */
-typedef struct st_pgw_poe_day_t {
-    const char *day;
-    long long points, entries;
-    double usd;
-} pgw_poe_day_t;
-
 /** Calls `cb` for each day of Poe's figures since `since_ms`, oldest first; returns 0, or -1 with `err`. */
 int pgw_sqlite_poe_days(const char *path, int64_t since_ms, int (*cb)(void *ctx, const pgw_poe_day_t *d), void *ctx, char *err,
                         size_t errsz);

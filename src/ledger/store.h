@@ -65,6 +65,13 @@ typedef struct st_pgw_poe_balance_t {
     int64_t at_ms;
 } pgw_poe_balance_t;
 
+/** Poe's figures for one UTC day, summed over upstream keys, as reconciliation stored them. */
+typedef struct st_pgw_poe_day_t {
+    const char *day; /* YYYY-MM-DD */
+    long long points, entries;
+    double usd;
+} pgw_poe_day_t;
+
 typedef struct st_pgw_store_t pgw_store_t;
 
 typedef struct st_pgw_store_ops_t {
@@ -76,10 +83,12 @@ typedef struct st_pgw_store_ops_t {
     void (*flush)(pgw_store_t *s);
     /** Runs `q`, calling `cb` per row (blocking: not on an event loop). Returns 0, or -1 with `err`. */
     int (*query)(pgw_store_t *s, const pgw_ledger_query_t *q, pgw_ledger_row_cb cb, void *ctx, char *err, size_t errsz);
-    /** Stores Poe's own figures for a UTC day (reconciliation): points billed, USD, entries. */
-    void (*note_poe_day)(pgw_store_t *s, const char *day, long long points, double usd, long long entries);
+    /** Stores Poe's own figures for an upstream key's UTC day (reconciliation): points billed, USD, entries. */
+    void (*note_poe_day)(pgw_store_t *s, const char *upstream, const char *day, long long points, double usd, long long entries);
     /** Stores the last seen Poe balance (points) of an upstream key, by fingerprint. */
     void (*note_balance)(pgw_store_t *s, const char *upstream, long long points, int64_t at_ms);
+    /** Calls `cb` for each day of Poe's figures since `since_ms`, oldest first (blocking); returns 0, or -1. */
+    int (*poe_days)(pgw_store_t *s, int64_t since_ms, int (*cb)(void *ctx, const pgw_poe_day_t *d), void *ctx);
     /** Calls `cb` for each upstream key's last balance (blocking); returns how many there were, or -1. */
     int (*balances)(pgw_store_t *s, int (*cb)(void *ctx, const pgw_poe_balance_t *b), void *ctx);
     /** Stores what is pending, stops the backend's threads and frees it. */

@@ -185,6 +185,7 @@ void test_src__routing_c(void);
 void test_src__cost_c(void);
 void test_src__budget_c(void);
 void test_src__sqlite_c(void);
+void test_src__reconcile_c(void);
 
 int main(void)
 {
@@ -232,5 +233,6 @@ int main(void)
     subtest("src/ledger/cost.c", test_src__cost_c);
     subtest("src/ledger/budget.c", test_src__budget_c);
     subtest("src/ledger/sqlite.c", test_src__sqlite_c);
+    subtest("src/ledger/reconcile.c", test_src__reconcile_c);
     return done_testing();
 }

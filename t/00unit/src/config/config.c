@@ -868,7 +868,7 @@ static void test_cost_control(void)
     clear_env();
     is_int(load_yaml(&conf, "gateway:\n  keys: [{name: a, key: x}]\n"), 0);
     ok(conf.ledger_enabled && conf.ledger_path == NULL && conf.ledger_retention_days == 90);
-    ok(conf.ledger_max_bytes == PGW_DEFAULT_LEDGER_MAX_BYTES && conf.reconcile_interval == 0);
+    ok(conf.ledger_max_bytes == PGW_DEFAULT_LEDGER_MAX_BYTES && conf.reconcile_interval == 900);
     ok(conf.points_per_usd == PGW_DEFAULT_POINTS_PER_USD);
     ok(conf.keys[0].budget.daily == 0 && conf.keys[0].budget.monthly == 0 && conf.team_budget.daily == 0);
     pgw_config_dispose(&conf);

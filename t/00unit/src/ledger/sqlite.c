@@ -98,7 +98,7 @@ static void test_store(void)
     ok(s->ops->spent(s, PGW_SPENDER_CALLER, "alice", 1, now) == 1.5);
     ok(s->ops->spent(s, PGW_SPENDER_CALLER, "bob", 1, now) == 0);
     ok(s->ops->spent(s, PGW_SPENDER_UPSTREAM, "up1", 0, now) == 1.5);
-    s->ops->note_poe_day(s, "2026-12-06", 5000, 0.15, 3);
+    s->ops->note_poe_day(s, "up1", "2026-12-06", 5000, 0.15, 3);
     s->ops->close(s);
 
     /* the CLI's way in: a file and a query, no store */
