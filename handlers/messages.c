@@ -125,11 +125,10 @@ static int check_budget(pgw_request_t *r, const pgw_route_t *route)
     if (store == NULL)
         return 0;
     h2o_req_t *req = r->req;
-    char upstream[16], text[640];
+    char text[640];
     pgw_budget_verdict_t v;
     int64_t now = (int64_t)pgw_now_ms();
-    pgw_ledger_fingerprint(route->api_key, upstream);
-    pgw_budget_check(store, r->conf, r->key_name, r->key, upstream, now, &v);
+    pgw_budget_check(store, r->conf, r->key_name, r->key, route->api_key_fp, now, &v);
     if (v.over) {
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-should-retry"), 0, NULL, H2O_STRLIT("false"));
         pgw_budget_message(&v, now, text, sizeof(text));

@@ -417,8 +417,7 @@ void pgw_usage_page_send(pgw_request_t *r)
         char seen[64][16];
         size_t num_seen = 0;
         for (size_t i = 0; i != conf->num_routes && num_seen != 64; ++i) {
-            char fp[16];
-            pgw_ledger_fingerprint(conf->routes[i].api_key, fp);
+            const char *fp = conf->routes[i].api_key_fp;
             size_t j;
             for (j = 0; j != num_seen; ++j)
                 if (strcmp(seen[j], fp) == 0)

@@ -63,6 +63,7 @@ typedef struct st_pgw_route_t {
     char *api_base;         /* litellm_params.api_base without trailing '/'; the kind's default when absent */
     char *api_key;          /* resolved key; NULL when it names an unset environment variable (or is absent) */
     char *api_key_env;      /* NAME when api_key was written os.environ/NAME, else NULL */
+    char api_key_fp[16];    /* pgw_key_fingerprint(api_key): names the key in the ledger, logs and metrics */
     int rpm;                /* requests per minute, 0 = unlimited */
     double timeout;         /* seconds to first byte: route, else router_settings.timeout, else PGW_DEFAULT_TIMEOUT */
     double stream_timeout;  /* seconds of silence mid-stream: route, else PGW_DEFAULT_STREAM_TIMEOUT */
@@ -146,6 +147,12 @@ typedef struct st_pgw_config_t {
  * `err` holding one line "file:line:column: what is wrong" (without a trailing newline).
  */
 int pgw_config_load(pgw_config_t *conf, const char *path, char *err, size_t errsz);
+
+/**
+ * Writes `key`'s fingerprint into `out`: the first 12 hex digits of its SHA-256 and a NUL ("-" for NULL). It names an
+ * upstream key where the key itself must not appear (the ledger, /metrics, logs).
+ */
+void pgw_key_fingerprint(const char *key, char out[16]);
 
 /**
  * Frees everything `conf` owns and zeroes it. Safe to call twice.

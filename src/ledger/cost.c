@@ -57,13 +57,45 @@ int pgw_cost_find_price(const pgw_catalog_t *c, const char *bot, pgw_price_t *ou
     return 0;
 }
 
+/* The prices each worker looked up last, by catalog snapshot and bot: Poe's catalog lists hundreds of bots, and a
+ * worker's requests go to a handful of them. */
+#define PRICE_CACHE_SIZE 16
+static __thread struct price_cache_entry {
+    uint64_t serial; /* 0: empty */
+    char bot[128];
+    int found;
+    pgw_price_t price;
+} price_cache[PRICE_CACHE_SIZE];
+static __thread size_t price_cache_next;
+
+static int cached_price(const pgw_catalog_t *c, const char *bot, pgw_price_t *out)
+{
+    uint64_t serial = pgw_catalog_serial(c);
+    for (size_t i = 0; i != PRICE_CACHE_SIZE; ++i) {
+        struct price_cache_entry *e = price_cache + i;
+        if (e->serial == serial && strcmp(e->bot, bot) == 0) {
+            *out = e->price;
+            return e->found ? 0 : -1;
+        }
+    }
+    int ret = pgw_cost_find_price(c, bot, out);
+    if (strlen(bot) < sizeof(price_cache[0].bot)) {
+        struct price_cache_entry *e = price_cache + price_cache_next++ % PRICE_CACHE_SIZE;
+        e->serial = serial;
+        strcpy(e->bot, bot);
+        e->found = ret == 0;
+        e->price = *out;
+    }
+    return ret;
+}
+
 double pgw_cost_of_request(const pgw_route_t *route, const char *bot, const pgw_usage_t *u)
 {
     pgw_catalog_t *c = pgw_catalogs_get_for_route(route);
-    pgw_price_t price;
+    pgw_price_t price = {-1, -1, -1, -1, -1};
     double usd = -1;
     if (c != NULL) {
-        if (pgw_cost_find_price(c, bot, &price) == 0)
+        if (cached_price(c, bot, &price) == 0)
             usd = pgw_cost_usd(&price, u);
         pgw_catalog_release(c);
     }

@@ -292,7 +292,7 @@ void pgw_reconcile_start(uv_loop_t *loop, pgw_upstream_t *up, const pgw_config_t
         char fp[16], *origin;
         if (route->api_key == NULL || route->api_base == NULL || (origin = origin_of(route->api_base)) == NULL)
             continue;
-        pgw_ledger_fingerprint(route->api_key, fp);
+        memcpy(fp, route->api_key_fp, sizeof(fp));
         size_t j;
         for (j = 0; j != num; ++j)
             if (strcmp(pollers[j]->fingerprint, fp) == 0 && strcmp(pollers[j]->origin, origin) == 0)

@@ -1,12 +1,13 @@
 /* poe-gateway: MIT licence. The ledger in an embedded SQLite file (src/ledger/sqlite.h).
  *
- * How it works. Workers never touch the file. `record` copies the record into a queue under a mutex, adds its cost to
- * the in-memory tally (src/ledger/tally.c: budgets see it at once) and, when the queue was empty, signals the writer
- * thread. The writer takes the whole queue, writes it in one transaction and commits; whatever arrived meanwhile is the
- * next batch. So under load a batch is what came in during one commit, and idle there is one commit per request. The
- * database is in WAL mode with synchronous=NORMAL: a commit survives the process being killed (it is in the WAL, in the
- * kernel's page cache), and a power loss may take the last commits. A crash of the process loses the queue: the
- * requests that ended since the last commit began (docs/ledger.md#durability measures it).
+ * How it works. Workers never touch the file. `record` copies the record into a queue under a mutex and adds its cost
+ * to the in-memory tally (src/ledger/tally.c: budgets see it at once); it wakes the writer thread only when the queue
+ * was empty or has reached BATCH_MAX records, so a request costs no system call. The writer, once woken, gathers
+ * records for up to COMMIT_EVERY_MS (or until BATCH_MAX, a flush or the stop), then takes the whole queue, writes it in
+ * one transaction and commits: one commit per COMMIT_EVERY_MS at most, however many requests end meanwhile. The database
+ * is in WAL mode with synchronous=NORMAL: a commit survives the process being killed (it is in the WAL, in the kernel's
+ * page cache), and a power loss may take the last commits. A crash of the process loses the queue: the requests that
+ * ended in the last COMMIT_EVERY_MS or so (docs/ledger.md#durability measures it).
  *
  * Readers (the `usage` subcommand, /usage, budgets at start) use their own connections: WAL lets them read while the
  * writer writes. `flush` waits for the writer to have committed every record queued before it, so that /usage shows
@@ -33,6 +34,8 @@
 #define MODULE_NAME "ledger"
 #define MAX_QUEUE 200000 /* records waiting for the writer; past this (a stalled disk) new ones are dropped */
 #define PRUNE_EVERY_MS (3600 * 1000)
+#define COMMIT_EVERY_MS 100 /* how long the writer gathers a batch: what a crash may lose, at most */
+#define BATCH_MAX 4096      /* a batch this big is written at once */
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS requests ("
@@ -60,6 +63,8 @@ typedef struct st_sqlite_store_t {
     size_t num_queued, capacity;
     uint64_t queued_seq, committed_seq; /* records handed over / stored, since start */
     uint64_t dropped;
+    uint64_t commits; /* batches written since start (the writer's own) */
+    int flush_wanted; /* a reader waits: commit what is queued now */
     int stopping;
 } sqlite_store_t;
 
@@ -235,8 +240,8 @@ static void *writer_main(void *arg)
 
     pthread_mutex_lock(&s->mutex);
     for (;;) {
+        struct timespec until;
         while (s->num_queued == 0 && !s->stopping) {
-            struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_sec += 60;
             pthread_cond_timedwait(&s->wake, &s->mutex, &until);
@@ -245,6 +250,17 @@ static void *writer_main(void *arg)
         }
         if (s->num_queued == 0 && s->stopping)
             break;
+        /* gather a batch: COMMIT_EVERY_MS from the first record, unless it fills, a reader waits or the gateway stops */
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += COMMIT_EVERY_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec += until.tv_nsec / 1000000000L;
+            until.tv_nsec %= 1000000000L;
+        }
+        while (s->num_queued != 0 && s->num_queued < BATCH_MAX && !s->flush_wanted && !s->stopping &&
+               pthread_cond_timedwait(&s->wake, &s->mutex, &until) == 0)
+            ;
+        s->flush_wanted = 0;
         /* swap the queue for the (empty) batch buffer: workers go on queueing while the batch is written */
         pgw_ledger_record_t *recs = s->queue;
         size_t n = s->num_queued, recs_capacity = s->capacity;
@@ -256,8 +272,8 @@ static void *writer_main(void *arg)
         batch_capacity = recs_capacity;
         pthread_mutex_unlock(&s->mutex);
 
-        if (n != 0)
-            write_batch(s, batch, n);
+        if (n != 0 && write_batch(s, batch, n) == 0)
+            ++s->commits;
         if (pgw_now_ms() - last_prune >= PRUNE_EVERY_MS) {
             last_prune = pgw_now_ms();
             prune(s, (int64_t)pgw_now_ms());
@@ -295,7 +311,7 @@ static void store_record(pgw_store_t *_s, const pgw_ledger_record_t *rec)
     }
     s->queue[s->num_queued++] = *rec;
     ++s->queued_seq;
-    if (s->num_queued == 1)
+    if (s->num_queued == 1 || s->num_queued == BATCH_MAX)
         pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->mutex);
 }
@@ -311,8 +327,11 @@ static void store_flush(pgw_store_t *_s)
     sqlite_store_t *s = (sqlite_store_t *)_s;
     pthread_mutex_lock(&s->mutex);
     uint64_t want = s->queued_seq;
-    while (s->committed_seq < want)
+    while (s->committed_seq < want) {
+        s->flush_wanted = 1;
+        pthread_cond_signal(&s->wake);
         pthread_cond_wait(&s->done, &s->mutex);
+    }
     pthread_mutex_unlock(&s->mutex);
 }
 
@@ -400,6 +419,8 @@ static void store_close(pgw_store_t *_s)
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->mutex);
     pthread_join(s->thread, NULL);
+    pgw_log_info(MODULE_NAME, "%s: %llu records written in %llu commits since start%s", s->path,
+                 (unsigned long long)s->committed_seq, (unsigned long long)s->commits, s->dropped != 0 ? " (some dropped)" : "");
     sqlite3_close(s->db);
     pgw_tally_destroy(s->tally);
     pthread_mutex_destroy(&s->mutex);

@@ -1,10 +1,9 @@
-/* poe-gateway: MIT licence. What every ledger backend shares: the process's store, upstream key fingerprints, and UTC
+/* poe-gateway: MIT licence. What every ledger backend shares: the process's store and UTC
  * periods (budgets reset at 00:00 UTC, and on the first of the month). */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <openssl/sha.h>
 #include "ledger/store.h"
 
 static _Atomic(pgw_store_t *) current;
@@ -17,18 +16,6 @@ pgw_store_t *pgw_store_get(void)
 void pgw_store_set(pgw_store_t *s)
 {
     atomic_store_explicit(&current, s, memory_order_release);
-}
-
-void pgw_ledger_fingerprint(const char *upstream_key, char out[16])
-{
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    if (upstream_key == NULL) {
-        strcpy(out, "-");
-        return;
-    }
-    SHA256((const unsigned char *)upstream_key, strlen(upstream_key), md);
-    for (int i = 0; i != 6; ++i)
-        sprintf(out + i * 2, "%02x", md[i]);
 }
 
 int64_t pgw_ledger_day(int64_t ms)

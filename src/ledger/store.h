@@ -15,7 +15,7 @@ typedef struct st_pgw_ledger_record_t {
     char route[128];   /* the route's model_name */
     char model[128];   /* the model the client asked for */
     char bot[128];     /* the Poe bot it went to */
-    char upstream[16]; /* which Poe key paid: a short fingerprint of it (pgw_ledger_fingerprint), never the key */
+    char upstream[16]; /* which Poe key paid: its fingerprint (pgw_key_fingerprint, route->api_key_fp), never the key */
     char kind[12];     /* "anthropic" or "openai" */
     char outcome[16];  /* pgw_outcome_name */
     int status;
@@ -102,9 +102,6 @@ struct st_pgw_store_t {
 /** The process's store (set once at start, before the workers run), or NULL when the ledger is off. */
 pgw_store_t *pgw_store_get(void);
 void pgw_store_set(pgw_store_t *s);
-
-/** Writes `upstream_key`'s fingerprint into `out` (12 hex digits of its SHA-256 and a NUL; "-" for NULL). */
-void pgw_ledger_fingerprint(const char *upstream_key, char out[16]);
 
 /** The UTC day of `ms` (days since the epoch), and the month (year * 12 + month - 1). */
 int64_t pgw_ledger_day(int64_t ms);

@@ -47,7 +47,7 @@ static void note_in_ledger(pgw_request_t *r, double ms)
     pgw_ledger_copy(rec.model, sizeof(rec.model), model, strlen(model));
     if (pgw_route_upstream_model(r->route, model, strlen(model), rec.bot, sizeof(rec.bot)) < 0)
         pgw_ledger_copy(rec.bot, sizeof(rec.bot), model, strlen(model));
-    pgw_ledger_fingerprint(r->route->api_key, rec.upstream);
+    memcpy(rec.upstream, r->route->api_key_fp, sizeof(rec.upstream));
     strcpy(rec.kind, r->route->kind == PGW_ROUTE_ANTHROPIC ? "anthropic" : "openai");
     strcpy(rec.outcome, pgw_outcome_name(r->outcome));
     rec.status = req->res.status;

@@ -30,6 +30,7 @@ struct bot_listing {
 
 struct st_pgw_catalog_t {
     atomic_size_t refs;
+    uint64_t serial; /* distinct for every snapshot the process parses */
     pgw_bot_t *bots;
     struct bot_listing *listings; /* parallel to bots */
     size_t num_bots;
@@ -123,6 +124,8 @@ pgw_catalog_t *pgw_catalog_parse(const char *json, size_t len, char *err, size_t
     pgw_catalog_t *c = h2o_mem_alloc(sizeof(*c));
     memset(c, 0, sizeof(*c));
     atomic_init(&c->refs, 1);
+    static atomic_uint_fast64_t serials;
+    c->serial = atomic_fetch_add(&serials, 1) + 1;
     c->bots = h2o_mem_alloc(sizeof(*c->bots) * (data->u.array.len + 1));
     c->listings = h2o_mem_alloc(sizeof(*c->listings) * (data->u.array.len + 1));
     for (size_t i = 0; i != data->u.array.len; ++i) {
@@ -196,6 +199,11 @@ void pgw_catalog_release(pgw_catalog_t *c)
     free(c->bots);
     free(c->listings);
     free(c);
+}
+
+uint64_t pgw_catalog_serial(const pgw_catalog_t *c)
+{
+    return c->serial;
 }
 
 size_t pgw_catalog_size(const pgw_catalog_t *c)

@@ -52,6 +52,8 @@ pgw_catalog_t *pgw_catalog_parse(const char *json, size_t len, char *err, size_t
 void pgw_catalog_retain(pgw_catalog_t *c);
 void pgw_catalog_release(pgw_catalog_t *c);
 size_t pgw_catalog_size(const pgw_catalog_t *c);
+/** A number no other snapshot of the process has (a cache of what was looked up in one can tell it from the next). */
+uint64_t pgw_catalog_serial(const pgw_catalog_t *c);
 
 /**
  * Finds a bot by id or display name, case-insensitively (an id first), as Poe resolves the names a route may give. Used

@@ -45,10 +45,10 @@ static void test_copy(void)
     pgw_ledger_copy(buf, sizeof(buf), NULL, 3);
     is_str(buf, "");
     char fp[16];
-    pgw_ledger_fingerprint("test-poe-key", fp);
+    pgw_key_fingerprint("test-poe-key", fp);
     is_int(strlen(fp), 12);
     ok(strstr(fp, "test") == NULL);
-    pgw_ledger_fingerprint(NULL, fp);
+    pgw_key_fingerprint(NULL, fp);
     is_str(fp, "-");
 }
 
