@@ -61,9 +61,9 @@ static void render_balances(h2o_buffer_t **buf)
     pgw_buf_append_lit(buf, "# HELP poe_gateway_poe_balance_points Poe's point balance of an upstream key, as last polled.\n"
                             "# TYPE poe_gateway_poe_balance_points gauge\n");
     for (size_t i = 0; i != n; ++i)
-        pgw_buf_append(buf, line,
-                       snprintf(line, sizeof(line), "poe_gateway_poe_balance_points{upstream=\"%s\"} %lld\n", b[i].upstream,
-                                b[i].points));
+        pgw_buf_append(
+            buf, line,
+            snprintf(line, sizeof(line), "poe_gateway_poe_balance_points{upstream=\"%s\"} %lld\n", b[i].upstream, b[i].points));
     pgw_buf_append_lit(buf, "# HELP poe_gateway_poe_balance_updated_seconds When the balance was last polled (Unix time).\n"
                             "# TYPE poe_gateway_poe_balance_updated_seconds gauge\n");
     for (size_t i = 0; i != n; ++i)

@@ -16,6 +16,7 @@
  * Size: the writer deletes records older than the retention at start and every hour, and when the file outgrows
  * max_bytes it deletes the oldest tenth of the records; auto_vacuum=incremental gives the pages back to the file system.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <sqlite3.h>
 #include <h2o/memory.h>
 #include "common/clock.h"
@@ -97,6 +99,31 @@ static sqlite3 *open_db(const char *path, int create, char *err, size_t errsz)
             sqlite3_close(db);
             return NULL;
         }
+    }
+    return db;
+}
+
+/*
+ * A connection for reading. While the gateway runs, its writer keeps the -wal and -shm files, and a reader joins them.
+ * When it does not, opening the file the ordinary way would create them, owned by whoever reads (root running `usage`
+ * beside a service user): the gateway could not open its own ledger afterwards. So without a -wal file the file is
+ * opened immutable, which creates nothing.
+ */
+static sqlite3 *open_reader(const char *path, char *err, size_t errsz)
+{
+    char wal[4200];
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    if (access(wal, F_OK) == 0)
+        return open_db(path, 0, err, errsz);
+    char uri[8400], *p = uri + sprintf(uri, "file:");
+    for (const unsigned char *c = (const unsigned char *)path; *c != '\0' && p < uri + sizeof(uri) - 32; ++c)
+        p += isalnum(*c) || strchr("/-_.~", *c) != NULL ? sprintf(p, "%c", *c) : sprintf(p, "%%%02X", *c);
+    strcpy(p, "?immutable=1");
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        snprintf(err, errsz, "cannot open the ledger %s: %s", path, db != NULL ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return NULL;
     }
     return db;
 }
@@ -431,7 +458,7 @@ static void store_close(pgw_store_t *_s)
     free(s);
 }
 
-static const pgw_store_ops_t sqlite_ops = {store_record,       store_spent,        store_flush,    store_query,    store_note_poe_day,
+static const pgw_store_ops_t sqlite_ops = {store_record,       store_spent,    store_flush,    store_query, store_note_poe_day,
                                            store_note_balance, store_poe_days, store_balances, store_close};
 
 pgw_store_t *pgw_sqlite_store_open(const char *path, unsigned retention_days, size_t max_bytes, char *err, size_t errsz)
@@ -514,7 +541,7 @@ int pgw_sqlite_query_file(const char *path, const pgw_ledger_query_t *q, pgw_led
         snprintf(err, errsz, "no ledger at %s (the gateway creates it when it starts with gateway.ledger enabled)", path);
         return -1;
     }
-    sqlite3 *db = open_db(path, 0, err, errsz);
+    sqlite3 *db = open_reader(path, err, errsz);
     if (db == NULL)
         return -1;
     sqlite3_stmt *st;
@@ -559,12 +586,13 @@ int pgw_sqlite_poe_days(const char *path, int64_t since_ms, int (*cb)(void *ctx,
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(since, sizeof(since), "%Y-%m-%d", &tm);
-    sqlite3 *db = open_db(path, 0, err, errsz);
+    sqlite3 *db = open_reader(path, err, errsz);
     if (db == NULL)
         return -1;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT day, SUM(points), SUM(usd), SUM(entries) FROM poe_days WHERE day >= ?1 GROUP BY day ORDER BY day", -1, &st, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            db, "SELECT day, SUM(points), SUM(usd), SUM(entries) FROM poe_days WHERE day >= ?1 GROUP BY day ORDER BY day", -1, &st,
+            NULL) != SQLITE_OK) {
         snprintf(err, errsz, "%s: %s", path, sqlite3_errmsg(db));
         sqlite3_close(db);
         return -1;
@@ -585,7 +613,7 @@ long long pgw_sqlite_count(const char *path, long long *bytes)
 {
     char err[256];
     long long n = -1;
-    sqlite3 *db = open_db(path, 0, err, sizeof(err));
+    sqlite3 *db = open_reader(path, err, sizeof(err));
     sqlite3_stmt *st;
     if (db == NULL)
         return -1;

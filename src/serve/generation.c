@@ -122,8 +122,8 @@ int pgw_generation_reload(pgw_server_t *server)
 #define CHANGED(a, b) (((a) == NULL) != ((b) == NULL) || ((a) != NULL && strcmp((a), (b)) != 0))
 #define KEPT(cond, what)                                                                                                           \
     if (cond) {                                                                                                                    \
-        pgw_log_warn(MODULE_NAME, "reload: gateway.%s changed; it takes effect only at a restart", what);                         \
-        snprintf(kept + strlen(kept), sizeof(kept) - strlen(kept), "%s%s", kept[0] != '\0' ? ", " : "", what);                    \
+        pgw_log_warn(MODULE_NAME, "reload: gateway.%s changed; it takes effect only at a restart", what);                          \
+        snprintf(kept + strlen(kept), sizeof(kept) - strlen(kept), "%s%s", kept[0] != '\0' ? ", " : "", what);                     \
     }
     KEPT(strcmp(conf->host, boot->host) != 0 || (conf->port != boot->port && boot->port != 0), "host/port")
     KEPT(conf->threads != boot->threads && conf->threads != 0, "threads")
@@ -134,6 +134,10 @@ int pgw_generation_reload(pgw_server_t *server)
     KEPT(conf->graceful_timeout != boot->graceful_timeout, "graceful_timeout")
     KEPT(CHANGED(conf->log_level, boot->log_level), "log_level")
     KEPT(conf->max_connections != boot->max_connections, "max_connections")
+    KEPT(conf->ledger_enabled != boot->ledger_enabled || CHANGED(conf->ledger_path, boot->ledger_path) ||
+             conf->ledger_retention_days != boot->ledger_retention_days || conf->ledger_max_bytes != boot->ledger_max_bytes ||
+             conf->reconcile_interval != boot->reconcile_interval,
+         "ledger")
 #undef KEPT
 #undef CHANGED
 

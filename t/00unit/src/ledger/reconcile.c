@@ -36,8 +36,9 @@ static void test_page(void)
                                       sizeof(cursor)),
            0);
     /* not Poe's shape */
-    is_int(pgw_reconcile_history_page(H2O_STRLIT("{\"error\":\"x\"}"), since, DAY0, 2, points, usd, entries, cursor, sizeof(cursor)),
-           -1);
+    is_int(
+        pgw_reconcile_history_page(H2O_STRLIT("{\"error\":\"x\"}"), since, DAY0, 2, points, usd, entries, cursor, sizeof(cursor)),
+        -1);
     is_int(pgw_reconcile_history_page(H2O_STRLIT("<html>"), since, DAY0, 2, points, usd, entries, cursor, sizeof(cursor)), -1);
 }
 

@@ -87,8 +87,13 @@ static void test_store(void)
 
     /* reopened: the records are there, the day's and month's totals are back, the old record is gone */
     long long bytes;
+    char wal[300], shm[300];
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    snprintf(shm, sizeof(shm), "%s-shm", path);
     is_int(pgw_sqlite_count(path, &bytes), 4);
     ok(bytes > 0);
+    /* read while no gateway has it open: nothing created that another user would then own */
+    ok(access(wal, F_OK) != 0 && access(shm, F_OK) != 0);
     s = pgw_sqlite_store_open(path, 90, PGW_DEFAULT_LEDGER_MAX_BYTES, err, sizeof(err));
     ok(s != NULL);
     if (s == NULL)
