@@ -27,7 +27,8 @@ int pgw_handle_readiness(pgw_request_t *r)
 {
     int stopping = atomic_load(&pgw_server->shutting_down);
     char body[512];
-    int n = snprintf(body, sizeof(body), "{\"status\":\"%s\",\"version\":\"%s\",\"routes\":%zu,\"workers\":%u,\"uptime_s\":%llu}",
+    int n = snprintf(body, sizeof(body),
+                     "{\"status\":\"%s\",\"version\":\"%s\",\"routes\":%zu,\"workers\":%u,\"uptime_s\":%llu}",
                      stopping ? "shutting_down" : "ready", PGW_VERSION, r->conf->num_routes, pgw_server->num_workers,
                      (unsigned long long)((pgw_now_ms() - pgw_server->started_at) / 1000));
     pgw_send_body(r->req, stopping ? 503 : 200, "application/json", body, n);

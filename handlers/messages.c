@@ -80,8 +80,9 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
         if (n == 0) {
             pgw_send_error(req, 404, PGW_ERR_NOT_FOUND, "model: %s is not configured on this gateway", model);
         } else {
-            pgw_send_error(req, 404, PGW_ERR_NOT_FOUND, "model: %s is not configured on this gateway; closest: %s%s%s%s%s", model,
-                           close[0], n > 1 ? ", " : "", n > 1 ? close[1] : "", n > 2 ? ", " : "", n > 2 ? close[2] : "");
+            pgw_send_error(req, 404, PGW_ERR_NOT_FOUND, "model: %s is not configured on this gateway; closest: %s%s%s%s%s",
+                           model, close[0], n > 1 ? ", " : "", n > 1 ? close[1] : "", n > 2 ? ", " : "",
+                           n > 2 ? close[2] : "");
         }
         return NULL;
     }

@@ -95,8 +95,7 @@ static void send_buffer(pgw_request_t *r, h2o_buffer_t **buf)
 static ssize_t find_listed(const pgw_config_t *conf, h2o_iovec_t id)
 {
     for (size_t i = 0; i != conf->num_routes; ++i)
-        if (!conf->routes[i].is_wildcard &&
-            h2o_memis(id.base, id.len, conf->routes[i].model_name, strlen(conf->routes[i].model_name)))
+        if (!conf->routes[i].is_wildcard && h2o_memis(id.base, id.len, conf->routes[i].model_name, strlen(conf->routes[i].model_name)))
             return (ssize_t)i;
     return -1;
 }

@@ -4,8 +4,8 @@
  * The file is read whole and parsed with libyaml's document API, which gives a node tree with marks; the walk below
  * then turns that tree into pgw_config_t, so nothing outside the loader ever sees YAML. The walk follows the file's
  * shape: one function per section. This file holds the file, the document, the top level and general_settings; the
- * sections of their own are src/config/config_routes.c (model_list, router_settings) and src/config/config_gateway.c (gateway:),
- * and what every section uses (errors with positions, merged mappings, value conversions, os.environ/) is
+ * sections of their own are src/config/config_routes.c (model_list, router_settings) and src/config/config_gateway.c (gateway:), and
+ * what every section uses (errors with positions, merged mappings, value conversions, os.environ/) is
  * src/config/config_loader.c.
  *
  * Rules that hold everywhere:
@@ -185,8 +185,7 @@ static int syntax_error(pgw_loader_t *l, yaml_parser_t *parser, const char *buf,
         break;
     }
     if (parser->context != NULL)
-        return pgw_loader_error_at_mark(l, mark, "%s (%s at line %zu)", parser->problem, parser->context,
-                                        parser->context_mark.line + 1);
+        return pgw_loader_error_at_mark(l, mark, "%s (%s at line %zu)", parser->problem, parser->context, parser->context_mark.line + 1);
     return pgw_loader_error_at_mark(l, mark, "%s", parser->problem != NULL ? parser->problem : "invalid YAML");
 }
 
