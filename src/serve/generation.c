@@ -122,8 +122,8 @@ int pgw_generation_reload(pgw_server_t *server)
 #define CHANGED(a, b) (((a) == NULL) != ((b) == NULL) || ((a) != NULL && strcmp((a), (b)) != 0))
 #define KEPT(cond, what)                                                                                                           \
     if (cond) {                                                                                                                    \
-        pgw_log_warn(MODULE_NAME, "reload: gateway.%s changed; it takes effect only at a restart", what);                          \
-        snprintf(kept + strlen(kept), sizeof(kept) - strlen(kept), "%s%s", kept[0] != '\0' ? ", " : "", what);                     \
+        pgw_log_warn(MODULE_NAME, "reload: gateway.%s changed; it takes effect only at a restart", what);                         \
+        snprintf(kept + strlen(kept), sizeof(kept) - strlen(kept), "%s%s", kept[0] != '\0' ? ", " : "", what);                    \
     }
     KEPT(strcmp(conf->host, boot->host) != 0 || (conf->port != boot->port && boot->port != 0), "host/port")
     KEPT(conf->threads != boot->threads && conf->threads != 0, "threads")
