@@ -31,7 +31,7 @@ struct poller {
     pgw_upstream_t *up;
     uv_timer_t timer;
     char *origin; /* scheme://host[:port] of the route's api_base (owned) */
-    char *key;    /* the upstream key (owned, wiped when freed: never) */
+    char *key;    /* the upstream key (owned; lives as long as the process) */
     char fingerprint[16];
     int ssl_verify, h2c;
     uint64_t interval_ms;
