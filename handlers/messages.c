@@ -12,6 +12,7 @@
 #include "relay/openai_passthrough.h"
 #include "relay/passthrough.h"
 #include "common/ratelimit.h"
+#include "ledger/budget.h"
 #include "serve/reqbody.h"
 #include "config/route_match.h"
 #include "serve/metrics.h"
@@ -137,6 +138,36 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
     return route;
 }
 
+/*
+ * Budgets, checked before a request goes upstream (docs/ledger.md#budgets): past a budget, 402 billing_error with
+ * x-should-retry: false, so that Claude Code shows the message at once instead of retrying (the SDK retries 408, 409,
+ * 429 and 5xx unless told not to; a 402 it does not retry, and the header makes sure). Past PGW_BUDGET_WARN_AT of one,
+ * the answer carries x-poe-gateway-budget-remaining. Returns 0 to go on, -1 after the refusal was sent.
+ */
+static int check_budget(pgw_request_t *r, const pgw_route_t *route)
+{
+    pgw_store_t *store = pgw_store_get();
+    if (store == NULL)
+        return 0;
+    h2o_req_t *req = r->req;
+    char text[640];
+    pgw_budget_verdict_t v;
+    int64_t now = (int64_t)pgw_now_ms();
+    pgw_budget_check(store, r->conf, r->key_name, r->key, route->api_key_fp, now, &v);
+    if (v.over) {
+        pgw_error_no_retry(req);
+        pgw_budget_message(&v, now, text, sizeof(text));
+        pgw_send_error_as(req, r->endpoint == ENDPOINT_CHAT, 402, PGW_ERR_BILLING, "%s", text);
+        return -1;
+    }
+    if (v.warn) {
+        int len = pgw_budget_remaining(&v, text, sizeof(text));
+        h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-poe-gateway-budget-remaining"), 0,
+                              h2o_strdup(&req->pool, text, len).base, len, 1);
+    }
+    return 0;
+}
+
 /* Sends the request on its way to r->route, by the endpoint and the route's kind. */
 static void dispatch(pgw_request_t *r)
 {
@@ -161,6 +192,9 @@ static void on_admitted(pgw_request_t *r, int admitted)
                           r->conf->queue_timeout, r->conf->upstream_rpm);
         return;
     }
+    /* again: what was spent while the request waited for its turn counts */
+    if (r->endpoint != ENDPOINT_COUNT_TOKENS && check_budget(r, r->route) != 0)
+        return;
     dispatch(r);
 }
 
@@ -356,8 +390,11 @@ static int handle(pgw_request_t *r, int endpoint)
     const pgw_route_t *route;
     if ((route = route_request(r, body, endpoint)) == NULL)
         return 0;
-    r->body = body;
     r->endpoint = endpoint;
+    r->no_ledger = endpoint == ENDPOINT_COUNT_TOKENS;
+    if (endpoint != ENDPOINT_COUNT_TOKENS && check_budget(r, route) != 0)
+        return 0; /* refused before it is routed: the ledger records only requests that may go upstream */
+    r->body = body;
     h2o_iovec_t name = h2o_iovec_init(r->model, body->model_len);
     if (r->conf->num_fallbacks == 0) {
         set_route(r, route, name);

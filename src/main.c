@@ -31,7 +31,7 @@ static const pgw_cmd_option_t options[] = {
 static const pgw_cmd_line_t command_line = {
     .name = "poe-gateway",
     .synopsis = "Usage: poe-gateway [options]\n"
-                "       poe-gateway claude-env | doctor | healthcheck [options]   (each takes --help)\n"
+                "       poe-gateway claude-env | doctor | healthcheck | usage | keys add NAME [options]   (each takes --help)\n"
                 "\n"
                 "Serves the Anthropic Messages API to Claude Code and forwards it to Poe.com.\n",
     .epilogue = "The env file is read first (variables already set win) and again on SIGHUP.\n",
@@ -153,6 +153,8 @@ static const struct {
     {"claude-env", pgw_cmd_claude_env_main},
     {"doctor", pgw_cmd_doctor_main},
     {"healthcheck", pgw_cmd_healthcheck_main},
+    {"keys", pgw_cmd_keys_main},
+    {"usage", pgw_cmd_usage_main},
 };
 
 static pgw_cmd_main_cb find_subcommand(const char *name)

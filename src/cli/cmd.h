@@ -1,4 +1,4 @@
-/* poe-gateway: MIT licence. Subcommands (claude-env, doctor, healthcheck): dispatch, the helpers they share, and the
+/* poe-gateway: MIT licence. Subcommands (claude-env, doctor, healthcheck, keys, usage): dispatch, the helpers they share, and the
  * command-line parser they share with the server. */
 #ifndef PGW_CMD_H
 #define PGW_CMD_H
@@ -15,6 +15,8 @@ typedef int (*pgw_cmd_main_cb)(int argc, char **argv);
 int pgw_cmd_claude_env_main(int argc, char **argv);
 int pgw_cmd_doctor_main(int argc, char **argv);
 int pgw_cmd_healthcheck_main(int argc, char **argv);
+int pgw_cmd_keys_main(int argc, char **argv);  /* src/cli/cmd_keys.c */
+int pgw_cmd_usage_main(int argc, char **argv); /* src/cli/cmd_usage.c */
 
 /**
  * The configuration a subcommand reads when --config is not given: conf/gateway.yaml when it exists in the working

@@ -237,6 +237,11 @@ int pgw_config_load(pgw_config_t *conf, const char *path, char *err, size_t errs
     conf->queue_timeout = 60;
     conf->allowed_fails = PGW_DEFAULT_ALLOWED_FAILS;
     conf->cooldown_time = PGW_DEFAULT_COOLDOWN_TIME;
+    conf->ledger_enabled = 1;
+    conf->ledger_retention_days = PGW_DEFAULT_LEDGER_RETENTION_DAYS;
+    conf->ledger_max_bytes = PGW_DEFAULT_LEDGER_MAX_BYTES;
+    conf->points_per_usd = PGW_DEFAULT_POINTS_PER_USD;
+    conf->reconcile_interval = PGW_DEFAULT_RECONCILE_INTERVAL;
 
     if (read_config_file(path, &buf, &len, err, errsz) != 0)
         goto Exit;
@@ -319,6 +324,10 @@ void pgw_config_dispose(pgw_config_t *conf)
         free(key->models);
     }
     free(conf->keys);
+    for (size_t i = 0; i != conf->num_budgets; ++i)
+        free(conf->budgets[i].name);
+    free(conf->budgets);
+    free(conf->ledger_path);
     free(conf->tailscale_socket);
     for (size_t i = 0; i != conf->num_routes; ++i) {
         pgw_route_t *route = conf->routes + i;

@@ -33,6 +33,24 @@ typedef enum en_pgw_metrics_auth_t {
     PGW_METRICS_AUTH_NONE    /* anyone: routing skips authentication */
 } pgw_metrics_auth_t;
 
+/* A spending limit (gateway.budget, gateway.budgets, a key's budget): 0 = none. In USD, or in Poe points with `points`. */
+typedef struct st_pgw_budget_t {
+    double daily;   /* per UTC day */
+    double monthly; /* per UTC calendar month */
+    int in_points;  /* the figures are points (converted with gateway.points_per_usd), not USD */
+} pgw_budget_t;
+
+/* One entry of gateway.budgets: a caller named by its tailnet login (or key name) and its budget. */
+typedef struct st_pgw_named_budget_t {
+    char *name; /* owned */
+    pgw_budget_t budget;
+} pgw_named_budget_t;
+
+#define PGW_DEFAULT_POINTS_PER_USD 33333.0 /* Poe sells add-on points at 30 USD a million */
+#define PGW_DEFAULT_LEDGER_RETENTION_DAYS 90
+#define PGW_DEFAULT_LEDGER_MAX_BYTES ((size_t)1024 * 1024 * 1024)
+#define PGW_DEFAULT_RECONCILE_INTERVAL 900.0 /* seconds between polls of Poe's usage endpoints */
+
 typedef struct st_pgw_header_t {
     char *name;  /* owned */
     char *value; /* owned */
@@ -49,6 +67,7 @@ typedef struct st_pgw_route_t {
     char *api_base;         /* litellm_params.api_base without trailing '/'; the kind's default when absent */
     char *api_key;          /* resolved key; NULL when it names an unset environment variable (or is absent) */
     char *api_key_env;      /* NAME when api_key was written os.environ/NAME, else NULL */
+    char api_key_fp[16];    /* pgw_key_fingerprint(api_key): names the key in the ledger, logs and metrics */
     int rpm;                /* requests per minute, 0 = unlimited */
     double timeout;         /* seconds to first byte: route, else router_settings.timeout, else PGW_DEFAULT_TIMEOUT */
     double stream_timeout;  /* seconds of silence mid-stream: route, else PGW_DEFAULT_STREAM_TIMEOUT */
@@ -97,6 +116,7 @@ typedef struct st_pgw_key_t {
     char **models;              /* allow list of model-name patterns ('*' wildcards); NULL = every model (owned) */
     size_t num_models;
     int rpm;                    /* requests per minute for this key, 0 = unlimited */
+    pgw_budget_t budget;        /* gateway.keys.budget */
     unsigned line, column;
 } pgw_key_t;
 
@@ -128,6 +148,16 @@ typedef struct st_pgw_config_t {
     int upstream_rpm;      /* gateway.upstream_rpm: requests a minute per upstream (Poe) key, shaped; default 500, 0 = unlimited */
     int upstream_burst;    /* gateway.upstream_burst: of those, how many may go at once; default 0 = a minute's worth */
     double queue_timeout;  /* gateway.queue_timeout: seconds a request may wait for its turn before a 429; default 60 */
+    /* gateway.ledger (docs/ledger.md) */
+    int ledger_enabled;              /* default 1 */
+    char *ledger_path;               /* NULL = <state_dir>/ledger.sqlite (owned) */
+    unsigned ledger_retention_days;  /* default PGW_DEFAULT_LEDGER_RETENTION_DAYS */
+    size_t ledger_max_bytes;         /* default PGW_DEFAULT_LEDGER_MAX_BYTES */
+    double reconcile_interval;       /* seconds between polls of Poe's usage endpoints (the first one interval after start); 0 = none */
+    double points_per_usd;           /* gateway.points_per_usd, default PGW_DEFAULT_POINTS_PER_USD */
+    pgw_budget_t team_budget;        /* gateway.budget: every upstream (Poe) key's own */
+    pgw_named_budget_t *budgets;     /* gateway.budgets (owned array) */
+    size_t num_budgets;
     pgw_key_t *keys;       /* gateway.keys, in file order (owned array) */
     size_t num_keys;
     pgw_fallbacks_t *fallbacks; /* router_settings / litellm_settings fallbacks and context_window_fallbacks (owned array) */
@@ -171,6 +201,12 @@ void pgw_config_warn_missing_env(const pgw_config_t *conf);
  * generates a key and says where it keeps it, or refuses to start.
  */
 void pgw_config_warn_missing_env(const pgw_config_t *conf);
+
+/**
+ * Writes `key`'s fingerprint into `out`: the first 12 hex digits of its SHA-256 and a NUL ("-" for NULL). It names an
+ * upstream key where the key itself must not appear (the ledger, /metrics, logs).
+ */
+void pgw_key_fingerprint(const char *key, char out[16]);
 
 /**
  * Frees everything `conf` owns and zeroes it. Safe to call twice.

@@ -31,6 +31,10 @@ enum en_key_type_t {
     KEY_KEYS,      /* the keys: sequence of named client keys */
     KEY_AUTH,      /* keys | tailscale */
     KEY_METRICS,   /* pgw_metrics_auth_t: master | keys | none */
+    KEY_LEDGER,    /* the ledger: mapping (src/config/config_ledger.c) */
+    KEY_BUDGET,    /* pgw_budget_t: {daily, monthly, unit} */
+    KEY_BUDGETS,   /* the budgets: mapping of caller names */
+    KEY_NUMBER,    /* double, > 0 */
 };
 
 static const struct st_gateway_key_t {
@@ -61,6 +65,10 @@ static const struct st_gateway_key_t {
     {"upstream_rpm", KEY_UINT, offsetof(pgw_config_t, upstream_rpm), 0, 1000000},
     {"upstream_burst", KEY_UINT, offsetof(pgw_config_t, upstream_burst), 0, 1000000},
     {"queue_timeout", KEY_SECONDS, offsetof(pgw_config_t, queue_timeout), 0, 0, 1},
+    {"ledger", KEY_LEDGER},
+    {"points_per_usd", KEY_NUMBER, offsetof(pgw_config_t, points_per_usd)},
+    {"budget", KEY_BUDGET, offsetof(pgw_config_t, team_budget)},
+    {"budgets", KEY_BUDGETS},
 };
 
 static int on_tls(pgw_loader_t *l, yaml_node_t *node)
@@ -123,6 +131,9 @@ static int on_key_entry(pgw_loader_t *l, yaml_node_t *entry)
             if (pgw_loader_int(l, v, "gateway.keys.rpm", 0, INT_MAX, &n) != 0)
                 return -1;
             key->rpm = (int)n;
+        } else if (pgw_yaml_key_is(k, "budget")) {
+            if (!pgw_yaml_is_null(v) && pgw_loader_on_budget(l, v, "gateway.keys.budget", &key->budget) != 0)
+                return -1;
         } else if (pgw_yaml_key_is(k, "models")) {
             if (v->type != YAML_SEQUENCE_NODE)
                 return pgw_loader_error(l, v, "gateway.keys.models must be a sequence of model names or patterns");
@@ -183,7 +194,7 @@ static int on_key_entry(pgw_loader_t *l, yaml_node_t *entry)
 static int on_keys(pgw_loader_t *l, yaml_node_t *node)
 {
     if (node->type != YAML_SEQUENCE_NODE)
-        return pgw_loader_error(l, node, "gateway.keys must be a sequence of {name, key, models, rpm} entries");
+        return pgw_loader_error(l, node, "gateway.keys must be a sequence of {name, key, models, rpm, budget} entries");
     for (yaml_node_item_t *item = node->data.sequence.items.start; item != node->data.sequence.items.top; ++item)
         if (on_key_entry(l, pgw_loader_node(l, *item)) != 0)
             return -1;
@@ -262,6 +273,14 @@ static int on_gateway_key(pgw_loader_t *l, const struct st_gateway_key_t *k, yam
     }
     case KEY_METRICS:
         return on_metrics_auth(l, value, what, field);
+    case KEY_LEDGER:
+        return pgw_loader_on_ledger(l, value);
+    case KEY_BUDGET:
+        return pgw_loader_on_budget(l, value, what, field);
+    case KEY_BUDGETS:
+        return pgw_loader_on_budgets(l, value);
+    case KEY_NUMBER:
+        return pgw_loader_number(l, value, what, 0, field);
     }
     assert(!"unknown key type");
     return -1;

@@ -1,7 +1,8 @@
 /* poe-gateway: MIT licence. The configuration loader's insides: what src/config/config.c (the file, the document walk, errors,
  * value conversions) shares with the files that read one section each, src/config/config_routes.c (model_list,
- * router_settings), src/config/config_fallbacks.c (fallbacks, litellm_settings) and src/config/config_gateway.c (gateway:).
- * Only those include this header; everyone else sees the finished pgw_config_t of config.h. */
+ * router_settings), src/config/config_fallbacks.c (fallbacks, litellm_settings), src/config/config_gateway.c (gateway:)
+ * and src/config/config_ledger.c (cost control). Only those include this header; everyone else sees the finished
+ * pgw_config_t of config.h. */
 #ifndef PGW_CONFIG_LOADER_H
 #define PGW_CONFIG_LOADER_H
 
@@ -219,5 +220,16 @@ void pgw_loader_finish_routes(pgw_loader_t *l);
  * Reads the gateway: section (src/config/config_gateway.c).
  */
 int pgw_loader_on_gateway(pgw_loader_t *l, yaml_node_t *node);
+
+/* cost control (src/config/config_ledger.c) */
+
+/** gateway.ledger: {enabled, path, retention_days, max_bytes, reconcile_interval}. */
+int pgw_loader_on_ledger(pgw_loader_t *l, yaml_node_t *node);
+/** A budget mapping {daily, monthly, unit: usd | points} named `what` in messages, into *out. */
+int pgw_loader_on_budget(pgw_loader_t *l, yaml_node_t *node, const char *what, pgw_budget_t *out);
+/** gateway.budgets: a mapping of caller names (tailnet logins) to budgets. */
+int pgw_loader_on_budgets(pgw_loader_t *l, yaml_node_t *node);
+/** A finite number >= 0 (> 0 unless `allow_zero`), e.g. an amount of USD. */
+int pgw_loader_number(pgw_loader_t *l, yaml_node_t *node, const char *what, int allow_zero, double *out);
 
 #endif

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <h2o/socket.h>
+#include <openssl/sha.h>
 #include "config/config_loader.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -521,6 +522,18 @@ int pgw_loader_on_router_settings(pgw_loader_t *l, yaml_node_t *node)
 
 /* once the file is read */
 
+void pgw_key_fingerprint(const char *key, char out[16])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    if (key == NULL) {
+        strcpy(out, "-");
+        return;
+    }
+    SHA256((const unsigned char *)key, strlen(key), md);
+    for (int i = 0; i != 6; ++i)
+        sprintf(out + i * 2, "%02x", md[i]);
+}
+
 void pgw_loader_finish_routes(pgw_loader_t *l)
 {
     pgw_config_t *conf = l->conf;
@@ -529,6 +542,7 @@ void pgw_loader_finish_routes(pgw_loader_t *l)
         pgw_log_warn(MODULE_NAME, "%s: model_list is empty: every model will be refused", l->path);
     for (size_t i = 0; i != conf->num_routes; ++i) {
         pgw_route_t *route = conf->routes + i;
+        pgw_key_fingerprint(route->api_key, route->api_key_fp);
         if (route->timeout < 0)
             route->timeout = l->router_timeout >= 0 ? l->router_timeout : PGW_DEFAULT_TIMEOUT;
         if (route->max_retries < 0)

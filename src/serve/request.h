@@ -37,6 +37,7 @@ typedef struct st_pgw_request_t {
     const char *first_route_name; /* the route first chosen, once a fallback serves the request (points into conf) */
     pgw_reqbody_t *body; /* the inspected body (request pool), kept for a request that waits in the shaper */
     int endpoint;        /* which API the route's handler serves (its own values), kept for a request that waits */
+    int no_ledger;       /* set by the handler: a routed request the ledger leaves out (count_tokens spends nothing) */
     struct st_pgw_shaper_bucket_t *bucket; /* the upstream key's bucket, for Poe's limit signals */
     pgw_conn_t *client_conn;               /* the client connection's entry in worker->conns; NULL when it has none */
     pgw_outcome_t outcome;                 /* how the answer ended (the first end that was noted counts) */

@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "serve/generation.h"
 #include "common/log.h"
+#include "ledger/sqlite.h"
 #include "serve/server.h"
 #include "serve/tls.h"
 #include "serve/uvread.h"
@@ -158,7 +159,21 @@ int pgw_server_init(pgw_server_t *server, pgw_config_t *conf)
     pthread_mutex_init(&server->current_mutex, NULL);
     server->current = server->boot = pgw_generation_create(conf, 1);
     atomic_fetch_add(&server->boot->refs, 1);
-    pgw_catalogs_init(conf);
+    pgw_catalogs_init(conf, conf->ledger_enabled);
+    if (conf->ledger_enabled) {
+        char path[4096], err[512];
+        pgw_store_t *store;
+        if (pgw_sqlite_path(conf, path, sizeof(path)) != 0) {
+            pgw_log_error(MODULE_NAME, "the ledger has no place: set gateway.ledger.path, gateway.state_dir or HOME");
+            return -1;
+        }
+        if ((store = pgw_sqlite_store_open(path, conf->ledger_retention_days, conf->ledger_max_bytes, err, sizeof(err))) == NULL) {
+            pgw_log_error(MODULE_NAME, "%s (gateway.ledger)", err);
+            return -1;
+        }
+        pgw_store_set(store);
+        pgw_log_info(MODULE_NAME, "ledger: %s", path);
+    }
     h2o_config_init(&server->globalconf);
     server->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("poe-gateway"));
     server->globalconf.max_request_entity_size = conf->max_body_bytes;
@@ -248,6 +263,11 @@ int pgw_server_run(pgw_server_t *server)
                  server->conf->host, server->port, server->num_workers);
 
     uv_run(main_loop, UV_RUN_DEFAULT);
+    pgw_store_t *store = pgw_store_get();
+    if (store != NULL) {
+        pgw_store_set(NULL);
+        store->ops->close(store); /* what is queued is written */
+    }
     pgw_log_info(MODULE_NAME, "stopped");
     return 0;
 }

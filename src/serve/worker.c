@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "serve/server.h"
 #include "serve/worker.h"
+#include "ledger/reconcile.h"
 
 #define MODULE_NAME "server" /* the tag these lines had before the workers left server.c */
 
@@ -113,8 +114,10 @@ static void *worker_main(void *arg)
     w->upcheck = pgw_upcheck_create(w->upstream, server->conf);
     w->shaper = pgw_shaper_create(&w->loop);
     w->conns = pgw_conns_create(&w->loop, (uint64_t)(server->conf->idle_timeout * 1000), server->listeners);
-    if (w->id == 0)
+    if (w->id == 0) {
         pgw_catalogs_start(&w->loop, w->upstream);
+        pgw_reconcile_start(&w->loop, w->upstream, server->conf);
+    }
     if ((w->listener = pgw_listener_start(server->listeners, &w->loop, server->listen_fds[w->id], on_accept, w)) == NULL) {
         pgw_log_error(MODULE_NAME, "worker %u cannot poll its listening socket", w->id);
         abort();

@@ -188,6 +188,10 @@ void test_src__shaper_c(void);
 void test_src__sessions_c(void);
 void test_src__conns_c(void);
 void test_src__routing_c(void);
+void test_src__cost_c(void);
+void test_src__budget_c(void);
+void test_src__sqlite_c(void);
+void test_src__reconcile_c(void);
 
 int main(void)
 {
@@ -237,6 +241,10 @@ int main(void)
     subtest("src/serve/sessions.c", test_src__sessions_c);
     subtest("src/serve/conns.c", test_src__conns_c);
     subtest("src/serve/routing.c", test_src__routing_c);
+    subtest("src/ledger/cost.c", test_src__cost_c);
+    subtest("src/ledger/budget.c", test_src__budget_c);
+    subtest("src/ledger/sqlite.c", test_src__sqlite_c);
+    subtest("src/ledger/reconcile.c", test_src__reconcile_c);
     return done_testing();
 }
 

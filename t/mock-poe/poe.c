@@ -130,6 +130,9 @@ static const char *const chat_standard_keys[] = {
 
 static const char *api_key;
 static yajl_val catalog;
+/* The account /usage/current_balance and /usage/points_history describe (POST /_mock/account sets it). */
+static long long balance = 1000000;
+static yajl_val history; /* an array of entries, newest first, as Poe sends them; NULL: none */
 
 static yajl_val catalog_find(const char *model)
 {
@@ -641,6 +644,107 @@ static void count_tokens(mock_resp_t *resp, uint64_t seq)
     mock_resp_json(resp, 200, mock_pool_printf(&req->pool, "{\"input_tokens\":%lld}", token_estimate(req->entity.len)));
 }
 
+/* The value of query parameter `name`, NUL-terminated in the pool, or NULL. */
+static const char *query_param(h2o_req_t *req, const char *name)
+{
+    if (req->query_at == SIZE_MAX)
+        return NULL;
+    size_t nlen = strlen(name);
+    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', end - p), *stop = amp != NULL ? amp : end;
+        if ((size_t)(stop - p) > nlen && memcmp(p, name, nlen) == 0 && p[nlen] == '=')
+            return mock_pool_printf(&req->pool, "%.*s", (int)(stop - p - nlen - 1), p + nlen + 1).base;
+        p = stop + 1;
+    }
+    return NULL;
+}
+
+/* GET /usage/points_history: the account's entries, newest first, `limit` (1..100, default 20) from after `starting_after`. */
+static void points_history(mock_resp_t *resp)
+{
+    h2o_req_t *req = resp->req;
+    const char *limit_s = query_param(req, "limit"), *after = query_param(req, "starting_after");
+    long limit = limit_s != NULL ? strtol(limit_s, NULL, 10) : 20;
+    size_t start = 0, n = YAJL_IS_ARRAY(history) ? history->u.array.len : 0;
+
+    if (limit < 1 || limit > 100) {
+        poe_error(resp, 400, "invalid_request_error", "limit must be between 1 and 100", "limit");
+        return;
+    }
+    if (after != NULL) {
+        for (start = 0; start != n; ++start) {
+            const char *q = YAJL_GET_STRING(mock_json_get(history->u.array.values[start], "query_id"));
+            if (q != NULL && strcmp(q, after) == 0)
+                break;
+        }
+        start = start == n ? n : start + 1;
+    }
+    size_t end = start + (size_t)limit < n ? start + (size_t)limit : n;
+    yajl_gen g = mock_gen_new();
+    yajl_gen_map_open(g);
+    mock_gen_str(g, "has_more");
+    yajl_gen_bool(g, end < n);
+    mock_gen_kv_int(g, "length", (long long)(end - start));
+    mock_gen_str(g, "data");
+    yajl_gen_array_open(g);
+    for (size_t i = start; i != end; ++i) {
+        yajl_val e = history->u.array.values[i];
+        yajl_gen_map_open(g);
+        for (size_t k = 0; YAJL_IS_OBJECT(e) && k != e->u.object.len; ++k) {
+            yajl_val v = e->u.object.values[k];
+            mock_gen_str(g, e->u.object.keys[k]);
+            if (YAJL_IS_STRING(v))
+                mock_gen_str(g, v->u.string);
+            else if (YAJL_IS_NUMBER(v))
+                yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
+            else
+                yajl_gen_null(g);
+        }
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+    mock_resp_json(resp, 200, mock_gen_finish(g, &req->pool));
+}
+
+int mock_poe_set_account(yajl_val body)
+{
+    yajl_val b = mock_json_get(body, "balance"), h = mock_json_get(body, "history");
+    if ((b != NULL && !YAJL_IS_INTEGER(b)) || (h != NULL && !YAJL_IS_ARRAY(h)))
+        return -1;
+    if (b != NULL)
+        balance = YAJL_GET_INTEGER(b);
+    if (h != NULL) {
+        /* keep a copy: the request's tree goes with the request */
+        yajl_gen g = mock_gen_new();
+        h2o_mem_pool_t pool;
+        h2o_mem_init_pool(&pool);
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i != h->u.array.len; ++i) {
+            yajl_val e = h->u.array.values[i];
+            yajl_gen_map_open(g);
+            for (size_t k = 0; YAJL_IS_OBJECT(e) && k != e->u.object.len; ++k) {
+                yajl_val v = e->u.object.values[k];
+                mock_gen_str(g, e->u.object.keys[k]);
+                if (YAJL_IS_STRING(v))
+                    mock_gen_str(g, v->u.string);
+                else if (YAJL_IS_NUMBER(v))
+                    yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
+                else
+                    yajl_gen_null(g);
+            }
+            yajl_gen_map_close(g);
+        }
+        yajl_gen_array_close(g);
+        h2o_iovec_t text = mock_gen_finish(g, &pool);
+        yajl_tree_free(history);
+        history = yajl_tree_parse(text.base, NULL, 0);
+        h2o_mem_clear_pool(&pool);
+    }
+    return 0;
+}
+
 void mock_poe_respond(mock_resp_t *resp, h2o_iovec_t path, uint64_t seq)
 {
     h2o_req_t *req = resp->req;
@@ -656,10 +760,15 @@ void mock_poe_respond(mock_resp_t *resp, h2o_iovec_t path, uint64_t seq)
         messages(resp, seq);
     } else if (is_get && mock_iovec_is(path, "/usage/current_balance")) {
         if (bearer_ok(req)) {
-            mock_resp_json(resp, 200, h2o_iovec_init(H2O_STRLIT("{\"current_point_balance\":1000000}")));
+            mock_resp_json(resp, 200, mock_pool_printf(&req->pool, "{\"current_point_balance\":%lld}", balance));
         } else {
             poe_error(resp, 401, "authentication_error", "Invalid API key", NULL);
         }
+    } else if (is_get && mock_iovec_is(path, "/usage/points_history")) {
+        if (bearer_ok(req))
+            points_history(resp);
+        else
+            poe_error(resp, 401, "authentication_error", "Invalid API key", NULL);
     } else {
         h2o_iovec_t msg =
             mock_pool_printf(&req->pool, "Not found: %.*s %.*s", (int)req->method.len, req->method.base, (int)path.len, path.base);
@@ -676,6 +785,8 @@ void mock_poe_init(const char *key)
 
 void mock_poe_dispose(void)
 {
+    yajl_tree_free(history);
+    history = NULL;
     yajl_tree_free(catalog);
     catalog = NULL;
 }

@@ -967,8 +967,56 @@ static void test_keys(void)
     ok(strstr(load_error("gateway:\n  keys:\n    - {name: a, key: b, models: x}\n"), "sequence") != NULL);
 }
 
+static void test_cost_control(void)
+{
+    pgw_config_t conf;
+
+    clear_env();
+    is_int(load_yaml(&conf, "gateway:\n  keys: [{name: a, key: x}]\n"), 0);
+    ok(conf.ledger_enabled && conf.ledger_path == NULL && conf.ledger_retention_days == 90);
+    ok(conf.ledger_max_bytes == PGW_DEFAULT_LEDGER_MAX_BYTES && conf.reconcile_interval == 900);
+    ok(conf.points_per_usd == PGW_DEFAULT_POINTS_PER_USD);
+    ok(conf.keys[0].budget.daily == 0 && conf.keys[0].budget.monthly == 0 && conf.team_budget.daily == 0);
+    pgw_config_dispose(&conf);
+
+    is_int(load_yaml(&conf, "gateway:\n"
+                            "  ledger: {enabled: false, path: /tmp/x.sqlite, retention_days: 7, max_bytes: 64M, reconcile_interval: 600}\n"
+                            "  points_per_usd: 30000\n"
+                            "  budget: {daily: 50, monthly: 800}\n"
+                            "  budgets:\n"
+                            "    alice@example.com: {daily: 5.5}\n"
+                            "    bob@example.com: {monthly: 150000, unit: points}\n"
+                            "  keys:\n"
+                            "    - {name: a, key: x, budget: {daily: 5.00, monthly: 80.00}}\n"),
+           0);
+    ok(!conf.ledger_enabled);
+    is_str(conf.ledger_path, "/tmp/x.sqlite");
+    is_int(conf.ledger_retention_days, 7);
+    is_int(conf.ledger_max_bytes, 64 * 1024 * 1024);
+    ok(conf.reconcile_interval == 600 && conf.points_per_usd == 30000);
+    ok(conf.team_budget.daily == 50 && conf.team_budget.monthly == 800 && !conf.team_budget.in_points);
+    is_int(conf.num_budgets, 2);
+    if (conf.num_budgets == 2) {
+        is_str(conf.budgets[0].name, "alice@example.com");
+        ok(conf.budgets[0].budget.daily == 5.5 && conf.budgets[0].budget.monthly == 0);
+        ok(conf.budgets[1].budget.monthly == 150000 && conf.budgets[1].budget.in_points);
+    }
+    ok(conf.keys[0].budget.daily == 5 && conf.keys[0].budget.monthly == 80);
+    pgw_config_dispose(&conf);
+
+    ok(strstr(load_error("gateway:\n  budget: {daily: -1}\n"), "gateway.budget.daily must be a positive number") != NULL);
+    ok(strstr(load_error("gateway:\n  budget: {daily: 1, unit: euro}\n"), "gateway.budget.unit must be usd or points") != NULL);
+    ok(strstr(load_error("gateway:\n  budget: 5\n"), "gateway.budget") != NULL);
+    ok(strstr(load_error("gateway:\n  points_per_usd: 0\n"), "gateway.points_per_usd must be a positive number") != NULL);
+    ok(strstr(load_error("gateway:\n  ledger: {retention_days: 0}\n"), "retention_days") != NULL);
+    ok(strstr(load_error("gateway:\n  ledger: {max_bytes: 1K}\n"), "at least 1M") != NULL);
+    ok(strstr(load_error("gateway:\n  keys:\n    - {name: a, key: x, budget: {daily: x}}\n"), "gateway.keys.budget.daily") !=
+       NULL);
+}
+
 void test_src__config_c(void)
 {
+    subtest("cost control", test_cost_control);
     subtest("keys", test_keys);
     subtest("route options", test_route_options);
     subtest("seed file", test_seed_file);
