@@ -84,8 +84,8 @@ static pgw_catalog_t *route_catalog(const pgw_route_t *route)
 /*
  * One model in Anthropic's shape: `display_name` names the Poe bot and the route kind, since that is what the picker
  * shows; `description` says the same at length; `max_input_tokens` and `max_tokens` (the Models API's names, which
- * Claude Code reads for a model's context window and output limit) come from Poe's catalog, and are left out, not
- * null, when it gives none. docs/request-path.md#models.
+ * Claude Code reads for a model's context window and output limit) come from the route's model_info, else Poe's catalog,
+ * and are left out, not null, when neither gives one. docs/request-path.md#models.
  */
 static void append_anthropic_model(h2o_buffer_t **buf, const char *id, size_t id_len, const pgw_route_t *route,
                                    const char *created_at)
@@ -117,9 +117,11 @@ static void append_anthropic_model(h2o_buffer_t **buf, const char *id, size_t id
     }
     pgw_json_append_escaped(buf, route->model_name, strlen(route->model_name));
     pgw_buf_append_lit(buf, ")\"");
-    if (bot != NULL && bot->context_length > 0) {
+    /* the route's own model_info.max_input_tokens, which also decides its context_window_fallbacks, wins */
+    long long window = route->max_input_tokens > 0 ? route->max_input_tokens : bot != NULL ? bot->context_length : 0;
+    if (window > 0) {
         pgw_buf_append_lit(buf, ",\"max_input_tokens\":");
-        pgw_json_append_int(buf, bot->context_length);
+        pgw_json_append_int(buf, window);
     }
     if (bot != NULL && bot->max_output_tokens > 0) {
         pgw_buf_append_lit(buf, ",\"max_tokens\":");

@@ -26,6 +26,7 @@ before(async () => {
     const config = 'model_list:\n' + route('claude-sonnet-4-5-20250929', 'anthropic/claude-sonnet-4.5', https) +
         route('claude-haiku-4-5-20251001', 'anthropic/claude-haiku-4.5', https) + route('gpt-5', 'openai/GPT-5', `${https}/v1`) +
         route('gemini-2.5-pro', 'openai/Gemini-2.5-Pro', `${https}/v1`) + route('o-bot', 'openai/No-Such-Bot', `${https}/v1`) +
+        route('grok', 'openai/Grok-4', `${https}/v1`) + '    model_info: {max_input_tokens: 131072}\n' +
         route('claude-*', 'anthropic/*', https) + `general_settings:
   master_key: os.environ/LITELLM_MASTER_KEY
 gateway:
@@ -49,9 +50,9 @@ const list = async (headers = { 'anthropic-version': '2023-06-01' }) => {
 test('every exact route is listed under an id the picker keeps: its own, else claude-via-poe-<name>', async () => {
     const ids = (await list()).data.map((m) => m.id);
     assert.deepEqual(ids, ['claude-sonnet-4-5-20250929', 'claude-haiku-4-5-20251001', 'gpt-5', 'claude-via-poe-gpt-5',
-        'gemini-2.5-pro', 'claude-via-poe-gemini-2.5-pro', 'o-bot', 'claude-via-poe-o-bot']);
+        'gemini-2.5-pro', 'claude-via-poe-gemini-2.5-pro', 'o-bot', 'claude-via-poe-o-bot', 'grok', 'claude-via-poe-grok']);
     const kept = new Set(ids.filter(pickerKeeps));
-    for (const name of ['claude-sonnet-4-5-20250929', 'claude-haiku-4-5-20251001', 'gpt-5', 'gemini-2.5-pro', 'o-bot'])
+    for (const name of ['claude-sonnet-4-5-20250929', 'claude-haiku-4-5-20251001', 'gpt-5', 'gemini-2.5-pro', 'o-bot', 'grok'])
         assert.ok(kept.has(name) || kept.has(`claude-via-poe-${name}`), `${name} is not reachable from the picker`);
     // the OpenAI shape lists the same ids
     assert.deepEqual((await list({})).data.map((m) => m.id), ids);
@@ -77,6 +78,9 @@ test('display_name names the Poe bot and the route kind; limits come from the ca
     const odd = byId['claude-via-poe-o-bot'];
     assert.equal(odd.display_name, 'No-Such-Bot via Poe (translated)');
     assert.ok(!('max_input_tokens' in odd) && !('max_tokens' in odd), JSON.stringify(odd));
+    // the route's model_info.max_input_tokens wins over the catalog's 256,000; the catalog gives no output limit
+    assert.equal(byId['claude-via-poe-grok'].max_input_tokens, 131072);
+    assert.ok(!('max_tokens' in byId['claude-via-poe-grok']));
     // one model: the same entry
     const one = await request(`${gw.url}/v1/models/claude-via-poe-gpt-5`, { headers: { 'x-api-key': MASTER_KEY, 'anthropic-version': '2023-06-01' } });
     assert.equal(one.status, 200, one.body);
@@ -146,7 +150,7 @@ test('the real Claude Code CLI discovers the models, caches the aliases, and run
     assert.equal(cache.baseUrl, gw.url);
     const cached = Object.fromEntries(cache.models.map((m) => [m.id, m]));
     assert.deepEqual(Object.keys(cached), ['claude-sonnet-4-5-20250929', 'claude-haiku-4-5-20251001', 'claude-via-poe-gpt-5',
-        'claude-via-poe-gemini-2.5-pro', 'claude-via-poe-o-bot']);
+        'claude-via-poe-gemini-2.5-pro', 'claude-via-poe-o-bot', 'claude-via-poe-grok']);
     assert.equal(cached['claude-via-poe-gpt-5'].display_name, 'GPT-5 via Poe (translated)');
     assert.equal(cached['claude-sonnet-4-5-20250929'].display_name, 'Claude-Sonnet-4.5 via Poe (pass-through)');
 
