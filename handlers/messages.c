@@ -77,7 +77,11 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
 
     /* the name as messages show it: it may hold a NUL or control characters (escaped in the JSON) */
     const char *model = pgw_error_quote(&req->pool, body->model, body->model_len);
-    if (r->key != NULL && !pgw_key_allows_model(r->key, body->model, body->model_len)) {
+    /* a picker alias is allowed as the route it names (docs/config.md#routing-a-model-name) */
+    const pgw_route_t *alias = pgw_config_find_alias(r->conf, body->model, body->model_len);
+    const char *allow_name = alias != NULL ? alias->model_name : body->model;
+    size_t allow_len = alias != NULL ? strlen(alias->model_name) : body->model_len;
+    if (r->key != NULL && !pgw_key_allows_model(r->key, allow_name, allow_len)) {
         pgw_send_error_as(req, openai, 403, PGW_ERR_PERMISSION, "key %s may not use model %s", r->key_name, model);
         return NULL;
     }

@@ -12,6 +12,7 @@
 #include "ledger/store.h"
 #include "serve/metrics.h"
 #include "serve/server.h"
+#include "serve/sessions.h"
 #include "serve/worker.h"
 #include "handlers/handlers.h"
 #include "handlers/usage_job.h"
@@ -141,6 +142,21 @@ static void counts(h2o_buffer_t **out, const char *name, const long long *n, dou
     pgw_buf_append(out, tmp, len);
 }
 
+/*
+ * Claude Code's sessions as the gateway saw them since start (src/serve/sessions.c: the most recent, with their
+ * subagents) join the object `out` ends with, as "sessions" (docs/request-path.md#sessions-and-subagents). Safe on any
+ * thread.
+ */
+static void append_sessions(h2o_buffer_t **out)
+{
+    if ((*out)->size == 0 || (*out)->bytes[(*out)->size - 1] != '}')
+        return;
+    --(*out)->size;
+    pgw_buf_append_lit(out, ",\"sessions\":");
+    pgw_sessions_render(pgw_sessions(), out);
+    pgw_buf_append_lit(out, "}");
+}
+
 static int render_json(pgw_store_t *store, void *arg, h2o_buffer_t **out, const char **content_type, char *err, size_t errsz)
 {
     struct rows rows = {0};
@@ -184,6 +200,7 @@ static int render_json(pgw_store_t *store, void *arg, h2o_buffer_t **out, const 
     if (rows.num != 0)
         pgw_buf_append_lit(out, "}");
     pgw_buf_append_lit(out, "}}");
+    append_sessions(out);
     *content_type = "application/json";
     ret = 200;
 Exit:
@@ -302,6 +319,7 @@ int pgw_handle_usage(pgw_request_t *r)
         h2o_buffer_t *buf;
         h2o_buffer_init(&buf, &h2o_socket_buffer_prototype);
         pgw_metrics_render_usage(all, pgw_server->num_workers, pgw_server->started_at, pgw_now_ms(), &buf);
+        append_sessions(&buf);
         pgw_send_body(req, 200, "application/json", buf->bytes, buf->size);
         h2o_buffer_dispose(&buf);
         return 0;

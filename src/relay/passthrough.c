@@ -1,8 +1,8 @@
 /* poe-gateway: MIT licence. `anthropic/` routes: the request goes to Poe's /v1/messages as it is, but for the key and
  * the model name; the answer comes back byte for byte, an event at a time, but only as far as it is a real answer.
  *
- * Flow: pgw_passthrough_start builds the upstream request (body with only `model` rewritten, headers from an allowlist
- * of what Poe needs) and starts a transfer. on_head notes the status and relays selected headers; what follows depends
+ * Flow: pgw_passthrough_start builds the upstream request (body with only `model` rewritten, Poe's key, every
+ * `anthropic-*` header as sent) and starts a transfer. on_head notes the status and relays selected headers; what follows depends
  * on what Poe answered:
  * - An event stream (2xx, text/event-stream, to a client that asked for one). The SSE reader cuts it into events, and
  *   each whole event's own bytes are relayed once the event has ended (src/relay/relay.c: one send in flight, flow control,
@@ -22,6 +22,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <yajl/yajl_tree.h>
 #include "common/errors.h"
 #include "common/json.h"
@@ -430,6 +431,35 @@ static void on_complete(pgw_upstream_transfer_t *t, pgw_upstream_error_t err, co
 
 static const pgw_upstream_callbacks_t callbacks = {on_head, on_body, on_complete};
 
+/*
+ * Appends every request header whose name begins with "anthropic-", in the order sent, name and value as they are. A
+ * name that is not a plain token, or a value holding CR, LF or NUL, could not travel as one header line and is left
+ * out (libh2o refuses such requests before this; this is the last guard before curl's header list).
+ */
+static struct curl_slist *add_anthropic_headers(struct curl_slist *list, h2o_req_t *req)
+{
+    for (size_t i = 0; i != req->headers.size; ++i) {
+        const h2o_header_t *h = req->headers.entries + i;
+        char name[128];
+        if (h->name->len <= sizeof("anthropic-") - 1 || h->name->len >= sizeof(name) ||
+            strncasecmp(h->name->base, "anthropic-", sizeof("anthropic-") - 1) != 0)
+            continue;
+        size_t j = 0;
+        for (; j != h->name->len; ++j) {
+            char c = h->name->base[j];
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+                break;
+            name[j] = c;
+        }
+        if (j != h->name->len || memchr(h->value.base, '\r', h->value.len) != NULL ||
+            memchr(h->value.base, '\n', h->value.len) != NULL || memchr(h->value.base, '\0', h->value.len) != NULL)
+            continue;
+        name[j] = '\0';
+        list = pgw_upstream_add_header(list, name, h->value);
+    }
+    return list;
+}
+
 void pgw_passthrough_splice_model(pgw_request_t *r, const pgw_reqbody_t *body, const char *model, size_t len, h2o_iovec_t *upbody,
                                   h2o_iovec_t more[2])
 {
@@ -472,13 +502,13 @@ void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, h2o_iovec
     }
     pgw_passthrough_splice_model(r, body, model, mlen, &upbody, more);
 
-    /* headers: Poe's key replaces the client's; the anthropic-* pair goes through untouched (betas are an open list) */
+    /* headers: Poe's key replaces the client's; every anthropic-* header goes through untouched (betas, and whatever
+     * Anthropic adds next, are an open list: docs/request-path.md#the-pass-through-route) */
     struct curl_slist *headers = NULL;
     headers = pgw_upstream_add_header(headers, "x-api-key", h2o_iovec_init(route->api_key, strlen(route->api_key)));
-    h2o_iovec_t v = pgw_req_header(req, H2O_STRLIT("anthropic-version"));
-    headers = pgw_upstream_add_header(headers, "anthropic-version", v.base != NULL ? v : h2o_iovec_init(H2O_STRLIT("2023-06-01")));
-    for (ssize_t i = -1; (i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("anthropic-beta"), i)) != -1;)
-        headers = pgw_upstream_add_header(headers, "anthropic-beta", req->headers.entries[i].value);
+    if (pgw_req_header(req, H2O_STRLIT("anthropic-version")).base == NULL)
+        headers = pgw_upstream_add_header(headers, "anthropic-version", h2o_iovec_init(H2O_STRLIT("2023-06-01")));
+    headers = add_anthropic_headers(headers, req);
     headers = pgw_upstream_add_route_headers(headers, route);
     pgw_passthrough_url(route, path, url, sizeof(url));
 

@@ -41,6 +41,8 @@ typedef struct st_pgw_request_t {
     struct st_pgw_shaper_bucket_t *bucket; /* the upstream key's bucket, for Poe's limit signals */
     pgw_conn_t *client_conn;               /* the client connection's entry in worker->conns; NULL when it has none */
     pgw_outcome_t outcome;                 /* how the answer ended (the first end that was noted counts) */
+    /* Claude Code's session and subagent ids, made safe for logs (src/serve/sessions.h), or NULL (request pool) */
+    const char *session_id, *agent_id, *parent_agent_id;
 } pgw_request_t;
 
 /**

@@ -112,7 +112,8 @@ int pgw_tools_end(pgw_tools_t *t, h2o_iovec_t type, h2o_iovec_t name, h2o_iovec_
     h2o_vector_reserve(NULL, &t->kept, t->kept.size + 1);
     t->kept.entries[t->kept.size++] = (struct tool){frag_start, t->frags->size - frag_start, entry};
     ++t->est->num_tools;
-    t->est->text_bytes += name.len + (t->frags->size - frag_start);
+    pgw_estimate_add_text(t->est, name.base, name.len);
+    pgw_estimate_add_text(t->est, t->frags->bytes + frag_start, t->frags->size - frag_start);
     return 0;
 }
 

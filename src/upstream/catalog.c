@@ -152,6 +152,10 @@ pgw_catalog_t *pgw_catalog_parse(const char *json, size_t len, char *err, size_t
         yajl_val mot = yajl_tree_get(m, mot_path, yajl_t_number);
         if (mot != NULL && YAJL_GET_DOUBLE(mot) > 0)
             bot->max_output_tokens = (long long)YAJL_GET_DOUBLE(mot);
+        const char *cl_path[] = {"context_window", "context_length", NULL};
+        yajl_val cl = yajl_tree_get(m, cl_path, yajl_t_number);
+        if (cl != NULL && YAJL_GET_DOUBLE(cl) > 0)
+            bot->context_length = (long long)YAJL_GET_DOUBLE(cl);
         parse_price(m, &bot->price);
         const char *params_path[] = {"parameters", NULL};
         yajl_val params = yajl_tree_get(m, params_path, yajl_t_array);
@@ -229,6 +233,12 @@ const pgw_bot_t *pgw_catalog_find(const pgw_catalog_t *c, const char *name, size
             return c->bots + i;
     }
     return NULL;
+}
+
+const char *pgw_catalog_display_name(const pgw_catalog_t *c, const pgw_bot_t *bot)
+{
+    const char *dn = c->listings[bot - c->bots].display_name;
+    return dn != NULL ? dn : bot->id;
 }
 
 int pgw_catalog_supports(const pgw_catalog_t *c, const pgw_bot_t *bot, const char *feature)

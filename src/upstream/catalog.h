@@ -37,6 +37,7 @@ typedef struct st_pgw_bot_t {
     pgw_knob_t *knobs;
     size_t num_knobs;
     pgw_price_t price; /* pricing */
+    long long context_length; /* context_window.context_length; 0 when unknown */
 } pgw_bot_t;
 
 #define PGW_CATALOG_REFRESH_MS (3600 * 1000)
@@ -63,6 +64,9 @@ uint64_t pgw_catalog_serial(const pgw_catalog_t *c);
  * both by the translated routes and by `doctor`, so that doctor finds exactly the bots the gateway finds.
  */
 const pgw_bot_t *pgw_catalog_find(const pgw_catalog_t *c, const char *name, size_t len);
+
+/** The bot's metadata.display_name ("GPT-5"), or its id when the catalog gives none. `bot` is from pgw_catalog_find. */
+const char *pgw_catalog_display_name(const pgw_catalog_t *c, const pgw_bot_t *bot);
 
 /** Whether the catalog lists `feature` ("tools") in the supported_features of `bot`, which pgw_catalog_find returned. */
 int pgw_catalog_supports(const pgw_catalog_t *c, const pgw_bot_t *bot, const char *feature);

@@ -185,6 +185,7 @@ void test_src__passthrough_c(void);
 void test_src__openai_passthrough_c(void);
 void test_src__translate_route_c(void);
 void test_src__shaper_c(void);
+void test_src__sessions_c(void);
 void test_src__conns_c(void);
 void test_src__routing_c(void);
 void test_src__cost_c(void);
@@ -237,6 +238,7 @@ int main(void)
     subtest("src/relay/openai_passthrough.c", test_src__openai_passthrough_c);
     subtest("src/relay/translate_route.c", test_src__translate_route_c);
     subtest("src/serve/shaper.c", test_src__shaper_c);
+    subtest("src/serve/sessions.c", test_src__sessions_c);
     subtest("src/serve/conns.c", test_src__conns_c);
     subtest("src/serve/routing.c", test_src__routing_c);
     subtest("src/ledger/cost.c", test_src__cost_c);

@@ -807,8 +807,11 @@ static int script_take(mock_resp_t *resp, h2o_iovec_t path)
 
     for (slot = &script_head; (s = *slot) != NULL; slot = &s->next) {
         if (s->match_path != NULL) {
+            /* a prefix, or with a trailing '$' the whole path ("/v1/messages$" is not count_tokens) */
             size_t len = strlen(s->match_path);
-            if (path.len < len || memcmp(path.base, s->match_path, len) != 0)
+            int whole = len != 0 && s->match_path[len - 1] == '$';
+            len -= whole;
+            if (path.len < len || memcmp(path.base, s->match_path, len) != 0 || (whole && path.len != len))
                 continue;
         }
         if (s->match_model != NULL) {
