@@ -188,7 +188,9 @@ test('--json is a settings.json env block', async () => {
     const settings = JSON.parse(r.stdout);
     assert.deepEqual(Object.keys(settings), ['env']);
     assert.deepEqual(Object.keys(settings.env), ['ANTHROPIC_BASE_URL', 'ANTHROPIC_AUTH_TOKEN', 'ANTHROPIC_DEFAULT_OPUS_MODEL',
-        'ANTHROPIC_DEFAULT_SONNET_MODEL', 'ANTHROPIC_DEFAULT_HAIKU_MODEL']);
+        'ANTHROPIC_DEFAULT_SONNET_MODEL', 'ANTHROPIC_DEFAULT_HAIKU_MODEL', 'CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY']);
+    // the /model picker lists every route, those under their claude-via-poe- alias too
+    assert.equal(settings.env.CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY, '1');
     assert.equal(settings.env.ANTHROPIC_AUTH_TOKEN, '<master key>');
     assert.match(r.stderr, /LITELLM_MASTER_KEY/, 'the hint says where the key lives');
 });

@@ -375,9 +375,11 @@ int pgw_cmd_claude_env_main(int argc, char **argv)
     pick_models(&conf, &models);
     const char *names[] = {"ANTHROPIC_BASE_URL",           "ANTHROPIC_AUTH_TOKEN",           "ANTHROPIC_MODEL",
                            "ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL", "ANTHROPIC_DEFAULT_HAIKU_MODEL",
-                           "ANTHROPIC_SMALL_FAST_MODEL"};
-    const char *values[] = {
-        url, with_key ? key : KEY_PLACEHOLDER, models.model, models.opus, models.sonnet, models.haiku, models.small_fast};
+                           "ANTHROPIC_SMALL_FAST_MODEL",   "CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY"};
+    /* discovery puts every route in the /model picker, the ones under their claude-via-poe- alias included
+     * (docs/request-path.md#models) */
+    const char *values[] = {url,           with_key ? key : KEY_PLACEHOLDER, models.model, models.opus, models.sonnet,
+                            models.haiku, models.small_fast,                "1"};
     size_t num = sizeof(names) / sizeof(names[0]);
 
     if (json) {
