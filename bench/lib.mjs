@@ -122,7 +122,7 @@ export async function startMock({ dir, certs, bin, spawnAs = spawnLogged }) {
 }
 
 /** The gateway's configuration: PASS_MODEL and TRANS_MODEL at the mock's TLS port, no upstream shaping. */
-export function gatewayConfig(mock) {
+export function gatewayConfig(mock, extra = '') {
     return `model_list:
   - model_name: ${PASS_MODEL}
     litellm_params:
@@ -141,18 +141,19 @@ gateway:
   # Poe allows a key 500 requests a minute and the gateway shapes its upstream traffic to that by default; the
   # harnesses load the gateway itself, so the shaping is off (older gateways warn about the unknown key)
   upstream_rpm: 0
-`;
+${extra}`;
 }
 
 /**
- * Starts the gateway (`bin`) with gatewayConfig in `dir`/gateway, `threads` workers, trusting the test CA; `spawnAs`
+ * Starts the gateway (`bin`) with gatewayConfig (and `extraConfig`, lines of its gateway: section) in `dir`/`name`,
+ * `threads` workers, trusting the test CA; `spawnAs`
  * as for startMock. Resolves once it listens and (for up to 5 s) has fetched Poe's catalog: {child, pid, port, logFile}.
  */
-export async function startGateway({ dir, mock, certs, bin, threads, spawnAs = spawnLogged }) {
-    const gwDir = path.join(dir, 'gateway');
+export async function startGateway({ dir, mock, certs, bin, threads, spawnAs = spawnLogged, extraConfig = '', name = 'gateway' }) {
+    const gwDir = path.join(dir, name);
     fs.mkdirSync(gwDir);
     const config = path.join(gwDir, 'gateway.yaml');
-    fs.writeFileSync(config, gatewayConfig(mock));
+    fs.writeFileSync(config, gatewayConfig(mock, extraConfig));
     const logFile = path.join(gwDir, 'gateway.log');
     const env = { PATH: process.env.PATH, HOME: gwDir, LITELLM_MASTER_KEY: MASTER_KEY, POE_API_KEY: POE_KEY, SSL_CERT_FILE: certs.ca };
     for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) if (process.env[k]) env[k] = process.env[k];

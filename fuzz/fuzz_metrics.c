@@ -22,6 +22,7 @@
 #define REQUEST_MAX 64
 #define TOKEN_MAX 32
 #define ROUTE_MAX 16
+#define FALLBACK_MAX 16
 #include "../src/serve/metrics.c"
 
 #define MAX_WORKERS 4

@@ -3,7 +3,8 @@
  * Input: 1 flag byte choosing the route options (bot known or not, echo_reasoning, minimal_schema, extra_body), then the
  * client's body. Oracles besides the sanitizers: a success writes one valid JSON document, in UTF-8 when the body is (a
  * lone surrogate escape becomes U+FFFD); a failure writes a NUL-terminated, non-empty message; the estimate is never
- * negative; mapped tool names match ^[a-zA-Z0-9_-]{1,64}$. */
+ * negative; mapped tool names match ^[a-zA-Z0-9_-]{1,64}$; web search is on only where the bot declares it (or a pin
+ * sets it), and then is sent; a refused server tool is a NUL-terminated type. */
 #include <limits.h>
 #include <h2o/socket.h>
 #include "fuzz.h"
@@ -76,6 +77,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_ASSERT(res.max_tokens >= 0, "negative max_tokens %lld", res.max_tokens);
         if (opts.bot != NULL && opts.bot->max_output_tokens > 0)
             FUZZ_ASSERT(res.max_tokens <= opts.bot->max_output_tokens, "max_tokens %lld not clamped", res.max_tokens);
+        FUZZ_ASSERT(memchr(res.refused_tool, '\0', sizeof(res.refused_tool)) != NULL, "refused_tool not terminated");
+        if (res.web_search)
+            FUZZ_ASSERT(opts.bot == &bots[0] && memmem(out->bytes, out->size, H2O_STRLIT(",\"web_search\":true")) != NULL,
+                        "web search on a bot without the knob, or not sent");
         for (size_t i = 0; i != res.toolnames.num_entries; ++i) {
             const char *m = res.toolnames.entries[i].mapped;
             size_t n = strlen(m);

@@ -1,9 +1,9 @@
 /* poe-gateway: MIT licence. libFuzzer target: the whole-response translator (src/translate/translate_response.c), the upstream
  * error mapping (src/upstream/upstream_errors.c) and the Retry-After parser (src/upstream/upstream.c), all fed Poe's bytes.
  *
- * Input: 1 flag byte (buffer of known tools, stop sequences, the status an error body came with), then the body. A
- * success writes one valid JSON document; a failure names a status >= 400, a type and a message; the error mapping
- * always yields a status >= 400 and a NUL-terminated message. */
+ * Input: 1 flag byte (buffer of known tools, stop sequences, the status an error body came with, web search), then the
+ * body. A success writes one valid JSON document, with no search block unless the request searched; a failure names a
+ * status >= 400, a type and a message; the error mapping always yields a status >= 400 and a NUL-terminated message. */
 #include <h2o/socket.h>
 #include "fuzz.h"
 #include "translate/translate.h"
@@ -30,6 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pgw_toolnames_add(&names, "Read", 4);
         pgw_toolnames_add(&names, "mcp__server__tool.with.dots", 27);
     }
+    opts.web_search = flags >> 7;
     char *body = malloc(size ? size : 1);
     memcpy(body, data, size);
 
@@ -40,6 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (pgw_translate_response(body, size, &opts, &out, &fail) == 0) {
         FUZZ_ASSERT(fuzz_json_valid(out->bytes, out->size), "success with invalid JSON: %.*s", (int)(out->size > 2000 ? 2000 : out->size),
                     out->bytes);
+        FUZZ_ASSERT(opts.web_search || memmem(out->bytes, out->size, H2O_STRLIT("\"type\":\"server_tool_use\"")) == NULL,
+                    "a search block for a request that did not search");
     } else {
         FUZZ_ASSERT(fail.status >= 400 && fail.status <= 599, "failure status %d", fail.status);
         FUZZ_ASSERT(fail.type != NULL && memchr(fail.message, '\0', sizeof(fail.message)) != NULL, "failure without type/message");

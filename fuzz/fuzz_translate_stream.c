@@ -1,12 +1,12 @@
 /* poe-gateway: MIT licence. libFuzzer target: the stream translator (src/translate/translate_stream.c) behind the SSE reader
  * (src/relay/sse.c), as the translation route drives them.
  *
- * Input: 1 flag byte (buffer_tools, stop sequences, known tools, how the upstream ends, when a commit is forced), 4
+ * Input: 1 flag byte (buffer_tools, stop sequences, known tools, how the upstream ends, when a commit is forced, web search), 4
  * split-size bytes (a first byte of 0 means: every byte on its own), then Poe's bytes. They are run twice, in one feed
  * and split; the client's bytes and every caller-facing result must be the same (translators have no clock and no
  * randomness, and the framing must not leak into the output). Each run checks the framing of
  * docs/streams.md#the-output-grammar: every frame is "event: T\ndata: <valid JSON>\n\n", nothing is written once the stream
- * is done, a failure names a status >= 400. */
+ * is done, a failure names a status >= 400, no search block unless the request searched. */
 #include <h2o/socket.h>
 #include "common/errors.h"
 #include "fuzz.h"
@@ -157,6 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i != sizeof(tools) / sizeof(tools[0]); ++i)
             pgw_toolnames_add(&names, tools[i], strlen(tools[i]));
     }
+    opts.web_search = flags >> 7;
     int end_mode = (flags >> 3) & 3;
     size_t commit_at = (flags >> 5) & 3;
     commit_at = commit_at == 1 ? 0 : commit_at == 0 ? SIZE_MAX : commit_at == 2 ? 1 : 3;
@@ -165,6 +166,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(bytes, data, size);
     h2o_buffer_t *whole = play(&opts, bytes, size, NULL, end_mode, commit_at);
     h2o_buffer_t *split = play(&opts, bytes, size, sizes, end_mode, commit_at);
+    /* text and arguments are escaped in their deltas: an unescaped block type is one the translator wrote */
+    FUZZ_ASSERT(opts.web_search || memmem(whole->bytes, whole->size, H2O_STRLIT("\"type\":\"server_tool_use\"")) == NULL,
+                "a search block for a request that did not search");
     FUZZ_ASSERT(whole->size == split->size && (whole->size == 0 || memcmp(whole->bytes, split->bytes, whole->size) == 0),
                 "the output depends on the split:\n--- whole\n%.*s\n--- split\n%.*s", (int)(whole->size > 3000 ? 3000 : whole->size),
                 whole->bytes, (int)(split->size > 3000 ? 3000 : split->size), split->bytes);

@@ -71,6 +71,7 @@ for (const d of dirs(asset('streams'))) {
     if (/^tool=/m.test(opts)) flags |= 4;
     if (/end=reset/.test(opts)) flags |= 1 << 3;
     if (/end=none/.test(opts)) flags |= 3 << 3;
+    if (/web_search=1/.test(opts)) flags |= 1 << 7;
     add('translate_stream', d, [flags, 7, 1, 30, 3], up);
     add('translate_stream', `${d}-bytewise`, [flags | (2 << 5), 0, 0, 0, 0], up);
 }
@@ -78,7 +79,8 @@ for (const d of dirs(asset('streams'))) {
 // ---- translate_response: flags (buffer_tools, stops, tools, status of an error body), the body
 for (const d of dirs(asset('responses'))) {
     const up = fs.readFileSync(asset('responses', d, 'upstream.json'));
-    add('translate_response', d, [0x00], up);
+    const opts = fs.existsSync(asset('responses', d, 'options')) ? fs.readFileSync(asset('responses', d, 'options'), 'utf8') : '';
+    add('translate_response', d, [/web_search=1/.test(opts) ? 0x80 : 0x00], up);
     add('translate_response', `${d}-err`, [0x04 | (9 << 3)], up);
 }
 
@@ -106,7 +108,7 @@ add('reqbody', 'escaped-model', [], '{"model":"cl\\"au\\\\de\\u0041","max_tokens
 add('reqbody', 'two-models', [], '{"model":"a","messages":[],"model":"b"}');
 
 // ---- config: the YAML files as they are
-add('config', 'gateway.yaml', [], fs.readFileSync(path.join(root, 'conf/gateway.yaml')));
+add('config', 'gateway.yaml', [], fs.readFileSync(path.join(root, 'conf/gateway.yaml.template')));
 for (const f of fs.readdirSync(asset('')).filter((f) => f.endsWith('.yaml')).sort()) add('config', f, [], fs.readFileSync(asset(f)));
 add('config', 'everything', [], `model_list:
   - model_name: claude-*
@@ -158,6 +160,20 @@ gateway:
     - name: bob
       key: sk-literal-bob-0123456789
 unknown_section: {a: 1}
+`);
+add('config', 'fallbacks', [], `model_list:
+  - {model_name: claude-sonnet-4-5, litellm_params: {model: anthropic/claude-sonnet-4.5}, model_info: {max_input_tokens: 200000, id: x}}
+  - {model_name: via-openai, litellm_params: {model: openai/Claude-Sonnet-4.5}}
+  - {model_name: "claude-*", litellm_params: {model: anthropic/*}}
+router_settings:
+  num_retries: 1
+  allowed_fails: 2
+  cooldown_time: 0.5
+  fallbacks: [{"claude-sonnet-4-5": [via-openai, claude-opus-4-1]}, {"claude-*": [via-openai]}]
+litellm_settings:
+  context_window_fallbacks:
+    - claude-sonnet-4-5: [claude-sonnet-4-5-1m]
+  drop_params: true
 `);
 add('config', 'anchors', [], 'a: &x [1, 2]\nb: *x\nmodel_list:\n  - &r {model_name: m, litellm_params: {model: openai/b, extra_body: {k: &v [1]}}}\n  - *r\n');
 

@@ -24,6 +24,8 @@ int pgw_handle_model(pgw_request_t *r);
 
 /* handlers/metrics.c */
 int pgw_handle_metrics(pgw_request_t *r);
+
+/* handlers/usage.c */
 int pgw_handle_usage(pgw_request_t *r);
 
 /* handlers/messages.c: the routed endpoints */

@@ -1,7 +1,9 @@
-/* poe-gateway: MIT licence. GET /metrics (Prometheus text) and GET /usage (JSON): the workers' counters, summed. */
+/* poe-gateway: MIT licence. GET /metrics (Prometheus text): the workers' counters, summed. */
 #include <string.h>
 #include "common/clock.h"
 #include "common/errors.h"
+#include "common/json.h"
+#include "ledger/reconcile.h"
 #include "serve/metrics.h"
 #include "serve/server.h"
 #include "serve/shaper.h"
@@ -52,6 +54,28 @@ static void collect(pgw_metrics_t **all, pgw_metrics_gauges_t *g)
     g->started_at_ms = pgw_server->started_at;
 }
 
+/* Poe's balance per upstream key, as reconciliation last polled it (docs/ledger.md#reconciliation). */
+static void render_balances(h2o_buffer_t **buf)
+{
+    pgw_reconcile_balance_t b[32];
+    size_t n = pgw_reconcile_balances(b, sizeof(b) / sizeof(b[0]));
+    char line[160];
+    if (n == 0)
+        return;
+    pgw_buf_append_lit(buf, "# HELP poe_gateway_poe_balance_points Poe's point balance of an upstream key, as last polled.\n"
+                            "# TYPE poe_gateway_poe_balance_points gauge\n");
+    for (size_t i = 0; i != n; ++i)
+        pgw_buf_append(
+            buf, line,
+            snprintf(line, sizeof(line), "poe_gateway_poe_balance_points{upstream=\"%s\"} %lld\n", b[i].upstream, b[i].points));
+    pgw_buf_append_lit(buf, "# HELP poe_gateway_poe_balance_updated_seconds When the balance was last polled (Unix time).\n"
+                            "# TYPE poe_gateway_poe_balance_updated_seconds gauge\n");
+    for (size_t i = 0; i != n; ++i)
+        pgw_buf_append(buf, line,
+                       snprintf(line, sizeof(line), "poe_gateway_poe_balance_updated_seconds{upstream=\"%s\"} %lld\n",
+                                b[i].upstream, (long long)(b[i].at_ms / 1000)));
+}
+
 int pgw_handle_metrics(pgw_request_t *r)
 {
     if (check_access(r, r->conf->metrics_auth) != 0)
@@ -62,22 +86,8 @@ int pgw_handle_metrics(pgw_request_t *r)
     h2o_buffer_t *buf;
     h2o_buffer_init(&buf, &h2o_socket_buffer_prototype);
     pgw_metrics_render(all, pgw_server->num_workers, &g, &buf);
+    render_balances(&buf);
     pgw_send_body(r->req, 200, "text/plain; version=0.0.4; charset=utf-8", buf->bytes, buf->size);
-    h2o_buffer_dispose(&buf);
-    return 0;
-}
-
-int pgw_handle_usage(pgw_request_t *r)
-{
-    if (check_access(r, PGW_METRICS_AUTH_MASTER) != 0)
-        return 0;
-    pgw_metrics_t *all[pgw_server->num_workers];
-    pgw_metrics_gauges_t g;
-    collect(all, &g);
-    h2o_buffer_t *buf;
-    h2o_buffer_init(&buf, &h2o_socket_buffer_prototype);
-    pgw_metrics_render_usage(all, pgw_server->num_workers, pgw_server->started_at, pgw_now_ms(), &buf);
-    pgw_send_body(r->req, 200, "application/json", buf->bytes, buf->size);
     h2o_buffer_dispose(&buf);
     return 0;
 }

@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "config/masterkey.h"
 #include "config/route_match.h"
+#include "config/seed.h"
 #include "serve/server.h"
 #include "handlers/handlers.h"
 
@@ -21,7 +22,7 @@ static const pgw_cmd_option_t options[] = {
     {"port", 'p', "N", "port to listen on (default: gateway.port, else $LITELLM_PORT, else 4000;\n0 picks a free one)"},
     {"threads", 't', "N", "worker threads (default: gateway.threads, else one per core)"},
     {"log-level", 0, "L", "error, warn, info or debug (default: gateway.log_level, else info)"},
-    {"check-config", 0, NULL, "validate the configuration, print the resolved routes and exit\n(0 when valid, 2 when not)"},
+    {"check-config", 0, NULL, "validate the configuration, print the resolved routes and fallbacks and exit\n(0 when valid, 2 when not)"},
     {"version", 'v', NULL, "print the version and exit"},
     {"num_workers", 0, "N", "LiteLLM's name for --threads"},
     {"detailed_debug", 0, NULL, "LiteLLM's flag: the same as --log-level debug"},
@@ -30,11 +31,11 @@ static const pgw_cmd_option_t options[] = {
 static const pgw_cmd_line_t command_line = {
     .name = "poe-gateway",
     .synopsis = "Usage: poe-gateway [options]\n"
-                "       poe-gateway claude-env | doctor | healthcheck [options]   (each takes --help)\n"
+                "       poe-gateway claude-env | doctor | healthcheck | usage | keys add NAME [options]   (each takes --help)\n"
                 "\n"
                 "Serves the Anthropic Messages API to Claude Code and forwards it to Poe.com.\n",
-    .epilogue = "A .env file in the working directory is read first; variables already set win.\n",
-    .shared = PGW_CMD_CONFIG,
+    .epilogue = "The env file is read first (variables already set win) and again on SIGHUP.\n",
+    .shared = PGW_CMD_CONFIG | PGW_CMD_ENV_FILE,
     .config_default = PGW_DEFAULT_CONFIG_PATH,
     .options = options,
 };
@@ -89,6 +90,21 @@ static void print_routes(const pgw_config_t *conf)
                    "        model: %s\n",
                    r->model_name, r->line, hint);
     }
+    if (conf->num_fallbacks == 0)
+        return;
+    printf("fallbacks (%zu), a route resting %g s after more than %d failures in a minute:\n", conf->num_fallbacks,
+           conf->cooldown_time, conf->allowed_fails);
+    for (size_t i = 0; i != conf->num_fallbacks; ++i) {
+        const pgw_fallbacks_t *fb = conf->fallbacks + i;
+        printf("  %-32s %s->", fb->from, fb->context_window ? "context window " : "");
+        for (size_t k = 0; k != fb->num_to; ++k) {
+            const pgw_fallback_target_t *t = fb->to + k;
+            const char *route = conf->routes[t->route].model_name;
+            printf("%s %s%s%s%s", k != 0 ? "," : "", t->name, strcmp(route, t->name) != 0 ? " (route " : "",
+                   strcmp(route, t->name) != 0 ? route : "", strcmp(route, t->name) != 0 ? ")" : "");
+        }
+        printf("\n");
+    }
 }
 
 static int on_option(void *ctx, size_t index, const char *arg)
@@ -137,6 +153,8 @@ static const struct {
     {"claude-env", pgw_cmd_claude_env_main},
     {"doctor", pgw_cmd_doctor_main},
     {"healthcheck", pgw_cmd_healthcheck_main},
+    {"keys", pgw_cmd_keys_main},
+    {"usage", pgw_cmd_usage_main},
 };
 
 static pgw_cmd_main_cb find_subcommand(const char *name)
@@ -166,10 +184,17 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
 
-    if (pgw_dotenv_load(".env", err, sizeof(err)) < 0) {
+    if (pgw_dotenv_load(shared.env_file, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         return EXIT_CONFIG;
     }
+    int seeded = pgw_config_seed(config_path, err, sizeof(err)); /* conf/gateway.yaml from its template, on first start */
+    if (seeded < 0) {
+        fprintf(stderr, "%s\n", err);
+        return EXIT_CONFIG;
+    }
+    if (seeded)
+        pgw_log_info(MODULE_NAME, "created %s from %s" PGW_TEMPLATE_SUFFIX ": it is yours to edit", config_path, config_path);
     static pgw_config_t conf;
     if (pgw_config_load(&conf, config_path, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
@@ -195,6 +220,15 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: environment variable %s is referenced but not set\n", config_path, conf.missing_env[i]);
             bad = 1;
         }
+        /* a typo in the gateway's own settings, or no route at all, loads but cannot be what was meant */
+        for (size_t i = 0; i != conf.num_unknown_keys; ++i) {
+            fprintf(stderr, "%s\n", conf.unknown_keys[i]);
+            bad = 1;
+        }
+        if (conf.num_routes == 0) {
+            fprintf(stderr, "%s: no routes: model_list is missing or empty, so every request would answer 404\n", config_path);
+            bad = 1;
+        }
         if (conf.master_key == NULL && !pgw_host_is_loopback(conf.host)) {
             fprintf(stderr, "%s: no master key is configured and gateway.host %s is not loopback\n", config_path, conf.host);
             bad = 1;
@@ -204,9 +238,7 @@ int main(int argc, char **argv)
     }
 
     pgw_log_debug(MODULE_NAME, "debug logging is on; %s: %zu routes", config_path, conf.num_routes);
-    for (size_t i = 0; i != conf.num_missing_env; ++i)
-        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; routes that need it answer 503",
-                     conf.missing_env[i], config_path);
+    pgw_config_warn_missing_env(&conf);
     if (pgw_masterkey_ensure(&conf, err, sizeof(err)) != 0) {
         pgw_log_error(MODULE_NAME, "%s", err);
         goto ConfigError;

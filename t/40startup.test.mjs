@@ -6,7 +6,7 @@ import path from 'node:path';
 import { MASTER_KEY, POE_KEY, SOURCE_DIR, request, runGateway, startGateway, tmpdir, defaultConfig } from './lib/harness.mjs';
 
 const SEED = path.join(SOURCE_DIR, 't/assets/litellm-config.yaml');
-const SHIPPED = path.join(SOURCE_DIR, 'conf/gateway.yaml');
+const SHIPPED = path.join(SOURCE_DIR, 'conf/gateway.yaml.template');
 const KEYS = { POE_API_KEY: 'poe-0123456789abcdef-secret', LITELLM_MASTER_KEY: 'sk-master-0123456789abcdef-secret' };
 
 test('--version and --help', async () => {
@@ -21,17 +21,43 @@ test('--version and --help', async () => {
     assert.equal(bad.code, 2);
 });
 
+/** A directory laid out like a fresh clone: conf/gateway.yaml.template, and no conf/gateway.yaml yet. */
+function freshClone() {
+    const dir = tmpdir('pgw-clone-');
+    fs.mkdirSync(path.join(dir, 'conf'));
+    fs.copyFileSync(SHIPPED, path.join(dir, 'conf/gateway.yaml.template'));
+    return dir;
+}
+
 test('--check-config on the shipped config prints routes with keys masked', async () => {
-    const r = await runGateway(['--check-config'], { env: KEYS });
+    const r = await runGateway(['--check-config'], { env: KEYS, cwd: freshClone() });
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /claude-sonnet-4-5-20250929\s+anthropic\//);
+    assert.match(r.stdout, /claude-sonnet-4-6\s+anthropic\/claude-sonnet-4\.6/);
     assert.match(r.stdout, /claude-\*\s+anthropic\/\*/);
     assert.match(r.stdout, /gpt-5\s+openai\//);
     assert.match(r.stdout, /from POE_API_KEY/);
     for (const secret of Object.values(KEYS)) {
         assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), 'a key was printed');
     }
-    assert.ok(r.stdout.includes(SHIPPED.slice(SOURCE_DIR.length + 1)), 'names the default config path');
+    assert.match(r.stdout, /^config: conf\/gateway\.yaml$/m, 'names the default config path');
+});
+
+test('the first start from a clone makes conf/gateway.yaml from the template; later starts leave it alone', async () => {
+    const dir = freshClone();
+    const mine = path.join(dir, 'conf/gateway.yaml');
+    const first = await runGateway(['--check-config'], { env: KEYS, cwd: dir });
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(fs.readFileSync(mine, 'utf8'), fs.readFileSync(SHIPPED, 'utf8'));
+    assert.match(first.stderr, /created conf\/gateway\.yaml from conf\/gateway\.yaml\.template: it is yours to edit/);
+    // edited by its owner, then the template changes (git pull): the start reads the owner's file, untouched
+    const edited = fs.readFileSync(mine, 'utf8').replace(/^  port: 4000$/m, '  port: 4321');
+    fs.writeFileSync(mine, edited);
+    fs.appendFileSync(path.join(dir, 'conf/gateway.yaml.template'), '# a newer template\n');
+    const r = await runGateway(['--check-config'], { env: KEYS, cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^listen: 127\.0\.0\.1:4321,/m);
+    assert.equal(fs.readFileSync(mine, 'utf8'), edited);
+    assert.ok(!/created /.test(r.stderr), r.stderr);
 });
 
 test('--check-config on the seed LiteLLM config', async () => {
@@ -146,6 +172,43 @@ test('no master key on loopback: one is generated, kept 0600, reused, never prin
     } finally {
         await gw2.stop();
     }
+});
+
+test('the master key\'s variable unset on loopback: the log says a key is generated, never that routes answer 503', async () => {
+    // the shipped general_settings.master_key: os.environ/LITELLM_MASTER_KEY, with the variable unset
+    const stateDir = tmpdir('pgw-state-');
+    const gw = await startGateway({ config: defaultConfig(null, `gateway:\n  state_dir: ${stateDir}\n`), env: { LITELLM_MASTER_KEY: null } });
+    try {
+        const log = gw.output.stderr;
+        assert.ok(!/LITELLM_MASTER_KEY[^\n]*answer 503/.test(log), log);
+        assert.match(log, /LITELLM_MASTER_KEY is not set; generated a master key and kept it in .*master_key \(mode 0600\)/);
+    } finally {
+        assert.equal((await gw.stop()).code, 0);
+    }
+    // a route's variable still gets its warning
+    const noPoe = await startGateway({ env: { POE_API_KEY: null } });
+    try {
+        assert.match(noPoe.output.stderr, /environment variable POE_API_KEY is referenced by .* but not set; routes that need it answer 503/);
+    } finally {
+        await noPoe.stop();
+    }
+});
+
+test('.env readable by others: the gateway warns, naming the fix; mode 0600 is quiet', async () => {
+    const dir = tmpdir('pgw-dotenv-mode-');
+    const file = path.join(dir, 'gateway.yaml');
+    fs.writeFileSync(file, defaultConfig());
+    const env = path.join(dir, '.env');
+    fs.writeFileSync(env, 'POE_API_KEY=poe-from-dotenv-0123456789abcdef\n');
+    fs.chmodSync(env, 0o644); // what `cp .env.template .env` leaves
+    const open = await runGateway(['--check-config', '--config', file], { env: { LITELLM_MASTER_KEY: MASTER_KEY }, cwd: dir });
+    assert.equal(open.code, 0, open.stderr);
+    assert.match(open.stderr, /\.env holds secrets but other users may read it \(mode 0644\): chmod 600 \.env/);
+    assert.ok(!open.stderr.includes('poe-from-dotenv'));
+    fs.chmodSync(env, 0o600); // install -m 600 .env.template .env
+    const closed = await runGateway(['--check-config', '--config', file], { env: { LITELLM_MASTER_KEY: MASTER_KEY }, cwd: dir });
+    assert.equal(closed.code, 0, closed.stderr);
+    assert.ok(!/other users may read/.test(closed.stderr), closed.stderr);
 });
 
 test('no master key on a non-loopback address: refuses to start', async () => {

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
 import { MASTER_KEY, defaultConfig, request, startGateway } from './lib/harness.mjs';
 
-const LISTED = ['claude-sonnet-4-5-20250929', 'claude-haiku-4-5-20251001', 'gpt-5'];
+// gpt-5 is followed by its picker alias (t/68discovery)
+const LISTED = ['claude-sonnet-4-5-20250929', 'claude-haiku-4-5-20251001', 'gpt-5', 'claude-via-poe-gpt-5'];
 let gw, many;
 before(async () => {
     gw = await startGateway();
@@ -33,7 +34,7 @@ test('with anthropic-version: the Anthropic list shape, wildcards left out', asy
     }
     assert.equal(body.has_more, false);
     assert.equal(body.first_id, LISTED[0]);
-    assert.equal(body.last_id, LISTED[2]);
+    assert.equal(body.last_id, LISTED[3]);
 });
 
 test('without anthropic-version: the OpenAI list shape', async () => {

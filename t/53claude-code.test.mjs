@@ -1,10 +1,11 @@
-// poe-gateway: MIT licence. The real Claude Code CLI completes a tool round trip through the pass-through route.
+// poe-gateway: MIT licence. The real Claude Code CLI completes a tool round trip through the pass-through route, through a
+// translation route, and through a fallback when its route is overloaded.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { MASTER_KEY, POE_KEY, SOURCE_DIR, anthropicStream, certs, defaultConfig, openaiStream, startGateway, startMock, tmpdir } from './lib/harness.mjs';
+import { MASTER_KEY, POE_KEY, SOURCE_DIR, anthropicStream, certs, defaultConfig, openaiStream, request, startGateway, startMock, tmpdir } from './lib/harness.mjs';
 
 const CLAUDE = path.join(SOURCE_DIR, 't/node_modules/@anthropic-ai/claude-code-linux-x64/claude');
 let mock, gw;
@@ -18,12 +19,12 @@ after(async () => {
     await mock.stop();
 });
 
-function runClaude(prompt, cwd, home, model = 'claude-sonnet-4-5-20250929') {
+function runClaude(prompt, cwd, home, model = 'claude-sonnet-4-5-20250929', url = gw.url) {
     return new Promise((resolve) => {
         const child = spawn(CLAUDE, ['-p', prompt, '--model', model, '--allowedTools', 'Write Read',
             '--permission-mode', 'acceptEdits'], {
             cwd,
-            env: { PATH: process.env.PATH, HOME: home, ANTHROPIC_BASE_URL: gw.url, ANTHROPIC_AUTH_TOKEN: MASTER_KEY,
+            env: { PATH: process.env.PATH, HOME: home, ANTHROPIC_BASE_URL: url, ANTHROPIC_AUTH_TOKEN: MASTER_KEY,
                 CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1' },
             stdio: ['ignore', 'pipe', 'pipe'],
         });
@@ -111,5 +112,45 @@ test('Claude Code through a translation (openai/) route: Write, then Read, then 
         const b = JSON.parse(q.body);
         assert.equal(b.context_management, undefined);
         assert.ok(!JSON.stringify(b).includes('x-anthropic-billing-header'), 'the billing line reached Poe');
+    }
+});
+
+test('Claude Code, its route answering 529: the fallback (an openai/ route) answers both turns, and the user never sees an error', async () => {
+    const fgw = await startGateway({ env: { SSL_CERT_FILE: certs().ca }, config: defaultConfig(mock,
+        'router_settings:\n  num_retries: 0\n  fallbacks:\n    - claude-sonnet-4-5-20250929: [gpt-5]\n') });
+    try {
+        await mock.control('POST', '/_mock/reset');
+        const work = tmpdir('pgw-cc-work-');
+        const home = tmpdir('pgw-cc-home-');
+        const target = path.join(work, 'fallback.txt');
+        const content = 'written by the fallback\n';
+        const finalText = 'Done: fallback.txt is written.';
+        const sse = { 'content-type': 'text/event-stream' };
+        const overloaded = JSON.stringify({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } });
+        await mock.script(
+            { match: { path: '/v1/messages', model: 'claude-sonnet-4.5' }, status: 529, body: overloaded, repeat: 2 },
+            { match: { path: '/v1/chat/completions', model: 'gpt-5' }, headers: sse, chunk_delay_ms: 2, chunks: openaiStream({
+                finish: 'tool_calls', deltas: [{ tool_calls: [{ index: 0, id: 'call_f1', type: 'function',
+                    function: { name: 'Write', arguments: JSON.stringify({ file_path: target, content }) } }] }] }) },
+            { match: { path: '/v1/chat/completions', model: 'gpt-5' }, headers: sse, chunk_delay_ms: 2,
+                chunks: openaiStream({ deltas: [{ content: finalText }] }) },
+        );
+        const r = await runClaude('create fallback.txt', work, home, 'claude-sonnet-4-5-20250929', fgw.url);
+        assert.equal(r.code, 0, `claude exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+        assert.equal(fs.readFileSync(target, 'utf8'), content);
+        assert.ok(r.stdout.includes(finalText), r.stdout);
+        assert.doesNotMatch(r.stdout + r.stderr, /overload|529|retry|error/i);
+
+        const reqs = (await mock.requests()).filter((q) => q.path !== '/v1/models');
+        const primary = reqs.filter((q) => q.path === '/v1/messages' && JSON.parse(q.body).model === 'claude-sonnet-4.5');
+        const fallback = reqs.filter((q) => q.path === '/v1/chat/completions' && JSON.parse(q.body).model === 'gpt-5');
+        assert.equal(primary.length, 2, 'each turn went to the primary route first');
+        assert.equal(fallback.length, 2);
+        const toolMsg = JSON.parse(fallback[1].body).messages.find((m) => m.role === 'tool');
+        assert.equal(toolMsg.tool_call_id, 'call_f1');
+        const metrics = await request(`${fgw.url}/metrics`, { headers: { 'x-api-key': MASTER_KEY } });
+        assert.match(metrics.body, /^poe_gateway_fallbacks_total\{from="claude-sonnet-4-5-20250929",to="gpt-5"\} 2$/m);
+    } finally {
+        assert.equal((await fgw.stop()).code, 0);
     }
 });

@@ -114,14 +114,17 @@ gateway:
     }
 });
 
-test('/usage: per key and model, since start and today', async () => {
+test('/usage: per key and model, from the ledger: all it holds and today, with the cost', async () => {
     const r = await request(`${gw.url}/usage`, { headers: { authorization: `Bearer ${MASTER_KEY}` } });
     assert.equal(r.status, 200);
     const u = JSON.parse(r.body);
     assert.ok(!Number.isNaN(Date.parse(u.since)));
     assert.match(u.today, /^\d{4}-\d\d-\d\d$/);
     const a = u.keys.alice['claude-sonnet-4-5'];
-    assert.deepEqual(a.total, { requests: 10, input_tokens: 500, output_tokens: 120, cache_read_input_tokens: 400, cache_creation_input_tokens: 50 });
+    // the cost at the mock catalog's prices for claude-sonnet-4.5 (USD per token: prompt, completion, cache read, cache write)
+    const cost = 500 * 0.0000026 + 120 * 0.000013 + 400 * 0.00000026 + 50 * 0.0000033;
+    assert.deepEqual(a.total, { requests: 10, input_tokens: 500, output_tokens: 120, cache_read_input_tokens: 400, cache_creation_input_tokens: 50,
+        cost_usd: Number(cost.toFixed(6)) });
     assert.deepEqual(a.today, a.total);
     assert.equal(u.keys.master['claude-haiku-4-5'].total.requests, 2, 'one whole, one streamed (the gauges test)');
     assert.equal(u.keys.alice['gpt-5'], undefined, 'unrouted requests have no model line');

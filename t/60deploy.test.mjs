@@ -11,6 +11,7 @@ import { MASTER_KEY, POE_KEY, PGW_BIN, SOURCE_DIR, certs, defaultConfig, request
 
 const read = (f) => fs.readFileSync(path.join(SOURCE_DIR, f), 'utf8');
 const compose = YAML.parse(read('docker-compose.yml'));
+const TEMPLATE = 'conf/gateway.yaml.template';
 const dockerfile = read('Dockerfile');
 
 /** Dockerfile stages: [{from, name, text}] with continuation lines joined. */
@@ -61,12 +62,13 @@ function templateVars() {
 }
 
 test('docker-compose.yml: a Tailscale node and the gateway in its network namespace', () => {
-    // without a profile (the replicas profile is t/95replicas-deploy's)
-    assert.deepEqual(Object.keys(compose.services).filter((n) => !compose.services[n].profiles).sort(), ['gateway', 'tailscale']);
+    // without a profile (the replicas profile is t/99replicas-deploy's)
+    assert.deepEqual(Object.keys(compose.services).filter((n) => !compose.services[n].profiles).sort(), ['config', 'gateway', 'tailscale']);
     const ts = compose.services.tailscale, gw = compose.services.gateway;
 
     assert.match(ts.image, /^tailscale\/tailscale(:|$)/);
     assert.match(ts.environment.TS_AUTHKEY, /^\$\{TAILSCALE_AUTHKEY\b/);
+    assert.equal(String(ts.environment.TS_AUTH_ONCE), 'true', 'a spent or expired auth key does not stop a restart');
     assert.match(ts.environment.TS_HOSTNAME, /^\$\{TS_HOSTNAME:-poe-gateway\}$/);
     assert.equal(String(ts.environment.TS_USERSPACE), 'false');
     assert.ok(ts.devices.some((d) => d.startsWith('/dev/net/tun')), 'tun device');
@@ -80,15 +82,19 @@ test('docker-compose.yml: a Tailscale node and the gateway in its network namesp
     assert.ok(ts.ports.length > 0);
     for (const p of ts.ports) assert.match(String(p), /^127\.0\.0\.1:/, 'published on the host\'s loopback only');
     assert.equal(gw.build, '.');
-    assert.deepEqual([gw.env_file].flat(), ['.env']);
+    assert.deepEqual(gw.depends_on, { config: { condition: 'service_completed_successfully' },
+        tailscale: { condition: 'service_healthy' } });
     assert.equal(ts.env_file, undefined, 'the Poe key stays out of the Tailscale container');
     for (const s of [ts, gw]) {
         assert.equal(s.restart, 'unless-stopped');
         assert.ok(Array.isArray(s.healthcheck.test) && s.healthcheck.test[0] === 'CMD', 'exec-form healthcheck');
     }
+    for (const [name, s] of Object.entries(compose.services)) {
+        assert.equal(s.logging?.driver, 'json-file', `${name}: logs rotated`);
+        assert.match(String(s.logging.options['max-size']), /^\d+[kmg]$/, `${name}: max-size`);
+        assert.ok(Number(s.logging.options['max-file']) >= 1, `${name}: max-file`);
+    }
     assert.deepEqual(gw.healthcheck.test.slice(1), ['poe-gateway', 'healthcheck']);
-    assert.ok(gw.volumes.includes('./conf/gateway.yaml:/etc/poe-gateway/gateway.yaml:ro'));
-    assert.ok(fs.existsSync(path.join(SOURCE_DIR, 'conf/gateway.yaml')));
     // the socket the gateway's claude-env reads is tailscaled's, on the CLI's default path
     const socket = ts.environment.TS_SOCKET;
     assert.equal(socket, '/var/run/tailscale/tailscaled.sock');
@@ -96,7 +102,63 @@ test('docker-compose.yml: a Tailscale node and the gateway in its network namesp
     assert.ok(shared && gw.volumes.includes(`${shared}:ro`), 'socket volume shared read-only');
 });
 
-test('environment names agree: compose, .env.template and conf/gateway.yaml', () => {
+test('docker-compose.yml: the gateway gets the keys it reads, never the Tailscale auth key', () => {
+    const gw = compose.services.gateway;
+    assert.equal(gw.env_file, undefined, 'an env_file would hand it every line of .env');
+    const names = new Set();
+    const walk = (v) => {
+        if (typeof v === 'string') v.match(/^os\.environ\/(\w+)$/)?.slice(1).forEach((n) => names.add(n));
+        else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+    };
+    walk(YAML.parse(read(TEMPLATE)));
+    assert.deepEqual(Object.keys(gw.environment).sort(), [...names].sort());
+    for (const [k, v] of Object.entries(gw.environment)) assert.equal(v, `\${${k}:-}`, k);
+    assert.ok(!JSON.stringify(gw).includes('TAILSCALE_AUTHKEY'));
+});
+
+test('docker-compose.yml: conf/gateway.yaml is the user\'s, made from the template by the config service', () => {
+    // git pull never merges into it: not tracked, ignored; the template is what the repository ships
+    const git = (...args) => spawnSync('git', ['-C', SOURCE_DIR, ...args], { encoding: 'utf8' });
+    assert.equal(git('ls-files', '--error-unmatch', TEMPLATE).status, 0, 'the template is tracked');
+    assert.notEqual(git('ls-files', '--error-unmatch', 'conf/gateway.yaml').status, 0, 'conf/gateway.yaml is not tracked');
+    assert.equal(git('check-ignore', '-q', 'conf/gateway.yaml').status, 0, 'conf/gateway.yaml is ignored');
+    assert.match(read('.dockerignore'), /^conf\/gateway\.yaml$/m, 'the image gets the template, never a local copy');
+
+    const gw = compose.services.gateway, init = compose.services.config;
+    assert.ok(gw.volumes.includes('./conf/gateway.yaml:/etc/poe-gateway/gateway.yaml:ro'));
+    assert.equal(init.restart, 'no');
+    assert.equal(init.network_mode, 'none');
+    const mount = init.volumes.find((v) => v.startsWith('./conf:'));
+    assert.ok(mount, 'the config service sees ./conf');
+    const inside = mount.split(':')[1];
+    assert.deepEqual(init.command.slice(0, 2), ['sh', '-c']);
+
+    // its command, run on a copy of ./conf: the template is copied when the file is missing, never over the user's
+    const dir = tmpdir('pgw-compose-conf-');
+    fs.copyFileSync(path.join(SOURCE_DIR, TEMPLATE), path.join(dir, 'gateway.yaml.template'));
+    const script = init.command[2].replaceAll(inside, dir);
+    assert.notEqual(script, init.command[2]);
+    const run = () => execFileSync('sh', ['-c', script], { encoding: 'utf8' });
+    run();
+    const made = path.join(dir, 'gateway.yaml');
+    assert.equal(fs.readFileSync(made, 'utf8'), read(TEMPLATE));
+    assert.equal(fs.statSync(made).mode & 0o777, 0o644, 'readable by the gateway\'s user in the container');
+    assert.equal(fs.statSync(made).uid, fs.statSync(path.join(dir, 'gateway.yaml.template')).uid, 'owned like the template');
+    fs.writeFileSync(made, 'model_list: []\n# mine\n');
+    run();
+    assert.equal(fs.readFileSync(made, 'utf8'), 'model_list: []\n# mine\n');
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['gateway.yaml', 'gateway.yaml.template']);
+    fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('docker-compose.yml is valid for Compose (docker-compose config, which needs no engine)', () => {
+    const r = spawnSync('docker-compose', ['--project-directory', SOURCE_DIR, '-f', path.join(SOURCE_DIR, 'docker-compose.yml'),
+        'config', '-q'], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: tmpdir() } });
+    assert.equal(r.error, undefined, 'docker-compose is installed (tools/deps.sh --test)');
+    assert.equal(r.status, 0, r.stderr);
+});
+
+test('environment names agree: compose, .env.template and the config template', () => {
     const template = templateVars();
     const fromCompose = composeVars(read('docker-compose.yml'));
     const fromConfig = new Set();
@@ -106,7 +168,7 @@ test('environment names agree: compose, .env.template and conf/gateway.yaml', ()
             if (m) fromConfig.add(m[1]);
         } else if (v && typeof v === 'object') Object.values(v).forEach(walk);
     };
-    walk(YAML.parse(read('conf/gateway.yaml')));
+    walk(YAML.parse(read(TEMPLATE)));
     assert.ok(fromConfig.has('POE_API_KEY') && fromConfig.has('LITELLM_MASTER_KEY'));
     for (const v of [...fromCompose, ...fromConfig]) assert.ok(template.has(v), `.env.template names ${v}`);
     for (const v of template) assert.ok(fromCompose.has(v) || fromConfig.has(v), `${v} in .env.template is used`);
@@ -233,7 +295,7 @@ test('cmake --install --prefix: binary, config (kept on reinstall) and a hardene
     assert.match(execFileSync(bin, ['--version'], { encoding: 'utf8' }), /^poe-gateway /);
     const confDir = path.isAbsolute(sysconfSetting) ? path.join(stage, sysconfSetting) : path.join(stage, prefix, sysconfSetting);
     const conf = path.join(confDir, 'poe-gateway/gateway.yaml');
-    assert.equal(fs.readFileSync(conf, 'utf8'), read('conf/gateway.yaml'));
+    assert.equal(fs.readFileSync(conf, 'utf8'), read(TEMPLATE));
 
     const unit = fs.readFileSync(path.join(stage, prefix, 'lib/systemd/system/poe-gateway.service'), 'utf8');
     // the unit is made at configure time, so it names the configured prefix, not this staging install's
@@ -250,10 +312,10 @@ test('cmake --install --prefix: binary, config (kept on reinstall) and a hardene
     systemdVerify(unit, bin, stage);
 
     // a second install keeps the edited config and puts the shipped one beside it
-    fs.writeFileSync(conf, `${read('conf/gateway.yaml')}\n# edited\n`);
+    fs.writeFileSync(conf, `${read(TEMPLATE)}\n# edited\n`);
     install();
     assert.match(fs.readFileSync(conf, 'utf8'), /# edited\n$/);
-    assert.equal(fs.readFileSync(`${conf}.dist`, 'utf8'), read('conf/gateway.yaml'));
+    assert.equal(fs.readFileSync(`${conf}.dist`, 'utf8'), read(TEMPLATE));
     fs.rmSync(stage, { recursive: true, force: true });
 });
 
@@ -289,7 +351,7 @@ test('the README\'s native install, as written (staged with DESTDIR instead of t
     const bin = path.join(stage, 'usr/local/bin/poe-gateway');
     systemdVerify(unit, bin, stage);
     const etc = path.join(stage, 'etc/poe-gateway');
-    assert.equal(fs.readFileSync(path.join(etc, 'gateway.yaml'), 'utf8'), read('conf/gateway.yaml'));
+    assert.equal(fs.readFileSync(path.join(etc, 'gateway.yaml'), 'utf8'), read(TEMPLATE));
 
     // the env file line, then the README's doctor and claude-env lines read it (claude-env here: doctor would go to Poe)
     const installEnv = lines.find((l) => l.startsWith('install -m 600 .env.template /etc/poe-gateway/env'));
@@ -306,14 +368,19 @@ test('the README\'s native install, as written (staged with DESTDIR instead of t
     fs.rmSync(stage, { recursive: true, force: true });
 });
 
-test('the README\'s compose quick start: the master-key line fills .env from the template', () => {
+test('the README\'s compose quick start: .env made readable by its owner alone, the master-key line fills it', () => {
     const lines = readmeBlock('### Quick start: Docker Compose and Tailscale');
-    assert.equal(lines[0], 'cp .env.template .env');
+    assert.equal(lines[0], 'install -m 600 .env.template .env');
+    assert.ok(!/cp \.env\.template/.test(read('README.md') + read('.env.template') + read('docker-compose.yml')), 'no world-readable copy');
     const sed = lines[1];
     assert.match(sed, /^sed -i /);
     const dir = tmpdir('pgw-quickstart-');
-    fs.copyFileSync(path.join(SOURCE_DIR, '.env.template'), path.join(dir, '.env'));
+    fs.copyFileSync(path.join(SOURCE_DIR, '.env.template'), path.join(dir, '.env.template'));
+    fs.chmodSync(path.join(dir, '.env.template'), 0o644);
+    execFileSync('bash', ['-c', lines[0]], { cwd: dir });
+    assert.equal(fs.statSync(path.join(dir, '.env')).mode & 0o777, 0o600);
     execFileSync('bash', ['-c', sed], { cwd: dir });
+    assert.equal(fs.statSync(path.join(dir, '.env')).mode & 0o777, 0o600, 'sed -i keeps the mode');
     const env = fs.readFileSync(path.join(dir, '.env'), 'utf8');
     assert.match(env, /^LITELLM_MASTER_KEY=sk-[0-9a-f]{48}$/m);
     assert.equal((env.match(/^LITELLM_MASTER_KEY=/gm) || []).length, 1);

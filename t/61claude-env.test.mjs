@@ -2,15 +2,15 @@
 // model variables, --json, and the master key printed only when asked for.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { PGW_BIN, SOURCE_DIR, runGateway, tmpdir } from './lib/harness.mjs';
+import { MASTER_KEY, PGW_BIN, SOURCE_DIR, certs, runGateway, startGateway, startMock, tmpdir } from './lib/harness.mjs';
 
 const SECRET = "sk-claude-env-0123456789abcdef-it's";
-const SHIPPED = path.join(SOURCE_DIR, 'conf/gateway.yaml');
+const SHIPPED = path.join(SOURCE_DIR, 'conf/gateway.yaml.template');
 const NO_TAILSCALE = { PATH: '/usr/bin:/bin', TS_SOCKET: '/nonexistent/tailscaled.sock' };
 
 /** A config with the gateway: section given, routes from the shipped file. */
@@ -52,8 +52,8 @@ test('without public_url or Tailscale: http://host:port from the config', async 
 test('the model variables name configured routes, newest first', async () => {
     const r = await run(['--config', SHIPPED], { LITELLM_MASTER_KEY: SECRET });
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(exported(r.stdout, 'ANTHROPIC_DEFAULT_OPUS_MODEL'), 'claude-opus-4-5-20251101');
-    assert.equal(exported(r.stdout, 'ANTHROPIC_DEFAULT_SONNET_MODEL'), 'claude-sonnet-4-5-20250929');
+    assert.equal(exported(r.stdout, 'ANTHROPIC_DEFAULT_OPUS_MODEL'), 'claude-opus-4-8');
+    assert.equal(exported(r.stdout, 'ANTHROPIC_DEFAULT_SONNET_MODEL'), 'claude-sonnet-4-6');
     assert.equal(exported(r.stdout, 'ANTHROPIC_DEFAULT_HAIKU_MODEL'), 'claude-haiku-4-5-20251001');
 
     const dir = tmpdir();
@@ -70,8 +70,72 @@ test('the model variables name configured routes, newest first', async () => {
 `);
     const s = await run(['--config', file], { LITELLM_MASTER_KEY: SECRET });
     assert.equal(exported(s.stdout, 'ANTHROPIC_DEFAULT_SONNET_MODEL'), 'claude-sonnet-4-6');
-    assert.equal(exported(s.stdout, 'ANTHROPIC_DEFAULT_OPUS_MODEL'), undefined, 'no opus route, no variable');
-    assert.equal(exported(s.stdout, 'ANTHROPIC_DEFAULT_HAIKU_MODEL'), undefined);
+    // no opus or haiku route, and no wildcard that would take Claude Code's own ids for them: the best route there is
+    assert.equal(exported(s.stdout, 'ANTHROPIC_DEFAULT_OPUS_MODEL'), 'claude-sonnet-4-6');
+    assert.equal(exported(s.stdout, 'ANTHROPIC_DEFAULT_HAIKU_MODEL'), 'claude-sonnet-4-6');
+    assert.equal(exported(s.stdout, 'ANTHROPIC_SMALL_FAST_MODEL'), 'claude-sonnet-4-6');
+    assert.equal(exported(s.stdout, 'ANTHROPIC_MODEL'), 'claude-sonnet-4-6');
+
+    // with a claude-* catch-all, Claude Code's own choices reach a route: only the families' newest are named
+    const shipped = await run(['--config', SHIPPED], { LITELLM_MASTER_KEY: SECRET });
+    for (const name of ['ANTHROPIC_MODEL', 'ANTHROPIC_SMALL_FAST_MODEL']) assert.equal(exported(shipped.stdout, name), undefined, name);
+});
+
+test('without a catch-all every model Claude Code asks for is a configured route: the real CLI answers', async () => {
+    // the issue's config: one Claude route. Claude Code's default model, and its background model, are not it.
+    const mock = await startMock();
+    const only = 'claude-sonnet-4-5-20250929';
+    const gw = await startGateway({ env: { SSL_CERT_FILE: certs().ca }, config: `model_list:
+  - model_name: ${only}
+    litellm_params:
+      model: anthropic/claude-sonnet-4.5
+      api_base: ${mock.httpsUrl}
+      api_key: os.environ/POE_API_KEY
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+` });
+    try {
+        const r = await run(['--with-key', '--json', '--config', gw.configPath], { LITELLM_MASTER_KEY: MASTER_KEY });
+        assert.equal(r.code, 0, r.stderr);
+        const { env } = JSON.parse(r.stdout);
+        for (const name of ['ANTHROPIC_MODEL', 'ANTHROPIC_DEFAULT_OPUS_MODEL', 'ANTHROPIC_DEFAULT_SONNET_MODEL',
+            'ANTHROPIC_DEFAULT_HAIKU_MODEL', 'ANTHROPIC_SMALL_FAST_MODEL']) assert.equal(env[name], only, name);
+
+        const claude = path.join(SOURCE_DIR, 't/node_modules/@anthropic-ai/claude-code-linux-x64/claude');
+        const home = tmpdir('pgw-cc-home-');
+        const out = await new Promise((resolve) => {
+            const child = spawn(claude, ['-p', 'say hi'], {
+                cwd: tmpdir('pgw-cc-work-'),
+                // the config has no gateway.port: the URL is the test gateway's, the rest is claude-env's
+                env: { PATH: process.env.PATH, HOME: home, ...env, ANTHROPIC_BASE_URL: gw.url,
+                    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1' },
+                stdio: ['ignore', 'pipe', 'pipe'],
+            });
+            let stdout = '', stderr = '';
+            child.stdout.on('data', (d) => (stdout += d));
+            child.stderr.on('data', (d) => (stderr += d));
+            const timer = setTimeout(() => child.kill('SIGKILL'), 120000);
+            child.on('exit', (code) => {
+                clearTimeout(timer);
+                resolve({ code, stdout, stderr });
+            });
+        });
+        assert.equal(out.code, 0, `claude exited ${out.code}\nstdout: ${out.stdout}\nstderr: ${out.stderr}`);
+        assert.match(out.stdout, /mock reply to: [\s\S]*say hi/);
+        assert.ok(!/issue with the selected model/.test(out.stdout + out.stderr));
+        assert.ok(!/ 404 /.test(gw.output.stderr), `a model no route serves was asked for:\n${gw.output.stderr}`);
+    } finally {
+        await gw.stop();
+        await mock.stop();
+    }
+});
+
+test('--port: the port the gateway\'s command line gave wins over gateway.port', async () => {
+    const { file } = config('  host: 127.0.0.1\n  port: 4123');
+    const r = await run(['--config', file, '--port', '4999'], { LITELLM_MASTER_KEY: SECRET });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(exported(r.stdout, 'ANTHROPIC_BASE_URL'), 'http://127.0.0.1:4999');
+    for (const bad of ['0', '65536', 'x']) assert.equal((await run(['--config', file, '--port', bad])).code, 2, bad);
 });
 
 test('the Tailscale name from `tailscale status --json`', async () => {
@@ -124,7 +188,9 @@ test('--json is a settings.json env block', async () => {
     const settings = JSON.parse(r.stdout);
     assert.deepEqual(Object.keys(settings), ['env']);
     assert.deepEqual(Object.keys(settings.env), ['ANTHROPIC_BASE_URL', 'ANTHROPIC_AUTH_TOKEN', 'ANTHROPIC_DEFAULT_OPUS_MODEL',
-        'ANTHROPIC_DEFAULT_SONNET_MODEL', 'ANTHROPIC_DEFAULT_HAIKU_MODEL']);
+        'ANTHROPIC_DEFAULT_SONNET_MODEL', 'ANTHROPIC_DEFAULT_HAIKU_MODEL', 'CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY']);
+    // the /model picker lists every route, those under their claude-via-poe- alias too
+    assert.equal(settings.env.CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY, '1');
     assert.equal(settings.env.ANTHROPIC_AUTH_TOKEN, '<master key>');
     assert.match(r.stderr, /LITELLM_MASTER_KEY/, 'the hint says where the key lives');
 });
@@ -171,7 +237,7 @@ test('--with-key reads the generated key from the state directory, or an --env-f
 test('claude-env --help, and errors', async () => {
     const h = await run(['--help']);
     assert.equal(h.code, 0);
-    for (const opt of ['--shell', '--json', '--with-key', '--config', '--env-file']) assert.ok(h.stdout.includes(opt), opt);
+    for (const opt of ['--shell', '--json', '--with-key', '--port', '--config', '--env-file']) assert.ok(h.stdout.includes(opt), opt);
     assert.equal((await run(['--bogus'])).code, 2);
     const missing = await run(['--config', '/nonexistent/gateway.yaml']);
     assert.equal(missing.code, 2);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { MASTER_KEY, POE_KEY, certs, defaultConfig, runGateway, startGateway, startMock, tmpdir } from './lib/harness.mjs';
+import { MASTER_KEY, POE_KEY, SOURCE_DIR, certs, defaultConfig, runGateway, startGateway, startMock, tmpdir } from './lib/harness.mjs';
 
 let mock;
 before(async () => {
@@ -142,6 +142,41 @@ test('an unknown bot, and an openai/ bot without tools', async () => {
     assert.equal(t.code, 1);
     assert.ok(t.failed.includes('✘ openai/Grok-4 (route grok) does not list tools among its features'), t.stdout);
     assert.match(t.stdout, /fix: Claude Code always sends tools/);
+});
+
+test('a model Poe no longer lists: doctor flags it and names the newest of its family', async () => {
+    // Poe retires claude-sonnet-4.5 (and its dated id with it): the catalog lists claude-sonnet-4.6 and no 4.5
+    const catalog = JSON.parse((await (await fetch(`${mock.httpUrl}/v1/models`)).text()));
+    catalog.data = catalog.data.filter((m) => m.id !== 'claude-sonnet-4.5');
+    assert.ok(catalog.data.some((m) => m.id === 'claude-sonnet-4.6'));
+    const dated = `  - model_name: claude-sonnet-4-5
+    litellm_params:
+      model: anthropic/claude-sonnet-4-5-20250929
+      api_base: ${mock.httpsUrl}
+      api_key: os.environ/POE_API_KEY
+`;
+    const config = defaultConfig(mock, gatewaySection(await freePort())).replace('general_settings:', `${dated}general_settings:`);
+    await mock.reset();
+    await mock.script({ match: { path: '/v1/models' }, status: 200, body: JSON.stringify(catalog) });
+    const r = await doctor(config);
+    await mock.reset();
+    assert.equal(r.code, 1, r.stdout);
+    assert.deepEqual(r.failed, ['✘ anthropic/claude-sonnet-4.5 (route claude-sonnet-4-5-20250929) is not in Poe\'s catalog',
+        '✘ anthropic/claude-sonnet-4-5-20250929 (route claude-sonnet-4-5) is not in Poe\'s catalog']);
+    assert.match(r.stdout, /fix: Poe no longer lists it: change litellm_params\.model of route claude-sonnet-4-5-20250929 \(line \d+\) to anthropic\/claude-sonnet-4\.6, the newest claude-sonnet Poe lists$/m);
+    assert.match(r.stdout, /fix: Poe no longer lists it: change litellm_params\.model of route claude-sonnet-4-5 \(line \d+\) to anthropic\/claude-sonnet-4\.6, the newest claude-sonnet Poe lists$/m);
+    assert.match(r.stdout, /^✔ anthropic\/claude-haiku-4\.5 \(route claude-haiku-4-5-20251001\) is in Poe's catalog$/m);
+});
+
+test('the shipped template names bots Poe\'s catalog lists', async () => {
+    // its routes pointed at the mock, whose catalog is shaped like Poe's (docs/peers.md#poes-catalog)
+    const shipped = fs.readFileSync(path.join(SOURCE_DIR, 'conf/gateway.yaml.template'), 'utf8')
+        .replaceAll('https://api.poe.com', mock.httpsUrl).replace(/^gateway:[\s\S]*$/m, gatewaySection(await freePort()));
+    const r = await doctor(shipped);
+    assert.equal(r.code, 0, r.stdout);
+    const bots = r.lines.filter((l) => / \(route [^)]+\) is in Poe's catalog/.test(l));
+    for (const m of ['claude-opus-4.8', 'claude-sonnet-4.6', 'claude-haiku-4.5'])
+        assert.ok(bots.some((l) => l.startsWith(`✔ anthropic/${m} `)), `${m}: ${r.stdout}`);
 });
 
 test('a bot named by its display name: doctor finds it as the gateway does', async () => {

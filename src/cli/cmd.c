@@ -1,5 +1,7 @@
-/* poe-gateway: MIT licence. What claude-env, doctor and healthcheck share: default paths, a blocking GET. (Which
- * subcommand runs is src/main.c's choice, so that the subcommands depend on this file and never the other way.) */
+/* poe-gateway: MIT licence. What claude-env, doctor and healthcheck share: default paths, a blocking GET, the order of
+ * model versions. (Which subcommand runs is src/main.c's choice, so that the subcommands depend on this file and never
+ * the other way.) */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +120,24 @@ void pgw_cmd_http_dispose(pgw_cmd_http_t *res)
     free(res->body);
     res->body = NULL;
     res->len = 0;
+}
+
+int pgw_cmd_compare_versions(const char *a, const char *b)
+{
+    for (;;) {
+        while (*a != '\0' && !isdigit((unsigned char)*a))
+            ++a;
+        while (*b != '\0' && !isdigit((unsigned char)*b))
+            ++b;
+        if (*a == '\0' || *b == '\0')
+            return (*a != '\0') - (*b != '\0');
+        char *ea, *eb;
+        unsigned long long va = strtoull(a, &ea, 10), vb = strtoull(b, &eb, 10);
+        if (va != vb)
+            return va > vb ? 1 : -1;
+        a = ea;
+        b = eb;
+    }
 }
 
 int pgw_cmd_url_origin(const char *url, char *buf, size_t bufsz)

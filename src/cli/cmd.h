@@ -1,4 +1,4 @@
-/* poe-gateway: MIT licence. Subcommands (claude-env, doctor, healthcheck): dispatch, the helpers they share, and the
+/* poe-gateway: MIT licence. Subcommands (claude-env, doctor, healthcheck, keys, usage): dispatch, the helpers they share, and the
  * command-line parser they share with the server. */
 #ifndef PGW_CMD_H
 #define PGW_CMD_H
@@ -15,6 +15,8 @@ typedef int (*pgw_cmd_main_cb)(int argc, char **argv);
 int pgw_cmd_claude_env_main(int argc, char **argv);
 int pgw_cmd_doctor_main(int argc, char **argv);
 int pgw_cmd_healthcheck_main(int argc, char **argv);
+int pgw_cmd_keys_main(int argc, char **argv);  /* src/cli/cmd_keys.c */
+int pgw_cmd_usage_main(int argc, char **argv); /* src/cli/cmd_usage.c */
 
 /**
  * The configuration a subcommand reads when --config is not given: conf/gateway.yaml when it exists in the working
@@ -58,6 +60,12 @@ typedef struct st_pgw_cmd_http_opts_t {
  */
 int pgw_cmd_http_get(const char *url, const pgw_cmd_http_opts_t *opts, pgw_cmd_http_t *res);
 void pgw_cmd_http_dispose(pgw_cmd_http_t *res);
+
+/**
+ * Compares two model names by their runs of digits, read as numbers left to right ("claude-opus-4-8" against
+ * "claude-opus-4-5-20251101": 8 > 5). Returns > 0 when `a` looks newer, < 0 when `b` does, 0 when neither.
+ */
+int pgw_cmd_compare_versions(const char *a, const char *b);
 
 /**
  * Writes the origin (scheme://host[:port]) of `url` into `buf`. Returns 0, or -1 when `url` has no "://" or the origin

@@ -18,12 +18,20 @@
 #include "cli/cmd.h"
 #include "common/log.h"
 #include "config/masterkey.h"
+#include "config/route_match.h"
 
 /*
  * The base URL is, in order: gateway.public_url; the Tailscale name of this machine (`tailscale status --json`, or
  * tailscaled's LocalAPI socket when there is no CLI, as in the compose setup where the socket is shared with the
  * gateway's container) with the configured port; else http://host:port from the configuration, with a wildcard host
  * replaced by this machine's name. The master key is printed only with --with-key.
+ *
+ * The model variables make every model Claude Code asks for one that a route serves. Each family's variable
+ * (ANTHROPIC_DEFAULT_OPUS_MODEL, ...) names the newest exact route of that family. Where no wildcard route would take
+ * an id of a family (no `claude-*` catch-all), Claude Code's own choice for it, which changes with each release, would
+ * get a 404 ("There's an issue with the selected model"), so that family's variable is always set, to a route of
+ * another family when it has none of its own, and so are ANTHROPIC_SMALL_FAST_MODEL (its background jobs) and, without
+ * a catch-all, ANTHROPIC_MODEL (its default).
  */
 
 #define KEY_PLACEHOLDER "<master key>"
@@ -31,16 +39,17 @@
 #define TAILSCALE_DEFAULT_SOCKET "/var/run/tailscale/tailscaled.sock"
 #define MAX_STATUS_BYTES (16 * 1024 * 1024)
 
-enum { OPT_SHELL, OPT_JSON, OPT_WITH_KEY }; /* indexes in options[] */
+enum { OPT_SHELL, OPT_JSON, OPT_WITH_KEY, OPT_PORT }; /* indexes in options[] */
 static const pgw_cmd_option_t options[] = {
     {"shell", 0, NULL, "export lines for a shell (the default)"},
     {"json", 0, NULL, "the \"env\" block of a .claude/settings.json"},
     {"with-key", 0, NULL, "print the master key itself"},
+    {"port", 'p', "N", "the port the gateway was started with, when its command line gave one\n(default: gateway.port)"},
     {NULL},
 };
 static const pgw_cmd_line_t command_line = {
     .name = "claude-env",
-    .synopsis = "Usage: poe-gateway claude-env [--shell | --json] [--with-key] [--config FILE] [--env-file FILE]\n"
+    .synopsis = "Usage: poe-gateway claude-env [--shell | --json] [--with-key] [--port N] [--config FILE] [--env-file FILE]\n"
                 "\n"
                 "Prints what Claude Code needs to use this gateway: export lines for a shell (--shell, the default), or the\n"
                 "\"env\" block of a .claude/settings.json (--json). The master key is printed only with --with-key.\n",
@@ -51,15 +60,24 @@ static const pgw_cmd_line_t command_line = {
 struct settings {
     int json;
     int with_key;
+    long port; /* -1: gateway.port */
 };
 
 static int on_option(void *ctx, size_t index, const char *arg)
 {
     struct settings *set = ctx;
-    if (index == OPT_WITH_KEY)
+    char *end;
+    if (index == OPT_PORT) {
+        set->port = strtol(arg, &end, 10);
+        if (*arg == '\0' || *end != '\0' || set->port < 1 || set->port > 65535) {
+            fprintf(stderr, "claude-env: --port: expected 1 to 65535, got %s\n", arg);
+            return PGW_CMD_EXIT_USAGE;
+        }
+    } else if (index == OPT_WITH_KEY) {
         set->with_key = 1;
-    else
+    } else {
         set->json = index == OPT_JSON;
+    }
     return -1;
 }
 
@@ -223,25 +241,6 @@ static void base_url(const pgw_config_t *conf, char *buf, size_t bufsz, const ch
     *source = "gateway.host and gateway.port (no public_url, no Tailscale)";
 }
 
-/* Compares the runs of digits in two names as numbers, left to right: > 0 when `a` looks newer. */
-static int compare_versions(const char *a, const char *b)
-{
-    for (;;) {
-        while (*a != '\0' && !isdigit((unsigned char)*a))
-            ++a;
-        while (*b != '\0' && !isdigit((unsigned char)*b))
-            ++b;
-        if (*a == '\0' || *b == '\0')
-            return (*a != '\0') - (*b != '\0');
-        char *ea, *eb;
-        unsigned long long va = strtoull(a, &ea, 10), vb = strtoull(b, &eb, 10);
-        if (va != vb)
-            return va > vb ? 1 : -1;
-        a = ea;
-        b = eb;
-    }
-}
-
 /* The newest-looking exact model_name that contains `family`, or NULL. */
 static const char *pick_model(const pgw_config_t *conf, const char *family)
 {
@@ -250,10 +249,51 @@ static const char *pick_model(const pgw_config_t *conf, const char *family)
         const pgw_route_t *r = conf->routes + i;
         if (r->is_wildcard || strcasestr(r->model_name, family) == NULL)
             continue;
-        if (best == NULL || compare_versions(r->model_name, best) > 0)
+        if (best == NULL || pgw_cmd_compare_versions(r->model_name, best) > 0)
             best = r->model_name;
     }
     return best;
+}
+
+/* Whether a wildcard route would take a Claude id that no route names: "claude-" `family` and a version from the future. */
+static int wildcard_takes(const pgw_config_t *conf, const char *family)
+{
+    char probe[64];
+    int n = snprintf(probe, sizeof(probe), "claude-%s%s99-9", family, family[0] != '\0' ? "-" : "");
+    const pgw_route_t *r = pgw_config_find_route(conf, probe, (size_t)n);
+    return r != NULL && r->is_wildcard;
+}
+
+/* What the model variables say (NULL: leave it unset, Claude Code's choice reaches a route). */
+struct models {
+    const char *model, *opus, *sonnet, *haiku, *small_fast;
+};
+
+static void pick_models(const pgw_config_t *conf, struct models *m)
+{
+    static const char *const preference[] = {"sonnet", "opus", "haiku", "claude"};
+    const char *fallback = NULL;
+
+    m->opus = pick_model(conf, "opus");
+    m->sonnet = pick_model(conf, "sonnet");
+    m->haiku = pick_model(conf, "haiku");
+    m->model = m->small_fast = NULL;
+    /* a route for a family that has none: the best Claude route there is, else the first exact route of any kind */
+    for (size_t i = 0; fallback == NULL && i != sizeof(preference) / sizeof(preference[0]); ++i)
+        fallback = pick_model(conf, preference[i]);
+    for (size_t i = 0; fallback == NULL && i != conf->num_routes; ++i)
+        if (!conf->routes[i].is_wildcard)
+            fallback = conf->routes[i].model_name;
+    if (m->opus == NULL && !wildcard_takes(conf, "opus"))
+        m->opus = fallback;
+    if (m->sonnet == NULL && !wildcard_takes(conf, "sonnet"))
+        m->sonnet = fallback;
+    if (m->haiku == NULL && !wildcard_takes(conf, "haiku"))
+        m->haiku = fallback;
+    if (!wildcard_takes(conf, "haiku"))
+        m->small_fast = m->haiku;
+    if (!wildcard_takes(conf, ""))
+        m->model = m->opus != NULL ? m->opus : fallback;
 }
 
 /* Writes `s` in single quotes for a POSIX shell. */
@@ -272,7 +312,7 @@ static void print_shell_quoted(const char *s)
 int pgw_cmd_claude_env_main(int argc, char **argv)
 {
     pgw_cmd_shared_t shared;
-    struct settings set = {0};
+    struct settings set = {.port = -1};
     const char *url_source, *key = NULL;
     int ret = 1, exit_now;
     char err[1024], url[1024], state_dir[4096], key_path[4200], hint[4400];
@@ -289,6 +329,8 @@ int pgw_cmd_claude_env_main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 2;
     }
+    if (set.port > 0)
+        conf.port = (unsigned)set.port; /* as the server's --port overrides gateway.port */
     curl_global_init(CURL_GLOBAL_DEFAULT);
     base_url(&conf, url, sizeof(url), &url_source);
 
@@ -329,10 +371,15 @@ int pgw_cmd_claude_env_main(int argc, char **argv)
         goto Exit;
     }
 
-    const char *names[] = {"ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_DEFAULT_OPUS_MODEL",
-                           "ANTHROPIC_DEFAULT_SONNET_MODEL", "ANTHROPIC_DEFAULT_HAIKU_MODEL"};
-    const char *values[] = {url, with_key ? key : KEY_PLACEHOLDER, pick_model(&conf, "opus"), pick_model(&conf, "sonnet"),
-                            pick_model(&conf, "haiku")};
+    struct models models;
+    pick_models(&conf, &models);
+    const char *names[] = {"ANTHROPIC_BASE_URL",           "ANTHROPIC_AUTH_TOKEN",           "ANTHROPIC_MODEL",
+                           "ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL", "ANTHROPIC_DEFAULT_HAIKU_MODEL",
+                           "ANTHROPIC_SMALL_FAST_MODEL",   "CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY"};
+    /* discovery puts every route in the /model picker, the ones under their claude-via-poe- alias included
+     * (docs/request-path.md#models) */
+    const char *values[] = {url,           with_key ? key : KEY_PLACEHOLDER, models.model, models.opus, models.sonnet,
+                            models.haiku, models.small_fast,                "1"};
     size_t num = sizeof(names) / sizeof(names[0]);
 
     if (json) {

@@ -375,6 +375,28 @@ static void check_key(const pgw_config_t *conf, const struct st_origin_t *o, con
     pgw_cmd_http_dispose(&res);
 }
 
+/*
+ * The newest bot Poe lists of the family `model` belongs to: the ids that share its name up to the first digit
+ * ("claude-sonnet-" for claude-sonnet-4.5 and claude-sonnet-4-5-20250929), newest by their version numbers. NULL when
+ * `model` has no version or the catalog lists none of its family.
+ */
+static const pgw_bot_t *newest_of_family(const pgw_catalog_t *catalog, const char *model, size_t *family_len)
+{
+    const pgw_bot_t *best = NULL;
+    size_t len = strcspn(model, "0123456789");
+
+    *family_len = len;
+    if (len == 0 || model[len] == '\0')
+        return NULL;
+    for (size_t i = 0; i != pgw_catalog_size(catalog); ++i) {
+        const pgw_bot_t *bot = pgw_catalog_bot(catalog, i);
+        if (strncasecmp(bot->id, model, len) == 0 && isdigit((unsigned char)bot->id[len]) &&
+            (best == NULL || pgw_cmd_compare_versions(bot->id, best->id) > 0))
+            best = bot;
+    }
+    return best;
+}
+
 static void check_bot(const pgw_route_t *route, const struct st_origin_t *o)
 {
     const char *kind = route->kind == PGW_ROUTE_ANTHROPIC ? "anthropic" : "openai";
@@ -388,8 +410,17 @@ static void check_bot(const pgw_route_t *route, const struct st_origin_t *o)
     if (bot != NULL && strcasecmp(bot->id, route->upstream_model) != 0)
         snprintf(as, sizeof(as), " as %s", bot->id); /* found by its display name, or by Poe's form of an Anthropic id */
     if (bot == NULL) {
-        char *fix = format("change litellm_params.model of route %s (line %u) to a bot Poe lists (GET %s/v1/models)",
-                           route->model_name, route->line, o->origin);
+        size_t family_len;
+        const pgw_bot_t *newest = newest_of_family(o->catalog, route->upstream_model, &family_len);
+        while (family_len > 1 && strchr("-._ ", route->upstream_model[family_len - 1]) != NULL)
+            --family_len; /* "claude-sonnet", not "claude-sonnet-" */
+        /* a model Poe retired: its family's current one is the likely fix (Claude Code's own ids move on too) */
+        char *fix = newest != NULL
+                        ? format("Poe no longer lists it: change litellm_params.model of route %s (line %u) to %s/%s, "
+                                 "the newest %.*s Poe lists",
+                                 route->model_name, route->line, kind, newest->id, (int)family_len, route->upstream_model)
+                        : format("change litellm_params.model of route %s (line %u) to a bot Poe lists (GET %s/v1/models)",
+                                 route->model_name, route->line, o->origin);
         add_check("bot", 0, fix, "%s/%s (route %s) is not in Poe's catalog", kind, route->upstream_model, route->model_name);
         free(fix);
     } else if (route->kind == PGW_ROUTE_OPENAI && !pgw_catalog_supports(o->catalog, bot, "tools")) {

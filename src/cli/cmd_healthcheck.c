@@ -18,11 +18,11 @@ static const pgw_cmd_option_t options[] = {
 };
 static const pgw_cmd_line_t command_line = {
     .name = "healthcheck",
-    .synopsis = "Usage: poe-gateway healthcheck [--url URL] [--config FILE] [--port N]\n"
+    .synopsis = "Usage: poe-gateway healthcheck [--url URL] [--config FILE] [--env-file FILE] [--port N]\n"
                 "\n"
                 "Exits 0 when the gateway on this machine answers GET " HEALTH_PATH " with 200, else 1.\n"
                 "The URL comes from the configuration's port and TLS setting (on 127.0.0.1) unless --url is given.\n",
-    .shared = PGW_CMD_CONFIG,
+    .shared = PGW_CMD_CONFIG | PGW_CMD_ENV_FILE,
     .options = options,
 };
 
@@ -68,6 +68,9 @@ int pgw_cmd_healthcheck_main(int argc, char **argv)
         pgw_config_t conf;
         pgw_log_level = PGW_LOG_ERROR; /* a probe prints one line, not the config's warnings */
         probe_host(NULL, host, sizeof(host));
+        /* the configuration may take its values from the env file, as the server's does */
+        if (pgw_dotenv_load(shared.env_file, err, sizeof(err)) < 0)
+            fprintf(stderr, "healthcheck: %s\n", err);
         if (pgw_config_load(&conf, shared.config, err, sizeof(err)) == 0) {
             port = conf.port;
             tls = conf.tls_cert_file != NULL;

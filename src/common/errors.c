@@ -91,6 +91,11 @@ void pgw_send_body(h2o_req_t *req, int status, const char *content_type, const c
     h2o_send_inline(req, copy.base, copy.len);
 }
 
+void pgw_error_no_retry(h2o_req_t *req)
+{
+    h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-should-retry"), 0, H2O_STRLIT("false"), 1);
+}
+
 void pgw_openai_error_json(h2o_buffer_t **buf, int status, const char *type, const char *message, size_t message_len)
 {
     char code[16];

@@ -86,6 +86,14 @@ void pgw_send_error_as(h2o_req_t *req, int openai, int status, const char *type,
     __attribute__((format(printf, 5, 6)));
 
 /**
+ * Marks the answer about to be sent on `req` as one a retry cannot change (the gateway has no Poe key, Poe refuses the
+ * gateway's own key, a route is misconfigured): adds `x-should-retry: false`, which the official SDKs and Claude Code
+ * obey, so the message reaches the user at once instead of after minutes of retries (docs/errors.md#retries-that-cannot-help).
+ * Call before pgw_send_error (or before the response of an upstream error starts).
+ */
+void pgw_error_no_retry(h2o_req_t *req);
+
+/**
  * Sends `body` (bytes, copied into the request pool) with the given status and content type, and its length: an
  * HTTP/1.1 connection stays open after it unless something else closes it (req->http1_is_persistent = 0).
  */

@@ -4,7 +4,8 @@
  * The file is read whole and parsed with libyaml's document API, which gives a node tree with marks; the walk below
  * then turns that tree into pgw_config_t, so nothing outside the loader ever sees YAML. The walk follows the file's
  * shape: one function per section. This file holds the file, the document, the top level and general_settings; the
- * sections of their own are src/config/config_routes.c (model_list, router_settings) and src/config/config_gateway.c (gateway:), and
+ * sections of their own are src/config/config_routes.c (model_list, router_settings), src/config/config_fallbacks.c (the
+ * fallback keys of router_settings, and litellm_settings) and src/config/config_gateway.c (gateway:), and
  * what every section uses (errors with positions, merged mappings, value conversions, os.environ/) is
  * src/config/config_loader.c.
  *
@@ -85,6 +86,8 @@ static int on_root(pgw_loader_t *l, yaml_node_t *root)
             ret = on_general_settings(l, value);
         } else if (pgw_yaml_key_is(key, "router_settings")) {
             ret = pgw_loader_on_router_settings(l, value);
+        } else if (pgw_yaml_key_is(key, "litellm_settings")) {
+            ret = pgw_loader_on_litellm_settings(l, value);
         } else if (pgw_yaml_key_is(key, "gateway")) {
             ret = pgw_loader_on_gateway(l, value);
         } else {
@@ -96,12 +99,14 @@ static int on_root(pgw_loader_t *l, yaml_node_t *root)
     return 0;
 }
 
-/* Applies what can only be decided once the whole file is read. */
-static void finish(pgw_loader_t *l)
+/* Applies what can only be decided once the whole file is read. Returns 0, or -1 after an error. */
+static int finish(pgw_loader_t *l)
 {
     pgw_config_t *conf = l->conf;
 
     pgw_loader_finish_routes(l);
+    if (pgw_loader_finish_fallbacks(l) != 0)
+        return -1;
 
     /* two largest bodies on one connection; eight in the whole gateway, 256 MB with the default max_body_bytes, held for
      * as long as their requests last: far above what a team's Claude Code sessions send (a few MB each), far below what
@@ -112,7 +117,7 @@ static void finish(pgw_loader_t *l)
         conf->max_body_bytes_in_flight = conf->max_body_bytes > SIZE_MAX / 8 ? SIZE_MAX : 8 * conf->max_body_bytes;
 
     if (!l->have_master_key) {
-        const char *env = getenv("LITELLM_MASTER_KEY");
+        const char *env = pgw_dotenv_getenv("LITELLM_MASTER_KEY");
         free_secret(conf->master_key);
         free(conf->master_key_env);
         conf->master_key = NULL;
@@ -122,6 +127,7 @@ static void finish(pgw_loader_t *l)
             conf->master_key_env = xstrdup("LITELLM_MASTER_KEY");
         }
     }
+    return 0;
 }
 
 static int read_config_file(const char *path, char **buf, size_t *len, char *err, size_t errsz)
@@ -230,6 +236,13 @@ int pgw_config_load(pgw_config_t *conf, const char *path, char *err, size_t errs
     conf->upstream_rpm = 500;
     conf->queue_timeout = 60;
     conf->redis_timeout = 0.25;
+    conf->allowed_fails = PGW_DEFAULT_ALLOWED_FAILS;
+    conf->cooldown_time = PGW_DEFAULT_COOLDOWN_TIME;
+    conf->ledger_enabled = 1;
+    conf->ledger_retention_days = PGW_DEFAULT_LEDGER_RETENTION_DAYS;
+    conf->ledger_max_bytes = PGW_DEFAULT_LEDGER_MAX_BYTES;
+    conf->points_per_usd = PGW_DEFAULT_POINTS_PER_USD;
+    conf->reconcile_interval = PGW_DEFAULT_RECONCILE_INTERVAL;
 
     if (read_config_file(path, &buf, &len, err, errsz) != 0)
         goto Exit;
@@ -261,7 +274,8 @@ int pgw_config_load(pgw_config_t *conf, const char *path, char *err, size_t errs
         if (on_root(&l, root) != 0)
             goto Exit;
     }
-    finish(&l);
+    if (finish(&l) != 0)
+        goto Exit;
     ret = 0;
 
 Exit:
@@ -281,6 +295,26 @@ Exit:
     return ret;
 }
 
+void pgw_config_warn_missing_env(const pgw_config_t *conf)
+{
+    static const struct {
+        unsigned use;
+        const char *effect;
+    } effects[] = {{PGW_ENV_USE_ROUTE, "routes that need it answer 503"},
+                   {PGW_ENV_USE_KEY, "gateway.keys entries that use it match no request (401)"}};
+    for (size_t i = 0; i != conf->num_missing_env; ++i) {
+        char what[256] = "";
+        /* the master key's variable alone: the master key step says what its absence does (a generated key, or no start) */
+        if (conf->missing_env_uses[i] == PGW_ENV_USE_MASTER)
+            continue;
+        for (size_t j = 0; j != sizeof(effects) / sizeof(effects[0]); ++j)
+            if ((conf->missing_env_uses[i] & effects[j].use) != 0)
+                snprintf(what + strlen(what), sizeof(what) - strlen(what), "%s%s", what[0] != '\0' ? "; " : "", effects[j].effect);
+        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; %s", conf->missing_env[i], conf->path,
+                     what);
+    }
+}
+
 void pgw_config_dispose(pgw_config_t *conf)
 {
     for (size_t i = 0; i != conf->num_keys; ++i) {
@@ -291,6 +325,10 @@ void pgw_config_dispose(pgw_config_t *conf)
         free(key->models);
     }
     free(conf->keys);
+    for (size_t i = 0; i != conf->num_budgets; ++i)
+        free(conf->budgets[i].name);
+    free(conf->budgets);
+    free(conf->ledger_path);
     free(conf->tailscale_socket);
     free(conf->redis_host);
     for (size_t i = 0; i != conf->num_routes; ++i) {
@@ -309,6 +347,7 @@ void pgw_config_dispose(pgw_config_t *conf)
         free(route->extra_headers);
     }
     free(conf->routes);
+    pgw_config_dispose_fallbacks(conf);
     free(conf->path);
     free_secret(conf->master_key);
     free(conf->master_key_env);
@@ -322,5 +361,9 @@ void pgw_config_dispose(pgw_config_t *conf)
     for (size_t i = 0; i != conf->num_missing_env; ++i)
         free(conf->missing_env[i]);
     free(conf->missing_env);
+    free(conf->missing_env_uses);
+    for (size_t i = 0; i != conf->num_unknown_keys; ++i)
+        free(conf->unknown_keys[i]);
+    free(conf->unknown_keys);
     memset(conf, 0, sizeof(*conf));
 }

@@ -13,6 +13,8 @@
 #define PGW_DEFAULT_TIMEOUT 600.0        /* seconds to the first upstream byte */
 #define PGW_DEFAULT_STREAM_TIMEOUT 300.0 /* seconds of upstream silence mid-stream */
 #define PGW_DEFAULT_MAX_RETRIES 2
+#define PGW_DEFAULT_ALLOWED_FAILS 3      /* router_settings.allowed_fails: failures a minute a route may have */
+#define PGW_DEFAULT_COOLDOWN_TIME 5.0    /* router_settings.cooldown_time: seconds a route then rests */
 #define PGW_DEFAULT_GRACEFUL_TIMEOUT 30.0
 #define PGW_DEFAULT_IDLE_TIMEOUT 60.0
 #define PGW_DEFAULT_OPENAI_API_BASE "https://api.poe.com/v1"
@@ -31,6 +33,24 @@ typedef enum en_pgw_metrics_auth_t {
     PGW_METRICS_AUTH_NONE    /* anyone: routing skips authentication */
 } pgw_metrics_auth_t;
 
+/* A spending limit (gateway.budget, gateway.budgets, a key's budget): 0 = none. In USD, or in Poe points with `points`. */
+typedef struct st_pgw_budget_t {
+    double daily;   /* per UTC day */
+    double monthly; /* per UTC calendar month */
+    int in_points;  /* the figures are points (converted with gateway.points_per_usd), not USD */
+} pgw_budget_t;
+
+/* One entry of gateway.budgets: a caller named by its tailnet login (or key name) and its budget. */
+typedef struct st_pgw_named_budget_t {
+    char *name; /* owned */
+    pgw_budget_t budget;
+} pgw_named_budget_t;
+
+#define PGW_DEFAULT_POINTS_PER_USD 33333.0 /* Poe sells add-on points at 30 USD a million */
+#define PGW_DEFAULT_LEDGER_RETENTION_DAYS 90
+#define PGW_DEFAULT_LEDGER_MAX_BYTES ((size_t)1024 * 1024 * 1024)
+#define PGW_DEFAULT_RECONCILE_INTERVAL 900.0 /* seconds between polls of Poe's usage endpoints */
+
 typedef struct st_pgw_header_t {
     char *name;  /* owned */
     char *value; /* owned */
@@ -47,6 +67,7 @@ typedef struct st_pgw_route_t {
     char *api_base;         /* litellm_params.api_base without trailing '/'; the kind's default when absent */
     char *api_key;          /* resolved key; NULL when it names an unset environment variable (or is absent) */
     char *api_key_env;      /* NAME when api_key was written os.environ/NAME, else NULL */
+    char api_key_fp[16];    /* pgw_key_fingerprint(api_key): names the key in the ledger, logs and metrics */
     int rpm;                /* requests per minute, 0 = unlimited */
     double timeout;         /* seconds to first byte: route, else router_settings.timeout, else PGW_DEFAULT_TIMEOUT */
     double stream_timeout;  /* seconds of silence mid-stream: route, else PGW_DEFAULT_STREAM_TIMEOUT */
@@ -61,8 +82,29 @@ typedef struct st_pgw_route_t {
                                                        NULL (owned: free()) */
     pgw_header_t *extra_headers; /* owned array */
     size_t num_extra_headers;
+    long long max_input_tokens; /* model_info.max_input_tokens: the prompt that fits, for context_window_fallbacks; 0 unknown */
     unsigned line, column; /* 1-based position of the entry in the file, for messages */
 } pgw_route_t;
+
+/** One model name a request may fall back to (docs/config.md#fallbacks). */
+typedef struct st_pgw_fallback_target_t {
+    char *name;            /* the model name the target route is asked for, as written (owned) */
+    size_t route;          /* index in conf->routes of the route serving `name` */
+    unsigned line, column; /* position of the name in the file */
+} pgw_fallback_target_t;
+
+/**
+ * One entry of `fallbacks` or `context_window_fallbacks` (router_settings, or LiteLLM's litellm_settings): requests for
+ * `from` go, in order, to the targets when their own route fails before the first byte (or, for context-window entries,
+ * when the prompt does not fit the route).
+ */
+typedef struct st_pgw_fallbacks_t {
+    char *from;                 /* a client model name, or a route's model_name as written (wildcards included) (owned) */
+    int context_window;         /* 1: an entry of context_window_fallbacks */
+    pgw_fallback_target_t *to;  /* owned array, in order */
+    size_t num_to;
+    unsigned line, column;
+} pgw_fallbacks_t;
 
 /**
  * A named client key (gateway.keys). The master key is not one of these: pgw_auth identifies it as "master".
@@ -74,6 +116,7 @@ typedef struct st_pgw_key_t {
     char **models;              /* allow list of model-name patterns ('*' wildcards); NULL = every model (owned) */
     size_t num_models;
     int rpm;                    /* requests per minute for this key, 0 = unlimited */
+    pgw_budget_t budget;        /* gateway.keys.budget */
     unsigned line, column;
 } pgw_key_t;
 
@@ -110,11 +153,30 @@ typedef struct st_pgw_config_t {
     unsigned redis_db;     /* default 0 */
     double redis_timeout;  /* gateway.redis_timeout: seconds a decision waits for Redis before it is made locally; 0.25 */
     int redis_fail_closed; /* gateway.redis_failure: closed: without Redis, requests get 503 instead of a local share */
+    /* gateway.ledger (docs/ledger.md) */
+    int ledger_enabled;              /* default 1 */
+    char *ledger_path;               /* NULL = <state_dir>/ledger.sqlite (owned) */
+    unsigned ledger_retention_days;  /* default PGW_DEFAULT_LEDGER_RETENTION_DAYS */
+    size_t ledger_max_bytes;         /* default PGW_DEFAULT_LEDGER_MAX_BYTES */
+    double reconcile_interval;       /* seconds between polls of Poe's usage endpoints (the first one interval after start); 0 = none */
+    double points_per_usd;           /* gateway.points_per_usd, default PGW_DEFAULT_POINTS_PER_USD */
+    pgw_budget_t team_budget;        /* gateway.budget: every upstream (Poe) key's own */
+    pgw_named_budget_t *budgets;     /* gateway.budgets (owned array) */
+    size_t num_budgets;
     pgw_key_t *keys;       /* gateway.keys, in file order (owned array) */
     size_t num_keys;
+    pgw_fallbacks_t *fallbacks; /* router_settings / litellm_settings fallbacks and context_window_fallbacks (owned array) */
+    size_t num_fallbacks;
+    int allowed_fails;          /* router_settings.allowed_fails, default PGW_DEFAULT_ALLOWED_FAILS */
+    double cooldown_time;       /* router_settings.cooldown_time in seconds (0: never), default PGW_DEFAULT_COOLDOWN_TIME */
     /* environment variables referenced with os.environ/NAME that are not set, each named once (owned) */
     char **missing_env;
+    unsigned *missing_env_uses; /* for each, what refers to it: PGW_ENV_USE_* bits (owned) */
     size_t num_missing_env;
+    /* unknown keys in the gateway's own sections, each "file:line:column: section: unknown key 'k'[; did you mean
+     * 'x'?]": a start warns and ignores them, --check-config refuses them (owned) */
+    char **unknown_keys;
+    size_t num_unknown_keys;
 } pgw_config_t;
 
 /**
@@ -124,6 +186,32 @@ typedef struct st_pgw_config_t {
  * `err` holding one line "file:line:column: what is wrong" (without a trailing newline).
  */
 int pgw_config_load(pgw_config_t *conf, const char *path, char *err, size_t errsz);
+
+/** What refers to an os.environ/ variable (pgw_config_t.missing_env_uses). */
+enum {
+    PGW_ENV_USE_ROUTE = 1,  /* a route's api_key, api_base or extra_headers */
+    PGW_ENV_USE_KEY = 2,    /* a gateway.keys entry's key */
+    PGW_ENV_USE_MASTER = 4, /* general_settings.master_key */
+};
+
+/**
+ * Logs one warning for each variable in conf->missing_env, saying what it disables (routes answer 503, a key entry is
+ * refused, no master key from it).
+ */
+void pgw_config_warn_missing_env(const pgw_config_t *conf);
+
+/**
+ * Logs one warning for each variable in conf->missing_env, saying that the routes that need it answer 503; except the
+ * master key's own variable when no route uses it, since the master key step (src/config/masterkey.c) then either
+ * generates a key and says where it keeps it, or refuses to start.
+ */
+void pgw_config_warn_missing_env(const pgw_config_t *conf);
+
+/**
+ * Writes `key`'s fingerprint into `out`: the first 12 hex digits of its SHA-256 and a NUL ("-" for NULL). It names an
+ * upstream key where the key itself must not appear (the ledger, /metrics, logs).
+ */
+void pgw_key_fingerprint(const char *key, char out[16]);
 
 /**
  * Frees everything `conf` owns and zeroes it. Safe to call twice.
@@ -137,5 +225,21 @@ void pgw_config_dispose(pgw_config_t *conf);
  * (returns 0). Returns the number of variables set, or -1 with `err` as "file:line: what is wrong" for a malformed line.
  */
 int pgw_dotenv_load(const char *path, char *err, size_t errsz);
+
+/**
+ * Reads the file of the last pgw_dotenv_load again (SIGHUP), without changing the environment: pgw_dotenv_getenv answers
+ * from it from then on. Returns 0 (also when no file was loaded, or it is gone: its variables are then unset), or -1
+ * with `err` set for a malformed or unreadable file, the values read before staying. Main thread only (with
+ * pgw_config_load, which reads what it answers).
+ */
+int pgw_dotenv_reload(char *err, size_t errsz);
+
+/**
+ * The value of variable `name` for the configuration (os.environ/NAME, LITELLM_MASTER_KEY): the process's environment
+ * wins, except for the variables the env file set at start-up, which follow the file as last read; a variable in
+ * neither comes from the file as last read. NULL when unset. The pointer is valid until the next pgw_dotenv_load or
+ * pgw_dotenv_reload.
+ */
+const char *pgw_dotenv_getenv(const char *name);
 
 #endif

@@ -2,7 +2,8 @@
  *
  * One table, gateway_keys[], drives the section (in the manner of redis's static configs): each key appears once, with
  * its type, the field of pgw_config_t it fills, and its bounds. pgw_loader_on_gateway looks each key of the mapping up
- * in the table (unknown keys are warned about once and ignored, a null value counts as absent) and on_gateway_key
+ * in the table (an unknown key is warned about once, with the nearest known one, and ignored; --check-config refuses
+ * it: pgw_loader_unknown_own_key; a null value counts as absent) and on_gateway_key
  * converts the value by its type; the types that are more than a scalar (tls, keys, auth, metrics_auth) have their
  * own function below.
  *
@@ -32,6 +33,10 @@ enum en_key_type_t {
     KEY_METRICS,   /* pgw_metrics_auth_t: master | keys | none */
     KEY_REDIS,     /* redis://host[:port][/db] */
     KEY_REDIS_FAILURE, /* open | closed */
+    KEY_LEDGER,    /* the ledger: mapping (src/config/config_ledger.c) */
+    KEY_BUDGET,    /* pgw_budget_t: {daily, monthly, unit} */
+    KEY_BUDGETS,   /* the budgets: mapping of caller names */
+    KEY_NUMBER,    /* double, > 0 */
 };
 
 static const struct st_gateway_key_t {
@@ -65,6 +70,10 @@ static const struct st_gateway_key_t {
     {"redis", KEY_REDIS},
     {"redis_timeout", KEY_SECONDS, offsetof(pgw_config_t, redis_timeout)},
     {"redis_failure", KEY_REDIS_FAILURE},
+    {"ledger", KEY_LEDGER},
+    {"points_per_usd", KEY_NUMBER, offsetof(pgw_config_t, points_per_usd)},
+    {"budget", KEY_BUDGET, offsetof(pgw_config_t, team_budget)},
+    {"budgets", KEY_BUDGETS},
 };
 
 static int on_tls(pgw_loader_t *l, yaml_node_t *node)
@@ -84,7 +93,8 @@ static int on_tls(pgw_loader_t *l, yaml_node_t *node)
             if (!pgw_yaml_is_null(value) && pgw_loader_string(l, value, "gateway.tls.key_file", &conf->tls_key_file) != 0)
                 return -1;
         } else {
-            pgw_loader_warn_unknown(l, key, "gateway.tls");
+            static const char *const known[] = {"cert_file", "key_file"};
+            pgw_loader_unknown_own_key(l, key, "gateway.tls", known, sizeof(known) / sizeof(known[0]));
         }
     }
     if (conf->tls_cert_file != NULL && conf->tls_key_file == NULL)
@@ -126,6 +136,9 @@ static int on_key_entry(pgw_loader_t *l, yaml_node_t *entry)
             if (pgw_loader_int(l, v, "gateway.keys.rpm", 0, INT_MAX, &n) != 0)
                 return -1;
             key->rpm = (int)n;
+        } else if (pgw_yaml_key_is(k, "budget")) {
+            if (!pgw_yaml_is_null(v) && pgw_loader_on_budget(l, v, "gateway.keys.budget", &key->budget) != 0)
+                return -1;
         } else if (pgw_yaml_key_is(k, "models")) {
             if (v->type != YAML_SEQUENCE_NODE)
                 return pgw_loader_error(l, v, "gateway.keys.models must be a sequence of model names or patterns");
@@ -137,7 +150,8 @@ static int on_key_entry(pgw_loader_t *l, yaml_node_t *entry)
                 key->models[key->num_models++] = xstrdup(pattern);
             }
         } else {
-            pgw_loader_warn_unknown(l, k, "gateway.keys entry");
+            static const char *const known[] = {"name", "key", "models", "rpm"};
+            pgw_loader_unknown_own_key(l, k, "gateway.keys entry", known, sizeof(known) / sizeof(known[0]));
         }
     }
     const char *name;
@@ -185,7 +199,7 @@ static int on_key_entry(pgw_loader_t *l, yaml_node_t *entry)
 static int on_keys(pgw_loader_t *l, yaml_node_t *node)
 {
     if (node->type != YAML_SEQUENCE_NODE)
-        return pgw_loader_error(l, node, "gateway.keys must be a sequence of {name, key, models, rpm} entries");
+        return pgw_loader_error(l, node, "gateway.keys must be a sequence of {name, key, models, rpm, budget} entries");
     for (yaml_node_item_t *item = node->data.sequence.items.start; item != node->data.sequence.items.top; ++item)
         if (on_key_entry(l, pgw_loader_node(l, *item)) != 0)
             return -1;
@@ -331,6 +345,14 @@ static int on_gateway_key(pgw_loader_t *l, const struct st_gateway_key_t *k, yam
         l->conf->redis_fail_closed = strcmp(mode, "closed") == 0;
         return 0;
     }
+    case KEY_LEDGER:
+        return pgw_loader_on_ledger(l, value);
+    case KEY_BUDGET:
+        return pgw_loader_on_budget(l, value, what, field);
+    case KEY_BUDGETS:
+        return pgw_loader_on_budgets(l, value);
+    case KEY_NUMBER:
+        return pgw_loader_number(l, value, what, 0, field);
     }
     assert(!"unknown key type");
     return -1;
@@ -350,7 +372,10 @@ int pgw_loader_on_gateway(pgw_loader_t *l, yaml_node_t *node)
             if (pgw_yaml_key_is(pairs[i].key, gateway_keys[k].name))
                 break;
         if (k == sizeof(gateway_keys) / sizeof(gateway_keys[0])) {
-            pgw_loader_warn_unknown(l, pairs[i].key, "gateway");
+            const char *known[sizeof(gateway_keys) / sizeof(gateway_keys[0])];
+            for (k = 0; k != sizeof(gateway_keys) / sizeof(gateway_keys[0]); ++k)
+                known[k] = gateway_keys[k].name;
+            pgw_loader_unknown_own_key(l, pairs[i].key, "gateway", known, k);
         } else if (!pgw_yaml_is_null(pairs[i].value) && on_gateway_key(l, gateway_keys + k, pairs[i].value) != 0) {
             return -1;
         }

@@ -1,8 +1,9 @@
 /* poe-gateway: MIT licence. What every section of the configuration loader uses (config_loader.h): errors with their
  * file:line:column, warnings for keys this gateway ignores, merged mappings (`<<: *x`) with duplicate keys refused,
  * conversions of scalars (integers, seconds, sizes, booleans, strings, URLs) and `os.environ/NAME` values. The loader's
- * own walk (src/config/config.c) and its sections (src/config/config_routes.c, src/config/config_gateway.c) call these; these call none of
- * them, so the loader's files depend on this one and never the other way. */
+ * own walk (src/config/config.c) and its sections (src/config/config_routes.c, src/config/config_fallbacks.c,
+ * src/config/config_gateway.c) call these; these call none of them, so the loader's files depend on this one and never the
+ * other way. */
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
@@ -78,23 +79,88 @@ int pgw_loader_error_at_mark(pgw_loader_t *l, yaml_mark_t mark, const char *fmt,
     return -1;
 }
 
-/* Logs "file:line:col: <section>: ignoring <what> 'key'" unless that key was already reported for that section. */
-void pgw_loader_warn_ignored(pgw_loader_t *l, const yaml_node_t *key, const char *section, const char *what)
+/* 1 the first time `key` is reported for `section` in this load, else 0. */
+static int first_report(pgw_loader_t *l, const char *name, const char *section)
 {
-    const char *name = (const char *)key->data.scalar.value;
     size_t idlen = strlen(section) + 1 + strlen(name) + 1;
     char *id = xrealloc(NULL, idlen);
     snprintf(id, idlen, "%s.%s", section, name);
     for (size_t i = 0; i != l->num_warned; ++i) {
         if (strcmp(l->warned[i], id) == 0) {
             free(id);
-            return;
+            return 0;
         }
     }
     l->warned = xrealloc(l->warned, (l->num_warned + 1) * sizeof(l->warned[0]));
     l->warned[l->num_warned++] = id;
-    pgw_log_warn(MODULE_NAME, "%s:%zu:%zu: %s: ignoring %s '%s'", l->path, key->start_mark.line + 1, key->start_mark.column + 1,
-                 section, what, name);
+    return 1;
+}
+
+/* Logs "file:line:col: <section>: ignoring <what> 'key'" unless that key was already reported for that section. */
+void pgw_loader_warn_ignored(pgw_loader_t *l, const yaml_node_t *key, const char *section, const char *what)
+{
+    const char *name = (const char *)key->data.scalar.value;
+    if (first_report(l, name, section))
+        pgw_log_warn(MODULE_NAME, "%s:%zu:%zu: %s: ignoring %s '%s'", l->path, key->start_mark.line + 1, key->start_mark.column + 1,
+                     section, what, name);
+}
+
+/* Levenshtein distance between two short names, ASCII case-insensitive; names of 64 bytes or more count as far apart.
+ * (route_match.c has the same measure for client model names, unbounded; this one needs no allocation.) */
+static size_t name_distance(const char *a, const char *b)
+{
+    size_t alen = strlen(a), blen = strlen(b), row[64];
+
+    if (alen >= 64 || blen >= 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= blen; ++j)
+        row[j] = j;
+    for (size_t i = 1; i <= alen; ++i) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= blen; ++j) {
+            size_t up = row[j], best = diag + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[blen];
+}
+
+const char *pgw_loader_nearest_name(const char *name, const char *const *known, size_t num_known)
+{
+    size_t best = SIZE_MAX, limit = strlen(name) / 3 > 2 ? strlen(name) / 3 : 2;
+    const char *found = NULL;
+
+    for (size_t i = 0; i != num_known; ++i) {
+        size_t d = name_distance(name, known[i]);
+        if (d <= limit && d < best) {
+            best = d;
+            found = known[i];
+        }
+    }
+    return found;
+}
+
+void pgw_loader_unknown_own_key(pgw_loader_t *l, const yaml_node_t *key, const char *section, const char *const *known,
+                                size_t num_known)
+{
+    const char *name = (const char *)key->data.scalar.value, *near = pgw_loader_nearest_name(name, known, num_known);
+    char line[512];
+    pgw_config_t *conf = l->conf;
+
+    if (!first_report(l, name, section))
+        return;
+    snprintf(line, sizeof(line), "%s:%zu:%zu: %s: unknown key '%s'%s%s%s", l->path, key->start_mark.line + 1,
+             key->start_mark.column + 1, section, name, near != NULL ? "; did you mean '" : "", near != NULL ? near : "",
+             near != NULL ? "'?" : "");
+    pgw_log_warn(MODULE_NAME, "%s (ignored)", line);
+    conf->unknown_keys = xrealloc(conf->unknown_keys, (conf->num_unknown_keys + 1) * sizeof(conf->unknown_keys[0]));
+    conf->unknown_keys[conf->num_unknown_keys++] = xstrdup(line);
 }
 
 void pgw_loader_warn_unknown(pgw_loader_t *l, const yaml_node_t *key, const char *section)
@@ -354,13 +420,21 @@ void pgw_loader_strip_slashes(char *s)
         s[--len] = '\0';
 }
 
-static void add_missing_env(pgw_loader_t *l, const char *name)
+static void add_missing_env(pgw_loader_t *l, const char *name, const char *what)
 {
     pgw_config_t *conf = l->conf;
-    for (size_t i = 0; i != conf->num_missing_env; ++i)
-        if (strcmp(conf->missing_env[i], name) == 0)
+    unsigned use = strcmp(what, "gateway.keys.key") == 0 ? PGW_ENV_USE_KEY
+                   : strcmp(what, "master_key") == 0     ? PGW_ENV_USE_MASTER
+                                                         : PGW_ENV_USE_ROUTE;
+    for (size_t i = 0; i != conf->num_missing_env; ++i) {
+        if (strcmp(conf->missing_env[i], name) == 0) {
+            conf->missing_env_uses[i] |= use;
             return;
+        }
+    }
     conf->missing_env = xrealloc(conf->missing_env, (conf->num_missing_env + 1) * sizeof(conf->missing_env[0]));
+    conf->missing_env_uses = xrealloc(conf->missing_env_uses, (conf->num_missing_env + 1) * sizeof(conf->missing_env_uses[0]));
+    conf->missing_env_uses[conf->num_missing_env] = use;
     conf->missing_env[conf->num_missing_env++] = xstrdup(name);
 }
 
@@ -390,10 +464,10 @@ int pgw_loader_env_value(pgw_loader_t *l, yaml_node_t *node, const char *what, c
     name = s + sizeof(ENV_PREFIX) - 1;
     if (!is_env_name(name))
         return pgw_loader_error(l, node, "%s: '%s' is not a valid environment variable name", what, name);
-    if ((env = getenv(name)) != NULL && *env != '\0')
+    if ((env = pgw_dotenv_getenv(name)) != NULL && *env != '\0')
         *value = xstrdup(env);
     else
-        add_missing_env(l, name);
+        add_missing_env(l, name, what);
     if (env_name != NULL)
         *env_name = xstrdup(name);
     return 0;

@@ -1,7 +1,8 @@
 /* poe-gateway: MIT licence. The configuration loader's insides: what src/config/config.c (the file, the document walk, errors,
  * value conversions) shares with the files that read one section each, src/config/config_routes.c (model_list,
- * router_settings) and src/config/config_gateway.c (gateway:). Only those three include this header; everyone else sees the
- * finished pgw_config_t of config.h. */
+ * router_settings), src/config/config_fallbacks.c (fallbacks, litellm_settings), src/config/config_gateway.c (gateway:)
+ * and src/config/config_ledger.c (cost control). Only those include this header; everyone else sees the finished
+ * pgw_config_t of config.h. */
 #ifndef PGW_CONFIG_LOADER_H
 #define PGW_CONFIG_LOADER_H
 
@@ -84,6 +85,17 @@ int pgw_loader_error_at_mark(pgw_loader_t *l, yaml_mark_t mark, const char *fmt,
  * Logs "file:line:column: <section>: ignoring unknown key 'key'", once per key name and section for the whole load.
  */
 void pgw_loader_warn_unknown(pgw_loader_t *l, const yaml_node_t *key, const char *section);
+/**
+ * For a key of the gateway's own sections (gateway:, gateway.tls, a gateway.keys entry) that is none of `known`: logs
+ * "file:line:column: <section>: unknown key 'key'; did you mean 'nearest'? (ignored)" once per key name and section, and
+ * records the line in conf->unknown_keys, which --check-config refuses. (LiteLLM's sections keep
+ * pgw_loader_warn_unknown: their other keys are LiteLLM's, not typos.)
+ */
+void pgw_loader_unknown_own_key(pgw_loader_t *l, const yaml_node_t *key, const char *section, const char *const *known,
+                                size_t num_known);
+/** The name in `known` nearest to `name` (edit distance, case-insensitive), or NULL when none is within a third of its
+ * length (at least 2 edits). */
+const char *pgw_loader_nearest_name(const char *name, const char *const *known, size_t num_known);
 /** Warns once per key and section that `key` is ignored, saying `what` it is ("unsupported section", ...). */
 void pgw_loader_warn_ignored(pgw_loader_t *l, const yaml_node_t *key, const char *section, const char *what);
 
@@ -171,9 +183,32 @@ void pgw_loader_strip_slashes(char *s);
 int pgw_loader_on_model_list(pgw_loader_t *l, yaml_node_t *node);
 
 /**
- * Reads router_settings: the route defaults num_retries and timeout (src/config/config_routes.c).
+ * Reads router_settings: the route defaults num_retries and timeout (src/config/config_routes.c), and the fallback keys
+ * (pgw_loader_on_fallback_key).
  */
 int pgw_loader_on_router_settings(pgw_loader_t *l, yaml_node_t *node);
+
+/**
+ * A key of router_settings or litellm_settings (`section`) that belongs to fallbacks (src/config/config_fallbacks.c):
+ * `fallbacks` and `context_window_fallbacks` in both, `allowed_fails` and `cooldown_time` in router_settings. Returns 0
+ * when it was read, 1 when the key is not one of these, -1 after an error.
+ */
+int pgw_loader_on_fallback_key(pgw_loader_t *l, const char *section, yaml_node_t *key, yaml_node_t *value);
+
+/**
+ * Reads litellm_settings: its fallback lists; every other key is warned about (src/config/config_fallbacks.c).
+ */
+int pgw_loader_on_litellm_settings(pgw_loader_t *l, yaml_node_t *node);
+
+/**
+ * Once the whole file is read: resolves every name of the fallback lists to the route that serves it. A name no route
+ * serves, a model given two lists of one kind, or a model falling back to itself is an error at the name's position.
+ * Returns 0 or -1.
+ */
+int pgw_loader_finish_fallbacks(pgw_loader_t *l);
+
+/** Frees conf->fallbacks (called by pgw_config_dispose). */
+void pgw_config_dispose_fallbacks(pgw_config_t *conf);
 
 /**
  * Once the whole file is read: gives routes router_settings' defaults (or the built-in ones) and warns about a
@@ -185,5 +220,16 @@ void pgw_loader_finish_routes(pgw_loader_t *l);
  * Reads the gateway: section (src/config/config_gateway.c).
  */
 int pgw_loader_on_gateway(pgw_loader_t *l, yaml_node_t *node);
+
+/* cost control (src/config/config_ledger.c) */
+
+/** gateway.ledger: {enabled, path, retention_days, max_bytes, reconcile_interval}. */
+int pgw_loader_on_ledger(pgw_loader_t *l, yaml_node_t *node);
+/** A budget mapping {daily, monthly, unit: usd | points} named `what` in messages, into *out. */
+int pgw_loader_on_budget(pgw_loader_t *l, yaml_node_t *node, const char *what, pgw_budget_t *out);
+/** gateway.budgets: a mapping of caller names (tailnet logins) to budgets. */
+int pgw_loader_on_budgets(pgw_loader_t *l, yaml_node_t *node);
+/** A finite number >= 0 (> 0 unless `allow_zero`), e.g. an amount of USD. */
+int pgw_loader_number(pgw_loader_t *l, yaml_node_t *node, const char *what, int allow_zero, double *out);
 
 #endif

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <h2o/socket.h>
+#include <openssl/sha.h>
 #include "config/config_loader.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -403,12 +404,34 @@ static int on_litellm_params(pgw_loader_t *l, pgw_route_t *route, yaml_node_t *n
     return on_api_base(l, route, seen.api_base);
 }
 
+/* model_info: LiteLLM's facts about a model; the gateway reads max_input_tokens, for context_window_fallbacks. */
+static int on_model_info(pgw_loader_t *l, pgw_route_t *route, yaml_node_t *node)
+{
+    pgw_loader_pair_t *pairs;
+    size_t num;
+
+    if (pgw_yaml_is_null(node))
+        return 0;
+    if (pgw_loader_expect_mapping(l, node, "model_info") != 0 || pgw_loader_pairs(l, node, &pairs, &num) != 0)
+        return -1;
+    for (size_t i = 0; i != num; ++i) {
+        if (pgw_yaml_key_is(pairs[i].key, "max_input_tokens")) {
+            if (!pgw_yaml_is_null(pairs[i].value) &&
+                pgw_loader_int(l, pairs[i].value, "model_info.max_input_tokens", 1, 1000000000000LL, &route->max_input_tokens) != 0)
+                return -1;
+        } else {
+            pgw_loader_warn_unknown(l, pairs[i].key, "model_info");
+        }
+    }
+    return 0;
+}
+
 static int on_model_entry(pgw_loader_t *l, yaml_node_t *entry)
 {
     pgw_config_t *conf = l->conf;
     pgw_loader_pair_t *pairs;
     size_t num;
-    yaml_node_t *name_node = NULL, *params = NULL;
+    yaml_node_t *name_node = NULL, *params = NULL, *info = NULL;
     const char *name;
     pgw_route_t *route;
 
@@ -419,6 +442,8 @@ static int on_model_entry(pgw_loader_t *l, yaml_node_t *entry)
             name_node = pairs[i].value;
         } else if (pgw_yaml_key_is(pairs[i].key, "litellm_params")) {
             params = pairs[i].value;
+        } else if (pgw_yaml_key_is(pairs[i].key, "model_info")) {
+            info = pairs[i].value;
         } else {
             pgw_loader_warn_unknown(l, pairs[i].key, "model_list entry");
         }
@@ -440,6 +465,8 @@ static int on_model_entry(pgw_loader_t *l, yaml_node_t *entry)
     route->model_name = xstrdup(name);
     route->is_wildcard = strchr(name, '*') != NULL;
 
+    if (info != NULL && on_model_info(l, route, info) != 0)
+        return -1;
     if (params == NULL || pgw_yaml_is_null(params))
         return pgw_loader_error(l, entry, "model '%s' has no litellm_params.model", name);
     return on_litellm_params(l, route, params);
@@ -483,13 +510,29 @@ int pgw_loader_on_router_settings(pgw_loader_t *l, yaml_node_t *node)
             if (pgw_loader_seconds(l, value, "router_settings.timeout", 0, &l->router_timeout) != 0)
                 return -1;
         } else {
-            pgw_loader_warn_unknown(l, key, "router_settings");
+            int ret = pgw_loader_on_fallback_key(l, "router_settings", key, value);
+            if (ret < 0)
+                return -1;
+            if (ret > 0)
+                pgw_loader_warn_unknown(l, key, "router_settings");
         }
     }
     return 0;
 }
 
 /* once the file is read */
+
+void pgw_key_fingerprint(const char *key, char out[16])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    if (key == NULL) {
+        strcpy(out, "-");
+        return;
+    }
+    SHA256((const unsigned char *)key, strlen(key), md);
+    for (int i = 0; i != 6; ++i)
+        sprintf(out + i * 2, "%02x", md[i]);
+}
 
 void pgw_loader_finish_routes(pgw_loader_t *l)
 {
@@ -499,6 +542,7 @@ void pgw_loader_finish_routes(pgw_loader_t *l)
         pgw_log_warn(MODULE_NAME, "%s: model_list is empty: every model will be refused", l->path);
     for (size_t i = 0; i != conf->num_routes; ++i) {
         pgw_route_t *route = conf->routes + i;
+        pgw_key_fingerprint(route->api_key, route->api_key_fp);
         if (route->timeout < 0)
             route->timeout = l->router_timeout >= 0 ? l->router_timeout : PGW_DEFAULT_TIMEOUT;
         if (route->max_retries < 0)

@@ -11,6 +11,12 @@
  * values), and ${VAR} is not interpolated. When a KEY appears twice the last line wins, as in compose; a KEY already
  * in the environment before the call is never changed. Error messages give the line number but never the line,
  * since .env files hold secrets.
+ *
+ * The file is read again on SIGHUP (pgw_dotenv_reload), but the environment is not changed after start-up: other
+ * threads read it (libcurl's proxy variables), and setenv(3) beside getenv(3) is not thread-safe. So the configuration
+ * looks variables up with pgw_dotenv_getenv, which answers, for a name the first load set, from the file as last read
+ * (gone when the line is gone); for a name the process was started with, from the environment (which wins, as at
+ * start-up); for any other, from the file as last read. See docs/config.md#reload.
  */
 
 #include <errno.h>
@@ -18,8 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "common/log.h"
 #include "config/config.h"
 
+#define MODULE_NAME "dotenv"
 #define MAX_DOTENV_BYTES (1024 * 1024)
 
 static int is_blank(char c)
@@ -128,15 +136,39 @@ static const char *parse_line(const char *p, const char *end, char **out)
     return NULL;
 }
 
-int pgw_dotenv_load(const char *path, char *err, size_t errsz)
+/* What the last pgw_dotenv_load read, for pgw_dotenv_getenv and pgw_dotenv_reload. Only the thread that loads
+ * configurations (the main thread: start-up, SIGHUP) touches it. */
+static struct {
+    char *path;       /* the file (owned), NULL before the first load */
+    char **from_file; /* the names the first load set in the environment, which were not there before (owned) */
+    size_t num_from_file;
+    char *entries; /* the file's "KEY\0value\0" pairs as last read, each KEY once (owned; values are secrets) */
+    size_t entries_len;
+} loaded;
+
+static void forget_entries(void)
+{
+    if (loaded.entries != NULL) {
+        explicit_bzero(loaded.entries, loaded.entries_len);
+        free(loaded.entries);
+    }
+    loaded.entries = NULL;
+    loaded.entries_len = 0;
+}
+
+/* Reads and parses `path` into *entries (owned, "KEY\0value\0" pairs, the last line for a KEY winning, each KEY once).
+ * Returns 0 (an empty list for a missing file), or -1 with `err` set. */
+static int read_entries(const char *path, char **entries, size_t *entries_len, char *err, size_t errsz)
 {
     FILE *fp;
     struct stat st;
-    char *buf = NULL, *packed, *w, *entry, *packed_end;
+    char *buf = NULL, *packed, *w, *entry, *packed_end, *out;
     size_t len;
     unsigned lineno = 0;
     int ret = -1;
 
+    *entries = NULL;
+    *entries_len = 0;
     if ((fp = fopen(path, "rb")) == NULL) {
         if (errno == ENOENT)
             return 0;
@@ -147,6 +179,10 @@ int pgw_dotenv_load(const char *path, char *err, size_t errsz)
         snprintf(err, errsz, "%s: not a regular file", path);
         goto Exit;
     }
+    /* it holds the Poe key: `cp .env.template .env` leaves it as readable as the template (README, "The two commands") */
+    if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0)
+        pgw_log_warn(MODULE_NAME, "%s holds secrets but other users may read it (mode %04o): chmod 600 %s", path,
+                     (unsigned)(st.st_mode & 07777), path);
     if (st.st_size > MAX_DOTENV_BYTES) {
         snprintf(err, errsz, "%s: larger than %d bytes", path, MAX_DOTENV_BYTES);
         goto Exit;
@@ -182,7 +218,11 @@ int pgw_dotenv_load(const char *path, char *err, size_t errsz)
     }
     packed_end = w;
 
-    ret = 0;
+    if ((out = malloc((size_t)(packed_end - packed) + 1)) == NULL) {
+        fprintf(stderr, "poe-gateway: out of memory\n");
+        abort();
+    }
+    *entries = out;
     for (entry = packed; entry != packed_end;) {
         char *value = entry + strlen(entry) + 1, *later = value + strlen(value) + 1, *next = later;
         /* the last line for a KEY wins: skip this one if the KEY comes again */
@@ -190,15 +230,14 @@ int pgw_dotenv_load(const char *path, char *err, size_t errsz)
             later += strlen(later) + 1;
             later += strlen(later) + 1;
         }
-        if (later == packed_end && getenv(entry) == NULL) {
-            if (setenv(entry, value, 0) != 0) {
-                fprintf(stderr, "poe-gateway: out of memory\n");
-                abort();
-            }
-            ++ret;
+        if (later == packed_end) {
+            memcpy(out, entry, (size_t)(next - entry));
+            out += next - entry;
         }
         entry = next;
     }
+    *entries_len = (size_t)(out - *entries);
+    ret = 0;
 
 Exit:
     if (buf != NULL) {
@@ -207,4 +246,78 @@ Exit:
     }
     fclose(fp);
     return ret;
+}
+
+static const char *find_entry(const char *name)
+{
+    if (loaded.entries == NULL)
+        return NULL;
+    for (const char *entry = loaded.entries, *end = loaded.entries + loaded.entries_len; entry != end;) {
+        const char *value = entry + strlen(entry) + 1;
+        if (strcmp(entry, name) == 0)
+            return value;
+        entry = value + strlen(value) + 1;
+    }
+    return NULL;
+}
+
+int pgw_dotenv_load(const char *path, char *err, size_t errsz)
+{
+    char *entries;
+    size_t entries_len;
+    int ret = 0;
+
+    if (read_entries(path, &entries, &entries_len, err, errsz) != 0)
+        return -1;
+    forget_entries();
+    for (size_t i = 0; i != loaded.num_from_file; ++i)
+        free(loaded.from_file[i]);
+    free(loaded.from_file);
+    loaded.from_file = NULL;
+    loaded.num_from_file = 0;
+    free(loaded.path);
+    if ((loaded.path = strdup(path)) == NULL)
+        abort();
+    loaded.entries = entries;
+    loaded.entries_len = entries_len;
+
+    for (const char *entry = entries, *end = entries != NULL ? entries + entries_len : NULL; entry != end;) {
+        const char *value = entry + strlen(entry) + 1;
+        if (getenv(entry) == NULL) {
+            char **grown = realloc(loaded.from_file, (loaded.num_from_file + 1) * sizeof(*grown));
+            if (grown == NULL || setenv(entry, value, 0) != 0 || (grown[loaded.num_from_file] = strdup(entry)) == NULL) {
+                fprintf(stderr, "poe-gateway: out of memory\n");
+                abort();
+            }
+            loaded.from_file = grown;
+            ++loaded.num_from_file;
+            ++ret;
+        }
+        entry = value + strlen(value) + 1;
+    }
+    return ret;
+}
+
+int pgw_dotenv_reload(char *err, size_t errsz)
+{
+    char *entries;
+    size_t entries_len;
+
+    if (loaded.path == NULL)
+        return 0;
+    if (read_entries(loaded.path, &entries, &entries_len, err, errsz) != 0)
+        return -1;
+    forget_entries();
+    loaded.entries = entries;
+    loaded.entries_len = entries_len;
+    return 0;
+}
+
+const char *pgw_dotenv_getenv(const char *name)
+{
+    for (size_t i = 0; i != loaded.num_from_file; ++i)
+        if (strcmp(loaded.from_file[i], name) == 0)
+            return find_entry(name);
+    const char *env = getenv(name);
+    return env != NULL ? env : find_entry(name);
 }

@@ -129,17 +129,21 @@ int pgw_masterkey_ensure(pgw_config_t *conf, char *err, size_t errsz)
         return -1;
     }
     snprintf(path, sizeof(path), "%s/master_key", dir);
+    /* names the variable the configuration asked for, which pgw_config_warn_missing_env leaves to this step */
+    char unset[300] = "no master key configured";
+    if (conf->master_key_env != NULL)
+        snprintf(unset, sizeof(unset), "%s is not set", conf->master_key_env);
 
     switch (read_key(path, &key)) {
     case 1:
-        pgw_log_info(MODULE_NAME, "no master key configured; using the one kept in %s", path);
+        pgw_log_info(MODULE_NAME, "%s; using the master key kept in %s", unset, path);
         break;
     case 0:
         if (mkdir_p(dir) != 0 || write_new_key(path, &key) != 0) {
             snprintf(err, errsz, "cannot create the master key file %s: %s", path, strerror(errno));
             return -1;
         }
-        pgw_log_info(MODULE_NAME, "no master key configured; generated one and kept it in %s (mode 0600)", path);
+        pgw_log_info(MODULE_NAME, "%s; generated a master key and kept it in %s (mode 0600)", unset, path);
         break;
     default:
         snprintf(err, errsz, "cannot read the master key file %s: %s", path, strerror(errno));

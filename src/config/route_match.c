@@ -3,8 +3,8 @@
  *
  * Everything here reads a pgw_config_t that no longer changes (a generation's), allocates nothing that outlives the
  * call, and knows no YAML; the loader uses only pgw_wildcard_match, to warn about a wildcard route that an earlier one
- * shadows. The rules, exact names before wildcards and wildcards in file order, are
- * docs/config.md#routing-a-model-name.
+ * shadows. The rules, exact names before picker aliases before wildcards and wildcards in file order, are
+ * docs/config.md#routing-a-model-name; picker aliases are docs/request-path.md#models.
  */
 #include <ctype.h>
 #include <limits.h>
@@ -43,13 +43,45 @@ int pgw_wildcard_match(const char *pattern, const char *s, size_t len)
     return *p == '\0';
 }
 
-const pgw_route_t *pgw_config_find_route(const pgw_config_t *conf, const char *model, size_t model_len)
+static const pgw_route_t *find_exact(const pgw_config_t *conf, const char *model, size_t model_len)
 {
     for (size_t i = 0; i != conf->num_routes; ++i) {
         const pgw_route_t *route = conf->routes + i;
         if (!route->is_wildcard && strlen(route->model_name) == model_len && memcmp(route->model_name, model, model_len) == 0)
             return route;
     }
+    return NULL;
+}
+
+int pgw_picker_keeps(const char *id, size_t len)
+{
+    return (len >= 6 && strncasecmp(id, "claude", 6) == 0) || (len >= 9 && strncasecmp(id, "anthropic", 9) == 0);
+}
+
+size_t pgw_route_picker_alias(const pgw_config_t *conf, const pgw_route_t *route, char *buf, size_t bufsz)
+{
+    size_t name_len = strlen(route->model_name), len = sizeof(PGW_PICKER_ALIAS_PREFIX) - 1 + name_len;
+    if (route->is_wildcard || pgw_picker_keeps(route->model_name, name_len) || len >= bufsz)
+        return 0;
+    memcpy(buf, PGW_PICKER_ALIAS_PREFIX, sizeof(PGW_PICKER_ALIAS_PREFIX) - 1);
+    memcpy(buf + sizeof(PGW_PICKER_ALIAS_PREFIX) - 1, route->model_name, name_len + 1);
+    return find_exact(conf, buf, len) == NULL ? len : 0;
+}
+
+const pgw_route_t *pgw_config_find_alias(const pgw_config_t *conf, const char *model, size_t model_len)
+{
+    size_t plen = sizeof(PGW_PICKER_ALIAS_PREFIX) - 1;
+    if (model_len <= plen || memcmp(model, PGW_PICKER_ALIAS_PREFIX, plen) != 0 || find_exact(conf, model, model_len) != NULL)
+        return NULL;
+    const pgw_route_t *route = find_exact(conf, model + plen, model_len - plen);
+    return route != NULL && !pgw_picker_keeps(route->model_name, model_len - plen) ? route : NULL;
+}
+
+const pgw_route_t *pgw_config_find_route(const pgw_config_t *conf, const char *model, size_t model_len)
+{
+    const pgw_route_t *route;
+    if ((route = find_exact(conf, model, model_len)) != NULL || (route = pgw_config_find_alias(conf, model, model_len)) != NULL)
+        return route;
     for (size_t i = 0; i != conf->num_routes; ++i) {
         const pgw_route_t *route = conf->routes + i;
         if (route->is_wildcard && pgw_wildcard_match(route->model_name, model, model_len))
@@ -62,6 +94,11 @@ int pgw_route_upstream_model(const pgw_route_t *route, const char *client_model,
 {
     size_t len = 0;
 
+    /* an exact route's '*' is its own name: a client that used the picker alias must not reach Poe under that alias */
+    if (!route->is_wildcard) {
+        client_model = route->model_name;
+        client_model_len = strlen(route->model_name);
+    }
     for (const char *p = route->upstream_model; *p != '\0'; ++p) {
         const char *src = *p == '*' ? client_model : p;
         size_t n = *p == '*' ? client_model_len : 1;
@@ -167,4 +204,20 @@ int pgw_route_caching_hint(const pgw_route_t *route, char *buf, size_t bufsz)
     pgw_poe_claude_name(route->upstream_model, name, sizeof(name));
     snprintf(buf, bufsz, "anthropic/%s", name);
     return 1;
+}
+
+const pgw_fallbacks_t *pgw_config_find_fallbacks(const pgw_config_t *conf, int context_window, const char *model, size_t model_len,
+                                                 const pgw_route_t *route)
+{
+    const pgw_fallbacks_t *by_route = NULL;
+    for (size_t i = 0; i != conf->num_fallbacks; ++i) {
+        const pgw_fallbacks_t *fb = conf->fallbacks + i;
+        if (fb->context_window != context_window)
+            continue;
+        if (strlen(fb->from) == model_len && memcmp(fb->from, model, model_len) == 0)
+            return fb;
+        if (by_route == NULL && route != NULL && strcmp(fb->from, route->model_name) == 0)
+            by_route = fb;
+    }
+    return by_route;
 }

@@ -436,12 +436,12 @@ static void on_complete(pgw_upstream_transfer_t *t, pgw_upstream_error_t err, co
 
 static const pgw_upstream_callbacks_t callbacks = {on_head, on_body, on_complete};
 
-void pgw_openai_passthrough_start(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body)
+void pgw_openai_passthrough_start(pgw_request_t *r, const pgw_route_t *route, h2o_iovec_t name, const pgw_reqbody_t *body)
 {
     h2o_req_t *req = r->req;
     char url[2048], model[512], auth[2048];
 
-    int mlen = pgw_route_upstream_model(route, body->model, body->model_len, model, sizeof(model));
+    int mlen = pgw_route_upstream_model(route, name.base, name.len, model, sizeof(model));
     if (mlen < 0) {
         pgw_send_error_as(req, 1, 400, PGW_ERR_INVALID_REQUEST, "model: name too long for route %s", route->model_name);
         return;

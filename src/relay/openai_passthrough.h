@@ -9,9 +9,10 @@
 /**
  * Forwards r's chat/completions request to `route` (a route of either kind, with a key and an api_base) and relays the
  * response: to `{api_base}/chat/completions` for an `openai/` route, to Poe's `/v1/chat/completions` under Poe's name for
- * the model for an `anthropic/` one. `body` is the inspected request body; only its `model` value changes. Always
+ * the model for an `anthropic/` one. `name` is the model name the route serves it as (the body's, or a fallback's);
+ * `body` is the inspected request body; only its `model` value changes. Always
  * answers the client, with Poe's response or an error in OpenAI's shape (docs/request-path.md#chat-completions).
  */
-void pgw_openai_passthrough_start(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body);
+void pgw_openai_passthrough_start(pgw_request_t *r, const pgw_route_t *route, h2o_iovec_t name, const pgw_reqbody_t *body);
 
 #endif

@@ -1,8 +1,8 @@
 /* poe-gateway: MIT licence. `anthropic/` routes: the request goes to Poe's /v1/messages as it is, but for the key and
  * the model name; the answer comes back byte for byte, an event at a time, but only as far as it is a real answer.
  *
- * Flow: pgw_passthrough_start builds the upstream request (body with only `model` rewritten, headers from an allowlist
- * of what Poe needs) and starts a transfer. on_head notes the status and relays selected headers; what follows depends
+ * Flow: pgw_passthrough_start builds the upstream request (body with only `model` rewritten, Poe's key, every
+ * `anthropic-*` header as sent) and starts a transfer. on_head notes the status and relays selected headers; what follows depends
  * on what Poe answered:
  * - An event stream (2xx, text/event-stream, to a client that asked for one). The SSE reader cuts it into events, and
  *   each whole event's own bytes are relayed once the event has ended (src/relay/relay.c: one send in flight, flow control,
@@ -22,6 +22,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <yajl/yajl_tree.h>
 #include "common/errors.h"
 #include "common/json.h"
@@ -269,6 +270,8 @@ static void after_events(passthrough_t *st)
             int status = anthropic_error_type(st->first_error->bytes, st->first_error->size, type, sizeof(type))
                              ? pgw_error_status(type)
                              : 502;
+            if (pgw_relay_hand_off(rl, status))
+                return;
             rl->r->outcome = PGW_OUTCOME_UPSTREAM_ERROR;
             respond_json(st, status, &st->first_error);
         } else {
@@ -351,6 +354,8 @@ static void respond_error(passthrough_t *st, pgw_upstream_transfer_t *t)
     pgw_upstream_failure_t f;
     char type[64];
 
+    if (pgw_relay_hand_off(rl, st->status))
+        return;
     rl->r->outcome = PGW_OUTCOME_UPSTREAM_ERROR;
     int own = pgw_upstream_error_answer(rl->r->req, rl->route, t, st->status, st->held->bytes, st->held->size, &f);
     /* Poe's own Anthropic error, whole, goes as it came: Claude Code's retry logic reads Poe's wording */
@@ -426,6 +431,35 @@ static void on_complete(pgw_upstream_transfer_t *t, pgw_upstream_error_t err, co
 
 static const pgw_upstream_callbacks_t callbacks = {on_head, on_body, on_complete};
 
+/*
+ * Appends every request header whose name begins with "anthropic-", in the order sent, name and value as they are. A
+ * name that is not a plain token, or a value holding CR, LF or NUL, could not travel as one header line and is left
+ * out (libh2o refuses such requests before this; this is the last guard before curl's header list).
+ */
+static struct curl_slist *add_anthropic_headers(struct curl_slist *list, h2o_req_t *req)
+{
+    for (size_t i = 0; i != req->headers.size; ++i) {
+        const h2o_header_t *h = req->headers.entries + i;
+        char name[128];
+        if (h->name->len <= sizeof("anthropic-") - 1 || h->name->len >= sizeof(name) ||
+            strncasecmp(h->name->base, "anthropic-", sizeof("anthropic-") - 1) != 0)
+            continue;
+        size_t j = 0;
+        for (; j != h->name->len; ++j) {
+            char c = h->name->base[j];
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+                break;
+            name[j] = c;
+        }
+        if (j != h->name->len || memchr(h->value.base, '\r', h->value.len) != NULL ||
+            memchr(h->value.base, '\n', h->value.len) != NULL || memchr(h->value.base, '\0', h->value.len) != NULL)
+            continue;
+        name[j] = '\0';
+        list = pgw_upstream_add_header(list, name, h->value);
+    }
+    return list;
+}
+
 void pgw_passthrough_splice_model(pgw_request_t *r, const pgw_reqbody_t *body, const char *model, size_t len, h2o_iovec_t *upbody,
                                   h2o_iovec_t more[2])
 {
@@ -452,7 +486,8 @@ void pgw_passthrough_url(const pgw_route_t *route, const char *path, char *buf, 
     snprintf(buf, bufsz, "%.*s%s", (int)base_len, route->api_base, path);
 }
 
-void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body, const char *path)
+void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, h2o_iovec_t name, const pgw_reqbody_t *body,
+                           const char *path)
 {
     h2o_req_t *req = r->req;
     char url[2048], model[512];
@@ -460,20 +495,20 @@ void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, const pgw
     /* the body, with only the model's value replaced when the route renames it: spliced, not copied (the client's body
      * stays in h2o's buffer for the whole request anyway) */
     h2o_iovec_t upbody, more[2];
-    int mlen = pgw_route_upstream_model(route, body->model, body->model_len, model, sizeof(model));
+    int mlen = pgw_route_upstream_model(route, name.base, name.len, model, sizeof(model));
     if (mlen < 0) {
         pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "model: name too long for route %s", route->model_name);
         return;
     }
     pgw_passthrough_splice_model(r, body, model, mlen, &upbody, more);
 
-    /* headers: Poe's key replaces the client's; the anthropic-* pair goes through untouched (betas are an open list) */
+    /* headers: Poe's key replaces the client's; every anthropic-* header goes through untouched (betas, and whatever
+     * Anthropic adds next, are an open list: docs/request-path.md#the-pass-through-route) */
     struct curl_slist *headers = NULL;
     headers = pgw_upstream_add_header(headers, "x-api-key", h2o_iovec_init(route->api_key, strlen(route->api_key)));
-    h2o_iovec_t v = pgw_req_header(req, H2O_STRLIT("anthropic-version"));
-    headers = pgw_upstream_add_header(headers, "anthropic-version", v.base != NULL ? v : h2o_iovec_init(H2O_STRLIT("2023-06-01")));
-    for (ssize_t i = -1; (i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("anthropic-beta"), i)) != -1;)
-        headers = pgw_upstream_add_header(headers, "anthropic-beta", req->headers.entries[i].value);
+    if (pgw_req_header(req, H2O_STRLIT("anthropic-version")).base == NULL)
+        headers = pgw_upstream_add_header(headers, "anthropic-version", h2o_iovec_init(H2O_STRLIT("2023-06-01")));
+    headers = add_anthropic_headers(headers, req);
     headers = pgw_upstream_add_route_headers(headers, route);
     pgw_passthrough_url(route, path, url, sizeof(url));
 

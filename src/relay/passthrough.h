@@ -8,9 +8,12 @@
 
 /**
  * Forwards r's request to `route` (an anthropic/ route with a key) at `{api_base}{path}` and relays the response.
- * `body` is the inspected request body. Always answers the client, with the upstream's response or an error.
+ * `name` is the model name the route is asked for (the client's, or a fallback's): the body's `model` becomes the
+ * route's upstream name for it. `body` is the inspected request body. Always answers the client, with the upstream's
+ * response or an error, unless the request's fallback takes it on (pgw_relay_hand_off).
  */
-void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body, const char *path);
+void pgw_passthrough_start(pgw_request_t *r, const pgw_route_t *route, h2o_iovec_t name, const pgw_reqbody_t *body,
+                           const char *path);
 
 /**
  * The body to send upstream for r's request: the client's, with the value of its top-level `model` (found by

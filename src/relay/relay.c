@@ -162,6 +162,10 @@ void pgw_relay_fail(pgw_relay_t *rl, pgw_outcome_t outcome, int status, const ch
         msg[0] = '\0';
     pgw_redact(msg, rl->route->api_key);
 
+    if (pgw_relay_hand_off(rl, status)) {
+        pgw_log_info(MODULE_NAME, "%s (a fallback takes the request)", msg); /* what the client would have read */
+        return;
+    }
     pgw_relay_stop_upstream(rl);
     if (rl->final_sent)
         return;
@@ -180,6 +184,16 @@ void pgw_relay_fail(pgw_relay_t *rl, pgw_outcome_t outcome, int status, const ch
         rl->abort = 1; /* a whole body that started cannot take an error any more: end it as incomplete */
     }
     pgw_relay_send(rl);
+}
+
+int pgw_relay_hand_off(pgw_relay_t *rl, int status)
+{
+    if (rl->started || rl->r->fallback == NULL || !rl->r->fallback(rl->r, status))
+        return 0;
+    /* another route answers: nothing of this one may reach the client (docs/request-path.md#fallbacks) */
+    pgw_relay_stop_upstream(rl);
+    pgw_relay_respond_directly(rl);
+    return 1;
 }
 
 void pgw_relay_respond_directly(pgw_relay_t *rl)

@@ -87,12 +87,22 @@ void pgw_relay_complete(pgw_relay_t *rl);
 void pgw_relay_end(pgw_relay_t *rl, pgw_outcome_t outcome);
 
 /**
- * The upstream's answer cannot be completed. Stops the upstream, notes `outcome` and tells the client: an error status
- * with an Anthropic error body when nothing was started, else one `error` event of `type` at the end of the stream (the
+ * The upstream's answer cannot be completed. When nothing was started, the request's fallback may take it on
+ * (pgw_relay_hand_off). Otherwise stops the upstream, notes `outcome` and tells the client: an error status with an
+ * Anthropic error body when nothing was started, else one `error` event of `type` at the end of the stream (the
  * stream must stand between two events). The message is printf-style; the route's upstream key is redacted from it.
  */
 void pgw_relay_fail(pgw_relay_t *rl, pgw_outcome_t outcome, int status, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+
+/**
+ * Before anything was started, instead of an error answer: offers the upstream's failure (`status`, Poe's or the one the
+ * client would get) to the request's fallback (r->fallback, docs/request-path.md#fallbacks). When the fallback takes the
+ * request to another route, this route's part is over without a byte sent: its upstream is stopped, the relay marked
+ * final, and 1 returned; the caller returns at once and touches nothing more of the request. Otherwise 0: the caller
+ * answers as it would have. pgw_relay_fail makes this offer itself.
+ */
+int pgw_relay_hand_off(pgw_relay_t *rl, int status);
 
 /**
  * An error response instead of a relayed one, before pgw_relay_start: marks the relay final so nothing else is sent.

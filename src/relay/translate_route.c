@@ -6,6 +6,9 @@
  * reader and fed to the stream translator; the client's 200 and SSE headers go out only at the translator's commit
  * (docs/streams.md#commit): its first usable chunk, or COMMIT_WAIT_MS without one. After `finish_reason` without usage,
  * a GRACE_MS timer finalises. The relay (src/relay/relay.c) does the sending, flow control, pings and hang-up detection.
+ *
+ * A server tool the bot cannot run (docs/mapping.md#server-tools) is refused with a 400 that names the bot and the
+ * models whose routes can run it, before anything is sent: never dropped unsaid.
  */
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +24,7 @@
 #include "relay/sse.h"
 #include "translate/translate.h"
 #include "translate/translate_job.h"
+#include "translate/translate_knobs.h"
 #include "relay/translate_route.h"
 #include "serve/worker.h"
 
@@ -40,6 +44,8 @@ typedef struct st_translate_t {
     char msg_id[32];
     char model[256];      /* the client's model name */
     char route_name[128];
+    char bot[128];        /* the Poe bot, as sent upstream */
+    int bot_known;        /* the bot is in the catalog loaded now */
     int status;           /* upstream status, 0 before the head */
     int is_sse;
     h2o_buffer_t *body;   /* a whole response, or an error body */
@@ -119,6 +125,8 @@ static void after_translate(translate_t *st, pgw_stream_status_t status)
     pgw_relay_t *rl = &st->relay;
     if (status == PGW_STREAM_FAILED_EARLY) {
         const pgw_upstream_failure_t *f = pgw_stream_translator_failure(st->stream);
+        if (f->no_retry)
+            pgw_error_no_retry(rl->r->req);
         fail(st, pgw_stream_translator_outcome(st->stream), f->status, f->type, f->message);
         return;
     }
@@ -224,6 +232,8 @@ static void respond_whole(translate_t *st)
     h2o_buffer_init(&out, &h2o_socket_buffer_prototype);
     if (pgw_translate_response(st->body->bytes, st->body->size, &st->ropts, &out, &failure) != 0) {
         h2o_buffer_dispose(&out);
+        if (failure.no_retry)
+            pgw_error_no_retry(st->relay.r->req);
         fail(st, PGW_OUTCOME_UPSTREAM_ERROR, failure.status, failure.type, failure.message);
         return;
     }
@@ -316,7 +326,8 @@ static void on_translate_done(void *ctx, int ret, const char *err)
  * Common set-up: the catalog entry, then the translated body (at once, or from the thread pool for a large body: see
  * src/translate/translate_job.c), then `next`. Answers 400 instead when the body does not translate.
  */
-static void prepare(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body, void (*next)(translate_t *st))
+static void prepare(pgw_request_t *r, const pgw_route_t *route, h2o_iovec_t name, const pgw_reqbody_t *body,
+                    void (*next)(translate_t *st))
 {
     h2o_req_t *req = r->req;
     char upstream_model[512];
@@ -330,7 +341,7 @@ static void prepare(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbod
     snprintf(st->model, sizeof(st->model), "%s", body->model);
     snprintf(st->route_name, sizeof(st->route_name), "%s", route->model_name);
 
-    if (pgw_route_upstream_model(route, body->model, body->model_len, upstream_model, sizeof(upstream_model)) < 0) {
+    if (pgw_route_upstream_model(route, name.base, name.len, upstream_model, sizeof(upstream_model)) < 0) {
         pgw_relay_respond_directly(&st->relay);
         pgw_send_error(req, 400, PGW_ERR_INVALID_REQUEST, "model: name too long for route %s", route->model_name);
         return;
@@ -340,6 +351,8 @@ static void prepare(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbod
     const pgw_bot_t *bot = st->catalog != NULL ? pgw_catalog_find(st->catalog, upstream_model, strlen(upstream_model)) : NULL;
     pgw_translate_opts_t opts = {bot != NULL ? bot->id : upstream_model, bot, route->extra_body_members, route->echo_reasoning,
                                  route->minimal_schema};
+    snprintf(st->bot, sizeof(st->bot), "%s", opts.upstream_model);
+    st->bot_known = bot != NULL;
     st->on_translated = next;
     pgw_translate_job_start(&st->job, req->conn->ctx->loop, req->entity.base, req->entity.len, &opts, st->catalog, &st->upbody,
                             &st->translated, on_translate_done, st);
@@ -353,9 +366,57 @@ static void count_tokens_translated(translate_t *st)
     pgw_send_body(st->relay.r->req, 200, "application/json", json, n);
 }
 
-void pgw_translate_route_count_tokens(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body)
+void pgw_translate_route_count_tokens(pgw_request_t *r, const pgw_route_t *route, h2o_iovec_t name, const pgw_reqbody_t *body)
 {
-    prepare(r, route, body, count_tokens_translated);
+    prepare(r, route, name, body, count_tokens_translated);
+}
+
+/*
+ * The client-facing names of the routes that can run a server tool, ", "-separated into `buf`: every anthropic/ route
+ * (server tools pass through to Poe's /v1/messages as they are), and for web search each openai/ route whose bot
+ * declares the web_search knob or whose extra_body sets it (a route whose bot is a wildcard cannot be told).
+ */
+static void capable_routes(const pgw_config_t *conf, int web_search, char *buf, size_t bufsz)
+{
+    size_t len = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i != conf->num_routes && len < bufsz; ++i) {
+        const pgw_route_t *route = &conf->routes[i];
+        int can = route->kind == PGW_ROUTE_ANTHROPIC;
+        if (!can && web_search && strchr(route->upstream_model, '*') == NULL) {
+            pgw_catalog_t *catalog = pgw_catalogs_get(route->api_base);
+            const pgw_bot_t *bot =
+                catalog != NULL ? pgw_catalog_find(catalog, route->upstream_model, strlen(route->upstream_model)) : NULL;
+            can = pgw_knobs_web_search(bot, route->extra_body_members);
+            if (catalog != NULL)
+                pgw_catalog_release(catalog);
+        }
+        if (can)
+            len += snprintf(buf + len, bufsz - len, "%s%s", len != 0 ? ", " : "", route->model_name);
+    }
+    if (len >= bufsz && bufsz > 4)
+        memcpy(buf + bufsz - 4, "...", 4); /* cut short */
+}
+
+/* A server tool the bot cannot run: a 400 that says why and where it can run (docs/mapping.md#server-tools). */
+static void refuse_server_tool(translate_t *st)
+{
+    const char *tool = st->translated.refused_tool, *why = "and chat/completions has no equivalent of this tool";
+    char routes[512];
+    int web_search = strncmp(tool, "web_search_", 11) == 0;
+
+    if (web_search)
+        why = st->bot_known ? "which declares no web_search parameter in Poe's catalog"
+                            : "which is not in Poe's catalog as loaded now (no such bot, or the catalog is not loaded yet)";
+
+    capable_routes(st->relay.r->conf, web_search, routes, sizeof(routes));
+    pgw_relay_respond_directly(&st->relay);
+    pgw_send_error(st->relay.r->req, 400, PGW_ERR_INVALID_REQUEST,
+                   "tools: the server tool %s cannot run on model %s: its route translates to Poe's bot %s, %s. Models whose "
+                   "routes can run it: %s",
+                   tool, st->model, st->bot, why,
+                   routes[0] != '\0' ? routes : "none in this configuration (add an anthropic/ route)");
 }
 
 static void messages_translated(translate_t *st)
@@ -363,6 +424,11 @@ static void messages_translated(translate_t *st)
     pgw_request_t *r = st->relay.r;
     const pgw_route_t *route = st->relay.route;
     char url[2048];
+
+    if (st->translated.refused_tool[0] != '\0') {
+        refuse_server_tool(st);
+        return;
+    }
 
     make_msg_id(st->msg_id);
     st->ropts.msg_id = st->msg_id;
@@ -372,6 +438,7 @@ static void messages_translated(translate_t *st)
     for (size_t i = 0; i != 4; ++i)
         st->ropts.stop_sequences[i] = st->translated.stop_sequences[i];
     st->ropts.secret = route->api_key;
+    st->ropts.web_search = st->translated.web_search;
     st->ropts.buffer_tools = atomic_load(r->gen->route_buffer_tools + (route - r->conf->routes));
 
     struct curl_slist *headers = NULL;
@@ -393,7 +460,7 @@ static void messages_translated(translate_t *st)
     st->relay.transfer = pgw_upstream_start(r->worker->upstream, &upreq, &callbacks, st);
 }
 
-void pgw_translate_route_messages(pgw_request_t *r, const pgw_route_t *route, const pgw_reqbody_t *body)
+void pgw_translate_route_messages(pgw_request_t *r, const pgw_route_t *route, h2o_iovec_t name, const pgw_reqbody_t *body)
 {
-    prepare(r, route, body, messages_translated);
+    prepare(r, route, name, body, messages_translated);
 }

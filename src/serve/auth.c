@@ -1,7 +1,10 @@
 /* poe-gateway: MIT licence. Who is calling: the inbound key check, as a pure function over header values. */
 #include <string.h>
 #include <openssl/crypto.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include "serve/auth.h"
 
 h2o_iovec_t pgw_auth_credential(h2o_iovec_t x_api_key, h2o_iovec_t authorization)
@@ -45,4 +48,45 @@ const char *pgw_auth_identify(const pgw_config_t *conf, h2o_iovec_t credential, 
         }
     }
     return name;
+}
+
+/* the HMAC of "pgw-usage:<expires>" under the master key, hex, into out (65 bytes) */
+static int cookie_mac(const pgw_config_t *conf, const char *expires, size_t len, char *out)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE], msg[64];
+    unsigned maclen = 0;
+    if (conf->master_key == NULL || len > sizeof(msg) - 10)
+        return -1;
+    memcpy(msg, "pgw-usage:", 10);
+    memcpy(msg + 10, expires, len);
+    if (HMAC(EVP_sha256(), conf->master_key, (int)strlen(conf->master_key), msg, 10 + len, mac, &maclen) == NULL)
+        return -1;
+    for (unsigned i = 0; i != maclen && i != 32; ++i)
+        sprintf(out + i * 2, "%02x", mac[i]);
+    return 0;
+}
+
+size_t pgw_auth_cookie_make(const pgw_config_t *conf, uint64_t expires_s, char *buf)
+{
+    char mac[65];
+    int n = snprintf(buf, PGW_AUTH_COOKIE_MAX, "%llu", (unsigned long long)expires_s);
+    if (cookie_mac(conf, buf, (size_t)n, mac) != 0)
+        return 0;
+    return (size_t)(n + snprintf(buf + n, PGW_AUTH_COOKIE_MAX - n, ".%s", mac));
+}
+
+int pgw_auth_cookie_check(const pgw_config_t *conf, h2o_iovec_t value, uint64_t now_s)
+{
+    char expires[32], mac[65];
+    const char *dot = value.base != NULL ? memchr(value.base, '.', value.len) : NULL;
+    if (dot == NULL || dot == value.base || (size_t)(dot - value.base) >= sizeof(expires) ||
+        value.len - (dot + 1 - value.base) != 64)
+        return 0;
+    memcpy(expires, value.base, dot - value.base);
+    expires[dot - value.base] = '\0';
+    if (strspn(expires, "0123456789") != strlen(expires) || strtoull(expires, NULL, 10) <= now_s)
+        return 0;
+    if (cookie_mac(conf, expires, strlen(expires), mac) != 0)
+        return 0;
+    return CRYPTO_memcmp(mac, dot + 1, 64) == 0;
 }

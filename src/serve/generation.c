@@ -29,9 +29,11 @@ pgw_generation_t *pgw_generation_create(pgw_config_t *conf, unsigned id)
     g->conf = conf;
     g->route_limits = h2o_mem_alloc(sizeof(*g->route_limits) * (conf->num_routes + 1));
     g->route_buffer_tools = h2o_mem_alloc(sizeof(*g->route_buffer_tools) * (conf->num_routes + 1));
+    g->route_cooldowns = h2o_mem_alloc(sizeof(*g->route_cooldowns) * (conf->num_routes + 1));
     for (size_t i = 0; i != conf->num_routes; ++i) {
         pgw_ratelimit_init(g->route_limits + i, conf->routes[i].rpm, now);
         atomic_init(g->route_buffer_tools + i, conf->routes[i].buffer_tools);
+        pgw_cooldown_init(g->route_cooldowns + i);
     }
     g->key_limits = h2o_mem_alloc(sizeof(*g->key_limits) * (conf->num_keys + 1));
     for (size_t i = 0; i != conf->num_keys; ++i)
@@ -64,8 +66,11 @@ void pgw_generation_release(pgw_generation_t *g)
 {
     if (atomic_fetch_sub(&g->refs, 1) != 1)
         return;
-    for (size_t i = 0; i != g->conf->num_routes; ++i)
+    for (size_t i = 0; i != g->conf->num_routes; ++i) {
         pgw_ratelimit_dispose(g->route_limits + i);
+        pgw_cooldown_dispose(g->route_cooldowns + i);
+    }
+    free(g->route_cooldowns);
     for (size_t i = 0; i != g->conf->num_keys; ++i)
         pgw_ratelimit_dispose(g->key_limits + i);
     free(g->route_limits);
@@ -95,6 +100,12 @@ int pgw_generation_reload(pgw_server_t *server)
     pgw_config_t *conf = h2o_mem_alloc(sizeof(*conf));
     char err[1024];
 
+    /* the env file first: the configuration's os.environ/ values come from it (docs/config.md#reload) */
+    if (pgw_dotenv_reload(err, sizeof(err)) != 0) {
+        pgw_log_error(MODULE_NAME, "reload refused, the running configuration stays: %s", err);
+        free(conf);
+        return -1;
+    }
     if (pgw_config_load(conf, boot->path, err, sizeof(err)) != 0) {
         pgw_log_error(MODULE_NAME, "reload refused, the running configuration stays: %s", err);
         free(conf);
@@ -106,9 +117,7 @@ int pgw_generation_reload(pgw_server_t *server)
         free(conf);
         return -1;
     }
-    for (size_t i = 0; i != conf->num_missing_env; ++i)
-        pgw_log_warn(MODULE_NAME, "environment variable %s is referenced by %s but not set; routes that need it answer 503",
-                     conf->missing_env[i], boot->path);
+    pgw_config_warn_missing_env(conf);
     if (server->cli.host != NULL) {
         free(conf->host);
         conf->host = strdup(server->cli.host);
@@ -134,10 +143,14 @@ int pgw_generation_reload(pgw_server_t *server)
     KEPT(conf->graceful_timeout != boot->graceful_timeout, "graceful_timeout")
     KEPT(CHANGED(conf->log_level, boot->log_level), "log_level")
     KEPT(conf->max_connections != boot->max_connections, "max_connections")
+    KEPT(conf->ledger_enabled != boot->ledger_enabled || CHANGED(conf->ledger_path, boot->ledger_path) ||
+             conf->ledger_retention_days != boot->ledger_retention_days || conf->ledger_max_bytes != boot->ledger_max_bytes ||
+             conf->reconcile_interval != boot->reconcile_interval,
+         "ledger")
 #undef KEPT
 #undef CHANGED
 
-    pgw_catalogs_init(conf);
+    pgw_catalogs_init(conf, conf->ledger_enabled);
     pthread_mutex_lock(&server->current_mutex);
     pgw_generation_t *old = server->current;
     server->current = pgw_generation_create(conf, old->id + 1);

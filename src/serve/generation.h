@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include "config/config.h"
+#include "common/cooldown.h"
 #include "common/ratelimit.h"
 #include "serve/shaper.h"
 
@@ -22,6 +23,7 @@ typedef struct st_pgw_generation_t {
     pgw_ratelimit_t *route_limits;  /* one per conf->routes entry, for its rpm (owned array) */
     pgw_ratelimit_t *key_limits;    /* one per conf->keys entry, for its rpm (owned array) */
     atomic_int *route_buffer_tools; /* one per route: set at run time when a stream showed the route needs buffer_tools */
+    pgw_cooldown_t *route_cooldowns; /* one per route: its failures and rest (docs/config.md#fallbacks) (owned array) */
     pgw_shaper_bucket_t *buckets;   /* one per distinct upstream key (owned array) */
     size_t num_buckets;
     pgw_shaper_bucket_t **route_bucket; /* per route: its upstream key's bucket, NULL without a key */

@@ -3,10 +3,11 @@
  *
  * How it works
  *
- * Each worker owns three open-addressing tables of series (requests by key, route, model and status; tokens by key and
- * model; latency histograms by route). A series is created once by the worker and published with a release store of its
- * pointer; its labels never change afterwards, and its counters are relaxed atomics that only the worker writes. A
- * reader on another thread walks the slots with acquire loads: no lock, no rehashing under its feet.
+ * Each worker owns four open-addressing tables of series (requests by key, route, model and status; tokens by key and
+ * model; latency histograms by route; fallbacks by the route that failed and the one that took over). A series is created
+ * once by the worker and published with a release store of its pointer; its labels never change afterwards, and its
+ * counters are relaxed atomics that only the worker writes. A reader on another thread walks the slots with acquire
+ * loads: no lock, no rehashing under its feet.
  *
  * A client chooses its model name (a wildcard route passes any), so the tables are bounded, and every table the same
  * way (room_for): a table of `max` series has 2 * max slots, so that probes stay short and always end at a free slot.
@@ -33,6 +34,7 @@
 #define REQUEST_MAX 1024 /* series: key x route x model x status */
 #define TOKEN_MAX 512    /* key x model */
 #define ROUTE_MAX 256    /* route, for the histograms */
+#define FALLBACK_MAX 256 /* from route x to route */
 #endif
 #define OTHER "(other)"
 
@@ -63,12 +65,18 @@ struct route_series {
     struct histogram ttfb, duration;
 };
 
+struct fallback_series {
+    char *from, *to;
+    atomic_ullong count;
+};
+
 struct st_pgw_metrics_t {
     _Atomic(struct request_series *) requests[2 * REQUEST_MAX];
     _Atomic(struct token_series *) tokens[2 * TOKEN_MAX];
     _Atomic(struct route_series *) routes[2 * ROUTE_MAX];
+    _Atomic(struct fallback_series *) fallbacks[2 * FALLBACK_MAX];
     atomic_ullong outcomes[PGW_OUTCOME_COUNT]; /* requests by how their answer ended */
-    size_t num_requests, num_tokens, num_routes; /* series made (the writer's own bookkeeping) */
+    size_t num_requests, num_tokens, num_routes, num_fallbacks; /* series made (the writer's own bookkeeping) */
 };
 
 /* How far a new label set has been folded: its own labels, its key's (other) series, the table's (other) series. */
@@ -128,6 +136,14 @@ void pgw_metrics_destroy(pgw_metrics_t *m)
         struct route_series *s = atomic_load(&m->routes[i]);
         if (s != NULL) {
             free(s->route);
+            free(s);
+        }
+    }
+    for (size_t i = 0; i != 2 * FALLBACK_MAX; ++i) {
+        struct fallback_series *s = atomic_load(&m->fallbacks[i]);
+        if (s != NULL) {
+            free(s->from);
+            free(s->to);
             free(s);
         }
     }
@@ -217,7 +233,37 @@ static struct route_series *route_series(pgw_metrics_t *m, const char *route)
     }
 }
 
+static struct fallback_series *fallback_series(pgw_metrics_t *m, const char *from, const char *to)
+{
+    enum fold fold = OWN;
+    for (;;) {
+        size_t slot = hash_str(hash_str(14695981039346656037ULL, from), to) % (2 * FALLBACK_MAX);
+        struct fallback_series *s;
+        for (; (s = atomic_load_explicit(&m->fallbacks[slot], memory_order_relaxed)) != NULL;
+             slot = (slot + 1) % (2 * FALLBACK_MAX))
+            if (same(s->from, from) && same(s->to, to))
+                return s;
+        if (room_for(m->num_fallbacks, FALLBACK_MAX, fold)) {
+            ++m->num_fallbacks;
+            s = h2o_mem_alloc(sizeof(*s));
+            memset(s, 0, sizeof(*s));
+            s->from = copy_label(from);
+            s->to = copy_label(to);
+            atomic_store_explicit(&m->fallbacks[slot], s, memory_order_release);
+            return s;
+        }
+        /* routes come from the configuration, so this takes many reloads: both labels fold at once */
+        fold = ALL_OTHER;
+        from = to = OTHER;
+    }
+}
+
 #define ADD(field, v) atomic_fetch_add_explicit(&(field), (v), memory_order_relaxed)
+
+void pgw_metrics_fallback(pgw_metrics_t *m, const char *from, const char *to)
+{
+    ADD(fallback_series(m, from, to)->count, 1);
+}
 
 static void observe(struct histogram *h, double seconds)
 {
@@ -314,6 +360,11 @@ static pgw_metrics_t *merge(pgw_metrics_t *const *all, size_t n, long long today
             }
             ADD(t->ttfb.sum_us, LOAD(s->ttfb.sum_us));
             ADD(t->duration.sum_us, LOAD(s->duration.sum_us));
+        }
+        for (size_t j = 0; j != 2 * FALLBACK_MAX; ++j) {
+            struct fallback_series *s = atomic_load_explicit(&all[w]->fallbacks[j], memory_order_acquire);
+            if (s != NULL)
+                ADD(fallback_series(sum, s->from, s->to)->count, LOAD(s->count));
         }
     }
     return sum;
@@ -459,6 +510,21 @@ void pgw_metrics_render(pgw_metrics_t *const *all, size_t n, const pgw_metrics_g
             pgw_buf_append_lit(out, "}");
             number(out, counts[k]);
         }
+    }
+
+    /* fallbacks, by the route that failed and the route that took the request on */
+    pgw_buf_append_lit(out, "# HELP poe_gateway_fallbacks_total Requests handed from a route to its fallback before any byte "
+                            "reached the client, by route (from) and fallback route (to).\n"
+                            "# TYPE poe_gateway_fallbacks_total counter\n");
+    for (size_t j = 0; j != 2 * FALLBACK_MAX; ++j) {
+        struct fallback_series *s = atomic_load_explicit(&sum->fallbacks[j], memory_order_relaxed);
+        if (s == NULL)
+            continue;
+        pgw_buf_append_lit(out, "poe_gateway_fallbacks_total{");
+        label(out, "from", s->from, 1);
+        label(out, "to", s->to, 0);
+        pgw_buf_append_lit(out, "}");
+        number(out, LOAD(s->count));
     }
 
     /* histograms, by route */

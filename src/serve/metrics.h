@@ -35,6 +35,13 @@ void pgw_metrics_destroy(pgw_metrics_t *m);
 void pgw_metrics_record(pgw_metrics_t *m, const pgw_metrics_request_t *req, uint64_t now_ms);
 
 /**
+ * Counts one fallback (docs/request-path.md#fallbacks): a request handed from the route `from` to the route `to`
+ * (their model_names), for poe_gateway_fallbacks_total. Called only by the owning worker's thread; bounded like the
+ * other tables.
+ */
+void pgw_metrics_fallback(pgw_metrics_t *m, const char *from, const char *to);
+
+/**
  * Appends the Prometheus text exposition of the sum of `all` (one per worker) to `out`, with the gauges the caller
  * measured (in-flight requests, upstream sockets, upstream retries, queue length, translations on the thread pool).
  */

@@ -231,6 +231,21 @@ static int take_model(pgw_reqbody_t *info, const unsigned char *str, const unsig
     return 0;
 }
 
+/* The pgw_reqbody_t.given bit of a top-level key, 0 for the keys it does not track. */
+static unsigned given_bit(enum key key)
+{
+    switch (key) {
+    case KEY_MODEL:
+        return PGW_REQBODY_MODEL;
+    case KEY_MESSAGES:
+        return PGW_REQBODY_MESSAGES;
+    case KEY_MAX_TOKENS:
+        return PGW_REQBODY_MAX_TOKENS;
+    default:
+        return 0;
+    }
+}
+
 int pgw_reqbody_inspect(const char *body, size_t len, pgw_reqbody_t *info, char *err, size_t errsz)
 {
     struct scan s = {(const unsigned char *)body, (const unsigned char *)body, (const unsigned char *)body + len};
@@ -313,6 +328,8 @@ Value:
     case 'n':
         if (skip_literal(&s, "null", 4) != 0)
             goto Error;
+        if (s.depth == 1) /* null counts as absent */
+            info->given &= ~given_bit(key);
         break;
     case '-':
     case '0' ... '9':
@@ -367,6 +384,7 @@ Key:
             goto Error;
         if (s.depth == 1) {
             key = classify(k, s.p, escaped);
+            info->given |= given_bit(key);
             if (key == KEY_MODEL && model_seen) {
                 /* JSON parsers disagree on duplicate keys: the gateway and Poe must not read different models */
                 snprintf(err, errsz, "model: given more than once");

@@ -13,7 +13,13 @@ typedef struct st_pgw_reqbody_t {
     int has_messages;    /* top-level "messages" is an array */
     int no_messages;     /* ... and an empty one */
     int has_max_tokens;  /* top-level "max_tokens" is a number */
+    unsigned given;      /* PGW_REQBODY_* bits: the top-level keys present with a value other than null, of any type */
 } pgw_reqbody_t;
+
+/* pgw_reqbody_t.given: so that a value of the wrong type is told apart from a missing one */
+#define PGW_REQBODY_MODEL 1
+#define PGW_REQBODY_MESSAGES 2
+#define PGW_REQBODY_MAX_TOKENS 4
 
 /**
  * Checks `body` in one hand-written pass (no tree, nothing allocated but for nesting past 256 levels) and fills `info`

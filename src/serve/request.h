@@ -28,12 +28,21 @@ typedef struct st_pgw_request_t {
     pgw_usage_t usage;               /* tokens the upstream reported, for the log and metrics */
     const char *model;               /* the client's model once routed (request pool), for metrics and usage */
     int (*pending_handler)(struct st_pgw_request_t *r); /* the route handler waiting for a tailnet whois */
-    const pgw_route_t *route;                           /* once routed */
+    const pgw_route_t *route;                           /* once routed: the route serving the request now */
+    h2o_iovec_t route_model; /* the model name `route` is asked for: the client's, or a fallback's (request pool or conf) */
+    /* offered a route's failure before any byte went to the client (pgw_relay_hand_off): returns 1 when it takes the
+     * request on to a fallback route (docs/request-path.md#fallbacks), else 0. NULL when no fallbacks are configured. */
+    int (*fallback)(struct st_pgw_request_t *r, int status);
+    void *fallback_data;          /* the fallback's own state (request pool) */
+    const char *first_route_name; /* the route first chosen, once a fallback serves the request (points into conf) */
     pgw_reqbody_t *body; /* the inspected body (request pool), kept for a request that waits in the shaper */
     int endpoint;        /* which API the route's handler serves (its own values), kept for a request that waits */
+    int no_ledger;       /* set by the handler: a routed request the ledger leaves out (count_tokens spends nothing) */
     struct st_pgw_shaper_bucket_t *bucket; /* the upstream key's bucket, for Poe's limit signals */
     pgw_conn_t *client_conn;               /* the client connection's entry in worker->conns; NULL when it has none */
     pgw_outcome_t outcome;                 /* how the answer ended (the first end that was noted counts) */
+    /* Claude Code's session and subagent ids, made safe for logs (src/serve/sessions.h), or NULL (request pool) */
+    const char *session_id, *agent_id, *parent_agent_id;
 } pgw_request_t;
 
 /**

@@ -44,8 +44,10 @@ static int path_matches(const pgw_path_t *e, h2o_iovec_t path)
     return h2o_memis(path.base, path.len, e->path, e->path_len);
 }
 
+/* A key the gateway does not know stays unknown however often it is sent: no retry (docs/errors.md#retries-that-cannot-help) */
 static void send_unauthorized(pgw_request_t *r, int had_credential)
 {
+    pgw_error_no_retry(r->req);
     pgw_send_error(r->req, 401, PGW_ERR_AUTHENTICATION,
                    had_credential ? "invalid API key" : "missing API key: send it as x-api-key or Authorization: Bearer");
 }

@@ -20,6 +20,7 @@
 #include "serve/server.h"
 #include "serve/shared.h"
 #include "serve/worker.h"
+#include "ledger/reconcile.h"
 
 #define MODULE_NAME "server" /* the tag these lines had before the workers left server.c */
 
@@ -115,10 +116,11 @@ static void *worker_main(void *arg)
     w->redis = pgw_redis_create(&w->loop, server->conf, pgw_shared_scripts);
     w->shaper = pgw_shaper_create(&w->loop, w->redis);
     w->conns = pgw_conns_create(&w->loop, (uint64_t)(server->conf->idle_timeout * 1000), server->listeners);
-    if (w->id == 0)
+    if (w->id == 0) {
         pgw_catalogs_start(&w->loop, w->upstream);
-    if (w->id == 0)
+        pgw_reconcile_start(&w->loop, w->upstream, server->conf);
         pgw_shared_heartbeat_start(&w->loop, w->redis);
+    }
     if ((w->listener = pgw_listener_start(server->listeners, &w->loop, server->listen_fds[w->id], on_accept, w)) == NULL) {
         pgw_log_error(MODULE_NAME, "worker %u cannot poll its listening socket", w->id);
         abort();

@@ -75,13 +75,18 @@ typedef struct st_pgw_translated_t {
                                      never below the true count */
     pgw_toolnames_t toolnames;    /* the request's tools, for the response side; dispose with pgw_translated_dispose */
     char *stop_sequences[4];      /* the stop sequences sent upstream (decoded, owned), unused entries NULL */
+    int web_search;               /* the request's web_search server tool went upstream as the bot's web_search knob: the
+                                     answer reports a search (docs/mapping.md#web-search) */
+    char refused_tool[64];        /* the type of a server tool the bot cannot run, "" when none: the body was translated
+                                     without it, and a messages request is refused (docs/mapping.md#server-tools) */
 } pgw_translated_t;
 
 /**
  * Translates the Anthropic request `body` into a chat/completions body appended to `*out`, streaming through yajl
  * callbacks (no document tree), buffering only what must move (docs/mapping.md#tool-results). Returns 0, or -1 with a
  * client-facing message in `err` (an invalid_request_error: malformed JSON, a field of the wrong type, ...). `res` is filled in
- * either case and must be disposed.
+ * either case and must be disposed. A server tool the bot cannot run is not a failure here: it is named in
+ * res->refused_tool, for the caller, which knows the routes that can, to refuse with.
  */
 int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts_t *opts, h2o_buffer_t **out,
                           pgw_translated_t *res, char *err, size_t errsz);
@@ -97,6 +102,8 @@ typedef struct st_pgw_response_opts_t {
     int buffer_tools;               /* emit each tool call whole at the end (docs/streams.md#tool-calls-in-a-stream) */
     const char *stop_sequences[4];  /* the client's stop sequences, NULL-terminated, for stop_sequence reporting */
     const char *secret;             /* the route's upstream key: redacted from every upstream message passed on (or NULL) */
+    int web_search;                 /* the request searched through the bot's knob (pgw_translated_t): the answer gets the
+                                       search blocks (docs/mapping.md#web-search) */
 } pgw_response_opts_t;
 
 /**

@@ -137,3 +137,8 @@ void pgw_knobs_append(h2o_buffer_t **out, const pgw_bot_t *bot, const pgw_thinki
         append_budget(out, pins, budget, effort_budget(budget, 2), thinking->max_tokens);
     }
 }
+
+int pgw_knobs_web_search(const pgw_bot_t *bot, const pgw_extra_body_t *pins)
+{
+    return pgw_extra_body_has(pins, "web_search") || (bot != NULL && find_knob(bot, "web_search", PGW_KNOB_BOOLEAN) != NULL);
+}

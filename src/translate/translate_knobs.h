@@ -23,4 +23,10 @@ typedef struct st_pgw_thinking_t {
  */
 void pgw_knobs_append(h2o_buffer_t **out, const pgw_bot_t *bot, const pgw_thinking_t *thinking, const pgw_extra_body_t *pins);
 
+/**
+ * 1 when a request may search the web on `bot` (docs/mapping.md#web-search): the bot declares Poe's boolean web_search
+ * knob, or the route's extra_body (`pins`, may be NULL) sets web_search itself. 0 for a NULL bot without such a pin.
+ */
+int pgw_knobs_web_search(const pgw_bot_t *bot, const pgw_extra_body_t *pins);
+
 #endif

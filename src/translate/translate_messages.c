@@ -163,7 +163,9 @@ static void tool_message(pgw_messages_t *m, const char *id, size_t idlen, const 
     append_escaped(&m->msgs, prefix, strlen(prefix));
     append_escaped(&m->msgs, text, len);
     pgw_buf_append_lit(&m->msgs, "\"}");
-    m->est->text_bytes += idlen + strlen(prefix) + len;
+    pgw_estimate_add_text(m->est, id, idlen);
+    pgw_estimate_add_text(m->est, prefix, strlen(prefix));
+    pgw_estimate_add_text(m->est, text, len);
 }
 
 static void part_begin(pgw_messages_t *m)
@@ -189,7 +191,8 @@ static void user_text(pgw_messages_t *m, const char *prefix, const char *text, s
         m->first_text_len = m->parts->size - start;
     }
     pgw_buf_append_lit(&m->parts, "}");
-    m->est->text_bytes += strlen(prefix) + len;
+    pgw_estimate_add_text(m->est, prefix, strlen(prefix));
+    pgw_estimate_add_text(m->est, text, len);
 }
 
 /* Moves parts collected from a block's content items into the user message. */
@@ -469,7 +472,12 @@ static int assistant_block(pgw_messages_t *m, pgw_block_t *b, const char **missi
         else
             pgw_buf_append_lit(&m->acalls, "\"{}\"");
         pgw_buf_append_lit(&m->acalls, "}}");
-        m->est->text_bytes += b->id.len + strlen(mapped) + (b->input.len != 0 ? b->input.len : 2);
+        pgw_estimate_add_text(m->est, b->id.base, b->id.len);
+        pgw_estimate_add_text(m->est, mapped, strlen(mapped));
+        if (b->input.len != 0)
+            pgw_estimate_add_text(m->est, b->input.base, b->input.len);
+        else
+            pgw_estimate_add_text(m->est, H2O_STRLIT("{}"));
 
         h2o_vector_reserve(NULL, &m->cur.list, m->cur.list.size + 1);
         m->cur.list.entries[m->cur.list.size++] = (struct call){m->cur.ids->size, b->id.len, 0};
@@ -586,7 +594,8 @@ static void close_turn(pgw_messages_t *m)
         pgw_buf_append_lit(&m->msgs, "{\"role\":\"user\",\"content\":\"[system note] ");
         append_escaped(&m->msgs, m->note->bytes, m->note->size);
         pgw_buf_append_lit(&m->msgs, "\"}");
-        m->est->text_bytes += sizeof("[system note] ") - 1 + m->note->size;
+        pgw_estimate_add_text(m->est, H2O_STRLIT("[system note] "));
+        pgw_estimate_add_text(m->est, m->note->bytes, m->note->size);
         m->note->size = 0;
         m->num_note = 0;
     }
@@ -648,11 +657,11 @@ void pgw_messages_end(pgw_messages_t *m, pgw_role_t role)
             append_quoted(&m->msgs, m->atext->bytes, m->atext->size);
         else
             pgw_buf_append_lit(&m->msgs, "null");
-        m->est->text_bytes += m->atext->size;
+        pgw_estimate_add_text(m->est, m->atext->bytes, m->atext->size);
         if (m->num_reasoning != 0) {
             pgw_buf_append_lit(&m->msgs, ",\"reasoning_content\":");
             append_quoted(&m->msgs, m->reasoning->bytes, m->reasoning->size);
-            m->est->text_bytes += m->reasoning->size;
+            pgw_estimate_add_text(m->est, m->reasoning->bytes, m->reasoning->size);
         }
         if (m->num_acalls != 0) {
             pgw_buf_append_lit(&m->msgs, ",\"tool_calls\":[");
@@ -708,7 +717,7 @@ void pgw_messages_write(pgw_messages_t *m, const pgw_toolnames_t *names, h2o_buf
         append_quoted(out, m->sys->bytes, m->sys->size);
         pgw_buf_append(out, "},", m->num_msgs != 0 ? 2 : 1);
         ++m->est->num_messages;
-        m->est->text_bytes += m->sys->size;
+        pgw_estimate_add_text(m->est, m->sys->bytes, m->sys->size);
     }
     /* history tool names whose mapping a collision in `tools` changed are replaced (docs/mapping.md#tool-names) */
     for (size_t i = 0; names != NULL && i != m->fixups.size; ++i) {

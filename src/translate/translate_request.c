@@ -976,6 +976,7 @@ static void assemble(struct state *s, h2o_buffer_t **out)
         pgw_buf_append_lit(out, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
     pgw_tools_write(s->tools, &choice, x, out);
     pgw_knobs_append(out, s->opts->bot, &thinking, x);
+    pgw_tools_server(s->tools, &choice, s->opts->bot, x, out, s->res);
     pgw_extra_body_append(x, out);
     pgw_buf_append_lit(out, "}");
 }

@@ -9,6 +9,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "translate/translate.h"
+#include "translate/translate_search.h"
 
 #define MODULE_NAME "translate_response"
 
@@ -321,6 +322,7 @@ static void fail_with(pgw_upstream_failure_t *fail, int status, const char *type
 {
     fail->status = status;
     fail->type = type;
+    fail->no_retry = 0;
     snprintf(fail->message, sizeof(fail->message), "%s", message);
 }
 
@@ -377,6 +379,9 @@ int pgw_translate_response(const char *body, size_t len, const pgw_response_opts
     h2o_buffer_t *text = NULL, *ids = NULL;
     int ret = -1, nblocks = 0;
     size_t output_bytes = 0;
+    pgw_search_t search;
+
+    pgw_search_init(&search, opts->web_search, opts->msg_id);
 
     if (len != 0) /* an empty body (a 204) may come with no buffer at all */
         memcpy(copy, body, len);
@@ -459,7 +464,7 @@ int pgw_translate_response(const char *body, size_t len, const pgw_response_opts
     pgw_json_append_string(out, opts->model, strlen(opts->model));
     pgw_buf_append_lit(out, ",\"content\":[");
 
-    /* thinking -> text -> tool_use (docs/mapping.md#the-whole-response) */
+    /* thinking -> (web search) -> text -> tool_use (docs/mapping.md#the-whole-response) */
     if (num_tb_thinking != 0) {
         for (size_t i = 0; i != tb->u.array.len; ++i) {
             const char *t = get_str(tb->u.array.values[i], "thinking", NULL);
@@ -471,6 +476,19 @@ int pgw_translate_response(const char *body, size_t len, const pgw_response_opts
     } else if (nonempty(reasoning)) {
         append_thinking(out, &nblocks, reasoning, tb_signature);
         output_bytes += strlen(reasoning);
+    }
+    /* a search the answer cites, before the text (docs/mapping.md#web-search) */
+    pgw_search_collect(&search, get(message, "annotations", NULL, yajl_t_array));
+    pgw_search_collect(&search, get(message, "citations", NULL, yajl_t_array));
+    pgw_search_collect(&search, get(message, "provider_specific_fields", "citations", yajl_t_array));
+    pgw_search_collect(&search, get(root, "citations", NULL, yajl_t_array));
+    if (search.num_pages != 0) {
+        if (nblocks++ != 0)
+            pgw_buf_append_lit(out, ",");
+        pgw_search_append_use(&search, out);
+        pgw_buf_append_lit(out, ",");
+        pgw_search_append_result(&search, out);
+        ++nblocks;
     }
     if (has_text) {
         append_text(out, &nblocks, text->bytes, text->size);
@@ -535,10 +553,12 @@ int pgw_translate_response(const char *body, size_t len, const pgw_response_opts
     pgw_json_append_int(out, cache_read);
     pgw_buf_append_lit(out, ",\"cache_creation_input_tokens\":");
     pgw_json_append_int(out, cache_creation);
+    pgw_search_append_usage(&search, out);
     pgw_buf_append_lit(out, "}}");
     ret = 0;
 
 Exit:
+    pgw_search_dispose(&search);
     if (text != NULL)
         h2o_buffer_dispose(&text);
     if (ids != NULL)

@@ -18,7 +18,9 @@
  *
  * Emitted. Frames "event: T\ndata: {"type":"T",...}\n\n": message_start; content_block_start / content_block_delta /
  * content_block_stop for thinking (thinking_delta, signature_delta), text (text_delta) and tool_use (input_json_delta
- * carrying each upstream fragment byte for byte); message_delta with the final usage; message_stop; or `error`.
+ * carrying each upstream fragment byte for byte); message_delta with the final usage; message_stop; or `error`. A web
+ * search's blocks come from src/translate/translate_search.c, which gathers the pages each chunk cites (the JSON spans of
+ * its `annotations` and `citations`), at finalisation (docs/streams.md#web-search-in-a-stream).
  *
  * Ending (docs/streams.md#ending). Finalised by usage in a chunk after the one that carried finish_reason, by [DONE],
  * or by finish() once finish_reason was seen. [DONE] without finish_reason is a normal end when something was emitted.
@@ -41,6 +43,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "translate/translate.h"
+#include "translate/translate_search.h"
 
 #define MODULE_NAME "translate_stream"
 
@@ -60,7 +63,8 @@ enum node {
     N_THINKING_BLOCKS, /* delta.thinking_blocks[] */
     N_THINKING_BLOCK,
     N_USAGE,
-    N_PTD, /* usage.prompt_tokens_details */
+    N_PTD,   /* usage.prompt_tokens_details */
+    N_CITES, /* an annotations or citations array, kept as its JSON span */
 };
 
 enum key {
@@ -94,6 +98,8 @@ enum key {
     K_CACHE_CREATION_TOKENS,
     K_CACHE_READ_INPUT_TOKENS,
     K_CACHE_CREATION_INPUT_TOKENS,
+    K_ANNOTATIONS,
+    K_CITATIONS,
 };
 
 static const struct {
@@ -130,6 +136,8 @@ static const struct {
     {H2O_STRLIT("cache_creation_tokens"), K_CACHE_CREATION_TOKENS},
     {H2O_STRLIT("cache_read_input_tokens"), K_CACHE_READ_INPUT_TOKENS},
     {H2O_STRLIT("cache_creation_input_tokens"), K_CACHE_CREATION_INPUT_TOKENS},
+    {H2O_STRLIT("annotations"), K_ANNOTATIONS},
+    {H2O_STRLIT("citations"), K_CITATIONS},
 };
 
 /* a byte range in a scratch buffer (offsets: the buffer may move while it grows) */
@@ -159,6 +167,8 @@ struct chunk {
     struct span stop_named; /* a string stop_reason / matched_stop on the choice */
     int has_stop_named;
     struct usage usage;
+    struct span cites[4]; /* the chunk's annotations / citations arrays, in the event's data (web search only) */
+    size_t num_cites, cite_start;
 };
 
 enum block_kind { BLOCK_NONE, BLOCK_THINKING, BLOCK_TEXT, BLOCK_TOOL };
@@ -210,6 +220,7 @@ struct st_pgw_stream_translator_t {
     size_t output_bytes; /* thinking, text and arguments emitted, for the output estimate */
     long long told[4];   /* the usage the client was told: input, output, cache read, cache creation */
     pgw_upstream_failure_t failure;
+    pgw_search_t search; /* docs/streams.md#web-search-in-a-stream */
 
     /* the chunk parser */
     yajl_handle parser;
@@ -362,6 +373,7 @@ static pgw_stream_status_t fail_early(pgw_stream_translator_t *t, int status, co
 {
     t->failure.status = status;
     t->failure.type = type;
+    t->failure.no_retry = 0;
     snprintf(t->failure.message, sizeof(t->failure.message), "%s", message);
     pgw_log_warn(MODULE_NAME, "%s: stream failed before the commit: %d %s: %s", t->msg_id, status, type, message);
     compute_usage(t);
@@ -402,6 +414,8 @@ static pgw_stream_status_t finalise(pgw_stream_translator_t *t, enum trigger tri
 
     if (t->open.kind != BLOCK_NONE)
         emit_block_stop(t, out);
+    /* a search the answer cites, now that every citation is known (docs/streams.md#web-search-in-a-stream) */
+    pgw_search_append_frames(&t->search, out, &t->next_index);
     if (t->buffer_tools) {
         /* each tool whole, in upstream index order (docs/streams.md#tool-calls-in-a-stream) */
         for (size_t done = 0; done != t->num_tools; ++done) {
@@ -430,6 +444,7 @@ static pgw_stream_status_t finalise(pgw_stream_translator_t *t, enum trigger tri
     pgw_json_append_int(out, t->told[2]);
     pgw_buf_append_lit(out, ",\"cache_creation_input_tokens\":");
     pgw_json_append_int(out, t->told[3]);
+    pgw_search_append_usage(&t->search, out);
     pgw_buf_append_lit(out, "}");
     FRAME_END(out);
     FRAME_BEGIN(out, "message_stop");
@@ -541,6 +556,7 @@ static void chunk_clear(struct chunk *c)
     c->finish_reason[0] = '\0';
     c->has_stop_named = 0;
     c->usage = (struct usage){-1, -1, -1, -1, -1, -1};
+    c->num_cites = 0;
 }
 
 static struct frame *top(pgw_stream_translator_t *t)
@@ -555,6 +571,9 @@ static enum node value_node(pgw_stream_translator_t *t, int is_map, int is_array
     if (parent == NULL)
         return is_map ? N_ROOT : N_OTHER;
     size_t pos = parent->elems++;
+    if (is_array && (t->key == K_CITATIONS || (t->key == K_ANNOTATIONS && parent->node == N_DELTA)) &&
+        (parent->node == N_ROOT || parent->node == N_DELTA || parent->node == N_PSF))
+        return N_CITES;
     switch (parent->node) {
     case N_ROOT:
         if (t->key == K_CHOICES && is_array)
@@ -656,12 +675,18 @@ static int on_start_array(void *ctx)
         return 0; /* a chunk is an object */
     if (parent->node == N_ROOT && t->key == K_ERROR)
         t->chunk.has_error = 1;
-    return push(t, value_node(t, 0, 1));
+    enum node node = value_node(t, 0, 1);
+    if (node == N_CITES)
+        t->chunk.cite_start = yajl_get_bytes_consumed(t->parser) - 1; /* the '[' just read */
+    return push(t, node);
 }
 
 static int on_end(void *ctx)
 {
     pgw_stream_translator_t *t = ctx;
+    struct chunk *c = &t->chunk;
+    if (top(t)->node == N_CITES && c->num_cites != 4) /* the first four arrays of a chunk */
+        c->cites[c->num_cites++] = (struct span){c->cite_start, yajl_get_bytes_consumed(t->parser) - c->cite_start};
     --t->depth;
     return 1;
 }
@@ -856,8 +881,11 @@ static pgw_stream_status_t on_chunk(pgw_stream_translator_t *t, h2o_buffer_t **o
         /* status 200: the mapper reads the status from the error's code or type (docs/errors.md#errors-inside-a-200) */
         pgw_map_upstream_error(200, data, len, t->model, t->secret, &f);
         t->broken_by_poe = 1;
-        if (!t->committed)
-            return fail_early(t, f.status, f.type, f.message);
+        if (!t->committed) {
+            pgw_stream_status_t ret = fail_early(t, f.status, f.type, f.message);
+            t->failure.no_retry = f.no_retry; /* Poe refusing the gateway's key (docs/errors.md#retries-that-cannot-help) */
+            return ret;
+        }
         return break_stream(t, f.type, f.message, out);
     }
     pgw_stream_translator_commit(t, out);
@@ -907,6 +935,9 @@ static pgw_stream_status_t on_chunk(pgw_stream_translator_t *t, h2o_buffer_t **o
                     t->stop_sequence = i;
         }
     }
+    /* the pages cited, for the search's result block (docs/streams.md#web-search-in-a-stream) */
+    for (size_t i = 0; i != c->num_cites; ++i)
+        pgw_search_collect_json(&t->search, data + c->cites[i].off, c->cites[i].len);
     /* 6. usage on any chunk: keep the latest; usage after finish_reason ends the stream
      * (docs/streams.md#usage-never-requested-or-never-awaited) */
     if (c->has_usage) {
@@ -943,6 +974,7 @@ pgw_stream_translator_t *pgw_stream_translator_create(const pgw_response_opts_t 
     t->toolnames = opts->toolnames;
     t->est_input = opts->input_tokens > 0 ? opts->input_tokens : 1;
     t->buffer_tools = opts->buffer_tools;
+    pgw_search_init(&t->search, opts->web_search, t->msg_id);
     t->state = ACTIVE;
     t->stop_sequence = -1;
     t->usage = (struct usage){-1, -1, -1, -1, -1, -1};
@@ -970,6 +1002,7 @@ void pgw_stream_translator_destroy(pgw_stream_translator_t *t)
     for (size_t i = 0; i != t->num_tools; ++i)
         h2o_buffer_dispose(&t->tools[i].args);
     free(t->tools);
+    pgw_search_dispose(&t->search);
     h2o_buffer_dispose(&t->strs);
     h2o_buffer_dispose(&t->ids);
     h2o_buffer_dispose(&t->chunk.content);

@@ -1,17 +1,21 @@
 /* poe-gateway: MIT licence. The tools of a translated request (docs/mapping.md#tools).
  *
  * Each tool of `tools` becomes {"type":"function","function":{"name":...,"description":...,"parameters":...}} when
- * something behind the gateway can run it: a typed tool is one of Anthropic's server tools and is dropped. A tool's
+ * the client runs it. A typed tool is one of Anthropic's server tools, which Poe runs or nobody does: web search becomes
+ * the bot's web_search knob when it declares one, and any other is refused by the caller (docs/mapping.md#server-tools),
+ * never dropped unsaid. A tool's
  * keys come in any order, and its name may change after it was read (two names that collide after mapping both take
  * the hashed form, docs/mapping.md#tool-names), so each kept tool is held as the fragment after its name
  * (`,"description":...,"parameters":{...}}}`), and the names are written with the fragments at the end. The schema
  * itself is written by the cleaner (src/translate/translate_schema.c) into the buffer pgw_tools_schema hands out.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <h2o/socket.h>
 #include "common/json.h"
 #include "common/log.h"
+#include "translate/translate_knobs.h"
 #include "translate/translate_tools.h"
 
 #define MODULE_NAME "translate_tools"
@@ -28,6 +32,8 @@ struct st_pgw_tools_t {
     h2o_buffer_t *schema; /* the tool being read: its cleaned input_schema */
     H2O_VECTOR(struct tool) kept;
     int collided;
+    char web_search[64]; /* the type of the web_search tool listed, "" when none */
+    char refused[64];    /* the type of the first other server tool listed, "" when none */
 };
 
 static void append_quoted(h2o_buffer_t **buf, const char *s, size_t len)
@@ -74,9 +80,14 @@ int pgw_tools_end(pgw_tools_t *t, h2o_iovec_t type, h2o_iovec_t name, h2o_iovec_
     size_t frag_start = t->frags->size;
 
     /* typed tools are Anthropic's server tools (web search, code execution, bash, text editor, computer, memory, tool
-     * search, MCP toolsets): nothing here can run them */
-    if (type.base != NULL && !is(type, "custom"))
+     * search, MCP toolsets): no function the client runs */
+    if (type.base != NULL && !is(type, "custom")) {
+        int search = type.len > 11 && memcmp(type.base, "web_search_", 11) == 0;
+        char *slot = search ? t->web_search : t->refused;
+        if (slot[0] == '\0')
+            snprintf(slot, sizeof(t->refused), "%.*s", (int)(type.len < 63 ? type.len : 63), type.base);
         return 0;
+    }
     if (name.base == NULL)
         return -1;
     if (pgw_toolnames_mapped(t->names, name.base, name.len) != NULL) {
@@ -101,7 +112,8 @@ int pgw_tools_end(pgw_tools_t *t, h2o_iovec_t type, h2o_iovec_t name, h2o_iovec_
     h2o_vector_reserve(NULL, &t->kept, t->kept.size + 1);
     t->kept.entries[t->kept.size++] = (struct tool){frag_start, t->frags->size - frag_start, entry};
     ++t->est->num_tools;
-    t->est->text_bytes += name.len + (t->frags->size - frag_start);
+    pgw_estimate_add_text(t->est, name.base, name.len);
+    pgw_estimate_add_text(t->est, t->frags->bytes + frag_start, t->frags->size - frag_start);
     return 0;
 }
 
@@ -149,4 +161,24 @@ void pgw_tools_write(pgw_tools_t *t, const pgw_tool_choice_t *choice, const pgw_
     }
     if (choice->disable_parallel && !pgw_extra_body_has(pins, "parallel_tool_calls"))
         pgw_buf_append_lit(out, ",\"parallel_tool_calls\":false");
+}
+
+void pgw_tools_server(pgw_tools_t *t, const pgw_tool_choice_t *choice, const pgw_bot_t *bot, const pgw_extra_body_t *pins,
+                      h2o_buffer_t **out, pgw_translated_t *res)
+{
+    const char *refused = t->refused;
+
+    if (is(choice->type, "none"))
+        return; /* no tool is to be used, server tools included: nothing to run, nothing to refuse */
+
+    if (t->web_search[0] != '\0') {
+        if (pgw_knobs_web_search(bot, pins)) {
+            if (!pgw_extra_body_has(pins, "web_search"))
+                pgw_buf_append_lit(out, ",\"web_search\":true");
+            res->web_search = 1;
+        } else if (refused[0] == '\0') {
+            refused = t->web_search;
+        }
+    }
+    snprintf(res->refused_tool, sizeof(res->refused_tool), "%s", refused);
 }

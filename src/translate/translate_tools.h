@@ -32,8 +32,9 @@ h2o_buffer_t **pgw_tools_schema(pgw_tools_t *t);
 
 /**
  * The tool has closed: its `type`, `name` and `description` as read (base NULL when absent), and whether an
- * input_schema was written. A typed tool (one of Anthropic's server tools) is dropped, and so is a second tool of a
- * name already listed (with a warning). Returns 0, or -1 when the tool has no name (a 400).
+ * input_schema was written. A typed tool (one of Anthropic's server tools) does not become a function: it is noted for
+ * pgw_tools_server. A second tool of a name already listed is dropped (with a warning). Returns 0, or -1 when a function
+ * tool has no name (a 400).
  */
 int pgw_tools_end(pgw_tools_t *t, h2o_iovec_t type, h2o_iovec_t name, h2o_iovec_t description, int has_schema);
 
@@ -45,5 +46,14 @@ int pgw_tools_collided(const pgw_tools_t *t);
  * is kept (a choice without tools is a 400), and none that `pins` (the route's extra_body, may be NULL) holds.
  */
 void pgw_tools_write(pgw_tools_t *t, const pgw_tool_choice_t *choice, const pgw_extra_body_t *pins, h2o_buffer_t **out);
+
+/**
+ * The server tools noted (docs/mapping.md#server-tools): a web_search tool (any dated version) becomes the bot's
+ * web_search knob when `bot` declares it or `pins` sets it (`,"web_search":true` appended to `*out`, unless pinned) and
+ * res->web_search is set; otherwise, and for any other server tool, res->refused_tool names the first tool's type that
+ * cannot run. Nothing of either when `choice` is "none": no tool is to be used.
+ */
+void pgw_tools_server(pgw_tools_t *t, const pgw_tool_choice_t *choice, const pgw_bot_t *bot, const pgw_extra_body_t *pins,
+                      h2o_buffer_t **out, pgw_translated_t *res);
 
 #endif

@@ -5,6 +5,7 @@
  * reference to the current snapshot per request (a mutex guards only the pointer swap); a refresh publishes a new
  * snapshot and drops the registry's reference to the old one, which goes when its last request ends.
  */
+#include <assert.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -30,6 +31,7 @@ struct bot_listing {
 
 struct st_pgw_catalog_t {
     atomic_size_t refs;
+    uint64_t serial; /* distinct for every snapshot the process parses */
     pgw_bot_t *bots;
     struct bot_listing *listings; /* parallel to bots */
     size_t num_bots;
@@ -40,6 +42,34 @@ static const char *tree_string(yajl_val v, const char *key)
     const char *path[] = {key, NULL};
     yajl_val s = yajl_tree_get(v, path, yajl_t_string);
     return s != NULL ? s->u.string : NULL;
+}
+
+/* One pricing field: Poe writes the USD amounts as strings ("0.0000026"); a number is taken too, null or absent is -1. */
+static double price_field(yajl_val pricing, const char *name)
+{
+    const char *path[] = {name, NULL};
+    yajl_val v = pricing != NULL ? yajl_tree_get(pricing, path, yajl_t_any) : NULL;
+    char *end;
+    double d;
+    if (v == NULL)
+        return -1;
+    if (YAJL_IS_NUMBER(v))
+        return YAJL_GET_DOUBLE(v) >= 0 ? YAJL_GET_DOUBLE(v) : -1;
+    if (!YAJL_IS_STRING(v) || *v->u.string == '\0')
+        return -1;
+    d = strtod(v->u.string, &end);
+    return *end == '\0' && d >= 0 && d < 1e6 ? d : -1;
+}
+
+static void parse_price(yajl_val model, pgw_price_t *price)
+{
+    const char *path[] = {"pricing", NULL};
+    yajl_val pricing = yajl_tree_get(model, path, yajl_t_object);
+    price->prompt = price_field(pricing, "prompt");
+    price->completion = price_field(pricing, "completion");
+    price->cache_read = price_field(pricing, "input_cache_read");
+    price->cache_write = price_field(pricing, "input_cache_write");
+    price->request = price_field(pricing, "request");
 }
 
 static void parse_knob(yajl_val param, pgw_knob_t *knob)
@@ -95,6 +125,8 @@ pgw_catalog_t *pgw_catalog_parse(const char *json, size_t len, char *err, size_t
     pgw_catalog_t *c = h2o_mem_alloc(sizeof(*c));
     memset(c, 0, sizeof(*c));
     atomic_init(&c->refs, 1);
+    static atomic_uint_fast64_t serials;
+    c->serial = atomic_fetch_add(&serials, 1) + 1;
     c->bots = h2o_mem_alloc(sizeof(*c->bots) * (data->u.array.len + 1));
     c->listings = h2o_mem_alloc(sizeof(*c->listings) * (data->u.array.len + 1));
     for (size_t i = 0; i != data->u.array.len; ++i) {
@@ -120,6 +152,11 @@ pgw_catalog_t *pgw_catalog_parse(const char *json, size_t len, char *err, size_t
         yajl_val mot = yajl_tree_get(m, mot_path, yajl_t_number);
         if (mot != NULL && YAJL_GET_DOUBLE(mot) > 0)
             bot->max_output_tokens = (long long)YAJL_GET_DOUBLE(mot);
+        const char *cl_path[] = {"context_window", "context_length", NULL};
+        yajl_val cl = yajl_tree_get(m, cl_path, yajl_t_number);
+        if (cl != NULL && YAJL_GET_DOUBLE(cl) > 0)
+            bot->context_length = (long long)YAJL_GET_DOUBLE(cl);
+        parse_price(m, &bot->price);
         const char *params_path[] = {"parameters", NULL};
         yajl_val params = yajl_tree_get(m, params_path, yajl_t_array);
         if (params != NULL) {
@@ -169,9 +206,20 @@ void pgw_catalog_release(pgw_catalog_t *c)
     free(c);
 }
 
+uint64_t pgw_catalog_serial(const pgw_catalog_t *c)
+{
+    return c->serial;
+}
+
 size_t pgw_catalog_size(const pgw_catalog_t *c)
 {
     return c->num_bots;
+}
+
+const pgw_bot_t *pgw_catalog_bot(const pgw_catalog_t *c, size_t i)
+{
+    assert(i < c->num_bots);
+    return c->bots + i;
 }
 
 const pgw_bot_t *pgw_catalog_find(const pgw_catalog_t *c, const char *name, size_t len)
@@ -187,6 +235,12 @@ const pgw_bot_t *pgw_catalog_find(const pgw_catalog_t *c, const char *name, size
     return NULL;
 }
 
+const char *pgw_catalog_display_name(const pgw_catalog_t *c, const pgw_bot_t *bot)
+{
+    const char *dn = c->listings[bot - c->bots].display_name;
+    return dn != NULL ? dn : bot->id;
+}
+
 int pgw_catalog_supports(const pgw_catalog_t *c, const pgw_bot_t *bot, const char *feature)
 {
     const struct bot_listing *listing = c->listings + (bot - c->bots);
@@ -199,8 +253,7 @@ int pgw_catalog_supports(const pgw_catalog_t *c, const pgw_bot_t *bot, const cha
 /* ---- the process-wide registry ---- */
 
 struct registry_entry {
-    char *api_base;
-    char *url;
+    char *url; /* the catalog's: what identifies the entry */
     pgw_catalog_t *current; /* guarded by registry_mutex */
     int ssl_verify;
     int h2c;
@@ -213,27 +266,36 @@ static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct registry_entry **registry; /* entries are never freed or moved: fetch callbacks hold them */
 static size_t registry_size;
 
-size_t pgw_catalogs_init(const pgw_config_t *conf)
+/* The catalog's URL for a route: an openai/ api_base ends in /v1 (or gets it), an anthropic/ one is the host. */
+static char *catalog_url(const pgw_route_t *route)
+{
+    size_t len = strlen(route->api_base);
+    int has_v1 = len >= 3 && strcmp(route->api_base + len - 3, "/v1") == 0;
+    char *url = h2o_mem_alloc(len + sizeof("/v1/models"));
+    sprintf(url, "%s%s", route->api_base, has_v1 ? "/models" : "/v1/models");
+    return url;
+}
+
+size_t pgw_catalogs_init(const pgw_config_t *conf, int with_anthropic)
 {
     size_t added = 0;
     pthread_mutex_lock(&registry_mutex);
     for (size_t i = 0; i != conf->num_routes; ++i) {
         const pgw_route_t *route = conf->routes + i;
-        if (route->kind != PGW_ROUTE_OPENAI || route->api_base == NULL)
+        if ((route->kind != PGW_ROUTE_OPENAI && !with_anthropic) || route->api_base == NULL)
             continue;
+        char *url = catalog_url(route);
         size_t j;
         for (j = 0; j != registry_size; ++j)
-            if (strcmp(registry[j]->api_base, route->api_base) == 0)
+            if (strcmp(registry[j]->url, url) == 0)
                 break;
-        if (j != registry_size)
+        if (j != registry_size) {
+            free(url);
             continue;
+        }
         struct registry_entry *e = h2o_mem_alloc(sizeof(*e));
         memset(e, 0, sizeof(*e));
-        e->api_base = strdup(route->api_base);
-        size_t len = strlen(route->api_base);
-        int has_v1 = len >= 3 && strcmp(route->api_base + len - 3, "/v1") == 0;
-        e->url = h2o_mem_alloc(len + sizeof("/v1/models"));
-        sprintf(e->url, "%s%s", route->api_base, has_v1 ? "/models" : "/v1/models");
+        e->url = url;
         e->ssl_verify = route->ssl_verify;
         e->h2c = route->h2c;
         registry = realloc(registry, sizeof(*registry) * (registry_size + 1));
@@ -319,12 +381,12 @@ void pgw_catalogs_start(uv_loop_t *loop, pgw_upstream_t *up)
     pthread_mutex_unlock(&registry_mutex);
 }
 
-pgw_catalog_t *pgw_catalogs_get(const char *api_base)
+static pgw_catalog_t *get_by_url(const char *url)
 {
     pgw_catalog_t *c = NULL;
     pthread_mutex_lock(&registry_mutex);
     for (size_t i = 0; i != registry_size; ++i) {
-        if (strcmp(registry[i]->api_base, api_base) == 0) {
+        if (strcmp(registry[i]->url, url) == 0) {
             if ((c = registry[i]->current) != NULL)
                 pgw_catalog_retain(c);
             break;
@@ -332,4 +394,20 @@ pgw_catalog_t *pgw_catalogs_get(const char *api_base)
     }
     pthread_mutex_unlock(&registry_mutex);
     return c;
+}
+
+pgw_catalog_t *pgw_catalogs_get(const char *api_base)
+{
+    char buf[1024];
+    size_t len = strlen(api_base);
+    int has_v1 = len >= 3 && strcmp(api_base + len - 3, "/v1") == 0;
+    if (len + sizeof("/v1/models") > sizeof(buf))
+        return NULL; /* catalog_url would have made the same long URL: no route has one that long in practice */
+    sprintf(buf, "%s%s", api_base, has_v1 ? "/models" : "/v1/models");
+    return get_by_url(buf);
+}
+
+pgw_catalog_t *pgw_catalogs_get_for_route(const pgw_route_t *route)
+{
+    return route->api_base != NULL ? pgw_catalogs_get(route->api_base) : NULL;
 }

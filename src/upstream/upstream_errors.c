@@ -266,6 +266,7 @@ static void key_refused(pgw_upstream_failure_t *out, const char *route, const ch
 {
     out->status = 502;
     out->type = PGW_ERR_API;
+    out->no_retry = 1;
     set_message(out, "Poe refused the API key configured for route %s; check %s%s%s%s", route,
                 key_env != NULL ? key_env : "the route's api_key", poe_said != NULL ? " (Poe said: " : "",
                 poe_said != NULL ? poe_said : "", poe_said != NULL ? ")" : "");
@@ -281,6 +282,7 @@ static void map_error(int status, const char *body, size_t len, const char *rout
     const char *m;
     int poe_said = 1; /* `m` is Poe's own words, not the gateway's stand-in for none */
 
+    out->no_retry = 0;
     if (route == NULL)
         route = "(unnamed)";
     if (len != 0 && len <= PARSE_MAX) {
@@ -389,6 +391,7 @@ static int answer_error(const pgw_route_t *route, int status, const char *body, 
 {
     int own = 1;
 
+    out->no_retry = 0;
     /* a 429 always tells the client when to come back (docs/errors.md#retry-after) */
     if (retry_after->base == NULL && status == 429)
         *retry_after = h2o_iovec_init(H2O_STRLIT("1"));
@@ -399,6 +402,7 @@ static int answer_error(const pgw_route_t *route, int status, const char *body, 
     } else if (status >= 300 && status <= 399) {
         out->status = 502;
         out->type = PGW_ERR_API;
+        out->no_retry = 1;
         set_message(out, "route %s: Poe answered %d, a redirect%s%.*s; check the route's api_base", route->model_name, status,
                     location.base != NULL ? " to " : "", (int)(location.len < 200 ? location.len : 200),
                     location.base != NULL ? location.base : "");
@@ -423,5 +427,7 @@ int pgw_upstream_error_answer(h2o_req_t *req, const pgw_route_t *route, pgw_upst
         h2o_iovec_t v = h2o_strdup(&req->pool, retry_after.base, retry_after.len); /* the transfer's headers go with it */
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v.base, v.len);
     }
+    if (out->no_retry)
+        pgw_error_no_retry(req);
     return own;
 }

@@ -14,6 +14,7 @@ typedef struct st_pgw_upstream_failure_t {
     int status;       /* HTTP status for a JSON error response */
     const char *type; /* Anthropic error type (static string) */
     char message[512];
+    int no_retry; /* a retry cannot help (Poe refused the gateway's key, a redirect): x-should-retry: false */
 } pgw_upstream_failure_t;
 
 /**
@@ -30,7 +31,8 @@ void pgw_map_upstream_error(int status, const char *body, size_t len, const char
 /**
  * The answer to an error status from Poe (anything but 2xx) on `route`, of either kind: `body` is what arrived of Poe's
  * body (held, possibly cut), `t` the ending transfer, read for its headers. Fills `out` (the route's key redacted) and
- * adds to `req`'s response the headers the client acts on: Poe's Retry-After, or `Retry-After: 1` for a 429 without one.
+ * adds to `req`'s response the headers the client acts on: Poe's Retry-After, or `Retry-After: 1` for a 429 without one;
+ * `x-should-retry: false` when out->no_retry (Poe refused the route's key, a redirect).
  * Returns 1 when the answer is the gateway's own whatever Poe's body says (Poe refused the route's key, a redirect, a
  * status that is no error), 0 when it is Poe's error mapped: only then may a route send Poe's own body instead.
  */

@@ -157,7 +157,9 @@ void test_src__errors_c(void);
 void test_src__usage_c(void);
 void test_src__upstream_c(void);
 void test_src__masterkey_c(void);
+void test_src__seed_c(void);
 void test_src__ratelimit_c(void);
+void test_src__cooldown_c(void);
 void test_src__catalog_c(void);
 void test_src__metrics_c(void);
 void test_src__tailnet_c(void);
@@ -173,6 +175,7 @@ void test_src__translate_schema_c(void);
 void test_src__translate_knobs_c(void);
 void test_src__translate_messages_c(void);
 void test_src__translate_tools_c(void);
+void test_src__translate_search_c(void);
 void test_src__estimate_c(void);
 void test_src__framing_c(void);
 void test_src__listener_c(void);
@@ -182,8 +185,13 @@ void test_src__passthrough_c(void);
 void test_src__openai_passthrough_c(void);
 void test_src__translate_route_c(void);
 void test_src__shaper_c(void);
+void test_src__sessions_c(void);
 void test_src__conns_c(void);
 void test_src__routing_c(void);
+void test_src__cost_c(void);
+void test_src__budget_c(void);
+void test_src__sqlite_c(void);
+void test_src__reconcile_c(void);
 
 int main(void)
 {
@@ -202,7 +210,9 @@ int main(void)
     subtest("src/common/usage.c", test_src__usage_c);
     subtest("src/upstream/upstream.c", test_src__upstream_c);
     subtest("src/config/masterkey.c", test_src__masterkey_c);
+    subtest("src/config/seed.c", test_src__seed_c);
     subtest("src/common/ratelimit.c", test_src__ratelimit_c);
+    subtest("src/common/cooldown.c", test_src__cooldown_c);
     subtest("src/upstream/catalog.c", test_src__catalog_c);
     subtest("src/serve/metrics.c", test_src__metrics_c);
     subtest("src/serve/tailnet.c", test_src__tailnet_c);
@@ -218,6 +228,7 @@ int main(void)
     subtest("src/translate/translate_knobs.c", test_src__translate_knobs_c);
     subtest("src/translate/translate_messages.c", test_src__translate_messages_c);
     subtest("src/translate/translate_tools.c", test_src__translate_tools_c);
+    subtest("src/translate/translate_search.c", test_src__translate_search_c);
     subtest("src/translate/estimate.c", test_src__estimate_c);
     subtest("src/serve/framing.c", test_src__framing_c);
     subtest("src/serve/listener.c", test_src__listener_c);
@@ -227,8 +238,13 @@ int main(void)
     subtest("src/relay/openai_passthrough.c", test_src__openai_passthrough_c);
     subtest("src/relay/translate_route.c", test_src__translate_route_c);
     subtest("src/serve/shaper.c", test_src__shaper_c);
+    subtest("src/serve/sessions.c", test_src__sessions_c);
     subtest("src/serve/conns.c", test_src__conns_c);
     subtest("src/serve/routing.c", test_src__routing_c);
+    subtest("src/ledger/cost.c", test_src__cost_c);
+    subtest("src/ledger/budget.c", test_src__budget_c);
+    subtest("src/ledger/sqlite.c", test_src__sqlite_c);
+    subtest("src/ledger/reconcile.c", test_src__reconcile_c);
     return done_testing();
 }
 

@@ -112,9 +112,9 @@ export async function startGateway({ config, configFile, env = {}, args = [], cw
     const p = spawnUntil(bin, argv, { env: fullEnv, cwd: cwd ?? dir }, 'stderr', /listening on (https?):\/\/([^ ]+):(\d+)/,
         'poe-gateway');
     const m = await p.ready;
-    // openai/ routes make worker 0 fetch Poe's catalog at start; let that settle so tests see only their own requests
+    // openai/ routes (and anthropic/ ones, for the ledger's prices) make worker 0 fetch Poe's catalog at start; let that settle so tests see only their own requests
     const cfgText = fs.readFileSync(configPath, 'utf8');
-    if (/model:\s*openai\//.test(cfgText)) {
+    if (/model:\s*(openai|anthropic)\//.test(cfgText)) {
         for (let i = 0; i < 100 && !/\[catalog\] (loaded|cannot fetch|\S+ answered)/.test(p.out.stderr); i++)
             await new Promise((r) => setTimeout(r, 50));
     }
@@ -294,6 +294,10 @@ export function parseSSE(text) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** One url_citation annotation, as OpenAI-compatible APIs attach the pages a searching answer cites to its message or delta. */
+export const urlCitation = (url, title, start = 0, end = 0) =>
+    ({ type: 'url_citation', url_citation: { url, title, start_index: start, end_index: end } });
 
 /** The chunks of a chat/completions stream: `deltas` are choices[0].delta objects; then finish, usage, [DONE]. */
 export function openaiStream({ deltas, finish = 'stop', usage = { prompt_tokens: 120, completion_tokens: 30, total_tokens: 150 },

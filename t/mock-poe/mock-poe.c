@@ -809,8 +809,11 @@ static int script_take(mock_resp_t *resp, h2o_iovec_t path)
 
     for (slot = &script_head; (s = *slot) != NULL; slot = &s->next) {
         if (s->match_path != NULL) {
+            /* a prefix, or with a trailing '$' the whole path ("/v1/messages$" is not count_tokens) */
             size_t len = strlen(s->match_path);
-            if (path.len < len || memcmp(path.base, s->match_path, len) != 0)
+            int whole = len != 0 && s->match_path[len - 1] == '$';
+            len -= whole;
+            if (path.len < len || memcmp(path.base, s->match_path, len) != 0 || (whole && path.len != len))
                 continue;
         }
         if (s->match_model != NULL) {
@@ -978,13 +981,20 @@ static void handle_control(h2o_req_t *req, h2o_iovec_t path)
     } else if (is_post && mock_iovec_is(path, "/_mock/reset")) {
         reset_all();
         mock_resp_json(resp, 200, h2o_iovec_init(H2O_STRLIT("{\"ok\":true}")));
+    } else if (is_post && mock_iovec_is(path, "/_mock/account")) {
+        yajl_val body = mock_parse_body(req);
+        if (body == NULL || mock_poe_set_account(body) != 0)
+            control_error(resp, 400, "body must be {\"balance\": N, \"history\": [...]}");
+        else
+            mock_resp_json(resp, 200, h2o_iovec_init(H2O_STRLIT("{\"ok\":true}")));
+        yajl_tree_free(body);
     } else if (is_get && mock_iovec_is(path, "/_mock/requests")) {
         control_requests(resp);
     } else if (is_get && mock_iovec_is(path, "/_mock/stats")) {
         control_stats(resp);
     } else {
         control_error(resp, 404,
-                      "unknown control endpoint (POST /_mock/script, POST /_mock/reset, GET /_mock/requests, "
+                      "unknown control endpoint (POST /_mock/script, POST /_mock/reset, POST /_mock/account, GET /_mock/requests, "
                       "GET /_mock/stats)");
     }
     resp_run(resp);

@@ -96,6 +96,11 @@ yajl_val mock_parse_body(h2o_req_t *req);
 void mock_poe_init(const char *api_key);
 void mock_poe_dispose(void);
 /**
+ * Sets the account the usage endpoints describe from {"balance": N, "history": [entries, newest first]} (either may be
+ * left out). Returns 0, or -1 when the body is not that shape.
+ */
+int mock_poe_set_account(yajl_val body);
+/**
  * Fills `resp` with Poe's answer to the request (`path` is the path without the query, `seq` the request's number).
  */
 void mock_poe_respond(mock_resp_t *resp, h2o_iovec_t path, uint64_t seq);

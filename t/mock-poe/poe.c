@@ -55,6 +55,34 @@ static const char catalog_json[] =
     "\"schema\":{\"type\":\"string\",\"enum\":[\"low\",\"medium\",\"high\"]},\"default_value\":\"high\","
     "\"description\":\"How much effort the model spends on its answer.\"},{\"name\":\"web_search\","
     "\"schema\":{\"type\":\"boolean\"},\"default_value\":false,\"description\":\"Let the model search the web.\"}]},"
+    "{\"id\":\"claude-sonnet-4.6\",\"object\":\"model\",\"created\":1771286400000,\"owned_by\":\"Anthropic\","
+    "\"root\":\"claude-sonnet-4.6\",\"description\":\"Anthropic's Claude Sonnet 4.6 (mock catalog entry).\","
+    "\"architecture\":{\"input_modalities\":[\"text\",\"image\"],\"output_modalities\":[\"text\"],\"modality\":\"text,"
+    "image->text\"},\"supported_features\":[\"web_search\",\"tools\"],\"supported_endpoints\":[\"/v1/messages\","
+    "\"/v1/chat/completions\"],\"pricing\":{\"prompt\":\"0.0000026\",\"completion\":\"0.000013\",\"image\":null,"
+    "\"request\":null,\"input_cache_read\":\"0.00000026\",\"input_cache_write\":\"0.0000033\"},"
+    "\"context_window\":{\"context_length\":200000,\"max_output_tokens\":128000},"
+    "\"metadata\":{\"display_name\":\"Claude-Sonnet-4.6\",\"url\":\"https://poe.com/Claude-Sonnet-4.6\","
+    "\"image\":{\"url\":\"https://example.invalid/claude-sonnet-4.6.png\",\"width\":512,\"height\":512}},"
+    "\"reasoning\":{\"budget\":null,\"required\":false,\"supports_reasoning_effort\":true},"
+    "\"parameters\":[{\"name\":\"output_effort\",\"schema\":{\"type\":\"string\",\"enum\":[\"none\",\"low\",\"medium\",\"high\",\"max\"]},"
+    "\"default_value\":\"high\",\"description\":\"How much effort the model spends on its answer.\"},"
+    "{\"name\":\"web_search\",\"schema\":{\"type\":\"boolean\"},\"default_value\":false,"
+    "\"description\":\"Let the model search the web.\"}]},"
+    "{\"id\":\"claude-opus-4.8\",\"object\":\"model\",\"created\":1780272000000,\"owned_by\":\"Anthropic\","
+    "\"root\":\"claude-opus-4.8\",\"description\":\"Anthropic's Claude Opus 4.8 (mock catalog entry).\","
+    "\"architecture\":{\"input_modalities\":[\"text\",\"image\"],\"output_modalities\":[\"text\"],\"modality\":\"text,"
+    "image->text\"},\"supported_features\":[\"web_search\",\"tools\"],\"supported_endpoints\":[\"/v1/messages\","
+    "\"/v1/chat/completions\"],\"pricing\":{\"prompt\":\"0.0000043\",\"completion\":\"0.000021\",\"image\":null,"
+    "\"request\":null,\"input_cache_read\":\"0.00000043\",\"input_cache_write\":\"0.0000054\"},"
+    "\"context_window\":{\"context_length\":200000,\"max_output_tokens\":128000},"
+    "\"metadata\":{\"display_name\":\"Claude-Opus-4.8\",\"url\":\"https://poe.com/Claude-Opus-4.8\","
+    "\"image\":{\"url\":\"https://example.invalid/claude-opus-4.8.png\",\"width\":512,\"height\":512}},"
+    "\"reasoning\":{\"budget\":null,\"required\":false,\"supports_reasoning_effort\":true},"
+    "\"parameters\":[{\"name\":\"output_effort\",\"schema\":{\"type\":\"string\",\"enum\":[\"none\",\"low\",\"medium\",\"high\",\"xhigh\",\"max\"]},"
+    "\"default_value\":\"high\",\"description\":\"How much effort the model spends on its answer.\"},"
+    "{\"name\":\"web_search\",\"schema\":{\"type\":\"boolean\"},\"default_value\":false,"
+    "\"description\":\"Let the model search the web.\"}]},"
     "{\"id\":\"gpt-5\",\"object\":\"model\",\"created\":1754524800000,\"owned_by\":\"OpenAI\",\"root\":\"gpt-5\","
     "\"description\":\"OpenAI's GPT-5 (mock catalog entry).\",\"architecture\":{\"input_modalities\":[\"text\","
     "\"image\"],\"output_modalities\":[\"text\"],\"modality\":\"text,image->text\"},"
@@ -102,6 +130,9 @@ static const char *const chat_standard_keys[] = {
 
 static const char *api_key;
 static yajl_val catalog;
+/* The account /usage/current_balance and /usage/points_history describe (POST /_mock/account sets it). */
+static long long balance = 1000000;
+static yajl_val history; /* an array of entries, newest first, as Poe sends them; NULL: none */
 
 static yajl_val catalog_find(const char *model)
 {
@@ -267,9 +298,41 @@ static yajl_gen chat_chunk_open(h2o_iovec_t id, long long created, const char *m
     return g;
 }
 
-/* One choice chunk: delta with an optional role and optional content, and the finish reason or null. */
+/*
+ * The pages a searching answer cites, as OpenAI-compatible APIs report them: url_citation annotations on the message (or
+ * on a stream's delta), each with the span of the text it supports. The mock's "search" finds these two for any query.
+ */
+static const struct {
+    const char *url, *title;
+} mock_search_results[] = {
+    {"https://search.example/results/1", "Mock search result 1"},
+    {"https://search.example/results/2", "Mock search result 2"},
+};
+
+static void gen_annotations(yajl_gen g, size_t text_len)
+{
+    size_t n = sizeof(mock_search_results) / sizeof(mock_search_results[0]);
+    mock_gen_str(g, "annotations");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i != n; ++i) {
+        yajl_gen_map_open(g);
+        mock_gen_kv_str(g, "type", "url_citation");
+        mock_gen_str(g, "url_citation");
+        yajl_gen_map_open(g);
+        mock_gen_kv_str(g, "url", mock_search_results[i].url);
+        mock_gen_kv_str(g, "title", mock_search_results[i].title);
+        mock_gen_kv_int(g, "start_index", (long long)(text_len * i / n));
+        mock_gen_kv_int(g, "end_index", (long long)(text_len * (i + 1) / n));
+        yajl_gen_map_close(g);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_array_close(g);
+}
+
+/* One choice chunk: delta with an optional role, optional content and its annotations (the whole text's length, or
+ * SIZE_MAX for none), and the finish reason or null. */
 static h2o_iovec_t chat_chunk(h2o_mem_pool_t *pool, h2o_iovec_t id, long long created, const char *model, const char *role,
-                              const h2o_iovec_t *content, const char *finish_reason)
+                              const h2o_iovec_t *content, size_t annotated_len, const char *finish_reason)
 {
     yajl_gen g = chat_chunk_open(id, created, model);
     yajl_gen_array_open(g);
@@ -283,6 +346,8 @@ static h2o_iovec_t chat_chunk(h2o_mem_pool_t *pool, h2o_iovec_t id, long long cr
         mock_gen_str(g, "content");
         mock_gen_strn(g, content->base, content->len);
     }
+    if (annotated_len != SIZE_MAX)
+        gen_annotations(g, annotated_len);
     yajl_gen_map_close(g);
     if (finish_reason != NULL) {
         mock_gen_kv_str(g, "finish_reason", finish_reason);
@@ -353,17 +418,22 @@ static void chat_completions(mock_resp_t *resp, uint64_t seq)
     long long created = (long long)(mock_now_ms() / 1000), prompt_tokens = token_estimate(req->entity.len),
               completion_tokens = token_estimate(text.len);
     yajl_val stream_options = mock_json_get(body, "stream_options");
+    /* a bot asked to search (its web_search knob) cites what it found */
+    int searched = YAJL_IS_TRUE(mock_json_get(body, "web_search"));
 
     mock_resp_header(resp, "x-request-id", mock_pool_printf(pool, "req_poe_mock%" PRIu64, seq));
     if (YAJL_IS_TRUE(mock_json_get(body, "stream"))) {
         h2o_iovec_t parts[3];
         mock_resp_header(resp, "content-type", h2o_iovec_init(H2O_STRLIT("text/event-stream")));
         mock_resp_header(resp, "cache-control", h2o_iovec_init(H2O_STRLIT("no-cache")));
-        mock_resp_chunk(resp, chat_chunk(pool, id, created, model_name, "assistant", NULL, NULL));
+        mock_resp_chunk(resp, chat_chunk(pool, id, created, model_name, "assistant", NULL, SIZE_MAX, NULL));
         split3(text, parts);
-        for (size_t i = 0; i != 3; ++i)
-            mock_resp_chunk(resp, chat_chunk(pool, id, created, model_name, NULL, parts + i, NULL));
-        mock_resp_chunk(resp, chat_chunk(pool, id, created, model_name, NULL, NULL, "stop"));
+        /* annotations come with the last piece of the text they annotate */
+        for (size_t i = 0; i != 3; ++i) {
+            size_t annotated = searched && i == 2 ? text.len : SIZE_MAX;
+            mock_resp_chunk(resp, chat_chunk(pool, id, created, model_name, NULL, parts + i, annotated, NULL));
+        }
+        mock_resp_chunk(resp, chat_chunk(pool, id, created, model_name, NULL, NULL, SIZE_MAX, "stop"));
         if (YAJL_IS_TRUE(mock_json_get(stream_options, "include_usage"))) {
             yajl_gen g = chat_chunk_open(id, created, model_name);
             yajl_gen_array_open(g);
@@ -390,6 +460,8 @@ static void chat_completions(mock_resp_t *resp, uint64_t seq)
         mock_gen_kv_str(g, "role", "assistant");
         mock_gen_str(g, "content");
         mock_gen_strn(g, text.base, text.len);
+        if (searched)
+            gen_annotations(g, text.len);
         yajl_gen_map_close(g);
         mock_gen_kv_str(g, "finish_reason", "stop");
         yajl_gen_map_close(g);
@@ -572,6 +644,107 @@ static void count_tokens(mock_resp_t *resp, uint64_t seq)
     mock_resp_json(resp, 200, mock_pool_printf(&req->pool, "{\"input_tokens\":%lld}", token_estimate(req->entity.len)));
 }
 
+/* The value of query parameter `name`, NUL-terminated in the pool, or NULL. */
+static const char *query_param(h2o_req_t *req, const char *name)
+{
+    if (req->query_at == SIZE_MAX)
+        return NULL;
+    size_t nlen = strlen(name);
+    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', end - p), *stop = amp != NULL ? amp : end;
+        if ((size_t)(stop - p) > nlen && memcmp(p, name, nlen) == 0 && p[nlen] == '=')
+            return mock_pool_printf(&req->pool, "%.*s", (int)(stop - p - nlen - 1), p + nlen + 1).base;
+        p = stop + 1;
+    }
+    return NULL;
+}
+
+/* GET /usage/points_history: the account's entries, newest first, `limit` (1..100, default 20) from after `starting_after`. */
+static void points_history(mock_resp_t *resp)
+{
+    h2o_req_t *req = resp->req;
+    const char *limit_s = query_param(req, "limit"), *after = query_param(req, "starting_after");
+    long limit = limit_s != NULL ? strtol(limit_s, NULL, 10) : 20;
+    size_t start = 0, n = YAJL_IS_ARRAY(history) ? history->u.array.len : 0;
+
+    if (limit < 1 || limit > 100) {
+        poe_error(resp, 400, "invalid_request_error", "limit must be between 1 and 100", "limit");
+        return;
+    }
+    if (after != NULL) {
+        for (start = 0; start != n; ++start) {
+            const char *q = YAJL_GET_STRING(mock_json_get(history->u.array.values[start], "query_id"));
+            if (q != NULL && strcmp(q, after) == 0)
+                break;
+        }
+        start = start == n ? n : start + 1;
+    }
+    size_t end = start + (size_t)limit < n ? start + (size_t)limit : n;
+    yajl_gen g = mock_gen_new();
+    yajl_gen_map_open(g);
+    mock_gen_str(g, "has_more");
+    yajl_gen_bool(g, end < n);
+    mock_gen_kv_int(g, "length", (long long)(end - start));
+    mock_gen_str(g, "data");
+    yajl_gen_array_open(g);
+    for (size_t i = start; i != end; ++i) {
+        yajl_val e = history->u.array.values[i];
+        yajl_gen_map_open(g);
+        for (size_t k = 0; YAJL_IS_OBJECT(e) && k != e->u.object.len; ++k) {
+            yajl_val v = e->u.object.values[k];
+            mock_gen_str(g, e->u.object.keys[k]);
+            if (YAJL_IS_STRING(v))
+                mock_gen_str(g, v->u.string);
+            else if (YAJL_IS_NUMBER(v))
+                yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
+            else
+                yajl_gen_null(g);
+        }
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+    mock_resp_json(resp, 200, mock_gen_finish(g, &req->pool));
+}
+
+int mock_poe_set_account(yajl_val body)
+{
+    yajl_val b = mock_json_get(body, "balance"), h = mock_json_get(body, "history");
+    if ((b != NULL && !YAJL_IS_INTEGER(b)) || (h != NULL && !YAJL_IS_ARRAY(h)))
+        return -1;
+    if (b != NULL)
+        balance = YAJL_GET_INTEGER(b);
+    if (h != NULL) {
+        /* keep a copy: the request's tree goes with the request */
+        yajl_gen g = mock_gen_new();
+        h2o_mem_pool_t pool;
+        h2o_mem_init_pool(&pool);
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i != h->u.array.len; ++i) {
+            yajl_val e = h->u.array.values[i];
+            yajl_gen_map_open(g);
+            for (size_t k = 0; YAJL_IS_OBJECT(e) && k != e->u.object.len; ++k) {
+                yajl_val v = e->u.object.values[k];
+                mock_gen_str(g, e->u.object.keys[k]);
+                if (YAJL_IS_STRING(v))
+                    mock_gen_str(g, v->u.string);
+                else if (YAJL_IS_NUMBER(v))
+                    yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
+                else
+                    yajl_gen_null(g);
+            }
+            yajl_gen_map_close(g);
+        }
+        yajl_gen_array_close(g);
+        h2o_iovec_t text = mock_gen_finish(g, &pool);
+        yajl_tree_free(history);
+        history = yajl_tree_parse(text.base, NULL, 0);
+        h2o_mem_clear_pool(&pool);
+    }
+    return 0;
+}
+
 void mock_poe_respond(mock_resp_t *resp, h2o_iovec_t path, uint64_t seq)
 {
     h2o_req_t *req = resp->req;
@@ -587,10 +760,15 @@ void mock_poe_respond(mock_resp_t *resp, h2o_iovec_t path, uint64_t seq)
         messages(resp, seq);
     } else if (is_get && mock_iovec_is(path, "/usage/current_balance")) {
         if (bearer_ok(req)) {
-            mock_resp_json(resp, 200, h2o_iovec_init(H2O_STRLIT("{\"current_point_balance\":1000000}")));
+            mock_resp_json(resp, 200, mock_pool_printf(&req->pool, "{\"current_point_balance\":%lld}", balance));
         } else {
             poe_error(resp, 401, "authentication_error", "Invalid API key", NULL);
         }
+    } else if (is_get && mock_iovec_is(path, "/usage/points_history")) {
+        if (bearer_ok(req))
+            points_history(resp);
+        else
+            poe_error(resp, 401, "authentication_error", "Invalid API key", NULL);
     } else {
         h2o_iovec_t msg =
             mock_pool_printf(&req->pool, "Not found: %.*s %.*s", (int)req->method.len, req->method.base, (int)path.len, path.base);
@@ -607,6 +785,8 @@ void mock_poe_init(const char *key)
 
 void mock_poe_dispose(void)
 {
+    yajl_tree_free(history);
+    history = NULL;
     yajl_tree_free(catalog);
     catalog = NULL;
 }

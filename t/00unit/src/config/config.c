@@ -145,7 +145,7 @@ static void test_shipped_config(void)
     setenv("POE_API_KEY", "poe-test-key-0123456789", 1);
     setenv("LITELLM_MASTER_KEY", "sk-master-0123456789", 1);
     stderr_capture_begin();
-    int ret = pgw_config_load(&conf, PGW_DEFAULT_CONFIG_PATH, err, sizeof(err));
+    int ret = pgw_config_load(&conf, PGW_DEFAULT_CONFIG_PATH ".template", err, sizeof(err)); /* what conf/gateway.yaml starts as */
     stderr_capture_end(log, sizeof(log));
     is_int(ret, 0);
     is_str(err, "");
@@ -155,8 +155,7 @@ static void test_shipped_config(void)
     is_int(conf.port, 4000);
     is_str(conf.master_key, "sk-master-0123456789");
 
-    static const char *const claude_ids[] = {"claude-sonnet-4-5-20250929", "claude-opus-4-5-20251101", "claude-haiku-4-5-20251001",
-                                             "claude-sonnet-4-5",          "claude-opus-4-5",          "claude-haiku-4-5"};
+    static const char *const claude_ids[] = {"claude-opus-4-8", "claude-sonnet-4-6", "claude-haiku-4-5-20251001", "claude-haiku-4-5"};
     for (size_t i = 0; i != sizeof(claude_ids) / sizeof(claude_ids[0]); ++i) {
         route = pgw_config_find_route(&conf, claude_ids[i], strlen(claude_ids[i]));
         ok(route != NULL && !route->is_wildcard && strcmp(route->model_name, claude_ids[i]) == 0);
@@ -361,6 +360,90 @@ static void test_router_settings(void)
     pgw_config_dispose(&conf);
 }
 
+static void test_fallbacks(void)
+{
+    pgw_config_t conf;
+    static const char routes[] = "model_list:\n"
+                                 "  - model_name: claude-sonnet-4-5\n"
+                                 "    litellm_params: {model: anthropic/claude-sonnet-4.5}\n"
+                                 "    model_info: {max_input_tokens: 200000}\n"
+                                 "  - model_name: gpt-5\n"
+                                 "    litellm_params: {model: openai/GPT-5}\n"
+                                 "  - model_name: claude-*\n"
+                                 "    litellm_params: {model: anthropic/*}\n";
+    char yaml[2048];
+
+    /* LiteLLM's shape, in router_settings and litellm_settings; names resolved to routes, wildcards included */
+    snprintf(yaml, sizeof(yaml),
+             "router_settings:\n"
+             "  fallbacks: [{\"claude-sonnet-4-5\": [\"gpt-5\", \"claude-opus-4-1\"]}]\n"
+             "  allowed_fails: 1\n"
+             "  cooldown_time: 30\n"
+             "litellm_settings:\n"
+             "  context_window_fallbacks:\n"
+             "    - claude-sonnet-4-5: [claude-sonnet-4-5-1m]\n"
+             "%s",
+             routes);
+    is_int(load_yaml(&conf, yaml), 0);
+    is_int(conf.num_fallbacks, 2);
+    is_int(conf.allowed_fails, 1);
+    ok(conf.cooldown_time == 30);
+    is_int(route_at(&conf, 0)->max_input_tokens, 200000);
+    if (conf.num_fallbacks == 2) {
+        const pgw_fallbacks_t *fb = pgw_config_find_fallbacks(&conf, 0, "claude-sonnet-4-5", sizeof("claude-sonnet-4-5") - 1, conf.routes);
+        ok(fb == conf.fallbacks);
+        is_int(fb->num_to, 2);
+        is_str(fb->to[0].name, "gpt-5");
+        is_int(fb->to[0].route, 1);
+        is_str(fb->to[1].name, "claude-opus-4-1");
+        is_int(fb->to[1].route, 2); /* the wildcard route serves it */
+        is_int(fb->to[1].line, 2);
+        is_int(fb->to[1].column, 47);
+        fb = pgw_config_find_fallbacks(&conf, 1, "claude-sonnet-4-5", sizeof("claude-sonnet-4-5") - 1, conf.routes);
+        ok(fb == conf.fallbacks + 1);
+        is_int(fb->context_window, 1);
+        is_int(fb->to[0].route, 2);
+        ok(pgw_config_find_fallbacks(&conf, 0, "gpt-5", sizeof("gpt-5") - 1, conf.routes + 1) == NULL);
+    }
+    pgw_config_dispose(&conf);
+
+    /* defaults; a list keyed by a wildcard route's model_name covers every name that route serves */
+    snprintf(yaml, sizeof(yaml), "router_settings:\n  fallbacks:\n    - \"claude-*\": [gpt-5]\n%s", routes);
+    is_int(load_yaml(&conf, yaml), 0);
+    is_int(conf.allowed_fails, PGW_DEFAULT_ALLOWED_FAILS);
+    ok(conf.cooldown_time == PGW_DEFAULT_COOLDOWN_TIME);
+    ok(pgw_config_find_fallbacks(&conf, 0, "claude-opus-4-1", sizeof("claude-opus-4-1") - 1, conf.routes + 2) == conf.fallbacks);
+    ok(pgw_config_find_fallbacks(&conf, 0, "claude-sonnet-4-5", sizeof("claude-sonnet-4-5") - 1, conf.routes) == NULL);
+    pgw_config_dispose(&conf);
+
+    /* errors name the file, line and column of the offending name or value */
+    snprintf(yaml, sizeof(yaml), "router_settings:\n  fallbacks: [{claude-sonnet-4-5: [gpt-6]}]\n%s", routes);
+    is_str(load_error(yaml), "2:36: fallbacks: target 'gpt-6' is not served by any model_list entry (fallbacks name model_name "
+                             "values)");
+    snprintf(yaml, sizeof(yaml), "%slitellm_settings:\n  fallbacks:\n    - gpt-4o: [gpt-5]\n", routes);
+    is_str(load_error(yaml), "11:7: fallbacks: model 'gpt-4o' is not served by any model_list entry (fallbacks name model_name "
+                             "values)");
+    snprintf(yaml, sizeof(yaml), "router_settings:\n  fallbacks: [{gpt-5: [gpt-5]}]\n%s", routes);
+    is_str(load_error(yaml), "2:24: fallbacks: model 'gpt-5' falls back to itself");
+    snprintf(yaml, sizeof(yaml), "router_settings:\n  fallbacks: [{gpt-5: [claude-x]}, {gpt-5: [claude-y]}]\n%s", routes);
+    is_str(load_error(yaml), "2:37: fallbacks: model 'gpt-5' already has a list (merge the two)");
+    is_str(load_error("router_settings:\n  fallbacks: {a: [b]}\n"),
+           "2:14: router_settings.fallbacks must be a list of {model: [fallback, ...]} entries");
+    is_str(load_error("router_settings:\n  fallbacks: [{a: [b], c: [d]}]\n"),
+           "2:15: router_settings.fallbacks: each entry must map exactly one model name (write one entry per model)");
+    is_str(load_error("router_settings:\n  fallbacks: [{a: b}]\n"),
+           "2:19: router_settings.fallbacks: the fallbacks of a model are a list of model names, e.g. [\"gpt-5\"]");
+    is_str(load_error("router_settings:\n  context_window_fallbacks: [{a: []}]\n"),
+           "2:34: router_settings.context_window_fallbacks: the fallbacks of a model must be a non-empty list of model names");
+    is_str(load_error("router_settings:\n  fallbacks: [a]\n"),
+           "2:15: router_settings.fallbacks: each entry must be a mapping of one model name to a list of model names, e.g. "
+           "{\"claude-sonnet-4-5\": [\"gpt-5\"]}");
+    is_str(load_error("router_settings:\n  allowed_fails: -1\n"), "2:18: router_settings.allowed_fails must be an integer between 0 and 1000000");
+    is_str(load_error("router_settings:\n  cooldown_time: soon\n"), "2:18: router_settings.cooldown_time must be a non-negative number of seconds");
+    is_str(load_error("model_list:\n  - model_name: a\n    litellm_params: {model: openai/A}\n    model_info: {max_input_tokens: 0}\n"),
+           "4:36: model_info.max_input_tokens must be an integer between 1 and 1000000000000");
+}
+
 static void test_litellm_params(void)
 {
     pgw_config_t conf;
@@ -554,19 +637,42 @@ static void test_unknown_keys(void)
     is_int(conf.num_routes, 2);
     is_int(count_substr(log, "litellm_params: ignoring unknown key 'tpm'"), 1); /* twice in the file, one warning */
     ok(strstr(log, ":5:7: litellm_params: ignoring unknown key 'tpm'") != NULL);
-    is_int(count_substr(log, "'drop_params'"), 1); /* litellm_settings' own keys are not walked */
-    is_int(count_substr(log, "model_list entry: ignoring unknown key 'model_info'"), 1);
-    ok(strstr(log, ":12:1: top level: ignoring unsupported section 'litellm_settings'") != NULL);
+    is_int(count_substr(log, "'drop_params'"), 2); /* one per section */
+    ok(strstr(log, ":13:3: litellm_settings: ignoring unknown key 'drop_params'") != NULL); /* fallbacks are read there */
+    ok(strstr(log, ":14:3: litellm_settings: ignoring unknown key 'callbacks'") != NULL);
+    is_int(count_substr(log, "model_info: ignoring unknown key 'id'"), 1); /* max_input_tokens is read there */
     ok(strstr(log, "top level: ignoring unsupported section 'environment_variables'") != NULL);
     ok(strstr(log, "general_settings: ignoring unknown key 'database_url'") != NULL);
     ok(strstr(log, "router_settings: ignoring unknown key 'routing_strategy'") != NULL);
-    ok(strstr(log, "gateway: ignoring unknown key 'colour'") != NULL);
-    ok(strstr(log, "gateway.tls: ignoring unknown key 'ciphers'") != NULL);
+    /* the gateway's own sections: a typo, kept for --check-config, with the nearest known key when one is close */
+    ok(strstr(log, ":19:3: gateway: unknown key 'colour' (ignored)") != NULL);
+    ok(strstr(log, "gateway.tls: unknown key 'ciphers' (ignored)") != NULL);
+    is_int(conf.num_unknown_keys, 2);
+    if (conf.num_unknown_keys == 2) {
+        ok(strstr(conf.unknown_keys[0], ":19:3: gateway: unknown key 'colour'") != NULL);
+        ok(strstr(conf.unknown_keys[1], "gateway.tls: unknown key 'ciphers'") != NULL);
+    }
     ok(strstr(log, "extra_body") == NULL);
-    ok(strstr(log, "callbacks") == NULL);
-    ok(strstr(log, "sk-xx") == NULL);   /* never a key value */
-    is_int(count_substr(log, "\n"), 9); /* tpm, drop_params, model_info, 2 sections, 4 keys */
+    ok(strstr(log, "sk-xx") == NULL);    /* never a key value */
+    is_int(count_substr(log, "\n"), 10); /* tpm, drop_params, id, drop_params, callbacks, a section, 4 keys */
     pgw_config_dispose(&conf);
+
+    is_int(load_yaml_logged(&conf,
+                            "model_list: [{model_name: a, litellm_params: {model: openai/A}}]\n"
+                            "gateway:\n"
+                            "  prot: 4001\n"
+                            "  max_body_byte: 5\n"
+                            "  keys: [{name: a, key: k, modles: [a]}]\n",
+                            log, sizeof(log)),
+           0);
+    is_int(conf.num_unknown_keys, 3);
+    ok(strstr(log, "gateway: unknown key 'prot'; did you mean 'port'? (ignored)") != NULL);
+    ok(strstr(log, "gateway: unknown key 'max_body_byte'; did you mean 'max_body_bytes'? (ignored)") != NULL);
+    ok(strstr(log, "gateway.keys entry: unknown key 'modles'; did you mean 'models'? (ignored)") != NULL);
+    pgw_config_dispose(&conf);
+    static const char *const known[] = {"port", "host", "threads"};
+    ok(pgw_loader_nearest_name("xyzzy", known, 3) == NULL); /* nothing close: no guess */
+    is_str(pgw_loader_nearest_name("THREAD", known, 3), "threads");
 }
 
 static void test_errors(void)
@@ -896,9 +1002,57 @@ static void test_redis(void)
     ok(strstr(load_error("gateway: {redis_failure: maybe}\n"), "open or closed") != NULL);
 }
 
+static void test_cost_control(void)
+{
+    pgw_config_t conf;
+
+    clear_env();
+    is_int(load_yaml(&conf, "gateway:\n  keys: [{name: a, key: x}]\n"), 0);
+    ok(conf.ledger_enabled && conf.ledger_path == NULL && conf.ledger_retention_days == 90);
+    ok(conf.ledger_max_bytes == PGW_DEFAULT_LEDGER_MAX_BYTES && conf.reconcile_interval == 900);
+    ok(conf.points_per_usd == PGW_DEFAULT_POINTS_PER_USD);
+    ok(conf.keys[0].budget.daily == 0 && conf.keys[0].budget.monthly == 0 && conf.team_budget.daily == 0);
+    pgw_config_dispose(&conf);
+
+    is_int(load_yaml(&conf, "gateway:\n"
+                            "  ledger: {enabled: false, path: /tmp/x.sqlite, retention_days: 7, max_bytes: 64M, reconcile_interval: 600}\n"
+                            "  points_per_usd: 30000\n"
+                            "  budget: {daily: 50, monthly: 800}\n"
+                            "  budgets:\n"
+                            "    alice@example.com: {daily: 5.5}\n"
+                            "    bob@example.com: {monthly: 150000, unit: points}\n"
+                            "  keys:\n"
+                            "    - {name: a, key: x, budget: {daily: 5.00, monthly: 80.00}}\n"),
+           0);
+    ok(!conf.ledger_enabled);
+    is_str(conf.ledger_path, "/tmp/x.sqlite");
+    is_int(conf.ledger_retention_days, 7);
+    is_int(conf.ledger_max_bytes, 64 * 1024 * 1024);
+    ok(conf.reconcile_interval == 600 && conf.points_per_usd == 30000);
+    ok(conf.team_budget.daily == 50 && conf.team_budget.monthly == 800 && !conf.team_budget.in_points);
+    is_int(conf.num_budgets, 2);
+    if (conf.num_budgets == 2) {
+        is_str(conf.budgets[0].name, "alice@example.com");
+        ok(conf.budgets[0].budget.daily == 5.5 && conf.budgets[0].budget.monthly == 0);
+        ok(conf.budgets[1].budget.monthly == 150000 && conf.budgets[1].budget.in_points);
+    }
+    ok(conf.keys[0].budget.daily == 5 && conf.keys[0].budget.monthly == 80);
+    pgw_config_dispose(&conf);
+
+    ok(strstr(load_error("gateway:\n  budget: {daily: -1}\n"), "gateway.budget.daily must be a positive number") != NULL);
+    ok(strstr(load_error("gateway:\n  budget: {daily: 1, unit: euro}\n"), "gateway.budget.unit must be usd or points") != NULL);
+    ok(strstr(load_error("gateway:\n  budget: 5\n"), "gateway.budget") != NULL);
+    ok(strstr(load_error("gateway:\n  points_per_usd: 0\n"), "gateway.points_per_usd must be a positive number") != NULL);
+    ok(strstr(load_error("gateway:\n  ledger: {retention_days: 0}\n"), "retention_days") != NULL);
+    ok(strstr(load_error("gateway:\n  ledger: {max_bytes: 1K}\n"), "at least 1M") != NULL);
+    ok(strstr(load_error("gateway:\n  keys:\n    - {name: a, key: x, budget: {daily: x}}\n"), "gateway.keys.budget.daily") !=
+       NULL);
+}
+
 void test_src__config_c(void)
 {
     subtest("redis", test_redis);
+    subtest("cost control", test_cost_control);
     subtest("keys", test_keys);
     subtest("route options", test_route_options);
     subtest("seed file", test_seed_file);
@@ -906,6 +1060,7 @@ void test_src__config_c(void)
     subtest("defaults", test_defaults);
     subtest("shadowed wildcard", test_shadowed_wildcard);
     subtest("router settings", test_router_settings);
+    subtest("fallbacks", test_fallbacks);
     subtest("litellm_params", test_litellm_params);
     subtest("litellm_params table", test_params_table);
     subtest("unknown keys", test_unknown_keys);

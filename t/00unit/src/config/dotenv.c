@@ -1,5 +1,6 @@
 /* poe-gateway: MIT licence. Unit tests for src/config/dotenv.c. */
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 #include "../../../../src/config/dotenv.c"
@@ -139,9 +140,87 @@ static void test_files(void)
     unlink(path);
 }
 
+static void test_mode(void)
+{
+    char path[64], log[1024];
+
+    /* cp .env.template .env: as readable as the template; the warning names the file and the fix, never a value */
+    make_temp_file(path, sizeof(path), "PGW_T_PLAIN=sk-mode-secret\n");
+    ok(chmod(path, 0644) == 0);
+    stderr_capture_begin();
+    is_int(pgw_dotenv_load(path, dotenv_err, sizeof(dotenv_err)), 1);
+    stderr_capture_end(log, sizeof(log));
+    ok(strstr(log, "other users may read it (mode 0644): chmod 600 ") != NULL);
+    ok(strstr(log, path) != NULL);
+    ok(strstr(log, "sk-mode-secret") == NULL);
+    clear_vars();
+
+    ok(chmod(path, 0640) == 0); /* the group counts too */
+    stderr_capture_begin();
+    pgw_dotenv_load(path, dotenv_err, sizeof(dotenv_err));
+    stderr_capture_end(log, sizeof(log));
+    ok(strstr(log, "(mode 0640)") != NULL);
+    clear_vars();
+
+    /* install -m 600 .env.template .env: nothing to say */
+    ok(chmod(path, 0600) == 0);
+    stderr_capture_begin();
+    is_int(pgw_dotenv_load(path, dotenv_err, sizeof(dotenv_err)), 1);
+    stderr_capture_end(log, sizeof(log));
+    is_str(log, "");
+    clear_vars();
+    unlink(path);
+}
+
+static void rewrite(const char *path, const char *content)
+{
+    FILE *fp = fopen(path, "w");
+    ok(fp != NULL && fputs(content, fp) >= 0);
+    if (fp != NULL)
+        fclose(fp);
+}
+
+/* SIGHUP's view: the file as last read, for what the file set; the environment for what the process came with */
+static void test_reload(void)
+{
+    char path[64], err[256];
+
+    unsetenv("PGW_T_RL_A");
+    unsetenv("PGW_T_RL_B");
+    setenv("PGW_T_RL_ENV", "from-environment", 1);
+    make_temp_file(path, sizeof(path), "PGW_T_RL_A=one\nPGW_T_RL_ENV=from-file\n");
+    is_int(pgw_dotenv_load(path, err, sizeof(err)), 1);
+    is_str(getenv("PGW_T_RL_A"), "one");
+    is_str(pgw_dotenv_getenv("PGW_T_RL_A"), "one");
+    is_str(pgw_dotenv_getenv("PGW_T_RL_ENV"), "from-environment");
+    ok(pgw_dotenv_getenv("PGW_T_RL_B") == NULL);
+
+    rewrite(path, "PGW_T_RL_B=two\nPGW_T_RL_ENV=from-file-2\nPGW_T_RL_B=three\n");
+    is_int(pgw_dotenv_reload(err, sizeof(err)), 0);
+    ok(pgw_dotenv_getenv("PGW_T_RL_A") == NULL); /* gone from the file: gone */
+    is_str(getenv("PGW_T_RL_A"), "one");         /* the environment itself is never changed after the load */
+    is_str(pgw_dotenv_getenv("PGW_T_RL_B"), "three");
+    ok(getenv("PGW_T_RL_B") == NULL);
+    is_str(pgw_dotenv_getenv("PGW_T_RL_ENV"), "from-environment");
+
+    rewrite(path, "PGW_T_RL_B=four\nnot a line\n");
+    is_int(pgw_dotenv_reload(err, sizeof(err)), -1);
+    ok(strstr(err, ":2: expected") != NULL);
+    is_str(pgw_dotenv_getenv("PGW_T_RL_B"), "three"); /* a malformed file changes nothing */
+
+    unlink(path);
+    is_int(pgw_dotenv_reload(err, sizeof(err)), 0);
+    ok(pgw_dotenv_getenv("PGW_T_RL_B") == NULL);
+    is_str(pgw_dotenv_getenv("PGW_T_RL_ENV"), "from-environment");
+    unsetenv("PGW_T_RL_A");
+    unsetenv("PGW_T_RL_ENV");
+}
+
 void test_src__dotenv_c(void)
 {
+    subtest("mode", test_mode);
     subtest("values", test_values);
     subtest("malformed lines", test_malformed);
     subtest("files", test_files);
+    subtest("reload", test_reload);
 }

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <h2o/string_.h>
 #include "../../../../src/config/route_match.c"
 #include "../../test.h"
 
@@ -85,7 +86,7 @@ static void test_wildcard_match(void)
 
 static void test_upstream_model(void)
 {
-    pgw_route_t route = {.upstream_model = "*"};
+    pgw_route_t route = {.model_name = "*", .is_wildcard = 1, .upstream_model = "*"};
     char buf[16];
 
     is_int(pgw_route_upstream_model(&route, "claude-x", 8, buf, sizeof(buf)), 8);
@@ -108,6 +109,56 @@ static void test_upstream_model(void)
     is_int(pgw_route_upstream_model(&route, "", 0, buf, 0), -1);
     is_int(pgw_route_upstream_model(&route, "", 0, buf, 2), 1);
     is_str(buf, "x");
+
+    /* on an exact route a '*' is the route's own name, whatever name (an alias) the client used */
+    pgw_route_t exact = {.model_name = "gpt-5", .upstream_model = "*"};
+    is_int(pgw_route_upstream_model(&exact, "claude-via-poe-gpt-5", 20, buf, sizeof(buf)), 5);
+    is_str(buf, "gpt-5");
+}
+
+static void test_picker_alias(void)
+{
+    pgw_config_t conf;
+    char buf[64];
+
+    ok(pgw_picker_keeps("claude-opus-4-5", 15));
+    ok(pgw_picker_keeps("Claude", 6));
+    ok(pgw_picker_keeps("ANTHROPIC/x", 11));
+    ok(!pgw_picker_keeps("claud", 5));
+    ok(!pgw_picker_keeps("gpt-5", 5));
+    ok(!pgw_picker_keeps("my-claude", 9)); /* the documented rule is the start of the id */
+
+    is_int(load_yaml(&conf, "model_list:\n"
+                            "  - {model_name: gpt-5, litellm_params: {model: openai/GPT-5}}\n"
+                            "  - {model_name: gemini-2.5-pro, litellm_params: {model: openai/Gemini-2.5-Pro}}\n"
+                            "  - {model_name: claude-via-poe-gemini-2.5-pro, litellm_params: {model: openai/Other}}\n"
+                            "  - {model_name: claude-sonnet-4-5, litellm_params: {model: anthropic/claude-sonnet-4.5}}\n"
+                            "  - {model_name: 'o*', litellm_params: {model: openai/*}}\n"
+                            "  - {model_name: 'claude-*', litellm_params: {model: anthropic/*}}\n"),
+           0);
+    const pgw_route_t *gpt = conf.routes, *gemini = conf.routes + 1, *taken = conf.routes + 2;
+    is_int(pgw_route_picker_alias(&conf, gpt, buf, sizeof(buf)), 20);
+    is_str(buf, "claude-via-poe-gpt-5");
+    is_int(pgw_route_picker_alias(&conf, gpt, buf, 20), 0); /* no room for the NUL */
+    /* an exact route holds the alias's name: no alias, and the name routes to that route */
+    is_int(pgw_route_picker_alias(&conf, gemini, buf, sizeof(buf)), 0);
+    ok(pgw_config_find_route(&conf, H2O_STRLIT("claude-via-poe-gemini-2.5-pro")) == taken);
+    ok(pgw_config_find_alias(&conf, H2O_STRLIT("claude-via-poe-gemini-2.5-pro")) == NULL);
+    /* names the picker keeps, and wildcards, have none */
+    is_int(pgw_route_picker_alias(&conf, conf.routes + 2, buf, sizeof(buf)), 0);
+    is_int(pgw_route_picker_alias(&conf, conf.routes + 3, buf, sizeof(buf)), 0);
+    is_int(pgw_route_picker_alias(&conf, conf.routes + 4, buf, sizeof(buf)), 0);
+
+    /* the alias routes to its route, before the claude-* wildcard that would otherwise take it */
+    ok(pgw_config_find_alias(&conf, H2O_STRLIT("claude-via-poe-gpt-5")) == gpt);
+    ok(pgw_config_find_route(&conf, H2O_STRLIT("claude-via-poe-gpt-5")) == gpt);
+    /* only exact routes have aliases, and only those the picker would drop */
+    ok(pgw_config_find_alias(&conf, H2O_STRLIT("claude-via-poe-o3")) == NULL);
+    ok(pgw_config_find_route(&conf, H2O_STRLIT("claude-via-poe-o3")) == conf.routes + 5);
+    ok(pgw_config_find_alias(&conf, H2O_STRLIT("claude-via-poe-claude-sonnet-4-5")) == NULL);
+    ok(pgw_config_find_alias(&conf, H2O_STRLIT("claude-via-poe-")) == NULL);
+    ok(pgw_config_find_alias(&conf, H2O_STRLIT("claude-via-poe-gpt-")) == NULL);
+    pgw_config_dispose(&conf);
 }
 
 static void test_suggest(void)
@@ -194,6 +245,7 @@ void test_src__route_match_c(void)
     subtest("find route", test_find_route);
     subtest("wildcard match", test_wildcard_match);
     subtest("upstream model", test_upstream_model);
+    subtest("picker alias", test_picker_alias);
     subtest("suggest", test_suggest);
     subtest("edit distance", test_edit_distance);
 }

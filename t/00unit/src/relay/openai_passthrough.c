@@ -36,7 +36,7 @@ static test_req_t *start(const char *route_name, const char *body, pgw_request_t
         note("%s", err);
         abort();
     }
-    pgw_openai_passthrough_start(r, fixture_route(route_name), &info);
+    pgw_openai_passthrough_start(r, fixture_route(route_name), h2o_iovec_init(info.model, info.model_len), &info);
     if (rp != NULL)
         *rp = r;
     return t;
@@ -72,7 +72,7 @@ static void test_upstream_request(void)
     pgw_reqbody_t info;
     char err[256];
     ok(pgw_reqbody_inspect(t->req.entity.base, t->req.entity.len, &info, err, sizeof(err)) == 0);
-    pgw_openai_passthrough_start(r, fixture_route("gpt-5"), &info);
+    pgw_openai_passthrough_start(r, fixture_route("gpt-5"), h2o_iovec_init(info.model, info.model_len), &info);
     RUN_UNTIL(t->ended);
     ok(strncmp(upstream_last_request(), "POST /v1/chat/completions HTTP/1.1\r\n", 36) == 0);
     is_str(upstream_last_body(), "{\"messages\": [{\"role\":\"user\",\"content\":\"gpt-5\"}], \"model\" : \"GPT-5\", \"n\":1}");

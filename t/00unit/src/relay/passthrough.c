@@ -39,7 +39,7 @@ static test_req_t *start(const char *route_name, const char *body, pgw_request_t
         note("%s", err);
         abort();
     }
-    pgw_passthrough_start(r, fixture_route(route_name), &info, "/v1/messages");
+    pgw_passthrough_start(r, fixture_route(route_name), h2o_iovec_init(info.model, info.model_len), &info, "/v1/messages");
     if (rp != NULL)
         *rp = r;
     return t;
@@ -98,7 +98,7 @@ static void test_upstream_request(void)
     char err[256];
     ok(pgw_reqbody_inspect(t->req.entity.base, t->req.entity.len, &info, err, sizeof(err)) == 0);
     size_t before = upstream_requests();
-    pgw_passthrough_start(r, fixture_route("claude-renamed"), &info, "/v1/messages");
+    pgw_passthrough_start(r, fixture_route("claude-renamed"), h2o_iovec_init(info.model, info.model_len), &info, "/v1/messages");
     RUN_UNTIL(t->ended);
     is_int(upstream_requests(), before + 1);
     ok(strncmp(upstream_last_request(), "POST /v1/messages HTTP/1.1\r\n", 28) == 0);

@@ -438,6 +438,69 @@ static void test_respond_directly(void)
     is_int(test_req_destroy(t), PGW_OUTCOME_OK);
 }
 
+static int offered_status, take_offer;
+
+static int test_fallback(pgw_request_t *r, int status)
+{
+    offered_status = status;
+    return take_offer;
+}
+
+/* The seam for fallbacks: before anything started, a failure is offered to the request's fallback first. */
+static void test_hand_off(void)
+{
+    /* taken: nothing reaches the client from this relay, now or later, and its timers stop */
+    test_req_t *t = test_req_create("POST", "/v1/messages", "{}");
+    pgw_request_t *r = test_req_begin(t);
+    r->fallback = test_fallback;
+    take_offer = 1;
+    pgw_relay_t *rl = relay_for(t, r);
+    pgw_relay_start_timer(rl, 1000, on_route_timer);
+    pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_ERROR, 529, "overloaded_error", "Poe is overloaded");
+    is_int(offered_status, 529);
+    ok(!t->ended);
+    is_int(t->sends, 0);
+    is_int(t->req.res.status, 0);
+    ok(rl->final_sent);
+    ok(!uv_is_active((uv_handle_t *)&rl->timers->aux));
+    ok(!uv_is_active((uv_handle_t *)&rl->timers->watch));
+    pgw_buf_append_lit(&rl->pending, EVENT_START);
+    pgw_relay_send(rl);
+    pgw_relay_end(rl, PGW_OUTCOME_OK);
+    is_int(t->sends, 0);
+    is_int(r->outcome, PGW_OUTCOME_OK); /* the outcome is the next route's to say */
+    pgw_send_error(&t->req, 400, "invalid_request_error", "the next route's answer"); /* stands in for the next route */
+    is_int(test_req_destroy(t), PGW_OUTCOME_OK);
+
+    /* declined: the error answer as without a fallback */
+    t = test_req_create("POST", "/v1/messages", "{}");
+    r = test_req_begin(t);
+    r->fallback = test_fallback;
+    take_offer = 0;
+    offered_status = 0;
+    rl = relay_for(t, r);
+    pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_ERROR, 400, "invalid_request_error", "bad");
+    is_int(offered_status, 400);
+    ok(t->ended);
+    is_int(t->req.res.status, 400);
+    is_int(test_req_destroy(t), PGW_OUTCOME_UPSTREAM_ERROR);
+
+    /* after the start nothing is offered: the client has seen bytes */
+    t = test_req_create("POST", "/v1/messages", "{}");
+    r = test_req_begin(t);
+    r->fallback = test_fallback;
+    take_offer = 1;
+    offered_status = 0;
+    rl = relay_for(t, r);
+    pgw_relay_start_stream(rl, test_can_ping);
+    ok(!pgw_relay_hand_off(rl, 529));
+    pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_ERROR, 529, "overloaded_error", "late");
+    is_int(offered_status, 0);
+    RUN_UNTIL(t->ended);
+    is_int(count(test_req_body(t), "event: error"), 1);
+    is_int(test_req_destroy(t), PGW_OUTCOME_UPSTREAM_ERROR);
+}
+
 static void test_route_timer(void)
 {
     test_req_t *t = test_req_create("POST", "/v1/messages", "{}");
@@ -471,5 +534,6 @@ void test_src__relay_c(void)
     subtest("hang-up watch", test_hangup_watch);
     subtest("client gone", test_client_gone);
     subtest("respond directly", test_respond_directly);
+    subtest("hand-off", test_hand_off);
     subtest("route timer", test_route_timer);
 }

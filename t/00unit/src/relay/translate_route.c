@@ -36,9 +36,9 @@ static test_req_t *start(const char *body, int count, pgw_request_t **rp)
         abort();
     }
     if (count)
-        pgw_translate_route_count_tokens(r, fixture_route("gpt-5"), &info);
+        pgw_translate_route_count_tokens(r, fixture_route("gpt-5"), h2o_iovec_init(info.model, info.model_len), &info);
     else
-        pgw_translate_route_messages(r, fixture_route("gpt-5"), &info);
+        pgw_translate_route_messages(r, fixture_route("gpt-5"), h2o_iovec_init(info.model, info.model_len), &info);
     if (rp != NULL)
         *rp = r;
     return t;

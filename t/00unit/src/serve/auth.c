@@ -17,8 +17,33 @@ static int cred_is(h2o_iovec_t got, const char *expected)
     return got.base != NULL && h2o_memis(got.base, got.len, expected, strlen(expected));
 }
 
+static void test_cookie(void)
+{
+    pgw_config_t conf = {0}, other = {0};
+    char buf[PGW_AUTH_COOKIE_MAX];
+    conf.master_key = "sk-master-0123456789";
+    other.master_key = "sk-master-9876543210";
+
+    size_t len = pgw_auth_cookie_make(&conf, 2000, buf);
+    ok(len > 0 && strncmp(buf, "2000.", 5) == 0 && len == 5 + 64);
+    ok(strstr(buf, conf.master_key) == NULL);
+    ok(pgw_auth_cookie_check(&conf, h2o_iovec_init(buf, len), 1999));
+    ok(!pgw_auth_cookie_check(&conf, h2o_iovec_init(buf, len), 2000));  /* expired */
+    ok(!pgw_auth_cookie_check(&other, h2o_iovec_init(buf, len), 1999)); /* another master key */
+    buf[len - 1] = buf[len - 1] == '0' ? '1' : '0';
+    ok(!pgw_auth_cookie_check(&conf, h2o_iovec_init(buf, len), 1999)); /* forged */
+    buf[0] = '3';                                                      /* a later expiry under the same MAC */
+    ok(!pgw_auth_cookie_check(&conf, h2o_iovec_init(buf, len), 1999));
+    ok(!pgw_auth_cookie_check(&conf, h2o_iovec_init(NULL, 0), 1));
+    ok(!pgw_auth_cookie_check(&conf, iov("2000"), 1));
+    ok(!pgw_auth_cookie_check(&conf, iov(".abc"), 1));
+    conf.master_key = NULL;
+    ok(pgw_auth_cookie_make(&conf, 2000, buf) == 0);
+}
+
 void test_src__auth_c(void)
 {
+    subtest("session cookie", test_cookie);
     ok(cred_is(pgw_auth_credential(iov("k1"), iov(NULL)), "k1"));
     ok(cred_is(pgw_auth_credential(iov(NULL), iov("Bearer k2")), "k2"));
     ok(cred_is(pgw_auth_credential(iov(NULL), iov("bearer   k3  ")), "k3"));

@@ -237,8 +237,39 @@ static void test_basics(void)
     pgw_metrics_destroy(w[1]);
 }
 
+/* Fallbacks by (from, to), summed over workers, and bounded like the other tables. */
+static void test_fallbacks(void)
+{
+    pgw_metrics_t *w[2] = {pgw_metrics_create(), pgw_metrics_create()};
+    h2o_buffer_t *buf;
+    h2o_buffer_init(&buf, &h2o_socket_buffer_prototype);
+
+    pgw_metrics_fallback(w[0], "claude-sonnet", "claude-via-openai");
+    pgw_metrics_fallback(w[1], "claude-sonnet", "claude-via-openai");
+    pgw_metrics_fallback(w[1], "gpt-5", "claude-*");
+    const char *t = render(w, 2, &buf);
+    ok(strstr(t, "# TYPE poe_gateway_fallbacks_total counter\n") != NULL);
+    ok(strstr(t, "poe_gateway_fallbacks_total{from=\"claude-sonnet\",to=\"claude-via-openai\"} 2\n") != NULL);
+    ok(strstr(t, "poe_gateway_fallbacks_total{from=\"gpt-5\",to=\"claude-*\"} 1\n") != NULL);
+
+    char from[32];
+    for (int i = 0; i != 2 * FALLBACK_MAX; ++i) {
+        snprintf(from, sizeof(from), "r%d", i);
+        pgw_metrics_fallback(w[i % 2], from, "x");
+    }
+    t = render(w, 2, &buf);
+    size_t lines;
+    is_int(sum_lines(t, "poe_gateway_fallbacks_total{", &lines), 3 + 2 * FALLBACK_MAX);
+    ok(lines <= FALLBACK_MAX);
+    ok(strstr(t, "poe_gateway_fallbacks_total{from=\"(other)\",to=\"(other)\"}") != NULL);
+    h2o_buffer_dispose(&buf);
+    pgw_metrics_destroy(w[0]);
+    pgw_metrics_destroy(w[1]);
+}
+
 void test_src__metrics_c(void)
 {
+    subtest("fallbacks", test_fallbacks);
     subtest("basics", test_basics);
     subtest("bounded sum", test_bounded_sum);
     subtest("routes bounded", test_routes_bounded);

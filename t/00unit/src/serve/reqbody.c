@@ -55,8 +55,13 @@ void test_src__reqbody_c(void)
     is_int(inspect("{\"stream\":false,\"messages\":\"x\",\"max_tokens\":\"1\"}", &info, err), 0);
     is_int(info.model_len, 0);
     ok(!info.stream && !info.has_messages && !info.has_max_tokens);
+    /* present with the wrong type is told apart from missing, and null counts as missing */
+    is_int(info.given, PGW_REQBODY_MESSAGES | PGW_REQBODY_MAX_TOKENS);
     is_int(inspect("{\"model\":42}", &info, err), 0);
     is_int(info.model_len, 0);
+    is_int(info.given, PGW_REQBODY_MODEL);
+    is_int(inspect("{\"model\":null,\"max_tokens\":null,\"x\":{\"messages\":1}}", &info, err), 0);
+    is_int(info.given, 0);
 
     is_int(inspect("", &info, err), -1);
     ok(strstr(err, "empty") != NULL);

@@ -1,7 +1,10 @@
 /* poe-gateway: MIT licence. Unit tests for src/translate/estimate.c: the local input-token estimate
  * (docs/mapping.md#the-token-estimate). What the request translator counts is tested with it, in translate_request.c. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <h2o/socket.h>
 #include "../../../../src/translate/estimate.c"
+#include "translate/translate.h"
 #include "../../test.h"
 
 static void test_total(void)
@@ -10,6 +13,39 @@ static void test_total(void)
     is_int(pgw_estimate_total(&e), 4 + 8 + 8 + 1500 + 5);
     e = (pgw_estimate_t){0};
     is_int(pgw_estimate_total(&e), 0);
+}
+
+/* the shape of a text, in tokens (pgw_estimate_add_text), from an empty estimate */
+static long long shape(const char *text)
+{
+    pgw_estimate_t e = {0};
+    pgw_estimate_add_text(&e, text, strlen(text));
+    is_int(e.text_bytes, strlen(text));
+    return (long long)((e.text_units + PGW_ESTIMATE_UNITS_PER_TOKEN - 1) / PGW_ESTIMATE_UNITS_PER_TOKEN);
+}
+
+static void test_shape(void)
+{
+    is_int(shape(""), 0);
+    is_int(shape("hello"), 2);                    /* a token, then a sixth a letter: 20 twelfths */
+    is_int(shape("Hello"), 2);                    /* one capital starts the word */
+    is_int(shape("HTTPServer"), 3);               /* one word of 10 letters: 30 twelfths */
+    is_int(shape("aBcDeF"), 5);                   /* "a", "Bc", "De", "F": a random string's pieces */
+    is_int(shape("1234567"), 4);                  /* a token, then half a digit */
+    is_int(shape("a b"), 3);                      /* 12 + 3 + 12 */
+    is_int(shape("a                 b"), 4);      /* 17 spaces: 3 + 16 twelfths */
+    is_int(shape("{}"), 2);                       /* punctuation: a token each */
+    is_int(shape("\xc3\xa9"), 1);                 /* a 2-byte character: 10 twelfths */
+    is_int(shape("\xe7\xbd\x91\xe5\x85\xb3"), 3); /* two CJK characters: 1.5 each */
+    is_int(shape("\xf0\x9f\x9a\x80"), 3);         /* an emoji: 3 */
+    /* a UUID: 36 bytes, 12 by bytes / 3, but 28 by its shape (GPT-5's and Claude's tokenizers: about 25) */
+    is_int(shape("8d81f84e-76e3-46b6-ad7e-639288eff130"), 28);
+    /* the estimate is the larger of the two */
+    pgw_estimate_t e = {0};
+    pgw_estimate_add_text(&e, H2O_STRLIT("internationalization"));
+    is_int(pgw_estimate_total(&e), 7); /* 20 bytes / 3 beats the word's 50 twelfths */
+    pgw_estimate_add_text(&e, H2O_STRLIT("{}{}{}{}{}{}{}{}"));
+    is_int(pgw_estimate_total(&e), 21); /* 16 punctuation marks and the word: 242 twelfths, more than 36 bytes / 3 */
 }
 
 static void test_pdf(void)
@@ -47,8 +83,71 @@ static void test_pdf(void)
     free(blob);
 }
 
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    char *buf = NULL;
+    if (fp != NULL && fseek(fp, 0, SEEK_END) == 0) {
+        long size = ftell(fp);
+        rewind(fp);
+        buf = malloc(size + 1);
+        *len = fread(buf, 1, size, fp);
+        buf[*len] = '\0';
+    }
+    if (fp != NULL)
+        fclose(fp);
+    return buf;
+}
+
+/*
+ * Real Claude Code requests (t/assets/token-corpus, made by tools/token-corpus.mjs): the estimate of each, translated for
+ * an openai/ route as count_tokens translates it, is never below what GPT-5's tokenizer or Claude's published one
+ * counts in the translation (docs/mapping.md#the-token-estimate).
+ */
+static void test_corpus(void)
+{
+    size_t len, items = 0;
+    char *tsv = slurp("t/assets/token-corpus/counts.tsv", &len), *line, *save = NULL;
+    double worst = 1e9;
+    ok(tsv != NULL);
+    if (tsv == NULL)
+        return;
+    for (line = strtok_r(tsv, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        char file[128], path[256], err[512];
+        long long o200k, claude;
+        if (line[0] == '#' || sscanf(line, "%127s %lld %lld", file, &o200k, &claude) != 3)
+            continue;
+        snprintf(path, sizeof(path), "t/assets/token-corpus/%s", file);
+        size_t blen;
+        char *body = slurp(path, &blen);
+        ok(body != NULL);
+        if (body == NULL)
+            continue;
+        h2o_buffer_t *out;
+        pgw_translated_t res;
+        pgw_translate_opts_t opts = {"gpt-5"};
+        h2o_buffer_init(&out, &h2o_socket_buffer_prototype);
+        is_int(pgw_translate_request(body, blen, &opts, &out, &res, err, sizeof(err)), 0);
+        long long exact = o200k > claude ? o200k : claude;
+        ok(res.input_tokens >= exact);
+        note("%s: estimate %lld, o200k %lld, claude %lld: x%.2f", file, res.input_tokens, o200k, claude,
+             (double)res.input_tokens / exact);
+        if ((double)res.input_tokens / exact < worst)
+            worst = (double)res.input_tokens / exact;
+        pgw_translated_dispose(&res);
+        h2o_buffer_dispose(&out);
+        free(body);
+        ++items;
+    }
+    ok(items >= 6);
+    note("worst estimate / exact over %zu requests: %.3f", items, worst);
+    free(tsv);
+}
+
 void test_src__estimate_c(void)
 {
     subtest("total", test_total);
+    subtest("shape", test_shape);
     subtest("pdf", test_pdf);
+    subtest("corpus", test_corpus);
 }

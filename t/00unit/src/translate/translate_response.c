@@ -20,7 +20,8 @@ static const char *cstr(h2o_buffer_t **b)
 /*
  * One case directory: upstream.json (Poe's body), expected.json (the client's body; a failure is "HTTP <status>" on
  * the first line and the error body on the second), and an optional `options` file of key=value lines: model,
- * input_tokens, stop (up to 4; "\n" stands for a newline), tool (an original tool name of the request, repeatable).
+ * input_tokens, stop (up to 4; "\n" stands for a newline), tool (an original tool name of the request, repeatable),
+ * web_search (the request searched).
  * Returns the transcript.
  */
 static char *run_case(const char *name, char **expected)
@@ -55,6 +56,8 @@ static char *run_case(const char *name, char **expected)
                 ++num_stops;
             } else if (strcmp(k, "tool") == 0) {
                 pgw_toolnames_add(&toolnames, v, strlen(v));
+            } else if (strcmp(k, "web_search") == 0) {
+                opts.web_search = atoi(v);
             }
         }
         free(options);
@@ -84,8 +87,9 @@ static char *run_case(const char *name, char **expected)
 
 /*
  * Checks a message against docs/mapping.md#the-whole-response whatever the case: valid JSON; the envelope; blocks in the
- * order thinking -> text -> tool_use, none empty; every tool input an object; usage with the four integers. Returns
- * NULL or what is wrong.
+ * order thinking -> server_tool_use -> web_search_tool_result -> text -> tool_use, none empty, the search blocks
+ * paired and counted in usage.server_tool_use; every tool input an object; usage with the four integers. Returns NULL or
+ * what is wrong.
  */
 static const char *check_message(const char *json)
 {
@@ -105,20 +109,33 @@ static const char *check_message(const char *json)
         why = "content, usage or stop_reason missing";
         goto Exit;
     }
-    int rank = 0;
+    int rank = 0, searched = 0;
     for (size_t i = 0; i != content->u.array.len; ++i) {
         yajl_val b = content->u.array.values[i];
         const char *bt = get_str(b, "type", NULL);
-        int r = bt == NULL                    ? 9
-                : strcmp(bt, "thinking") == 0 ? 1
-                : strcmp(bt, "text") == 0     ? 2
-                : strcmp(bt, "tool_use") == 0 ? 3
-                                              : 9;
-        if (r == 9 || r < rank) {
+        int r = bt == NULL                                  ? 9
+                : strcmp(bt, "thinking") == 0               ? 1
+                : strcmp(bt, "server_tool_use") == 0        ? 4
+                : strcmp(bt, "web_search_tool_result") == 0 ? 5
+                : strcmp(bt, "text") == 0                   ? 6
+                : strcmp(bt, "tool_use") == 0               ? 7
+                                                            : 9;
+        if (r == 9 || r < rank || (r == 4 && r == rank) || (r == 5 && rank != 4)) {
             why = "blocks out of order or of an unknown type";
             goto Exit;
         }
         rank = r;
+        if (r == 5 && (get(b, "content", NULL, yajl_t_array) == NULL ||
+                       strcmp(get_str(b, "tool_use_id", NULL), get_str(content->u.array.values[i - 1], "id", NULL)) != 0 ||
+                       get_int(usage, "server_tool_use", "web_search_requests") != 1)) {
+            why = "a web_search_tool_result without its server_tool_use, content or usage";
+            goto Exit;
+        }
+        searched |= r == 5;
+        if (r == 4 || r == 5)
+            continue; /* nothing more to check in a search block */
+        if (r != 1)
+            r -= 4; /* text 2, tool_use 3 below */
         if ((r == 1 && (!nonempty(get_str(b, "thinking", NULL)) || get_str(b, "signature", NULL) == NULL)) ||
             (r == 2 && !nonempty(get_str(b, "text", NULL)))) {
             why = "an empty thinking or text block";
@@ -129,6 +146,10 @@ static const char *check_message(const char *json)
             why = "a tool_use without an object input, an id or a name";
             goto Exit;
         }
+    }
+    if (rank == 4 || (!searched && get(usage, "server_tool_use", NULL, yajl_t_any) != NULL)) {
+        why = "a server_tool_use without its result, or usage.server_tool_use without a search";
+        goto Exit;
     }
     const char *fields[] = {"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"};
     for (size_t i = 0; i != 4; ++i)

@@ -18,7 +18,7 @@
  * answered after PGW_STREAM_FAILED_EARLY: "HTTP <status>" on the first line, the body on the second), and an optional
  * `options` file of key=value lines: model, input_tokens, buffer_tools, stop (up to 4), tool (an original tool name of
  * the request, repeatable), end (eof: finish(clean) after the last byte, the default; reset: finish(0, NULL, message);
- * none: no finish), expect_buffer_tools (the stream must ask for buffer_tools).
+ * none: no finish), expect_buffer_tools (the stream must ask for buffer_tools), web_search (the request searched).
  */
 struct stream_case {
     char name[128];
@@ -76,6 +76,8 @@ static int load_case(const char *dir, const char *name, struct stream_case *c)
                 c->end = strcmp(v, "reset") == 0 ? END_RESET : strcmp(v, "none") == 0 ? END_NONE : END_EOF;
             else if (strcmp(k, "expect_buffer_tools") == 0)
                 c->expect_buffer_tools = atoi(v);
+            else if (strcmp(k, "web_search") == 0)
+                c->opts.web_search = atoi(v);
         }
         free(options);
     }
@@ -210,7 +212,8 @@ static int has(const char *frame, const char *s)
  */
 static const char *check_grammar(const char *s)
 {
-    enum { START, OPEN_TEXT, OPEN_THINKING, OPEN_TOOL, BETWEEN, DELTA_SENT, END } state = START;
+    enum { START, OPEN_TEXT, OPEN_THINKING, OPEN_TOOL, OPEN_SEARCH, BETWEEN, DELTA_SENT, END } state = START;
+    long long search_use_index = -1;
     long long next_index = 0, open_index = -1;
     int block_has_content = 0;
     static char frame[1 << 16];
@@ -256,6 +259,18 @@ static const char *check_grammar(const char *s)
             else if (has(frame, "\"content_block\":{\"type\":\"tool_use\",\"id\":") && has(frame, ",\"input\":{}}")) {
                 state = OPEN_TOOL;
                 block_has_content = 1; /* a tool without arguments keeps input {} */
+            } else if (has(frame, "\"content_block\":{\"type\":\"server_tool_use\",\"id\":\"srvtoolu_") &&
+                       has(frame, ",\"name\":\"web_search\",\"input\":{}}")) {
+                /* a search: a whole block, then its result (docs/streams.md#web-search-in-a-stream) */
+                state = OPEN_SEARCH;
+                block_has_content = 1;
+                search_use_index = open_index;
+            } else if (has(frame, "\"content_block\":{\"type\":\"web_search_tool_result\",\"tool_use_id\":\"srvtoolu_") &&
+                       has(frame, "\"content\":[{\"type\":\"web_search_result\",\"url\":\"")) {
+                if (search_use_index != open_index - 1)
+                    return "a web_search_tool_result not right after its server_tool_use";
+                state = OPEN_SEARCH;
+                block_has_content = 1;
             } else
                 return "a content_block_start of an unknown shape";
         } else if (strcmp(type, "content_block_delta") == 0) {
@@ -275,7 +290,7 @@ static const char *check_grammar(const char *s)
             if (!has(frame, "signature_delta"))
                 block_has_content = 1;
         } else if (strcmp(type, "content_block_stop") == 0) {
-            if (state != OPEN_TEXT && state != OPEN_THINKING && state != OPEN_TOOL)
+            if (state != OPEN_TEXT && state != OPEN_THINKING && state != OPEN_TOOL && state != OPEN_SEARCH)
                 return "a stop with no block open";
             if (json_int(frame, "index") != open_index)
                 return "a stop for a block that is not open";
@@ -290,6 +305,8 @@ static const char *check_grammar(const char *s)
                 return "message_delta without every usage field";
             if (!has(frame, "\"stop_reason\":\""))
                 return "message_delta without a stop_reason";
+            if ((search_use_index >= 0) != has(frame, ",\"server_tool_use\":{\"web_search_requests\":1}}"))
+                return "usage.server_tool_use does not match the search blocks";
             state = DELTA_SENT;
         } else if (strcmp(type, "message_stop") == 0) {
             if (state != DELTA_SENT)

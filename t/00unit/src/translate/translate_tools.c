@@ -122,9 +122,89 @@ static void test_collisions(void)
     pgw_toolnames_dispose(&names);
 }
 
+/* what pgw_tools_server appends for the tools of `types` (NULL-terminated) and the tool_choice type `choice_type` on
+ * `bot`, with ' for "; the result in *res */
+static const char *server_choice(const char *const *types, const char *choice_type, const pgw_bot_t *bot, const char *pins,
+                                 pgw_translated_t *res)
+{
+    pgw_tool_choice_t choice = {S(choice_type)};
+    static char result[256];
+    pgw_toolnames_t names = {NULL};
+    pgw_estimate_t est = {0};
+    pgw_tools_t *t = pgw_tools_create(&names, &est);
+    pgw_extra_body_t *x = pins != NULL ? pgw_extra_body_parse(pins, strlen(pins)) : NULL;
+    h2o_buffer_t *out;
+
+    add(t, NULL, "Read", NULL, NULL);
+    for (; *types != NULL; ++types)
+        is_int(add(t, *types, strchr(*types, '_') != NULL ? "x" : NULL, NULL, NULL), 0);
+    memset(res, 0, sizeof(*res));
+    h2o_buffer_init(&out, &h2o_socket_buffer_prototype);
+    pgw_tools_server(t, &choice, bot, x, &out, res);
+    snprintf(result, sizeof(result), "%.*s", (int)out->size, out->bytes);
+    for (char *p = result; *p != '\0'; ++p)
+        if (*p == '"')
+            *p = '\'';
+    h2o_buffer_dispose(&out);
+    free(x);
+    pgw_tools_destroy(t);
+    pgw_toolnames_dispose(&names);
+    return result;
+}
+
+static const char *server(const char *const *types, const pgw_bot_t *bot, const char *pins, pgw_translated_t *res)
+{
+    return server_choice(types, NULL, bot, pins, res);
+}
+
+/* docs/mapping.md#server-tools: web search becomes the knob where the bot has it; anything else is refused, never dropped */
+static void test_server(void)
+{
+    pgw_knob_t searching[] = {{"thinking_budget", PGW_KNOB_INTEGER, 0, 31999}, {"web_search", PGW_KNOB_BOOLEAN}};
+    pgw_knob_t effort_only[] = {{"web_search", PGW_KNOB_ENUM}}; /* the name alone is not enough: Poe's knob is a boolean */
+    pgw_bot_t can = {"gpt-5", 0, searching, 2}, cannot = {"grok-4", 0, NULL, 0}, odd = {"odd", 0, effort_only, 1};
+    const char *none[] = {NULL}, *search[] = {"web_search_20250305", NULL}, *newer[] = {"web_search_20260209", NULL},
+               *code[] = {"code_execution_20250825", NULL}, *both[] = {"web_search_20250305", "bash_20250124", NULL};
+    pgw_translated_t res;
+
+    is_str(server(none, &can, NULL, &res), "");
+    ok(!res.web_search);
+    is_str(res.refused_tool, "");
+    is_str(server(search, &can, NULL, &res), ",'web_search':true");
+    ok(res.web_search);
+    is_str(res.refused_tool, "");
+    is_str(server(newer, &can, NULL, &res), ",'web_search':true"); /* any dated version */
+    ok(res.web_search);
+    /* a bot without the knob, one whose knob is not Poe's boolean, no catalog entry: refused, nothing sent */
+    is_str(server(search, &cannot, NULL, &res), "");
+    ok(!res.web_search);
+    is_str(res.refused_tool, "web_search_20250305");
+    is_str(server(search, &odd, NULL, &res), "");
+    is_str(res.refused_tool, "web_search_20250305");
+    is_str(server(search, NULL, NULL, &res), "");
+    is_str(res.refused_tool, "web_search_20250305");
+    /* the route's extra_body pins it: the pin is what goes upstream */
+    is_str(server(search, &cannot, "\"web_search\":true", &res), "");
+    ok(res.web_search);
+    is_str(res.refused_tool, "");
+    /* other server tools run nowhere behind chat/completions */
+    is_str(server(code, &can, NULL, &res), "");
+    is_str(res.refused_tool, "code_execution_20250825");
+    is_str(server(both, &can, NULL, &res), ",'web_search':true");
+    is_str(res.refused_tool, "bash_20250124");
+    /* tool_choice none: no tool is used, so none is refused and no search is asked for */
+    is_str(server_choice(both, "none", &can, NULL, &res), "");
+    ok(!res.web_search);
+    is_str(res.refused_tool, "");
+    is_str(server_choice(search, "none", &cannot, NULL, &res), "");
+    is_str(res.refused_tool, "");
+    is_str(server_choice(search, "any", &can, NULL, &res), ",'web_search':true");
+}
+
 void test_src__translate_tools_c(void)
 {
     subtest("kept", test_kept);
     subtest("tool_choice", test_choice);
     subtest("collisions", test_collisions);
+    subtest("server tools", test_server);
 }

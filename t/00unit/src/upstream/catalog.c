@@ -26,11 +26,18 @@ void test_src__catalog_c(void)
     if (c == NULL)
         return;
     is_int(pgw_catalog_size(c), 4);
+    /* every bot in the document's order, as doctor walks them for a retired model's family */
+    is_str(pgw_catalog_bot(c, 0)->id, "claude-sonnet-4.5");
+    ok(pgw_catalog_bot(c, 0) == pgw_catalog_find(c, H2O_STRLIT("claude-sonnet-4.5")));
+    for (size_t i = 0; i != pgw_catalog_size(c); ++i)
+        ok(pgw_catalog_find(c, pgw_catalog_bot(c, i)->id, strlen(pgw_catalog_bot(c, i)->id)) == pgw_catalog_bot(c, i));
 
     const pgw_bot_t *sonnet = pgw_catalog_find(c, H2O_STRLIT("Claude-Sonnet-4.5"));
     ok(sonnet != NULL);
     is_str(sonnet->id, "claude-sonnet-4.5");
     is_int(sonnet->max_output_tokens, 32768);
+    is_int(sonnet->context_length, 200000);
+    is_str(pgw_catalog_display_name(c, sonnet), "Claude-Sonnet-4.5");
     const pgw_knob_t *tb = knob(sonnet, "thinking_budget");
     ok(tb != NULL && tb->type == PGW_KNOB_INTEGER && tb->min == 0 && tb->max == 31999);
     const pgw_knob_t *ws = knob(sonnet, "web_search");
@@ -48,6 +55,7 @@ void test_src__catalog_c(void)
 
     const pgw_bot_t *grok = pgw_catalog_find(c, H2O_STRLIT("grok-4"));
     ok(grok != NULL && grok->max_output_tokens == 0 && grok->num_knobs == 0);
+    is_int(grok->context_length, 256000);
     const pgw_bot_t *odd = pgw_catalog_find(c, H2O_STRLIT("odd"));
     ok(odd != NULL && odd->num_knobs == 1 && odd->knobs[0].type == PGW_KNOB_OTHER);
     /* a display name that is more than the id in other case */

@@ -230,12 +230,14 @@ static void test_answer(void)
     is_str(f.message,
            "Poe refused the API key configured for route claude-sonnet; check POE_API_KEY (Poe said: bad key [redacted])");
     ok(retry_after.base == NULL);
+    is_int(f.no_retry, 1); /* a retry cannot help: x-should-retry: false (docs/errors.md#retries-that-cannot-help) */
     answer(&literal, 401, "", NULL, NULL);
     is_str(f.message, "Poe refused the API key configured for route gpt-5; check the route's api_key");
 
     /* a 429: Poe's Retry-After goes to the client, and a bare one gets 1 */
     answer(&literal, 429, "{\"error\":{\"message\":\"slow down\"}}", NULL, "7");
     is_int(own, 0);
+    is_int(f.no_retry, 0);
     is_int(f.status, 429);
     is_str(f.type, "rate_limit_error");
     ok(h2o_memis(retry_after.base, retry_after.len, H2O_STRLIT("7")));
@@ -244,6 +246,7 @@ static void test_answer(void)
     /* any other status keeps Poe's Retry-After, and gets none of the gateway's */
     answer(&literal, 529, "", NULL, "30");
     is_int(f.status, 529);
+    is_int(f.no_retry, 0);
     ok(h2o_memis(retry_after.base, retry_after.len, H2O_STRLIT("30")));
     answer(&literal, 500, "", NULL, NULL);
     ok(retry_after.base == NULL);
@@ -255,6 +258,7 @@ static void test_answer(void)
     is_str(f.type, "api_error");
     is_str(f.message,
            "route claude-sonnet: Poe answered 302, a redirect to https://example.invalid/login; check the route's api_base");
+    is_int(f.no_retry, 1);
     answer(&from_env, 307, "", NULL, NULL);
     is_str(f.message, "route claude-sonnet: Poe answered 307, a redirect; check the route's api_base");
     answer(&from_env, 101, "", NULL, NULL);
@@ -268,6 +272,7 @@ static void test_answer(void)
     is_int(f.status, 400);
     is_str(f.type, "invalid_request_error");
     is_str(f.message, "key [redacted] is not for this");
+    is_int(f.no_retry, 0);
 }
 
 void test_src__upstream_errors_c(void)

@@ -207,7 +207,7 @@ test('with redis_failure: closed, an unreachable Redis answers 503 naming the se
         const ready = await request(`${g.url}/health/readiness`);
         assert.equal(ready.status, 503);
         assert.equal(JSON.parse(ready.body).shared_state, 'degraded');
-        assert.equal((await mock.stats()).requests, 0);
+        assert.equal((await arrivals()).length, 0); // nothing went to Poe (its catalog may have been fetched)
     } finally {
         await g.stop();
     }
