@@ -4,7 +4,7 @@
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { certs, request, sleep, startGateway, startMock, MASTER_KEY, POE_KEY } from './lib/harness.mjs';
+import { anthropicStream, certs, defaultConfig, request, sleep, startGateway, startMock, MASTER_KEY, POE_KEY } from './lib/harness.mjs';
 import { startRedis } from './lib/redis.mjs';
 
 const RPM = 600, BURST = 5, RATE_PER_S = RPM / 60; // scaled down from 500 a minute so the test takes seconds
@@ -306,6 +306,59 @@ test('scripts flushed from Redis: the gateway loads them again on a new connecti
         assert.match(await redis.cli('--scan', '--pattern', 'pgw:*:bucket'), /bucket/, 'the turn did not go through Redis');
     } finally {
         await g.stop();
+        await redis.stop();
+    }
+});
+
+test('budgets and usage agree whichever replica is asked: each ledger gets the other replicas\' records', async () => {
+    const redis = await startRedis();
+    const usage = { input_tokens: 100000, output_tokens: 10000, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 };
+    const COST = 100000 * 0.0000026 + 10000 * 0.000013; // the mock catalog's claude-sonnet-4.5 prices: 0.39 USD
+    const cfg = defaultConfig(mock, `gateway:
+  redis: ${redis.url}
+  upstream_rpm: 6000
+  keys:
+    - {name: alice, key: alice-key-0123456789, budget: {daily: ${1.2 * COST}}}
+    - {name: bob, key: bob-key-0123456789}
+`);
+    const gws = [];
+    const ask = (g, key) => request(`${g.url}/v1/messages`, { method: 'POST',
+        headers: { 'x-api-key': key, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'claude-sonnet-4-5-20250929', max_tokens: 8, stream: true, messages: [{ role: 'user', content: 'hi' }] }) });
+    const usageOf = async (g) => JSON.parse((await request(`${g.url}/usage`, { headers: { 'x-api-key': MASTER_KEY } })).body);
+    const requestsOf = (u, who) => u.keys?.[who]?.['claude-sonnet-4-5-20250929']?.total.requests ?? 0;
+    /** Waits until every gateway's /usage shows `n` requests of `who` (each ledger has the others' records). */
+    async function seen(who, n) {
+        for (let i = 0; i < 200; i++) {
+            const us = await Promise.all(gws.map(usageOf));
+            if (us.every((u) => requestsOf(u, who) === n)) return us;
+            await sleep(25);
+        }
+        throw new Error(`the replicas never all showed ${n} requests of ${who}: ${JSON.stringify(await Promise.all(gws.map(usageOf)))}`);
+    }
+    try {
+        // each replica has its own ledger file (its own HOME)
+        for (let i = 0; i < 2; i++) gws.push(await startGateway({ config: cfg, env: { SSL_CERT_FILE: certs().ca } }));
+        await waitShared(gws, 'ok', 2);
+        await mock.script({ match: { path: '/v1/messages' }, headers: { 'content-type': 'text/event-stream' }, repeat: 10,
+            chunks: anthropicStream({ blocks: [{ type: 'text', text: 'a fairly long answer' }], usage }) });
+        // alice spends 83% of her day on replica A, then, under her budget still, crosses it on replica B
+        assert.equal((await ask(gws[0], 'alice-key-0123456789')).status, 200);
+        await seen('alice', 1);
+        assert.equal((await ask(gws[1], 'alice-key-0123456789')).status, 200);
+        await seen('alice', 2);
+        // replica A, which served only one of them, counts both: she is over
+        const refused = await ask(gws[0], 'alice-key-0123456789');
+        assert.equal(refused.status, 402, refused.body);
+        assert.match(JSON.parse(refused.body).error.message, /budget exceeded: key alice has spent 0\.78 USD/);
+        // bob on both replicas: the two /usage answers are the same
+        assert.equal((await ask(gws[0], 'bob-key-0123456789')).status, 200);
+        assert.equal((await ask(gws[1], 'bob-key-0123456789')).status, 200);
+        const [a, b] = await seen('bob', 2);
+        assert.deepEqual(a.keys, b.keys);
+        assert.ok(Math.abs(a.keys.alice['claude-sonnet-4-5-20250929'].total.cost_usd - 2 * COST) < 1e-6);
+    } finally {
+        for (const g of gws) await g.stop();
         await redis.stop();
     }
 });

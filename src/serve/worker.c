@@ -18,6 +18,7 @@
 #include "serve/generation.h"
 #include "common/log.h"
 #include "serve/server.h"
+#include "serve/ledger_share.h"
 #include "serve/shared.h"
 #include "serve/worker.h"
 #include "ledger/reconcile.h"
@@ -120,6 +121,7 @@ static void *worker_main(void *arg)
         pgw_catalogs_start(&w->loop, w->upstream);
         pgw_reconcile_start(&w->loop, w->upstream, server->conf);
         pgw_shared_heartbeat_start(&w->loop, w->redis);
+        pgw_ledger_share_start(pgw_store_get(), &w->loop, w->redis);
     }
     if ((w->listener = pgw_listener_start(server->listeners, &w->loop, server->listen_fds[w->id], on_accept, w)) == NULL) {
         pgw_log_error(MODULE_NAME, "worker %u cannot poll its listening socket", w->id);
