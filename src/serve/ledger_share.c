@@ -135,7 +135,7 @@ static void save_state(share_t *sh)
 static void load_state(share_t *sh)
 {
     FILE *fp = fopen(sh->state_path, "r");
-    char origin[64] = "", last[64] = "";
+    char origin[64] = "", last[48] = "";
     if (fp != NULL) {
         if (fscanf(fp, "%32s %47s", origin, last) != 2)
             origin[0] = '\0';
