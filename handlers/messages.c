@@ -17,6 +17,7 @@
 #include "config/route_match.h"
 #include "serve/metrics.h"
 #include "serve/shaper.h"
+#include "serve/shared.h"
 #include "translate/translate_job.h"
 #include "relay/translate_route.h"
 #include "serve/worker.h"
@@ -86,7 +87,9 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
         return NULL;
     }
     if (r->key != NULL) {
-        uint64_t wait_ms = pgw_ratelimit_take(r->gen->key_limits + (r->key - r->conf->keys), pgw_now_ms());
+        /* with Redis, the limits are checked once routed, in one question for every replica (check_limits) */
+        uint64_t wait_ms =
+            r->worker->redis == NULL ? pgw_ratelimit_take(r->gen->key_limits + (r->key - r->conf->keys), pgw_now_ms()) : 0;
         if (wait_ms != 0) {
             send_rate_limited(req, openai, wait_ms, "key %s is over its limit of %d requests per minute", r->key_name, r->key->rpm);
             return NULL;
@@ -121,7 +124,8 @@ static const pgw_route_t *route_request(pgw_request_t *r, pgw_reqbody_t *body, i
             pgw_send_error_as(req, openai, 503, PGW_ERR_API, "the route for %s has no api_key configured", model);
         return NULL;
     }
-    uint64_t wait_ms = pgw_ratelimit_take(r->gen->route_limits + (route - r->conf->routes), pgw_now_ms());
+    uint64_t wait_ms =
+        r->worker->redis == NULL ? pgw_ratelimit_take(r->gen->route_limits + (route - r->conf->routes), pgw_now_ms()) : 0;
     if (wait_ms != 0) {
         send_rate_limited(req, openai, wait_ms, "route %s is over its limit of %d requests per minute", route->model_name,
                           route->rpm);
@@ -183,9 +187,15 @@ static void dispatch(pgw_request_t *r)
         pgw_translate_route_messages(r, route, r->route_model, r->body);
 }
 
-/* The shaper's answer: go ahead, or 429 after waiting queue_timeout for a turn. */
+/* The shaper's answer: go ahead, 429 after waiting queue_timeout for a turn, or 503 without the shared state. */
 static void on_admitted(pgw_request_t *r, int admitted)
 {
+    if (admitted < 0) {
+        pgw_send_error_as(r->req, r->endpoint == ENDPOINT_CHAT, 503, PGW_ERR_OVERLOADED,
+                          "the shared state (gateway.redis) is unreachable and gateway.redis_failure is closed; retry when "
+                          "Redis is back, or set gateway.redis_failure: open");
+        return;
+    }
     if (!admitted) {
         send_rate_limited(r->req, r->endpoint == ENDPOINT_CHAT, 1000,
                           "waited %.0f s for a turn at the upstream key's rate (gateway.upstream_rpm %d) in vain",
@@ -383,6 +393,124 @@ static void on_estimated(void *ctx, int ret, const char *err)
     begin(fb);
 }
 
+static void proceed(pgw_request_t *r, const pgw_route_t *route);
+
+/* 429 for the key's or the route's rpm (`which` 0 or 1). */
+static void limited(pgw_request_t *r, const pgw_route_t *route, int which, uint64_t wait_ms)
+{
+    if (which == 0)
+        send_rate_limited(r->req, r->endpoint == ENDPOINT_CHAT, wait_ms, "key %s is over its limit of %d requests per minute",
+                          r->key_name, r->key->rpm);
+    else
+        send_rate_limited(r->req, r->endpoint == ENDPOINT_CHAT, wait_ms, "route %s is over its limit of %d requests per minute",
+                          route->model_name, route->rpm);
+}
+
+/* The process's own bucket of limit `which` (0 the key's, 1 the route's). */
+static pgw_ratelimit_t *limit_of(pgw_request_t *r, const pgw_route_t *route, int which)
+{
+    return which == 0 ? r->gen->key_limits + (r->key - r->conf->keys) : r->gen->route_limits + (route - r->conf->routes);
+}
+
+/*
+ * A question to Redis outlives the request when the client leaves: the ticket is the callback's, freed by it; the
+ * request's pool holds a reference whose dispose tells the ticket the request is gone.
+ */
+struct limits_ticket {
+    pgw_request_t *r;        /* NULL once the request is gone */
+    const pgw_route_t *route;
+    struct limits_ref *ref; /* in the request's pool; meaningful while `r` is set */
+    int which[2];           /* the limits asked about, in order: 0 the key's, 1 the route's; -1 none */
+};
+struct limits_ref {
+    struct limits_ticket *ticket; /* NULL once the answer came */
+};
+
+static void on_limits_ref_dispose(void *p)
+{
+    struct limits_ref *ref = p;
+    if (ref->ticket != NULL)
+        ref->ticket->r = NULL;
+}
+
+/* The limits without Redis's answer: each replica takes its share (docs/threading.md#shared-state-across-replicas). */
+static void check_limits_locally(pgw_request_t *r, const pgw_route_t *route, const int *which, size_t n)
+{
+    if (r->conf->redis_fail_closed) {
+        on_admitted(r, -1);
+        return;
+    }
+    unsigned share = atomic_load(&pgw_shared_replicas);
+    for (size_t i = 0; i != n; ++i) {
+        uint64_t wait_ms = pgw_ratelimit_take_share(limit_of(r, route, which[i]), pgw_now_ms(), share);
+        if (wait_ms != 0) {
+            limited(r, route, which[i], wait_ms);
+            return;
+        }
+    }
+    proceed(r, route);
+}
+
+static void on_limits_answer(void *data, int answered, int index, uint64_t wait_ms)
+{
+    struct limits_ticket *t = data;
+    pgw_request_t *r = t->r;
+    const pgw_route_t *route = t->route;
+    int which[2] = {t->which[0], t->which[1]};
+    size_t n = t->which[1] >= 0 ? 2 : 1;
+    if (r != NULL)
+        t->ref->ticket = NULL;
+    free(t);
+    if (r == NULL)
+        return;
+    if (!answered) {
+        check_limits_locally(r, route, which, n);
+    } else if (index > 0 && (size_t)index <= n) {
+        limited(r, route, which[index - 1], wait_ms);
+    } else {
+        for (size_t i = 0; i != n; ++i) /* charged locally too, should this replica have to decide alone later */
+            pgw_ratelimit_debit(limit_of(r, route, which[i]), pgw_now_ms(), atomic_load(&pgw_shared_replicas));
+        proceed(r, route);
+    }
+}
+
+/* With Redis: the key's and the route's rpm, shared by every replica, in one question; then proceed. */
+static void check_limits(pgw_request_t *r, const pgw_route_t *route)
+{
+    const char *names[2];
+    char key_name[160], route_name[160];
+    int rpms[2], which[2] = {-1, -1};
+    size_t n = 0;
+    if (r->key != NULL && r->key->rpm > 0) {
+        snprintf(key_name, sizeof(key_name), "key:%s", r->key->name);
+        names[n] = key_name;
+        rpms[n] = r->key->rpm;
+        which[n++] = 0;
+    }
+    if (route->rpm > 0) {
+        snprintf(route_name, sizeof(route_name), "route:%s", route->model_name);
+        names[n] = route_name;
+        rpms[n] = route->rpm;
+        which[n++] = 1;
+    }
+    if (n == 0) {
+        proceed(r, route);
+        return;
+    }
+    struct limits_ticket *t = h2o_mem_alloc(sizeof(*t));
+    t->r = r;
+    t->route = route;
+    t->which[0] = which[0];
+    t->which[1] = which[1];
+    if (pgw_shared_limits(r->worker->redis, names, rpms, n, on_limits_answer, t) != 0) {
+        free(t);
+        check_limits_locally(r, route, which, n);
+        return;
+    }
+    t->ref = h2o_mem_alloc_shared(&r->req->pool, sizeof(*t->ref), on_limits_ref_dispose);
+    t->ref->ticket = t;
+}
+
 /* Routes the request, then lets it go upstream (docs/request-path.md#messages-checks-before-poe). */
 static int handle(pgw_request_t *r, int endpoint)
 {
@@ -395,11 +523,22 @@ static int handle(pgw_request_t *r, int endpoint)
     if (endpoint != ENDPOINT_COUNT_TOKENS && check_budget(r, route) != 0)
         return 0; /* refused before it is routed: the ledger records only requests that may go upstream */
     r->body = body;
+    if (r->worker->redis != NULL)
+        check_limits(r, route); /* then proceed */
+    else
+        proceed(r, route);
+    return 0;
+}
+
+/* The rest of handle, past the limits: the route, its fallbacks, then the turn at the rate. */
+static void proceed(pgw_request_t *r, const pgw_route_t *route)
+{
+    pgw_reqbody_t *body = r->body;
     h2o_iovec_t name = h2o_iovec_init(r->model, body->model_len);
     if (r->conf->num_fallbacks == 0) {
         set_route(r, route, name);
         go(r);
-        return 0;
+        return;
     }
 
     fallback_t *fb = h2o_mem_alloc_shared(&r->req->pool, sizeof(*fb), on_fallback_dispose);
@@ -413,14 +552,14 @@ static int handle(pgw_request_t *r, int endpoint)
     set_route(r, route, name);
     if (route->max_input_tokens == 0 || pgw_config_find_fallbacks(r->conf, 1, body->model, body->model_len, route) == NULL) {
         begin(fb);
-        return 0;
+        return;
     }
     /* the estimate is the request translator's (docs/mapping.md#the-token-estimate), whatever the route's kind */
     pgw_translate_opts_t opts = {"estimate"};
     h2o_buffer_init(&fb->scratch, &h2o_socket_buffer_prototype);
     pgw_translate_job_start(&fb->job, r->req->conn->ctx->loop, r->req->entity.base, r->req->entity.len, &opts, NULL, &fb->scratch,
                             &fb->translated, on_estimated, fb);
-    return 0;
+    return;
 }
 
 int pgw_handle_messages(pgw_request_t *r)

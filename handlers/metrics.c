@@ -7,6 +7,7 @@
 #include "serve/metrics.h"
 #include "serve/server.h"
 #include "serve/shaper.h"
+#include "serve/shared.h"
 #include "translate/translate_job.h"
 #include "upstream/upstream.h"
 #include "serve/worker.h"
@@ -47,6 +48,9 @@ static void collect(pgw_metrics_t **all, pgw_metrics_gauges_t *g)
         }
     }
     g->translations = pgw_translate_jobs_in_progress();
+    g->shared = pgw_server->conf->redis_host != NULL;
+    g->shared_degraded = atomic_load(&pgw_redis_clients_down) != 0;
+    g->replicas = atomic_load(&pgw_shared_replicas);
     g->started_at_ms = pgw_server->started_at;
 }
 

@@ -5,11 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config ca-certificates openssl
-          libh2o-dev libuv1-dev libyajl-dev libyaml-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev)
+          libh2o-dev libuv1-dev libyajl-dev libyaml-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libhiredis-dev)
 with_tests=0
 if [ "${1:-}" = "--test" ]; then
     with_tests=1
-    packages+=(python3 curl nghttp2-client wrk util-linux nginx-light clang libclang-rt-14-dev docker-compose chromium)
+    packages+=(python3 curl nghttp2-client wrk util-linux nginx-light clang libclang-rt-14-dev docker-compose chromium redis-server)
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
     command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi

@@ -13,6 +13,7 @@ void pgw_ratelimit_init_burst(pgw_ratelimit_t *rl, int rpm, int burst, uint64_t 
     rl->tokens = rl->capacity;
     rl->updated_ms = now_ms;
     rl->blocked_until_ms = 0;
+    rl->charged = 0;
 }
 
 void pgw_ratelimit_init(pgw_ratelimit_t *rl, int rpm, uint64_t now_ms)
@@ -27,23 +28,68 @@ void pgw_ratelimit_dispose(pgw_ratelimit_t *rl)
 
 uint64_t pgw_ratelimit_take(pgw_ratelimit_t *rl, uint64_t now_ms)
 {
+    return pgw_ratelimit_take_n(rl, now_ms, 1);
+}
+
+/* Adds what the time since the last update earned, up to the capacity. Called with the mutex held. */
+static void refill(pgw_ratelimit_t *rl, uint64_t now_ms)
+{
+    if (now_ms > rl->updated_ms) {
+        rl->tokens += (now_ms - rl->updated_ms) * rl->per_ms;
+        if (rl->tokens > rl->capacity)
+            rl->tokens = rl->capacity;
+        rl->updated_ms = now_ms;
+    }
+}
+
+void pgw_ratelimit_debit(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n)
+{
+    double need = n < 1 ? 1 : n;
+    if (rl->per_ms == 0)
+        return;
+    pthread_mutex_lock(&rl->mutex);
+    refill(rl, now_ms);
+    if (need > rl->capacity)
+        need = rl->capacity;
+    rl->tokens -= need;
+    if (rl->tokens < -rl->capacity)
+        rl->tokens = -rl->capacity;
+    rl->charged = 1;
+    pthread_mutex_unlock(&rl->mutex);
+}
+
+uint64_t pgw_ratelimit_take_share(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n)
+{
+    if (rl->per_ms == 0)
+        return 0;
+    pthread_mutex_lock(&rl->mutex);
+    if (rl->charged) {
+        refill(rl, now_ms);
+        if (rl->tokens > 0)
+            rl->tokens = 0;
+        rl->charged = 0;
+    }
+    pthread_mutex_unlock(&rl->mutex);
+    return pgw_ratelimit_take_n(rl, now_ms, n);
+}
+
+uint64_t pgw_ratelimit_take_n(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n)
+{
     uint64_t wait = 0;
+    double need = n < 1 ? 1 : n;
     if (rl->per_ms == 0)
         return 0; /* unlimited; per_ms does not change after init, so it is read without the lock */
     pthread_mutex_lock(&rl->mutex);
     if (now_ms < rl->blocked_until_ms) {
         wait = rl->blocked_until_ms - now_ms;
     } else {
-        if (now_ms > rl->updated_ms) {
-            rl->tokens += (now_ms - rl->updated_ms) * rl->per_ms;
-            if (rl->tokens > rl->capacity)
-                rl->tokens = rl->capacity;
-            rl->updated_ms = now_ms;
-        }
-        if (rl->tokens >= 1)
-            rl->tokens -= 1;
+        refill(rl, now_ms);
+        if (need > rl->capacity)
+            need = rl->capacity;
+        if (rl->tokens >= need)
+            rl->tokens -= need;
         else
-            wait = (uint64_t)((1 - rl->tokens) / rl->per_ms) + 1;
+            wait = (uint64_t)((need - rl->tokens) / rl->per_ms) + 1;
     }
     pthread_mutex_unlock(&rl->mutex);
     return wait;

@@ -13,6 +13,7 @@ typedef struct st_pgw_ratelimit_t {
     double per_ms; /* refill rate; 0 means unlimited */
     uint64_t updated_ms;
     uint64_t blocked_until_ms; /* pgw_ratelimit_block: nothing is taken before this */
+    int charged;               /* pgw_ratelimit_debit ran since the last pgw_ratelimit_take_share */
 } pgw_ratelimit_t;
 
 /**
@@ -29,6 +30,27 @@ void pgw_ratelimit_dispose(pgw_ratelimit_t *rl);
  * Takes one request's token. Returns 0, or the milliseconds until a token is available (nothing is taken then).
  */
 uint64_t pgw_ratelimit_take(pgw_ratelimit_t *rl, uint64_t now_ms);
+
+/**
+ * Takes `n` tokens for one request (n >= 1, at most the capacity: more is taken as the capacity), so that the bucket
+ * lets 1/n of its rate and burst through: a replica's local share while the shared state is away. Returns as
+ * pgw_ratelimit_take.
+ */
+uint64_t pgw_ratelimit_take_n(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n);
+
+/**
+ * Charges `n` tokens for a request another authority admitted (the shared bucket in Redis), even when the bucket holds
+ * fewer: it may go down to minus its capacity, and takes then wait until it has refilled. So the bucket knows what
+ * went, should it have to decide alone later.
+ */
+void pgw_ratelimit_debit(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n);
+
+/**
+ * pgw_ratelimit_take_n for a replica deciding alone: the first take after a debit first empties what the bucket had
+ * saved up (keeping any debt), since the other authority may have spent the burst meanwhile; then it refills at the
+ * rate as usual.
+ */
+uint64_t pgw_ratelimit_take_share(pgw_ratelimit_t *rl, uint64_t now_ms, unsigned n);
 
 /**
  * Empties the bucket and takes nothing before `until_ms` (an earlier `until_ms` than a block in force does not shorten

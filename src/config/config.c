@@ -235,6 +235,7 @@ int pgw_config_load(pgw_config_t *conf, const char *path, char *err, size_t errs
     conf->graceful_timeout = PGW_DEFAULT_GRACEFUL_TIMEOUT;
     conf->upstream_rpm = 500;
     conf->queue_timeout = 60;
+    conf->redis_timeout = 0.25;
     conf->allowed_fails = PGW_DEFAULT_ALLOWED_FAILS;
     conf->cooldown_time = PGW_DEFAULT_COOLDOWN_TIME;
     conf->ledger_enabled = 1;
@@ -329,6 +330,7 @@ void pgw_config_dispose(pgw_config_t *conf)
     free(conf->budgets);
     free(conf->ledger_path);
     free(conf->tailscale_socket);
+    free(conf->redis_host);
     for (size_t i = 0; i != conf->num_routes; ++i) {
         pgw_route_t *route = conf->routes + i;
         free(route->model_name);

@@ -31,6 +31,8 @@ enum en_key_type_t {
     KEY_KEYS,      /* the keys: sequence of named client keys */
     KEY_AUTH,      /* keys | tailscale */
     KEY_METRICS,   /* pgw_metrics_auth_t: master | keys | none */
+    KEY_REDIS,     /* redis://host[:port][/db] */
+    KEY_REDIS_FAILURE, /* open | closed */
     KEY_LEDGER,    /* the ledger: mapping (src/config/config_ledger.c) */
     KEY_BUDGET,    /* pgw_budget_t: {daily, monthly, unit} */
     KEY_BUDGETS,   /* the budgets: mapping of caller names */
@@ -65,6 +67,9 @@ static const struct st_gateway_key_t {
     {"upstream_rpm", KEY_UINT, offsetof(pgw_config_t, upstream_rpm), 0, 1000000},
     {"upstream_burst", KEY_UINT, offsetof(pgw_config_t, upstream_burst), 0, 1000000},
     {"queue_timeout", KEY_SECONDS, offsetof(pgw_config_t, queue_timeout), 0, 0, 1},
+    {"redis", KEY_REDIS},
+    {"redis_timeout", KEY_SECONDS, offsetof(pgw_config_t, redis_timeout)},
+    {"redis_failure", KEY_REDIS_FAILURE},
     {"ledger", KEY_LEDGER},
     {"points_per_usd", KEY_NUMBER, offsetof(pgw_config_t, points_per_usd)},
     {"budget", KEY_BUDGET, offsetof(pgw_config_t, team_budget)},
@@ -222,6 +227,62 @@ static int on_metrics_auth(pgw_loader_t *l, yaml_node_t *value, const char *what
     return pgw_loader_error(l, value, "%s must be one of master, keys, none", what);
 }
 
+/* gateway.redis: redis://host[:port][/db]. The password comes from the environment (REDIS_PASSWORD), never the file;
+ * rediss:// is refused, since the hiredis this builds on has no TLS (README, Running several replicas). */
+static int on_redis(pgw_loader_t *l, yaml_node_t *value)
+{
+    pgw_config_t *conf = l->conf;
+    const char *url = pgw_loader_scalar(l, value, "gateway.redis"), *p, *host, *end;
+    if (url == NULL)
+        return -1;
+    if (strncmp(url, "rediss://", 9) == 0)
+        return pgw_loader_error(l, value, "gateway.redis: rediss:// (TLS) is not supported; reach Redis over a private network "
+                                          "or a TLS tunnel and give redis://host:port/db");
+    if (strncmp(url, "redis://", 8) != 0)
+        return pgw_loader_error(l, value, "gateway.redis must be redis://host[:port][/db]");
+    host = url + 8;
+    if (strchr(host, '@') != NULL)
+        return pgw_loader_error(l, value, "gateway.redis must not hold credentials: set REDIS_PASSWORD (and REDIS_USERNAME) in "
+                                          "the environment");
+    if (*host == '[') { /* [v6]:port */
+        if ((end = strchr(host, ']')) == NULL)
+            return pgw_loader_error(l, value, "gateway.redis: unclosed [ in the host");
+        p = end + 1;
+        ++host;
+    } else {
+        for (end = host; *end != '\0' && *end != ':' && *end != '/'; ++end)
+            ;
+        p = end;
+    }
+    if (end == host)
+        return pgw_loader_error(l, value, "gateway.redis has no host");
+    conf->redis_port = 6379;
+    conf->redis_db = 0;
+    if (*p == ':') {
+        char *num_end;
+        long port = strtol(p + 1, &num_end, 10);
+        if (num_end == p + 1 || port < 1 || port > 65535)
+            return pgw_loader_error(l, value, "gateway.redis: the port must be 1 to 65535");
+        conf->redis_port = (unsigned)port;
+        p = num_end;
+    }
+    if (*p == '/' && p[1] != '\0') {
+        char *num_end;
+        long db = strtol(p + 1, &num_end, 10);
+        if (num_end == p + 1 || *num_end != '\0' || db < 0 || db > 100000)
+            return pgw_loader_error(l, value, "gateway.redis: the database after / must be a number");
+        conf->redis_db = (unsigned)db;
+        p = num_end;
+    } else if (*p == '/') {
+        ++p;
+    }
+    if (*p != '\0')
+        return pgw_loader_error(l, value, "gateway.redis must be redis://host[:port][/db]");
+    free(conf->redis_host);
+    conf->redis_host = xstrndup(host, (size_t)(end - host));
+    return 0;
+}
+
 static int on_gateway_key(pgw_loader_t *l, const struct st_gateway_key_t *k, yaml_node_t *value)
 {
     char what[64];
@@ -273,6 +334,17 @@ static int on_gateway_key(pgw_loader_t *l, const struct st_gateway_key_t *k, yam
     }
     case KEY_METRICS:
         return on_metrics_auth(l, value, what, field);
+    case KEY_REDIS:
+        return on_redis(l, value);
+    case KEY_REDIS_FAILURE: {
+        const char *mode = pgw_loader_scalar(l, value, what);
+        if (mode == NULL)
+            return -1;
+        if (strcmp(mode, "open") != 0 && strcmp(mode, "closed") != 0)
+            return pgw_loader_error(l, value, "%s must be open or closed", what);
+        l->conf->redis_fail_closed = strcmp(mode, "closed") == 0;
+        return 0;
+    }
     case KEY_LEDGER:
         return pgw_loader_on_ledger(l, value);
     case KEY_BUDGET:

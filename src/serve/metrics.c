@@ -567,6 +567,16 @@ void pgw_metrics_render(pgw_metrics_t *const *all, size_t n, const pgw_metrics_g
                        (unsigned long long)g->upstream_retries, (unsigned long long)g->queued,
                        (unsigned long long)g->translations, (unsigned long long)(g->started_at_ms / 1000));
     pgw_buf_append(out, tmp, len);
+    if (g->shared) {
+        len = snprintf(tmp, sizeof(tmp),
+                       "# HELP poe_gateway_shared_state_degraded 1 while Redis (gateway.redis) does not answer: rates are "
+                       "decided locally, on a share of each limit.\n"
+                       "# TYPE poe_gateway_shared_state_degraded gauge\npoe_gateway_shared_state_degraded %d\n"
+                       "# HELP poe_gateway_replicas Replicas alive at the last heartbeat Redis answered.\n"
+                       "# TYPE poe_gateway_replicas gauge\npoe_gateway_replicas %llu\n",
+                       g->shared_degraded, (unsigned long long)g->replicas);
+        pgw_buf_append(out, tmp, len);
+    }
 }
 
 /* Token series in /usage order: by key, then model (bytewise). */

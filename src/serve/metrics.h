@@ -52,6 +52,9 @@ typedef struct st_pgw_metrics_gauges_t {
     uint64_t started_at_ms;
     uint64_t queued;   /* requests waiting for their upstream key's rate */
     uint64_t translations; /* large bodies being translated on the thread pool */
+    int shared;            /* gateway.redis is set: the two below are rendered */
+    int shared_degraded;   /* some worker's Redis client is not up: decisions are local */
+    uint64_t replicas;     /* replicas alive at the last heartbeat answered */
 } pgw_metrics_gauges_t;
 void pgw_metrics_render(pgw_metrics_t *const *all, size_t n, const pgw_metrics_gauges_t *g, h2o_buffer_t **out);
 

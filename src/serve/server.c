@@ -23,6 +23,7 @@
 #include "serve/generation.h"
 #include "common/log.h"
 #include "ledger/sqlite.h"
+#include "serve/ledger_share.h"
 #include "serve/server.h"
 #include "serve/tls.h"
 #include "serve/uvread.h"
@@ -170,6 +171,11 @@ int pgw_server_init(pgw_server_t *server, pgw_config_t *conf)
         if ((store = pgw_sqlite_store_open(path, conf->ledger_retention_days, conf->ledger_max_bytes, err, sizeof(err))) == NULL) {
             pgw_log_error(MODULE_NAME, "%s (gateway.ledger)", err);
             return -1;
+        }
+        if (conf->redis_host != NULL) { /* replicas: every ledger gets every replica's records (src/serve/ledger_share.c) */
+            char state[4200];
+            snprintf(state, sizeof(state), "%s.replica", path);
+            store = pgw_ledger_share_wrap(store, state);
         }
         pgw_store_set(store);
         pgw_log_info(MODULE_NAME, "ledger: %s", path);

@@ -24,11 +24,15 @@ void pgw_shaper_bucket_dispose(pgw_shaper_bucket_t *b);
 struct st_pgw_request_t;
 typedef struct st_pgw_shaper_t pgw_shaper_t;
 
-/** Called once: `admitted` 1 to go ahead, 0 when the request waited queue_timeout in vain (answer 429). */
+/**
+ * Called once: `admitted` 1 to go ahead, 0 when the request waited queue_timeout in vain (answer 429), -1 when the
+ * shared state is unreachable and gateway.redis_failure is closed (answer 503).
+ */
 typedef void (*pgw_shaper_cb)(struct st_pgw_request_t *r, int admitted);
 
-/** One per worker. */
-pgw_shaper_t *pgw_shaper_create(uv_loop_t *loop);
+/** One per worker; `redis` is the worker's client (NULL without gateway.redis), which must outlive the shaper. */
+struct st_pgw_redis_t;
+pgw_shaper_t *pgw_shaper_create(uv_loop_t *loop, struct st_pgw_redis_t *redis);
 
 /**
  * Admits the request at once when its bucket has a token and nobody waits, else queues it in the caller's lane (its key

@@ -2,7 +2,7 @@
  *
  * The main thread prepares each worker (pgw_worker_init: the loop, the async handles it signals, the metrics, a reference
  * to the current generation) and starts its thread (pgw_worker_start). The thread blocks every signal, builds the rest on
- * its loop (h2o context, upstream client, health cache, shaper, connection table, listener) and runs the loop. Every
+ * its loop (h2o context, upstream client, health cache, Redis client, shaper, connection table, listener) and runs the loop. Every
  * request accepted by the worker is served on that loop; pgw_worker_request_begun / _ended count them in `inflight`.
  *
  * Graceful stop: the main thread signals `wake`; the worker closes its listener, asks libh2o to wind its connections
@@ -18,6 +18,8 @@
 #include "serve/generation.h"
 #include "common/log.h"
 #include "serve/server.h"
+#include "serve/ledger_share.h"
+#include "serve/shared.h"
 #include "serve/worker.h"
 #include "ledger/reconcile.h"
 
@@ -112,11 +114,14 @@ static void *worker_main(void *arg)
     const char *ca_file = server->conf->ssl_ca_file != NULL ? server->conf->ssl_ca_file : getenv("SSL_CERT_FILE");
     w->upstream = pgw_upstream_create(&w->loop, ca_file);
     w->upcheck = pgw_upcheck_create(w->upstream, server->conf);
-    w->shaper = pgw_shaper_create(&w->loop);
+    w->redis = pgw_redis_create(&w->loop, server->conf, pgw_shared_scripts);
+    w->shaper = pgw_shaper_create(&w->loop, w->redis);
     w->conns = pgw_conns_create(&w->loop, (uint64_t)(server->conf->idle_timeout * 1000), server->listeners);
     if (w->id == 0) {
         pgw_catalogs_start(&w->loop, w->upstream);
         pgw_reconcile_start(&w->loop, w->upstream, server->conf);
+        pgw_shared_heartbeat_start(&w->loop, w->redis);
+        pgw_ledger_share_start(pgw_store_get(), &w->loop, w->redis);
     }
     if ((w->listener = pgw_listener_start(server->listeners, &w->loop, server->listen_fds[w->id], on_accept, w)) == NULL) {
         pgw_log_error(MODULE_NAME, "worker %u cannot poll its listening socket", w->id);

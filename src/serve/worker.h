@@ -10,6 +10,7 @@
 #include "serve/generation.h"
 #include "serve/listener.h"
 #include "serve/metrics.h"
+#include "serve/redis.h"
 #include "serve/shaper.h"
 #include "upstream/upcheck.h"
 #include "upstream/upstream.h"
@@ -39,6 +40,7 @@ typedef struct st_pgw_worker_t {
     pgw_generation_t *gen;    /* the configuration new requests on this worker get (a reference) */
     uv_async_t reload;        /* signalled by the main thread after a reload */
     _Atomic(pgw_shaper_t *) shaper; /* this worker's lanes of requests waiting for their upstream key's rate (atomic: as upstream) */
+    pgw_redis_t *redis;       /* this worker's client of the shared state (gateway.redis), or NULL (src/serve/redis.c) */
     pgw_conns_t *conns;       /* this worker's client connections, cut when no request moves for idle_timeout */
     int stopping;
 } pgw_worker_t;

@@ -80,6 +80,7 @@ struct st_record_t {
     h2o_iovec_t *header_names;
     h2o_iovec_t *header_values;
     h2o_iovec_t body;
+    uint64_t at_ms; /* when it arrived (mock_now_ms), for tests of shaped rates */
 };
 
 static struct {
@@ -588,6 +589,7 @@ static uint64_t record_request(h2o_req_t *req)
     rec->path = dup_iovec(req->input.path.base, req->input.path.len);
     rec->protocol = req->version >= 0x200 ? "HTTP/2" : req->version == 0x101 ? "HTTP/1.1" : "HTTP/1.0";
     rec->tls = request_is_tls(req);
+    rec->at_ms = mock_now_ms();
     rec->header_names = h2o_mem_alloc((req->headers.size + 1) * sizeof(h2o_iovec_t));
     rec->header_values = h2o_mem_alloc((req->headers.size + 1) * sizeof(h2o_iovec_t));
     /* h2o keeps the authority (Host or :authority) out of the header list; record it as "host" for both protocols. */
@@ -936,6 +938,7 @@ static void control_requests(mock_resp_t *resp)
         mock_gen_kv_str(g, "protocol", rec->protocol);
         mock_gen_str(g, "tls");
         yajl_gen_bool(g, rec->tls);
+        mock_gen_kv_int(g, "at_ms", (long long)rec->at_ms);
         mock_gen_str(g, "headers");
         yajl_gen_map_open(g);
         for (size_t j = 0; j != rec->num_headers; ++j) {

@@ -967,6 +967,41 @@ static void test_keys(void)
     ok(strstr(load_error("gateway:\n  keys:\n    - {name: a, key: b, models: x}\n"), "sequence") != NULL);
 }
 
+static void test_redis(void)
+{
+    pgw_config_t conf;
+
+    ok(load_yaml(&conf, "gateway: {}\n") == 0);
+    {
+        ok(conf.redis_host == NULL); /* no Redis: one process alone */
+        ok(conf.redis_timeout == 0.25);
+        is_int(conf.redis_fail_closed, 0);
+    }
+    pgw_config_dispose(&conf);
+    ok(load_yaml(&conf, "gateway: {redis: 'redis://redis.internal:6380/2', redis_timeout: 0.5, redis_failure: closed}\n") == 0);
+    {
+        is_str(conf.redis_host, "redis.internal");
+        is_int(conf.redis_port, 6380);
+        is_int(conf.redis_db, 2);
+        ok(conf.redis_timeout == 0.5);
+        is_int(conf.redis_fail_closed, 1);
+    }
+    pgw_config_dispose(&conf);
+    ok(load_yaml(&conf, "gateway: {redis: 'redis://[::1]'}\n") == 0);
+    {
+        is_str(conf.redis_host, "::1");
+        is_int(conf.redis_port, 6379);
+        is_int(conf.redis_db, 0);
+    }
+    pgw_config_dispose(&conf);
+    ok(strstr(load_error("gateway: {redis: 'rediss://r:6379'}\n"), "TLS") != NULL);
+    ok(strstr(load_error("gateway: {redis: 'redis://:secret@r:6379'}\n"), "REDIS_PASSWORD") != NULL);
+    ok(strstr(load_error("gateway: {redis: 'http://r'}\n"), "redis://host") != NULL);
+    ok(strstr(load_error("gateway: {redis: 'redis://r:99999'}\n"), "port") != NULL);
+    ok(strstr(load_error("gateway: {redis: 'redis://r/x'}\n"), "database") != NULL);
+    ok(strstr(load_error("gateway: {redis_failure: maybe}\n"), "open or closed") != NULL);
+}
+
 static void test_cost_control(void)
 {
     pgw_config_t conf;
@@ -1016,6 +1051,7 @@ static void test_cost_control(void)
 
 void test_src__config_c(void)
 {
+    subtest("redis", test_redis);
     subtest("cost control", test_cost_control);
     subtest("keys", test_keys);
     subtest("route options", test_route_options);
