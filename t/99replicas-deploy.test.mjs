@@ -1,9 +1,10 @@
 // poe-gateway: MIT licence. The recipes for several replicas (#20), checked without a cluster or a Docker engine: the
 // Kubernetes manifests in deploy/k8s agree with each other and with the gateway (its config loads, its probes answer,
 // the grace period covers the drain), and the compose profile runs a second gateway beside the first, with Redis.
-// (Their schemas are checked by deploy/k8s/validate, which needs its own npm packages.)
+// Their schemas are checked by deploy/k8s/validate (its own npm packages, installed by tools/deps.sh --test).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -103,4 +104,11 @@ test('docker-compose.yml: the replicas profile adds a second gateway in the Tail
     assert.ok('redis' in second.depends_on);
     assert.equal(redis.ports, undefined, 'Redis is published nowhere');
     assert.match(redis.image, /^(redis|valkey\/valkey):/);
+});
+
+test('deploy/k8s: every manifest is valid against the Kubernetes API\'s schemas', () => {
+    const r = spawnSync(process.execPath, [path.join(k8s, 'validate/validate.mjs')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const checked = r.stdout.match(/^(\d+) passed, 0 failed$/m);
+    assert.ok(checked && Number(checked[1]) >= 7, r.stdout);
 });

@@ -36,4 +36,6 @@ fi
 if [ $with_tests = 1 ]; then
     # the official Anthropic SDK and the Claude Code CLI, pinned by t/package-lock.json
     (cd t && npm ci --no-audit --no-fund --loglevel=error)
+    # the Kubernetes API's schemas, for t/99replicas-deploy's check of deploy/k8s (pinned by its package-lock.json)
+    (cd deploy/k8s/validate && npm ci --no-audit --no-fund --loglevel=error)
 fi
