@@ -103,6 +103,7 @@ typedef struct st_pgw_config_t {
     int upstream_rpm;      /* gateway.upstream_rpm: requests a minute per upstream (Poe) key, shaped; default 500, 0 = unlimited */
     int upstream_burst;    /* gateway.upstream_burst: of those, how many may go at once; default 0 = a minute's worth */
     double queue_timeout;  /* gateway.queue_timeout: seconds a request may wait for its turn before a 429; default 60 */
+    unsigned upstream_connections; /* gateway.upstream_connections: per worker and upstream host; 0 = the default */
     pgw_key_t *keys;       /* gateway.keys, in file order (owned array) */
     size_t num_keys;
     /* environment variables referenced with os.environ/NAME that are not set, each named once (owned) */

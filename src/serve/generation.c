@@ -134,6 +134,7 @@ int pgw_generation_reload(pgw_server_t *server)
     KEPT(conf->graceful_timeout != boot->graceful_timeout, "graceful_timeout")
     KEPT(CHANGED(conf->log_level, boot->log_level), "log_level")
     KEPT(conf->max_connections != boot->max_connections, "max_connections")
+    KEPT(conf->upstream_connections != boot->upstream_connections, "upstream_connections")
 #undef KEPT
 #undef CHANGED
 

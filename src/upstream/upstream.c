@@ -31,7 +31,7 @@
 
 #define MODULE_NAME "upstream"
 #define CONNECT_TIMEOUT_MS 10000
-#define MAX_HOST_CONNECTIONS 4
+#define IDLE_CONNECTIONS_KEPT 32 /* idle connections a worker keeps open for reuse (HTTP/1.1 upstreams hold many) */
 #define MAX_STREAMS_PER_CONNECTION 1024
 #define RETRY_AFTER_CAP_MS 30000
 #define BACKOFF_BASE_MS 250
@@ -47,6 +47,7 @@ struct poll_ctx {
 
 struct st_pgw_upstream_t {
     uv_loop_t *loop;
+    unsigned max_host_connections; /* gateway.upstream_connections */
     CURLM *multi;
     CURLSH *share;
     uv_timer_t timer;
@@ -71,7 +72,8 @@ struct st_pgw_upstream_transfer_t {
     pgw_upstream_t *up;
     h2o_linklist_t link;
     CURL *easy;
-    int added; /* easy is in the multi */
+    int added;   /* easy is in the multi */
+    int engaged; /* this attempt has left curl's queue: it opened a connection or sent its request (see on_engaged) */
     char *url;
     h2o_iovec_t body[3];        /* the request body, in parts read in order */
     size_t body_off;            /* how much of it curl has read in this attempt */
@@ -360,6 +362,32 @@ static int on_seek(void *userp, curl_off_t offset, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
+/*
+ * The head deadline (`timeout`) counts from when the attempt leaves curl's queue. Past the connection cap
+ * (gateway.upstream_connections), or while it waits for another transfer's connection to learn whether it multiplexes
+ * (CURLOPT_PIPEWAIT), a transfer waits in curl without a connection: that wait is the gateway's, not the upstream's,
+ * and must not end in a 504 for a request the upstream never saw. So the deadline is armed anew, whole, the first time
+ * the attempt opens a connection of its own (on_sockopt: connecting and the TLS handshake count, as before) or, on a
+ * connection it reuses, sends its request (on_prereq); until then the timer only re-arms itself (on_transfer_timer).
+ * A queue that does not move is bounded by what holds the connections: their own deadlines and the client's patience.
+ */
+static void on_engaged(pgw_upstream_transfer_t *t)
+{
+    if (t->engaged || t->state != ST_WAITING_HEAD)
+        return;
+    t->engaged = 1;
+    arm_timer(t, (uint64_t)(t->timeout * 1000));
+}
+
+/* A socket this transfer opened, before it connects. */
+static int on_sockopt(void *clientp, curl_socket_t fd, curlsocktype purpose)
+{
+    (void)fd;
+    if (purpose == CURLSOCKTYPE_IPCXN)
+        on_engaged(clientp);
+    return CURL_SOCKOPT_OK;
+}
+
 /* Before each request curl sends, including those it replays by itself: libcurl 7.88 sends a stream the server refused
  * (RST_STREAM(REFUSED_STREAM), or above a GOAWAY's last stream id) again on a new connection without telling us, and it
  * rewinds the body only if it had sent some of it; what it had read through on_read but not sent yet is lost, and the
@@ -370,6 +398,7 @@ static int on_prereq(void *userp, char *conn_primary_ip, char *conn_local_ip, in
     pgw_upstream_transfer_t *t = userp;
     (void)conn_primary_ip, (void)conn_local_ip, (void)conn_primary_port, (void)conn_local_port;
     t->body_off = 0;
+    on_engaged(t);
     if (t->body_len != 0 && !h2o_linklist_is_linked(&t->upload_link))
         h2o_linklist_insert(&t->up->uploading, &t->upload_link);
     return CURL_PREREQFUNC_OK;
@@ -409,6 +438,7 @@ static void start_attempt(pgw_upstream_transfer_t *t)
     t->content_length = -1;
     t->received = 0;
     t->whole = 0;
+    t->engaged = 0;
     t->last_activity = uv_now(t->up->loop);
     arm_timer(t, (uint64_t)(t->timeout * 1000));
     t->added = 1;
@@ -448,6 +478,10 @@ static void on_transfer_timer(uv_timer_t *timer)
         start_attempt(t);
         break;
     case ST_WAITING_HEAD:
+        if (!t->engaged) { /* still queued for a connection (see on_engaged) */
+            arm_timer(t, (uint64_t)(t->timeout * 1000));
+            break;
+        }
         snprintf(msg, sizeof(msg), "no response within %.0f s", t->timeout);
         complete(t, PGW_UPSTREAM_TIMEOUT, msg);
         break;
@@ -621,11 +655,12 @@ static void check_info(pgw_upstream_t *up)
     free_upload_buffers(up);
 }
 
-pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file)
+pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file, unsigned max_host_connections)
 {
     pgw_upstream_t *up = h2o_mem_alloc(sizeof(*up));
     memset(up, 0, sizeof(*up));
     up->loop = loop;
+    up->max_host_connections = max_host_connections != 0 ? max_host_connections : PGW_UPSTREAM_DEFAULT_CONNECTIONS;
     h2o_linklist_init_anchor(&up->transfers);
     h2o_linklist_init_anchor(&up->polls);
     h2o_linklist_init_anchor(&up->cancelled);
@@ -641,11 +676,16 @@ pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file)
     curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, on_multi_timer);
     curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
     curl_multi_setopt(up->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-    curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)MAX_HOST_CONNECTIONS);
+    /* Connections per upstream host: an HTTP/1.1 (or h2c, see pgw_upstream_start) upstream takes one per request in
+     * flight, so the cap is sized to a team's demand; HTTP/2 multiplexes its streams over one connection (CURLOPT_PIPEWAIT
+     * waits for the first to say whether it does) and opens another only past the streams a connection allows. Idle
+     * connections kept for reuse are bounded apart (CURLMOPT_MAXCONNECTS: past it, the oldest idle one is closed). */
+    curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)up->max_host_connections);
+    curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, (long)IDLE_CONNECTIONS_KEPT);
     /* The client-side cap on streams per connection. libcurl 7.88 itself opens at most 100 (HTTP/2's recommended
      * minimum) before the server's SETTINGS arrive and then what the server allows; this only stops a server that allows
-     * thousands from getting them all. Past the limit a worker opens another connection (up to MAX_HOST_CONNECTIONS)
-     * or queues. */
+     * thousands from getting them all. Past the limit a worker opens another connection (up to the cap above) or
+     * queues. */
     curl_multi_setopt(up->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)MAX_STREAMS_PER_CONNECTION);
 
     /* one worker, one thread: the share needs no locks */
@@ -692,9 +732,15 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* Waiting for a connection in progress to say whether it multiplexes pays only where it may: over TLS, where ALPN
+     * tells at the handshake. On an http:// URL (HTTP/1.1) libcurl 7.88 learns it only when that first transfer ends, so
+     * every request that arrived meanwhile waited for the whole of the first answer (a stream: minutes). */
+    if (strncasecmp(t->url, "https://", 8) == 0 && req->unix_socket == NULL)
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(e, CURLOPT_PREREQDATA, t);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, t);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, req->h2c ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : CURL_HTTP_VERSION_2TLS);
     if (req->h2c) {
         /* libcurl 7.88 (Debian 12) cannot send a second stream on a prior-knowledge connection: the request after the
