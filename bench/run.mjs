@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { BENCH_DIR, CLK_TCK, MASTER_KEY, PASS_MODEL, POE_KEY, ROOT, TRANS_MODEL, buildProbe, cpuTicks, fmt, log, makeCerts, rssKB,
     run as runProgram, sleep, spawnLogged, startGateway as startGatewayProcess, startMock as startMockProcess, runnable, waitFor, waitNs } from './lib.mjs';
 import { claudeCode, tiny, upstreamAnswer } from './requests.mjs';
+import { anchorBinaries, startHaproxy, startNginx } from './anchors.mjs';
 
 const { values: opt } = parseArgs({
     options: {
@@ -29,6 +30,8 @@ const { values: opt } = parseArgs({
         json: { type: 'string' },
         smoke: { type: 'boolean', default: false },
         'no-ccr': { type: 'boolean', default: false },
+        'no-anchors': { type: 'boolean', default: false },
+        base: { type: 'string' },
         only: { type: 'string' },
         threads: { type: 'string', default: '1' },
         'sut-cpu': { type: 'string' },
@@ -42,20 +45,22 @@ const { values: opt } = parseArgs({
     },
 });
 if (opt.help) {
-    console.log(`usage: node bench/run.mjs [--smoke] [--runs N] [--duration SECONDS] [--json FILE] [--no-ccr]
+    console.log(`usage: node bench/run.mjs [--smoke] [--runs N] [--duration SECONDS] [--json FILE] [--no-ccr] [--no-anchors]
        [--only throughput,latency,h2,paced,concurrency] [--concurrency 8,32,128] [--paced-streams 1000,2000,5000] [--threads N]
        [--sut-cpu LIST] [--upstream-cpu LIST] [--load-cpu LIST] [--sched fifo|nice] [--nice N]
-       [--gateway BIN] [--mock BIN]
+       [--gateway BIN] [--mock BIN] [--base BIN]
 bash bench/run.sh installs what is missing, builds, and runs this with its arguments.`);
     process.exit(0);
 }
 
 opt.gateway = path.resolve(opt.gateway); // the gateway runs in its own directory
 opt.mock = path.resolve(opt.mock);
+if (opt.base) opt.base = path.resolve(opt.base); // another build of the gateway, measured in the same runs (throughput)
 const SMOKE = opt.smoke;
 const RUNS = Number(opt.runs ?? (SMOKE ? 1 : 3));
 const DURATION = Number(opt.duration ?? (SMOKE ? 1 : 3));
 const WITH_CCR = !opt['no-ccr'] && !SMOKE;
+const WITH_ANCHORS = !opt['no-anchors'];
 const SECTIONS = new Set((opt.only ?? 'throughput,latency,h2,paced,concurrency').split(','));
 const NCPU = os.cpus().length;
 // The smoke run pins nothing by default: its figures are not compared, and on a machine shared with other work a process
@@ -146,6 +151,9 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgw-bench-'));
 const certs = makeCerts(tmp);
 
 for (const bin of [opt.gateway, opt.mock]) if (!fs.existsSync(bin)) throw new Error(`${bin} not found: build first (bash bench/run.sh does)`);
+const ANCHOR_BINS = anchorBinaries();
+if (WITH_ANCHORS && (!ANCHOR_BINS.haproxy || !ANCHOR_BINS.nginx))
+    throw new Error('haproxy and nginx are the anchors of the throughput table: apt-get install haproxy nginx-light (bash bench/run.sh does it), or --no-anchors');
 for (const tool of ['wrk', 'h2load', 'taskset', 'cc']) {
     try { execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }); } catch {
         throw new Error(`${tool} is not installed (apt-get install wrk nghttp2-client util-linux gcc; bash bench/run.sh does it)`);
@@ -229,7 +237,7 @@ async function h2load({ url, body, headers, c, m, duration, onSpawn }) {
 }
 
 /** What ends a stream well: the Anthropic stream's last event, or the chat/completions terminator (direct, translation). */
-const endMarker = (t, kind) => (t.name === 'direct' && kind === 'trans' ? '[DONE]' : 'message_stop');
+const endMarker = (t, kind) => (t.raw && kind === 'trans' ? '[DONE]' : 'message_stop');
 
 async function probe({ url, body, headers, streams, concurrency, staggerUs, expectEvents, endMarker, timeoutMs = 60000 }) {
     const args = ['--url', url, '--body', body, ...headerLines(headers).flatMap((h) => ['-H', h]),
@@ -294,7 +302,7 @@ async function measured(pids, fn, { upstreamConns = Object.entries(pids).find(([
 
 // ---- the systems under test ----
 
-let mock, gw, ccr;
+let mock, gw, ccr, haproxy, nginx, base;
 const targets = [];
 
 function defineTargets() {
@@ -308,6 +316,7 @@ function defineTargets() {
         model: (kind) => (kind === 'pass' ? PASS_MODEL : TRANS_MODEL),
         headers: directHeaders,
         pid: null,
+        raw: true, // answers as the upstream does
     });
     targets.push({
         name: 'gateway',
@@ -317,6 +326,23 @@ function defineTargets() {
         headers: clientHeaders,
         pid: gw.pid,
     });
+    if (base) {
+        targets.push({ name: 'base', url: () => `http://127.0.0.1:${base.port}/v1/messages`, model: (kind) => (kind === 'pass' ? PASS_MODEL : TRANS_MODEL),
+            headers: clientHeaders, pid: base.pid, anchor: true });
+    }
+    for (const [name, a] of [['haproxy', haproxy], ['nginx', nginx]]) {
+        if (!a) continue;
+        // the same request and key as the gateway's clients; the proxy swaps the key and keeps the path
+        targets.push({
+            name,
+            url: (kind) => `http://127.0.0.1:${a.port}${kind === 'pass' ? '/v1/messages' : '/v1/chat/completions'}`,
+            model: (kind) => (kind === 'pass' ? PASS_MODEL : TRANS_MODEL),
+            headers: clientHeaders,
+            pid: a.pid,
+            raw: true,
+            anchor: true,
+        });
+    }
     if (ccr) {
         targets.push({
             name: 'ccr',
@@ -342,7 +368,7 @@ async function check(t, kind, size, stream) {
     const body = fs.readFileSync(bodyFile(size, t.model(kind), stream), 'utf8');
     const res = await fetch(t.url(kind), { method: 'POST', headers: t.headers, body });
     const text = await res.text();
-    const direct = t.name === 'direct';
+    const direct = t.raw;
     let ok = res.status === 200;
     if (ok && stream) ok = direct && kind === 'trans' ? text.includes('[DONE]') : text.includes('event: message_stop') && text.includes('text_delta');
     if (ok && !stream) {
@@ -446,7 +472,7 @@ async function sectionLatency() {
     for (const size of SMOKE ? ['tiny'] : ['cc', 'tiny']) {
         for (const kind of ['pass', 'trans']) {
             await scenario('latency', { key: { kind, mode: 'stream', size, c: 1 }, check: (t) => check(t, kind, size, true),
-                toString: () => `${kind} ${size} c=1` }, targets, (t) => measured(pidsFor(t), (onSpawn) =>
+                toString: () => `${kind} ${size} c=1` }, targets.filter((t) => !t.anchor), (t) => measured(pidsFor(t), (onSpawn) =>
                 wrk({ url: t.url(kind), body: bodyFile(size, t.model(kind), true), headers: t.headers, c: 1, duration: DURATION, onSpawn })),
             sumThroughput);
         }
@@ -480,7 +506,7 @@ async function sectionPaced() {
     const conc = SMOKE ? 4 : 16, streams = SMOKE ? 8 : 48;
     for (const kind of ['pass', 'trans']) {
         await scenario('paced', { key: { kind, mode: 'paced', size: 'cc', c: conc, chunks: PACE.chunks, pace_ms: PACE.paceMs },
-            check: async () => {}, toString: () => `${kind} paced ${PACE.chunks}x${PACE.paceMs}ms c=${conc}` }, targets, (t) =>
+            check: async () => {}, toString: () => `${kind} paced ${PACE.chunks}x${PACE.paceMs}ms c=${conc}` }, targets.filter((t) => !t.anchor), (t) =>
             measured(pidsFor(t), () => probe({ url: t.url(kind), body: bodyFile('cc', t.model(kind), true), headers: t.headers,
                 streams, concurrency: conc, staggerUs: Math.round((PACE.paceMs * 1000) / conc), expectEvents: PACE.chunks,
                 endMarker: endMarker(t, kind) })), sumPaced);
@@ -492,7 +518,7 @@ async function sectionConcurrency() {
     for (const n of PACED_N) {
         for (const kind of ['pass', 'trans']) {
             log(`concurrency: ${kind} ${n} paced streams`);
-            for (const t of targets) {
+            for (const t of targets.filter((x) => !x.anchor)) {
                 await waitQuiet();
                 const watchPid = t.pid ?? mock.pid;
                 let rssMax = 0, upMax = 0, stop = false;
@@ -584,6 +610,63 @@ function targetsTable() {
     return table('Targets (issue #7)', ['measure', 'target', 'measured', ''], rows);
 }
 
+/** CPU per request of one wrk run (the process that is not the upstream). */
+const cpuPerReq = (r) => {
+    const k = Object.keys(r.cpu_s).find((x) => x !== 'upstream');
+    return k ? (r.cpu_s[k] * 1e6) / r.requests : NaN;
+};
+
+/** The median over runs of a's CPU per request over b's in the same round (the runs are interleaved: see interleaved). */
+const pairedRatio = (a, b) => median(a.runs.map((r, i) => (b.runs[i] ? cpuPerReq(r) / cpuPerReq(b.runs[i]) : NaN)));
+
+/**
+ * CPU per request of the gateway against the anchors (and --base), on the same requests in the same run; the ratios,
+ * medians of the rounds' ratios, are the figures.
+ */
+function anchorsTable() {
+    const rows = [];
+    for (const mode of ['stream', 'whole']) for (const kind of ['pass', 'trans']) for (const c of CONCURRENCY) {
+        const at = (n) => find('throughput', { kind, mode, c, target: n });
+        const g = at('gateway'), h = at('haproxy'), n = at('nginx'), b = at('base');
+        if (!g) continue;
+        const ratio = (a) => (a ? `${fmt(pairedRatio(g, a), 2)}×` : '-');
+        rows.push([`${KIND[kind]}, ${mode === 'stream' ? 'streamed' : 'whole'}, c=${c}`, `${fmt(g.cpu_us_per_req)} µs`,
+            h ? `${fmt(h.cpu_us_per_req)} µs` : '-', n ? `${fmt(n.cpu_us_per_req)} µs` : '-', ratio(h), ratio(n),
+            `${fmt(g.p50_us)} / ${fmt(g.p99_us)}`, ...(base ? [b ? `${fmt(b.cpu_us_per_req)} µs` : '-', ratio(b)] : [])]);
+    }
+    return table('Anchors: CPU per request, 50 KB Claude Code request (wrk, HTTP/1.1; the proxies swap the key and relay to the same upstream over TLS)',
+        ['scenario', 'gateway', 'haproxy (h2 upstream)', 'nginx (h1 keep-alive)', 'gateway / haproxy', 'gateway / nginx', 'gateway p50 / p99 µs',
+            ...(base ? ['base', 'gateway / base'] : [])], rows);
+}
+
+/** Issue #18's targets that one run measures: CPU per request against the anchors, and p99/p50 of the gateway. */
+function anchorTargetsTable() {
+    const rows = [];
+    const t = (measure, target, measuredText, pass) => rows.push([measure, target, measuredText, pass === null ? 'n/a' : pass ? 'met' : 'MISSED']);
+    for (const c of CONCURRENCY.filter((x) => x === 8 || x === 32)) {
+        const at = (kind, n) => find('throughput', { kind, mode: 'stream', c, target: n });
+        const g = at('pass', 'gateway'), h = at('pass', 'haproxy'), n = at('pass', 'nginx');
+        if (g && h && n) {
+            const rh = pairedRatio(g, h), rn = pairedRatio(g, n);
+            t(`pass-through CPU/req vs haproxy (and nginx), streamed c=${c}`, '≤ 1.0× (≤ nginx)', `${fmt(rh, 2)}× (${fmt(rn, 2)}×)`, rh <= 1 && rn <= 1);
+        }
+        const gt = at('trans', 'gateway'), nt = at('trans', 'nginx');
+        if (gt && nt) {
+            const r = pairedRatio(gt, nt);
+            t(`translation CPU/req vs nginx, streamed c=${c}`, '≤ 1.5×', `${fmt(r, 2)}×`, r <= 1.5);
+        }
+    }
+    for (const c of CONCURRENCY.filter((x) => x === 32 || x === 128)) {
+        for (const kind of ['pass', 'trans']) {
+            const g = find('throughput', { kind, mode: 'stream', c, target: 'gateway' });
+            if (!g) continue;
+            const r = g.p99_us / g.p50_us;
+            t(`p99 / p50 of request time, ${KIND[kind]}, streamed c=${c} (HTTP/2 upstream)`, '≤ 5', `${fmt(r, 1)} (${fmt(g.p50_us)} / ${fmt(g.p99_us)} µs)`, r <= 5);
+        }
+    }
+    return table('Targets (issue #18)', ['measure', 'target', 'measured', ''], rows);
+}
+
 function report() {
     const out = [];
     const names = targets.map((t) => t.name);
@@ -667,7 +750,8 @@ function report() {
         out.push(table('Idle', ['system', 'RSS at start (MB)', 'RSS after the runs (MB)'], Object.entries(results.idle).map(([k, v]) =>
             [k, fmt(v.start_kb / 1024, 1), v.end_kb ? fmt(v.end_kb / 1024, 1) : '-'])));
     }
-    if (!SMOKE && results.throughput.length) out.push(targetsTable());
+    if (results.throughput.some((r) => ['haproxy', 'nginx', 'base'].includes(r.target))) out.push(anchorsTable());
+    if (!SMOKE && results.throughput.length) out.push(targetsTable(), anchorTargetsTable());
     if (results.failures.length) out.push(`\nFAILED scenarios:\n${results.failures.map((f) => `- ${JSON.stringify(f)}`).join('\n')}`);
     return out.join('\n');
 }
@@ -679,6 +763,16 @@ async function main() {
     mock = await startMock();
     gw = await startGateway(mock);
     results.idle = { gateway: { start_kb: rssKB(gw.pid) } };
+    if (opt.base) {
+        fs.mkdirSync(path.join(tmp, 'base'));
+        base = await startGatewayProcess({ dir: path.join(tmp, 'base'), mock, certs, bin: opt.base, threads: opt.threads,
+            spawnAs: (bin, args, o) => spawnPinned(CPUS.sut, bin, args, o) });
+    }
+    if (WITH_ANCHORS) {
+        const spawnAs = (bin, args, o) => spawnPinned(CPUS.sut, bin, args, o);
+        haproxy = await startHaproxy({ dir: tmp, mock, certs, port: await freePort(), bin: ANCHOR_BINS.haproxy, spawnAs });
+        nginx = await startNginx({ dir: tmp, mock, certs, port: await freePort(), bin: ANCHOR_BINS.nginx, spawnAs });
+    }
     if (WITH_CCR) {
         ccr = await startCcr(mock);
         await sleep(1000);
@@ -692,7 +786,7 @@ async function main() {
     };
     results.config = {
         runs: RUNS, duration_s: DURATION, smoke: SMOKE, cpus: CPUS, sched: SCHED, nice: Number(NICE), gateway_threads: Number(opt.threads), pace: PACE,
-        ccr_version: ccr?.version ?? null, node: process.version,
+        ccr_version: ccr?.version ?? null, haproxy_version: haproxy?.version ?? null, nginx_version: nginx?.version ?? null, node: process.version,
         gateway_commit: (() => { try { return execFileSync('git', ['-C', ROOT, 'describe', '--always', '--dirty']).toString().trim(); } catch { return null; } })(),
         wrk: (() => { try { return execFileSync('sh', ['-c', 'wrk -v 2>&1 | head -1']).toString().trim(); } catch { return null; } })(),
         h2load: (() => { try { return execFileSync('sh', ['-c', 'h2load --version 2>&1 | head -1']).toString().trim(); } catch { return null; } })(),
@@ -723,8 +817,8 @@ async function main() {
     console.log(text);
 
     const gwExit = gw.child.exitCode;
-    for (const c of [ccr?.child, gw.child, mock.child]) if (c && c.exitCode === null) c.kill('SIGTERM');
-    const exits = await Promise.all([gw.child.exited, mock.child.exited]);
+    for (const c of [ccr?.child, haproxy?.child, nginx?.child, base?.child, gw.child, mock.child]) if (c && c.exitCode === null) c.kill('SIGTERM');
+    const exits = await Promise.all([gw.child.exited, mock.child.exited, haproxy?.child.exited, nginx?.child.exited]);
     results.exits = { gateway: gwExit ?? exits[0].code, mock: exits[1].code };
     fs.mkdirSync(path.dirname(JSON_OUT), { recursive: true });
     fs.writeFileSync(JSON_OUT, JSON.stringify(results, null, 1));

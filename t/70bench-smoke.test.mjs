@@ -1,6 +1,7 @@
 // poe-gateway: MIT licence. A few seconds of the benchmark harness (bench/run.mjs --smoke), so that it cannot rot: every
 // section runs on both route kinds against the gateway and the upstream direct, and the numbers must be sane. The full
-// run (bench/run.sh) is not part of the suite. Needs wrk, h2load (nghttp2-client), taskset and a C compiler.
+// run (bench/run.sh) is not part of the suite. Needs wrk, h2load (nghttp2-client), taskset, a C compiler, and haproxy and
+// nginx (the anchors; tools/deps.sh --test installs them).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -55,6 +56,17 @@ test('bench/run.mjs --smoke measures both routes, direct and through the gateway
             }
         }
     }
+    // the anchors (bench/anchors.mjs) relay the same requests: answered, without errors, with their CPU measured
+    for (const target of ['haproxy', 'nginx']) {
+        for (const kind of ['pass', 'trans']) {
+            const rows = r.throughput.filter((x) => x.kind === kind && x.target === target);
+            assert.equal(rows.length, 2, `throughput ${kind} ${target}: ${rows.length} results`);
+            for (const row of rows) {
+                assert.ok(row.rps > 0 && row.errors === 0 && row.cpu_us_per_req > 0, `throughput ${kind} ${target} ${row.mode}: ${JSON.stringify(row)}`);
+            }
+        }
+    }
+    assert.match(stdout, /### Anchors: CPU per request/);
     const conc = r.concurrency.filter((x) => x.target === 'gateway');
     for (const row of conc) {
         assert.ok(row.rss_max_kb > 0, 'gateway RSS sampled');
