@@ -24,6 +24,7 @@
 #include <strings.h>
 #include <stdatomic.h>
 #include <time.h>
+#include <unistd.h>
 #include <h2o.h>
 #include "config/config.h"
 #include "common/log.h"
@@ -41,6 +42,7 @@
 struct poll_ctx {
     uv_poll_t poll;
     curl_socket_t fd;
+    int events; /* what poll watches now (UV_READABLE, UV_WRITABLE) */
     pgw_upstream_t *up;
     h2o_linklist_t link;
 };
@@ -55,6 +57,8 @@ struct st_pgw_upstream_t {
     int in_curl;               /* > 0 while a curl function runs on this multi */
     h2o_linklist_t transfers;  /* every live transfer */
     h2o_linklist_t polls;      /* every live poll_ctx */
+    struct poll_ctx **by_fd;   /* the poll_ctx of each socket curl has opened and not closed, by descriptor */
+    size_t by_fd_cap;
     h2o_linklist_t cancelled;  /* transfers cancelled while curl ran, removed once it has returned */
     h2o_linklist_t uploading;  /* transfers whose upload buffer curl holds until their body is sent */
     h2o_linklist_t answered;   /* transfers whose answer arrived whole by its length, ended once curl has returned */
@@ -201,8 +205,10 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     struct poll_ctx *ctx = handle->data;
     pgw_upstream_t *up = ctx->up;
     int flags = 0, running;
-    if (status < 0)
+    if (status < 0) {
         flags = CURL_CSELECT_ERR;
+        ctx->events = 0; /* libuv has stopped the handle: the next interest curl tells starts it again */
+    }
     if (events & UV_READABLE)
         flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE)
@@ -211,6 +217,45 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     curl_multi_socket_action(up->multi, ctx->fd, flags, &running);
     --up->in_curl;
     check_info(up);
+}
+
+/*
+ * A socket's poll_ctx lives as long as the socket, not as long as curl watches it: libcurl 7.88 stops watching a
+ * connection when its transfer ends (CURL_POLL_REMOVE) and starts again when the next one takes it from the pool, and a
+ * uv_poll_t made anew each time cost five more system calls a request (libuv's checks on a new socket, and the
+ * descriptor taken out of epoll and put back). So REMOVE only stops the poll, the next interest on that descriptor finds
+ * it again (by_fd), and it is closed with the socket (on_closesocket). A socket curl closes without its close callback
+ * (the threaded resolver's own pair) leaves a stopped poll_ctx under its number, which is taken up again, rightly, by
+ * the next socket of curl's that gets that number.
+ */
+static struct poll_ctx *find_poll(pgw_upstream_t *up, curl_socket_t fd)
+{
+    return fd >= 0 && (size_t)fd < up->by_fd_cap ? up->by_fd[fd] : NULL;
+}
+
+static void set_poll(pgw_upstream_t *up, curl_socket_t fd, struct poll_ctx *ctx)
+{
+    if ((size_t)fd >= up->by_fd_cap) {
+        size_t cap = up->by_fd_cap != 0 ? up->by_fd_cap : 64;
+        while (cap <= (size_t)fd)
+            cap *= 2;
+        up->by_fd = h2o_mem_realloc(up->by_fd, cap * sizeof(*up->by_fd));
+        memset(up->by_fd + up->by_fd_cap, 0, (cap - up->by_fd_cap) * sizeof(*up->by_fd));
+        up->by_fd_cap = cap;
+    }
+    up->by_fd[fd] = ctx;
+}
+
+static int on_closesocket(void *clientp, curl_socket_t fd)
+{
+    pgw_upstream_t *up = clientp;
+    struct poll_ctx *ctx = find_poll(up, fd);
+    if (ctx != NULL) {
+        set_poll(up, fd, NULL);
+        h2o_linklist_unlink(&ctx->link);
+        uv_close((uv_handle_t *)&ctx->poll, on_poll_close); /* before the descriptor goes: libuv takes it out of epoll */
+    }
+    return close(fd);
 }
 
 static int on_socket(CURL *easy, curl_socket_t s, int action, void *userp, void *socketp)
@@ -224,13 +269,16 @@ static int on_socket(CURL *easy, curl_socket_t s, int action, void *userp, void 
     case CURL_POLL_OUT:
     case CURL_POLL_INOUT:
         if (ctx == NULL) {
-            ctx = h2o_mem_alloc(sizeof(*ctx));
-            memset(ctx, 0, sizeof(*ctx));
-            ctx->fd = s;
-            ctx->up = up;
-            uv_poll_init_socket(up->loop, &ctx->poll, s);
-            ctx->poll.data = ctx;
-            h2o_linklist_insert(&up->polls, &ctx->link);
+            if ((ctx = find_poll(up, s)) == NULL) {
+                ctx = h2o_mem_alloc(sizeof(*ctx));
+                memset(ctx, 0, sizeof(*ctx));
+                ctx->fd = s;
+                ctx->up = up;
+                uv_poll_init_socket(up->loop, &ctx->poll, s);
+                ctx->poll.data = ctx;
+                h2o_linklist_insert(&up->polls, &ctx->link);
+                set_poll(up, s, ctx);
+            }
             curl_multi_assign(up->multi, s, ctx);
             atomic_fetch_add_explicit(&up->sockets, 1, memory_order_relaxed);
         }
@@ -238,13 +286,17 @@ static int on_socket(CURL *easy, curl_socket_t s, int action, void *userp, void 
             events |= UV_READABLE;
         if (action != CURL_POLL_IN)
             events |= UV_WRITABLE;
-        uv_poll_start(&ctx->poll, events, on_poll);
+        /* libcurl 7.88 tells the same interest again after most of its steps; libuv 1.44 takes uv_poll_start as a stop
+         * and a start, and asks the kernel again (epoll_ctl ADD, refused EEXIST, then MOD) even when nothing changed */
+        if (events != ctx->events) {
+            uv_poll_start(&ctx->poll, events, on_poll);
+            ctx->events = events;
+        }
         break;
     case CURL_POLL_REMOVE:
         if (ctx != NULL) {
-            uv_poll_stop(&ctx->poll);
-            h2o_linklist_unlink(&ctx->link);
-            uv_close((uv_handle_t *)&ctx->poll, on_poll_close);
+            uv_poll_stop(&ctx->poll); /* kept for the socket's next transfer (see find_poll) */
+            ctx->events = 0;
             curl_multi_assign(up->multi, s, NULL);
             atomic_fetch_sub_explicit(&up->sockets, 1, memory_order_relaxed);
         }
@@ -741,6 +793,8 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
     curl_easy_setopt(e, CURLOPT_PREREQDATA, t);
     curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
     curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, t);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_closesocket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, up);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, req->h2c ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : CURL_HTTP_VERSION_2TLS);
     if (req->h2c) {
         /* libcurl 7.88 (Debian 12) cannot send a second stream on a prior-knowledge connection: the request after the
