@@ -33,14 +33,29 @@
 #define MODULE_NAME "upstream"
 #define CONNECT_TIMEOUT_MS 10000
 #define IDLE_CONNECTIONS_KEPT 32 /* idle connections a worker keeps open for reuse (HTTP/1.1 upstreams hold many) */
+#define TLS_HOST_CONNECTIONS 4    /* connections per https:// host and worker: HTTP/2 multiplexes (see struct multi) */
 #define MAX_STREAMS_PER_CONNECTION 1024
 #define RETRY_AFTER_CAP_MS 30000
 #define BACKOFF_BASE_MS 250
 #define MAX_REPLAYS 4 /* attempts replayed without spending max_retries, per transfer (see never_processed) */
 #define UPLOAD_BUFFER_MAX (2 * 1024 * 1024) /* libcurl's own cap on CURLOPT_UPLOAD_BUFFERSIZE */
 
+/*
+ * Two curl multi handles per worker, because libcurl's connection cap is one per multi for every host. https:// URLs go
+ * to `tls`: HTTP/2 (by ALPN) multiplexes their requests, at most TLS_HOST_CONNECTIONS a host, as always. With a cap sized
+ * for HTTP/1.1 instead, libcurl 7.88 opened 27 connections to a server allowing 100 streams on each for 128 concurrent
+ * requests. http:// URLs (HTTP/1.1, and h2c, which libcurl 7.88 cannot reuse) and unix sockets go to `plain`, where
+ * each request in flight takes a connection, up to gateway.upstream_connections a host.
+ */
+struct multi {
+    CURLM *handle;
+    uv_timer_t timer;
+    pgw_upstream_t *up;
+};
+
 struct poll_ctx {
     uv_poll_t poll;
+    struct multi *multi; /* whose socket this is */
     curl_socket_t fd;
     int events; /* what poll watches now (UV_READABLE, UV_WRITABLE) */
     pgw_upstream_t *up;
@@ -50,9 +65,8 @@ struct poll_ctx {
 struct st_pgw_upstream_t {
     uv_loop_t *loop;
     unsigned max_host_connections; /* gateway.upstream_connections */
-    CURLM *multi;
+    struct multi tls, plain;
     CURLSH *share;
-    uv_timer_t timer;
     char *ca_file;
     int in_curl;               /* > 0 while a curl function runs on this multi */
     h2o_linklist_t transfers;  /* every live transfer */
@@ -74,6 +88,7 @@ enum transfer_state {
 
 struct st_pgw_upstream_transfer_t {
     pgw_upstream_t *up;
+    struct multi *multi; /* up->tls or up->plain, by the URL */
     h2o_linklist_t link;
     CURL *easy;
     int added;   /* easy is in the multi */
@@ -214,7 +229,7 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     if (events & UV_WRITABLE)
         flags |= CURL_CSELECT_OUT;
     ++up->in_curl;
-    curl_multi_socket_action(up->multi, ctx->fd, flags, &running);
+    curl_multi_socket_action(ctx->multi->handle, ctx->fd, flags, &running);
     --up->in_curl;
     check_info(up);
 }
@@ -260,7 +275,8 @@ static int on_closesocket(void *clientp, curl_socket_t fd)
 
 static int on_socket(CURL *easy, curl_socket_t s, int action, void *userp, void *socketp)
 {
-    pgw_upstream_t *up = userp;
+    struct multi *multi = userp;
+    pgw_upstream_t *up = multi->up;
     struct poll_ctx *ctx = socketp;
     int events = 0;
 
@@ -274,12 +290,14 @@ static int on_socket(CURL *easy, curl_socket_t s, int action, void *userp, void 
                 memset(ctx, 0, sizeof(*ctx));
                 ctx->fd = s;
                 ctx->up = up;
+                ctx->multi = multi;
                 uv_poll_init_socket(up->loop, &ctx->poll, s);
                 ctx->poll.data = ctx;
                 h2o_linklist_insert(&up->polls, &ctx->link);
                 set_poll(up, s, ctx);
             }
-            curl_multi_assign(up->multi, s, ctx);
+            ctx->multi = multi; /* a descriptor number once the other multi's, closed without its callback (see find_poll) */
+            curl_multi_assign(multi->handle, s, ctx);
             atomic_fetch_add_explicit(&up->sockets, 1, memory_order_relaxed);
         }
         if (action != CURL_POLL_OUT)
@@ -297,7 +315,7 @@ static int on_socket(CURL *easy, curl_socket_t s, int action, void *userp, void 
         if (ctx != NULL) {
             uv_poll_stop(&ctx->poll); /* kept for the socket's next transfer (see find_poll) */
             ctx->events = 0;
-            curl_multi_assign(up->multi, s, NULL);
+            curl_multi_assign(multi->handle, s, NULL);
             atomic_fetch_sub_explicit(&up->sockets, 1, memory_order_relaxed);
         }
         break;
@@ -307,23 +325,25 @@ static int on_socket(CURL *easy, curl_socket_t s, int action, void *userp, void 
 
 static void on_multi_timeout(uv_timer_t *timer)
 {
-    pgw_upstream_t *up = timer->data;
+    struct multi *multi = timer->data;
+    pgw_upstream_t *up = multi->up;
     int running;
     ++up->in_curl;
-    curl_multi_socket_action(up->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    curl_multi_socket_action(multi->handle, CURL_SOCKET_TIMEOUT, 0, &running);
     --up->in_curl;
     check_info(up);
 }
 
-static int on_multi_timer(CURLM *multi, long timeout_ms, void *userp)
+static int on_multi_timer(CURLM *handle, long timeout_ms, void *userp)
 {
-    pgw_upstream_t *up = userp;
+    struct multi *multi = userp;
+    (void)handle;
     if (timeout_ms < 0)
-        uv_timer_stop(&up->timer);
+        uv_timer_stop(&multi->timer);
     else /* 0 means "now"; curl must not be called from inside its own callback, and a 0 ms uv timer runs from the loop
           * once this callback has returned (not 1 ms: libuv counts whole milliseconds from the start of the loop turn, so
           * that was up to 2 ms per curl step, and most of the latency the gateway added) */
-        uv_timer_start(&up->timer, on_multi_timeout, (uint64_t)timeout_ms, 0);
+        uv_timer_start(&multi->timer, on_multi_timeout, (uint64_t)timeout_ms, 0);
     return 0;
 }
 
@@ -352,7 +372,7 @@ static void detach_easy(pgw_upstream_transfer_t *t, int premature)
     if (t->added) {
         if (premature)
             curl_easy_setopt(t->easy, CURLOPT_FORBID_REUSE, 1L);
-        curl_multi_remove_handle(t->up->multi, t->easy);
+        curl_multi_remove_handle(t->multi->handle, t->easy);
         t->added = 0;
     }
 }
@@ -494,7 +514,7 @@ static void start_attempt(pgw_upstream_transfer_t *t)
     t->last_activity = uv_now(t->up->loop);
     arm_timer(t, (uint64_t)(t->timeout * 1000));
     t->added = 1;
-    curl_multi_add_handle(t->up->multi, t->easy);
+    curl_multi_add_handle(t->multi->handle, t->easy);
 }
 
 /* `broken`: the attempt failed at the transport level; its connection is not to be reused. `replay`: Poe did not process
@@ -691,13 +711,15 @@ static void check_info(pgw_upstream_t *up)
         return;
     while (!h2o_linklist_is_empty(&up->cancelled))
         destroy_transfer(H2O_STRUCT_FROM_MEMBER(pgw_upstream_transfer_t, link, up->cancelled.next));
-    while ((msg = curl_multi_info_read(up->multi, &pending)) != NULL) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        pgw_upstream_transfer_t *t;
-        CURLcode result = msg->data.result;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-        on_done(t, result);
+    for (struct multi *m = &up->tls; m != NULL; m = m == &up->tls ? &up->plain : NULL) {
+        while ((msg = curl_multi_info_read(m->handle, &pending)) != NULL) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            pgw_upstream_transfer_t *t;
+            CURLcode result = msg->data.result;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+            on_done(t, result);
+        }
     }
     while (!h2o_linklist_is_empty(&up->answered)) { /* whole answers curl holds on to (see answered) */
         pgw_upstream_transfer_t *t = H2O_STRUCT_FROM_MEMBER(pgw_upstream_transfer_t, answered_link, up->answered.next);
@@ -705,6 +727,29 @@ static void check_info(pgw_upstream_t *up)
         on_done(t, CURLE_OK);
     }
     free_upload_buffers(up);
+}
+
+static void init_multi(pgw_upstream_t *up, struct multi *multi, unsigned max_host_connections)
+{
+    multi->up = up;
+    uv_timer_init(up->loop, &multi->timer);
+    multi->timer.data = multi;
+    multi->handle = curl_multi_init();
+    curl_multi_setopt(multi->handle, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(multi->handle, CURLMOPT_SOCKETDATA, multi);
+    curl_multi_setopt(multi->handle, CURLMOPT_TIMERFUNCTION, on_multi_timer);
+    curl_multi_setopt(multi->handle, CURLMOPT_TIMERDATA, multi);
+    curl_multi_setopt(multi->handle, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    /* Connections per upstream host (see struct multi); past the cap a request waits in curl, and its `timeout` starts
+     * only when it leaves (on_engaged). Idle connections kept for reuse are bounded apart (CURLMOPT_MAXCONNECTS: past it,
+     * the oldest idle one is closed). */
+    curl_multi_setopt(multi->handle, CURLMOPT_MAX_HOST_CONNECTIONS, (long)max_host_connections);
+    curl_multi_setopt(multi->handle, CURLMOPT_MAXCONNECTS, (long)IDLE_CONNECTIONS_KEPT);
+    /* The client-side cap on streams per connection. libcurl 7.88 itself opens at most 100 (HTTP/2's recommended
+     * minimum) before the server's SETTINGS arrive and then what the server allows; this only stops a server that allows
+     * thousands from getting them all. Past the limit a worker opens another connection (up to the cap above) or
+     * queues. */
+    curl_multi_setopt(multi->handle, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)MAX_STREAMS_PER_CONNECTION);
 }
 
 pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file, unsigned max_host_connections)
@@ -719,26 +764,8 @@ pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file, unsign
     h2o_linklist_init_anchor(&up->uploading);
     h2o_linklist_init_anchor(&up->answered);
     up->ca_file = ca_file != NULL ? strdup(ca_file) : NULL;
-    uv_timer_init(loop, &up->timer);
-    up->timer.data = up;
-
-    up->multi = curl_multi_init();
-    curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up);
-    curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, on_multi_timer);
-    curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
-    curl_multi_setopt(up->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-    /* Connections per upstream host: an HTTP/1.1 (or h2c, see pgw_upstream_start) upstream takes one per request in
-     * flight, so the cap is sized to a team's demand; HTTP/2 multiplexes its streams over one connection (CURLOPT_PIPEWAIT
-     * waits for the first to say whether it does) and opens another only past the streams a connection allows. Idle
-     * connections kept for reuse are bounded apart (CURLMOPT_MAXCONNECTS: past it, the oldest idle one is closed). */
-    curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)up->max_host_connections);
-    curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, (long)IDLE_CONNECTIONS_KEPT);
-    /* The client-side cap on streams per connection. libcurl 7.88 itself opens at most 100 (HTTP/2's recommended
-     * minimum) before the server's SETTINGS arrive and then what the server allows; this only stops a server that allows
-     * thousands from getting them all. Past the limit a worker opens another connection (up to the cap above) or
-     * queues. */
-    curl_multi_setopt(up->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)MAX_STREAMS_PER_CONNECTION);
+    init_multi(up, &up->tls, TLS_HOST_CONNECTIONS);
+    init_multi(up, &up->plain, up->max_host_connections);
 
     /* one worker, one thread: the share needs no locks */
     up->share = curl_share_init();
@@ -754,6 +781,7 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
     memset(t, 0, sizeof(*t));
     t->up = up;
     t->url = strdup(req->url);
+    t->multi = strncasecmp(t->url, "https://", 8) == 0 && req->unix_socket == NULL ? &up->tls : &up->plain;
     t->body[0] = req->body;
     t->body[1] = req->body_more[0];
     t->body[2] = req->body_more[1];

@@ -57,13 +57,13 @@ typedef struct st_pgw_upstream_request_t {
                                   * part into a client's body without copying the rest */
 } pgw_upstream_request_t;
 
-/** Connections a worker may open to one upstream host when gateway.upstream_connections is not set. */
+/** Connections a worker may open to one http:// upstream host when gateway.upstream_connections is not set. */
 #define PGW_UPSTREAM_DEFAULT_CONNECTIONS 512
 
 /**
  * Creates the client for `loop`. `ca_file` (may be NULL) adds a trusted CA to the system's. `max_host_connections` caps
- * the connections open to one host at once (0: PGW_UPSTREAM_DEFAULT_CONNECTIONS); past it requests wait for one, and
- * that wait does not count against their `timeout`.
+ * the connections open to one http:// host at once (0: PGW_UPSTREAM_DEFAULT_CONNECTIONS; https:// hosts, multiplexed
+ * over HTTP/2, get 4); past a cap requests wait for a connection, and that wait does not count against their `timeout`.
  */
 pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file, unsigned max_host_connections);
 
