@@ -54,12 +54,13 @@ export const waitForLine = (what, re, child, logFile, ms) => waitFor(what, () =>
 
 /**
  * Runs a program to completion; resolves {code, signal, stdout, stderr, pid}. `onStderrLine` sees stderr a line at a
- * time as it comes; past `timeoutMs` the program is killed.
+ * time as it comes; `onSpawn` gets the pid once it runs; past `timeoutMs` the program is killed.
  */
-export function run(cmd, args, { env, timeoutMs, onStderrLine } = {}) {
+export function run(cmd, args, { env, timeoutMs, onStderrLine, onSpawn } = {}) {
     return new Promise((resolve) => {
         const child = spawn(cmd, args, { env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
         children.push(child);
+        if (onSpawn) onSpawn(child.pid);
         let stdout = '', stderr = '';
         child.stdout.on('data', (d) => (stdout += d));
         readline.createInterface({ input: child.stderr }).on('line', (line) => {
@@ -183,6 +184,33 @@ export function procStatus(pid) {
 }
 
 export const rssKB = (pid) => procStatus(pid).rss_kb;
+
+/**
+ * Nanoseconds the threads of `pid` have spent waiting for a CPU while runnable (the second field of each thread's
+ * /proc/PID/task/TID/schedstat), summed; NaN once the process is gone. The kernel adds a wait when the thread gets the
+ * CPU, so a thread kept waiting to the end of a run does not show here: see runnable.
+ */
+export function waitNs(pid) {
+    try {
+        let sum = 0;
+        for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+            try { sum += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]); } catch { /* thread gone */ }
+        }
+        return sum;
+    } catch { return NaN; }
+}
+
+/** Whether a thread of `pid` is runnable (running or waiting for a CPU: state R) right now. */
+export function runnable(pid) {
+    try {
+        return fs.readdirSync(`/proc/${pid}/task`).some((tid) => {
+            try {
+                const s = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+                return s[s.lastIndexOf(')') + 2] === 'R';
+            } catch { return false; }
+        });
+    } catch { return false; }
+}
 
 export function fdCount(pid) {
     try { return fs.readdirSync(`/proc/${pid}/fd`).length; } catch { return NaN; }

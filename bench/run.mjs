@@ -17,8 +17,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BENCH_DIR, CLK_TCK, MASTER_KEY, PASS_MODEL, POE_KEY, ROOT, TRANS_MODEL, buildProbe, cpuTicks, fmt, log, makeCerts, rssKB,
-    run as runProgram, sleep, spawnLogged, startGateway as startGatewayProcess, startMock as startMockProcess, waitFor } from './lib.mjs';
+    run as runProgram, sleep, spawnLogged, startGateway as startGatewayProcess, startMock as startMockProcess, runnable, waitFor, waitNs } from './lib.mjs';
 import { claudeCode, tiny, upstreamAnswer } from './requests.mjs';
+import { anchorBinaries, startHaproxy, startNginx } from './anchors.mjs';
 
 const { values: opt } = parseArgs({
     options: {
@@ -29,6 +30,8 @@ const { values: opt } = parseArgs({
         json: { type: 'string' },
         smoke: { type: 'boolean', default: false },
         'no-ccr': { type: 'boolean', default: false },
+        'no-anchors': { type: 'boolean', default: false },
+        base: { type: 'string' },
         only: { type: 'string' },
         threads: { type: 'string', default: '1' },
         'sut-cpu': { type: 'string' },
@@ -42,26 +45,31 @@ const { values: opt } = parseArgs({
     },
 });
 if (opt.help) {
-    console.log(`usage: node bench/run.mjs [--smoke] [--runs N] [--duration SECONDS] [--json FILE] [--no-ccr]
+    console.log(`usage: node bench/run.mjs [--smoke] [--runs N] [--duration SECONDS] [--json FILE] [--no-ccr] [--no-anchors]
        [--only throughput,latency,h2,paced,concurrency] [--concurrency 8,32,128] [--paced-streams 1000,2000,5000] [--threads N]
        [--sut-cpu LIST] [--upstream-cpu LIST] [--load-cpu LIST] [--sched fifo|nice] [--nice N]
-       [--gateway BIN] [--mock BIN]
+       [--gateway BIN] [--mock BIN] [--base BIN]
 bash bench/run.sh installs what is missing, builds, and runs this with its arguments.`);
     process.exit(0);
 }
 
 opt.gateway = path.resolve(opt.gateway); // the gateway runs in its own directory
 opt.mock = path.resolve(opt.mock);
+if (opt.base) opt.base = path.resolve(opt.base); // another build of the gateway, measured in the same runs (throughput)
 const SMOKE = opt.smoke;
 const RUNS = Number(opt.runs ?? (SMOKE ? 1 : 3));
 const DURATION = Number(opt.duration ?? (SMOKE ? 1 : 3));
 const WITH_CCR = !opt['no-ccr'] && !SMOKE;
+const WITH_ANCHORS = !opt['no-anchors'];
 const SECTIONS = new Set((opt.only ?? 'throughput,latency,h2,paced,concurrency').split(','));
 const NCPU = os.cpus().length;
+// The smoke run pins nothing by default: its figures are not compared, and on a machine shared with other work a process
+// pinned to a core that a SCHED_FIFO task holds (another benchmark) gets 5% of it (see starved()).
+const ALL_CPUS = `0-${NCPU - 1}`;
 const CPUS = {
-    sut: opt['sut-cpu'] ?? '0',
-    upstream: opt['upstream-cpu'] ?? (NCPU > 1 ? '1' : '0'),
-    load: opt['load-cpu'] ?? (NCPU > 2 ? '2' : NCPU > 1 ? '1' : '0'),
+    sut: opt['sut-cpu'] ?? (SMOKE ? ALL_CPUS : '0'),
+    upstream: opt['upstream-cpu'] ?? (SMOKE ? ALL_CPUS : NCPU > 1 ? '1' : '0'),
+    load: opt['load-cpu'] ?? (SMOKE ? ALL_CPUS : NCPU > 2 ? '2' : NCPU > 1 ? '1' : '0'),
 };
 const PACE = SMOKE ? { chunks: 8, paceMs: 5 } : { chunks: 64, paceMs: 20 };
 const CONCURRENCY = (opt.concurrency ?? (SMOKE ? '8' : '8,32,128')).split(',').map(Number);
@@ -143,6 +151,9 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgw-bench-'));
 const certs = makeCerts(tmp);
 
 for (const bin of [opt.gateway, opt.mock]) if (!fs.existsSync(bin)) throw new Error(`${bin} not found: build first (bash bench/run.sh does)`);
+const ANCHOR_BINS = anchorBinaries();
+if (WITH_ANCHORS && (!ANCHOR_BINS.haproxy || !ANCHOR_BINS.nginx))
+    throw new Error('haproxy and nginx are the anchors of the throughput table: apt-get install haproxy nginx-light (bash bench/run.sh does it), or --no-anchors');
 for (const tool of ['wrk', 'h2load', 'taskset', 'cc']) {
     try { execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }); } catch {
         throw new Error(`${tool} is not installed (apt-get install wrk nghttp2-client util-linux gcc; bash bench/run.sh does it)`);
@@ -199,10 +210,10 @@ async function startCcr(mock) {
 
 const headerLines = (h) => Object.entries(h).map(([k, v]) => `${k}: ${v}`);
 
-async function wrk({ url, body, headers, c, duration }) {
+async function wrk({ url, body, headers, c, duration, onSpawn }) {
     const env = { ...process.env, BENCH_BODY: body, BENCH_HEADERS: headerLines(headers).join('\n') };
     const r = await run(...pinned(CPUS.load, 'wrk', ['-t1', `-c${c}`, `-d${duration}s`, '--timeout', '10s', '-s',
-        path.join(BENCH_DIR, 'post.lua'), url]), { env });
+        path.join(BENCH_DIR, 'post.lua'), url]), { env, onSpawn });
     const m = r.stdout.match(/^BENCH (.*)$/m);
     if (!m) throw new Error(`wrk failed (${r.code}): ${r.stdout}${r.stderr}`);
     const j = JSON.parse(m[1]);
@@ -210,10 +221,10 @@ async function wrk({ url, body, headers, c, duration }) {
     return { rps: j.requests / (j.duration_us / 1e6), requests: j.requests, errors, errorDetail: j.errors, latency_us: j.latency_us };
 }
 
-async function h2load({ url, body, headers, c, m, duration }) {
+async function h2load({ url, body, headers, c, m, duration, onSpawn }) {
     const args = ['-t1', '-c', String(c), '-m', String(m), '-D', String(duration), ...(SMOKE ? [] : ['--warm-up-time', '1']),
         '-d', body, ...headerLines(headers).flatMap((h) => ['-H', h]), url];
-    const r = await run(...pinned(CPUS.load, 'h2load', args));
+    const r = await run(...pinned(CPUS.load, 'h2load', args), { onSpawn });
     const fin = r.stdout.match(/finished in ([\d.]+)(?:m|u)?s, ([\d.]+) req\/s/); // h2load prints 998.42ms under a second
     const req = r.stdout.match(/requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/);
     const st = r.stdout.match(/status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/);
@@ -226,7 +237,7 @@ async function h2load({ url, body, headers, c, m, duration }) {
 }
 
 /** What ends a stream well: the Anthropic stream's last event, or the chat/completions terminator (direct, translation). */
-const endMarker = (t, kind) => (t.name === 'direct' && kind === 'trans' ? '[DONE]' : 'message_stop');
+const endMarker = (t, kind) => (t.raw && kind === 'trans' ? '[DONE]' : 'message_stop');
 
 async function probe({ url, body, headers, streams, concurrency, staggerUs, expectEvents, endMarker, timeoutMs = 60000 }) {
     const args = ['--url', url, '--body', body, ...headerLines(headers).flatMap((h) => ['-H', h]),
@@ -246,12 +257,26 @@ async function upstreamConnsOf(pid) {
 }
 
 /**
- * Runs `fn` while watching the CPU of the named pids and of the machine, and (with `upstreamConns`, a pid) the most
- * connections that process had open to the upstream at once.
+ * Runs `fn(onSpawn)` while watching the CPU of the named pids and of the machine, and (with `upstreamConns`, a pid) the
+ * most connections that process had open to the upstream at once. `onSpawn` takes the load generator's pid. The result
+ * gets `wait_share`: for each process (the load generator as `load`), the share of the run its threads spent runnable
+ * but waiting for a CPU: from the kernel's count, or, when more, the share of 50 ms samples that found a thread
+ * runnable less the share of the run it spent on a CPU (the kernel counts a wait only once it ends).
  */
 async function measured(pids, fn, { upstreamConns = Object.entries(pids).find(([k]) => k !== 'upstream')?.[1] } = {}) {
     const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuTicks(pid)]));
-    let stop = false, connsMax = 0;
+    const waitBefore = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, waitNs(pid)]));
+    let stop = false, connsMax = 0, loadPid = null, loadWait = 0, loadCpu = 0, samples = 0;
+    const runnableSamples = { load: 0 };
+    const stateSampler = setInterval(() => {
+        ++samples;
+        for (const [k, pid] of Object.entries(pids)) runnableSamples[k] = (runnableSamples[k] ?? 0) + runnable(pid);
+        if (!loadPid) return;
+        runnableSamples.load += runnable(loadPid);
+        const w = waitNs(loadPid), c = cpuTicks(loadPid);
+        if (w >= 0) loadWait = w;
+        if (c >= 0) loadCpu = c;
+    }, 50);
     const sampler = upstreamConns && (async () => {
         while (!stop) {
             connsMax = Math.max(connsMax, await upstreamConnsOf(upstreamConns));
@@ -259,8 +284,12 @@ async function measured(pids, fn, { upstreamConns = Object.entries(pids).find(([
         }
     })();
     const m0 = machineTicks(), t0 = process.hrtime.bigint();
-    const result = await fn().finally(() => { stop = true; });
+    const result = await fn((pid) => (loadPid = pid)).finally(() => { stop = true; clearInterval(stateSampler); });
     const secs = Number(process.hrtime.bigint() - t0) / 1e9, m1 = machineTicks();
+    const share = (waited, cpuSecs, k) => Math.max(waited / 1e9 / secs, samples ? runnableSamples[k] / samples - cpuSecs / secs : 0);
+    result.wait_share = Object.fromEntries(Object.entries(pids).map(([k, pid]) =>
+        [k, share(waitNs(pid) - waitBefore[k], (cpuTicks(pid) - before[k]) / CLK_TCK, k)]));
+    if (loadPid) result.wait_share.load = share(loadWait, loadCpu / CLK_TCK, 'load'); /* from its last sample, up to 50 ms before it ended */
     if (sampler) {
         await sampler;
         result.upstream_connections_max = connsMax;
@@ -273,7 +302,7 @@ async function measured(pids, fn, { upstreamConns = Object.entries(pids).find(([
 
 // ---- the systems under test ----
 
-let mock, gw, ccr;
+let mock, gw, ccr, haproxy, nginx, base;
 const targets = [];
 
 function defineTargets() {
@@ -287,6 +316,7 @@ function defineTargets() {
         model: (kind) => (kind === 'pass' ? PASS_MODEL : TRANS_MODEL),
         headers: directHeaders,
         pid: null,
+        raw: true, // answers as the upstream does
     });
     targets.push({
         name: 'gateway',
@@ -296,6 +326,23 @@ function defineTargets() {
         headers: clientHeaders,
         pid: gw.pid,
     });
+    if (base) {
+        targets.push({ name: 'base', url: () => `http://127.0.0.1:${base.port}/v1/messages`, model: (kind) => (kind === 'pass' ? PASS_MODEL : TRANS_MODEL),
+            headers: clientHeaders, pid: base.pid, anchor: true });
+    }
+    for (const [name, a] of [['haproxy', haproxy], ['nginx', nginx]]) {
+        if (!a) continue;
+        // the same request and key as the gateway's clients; the proxy swaps the key and keeps the path
+        targets.push({
+            name,
+            url: (kind) => `http://127.0.0.1:${a.port}${kind === 'pass' ? '/v1/messages' : '/v1/chat/completions'}`,
+            model: (kind) => (kind === 'pass' ? PASS_MODEL : TRANS_MODEL),
+            headers: clientHeaders,
+            pid: a.pid,
+            raw: true,
+            anchor: true,
+        });
+    }
     if (ccr) {
         targets.push({
             name: 'ccr',
@@ -321,7 +368,7 @@ async function check(t, kind, size, stream) {
     const body = fs.readFileSync(bodyFile(size, t.model(kind), stream), 'utf8');
     const res = await fetch(t.url(kind), { method: 'POST', headers: t.headers, body });
     const text = await res.text();
-    const direct = t.name === 'direct';
+    const direct = t.raw;
     let ok = res.status === 200;
     if (ok && stream) ok = direct && kind === 'trans' ? text.includes('[DONE]') : text.includes('event: message_stop') && text.includes('text_delta');
     if (ok && !stream) {
@@ -339,13 +386,31 @@ const pidsFor = (t) => Object.fromEntries([['upstream', mock.pid], ...(t.pid ? [
 
 const results = { throughput: [], latency: [], h2: [], paced: [], concurrency: [], failures: [] };
 
-/** Runs `fn(target)` RUNS times for every target, interleaved, and gives each target's list of results. */
+/**
+ * Whether a run that served nothing was starved rather than stalled: one of its processes (the system under test, the
+ * upstream, the load generator) spent a quarter of the run or more runnable but waiting for a CPU, which other work on
+ * the machine took (seen: another benchmark's SCHED_FIFO gateway on the core this one was pinned to left it 5% of it,
+ * and an ASan build served nothing in the smoke run's second). A gateway that stalls waits for nothing: its processes
+ * and the load generator sleep, and the run stands as it is.
+ */
+const starved = (r) => r.requests === 0 && Object.values(r.wait_share ?? {}).some((w) => w >= 0.25);
+const MAX_RERUNS = 4;
+
+/**
+ * Runs `fn(target)` RUNS times for every target, interleaved, and gives each target's list of results. A starved run
+ * is run again, MAX_RERUNS times at most (`reruns` in the JSON counts them).
+ */
 async function interleaved(list, fn) {
     const out = new Map(list.map((t) => [t.name, []]));
     for (let i = 0; i < RUNS; ++i) {
         for (const t of list) {
             const quiet = await waitQuiet();
-            const r = await fn(t);
+            let r = await fn(t), reruns = 0;
+            while (starved(r) && reruns < MAX_RERUNS) {
+                log(`  ${t.name}: served nothing while starved of CPU (waiting ${JSON.stringify(r.wait_share)} of the run); again`);
+                r = await fn(t);
+                r.reruns = ++reruns;
+            }
             r.quiet_before = quiet;
             out.get(t.name).push(r);
         }
@@ -394,8 +459,8 @@ async function sectionThroughput() {
             for (const c of CONCURRENCY) {
                 const stream = mode === 'stream';
                 await scenario('throughput', { key: { kind, mode, size: 'cc', c }, check: (t) => check(t, kind, 'cc', stream),
-                    toString: () => `${kind} ${mode} 50KB c=${c}` }, targets, (t) => measured(pidsFor(t), () =>
-                    wrk({ url: t.url(kind), body: bodyFile('cc', t.model(kind), stream), headers: t.headers, c, duration: DURATION })),
+                    toString: () => `${kind} ${mode} 50KB c=${c}` }, targets, (t) => measured(pidsFor(t), (onSpawn) =>
+                    wrk({ url: t.url(kind), body: bodyFile('cc', t.model(kind), stream), headers: t.headers, c, duration: DURATION, onSpawn })),
                 sumThroughput);
             }
         }
@@ -407,8 +472,8 @@ async function sectionLatency() {
     for (const size of SMOKE ? ['tiny'] : ['cc', 'tiny']) {
         for (const kind of ['pass', 'trans']) {
             await scenario('latency', { key: { kind, mode: 'stream', size, c: 1 }, check: (t) => check(t, kind, size, true),
-                toString: () => `${kind} ${size} c=1` }, targets, (t) => measured(pidsFor(t), () =>
-                wrk({ url: t.url(kind), body: bodyFile(size, t.model(kind), true), headers: t.headers, c: 1, duration: DURATION })),
+                toString: () => `${kind} ${size} c=1` }, targets.filter((t) => !t.anchor), (t) => measured(pidsFor(t), (onSpawn) =>
+                wrk({ url: t.url(kind), body: bodyFile(size, t.model(kind), true), headers: t.headers, c: 1, duration: DURATION, onSpawn })),
             sumThroughput);
         }
     }
@@ -419,8 +484,8 @@ async function sectionH2() {
     const c = SMOKE ? 2 : 4, m = SMOKE ? 4 : 32;
     for (const kind of ['pass', 'trans']) {
         await scenario('h2', { key: { kind, mode: 'stream', size: 'cc', c: c * m, connections: c }, check: (t) => check(t, kind, 'cc', true),
-            toString: () => `${kind} h2c ${c}x${m}` }, targets.filter((t) => t.h2url), (t) => measured(pidsFor(t), () =>
-            h2load({ url: t.h2url(kind), body: bodyFile('cc', t.model(kind), true), headers: t.headers, c, m, duration: DURATION })),
+            toString: () => `${kind} h2c ${c}x${m}` }, targets.filter((t) => t.h2url), (t) => measured(pidsFor(t), (onSpawn) =>
+            h2load({ url: t.h2url(kind), body: bodyFile('cc', t.model(kind), true), headers: t.headers, c, m, duration: DURATION, onSpawn })),
         (rs) => ({ rps: median(rs.map((r) => r.rps)), errors: rs.reduce((a, r) => a + r.errors, 0), protocol: rs[0]?.protocol }));
     }
 }
@@ -441,7 +506,7 @@ async function sectionPaced() {
     const conc = SMOKE ? 4 : 16, streams = SMOKE ? 8 : 48;
     for (const kind of ['pass', 'trans']) {
         await scenario('paced', { key: { kind, mode: 'paced', size: 'cc', c: conc, chunks: PACE.chunks, pace_ms: PACE.paceMs },
-            check: async () => {}, toString: () => `${kind} paced ${PACE.chunks}x${PACE.paceMs}ms c=${conc}` }, targets, (t) =>
+            check: async () => {}, toString: () => `${kind} paced ${PACE.chunks}x${PACE.paceMs}ms c=${conc}` }, targets.filter((t) => !t.anchor), (t) =>
             measured(pidsFor(t), () => probe({ url: t.url(kind), body: bodyFile('cc', t.model(kind), true), headers: t.headers,
                 streams, concurrency: conc, staggerUs: Math.round((PACE.paceMs * 1000) / conc), expectEvents: PACE.chunks,
                 endMarker: endMarker(t, kind) })), sumPaced);
@@ -453,7 +518,7 @@ async function sectionConcurrency() {
     for (const n of PACED_N) {
         for (const kind of ['pass', 'trans']) {
             log(`concurrency: ${kind} ${n} paced streams`);
-            for (const t of targets) {
+            for (const t of targets.filter((x) => !x.anchor)) {
                 await waitQuiet();
                 const watchPid = t.pid ?? mock.pid;
                 let rssMax = 0, upMax = 0, stop = false;
@@ -545,6 +610,63 @@ function targetsTable() {
     return table('Targets (issue #7)', ['measure', 'target', 'measured', ''], rows);
 }
 
+/** CPU per request of one wrk run (the process that is not the upstream). */
+const cpuPerReq = (r) => {
+    const k = Object.keys(r.cpu_s).find((x) => x !== 'upstream');
+    return k ? (r.cpu_s[k] * 1e6) / r.requests : NaN;
+};
+
+/** The median over runs of a's CPU per request over b's in the same round (the runs are interleaved: see interleaved). */
+const pairedRatio = (a, b) => median(a.runs.map((r, i) => (b.runs[i] ? cpuPerReq(r) / cpuPerReq(b.runs[i]) : NaN)));
+
+/**
+ * CPU per request of the gateway against the anchors (and --base), on the same requests in the same run; the ratios,
+ * medians of the rounds' ratios, are the figures.
+ */
+function anchorsTable() {
+    const rows = [];
+    for (const mode of ['stream', 'whole']) for (const kind of ['pass', 'trans']) for (const c of CONCURRENCY) {
+        const at = (n) => find('throughput', { kind, mode, c, target: n });
+        const g = at('gateway'), h = at('haproxy'), n = at('nginx'), b = at('base');
+        if (!g) continue;
+        const ratio = (a) => (a ? `${fmt(pairedRatio(g, a), 2)}×` : '-');
+        rows.push([`${KIND[kind]}, ${mode === 'stream' ? 'streamed' : 'whole'}, c=${c}`, `${fmt(g.cpu_us_per_req)} µs`,
+            h ? `${fmt(h.cpu_us_per_req)} µs` : '-', n ? `${fmt(n.cpu_us_per_req)} µs` : '-', ratio(h), ratio(n),
+            `${fmt(g.p50_us)} / ${fmt(g.p99_us)}`, ...(base ? [b ? `${fmt(b.cpu_us_per_req)} µs` : '-', ratio(b)] : [])]);
+    }
+    return table('Anchors: CPU per request, 50 KB Claude Code request (wrk, HTTP/1.1; the proxies swap the key and relay to the same upstream over TLS)',
+        ['scenario', 'gateway', 'haproxy (h2 upstream)', 'nginx (h1 keep-alive)', 'gateway / haproxy', 'gateway / nginx', 'gateway p50 / p99 µs',
+            ...(base ? ['base', 'gateway / base'] : [])], rows);
+}
+
+/** Issue #18's targets that one run measures: CPU per request against the anchors, and p99/p50 of the gateway. */
+function anchorTargetsTable() {
+    const rows = [];
+    const t = (measure, target, measuredText, pass) => rows.push([measure, target, measuredText, pass === null ? 'n/a' : pass ? 'met' : 'MISSED']);
+    for (const c of CONCURRENCY.filter((x) => x === 8 || x === 32)) {
+        const at = (kind, n) => find('throughput', { kind, mode: 'stream', c, target: n });
+        const g = at('pass', 'gateway'), h = at('pass', 'haproxy'), n = at('pass', 'nginx');
+        if (g && h && n) {
+            const rh = pairedRatio(g, h), rn = pairedRatio(g, n);
+            t(`pass-through CPU/req vs haproxy (and nginx), streamed c=${c}`, '≤ 1.0× (≤ nginx)', `${fmt(rh, 2)}× (${fmt(rn, 2)}×)`, rh <= 1 && rn <= 1);
+        }
+        const gt = at('trans', 'gateway'), nt = at('trans', 'nginx');
+        if (gt && nt) {
+            const r = pairedRatio(gt, nt);
+            t(`translation CPU/req vs nginx, streamed c=${c}`, '≤ 1.5×', `${fmt(r, 2)}×`, r <= 1.5);
+        }
+    }
+    for (const c of CONCURRENCY.filter((x) => x === 32 || x === 128)) {
+        for (const kind of ['pass', 'trans']) {
+            const g = find('throughput', { kind, mode: 'stream', c, target: 'gateway' });
+            if (!g) continue;
+            const r = g.p99_us / g.p50_us;
+            t(`p99 / p50 of request time, ${KIND[kind]}, streamed c=${c} (HTTP/2 upstream)`, '≤ 5', `${fmt(r, 1)} (${fmt(g.p50_us)} / ${fmt(g.p99_us)} µs)`, r <= 5);
+        }
+    }
+    return table('Targets (issue #18)', ['measure', 'target', 'measured', ''], rows);
+}
+
 function report() {
     const out = [];
     const names = targets.map((t) => t.name);
@@ -628,7 +750,8 @@ function report() {
         out.push(table('Idle', ['system', 'RSS at start (MB)', 'RSS after the runs (MB)'], Object.entries(results.idle).map(([k, v]) =>
             [k, fmt(v.start_kb / 1024, 1), v.end_kb ? fmt(v.end_kb / 1024, 1) : '-'])));
     }
-    if (!SMOKE && results.throughput.length) out.push(targetsTable());
+    if (results.throughput.some((r) => ['haproxy', 'nginx', 'base'].includes(r.target))) out.push(anchorsTable());
+    if (!SMOKE && results.throughput.length) out.push(targetsTable(), anchorTargetsTable());
     if (results.failures.length) out.push(`\nFAILED scenarios:\n${results.failures.map((f) => `- ${JSON.stringify(f)}`).join('\n')}`);
     return out.join('\n');
 }
@@ -640,6 +763,16 @@ async function main() {
     mock = await startMock();
     gw = await startGateway(mock);
     results.idle = { gateway: { start_kb: rssKB(gw.pid) } };
+    if (opt.base) {
+        fs.mkdirSync(path.join(tmp, 'base'));
+        base = await startGatewayProcess({ dir: path.join(tmp, 'base'), mock, certs, bin: opt.base, threads: opt.threads,
+            spawnAs: (bin, args, o) => spawnPinned(CPUS.sut, bin, args, o) });
+    }
+    if (WITH_ANCHORS) {
+        const spawnAs = (bin, args, o) => spawnPinned(CPUS.sut, bin, args, o);
+        haproxy = await startHaproxy({ dir: tmp, mock, certs, port: await freePort(), bin: ANCHOR_BINS.haproxy, spawnAs });
+        nginx = await startNginx({ dir: tmp, mock, certs, port: await freePort(), bin: ANCHOR_BINS.nginx, spawnAs });
+    }
     if (WITH_CCR) {
         ccr = await startCcr(mock);
         await sleep(1000);
@@ -653,7 +786,7 @@ async function main() {
     };
     results.config = {
         runs: RUNS, duration_s: DURATION, smoke: SMOKE, cpus: CPUS, sched: SCHED, nice: Number(NICE), gateway_threads: Number(opt.threads), pace: PACE,
-        ccr_version: ccr?.version ?? null, node: process.version,
+        ccr_version: ccr?.version ?? null, haproxy_version: haproxy?.version ?? null, nginx_version: nginx?.version ?? null, node: process.version,
         gateway_commit: (() => { try { return execFileSync('git', ['-C', ROOT, 'describe', '--always', '--dirty']).toString().trim(); } catch { return null; } })(),
         wrk: (() => { try { return execFileSync('sh', ['-c', 'wrk -v 2>&1 | head -1']).toString().trim(); } catch { return null; } })(),
         h2load: (() => { try { return execFileSync('sh', ['-c', 'h2load --version 2>&1 | head -1']).toString().trim(); } catch { return null; } })(),
@@ -684,8 +817,8 @@ async function main() {
     console.log(text);
 
     const gwExit = gw.child.exitCode;
-    for (const c of [ccr?.child, gw.child, mock.child]) if (c && c.exitCode === null) c.kill('SIGTERM');
-    const exits = await Promise.all([gw.child.exited, mock.child.exited]);
+    for (const c of [ccr?.child, haproxy?.child, nginx?.child, base?.child, gw.child, mock.child]) if (c && c.exitCode === null) c.kill('SIGTERM');
+    const exits = await Promise.all([gw.child.exited, mock.child.exited, haproxy?.child.exited, nginx?.child.exited]);
     results.exits = { gateway: gwExit ?? exits[0].code, mock: exits[1].code };
     fs.mkdirSync(path.dirname(JSON_OUT), { recursive: true });
     fs.writeFileSync(JSON_OUT, JSON.stringify(results, null, 1));

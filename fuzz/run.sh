@@ -3,7 +3,7 @@
 # corpus in fuzz/corpus/<target>/; first every saved crash in fuzz/regressions/ is replayed. Exits non-zero when a
 # target crashes: the input is saved as fuzz/regressions/<target>/crash-* (add it to git: it is replayed from then on).
 #
-#     fuzz/run.sh [seconds] [target...]        targets: sse usage metrics reqbody translate_request translate_stream
+#     fuzz/run.sh [seconds] [target...]        targets: sse usage metrics reqbody reqbody_simd translate_request translate_stream
 #                                                       translate_response config (default: all)
 # Environment: FUZZ_BUILD_DIR (default build-fuzz), FUZZ_PARALLEL (targets fuzzed at once, default 1; the test suite
 # uses one per core), FUZZ_JOBS (parallel fuzzing processes per target, default 1),
@@ -20,7 +20,7 @@ src=$PWD
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -ne 0 ] || targets=(sse usage metrics reqbody translate_request translate_stream translate_response config)
+[ ${#targets[@]} -ne 0 ] || targets=(sse usage metrics reqbody reqbody_simd translate_request translate_stream translate_response config)
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 jobs=${FUZZ_JOBS:-1}
 par=${FUZZ_PARALLEL:-1}

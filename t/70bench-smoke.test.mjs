@@ -1,12 +1,14 @@
 // poe-gateway: MIT licence. A few seconds of the benchmark harness (bench/run.mjs --smoke), so that it cannot rot: every
 // section runs on both route kinds against the gateway and the upstream direct, and the numbers must be sane. The full
-// run (bench/run.sh) is not part of the suite. Needs wrk, h2load (nghttp2-client), taskset and a C compiler.
+// run (bench/run.sh) is not part of the suite. Needs wrk, h2load (nghttp2-client), taskset, a C compiler, and haproxy and
+// nginx (the anchors; tools/deps.sh --test installs them).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MOCK_POE_BIN, PGW_BIN, SOURCE_DIR, tmpdir } from './lib/harness.mjs';
+import { cpuTicks, runnable, sleep } from '../bench/lib.mjs';
 
 test('bench/run.mjs --smoke measures both routes, direct and through the gateway, without an error', { timeout: 240000 }, async () => {
     const json = path.join(tmpdir('pgw-bench-smoke-'), 'smoke.json');
@@ -31,7 +33,9 @@ test('bench/run.mjs --smoke measures both routes, direct and through the gateway
                 assert.ok(rows.length > 0, `${section} ${kind} ${target}: no result`);
                 for (const row of rows) {
                     const what = `${section} ${kind} ${target} ${row.mode} c=${row.c}`;
-                    assert.ok(row.rps > 0, `${what}: ${row.rps} req/s`);
+                    // a run that served nothing is run again only if it was starved of CPU (bench/run.mjs, starved()):
+                    // what reaches here served nothing with its processes asleep (a stall) or starved five times over
+                    assert.ok(row.rps > 0, `${what}: ${row.rps} req/s; waiting for a CPU ${JSON.stringify(row.runs.map((x) => x.wait_share))}`);
                     assert.equal(row.errors, 0, `${what}: errors ${JSON.stringify(row.runs.map((x) => x.errorDetail ?? x.errors))}`);
                     if (section !== 'h2') assert.ok(row.p50_us > 0 && row.p99_us >= row.p50_us, `${what}: latency ${row.p50_us} / ${row.p99_us}`);
                     if (target === 'gateway' && section === 'throughput') assert.ok(row.cpu_us_per_req > 0, `${what}: CPU per request`);
@@ -52,10 +56,44 @@ test('bench/run.mjs --smoke measures both routes, direct and through the gateway
             }
         }
     }
+    // the anchors (bench/anchors.mjs) relay the same requests: answered, without errors, with their CPU measured
+    for (const target of ['haproxy', 'nginx']) {
+        for (const kind of ['pass', 'trans']) {
+            const rows = r.throughput.filter((x) => x.kind === kind && x.target === target);
+            assert.equal(rows.length, 2, `throughput ${kind} ${target}: ${rows.length} results`);
+            for (const row of rows) {
+                assert.ok(row.rps > 0 && row.errors === 0 && row.cpu_us_per_req > 0, `throughput ${kind} ${target} ${row.mode}: ${JSON.stringify(row)}`);
+            }
+        }
+    }
+    assert.match(stdout, /### Anchors: CPU per request/);
     const conc = r.concurrency.filter((x) => x.target === 'gateway');
     for (const row of conc) {
         assert.ok(row.rss_max_kb > 0, 'gateway RSS sampled');
         assert.ok(row.upstream_connections_max >= 1, 'the gateway reached the upstream over at least one connection');
     }
     assert.ok(r.idle.gateway.start_kb > 0);
+});
+
+test('the harness tells a process starved of CPU from one that sleeps (what decides whether an empty run is run again)', async () => {
+    // on one core: a busy loop, and a SCHED_IDLE busy loop that it starves; and a process that sleeps
+    const spawnOn = (args) => spawn('taskset', ['-c', '0', ...args], { stdio: 'ignore' });
+    const hog = spawnOn(['sh', '-c', 'while :; do :; done']);
+    const starvedChild = spawnOn(['chrt', '-i', '0', 'sh', '-c', 'while :; do :; done']);
+    const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+        await sleep(100);
+        const cpu0 = cpuTicks(starvedChild.pid);
+        let starvedRunnable = 0, sleeperRunnable = 0;
+        for (let i = 0; i < 10; ++i) {
+            starvedRunnable += runnable(starvedChild.pid);
+            sleeperRunnable += runnable(sleeper.pid);
+            await sleep(50);
+        }
+        assert.equal(sleeperRunnable, 0, 'a sleeping process was seen runnable');
+        assert.ok(starvedRunnable >= 8, `a starved process was seen runnable in ${starvedRunnable} of 10 samples`);
+        assert.ok(cpuTicks(starvedChild.pid) - cpu0 <= 10, 'the SCHED_IDLE loop was not starved: the test proves nothing');
+    } finally {
+        for (const c of [hog, starvedChild, sleeper]) c.kill('SIGKILL');
+    }
 });

@@ -9,7 +9,7 @@ packages=(build-essential cmake pkg-config ca-certificates openssl
 with_tests=0
 if [ "${1:-}" = "--test" ]; then
     with_tests=1
-    packages+=(python3 curl nghttp2-client wrk util-linux nginx-light clang libclang-rt-14-dev docker-compose chromium redis-server)
+    packages+=(python3 curl nghttp2-client wrk util-linux nginx-light haproxy clang libclang-rt-14-dev docker-compose chromium redis-server)
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
     command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
@@ -30,6 +30,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     # t/83rotation runs an nginx of its own: the service the package starts (on port 80) is not wanted
     if [[ " ${missing[*]} " == *" nginx-light "* ]] && command -v systemctl >/dev/null 2>&1; then
         systemctl disable --now nginx >/dev/null 2>&1 || true
+    fi
+    # likewise the haproxy service: bench/run.mjs runs its own (t/70bench-smoke)
+    if [[ " ${missing[*]} " == *" haproxy "* ]] && command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now haproxy >/dev/null 2>&1 || true
     fi
 fi
 

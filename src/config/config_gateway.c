@@ -67,6 +67,7 @@ static const struct st_gateway_key_t {
     {"upstream_rpm", KEY_UINT, offsetof(pgw_config_t, upstream_rpm), 0, 1000000},
     {"upstream_burst", KEY_UINT, offsetof(pgw_config_t, upstream_burst), 0, 1000000},
     {"queue_timeout", KEY_SECONDS, offsetof(pgw_config_t, queue_timeout), 0, 0, 1},
+    {"upstream_connections", KEY_UINT, offsetof(pgw_config_t, upstream_connections), 1, 65536},
     {"redis", KEY_REDIS},
     {"redis_timeout", KEY_SECONDS, offsetof(pgw_config_t, redis_timeout)},
     {"redis_failure", KEY_REDIS_FAILURE},

@@ -27,10 +27,10 @@
  * The default cap is the descriptor limit (its soft value, raised to the hard one at start) less what the rest of the
  * process needs: 64 for the process as a whole (stdio, the main loop and its signal pipes, configuration and key files
  * read on a reload) and 32 per worker (its loop's epoll and eventfd, its listener and the two spares, curl's wake-up
- * pair and resolver sockets, and upstream connections: Poe is reached over HTTP/2, at most 4 connections per upstream
- * host and worker, streams multiplexed). When that reserve is more than half the limit, the cap is half the limit.
- * Upstreams that take a connection per request (cleartext h2c, HTTP/1.1) can need more at high concurrency: then lower
- * gateway.max_connections or raise the limit.
+ * pair and resolver sockets, and upstream connections: Poe is reached over HTTP/2, streams multiplexed over a few
+ * connections per upstream host and worker). When that reserve is more than half the limit, the cap is half the limit.
+ * Upstreams that take a connection per request (cleartext h2c, HTTP/1.1) can need more at high concurrency (up to
+ * gateway.upstream_connections each): then lower gateway.max_connections or raise the limit.
  *
  * Out of descriptors below the cap (EMFILE, ENFILE: the cap set above what the limit allows, or descriptors taken by
  * something else). Queued connections cannot be served, so they are closed promptly rather than left hanging: the

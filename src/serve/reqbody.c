@@ -2,8 +2,9 @@
  *
  * Every request body passes here before routing, so this is one hand-written pass rather than yajl callbacks: yajl
  * decodes and validates each string a byte at a time (about 17 instructions a byte on a Claude Code request, a third of
- * all the gateway's work on a pass-through request); here runs of plain string bytes are skipped eight at a time,
- * containers are tracked on a byte stack, and only the top level's keys are looked at. It accepts exactly RFC 8259 JSON
+ * all the gateway's work on a pass-through request); here runs of plain string bytes are skipped 32 bytes at a time
+ * with AVX2 where the CPU has it, else 16 at a time with SSE2 (every x86-64 has it), else eight at a time in a 64-bit
+ * word (skip_plain), containers are tracked on a byte stack, and only the top level's keys are looked at. It accepts exactly RFC 8259 JSON
  * text whose strings are UTF-8 as RFC 3629 defines it (no overlong forms, no encoded surrogates): one value, with
  * whitespace around it. The strings it decodes, an escaped model name or top-level key, go through pgw_json_unescape,
  * the decoder that the translators use too, so that both read the same name.
@@ -12,6 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__SSE2__) && !defined(PGW_REQBODY_NO_SIMD) /* fuzz/ builds it without, too */
+#include <immintrin.h>
+#define PGW_REQBODY_X86 1
+#endif
 #include "common/json.h"
 #include "serve/reqbody.h"
 
@@ -26,6 +31,7 @@ enum key { KEY_OTHER, KEY_MODEL, KEY_STREAM, KEY_MESSAGES, KEY_MAX_TOKENS };
 
 struct scan {
     const unsigned char *start, *p, *end;
+    int avx2;          /* the CPU has AVX2 */
     const char *error; /* what is wrong, for the message; NULL while all is well */
     uint8_t *stack;    /* one byte per open container: 1 for an object, 0 for an array */
     size_t depth, cap;
@@ -66,6 +72,63 @@ static int is_hex(unsigned char c)
     return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
 }
 
+#ifdef PGW_REQBODY_X86
+/* A mask of the bytes at p..p+15 that end a run of plain string bytes: a quote, a backslash, and (one signed compare)
+ * a control character or a byte of 0x80 and above. */
+static inline unsigned special16(const unsigned char *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                             _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+    return (unsigned)_mm_movemask_epi8(m);
+}
+
+__attribute__((target("avx2"))) static const unsigned char *skip_plain_avx2(const unsigned char *p, const unsigned char *end)
+{
+    while (end - p >= 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)p);
+        __m256i m = _mm256_or_si256(
+            _mm256_or_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('"')), _mm256_cmpeq_epi8(v, _mm256_set1_epi8('\\'))),
+            _mm256_cmpgt_epi8(_mm256_set1_epi8(0x20), v));
+        unsigned mask = (unsigned)_mm256_movemask_epi8(m);
+        if (mask != 0)
+            return p + __builtin_ctz(mask);
+        p += 32;
+    }
+    return p;
+}
+#endif
+
+/* The first byte from p on (p itself included) that is not a plain string byte (C_PLAIN), or end. */
+static const unsigned char *skip_plain(const struct scan *s, const unsigned char *p, const unsigned char *end)
+{
+#ifdef PGW_REQBODY_X86
+    if (s->avx2) {
+        p = skip_plain_avx2(p, end);
+        if (end - p >= 32) /* stopped on a special byte */
+            return p;
+    }
+    while (end - p >= 16) {
+        unsigned mask = special16(p);
+        if (mask != 0)
+            return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#else
+    (void)s;
+#endif
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        if (!pgw_json_plain8(w, 1))
+            break;
+        p += 8;
+    }
+    while (p != end && string_class[*p] == C_PLAIN)
+        ++p;
+    return p;
+}
+
 /* Skips the string that starts at s->p (its opening quote); on return s->p is just past the closing quote. Sets
  * *escaped when the string holds a backslash. */
 static int skip_string(struct scan *s, int *escaped)
@@ -73,15 +136,7 @@ static int skip_string(struct scan *s, int *escaped)
     const unsigned char *p = s->p + 1, *end = s->end;
     *escaped = 0;
     for (;;) {
-        while (end - p >= 8) {
-            uint64_t w;
-            memcpy(&w, p, 8);
-            if (!pgw_json_plain8(w, 1))
-                break;
-            p += 8;
-        }
-        while (p != end && string_class[*p] == C_PLAIN)
-            ++p;
+        p = skip_plain(s, p, end);
         if (p == end) {
             s->p = p;
             return fail(s, "premature EOF");
@@ -251,6 +306,9 @@ int pgw_reqbody_inspect(const char *body, size_t len, pgw_reqbody_t *info, char 
     struct scan s = {(const unsigned char *)body, (const unsigned char *)body, (const unsigned char *)body + len};
     s.stack = s.small;
     s.cap = sizeof(s.small);
+#if defined(PGW_REQBODY_X86) && !defined(PGW_REQBODY_NO_AVX2)
+    s.avx2 = __builtin_cpu_supports("avx2");
+#endif
     enum key key = KEY_OTHER; /* the top-level key whose value comes next */
     int escaped, model_seen = 0, ret = -1;
 

@@ -24,6 +24,7 @@
 #include <strings.h>
 #include <stdatomic.h>
 #include <time.h>
+#include <unistd.h>
 #include <h2o.h>
 #include "config/config.h"
 #include "common/log.h"
@@ -31,29 +32,47 @@
 
 #define MODULE_NAME "upstream"
 #define CONNECT_TIMEOUT_MS 10000
-#define MAX_HOST_CONNECTIONS 4
+#define IDLE_CONNECTIONS_KEPT 32 /* idle connections a worker keeps open for reuse (HTTP/1.1 upstreams hold many) */
+#define TLS_HOST_CONNECTIONS 4    /* connections per https:// host and worker: HTTP/2 multiplexes (see struct multi) */
 #define MAX_STREAMS_PER_CONNECTION 1024
 #define RETRY_AFTER_CAP_MS 30000
 #define BACKOFF_BASE_MS 250
 #define MAX_REPLAYS 4 /* attempts replayed without spending max_retries, per transfer (see never_processed) */
 #define UPLOAD_BUFFER_MAX (2 * 1024 * 1024) /* libcurl's own cap on CURLOPT_UPLOAD_BUFFERSIZE */
 
+/*
+ * Two curl multi handles per worker, because libcurl's connection cap is one per multi for every host. https:// URLs go
+ * to `tls`: HTTP/2 (by ALPN) multiplexes their requests, at most TLS_HOST_CONNECTIONS a host, as always. With a cap sized
+ * for HTTP/1.1 instead, libcurl 7.88 opened 27 connections to a server allowing 100 streams on each for 128 concurrent
+ * requests. http:// URLs (HTTP/1.1, and h2c, which libcurl 7.88 cannot reuse) and unix sockets go to `plain`, where
+ * each request in flight takes a connection, up to gateway.upstream_connections a host.
+ */
+struct multi {
+    CURLM *handle;
+    uv_timer_t timer;
+    pgw_upstream_t *up;
+};
+
 struct poll_ctx {
     uv_poll_t poll;
+    struct multi *multi; /* whose socket this is */
     curl_socket_t fd;
+    int events; /* what poll watches now (UV_READABLE, UV_WRITABLE) */
     pgw_upstream_t *up;
     h2o_linklist_t link;
 };
 
 struct st_pgw_upstream_t {
     uv_loop_t *loop;
-    CURLM *multi;
+    unsigned max_host_connections; /* gateway.upstream_connections */
+    struct multi tls, plain;
     CURLSH *share;
-    uv_timer_t timer;
     char *ca_file;
     int in_curl;               /* > 0 while a curl function runs on this multi */
     h2o_linklist_t transfers;  /* every live transfer */
     h2o_linklist_t polls;      /* every live poll_ctx */
+    struct poll_ctx **by_fd;   /* the poll_ctx of each socket curl has opened and not closed, by descriptor */
+    size_t by_fd_cap;
     h2o_linklist_t cancelled;  /* transfers cancelled while curl ran, removed once it has returned */
     h2o_linklist_t uploading;  /* transfers whose upload buffer curl holds until their body is sent */
     h2o_linklist_t answered;   /* transfers whose answer arrived whole by its length, ended once curl has returned */
@@ -69,9 +88,11 @@ enum transfer_state {
 
 struct st_pgw_upstream_transfer_t {
     pgw_upstream_t *up;
+    struct multi *multi; /* up->tls or up->plain, by the URL */
     h2o_linklist_t link;
     CURL *easy;
-    int added; /* easy is in the multi */
+    int added;   /* easy is in the multi */
+    int engaged; /* this attempt has left curl's queue: it opened a connection or sent its request (see on_engaged) */
     char *url;
     h2o_iovec_t body[3];        /* the request body, in parts read in order */
     size_t body_off;            /* how much of it curl has read in this attempt */
@@ -199,21 +220,63 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     struct poll_ctx *ctx = handle->data;
     pgw_upstream_t *up = ctx->up;
     int flags = 0, running;
-    if (status < 0)
+    if (status < 0) {
         flags = CURL_CSELECT_ERR;
+        ctx->events = 0; /* libuv has stopped the handle: the next interest curl tells starts it again */
+    }
     if (events & UV_READABLE)
         flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE)
         flags |= CURL_CSELECT_OUT;
     ++up->in_curl;
-    curl_multi_socket_action(up->multi, ctx->fd, flags, &running);
+    curl_multi_socket_action(ctx->multi->handle, ctx->fd, flags, &running);
     --up->in_curl;
     check_info(up);
 }
 
+/*
+ * A socket's poll_ctx lives as long as the socket, not as long as curl watches it: libcurl 7.88 stops watching a
+ * connection when its transfer ends (CURL_POLL_REMOVE) and starts again when the next one takes it from the pool, and a
+ * uv_poll_t made anew each time cost five more system calls a request (libuv's checks on a new socket, and the
+ * descriptor taken out of epoll and put back). So REMOVE only stops the poll, the next interest on that descriptor finds
+ * it again (by_fd), and it is closed with the socket (on_closesocket). A socket curl closes without its close callback
+ * (the threaded resolver's own pair) leaves a stopped poll_ctx under its number, which is taken up again, rightly, by
+ * the next socket of curl's that gets that number.
+ */
+static struct poll_ctx *find_poll(pgw_upstream_t *up, curl_socket_t fd)
+{
+    return fd >= 0 && (size_t)fd < up->by_fd_cap ? up->by_fd[fd] : NULL;
+}
+
+static void set_poll(pgw_upstream_t *up, curl_socket_t fd, struct poll_ctx *ctx)
+{
+    if ((size_t)fd >= up->by_fd_cap) {
+        size_t cap = up->by_fd_cap != 0 ? up->by_fd_cap : 64;
+        while (cap <= (size_t)fd)
+            cap *= 2;
+        up->by_fd = h2o_mem_realloc(up->by_fd, cap * sizeof(*up->by_fd));
+        memset(up->by_fd + up->by_fd_cap, 0, (cap - up->by_fd_cap) * sizeof(*up->by_fd));
+        up->by_fd_cap = cap;
+    }
+    up->by_fd[fd] = ctx;
+}
+
+static int on_closesocket(void *clientp, curl_socket_t fd)
+{
+    pgw_upstream_t *up = clientp;
+    struct poll_ctx *ctx = find_poll(up, fd);
+    if (ctx != NULL) {
+        set_poll(up, fd, NULL);
+        h2o_linklist_unlink(&ctx->link);
+        uv_close((uv_handle_t *)&ctx->poll, on_poll_close); /* before the descriptor goes: libuv takes it out of epoll */
+    }
+    return close(fd);
+}
+
 static int on_socket(CURL *easy, curl_socket_t s, int action, void *userp, void *socketp)
 {
-    pgw_upstream_t *up = userp;
+    struct multi *multi = userp;
+    pgw_upstream_t *up = multi->up;
     struct poll_ctx *ctx = socketp;
     int events = 0;
 
@@ -222,28 +285,37 @@ static int on_socket(CURL *easy, curl_socket_t s, int action, void *userp, void 
     case CURL_POLL_OUT:
     case CURL_POLL_INOUT:
         if (ctx == NULL) {
-            ctx = h2o_mem_alloc(sizeof(*ctx));
-            memset(ctx, 0, sizeof(*ctx));
-            ctx->fd = s;
-            ctx->up = up;
-            uv_poll_init_socket(up->loop, &ctx->poll, s);
-            ctx->poll.data = ctx;
-            h2o_linklist_insert(&up->polls, &ctx->link);
-            curl_multi_assign(up->multi, s, ctx);
+            if ((ctx = find_poll(up, s)) == NULL) {
+                ctx = h2o_mem_alloc(sizeof(*ctx));
+                memset(ctx, 0, sizeof(*ctx));
+                ctx->fd = s;
+                ctx->up = up;
+                ctx->multi = multi;
+                uv_poll_init_socket(up->loop, &ctx->poll, s);
+                ctx->poll.data = ctx;
+                h2o_linklist_insert(&up->polls, &ctx->link);
+                set_poll(up, s, ctx);
+            }
+            ctx->multi = multi; /* a descriptor number once the other multi's, closed without its callback (see find_poll) */
+            curl_multi_assign(multi->handle, s, ctx);
             atomic_fetch_add_explicit(&up->sockets, 1, memory_order_relaxed);
         }
         if (action != CURL_POLL_OUT)
             events |= UV_READABLE;
         if (action != CURL_POLL_IN)
             events |= UV_WRITABLE;
-        uv_poll_start(&ctx->poll, events, on_poll);
+        /* libcurl 7.88 tells the same interest again after most of its steps; libuv 1.44 takes uv_poll_start as a stop
+         * and a start, and asks the kernel again (epoll_ctl ADD, refused EEXIST, then MOD) even when nothing changed */
+        if (events != ctx->events) {
+            uv_poll_start(&ctx->poll, events, on_poll);
+            ctx->events = events;
+        }
         break;
     case CURL_POLL_REMOVE:
         if (ctx != NULL) {
-            uv_poll_stop(&ctx->poll);
-            h2o_linklist_unlink(&ctx->link);
-            uv_close((uv_handle_t *)&ctx->poll, on_poll_close);
-            curl_multi_assign(up->multi, s, NULL);
+            uv_poll_stop(&ctx->poll); /* kept for the socket's next transfer (see find_poll) */
+            ctx->events = 0;
+            curl_multi_assign(multi->handle, s, NULL);
             atomic_fetch_sub_explicit(&up->sockets, 1, memory_order_relaxed);
         }
         break;
@@ -253,23 +325,25 @@ static int on_socket(CURL *easy, curl_socket_t s, int action, void *userp, void 
 
 static void on_multi_timeout(uv_timer_t *timer)
 {
-    pgw_upstream_t *up = timer->data;
+    struct multi *multi = timer->data;
+    pgw_upstream_t *up = multi->up;
     int running;
     ++up->in_curl;
-    curl_multi_socket_action(up->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    curl_multi_socket_action(multi->handle, CURL_SOCKET_TIMEOUT, 0, &running);
     --up->in_curl;
     check_info(up);
 }
 
-static int on_multi_timer(CURLM *multi, long timeout_ms, void *userp)
+static int on_multi_timer(CURLM *handle, long timeout_ms, void *userp)
 {
-    pgw_upstream_t *up = userp;
+    struct multi *multi = userp;
+    (void)handle;
     if (timeout_ms < 0)
-        uv_timer_stop(&up->timer);
+        uv_timer_stop(&multi->timer);
     else /* 0 means "now"; curl must not be called from inside its own callback, and a 0 ms uv timer runs from the loop
           * once this callback has returned (not 1 ms: libuv counts whole milliseconds from the start of the loop turn, so
           * that was up to 2 ms per curl step, and most of the latency the gateway added) */
-        uv_timer_start(&up->timer, on_multi_timeout, (uint64_t)timeout_ms, 0);
+        uv_timer_start(&multi->timer, on_multi_timeout, (uint64_t)timeout_ms, 0);
     return 0;
 }
 
@@ -298,7 +372,7 @@ static void detach_easy(pgw_upstream_transfer_t *t, int premature)
     if (t->added) {
         if (premature)
             curl_easy_setopt(t->easy, CURLOPT_FORBID_REUSE, 1L);
-        curl_multi_remove_handle(t->up->multi, t->easy);
+        curl_multi_remove_handle(t->multi->handle, t->easy);
         t->added = 0;
     }
 }
@@ -360,6 +434,32 @@ static int on_seek(void *userp, curl_off_t offset, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
+/*
+ * The head deadline (`timeout`) counts from when the attempt leaves curl's queue. Past the connection cap
+ * (gateway.upstream_connections), or while it waits for another transfer's connection to learn whether it multiplexes
+ * (CURLOPT_PIPEWAIT), a transfer waits in curl without a connection: that wait is the gateway's, not the upstream's,
+ * and must not end in a 504 for a request the upstream never saw. So the deadline is armed anew, whole, the first time
+ * the attempt opens a connection of its own (on_sockopt: connecting and the TLS handshake count, as before) or, on a
+ * connection it reuses, sends its request (on_prereq); until then the timer only re-arms itself (on_transfer_timer).
+ * A queue that does not move is bounded by what holds the connections: their own deadlines and the client's patience.
+ */
+static void on_engaged(pgw_upstream_transfer_t *t)
+{
+    if (t->engaged || t->state != ST_WAITING_HEAD)
+        return;
+    t->engaged = 1;
+    arm_timer(t, (uint64_t)(t->timeout * 1000));
+}
+
+/* A socket this transfer opened, before it connects. */
+static int on_sockopt(void *clientp, curl_socket_t fd, curlsocktype purpose)
+{
+    (void)fd;
+    if (purpose == CURLSOCKTYPE_IPCXN)
+        on_engaged(clientp);
+    return CURL_SOCKOPT_OK;
+}
+
 /* Before each request curl sends, including those it replays by itself: libcurl 7.88 sends a stream the server refused
  * (RST_STREAM(REFUSED_STREAM), or above a GOAWAY's last stream id) again on a new connection without telling us, and it
  * rewinds the body only if it had sent some of it; what it had read through on_read but not sent yet is lost, and the
@@ -370,6 +470,7 @@ static int on_prereq(void *userp, char *conn_primary_ip, char *conn_local_ip, in
     pgw_upstream_transfer_t *t = userp;
     (void)conn_primary_ip, (void)conn_local_ip, (void)conn_primary_port, (void)conn_local_port;
     t->body_off = 0;
+    on_engaged(t);
     if (t->body_len != 0 && !h2o_linklist_is_linked(&t->upload_link))
         h2o_linklist_insert(&t->up->uploading, &t->upload_link);
     return CURL_PREREQFUNC_OK;
@@ -409,10 +510,11 @@ static void start_attempt(pgw_upstream_transfer_t *t)
     t->content_length = -1;
     t->received = 0;
     t->whole = 0;
+    t->engaged = 0;
     t->last_activity = uv_now(t->up->loop);
     arm_timer(t, (uint64_t)(t->timeout * 1000));
     t->added = 1;
-    curl_multi_add_handle(t->up->multi, t->easy);
+    curl_multi_add_handle(t->multi->handle, t->easy);
 }
 
 /* `broken`: the attempt failed at the transport level; its connection is not to be reused. `replay`: Poe did not process
@@ -448,6 +550,10 @@ static void on_transfer_timer(uv_timer_t *timer)
         start_attempt(t);
         break;
     case ST_WAITING_HEAD:
+        if (!t->engaged) { /* still queued for a connection (see on_engaged) */
+            arm_timer(t, (uint64_t)(t->timeout * 1000));
+            break;
+        }
         snprintf(msg, sizeof(msg), "no response within %.0f s", t->timeout);
         complete(t, PGW_UPSTREAM_TIMEOUT, msg);
         break;
@@ -605,13 +711,15 @@ static void check_info(pgw_upstream_t *up)
         return;
     while (!h2o_linklist_is_empty(&up->cancelled))
         destroy_transfer(H2O_STRUCT_FROM_MEMBER(pgw_upstream_transfer_t, link, up->cancelled.next));
-    while ((msg = curl_multi_info_read(up->multi, &pending)) != NULL) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        pgw_upstream_transfer_t *t;
-        CURLcode result = msg->data.result;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-        on_done(t, result);
+    for (struct multi *m = &up->tls; m != NULL; m = m == &up->tls ? &up->plain : NULL) {
+        while ((msg = curl_multi_info_read(m->handle, &pending)) != NULL) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            pgw_upstream_transfer_t *t;
+            CURLcode result = msg->data.result;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+            on_done(t, result);
+        }
     }
     while (!h2o_linklist_is_empty(&up->answered)) { /* whole answers curl holds on to (see answered) */
         pgw_upstream_transfer_t *t = H2O_STRUCT_FROM_MEMBER(pgw_upstream_transfer_t, answered_link, up->answered.next);
@@ -621,32 +729,43 @@ static void check_info(pgw_upstream_t *up)
     free_upload_buffers(up);
 }
 
-pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file)
+static void init_multi(pgw_upstream_t *up, struct multi *multi, unsigned max_host_connections)
+{
+    multi->up = up;
+    uv_timer_init(up->loop, &multi->timer);
+    multi->timer.data = multi;
+    multi->handle = curl_multi_init();
+    curl_multi_setopt(multi->handle, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(multi->handle, CURLMOPT_SOCKETDATA, multi);
+    curl_multi_setopt(multi->handle, CURLMOPT_TIMERFUNCTION, on_multi_timer);
+    curl_multi_setopt(multi->handle, CURLMOPT_TIMERDATA, multi);
+    curl_multi_setopt(multi->handle, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    /* Connections per upstream host (see struct multi); past the cap a request waits in curl, and its `timeout` starts
+     * only when it leaves (on_engaged). Idle connections kept for reuse are bounded apart (CURLMOPT_MAXCONNECTS: past it,
+     * the oldest idle one is closed). */
+    curl_multi_setopt(multi->handle, CURLMOPT_MAX_HOST_CONNECTIONS, (long)max_host_connections);
+    curl_multi_setopt(multi->handle, CURLMOPT_MAXCONNECTS, (long)IDLE_CONNECTIONS_KEPT);
+    /* The client-side cap on streams per connection. libcurl 7.88 itself opens at most 100 (HTTP/2's recommended
+     * minimum) before the server's SETTINGS arrive and then what the server allows; this only stops a server that allows
+     * thousands from getting them all. Past the limit a worker opens another connection (up to the cap above) or
+     * queues. */
+    curl_multi_setopt(multi->handle, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)MAX_STREAMS_PER_CONNECTION);
+}
+
+pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file, unsigned max_host_connections)
 {
     pgw_upstream_t *up = h2o_mem_alloc(sizeof(*up));
     memset(up, 0, sizeof(*up));
     up->loop = loop;
+    up->max_host_connections = max_host_connections != 0 ? max_host_connections : PGW_UPSTREAM_DEFAULT_CONNECTIONS;
     h2o_linklist_init_anchor(&up->transfers);
     h2o_linklist_init_anchor(&up->polls);
     h2o_linklist_init_anchor(&up->cancelled);
     h2o_linklist_init_anchor(&up->uploading);
     h2o_linklist_init_anchor(&up->answered);
     up->ca_file = ca_file != NULL ? strdup(ca_file) : NULL;
-    uv_timer_init(loop, &up->timer);
-    up->timer.data = up;
-
-    up->multi = curl_multi_init();
-    curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up);
-    curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, on_multi_timer);
-    curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
-    curl_multi_setopt(up->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-    curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)MAX_HOST_CONNECTIONS);
-    /* The client-side cap on streams per connection. libcurl 7.88 itself opens at most 100 (HTTP/2's recommended
-     * minimum) before the server's SETTINGS arrive and then what the server allows; this only stops a server that allows
-     * thousands from getting them all. Past the limit a worker opens another connection (up to MAX_HOST_CONNECTIONS)
-     * or queues. */
-    curl_multi_setopt(up->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)MAX_STREAMS_PER_CONNECTION);
+    init_multi(up, &up->tls, TLS_HOST_CONNECTIONS);
+    init_multi(up, &up->plain, up->max_host_connections);
 
     /* one worker, one thread: the share needs no locks */
     up->share = curl_share_init();
@@ -662,6 +781,7 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
     memset(t, 0, sizeof(*t));
     t->up = up;
     t->url = strdup(req->url);
+    t->multi = strncasecmp(t->url, "https://", 8) == 0 && req->unix_socket == NULL ? &up->tls : &up->plain;
     t->body[0] = req->body;
     t->body[1] = req->body_more[0];
     t->body[2] = req->body_more[1];
@@ -692,9 +812,17 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* Waiting for a connection in progress to say whether it multiplexes pays only where it may: over TLS, where ALPN
+     * tells at the handshake. On an http:// URL (HTTP/1.1) libcurl 7.88 learns it only when that first transfer ends, so
+     * every request that arrived meanwhile waited for the whole of the first answer (a stream: minutes). */
+    if (strncasecmp(t->url, "https://", 8) == 0 && req->unix_socket == NULL)
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(e, CURLOPT_PREREQDATA, t);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, t);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_closesocket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, up);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, req->h2c ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : CURL_HTTP_VERSION_2TLS);
     if (req->h2c) {
         /* libcurl 7.88 (Debian 12) cannot send a second stream on a prior-knowledge connection: the request after the

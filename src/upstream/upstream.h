@@ -47,7 +47,7 @@ typedef struct st_pgw_upstream_request_t {
     const char *method;          /* "GET" or "POST" */
     h2o_iovec_t body;            /* not copied: must stay valid until on_complete or cancel */
     struct curl_slist *headers;  /* taken: freed with the transfer */
-    double timeout;              /* seconds to the response head, per attempt */
+    double timeout;              /* seconds to the response head, per attempt, from when it has a connection */
     double stream_timeout;       /* seconds of silence allowed after the head */
     int max_retries;             /* retries of connect failures and 429/500/502/503/529, before any byte is delivered */
     int ssl_verify;              /* 0 turns off certificate verification */
@@ -57,10 +57,15 @@ typedef struct st_pgw_upstream_request_t {
                                   * part into a client's body without copying the rest */
 } pgw_upstream_request_t;
 
+/** Connections a worker may open to one http:// upstream host when gateway.upstream_connections is not set. */
+#define PGW_UPSTREAM_DEFAULT_CONNECTIONS 512
+
 /**
- * Creates the client for `loop`. `ca_file` (may be NULL) adds a trusted CA to the system's.
+ * Creates the client for `loop`. `ca_file` (may be NULL) adds a trusted CA to the system's. `max_host_connections` caps
+ * the connections open to one http:// host at once (0: PGW_UPSTREAM_DEFAULT_CONNECTIONS; https:// hosts, multiplexed
+ * over HTTP/2, get 4); past a cap requests wait for a connection, and that wait does not count against their `timeout`.
  */
-pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file);
+pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file, unsigned max_host_connections);
 
 /**
  * Starts a transfer; takes req->headers. Never calls a callback before it returns; a malformed URL fails through

@@ -10,10 +10,52 @@ static int inspect(const char *body, pgw_reqbody_t *info, char *err)
     return pgw_reqbody_inspect(body, strlen(body), info, err, 256);
 }
 
+/* The vector paths of skip_plain stop on the right byte wherever it falls in a 16- or 32-byte block, and on the tail. */
+static void test_blocks(void)
+{
+    static const struct {
+        const char *special; /* put at offset i of a long string value */
+        int valid;
+        const char *error; /* what the message names when not valid */
+    } cases[] = {
+        {"\\n", 1, NULL},
+        {"\\u00e9", 1, NULL},
+        {"\xc3\xa9", 1, NULL},             /* é in UTF-8 */
+        {"\xe2\x82\xac", 1, NULL},         /* € */
+        {"\x7f", 1, NULL},                  /* DEL is a plain byte in JSON */
+        {"\x1f", 0, "control characters must be escaped"},
+        {"\t", 0, "control characters must be escaped"},
+        {"\xff", 0, "invalid bytes in UTF8 string"},
+        {"\xc3(", 0, "invalid bytes in UTF8 string"},
+        {"\\x", 0, "an invalid character was escaped"},
+        {"\"", 0, "after key and value"}, /* the string ends early: what follows is not a comma */
+    };
+    pgw_reqbody_t info;
+    char body[256], err[256];
+    size_t failures = 0;
+    for (size_t c = 0; c != sizeof(cases) / sizeof(cases[0]); ++c) {
+        for (int len = 0; len <= 100; ++len) {
+            for (int at = 0; at <= len; ++at) {
+                int o = sprintf(body, "{\"model\":\"m\",\"x\":\"%.*s%s%.*s\"}", at, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                                cases[c].special, len - at, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+                err[0] = '\0';
+                int ret = pgw_reqbody_inspect(body, (size_t)o, &info, err, sizeof(err));
+                int good = cases[c].valid ? ret == 0 && strcmp(info.model, "m") == 0
+                                          : ret == -1 && strstr(err, cases[c].error) != NULL;
+                if (!good && failures++ < 5)
+                    note("%s at %d of %d: returned %d, %s", cases[c].special, at, len, ret, err);
+            }
+        }
+    }
+    is_int(failures, 0);
+}
+
 void test_src__reqbody_c(void)
 {
     pgw_reqbody_t info;
     char err[256];
+
+    subtest("special bytes at every offset of 16- and 32-byte blocks", test_blocks);
 
     const char *body = "{\"stream\":true,\"max_tokens\":5,\"messages\":[{\"model\":\"inner\"}],\"model\":\"claude-x\",\"z\":{\"model\":1}}";
     is_int(inspect(body, &info, err), 0);
