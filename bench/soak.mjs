@@ -52,6 +52,7 @@ const { values: opt } = parseArgs({
         'timeout-ms': { type: 'string', default: '30000' },
         seed: { type: 'string' },
         commit: { type: 'string' },
+        'gateway-config': { type: 'string', default: '' },
         json: { type: 'string', default: path.join(BENCH_DIR, 'results', 'soak.json') },
         help: { type: 'boolean', default: false },
     },
@@ -60,10 +61,11 @@ if (opt.help) {
     console.log(`usage: node bench/soak.mjs [--duration SECONDS] [--streams N] [--threads N] [--chunks K] [--pace-ms MS]
        [--abort-permille N] [--warmup SECONDS] [--window SECONDS] [--sample SECONDS] [--max-growth PERCENT]
        [--fd-slack N] [--settle SECONDS] [--timeout-ms MS] [--seed N] [--json FILE] [--gateway BIN] [--mock BIN]
-       [--commit NAME]
+       [--commit NAME] [--gateway-config YAML]
 Defaults: 600 s, 1000 streams, one gateway worker per core, 64 events 50 ms apart, 5% abandoned, warm-up 60 s,
 windows of 60 s (both shrink for short runs), a sample every 5 s, 5% growth allowed. --commit names the build in the
 report when the binaries do not come from this checkout (default: git describe --dirty of this checkout).
+--gateway-config adds lines to the gateway's gateway: section, e.g. '  ledger: {enabled: false}' to soak without the ledger.
 bash bench/soak.sh installs what is missing, builds, and runs this with its arguments.`);
     process.exit(0);
 }
@@ -99,7 +101,8 @@ for (const r of ROUTES) {
 const CLIENT_HEADERS = { 'x-api-key': MASTER_KEY, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' };
 
 const startMock = () => startMockProcess({ dir: tmp, certs, bin: opt.mock });
-const startGateway = (mock) => startGatewayProcess({ dir: tmp, mock, certs, bin: opt.gateway, threads: THREADS });
+const startGateway = (mock) => startGatewayProcess({ dir: tmp, mock, certs, bin: opt.gateway, threads: THREADS,
+    extraConfig: opt['gateway-config'] ? `${opt['gateway-config']}\n` : '' });
 
 let mock, gw;
 
