@@ -104,7 +104,8 @@ static pgw_extra_body_t *build(const struct parse *p)
     for (size_t i = 0; i != p->members.size; ++i) {
         const struct member *m = &p->members.entries[i];
         x->members[i].name = h2o_iovec_init(dst, m->name_len);
-        memcpy(dst, p->names->bytes + m->name_off, m->name_len);
+        if (m->name_len != 0) /* an empty name may have left the names buffer unallocated: no pointer to copy from */
+            memcpy(dst, p->names->bytes + m->name_off, m->name_len);
         dst += m->name_len;
         *dst++ = '\0';
         x->members[i].value = h2o_iovec_init(dst, m->value_len);

@@ -10,6 +10,22 @@ static pgw_extra_body_t *parse(const char *members)
     return pgw_extra_body_parse(members, strlen(members));
 }
 
+/* an empty name, the only member: nothing was ever written to the names buffer (fuzz_config found the copy from it) */
+static void test_empty_name(void)
+{
+    pgw_extra_body_t *x = parse("\"\":[1]");
+    ok(x != NULL);
+    if (x == NULL)
+        return;
+    is_int(x->num_members, 1);
+    if (x->num_members == 1) {
+        is_int(x->members[0].name.len, 0);
+        is_str(x->members[0].name.base, "");
+        is_str(x->members[0].value.base, "[1]");
+    }
+    free(x);
+}
+
 static void test_parse(void)
 {
     /* names decoded, values as written (white space around them dropped, inside them kept) */
@@ -92,6 +108,7 @@ static void test_append(void)
 
 void test_src__extra_body_c(void)
 {
+    subtest("empty name", test_empty_name);
     subtest("parse", test_parse);
     subtest("invalid", test_invalid);
     subtest("append", test_append);
