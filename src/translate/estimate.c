@@ -51,6 +51,8 @@ static const unsigned char text_units[NUM_CLASSES][NUM_CLASSES] = {
 
 void pgw_estimate_add_text(pgw_estimate_t *e, const char *text, size_t len)
 {
+    if (len == 0)
+        return; /* an empty text may come as NULL, where even `p + 0` is undefined */
     const unsigned char *p = (const unsigned char *)text, *end = p + len;
     unsigned long long units = 0;
     unsigned prev = PUNCT; /* a text starts a word */
