@@ -2,15 +2,14 @@
 // translation route, and through a fallback when its route is overloaded.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MASTER_KEY, POE_KEY, SOURCE_DIR, anthropicStream, certs, defaultConfig, openaiStream, request, startGateway, startMock, tmpdir } from './lib/harness.mjs';
+import { claudeMissing, runClaude } from './lib/claude.mjs';
 
-const CLAUDE = path.join(SOURCE_DIR, 't/node_modules/@anthropic-ai/claude-code-linux-x64/claude');
 let mock, gw;
 before(async () => {
-    assert.ok(fs.existsSync(CLAUDE), `Claude Code is not installed at ${CLAUDE}: run tools/deps.sh --test`);
+    assert.equal(claudeMissing(), null);
     mock = await startMock();
     gw = await startGateway({ config: defaultConfig(mock), env: { SSL_CERT_FILE: certs().ca } });
 });
@@ -19,24 +18,10 @@ after(async () => {
     await mock.stop();
 });
 
-function runClaude(prompt, cwd, home, model = 'claude-sonnet-4-5-20250929', url = gw.url) {
-    return new Promise((resolve) => {
-        const child = spawn(CLAUDE, ['-p', prompt, '--model', model, '--allowedTools', 'Write Read',
-            '--permission-mode', 'acceptEdits'], {
-            cwd,
-            env: { PATH: process.env.PATH, HOME: home, ANTHROPIC_BASE_URL: url, ANTHROPIC_AUTH_TOKEN: MASTER_KEY,
-                CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1' },
-            stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '', stderr = '';
-        child.stdout.on('data', (d) => (stdout += d));
-        child.stderr.on('data', (d) => (stderr += d));
-        const timer = setTimeout(() => child.kill('SIGKILL'), 120000);
-        child.on('exit', (code) => {
-            clearTimeout(timer);
-            resolve({ code, stdout, stderr });
-        });
-    });
+/* one prompt with Write and Read allowed, through `url` */
+function claude(prompt, cwd, home, model = 'claude-sonnet-4-5-20250929', url = gw.url) {
+    return runClaude(['-p', prompt, '--model', model, '--allowedTools', 'Write Read', '--permission-mode', 'acceptEdits'],
+        { cwd, env: { HOME: home, ANTHROPIC_BASE_URL: url, ANTHROPIC_AUTH_TOKEN: MASTER_KEY } });
 }
 
 test('Claude Code writes a file through a scripted Write tool call, then prints the final text', async () => {
@@ -56,7 +41,7 @@ test('Claude Code writes a file through a scripted Write tool call, then prints 
             chunks: anthropicStream({ blocks: [{ type: 'text', text: finalText }] }) },
     );
 
-    const r = await runClaude('create hello.txt containing hi', work, home);
+    const r = await claude('create hello.txt containing hi', work, home);
     assert.equal(r.code, 0, `claude exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
     assert.equal(fs.readFileSync(target, 'utf8'), content);
     assert.ok(r.stdout.includes(finalText), r.stdout);
@@ -94,7 +79,7 @@ test('Claude Code through a translation (openai/) route: Write, then Read, then 
             { tool_calls: [{ index: 0, id: 'call:r1', type: 'function', function: { name: 'Read', arguments: JSON.stringify({ file_path: target }) } }] }] }) },
         { match, headers: sse, chunk_delay_ms: 2, chunks: openaiStream({ deltas: [{ content: finalText }] }) },
     );
-    const r = await runClaude('write notes.txt, read it back, and tell me what it says', work, home, 'gpt-5');
+    const r = await claude('write notes.txt, read it back, and tell me what it says', work, home, 'gpt-5');
     assert.equal(r.code, 0, `claude exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
     assert.equal(fs.readFileSync(target, 'utf8'), content);
     assert.ok(r.stdout.includes(finalText), r.stdout);
@@ -135,7 +120,7 @@ test('Claude Code, its route answering 529: the fallback (an openai/ route) answ
             { match: { path: '/v1/chat/completions', model: 'gpt-5' }, headers: sse, chunk_delay_ms: 2,
                 chunks: openaiStream({ deltas: [{ content: finalText }] }) },
         );
-        const r = await runClaude('create fallback.txt', work, home, 'claude-sonnet-4-5-20250929', fgw.url);
+        const r = await claude('create fallback.txt', work, home, 'claude-sonnet-4-5-20250929', fgw.url);
         assert.equal(r.code, 0, `claude exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
         assert.equal(fs.readFileSync(target, 'utf8'), content);
         assert.ok(r.stdout.includes(finalText), r.stdout);

@@ -8,6 +8,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { MASTER_KEY, PGW_BIN, SOURCE_DIR, certs, runGateway, startGateway, startMock, tmpdir } from './lib/harness.mjs';
+import { runClaude } from './lib/claude.mjs';
 
 const SECRET = "sk-claude-env-0123456789abcdef-it's";
 const SHIPPED = path.join(SOURCE_DIR, 'conf/gateway.yaml.template');
@@ -101,25 +102,8 @@ general_settings:
         for (const name of ['ANTHROPIC_MODEL', 'ANTHROPIC_DEFAULT_OPUS_MODEL', 'ANTHROPIC_DEFAULT_SONNET_MODEL',
             'ANTHROPIC_DEFAULT_HAIKU_MODEL', 'ANTHROPIC_SMALL_FAST_MODEL']) assert.equal(env[name], only, name);
 
-        const claude = path.join(SOURCE_DIR, 't/node_modules/@anthropic-ai/claude-code-linux-x64/claude');
-        const home = tmpdir('pgw-cc-home-');
-        const out = await new Promise((resolve) => {
-            const child = spawn(claude, ['-p', 'say hi'], {
-                cwd: tmpdir('pgw-cc-work-'),
-                // the config has no gateway.port: the URL is the test gateway's, the rest is claude-env's
-                env: { PATH: process.env.PATH, HOME: home, ...env, ANTHROPIC_BASE_URL: gw.url,
-                    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1' },
-                stdio: ['ignore', 'pipe', 'pipe'],
-            });
-            let stdout = '', stderr = '';
-            child.stdout.on('data', (d) => (stdout += d));
-            child.stderr.on('data', (d) => (stderr += d));
-            const timer = setTimeout(() => child.kill('SIGKILL'), 120000);
-            child.on('exit', (code) => {
-                clearTimeout(timer);
-                resolve({ code, stdout, stderr });
-            });
-        });
+        // the config has no gateway.port: the URL is the test gateway's, the rest is claude-env's
+        const out = await runClaude(['-p', 'say hi'], { env: { ...env, ANTHROPIC_BASE_URL: gw.url } });
         assert.equal(out.code, 0, `claude exited ${out.code}\nstdout: ${out.stdout}\nstderr: ${out.stderr}`);
         assert.match(out.stdout, /mock reply to: [\s\S]*say hi/);
         assert.ok(!/issue with the selected model/.test(out.stdout + out.stderr));

@@ -7,9 +7,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { MASTER_KEY, PGW_BIN, SOURCE_DIR, defaultConfig, request, tmpdir } from './lib/harness.mjs';
+import { runClaude } from './lib/claude.mjs';
 
 const BUILD_DIR = path.dirname(PGW_BIN);
-const CLAUDE = path.join(SOURCE_DIR, 't/node_modules/@anthropic-ai/claude-code-linux-x64/claude');
 const STEP = /^ {4}cd (\S+) && eval "\$\((\S+) claude-env --with-key((?: \S+)*)\)" && claude$/m;
 
 async function freePort() {
@@ -83,22 +83,8 @@ test('run.sh --demo: the mock Poe beside the gateway, and Claude Code answers th
         assert.match(settings[1], /^sk-/, 'the master key the gateway generated');
         assert.equal(path.resolve(clone, bin), PGW_BIN);
 
-        const answer = await new Promise((resolve) => {
-            const child = spawn(CLAUDE, ['-p', 'say hi'], {
-                cwd: tmpdir('pgw-demo-work-'),
-                env: { PATH: process.env.PATH, HOME: tmpdir('pgw-demo-cc-'), ANTHROPIC_BASE_URL: settings[0],
-                    ANTHROPIC_AUTH_TOKEN: settings[1], CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1' },
-                stdio: ['ignore', 'pipe', 'pipe'],
-            });
-            let stdout = '', stderr = '';
-            child.stdout.on('data', (d) => (stdout += d));
-            child.stderr.on('data', (d) => (stderr += d));
-            const timer = setTimeout(() => child.kill('SIGKILL'), 120000);
-            child.on('exit', (code) => {
-                clearTimeout(timer);
-                resolve({ code, stdout, stderr });
-            });
-        });
+        const answer = await runClaude(['-p', 'say hi'],
+            { env: { ANTHROPIC_BASE_URL: settings[0], ANTHROPIC_AUTH_TOKEN: settings[1] } });
         assert.equal(answer.code, 0, `claude exited ${answer.code}\n${answer.stdout}\n${answer.stderr}`);
         assert.match(answer.stdout, /mock reply to: [\s\S]*say hi/);
         assert.match(r.out.stderr, /"POST \/v1\/messages\?beta=true HTTP\/1\.1" 200 /, r.out.stderr);

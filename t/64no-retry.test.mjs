@@ -8,13 +8,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import { MASTER_KEY, SOURCE_DIR, authHeaders, certs, defaultConfig, request, startGateway, startMock, tmpdir } from './lib/harness.mjs';
+import { CLAUDE, claudeMissing } from './lib/claude.mjs';
 
-const CLAUDE = path.join(SOURCE_DIR, 't/node_modules/@anthropic-ai/claude-code-linux-x64/claude');
 const messagesLines = (gw) => (gw.output.stderr.match(/\[access\] [^\n]*"POST \/v1\/messages[^\n]*/g) || []);
 
 let mock, noKey, refused;
 before(async () => {
-    assert.ok(fs.existsSync(CLAUDE), `Claude Code is not installed at ${CLAUDE}: run tools/deps.sh --test`);
+    assert.equal(claudeMissing(), null);
     mock = await startMock({ apiKey: 'the-key-poe-knows-0123456789' });
     // no POE_API_KEY at all; and one Poe does not know (the mock refuses it with a 401)
     noKey = await startGateway({ config: defaultConfig(mock), env: { POE_API_KEY: null, SSL_CERT_FILE: certs().ca } });

@@ -10,8 +10,8 @@ import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import { MASTER_KEY, SOURCE_DIR, anthropicStream, certs, openaiStream, parseSSE, request, sleep, startGateway, startMock,
     tmpdir, urlCitation } from './lib/harness.mjs';
+import { claudeMissing, runClaude } from './lib/claude.mjs';
 
-const CLAUDE = path.join(SOURCE_DIR, 't/node_modules/@anthropic-ai/claude-code-linux-x64/claude');
 // what the mock's default chat answer cites when its web_search knob is on (t/mock-poe/poe.c)
 const MOCK_PAGES = [{ url: 'https://search.example/results/1', title: 'Mock search result 1' },
     { url: 'https://search.example/results/2', title: 'Mock search result 2' }];
@@ -23,7 +23,7 @@ const sideQuery = (model, extra = {}) => ({ model, max_tokens: 1024, system: 'Se
 
 let mock, gw, client;
 before(async () => {
-    assert.ok(fs.existsSync(CLAUDE), `Claude Code is not installed at ${CLAUDE}: run tools/deps.sh --test`);
+    assert.equal(claudeMissing(), null);
     mock = await startMock();
     const route = (name, model, base) => `  - model_name: ${name}
     litellm_params:
@@ -160,26 +160,10 @@ test('anthropic/ routes: the server tool reaches Poe untouched, and so do the an
     assert.deepEqual(body.tool_choice, sent.tool_choice);
 });
 
-function runClaude(prompt, model) {
-    const work = tmpdir('pgw-cc-work-'), home = tmpdir('pgw-cc-home-');
-    return new Promise((resolve) => {
-        const child = spawn(CLAUDE, ['-p', prompt, '--model', model, '--allowedTools', 'WebSearch', '--output-format', 'stream-json',
-            '--verbose'], {
-            cwd: work,
-            env: { PATH: process.env.PATH, HOME: home, ANTHROPIC_BASE_URL: gw.url, ANTHROPIC_AUTH_TOKEN: MASTER_KEY,
-                CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1' },
-            stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '', stderr = '';
-        child.stdout.on('data', (d) => (stdout += d));
-        child.stderr.on('data', (d) => (stderr += d));
-        const timer = setTimeout(() => child.kill('SIGKILL'), 120000);
-        child.on('exit', (code) => {
-            clearTimeout(timer);
-            const lines = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-            resolve({ code, stdout, stderr, lines });
-        });
-    });
+async function claude(prompt, model) {
+    const r = await claude(['-p', prompt, '--model', model, '--allowedTools', 'WebSearch', '--output-format', 'stream-json',
+        '--verbose'], { env: { ANTHROPIC_BASE_URL: gw.url, ANTHROPIC_AUTH_TOKEN: MASTER_KEY } });
+    return { ...r, lines: r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)) };
 }
 
 // The turn that calls WebSearch, and the answer after its result; the side request between them is the gateway's.
@@ -199,7 +183,7 @@ test('Claude Code: WebSearch on a searching bot yields a search-result block and
         urlCitation('https://www.rust-lang.org/', 'Rust Programming Language', 25, 40)];
     await scriptTurns('gpt-5', openaiStream({ deltas: [{ content: 'Rust 1.100 was released ' },
         { content: 'on 27 November.', annotations: cited }] }));
-    const r = await runClaude('when was rust 1.100 released? search the web', 'gpt-5');
+    const r = await claude('when was rust 1.100 released? search the web', 'gpt-5');
     assert.equal(r.code, 0, `claude exited ${r.code}\n${r.stdout.slice(-3000)}\n${r.stderr}`);
     // the tool's result as Claude Code recorded it: one search, the cited pages, the side answer's text
     const result = r.lines.find((l) => l.type === 'user' && l.tool_use_result?.query)?.tool_use_result;
@@ -222,7 +206,7 @@ test('Claude Code: WebSearch on a searching bot yields a search-result block and
 
 test('Claude Code: WebSearch on a bot that cannot search gets the gateway\'s error, naming the routes that can', async () => {
     await scriptTurns('grok-4', null);
-    const r = await runClaude('when was rust 1.100 released? search the web', 'grok');
+    const r = await claude('when was rust 1.100 released? search the web', 'grok');
     assert.equal(r.code, 0, `claude exited ${r.code}\n${r.stdout.slice(-3000)}\n${r.stderr}`);
     // the WebSearch call ends in an error that reaches the model with the gateway's words
     const turns = await upstream();

@@ -6,14 +6,14 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MASTER_KEY, SOURCE_DIR, certs, openaiStream, request, startGateway, startMock, tmpdir } from './lib/harness.mjs';
+import { claudeMissing, runClaude } from './lib/claude.mjs';
 
-const CLAUDE = path.join(SOURCE_DIR, 't/node_modules/@anthropic-ai/claude-code-linux-x64/claude');
 // Claude Code's own filter on discovered ids (its bundle: /(claude|anthropic)/i), and the documented stricter one
 const pickerKeeps = (id) => /^(claude|anthropic)/i.test(id) && /(claude|anthropic)/i.test(id);
 
 let mock, gw;
 before(async () => {
-    assert.ok(fs.existsSync(CLAUDE), `Claude Code is not installed at ${CLAUDE}: run tools/deps.sh --test`);
+    assert.equal(claudeMissing(), null);
     mock = await startMock();
     const route = (name, model, base) => `  - model_name: ${name}
     litellm_params:
@@ -124,22 +124,10 @@ test('the real Claude Code CLI discovers the models, caches the aliases, and run
     // 2.1.328 keeps no window from discovery (docs/peers.md): the README's recipe gives it the one /v1/models lists
     const window = (await list()).data.find((m) => m.id === 'claude-via-poe-gpt-5').max_input_tokens;
     assert.equal(window, 400000);
-    const r = await new Promise((resolve) => {
-        const child = spawn(CLAUDE, ['-p', 'say hello', '--model', 'claude-via-poe-gpt-5'], {
-            cwd: work,
-            env: { PATH: process.env.PATH, HOME: home, ANTHROPIC_BASE_URL: gw.url, ANTHROPIC_AUTH_TOKEN: MASTER_KEY,
-                CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY: '1', DISABLE_AUTOUPDATER: '1',
-                CLAUDE_CODE_AUTO_COMPACT_WINDOW: String(window) },
-            stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '', stderr = '';
-        child.stdout.on('data', (d) => (stdout += d));
-        child.stderr.on('data', (d) => (stderr += d));
-        const timer = setTimeout(() => child.kill('SIGKILL'), 120000);
-        child.on('exit', (code) => {
-            clearTimeout(timer);
-            resolve({ code, stdout, stderr });
-        });
+    const r = await runClaude(['-p', 'say hello', '--model', 'claude-via-poe-gpt-5'], {
+        cwd: work, quiet: false,
+        env: { HOME: home, ANTHROPIC_BASE_URL: gw.url, ANTHROPIC_AUTH_TOKEN: MASTER_KEY, CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY: '1',
+            CLAUDE_CODE_AUTO_COMPACT_WINDOW: String(window) },
     });
     assert.equal(r.code, 0, `claude exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
     assert.ok(r.stdout.includes('hello from the picker alias'), r.stdout);
