@@ -161,7 +161,7 @@ test('anthropic/ routes: the server tool reaches Poe untouched, and so do the an
 });
 
 async function claude(prompt, model) {
-    const r = await claude(['-p', prompt, '--model', model, '--allowedTools', 'WebSearch', '--output-format', 'stream-json',
+    const r = await runClaude(['-p', prompt, '--model', model, '--allowedTools', 'WebSearch', '--output-format', 'stream-json',
         '--verbose'], { env: { ANTHROPIC_BASE_URL: gw.url, ANTHROPIC_AUTH_TOKEN: MASTER_KEY } });
     return { ...r, lines: r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)) };
 }

@@ -210,10 +210,12 @@ test('nginx answering without reading the body: 64 concurrent 50 KB requests, an
     const run = await drive(gw, { total, concurrency: 64, size: 50000 });
     report(t, 'nginx, 50 KB', total, run);
     assert.deepEqual(run.failures, [], `${run.failures.length} of ${total} failed`);
-    // What is left: when nginx answers between the request's head and its body (a turn of the loop apart), libcurl
-    // 7.88 may read the answer together with the reset and drop it, and the request is sent again though nginx has
-    // answered it: 0 or 1 of 512 here, where a 16 KB upload buffer made it one in five.
-    assert.ok(run.retries <= total / 20, `${run.retries} of ${total} requests sent again`);
+    // What is left: when nginx answers before the body is all on the wire, libcurl 7.88 reads the answer together with
+    // the reset and drops it, and the request is sent again (max_retries) though nginx has answered it. How often is
+    // the machine's scheduling (none to a few of 512 on a quiet machine, 37 seen on a busy one), so the count is
+    // reported above, not bounded: a bound on it failed under load. What keeps it rare is checked where it is
+    // deterministic: the whole body goes to curl in one piece (t/00unit/src/upstream/upstream.c, "upload buffer";
+    // curl's own 16 KB made it one request in five). What the client sees is asserted here: every request complete.
     const big = await drive(gw, { total: 8, concurrency: 1, size: 200000 });
     report(t, 'nginx, 200 KB, one at a time', 8, big);
     assert.deepEqual(big.failures, [], `${big.failures.length} of 8 failed`);
