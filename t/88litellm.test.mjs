@@ -234,11 +234,13 @@ test('/v1/chat/completions errors are OpenAI-shaped: the gateway\'s own, Poe\'s,
     assert.equal(refusedBody.error.code, '502');
     assert.ok(!JSON.stringify(refusedBody).includes(TEAM_ENV.POE_API_KEY));
 
-    // a stream cut after two chunks: both relayed, then one error event and nothing after it (no [DONE])
+    // a stream cut after two chunks: both relayed, then one error event and nothing after it (no [DONE]). The chunks
+    // come apart from the cut: libcurl 7.88 may drop data that reaches it with the stream's reset in the same read, and
+    // a cut before any byte was relayed is then, rightly, retried (the retry would get the mock's default answer)
     const base = { id: 'chatcmpl-cut', object: 'chat.completion.chunk', created: 1, model: 'Claude-Sonnet-4.5' };
     const chunk = (content) => `data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`;
     await mock.script({ match: { path: '/v1/chat/completions' }, headers: { 'content-type': 'text/event-stream' },
-        chunks: [chunk('one'), chunk('two')], cut_after: 2 });
+        chunks: [chunk('one'), chunk('two')], cut_after: 2, chunk_delay_ms: 100 });
     const cut = await chat(gw, { model: SONNET, stream: true, messages: [{ role: 'user', content: 'x' }] });
     assert.equal(cut.status, 200);
     const events = dataEvents(await cut.text());
