@@ -45,8 +45,13 @@ static void resolve_openai(pgw_usage_parser_t *p)
     if (p->details_creation >= 0)
         u->cache_creation_input_tokens = p->details_creation;
     if (p->prompt_tokens >= 0) {
-        long long input = p->prompt_tokens - u->cache_read_input_tokens - u->cache_creation_input_tokens;
-        u->input_tokens = input > 0 ? input : 0;
+        /* what is left of prompt_tokens after each cache count, never below 0 and never overflowing (the counts are
+         * Poe's numbers, of any size or sign) */
+        long long input = p->prompt_tokens, parts[2] = {u->cache_read_input_tokens, u->cache_creation_input_tokens};
+        for (size_t i = 0; i != 2; ++i)
+            if (parts[i] > 0)
+                input = parts[i] >= input ? 0 : input - parts[i];
+        u->input_tokens = input;
     }
     p->prompt_tokens = p->details_cached = p->details_creation = -1;
 }
