@@ -9,10 +9,16 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { SOURCE_DIR, certs, defaultConfig, parseSSE, request, runGateway, startGateway, startMock } from './lib/harness.mjs';
 
-const TEAM_DIR = path.join(SOURCE_DIR, 't/assets/litellm-team');
+// The team's directory as they keep it, config and .env side by side, made afresh for each run: the repository tracks
+// no .env file, so t/assets/litellm-team keeps the team's .env (test values) under the name `env`.
+const TEAM_SRC = path.join(SOURCE_DIR, 't/assets/litellm-team');
+const TEAM_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'pgw-litellm-team-'));
+fs.copyFileSync(path.join(TEAM_SRC, 'litellm-config.yaml'), path.join(TEAM_DIR, 'litellm-config.yaml'));
+fs.copyFileSync(path.join(TEAM_SRC, 'env'), path.join(TEAM_DIR, '.env'));
 const TEAM_CONFIG = path.join(TEAM_DIR, 'litellm-config.yaml');
 const TEAM_ENV = Object.fromEntries(fs.readFileSync(path.join(TEAM_DIR, '.env'), 'utf8').split('\n')
     .filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
@@ -92,6 +98,7 @@ after(async () => {
     await mock.stop();
     for (const s of tunnels) s.destroy();
     await new Promise((r) => proxy.close(r));
+    fs.rmSync(TEAM_DIR, { recursive: true, force: true });
 });
 
 test('LITELLM_PORT is the port: from the environment, and from .env when the environment has none', async () => {
