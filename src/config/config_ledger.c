@@ -1,23 +1,6 @@
 /* poe-gateway: MIT licence. The configuration of cost control: gateway.ledger, and the budgets (gateway.budget,
  * gateway.budgets, gateway.keys[].budget). What they mean is docs/ledger.md's; this file only reads them. */
-#include <math.h>
 #include "config/config_loader.h"
-
-int pgw_loader_number(pgw_loader_t *l, yaml_node_t *node, const char *what, int allow_zero, double *out)
-{
-    const char *s = pgw_loader_scalar(l, node, what);
-    char *end;
-    if (s == NULL)
-        return -1;
-    if (*s == '\0' || strspn(s, "0123456789.eE+-") != strlen(s))
-        goto Error;
-    *out = strtod(s, &end);
-    if (*end != '\0' || !isfinite(*out) || *out < 0 || (*out == 0 && !allow_zero))
-        goto Error;
-    return 0;
-Error:
-    return pgw_loader_error(l, node, "%s must be a %s number", what, allow_zero ? "non-negative" : "positive");
-}
 
 int pgw_loader_on_budget(pgw_loader_t *l, yaml_node_t *node, const char *what, pgw_budget_t *out)
 {

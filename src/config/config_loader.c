@@ -314,7 +314,8 @@ Error:
     return pgw_loader_error(l, node, "%s must be an integer between %lld and %lld", what, min, max);
 }
 
-int pgw_loader_seconds(pgw_loader_t *l, yaml_node_t *node, const char *what, int allow_zero, double *out)
+/* A finite number, not negative (nor zero unless `allow_zero`); `unit` ends the error message ("" or " of seconds"). */
+static int number(pgw_loader_t *l, yaml_node_t *node, const char *what, int allow_zero, const char *unit, double *out)
 {
     const char *s = pgw_loader_scalar(l, node, what);
     char *end;
@@ -327,7 +328,17 @@ int pgw_loader_seconds(pgw_loader_t *l, yaml_node_t *node, const char *what, int
         goto Error;
     return 0;
 Error:
-    return pgw_loader_error(l, node, "%s must be a %s number of seconds", what, allow_zero ? "non-negative" : "positive");
+    return pgw_loader_error(l, node, "%s must be a %s number%s", what, allow_zero ? "non-negative" : "positive", unit);
+}
+
+int pgw_loader_number(pgw_loader_t *l, yaml_node_t *node, const char *what, int allow_zero, double *out)
+{
+    return number(l, node, what, allow_zero, "", out);
+}
+
+int pgw_loader_seconds(pgw_loader_t *l, yaml_node_t *node, const char *what, int allow_zero, double *out)
+{
+    return number(l, node, what, allow_zero, " of seconds", out);
 }
 
 int pgw_loader_size(pgw_loader_t *l, yaml_node_t *node, const char *what, size_t *out)
