@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BENCH_DIR, CLK_TCK, MASTER_KEY, PASS_MODEL, ROOT, cpuTicks, log, makeCerts, run, sleep, spawnLogged, startGateway,
-    startMock } from './lib.mjs';
+    median, pinned, spawnPinned, startMock, tinyPassthroughBed } from './lib.mjs';
 import { tiny, upstreamAnswer } from './requests.mjs';
 
 const { values: opt } = parseArgs({ options: {
@@ -31,17 +31,7 @@ const { values: opt } = parseArgs({ options: {
     mock: { type: 'string', default: process.env.MOCK_POE_BIN || path.join(ROOT, 'build/t/mock-poe/mock-poe') },
 } });
 const ROUNDS = Number(opt.rounds), DURATION = Number(opt.duration), C = Number(opt.c);
-const pinned = (cpu, cmd, args) => ['taskset', ['-c', cpu, cmd, ...args]];
-const spawnPinned = (cpu) => (cmd, args, o) => spawnLogged(...pinned(cpu, cmd, args), o);
-const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgw-bench-ledger-'));
-const certs = makeCerts(dir);
-const mock = await startMock({ dir, certs, bin: path.resolve(opt.mock), spawnAs: spawnPinned('1') });
-await mock.control('POST', '/_mock/script', { responses: [upstreamAnswer({ path: '/v1/messages', kind: 'stream' })] });
-const body = path.join(dir, 'tiny.json');
-fs.writeFileSync(body, JSON.stringify(tiny({ model: PASS_MODEL })));
-const headers = `x-api-key: ${MASTER_KEY}\nanthropic-version: 2023-06-01\ncontent-type: application/json`;
+const { dir, certs, mock, body, headers } = await tinyPassthroughBed('pgw-bench-ledger-', opt.mock, { tiny, upstreamAnswer });
 
 async function wrk(port, seconds, c = C) {
     const r = await run(...pinned('1', 'wrk', ['-t1', `-c${c}`, `-d${seconds}s`, '--timeout', '10s', '-s', path.join(BENCH_DIR, 'post.lua'),

@@ -4,6 +4,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 
@@ -220,4 +221,28 @@ export function fdCount(pid) {
 export function fmt(x, digits = 0) {
     if (x === null || x === undefined || Number.isNaN(x)) return '-';
     return Number(x).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+// ---- the tiny pass-through bed of bench/ledger.mjs and bench/redis.mjs ----
+
+/** `cmd args` as run pinned to `cpu` by taskset: the arguments of run() or spawnLogged(). */
+export const pinned = (cpu, cmd, args) => ['taskset', ['-c', cpu, cmd, ...args]];
+/** A spawnAs (startMock, startGateway) that pins to `cpu`. */
+export const spawnPinned = (cpu) => (cmd, args, o) => spawnLogged(...pinned(cpu, cmd, args), o);
+export const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * A temporary directory named `prefix`..., the test certificates, the mock Poe (`mockBin`, pinned to cpu 1) answering
+ * every /v1/messages with the streamed answer, and the tiny pass-through request written to a file: {dir, certs,
+ * mock, body, headers} (headers as post.lua takes them).
+ */
+export async function tinyPassthroughBed(prefix, mockBin, { tiny, upstreamAnswer }) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    const certs = makeCerts(dir);
+    const mock = await startMock({ dir, certs, bin: path.resolve(mockBin), spawnAs: spawnPinned('1') });
+    await mock.control('POST', '/_mock/script', { responses: [upstreamAnswer({ path: '/v1/messages', kind: 'stream' })] });
+    const body = path.join(dir, 'tiny.json');
+    fs.writeFileSync(body, JSON.stringify(tiny({ model: PASS_MODEL })));
+    const headers = `x-api-key: ${MASTER_KEY}\nanthropic-version: 2023-06-01\ncontent-type: application/json`;
+    return { dir, certs, mock, body, headers };
 }

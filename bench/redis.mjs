@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BENCH_DIR, CLK_TCK, MASTER_KEY, PASS_MODEL, POE_KEY, ROOT, cpuTicks, gatewayConfig, log, makeCerts, run, spawnLogged,
-    startMock, waitForLine } from './lib.mjs';
+    median, pinned, spawnPinned, startMock, tinyPassthroughBed, waitForLine } from './lib.mjs';
 import { tiny, upstreamAnswer } from './requests.mjs';
 
 const { values: opt } = parseArgs({ options: {
@@ -27,17 +27,7 @@ const { values: opt } = parseArgs({ options: {
     mock: { type: 'string', default: process.env.MOCK_POE_BIN || path.join(ROOT, 'build/t/mock-poe/mock-poe') },
 } });
 const ROUNDS = Number(opt.rounds), DURATION = Number(opt.duration), C = Number(opt.c);
-const pinned = (cpu, cmd, args) => ['taskset', ['-c', cpu, cmd, ...args]];
-const spawnPinned = (cpu) => (cmd, args, o) => spawnLogged(...pinned(cpu, cmd, args), o);
-const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgw-bench-redis-'));
-const certs = makeCerts(dir);
-const mock = await startMock({ dir, certs, bin: path.resolve(opt.mock), spawnAs: spawnPinned('1') });
-await mock.control('POST', '/_mock/script', { responses: [upstreamAnswer({ path: '/v1/messages', kind: 'stream' })] });
-const body = path.join(dir, 'tiny.json');
-fs.writeFileSync(body, JSON.stringify(tiny({ model: PASS_MODEL })));
-const headers = `x-api-key: ${MASTER_KEY}\nanthropic-version: 2023-06-01\ncontent-type: application/json`;
+const { dir, certs, mock, body, headers } = await tinyPassthroughBed('pgw-bench-redis-', opt.mock, { tiny, upstreamAnswer });
 
 const redisPort = await new Promise((resolve) => {
     const s = net.createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
