@@ -181,6 +181,7 @@ void test_src__framing_c(void);
 void test_src__listener_c(void);
 void test_src__cmd_options_c(void);
 void test_src__relay_c(void);
+void test_src__event_relay_c(void);
 void test_src__passthrough_c(void);
 void test_src__openai_passthrough_c(void);
 void test_src__translate_route_c(void);
@@ -234,6 +235,7 @@ int main(void)
     subtest("src/serve/listener.c", test_src__listener_c);
     subtest("src/cli/cmd_options.c", test_src__cmd_options_c);
     subtest("src/relay/relay.c", test_src__relay_c);
+    subtest("src/relay/event_relay.c", test_src__event_relay_c);
     subtest("src/relay/passthrough.c", test_src__passthrough_c);
     subtest("src/relay/openai_passthrough.c", test_src__openai_passthrough_c);
     subtest("src/relay/translate_route.c", test_src__translate_route_c);
