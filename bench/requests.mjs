@@ -182,7 +182,7 @@ export function tiny({ model, stream = true }) {
 
 // ---- the upstream's answers (scripted into the mock; see t/mock-poe/mock-poe.c) ----
 
-const STAMP = '@ts:0000000000000000000@'; // MOCK_STAMP_PLACEHOLDER in t/mock-poe/mock-poe.h
+const STAMP = '@ts:0000000000000000000@'; // MOCK_STAMP_PLACEHOLDER in t/mock-poe/plan.h
 const TEXT = ['Found it', ': the reader', ' now splits', ' "\\r\\n" into', ' two line', ' ends, so every', ' event looks', ' empty.'];
 const ev = (name, data) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
 const oai = (obj) => `data: ${JSON.stringify(obj)}\n\n`;

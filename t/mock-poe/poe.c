@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include "mock-poe.h"
+#include "plan.h"
+#include "poe.h"
 
 #define MODULE_NAME "mock-poe/poe"
 

@@ -1,6 +1,7 @@
-/* poe-gateway: MIT licence. What mock-poe.c (server, response engine, control API) and poe.c (Poe-shaped defaults) share. */
-#ifndef MOCK_POE_H
-#define MOCK_POE_H
+/* poe-gateway: MIT licence. The mock's response plans and the helpers that fill them (plan.c): what mock-poe.c (server,
+ * response engine, control API) and poe.c (Poe-shaped defaults) share. */
+#ifndef MOCK_POE_PLAN_H
+#define MOCK_POE_PLAN_H
 
 #include <stdint.h>
 #include <yajl/yajl_gen.h>
@@ -42,7 +43,7 @@ struct st_mock_resp_t {
 #define MOCK_STAMP_DIGITS 19
 #define MOCK_STAMP_PLACEHOLDER MOCK_STAMP_PREFIX "0000000000000000000@"
 
-/* mock-poe.c: response plans */
+/* filling a plan (mock-poe.c creates and plays it) */
 
 /**
  * Sets the status and its reason phrase.
@@ -57,11 +58,15 @@ void mock_resp_header(mock_resp_t *resp, const char *name, h2o_iovec_t value);
  */
 void mock_resp_chunk(mock_resp_t *resp, h2o_iovec_t chunk);
 /**
+ * A whole body with content-length, and with `content_type` as its content-type unless that is NULL.
+ */
+void mock_resp_body(mock_resp_t *resp, const char *content_type, h2o_iovec_t body);
+/**
  * A whole JSON body with content-type application/json and content-length.
  */
 void mock_resp_json(mock_resp_t *resp, int status, h2o_iovec_t body);
 
-/* mock-poe.c: small helpers */
+/* small helpers */
 
 uint64_t mock_now_ms(void);
 int mock_iovec_is(h2o_iovec_t v, const char *s);
@@ -87,22 +92,5 @@ yajl_val mock_json_get(yajl_val obj, const char *key);
  * Parses the request body as JSON; NULL when there is none or it is not JSON. Free the result with yajl_tree_free.
  */
 yajl_val mock_parse_body(h2o_req_t *req);
-
-/* poe.c: the default behaviour */
-
-/**
- * Parses the built-in catalog and sets the API key the default routes expect.
- */
-void mock_poe_init(const char *api_key);
-void mock_poe_dispose(void);
-/**
- * Sets the account the usage endpoints describe from {"balance": N, "history": [entries, newest first]} (either may be
- * left out). Returns 0, or -1 when the body is not that shape.
- */
-int mock_poe_set_account(yajl_val body);
-/**
- * Fills `resp` with Poe's answer to the request (`path` is the path without the query, `seq` the request's number).
- */
-void mock_poe_respond(mock_resp_t *resp, h2o_iovec_t path, uint64_t seq);
 
 #endif
