@@ -125,6 +125,18 @@ test('an openai/ route answering 429 falls back to an anthropic/ route; a whole 
     assert.deepEqual(await upstreamCalls(), ['/v1/chat/completions gpt-5', '/v1/chat/completions gpt-5', '/v1/messages claude-haiku-4.5']);
 });
 
+test('/v1/chat/completions: a route answering 429 in OpenAI\'s shape falls back, as for any other error body', async () => {
+    await mock.script({ match: { path: '/v1/chat/completions', model: 'gpt-5' }, status: 429, repeat: 2, headers: { 'retry-after': '0' },
+        body: JSON.stringify({ error: { message: 'rate limited', type: 'rate_limit_error' } }) });
+    const res = await send(gw, 'gpt-5', { stream: false, text: 'chat', path: '/v1/chat/completions' });
+    assert.equal(res.status, 200, res.body);
+    assert.equal(res.headers['x-poe-gateway-route'], HAIKU);
+    assert.match(JSON.parse(res.body).choices[0].message.content, /mock reply to: chat/);
+    /* the body goes as the client wrote it, but for the route's bot name (GPT-5) */
+    assert.deepEqual(await upstreamCalls(), ['/v1/chat/completions GPT-5', '/v1/chat/completions GPT-5',
+        '/v1/chat/completions claude-haiku-4.5']);
+});
+
 test('a route that gives no head within its timeout falls back', async () => {
     await mock.script({ match: { path: '/v1/chat/completions', model: 'gpt-5' }, hang: true });
     const res = await send(gw, 'gpt-5', { text: 'stalled' });

@@ -18,7 +18,9 @@
  * - A whole answer (2xx, anything else, to a client that did not ask for a stream). Held until complete (at most
  *   MAX_WHOLE_BODY) and checked to be one JSON object, so that a cut answer becomes a 502 rather than a 200 with truncated
  *   JSON; its usage is read from its tail.
- * - An error (any other status). Its body is held (at most PGW_EVENT_RELAY_MAX_ERROR_BODY) and the route answers it.
+ * - An error (any other status). Its body is held (at most PGW_EVENT_RELAY_MAX_ERROR_BODY), then offered to the request's
+ *   fallback, then relayed as it came when it is an error in the client's own shape (the route's is_own_error), else
+ *   answered in that shape by src/upstream/upstream_errors.c.
  */
 #include <string.h>
 #include <strings.h>
@@ -30,6 +32,7 @@
 #include "serve/reqbody.h"
 #include "serve/shaper.h"
 #include "serve/worker.h"
+#include "upstream/upstream_errors.h"
 
 #define MAX_SSE_EVENT (16 * 1024 * 1024)
 #define MAX_WHOLE_BODY (64 * 1024 * 1024)
@@ -256,6 +259,26 @@ static void respond_whole(pgw_event_relay_t *ev)
     pgw_event_relay_respond_json(ev, ev->status, &ev->held);
 }
 
+/* An error status from Poe, its body held: byte for byte when it is the client's shape of error, else the shared answer
+ * (src/upstream/upstream_errors.c). `t` is the ending transfer, for its headers. */
+static void respond_error(pgw_event_relay_t *ev, pgw_upstream_transfer_t *t)
+{
+    pgw_relay_t *rl = &ev->relay;
+    pgw_upstream_failure_t f;
+
+    if (pgw_relay_hand_off(rl, ev->status)) /* docs/request-path.md#fallbacks */
+        return;
+    rl->r->outcome = PGW_OUTCOME_UPSTREAM_ERROR;
+    int own = pgw_upstream_error_answer(rl->r->req, rl->route, t, ev->status, ev->held->bytes, ev->held->size, &f);
+    /* Poe's own error, whole, goes as it came: the client reads Poe's wording (Claude Code's retry logic, an OpenAI SDK's
+     * message naming the parameter refused) */
+    if (!own && !ev->truncated && ev->ops->is_own_error(ev->held->bytes, ev->held->size)) {
+        pgw_event_relay_respond_json(ev, ev->status, &ev->held);
+        return;
+    }
+    pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_ERROR, f.status, f.type, "%s", f.message);
+}
+
 static void on_complete(pgw_upstream_transfer_t *t, pgw_upstream_error_t err, const char *errstr)
 {
     pgw_event_relay_t *ev = pgw_upstream_data(t);
@@ -275,7 +298,7 @@ static void on_complete(pgw_upstream_transfer_t *t, pgw_upstream_error_t err, co
         return;
     }
     if (ev->kind == PGW_EVENT_RELAY_ERROR) {
-        ev->ops->respond_error(ev, t); /* what arrived of it, even when it broke off */
+        respond_error(ev, t); /* what arrived of it, even when it broke off */
         return;
     }
     if (err != PGW_UPSTREAM_OK && ev->end != PGW_EVENT_RELAY_END_COMPLETE) {

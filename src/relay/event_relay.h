@@ -46,11 +46,8 @@ typedef struct st_pgw_event_relay_ops_t {
     int (*on_event)(pgw_event_relay_t *ev, h2o_iovec_t event, h2o_iovec_t data);
     /** Poe's error event came before the answer began, its data in `first_error`: answers it (or hands it off). */
     void (*respond_first_error)(pgw_event_relay_t *ev);
-    /**
-     * An error status has ended (the transfer `t`, for its headers): answers it from what arrived of its body in `held`
-     * (`truncated` when more came than was kept).
-     */
-    void (*respond_error)(pgw_event_relay_t *ev, pgw_upstream_transfer_t *t);
+    /** 1 when an error status's body (`len` bytes, whole) is an error in the client's shape, which goes as it came. */
+    int (*is_own_error)(const char *json, size_t len);
     /**
      * Optional. A whole 2xx answer, one JSON object, is in `held`: returns 1 when it is an error in the route's terms,
      * which the route has answered; 0 to send it as it is.

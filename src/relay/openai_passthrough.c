@@ -13,7 +13,7 @@
  *   and ends the stream; a chunk with a finish_reason lets a clean end of transfer without `[DONE]` complete the stream,
  *   the gateway then writing the `[DONE]` (complete_unended);
  * - a whole answer holding an `error` object is mapped (respond_whole_error);
- * - an error status (respond_error): an OpenAI-shaped error goes to the client byte for byte with Poe's status, anything
+ * - an error status: an OpenAI-shaped error goes to the client byte for byte with Poe's status (is_own_error), anything
  *   else (and Poe refusing the gateway's key) becomes the answer of src/upstream/upstream_errors.c in OpenAI's shape.
  * Usage is noted from the chunk that carries it (the client asks for it with stream_options.include_usage) or from the
  * whole answer, for the access log, /metrics and /usage. The route's upstream key is redacted from everything relayed.
@@ -123,20 +123,11 @@ static void respond_first_error(pgw_event_relay_t *ev)
     respond_embedded_error(ev, ev->first_error->bytes, ev->first_error->size);
 }
 
-/* An error status from Poe, its body held: byte for byte when OpenAI-shaped, else the shared answer in OpenAI's shape. */
-static void respond_error(pgw_event_relay_t *ev, pgw_upstream_transfer_t *t)
+/* An error status's body that is OpenAI's error: relayed as it came, since the client's SDK reads Poe's wording (which
+ * parameter it refused). */
+static int is_own_error(const char *json, size_t len)
 {
-    pgw_relay_t *rl = &ev->relay;
-    pgw_upstream_failure_t f;
-
-    rl->r->outcome = PGW_OUTCOME_UPSTREAM_ERROR;
-    int own = pgw_upstream_error_answer(rl->r->req, rl->route, t, ev->status, ev->held->bytes, ev->held->size, &f);
-    /* Poe's own error, whole, goes as it came: the client's SDK reads Poe's wording (which parameter it refused) */
-    if (!own && !ev->truncated && has_error_object(ev->held->bytes, ev->held->size, 1)) {
-        pgw_event_relay_respond_json(ev, ev->status, &ev->held);
-        return;
-    }
-    pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_ERROR, f.status, f.type, "%s", f.message);
+    return has_error_object(json, len, 1);
 }
 
 /* A whole answer that is Poe's error object: mapped. */
@@ -164,7 +155,7 @@ static const pgw_event_relay_ops_t ops = {
     .copy_header = copy_header,
     .on_event = on_event,
     .respond_first_error = respond_first_error,
-    .respond_error = respond_error,
+    .is_own_error = is_own_error,
     .respond_whole_error = respond_whole_error,
     .complete_unended = complete_unended,
 };

@@ -9,7 +9,7 @@
  *   `message_start`, and content before it is unusable; `message_start` and `message_delta` carry usage; the stream is
  *   complete only once Poe's `message_stop` was relayed; Poe's `error` event is relayed and ends the stream, or, first,
  *   becomes an error status with that event's body (respond_first_error);
- * - an error status (respond_error): an Anthropic-shaped error goes to the client byte for byte with Poe's status,
+ * - an error status: an Anthropic-shaped error goes to the client byte for byte with Poe's status (is_own_error),
  *   anything else (an HTML page, `{"error":"boom"}`, an empty 418, a refused key, a redirect) becomes the Anthropic
  *   error that src/upstream/upstream_errors.c answers on both route kinds.
  * The route's upstream key is redacted from everything relayed: an upstream that quotes the key it was given must not
@@ -26,7 +26,6 @@
 #include "relay/event_relay.h"
 #include "relay/passthrough.h"
 #include "serve/reqbody.h"
-#include "upstream/upstream_errors.h"
 
 #define MODULE_NAME "passthrough"
 
@@ -120,24 +119,11 @@ static void respond_first_error(pgw_event_relay_t *ev)
     pgw_event_relay_respond_json(ev, status, &ev->first_error);
 }
 
-/* An error status from Poe, its body held: byte for byte when Anthropic-shaped, else the shared answer
- * (src/upstream/upstream_errors.c). `t` is the ending transfer, for its headers. */
-static void respond_error(pgw_event_relay_t *ev, pgw_upstream_transfer_t *t)
+/* An error status's body that is Anthropic's error: relayed as it came, since Claude Code's retry logic reads Poe's wording. */
+static int is_own_error(const char *json, size_t len)
 {
-    pgw_relay_t *rl = &ev->relay;
-    pgw_upstream_failure_t f;
     char type[64];
-
-    if (pgw_relay_hand_off(rl, ev->status))
-        return;
-    rl->r->outcome = PGW_OUTCOME_UPSTREAM_ERROR;
-    int own = pgw_upstream_error_answer(rl->r->req, rl->route, t, ev->status, ev->held->bytes, ev->held->size, &f);
-    /* Poe's own Anthropic error, whole, goes as it came: Claude Code's retry logic reads Poe's wording */
-    if (!own && !ev->truncated && anthropic_error_type(ev->held->bytes, ev->held->size, type, sizeof(type))) {
-        pgw_event_relay_respond_json(ev, ev->status, &ev->held);
-        return;
-    }
-    pgw_relay_fail(rl, PGW_OUTCOME_UPSTREAM_ERROR, f.status, f.type, "%s", f.message);
+    return anthropic_error_type(json, len, type, sizeof(type));
 }
 
 static const pgw_event_relay_ops_t ops = {
@@ -146,7 +132,7 @@ static const pgw_event_relay_ops_t ops = {
     .copy_header = copy_header,
     .on_event = on_event,
     .respond_first_error = respond_first_error,
-    .respond_error = respond_error,
+    .is_own_error = is_own_error,
 };
 
 /*
