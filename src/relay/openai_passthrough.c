@@ -9,9 +9,9 @@
  * - which headers the client gets (copy_header);
  * - what each chunk means (on_event): `data: [DONE]` completes the stream; every other chunk's data must be one JSON
  *   object, and the first one begins the answer (the client's 200 goes out with it); a chunk holding an `error` object
- *   is Poe's error: before anything was relayed it becomes an error status (respond_first_error), after it is relayed
- *   and ends the stream; a chunk with a finish_reason lets a clean end of transfer without `[DONE]` complete the stream,
- *   the gateway then writing the `[DONE]` (complete_unended);
+ *   is Poe's error: before the client's stream started it becomes an error status (respond_first_error), after it is
+ *   relayed and ends the stream; a chunk with a finish_reason lets a clean end of transfer without `[DONE]` complete
+ *   the stream, the gateway then writing the `[DONE]` (complete_unended);
  * - a whole answer holding an `error` object is mapped (respond_whole_error);
  * - an error status: an OpenAI-shaped error goes to the client byte for byte with Poe's status (is_own_error), anything
  *   else (and Poe refusing the gateway's key) becomes the answer of src/upstream/upstream_errors.c in OpenAI's shape.
@@ -105,7 +105,7 @@ static int on_event(pgw_event_relay_t *ev, h2o_iovec_t event, h2o_iovec_t data)
         return 0;
     if (has_error_object(data.base, data.len, 0)) {
         ev->end = PGW_EVENT_RELAY_END_POE_ERROR;
-        if (!ev->begun) {
+        if (!ev->begun && !ev->relay.started) { /* after the commit wait the client has its 200: the chunk is relayed */
             pgw_buf_append(&ev->first_error, data.base, data.len);
             return 0;
         }
