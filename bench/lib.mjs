@@ -123,18 +123,22 @@ export async function startMock({ dir, certs, bin, spawnAs = spawnLogged }) {
     return mock;
 }
 
-/** The gateway's configuration: PASS_MODEL and TRANS_MODEL at the mock's TLS port, no upstream shaping. */
-export function gatewayConfig(mock, extra = '') {
+/**
+ * The gateway's configuration: PASS_MODEL and TRANS_MODEL at the mock's TLS port (HTTP/2), or with `upstream: 'http'` at
+ * its plain port (HTTP/1.1 keep-alive, gateway.upstream_connections as default), no upstream shaping.
+ */
+export function gatewayConfig(mock, extra = '', { upstream = 'https' } = {}) {
+    const base = upstream === 'http' ? `http://127.0.0.1:${mock.http}` : `https://localhost:${mock.https}`;
     return `model_list:
   - model_name: ${PASS_MODEL}
     litellm_params:
       model: anthropic/claude-sonnet-4.5
-      api_base: https://localhost:${mock.https}
+      api_base: ${base}
       api_key: os.environ/POE_API_KEY
   - model_name: ${TRANS_MODEL}
     litellm_params:
       model: openai/GPT-5
-      api_base: https://localhost:${mock.https}/v1
+      api_base: ${base}/v1
       api_key: os.environ/POE_API_KEY
 general_settings:
   master_key: os.environ/LITELLM_MASTER_KEY
@@ -147,15 +151,15 @@ ${extra}`;
 }
 
 /**
- * Starts the gateway (`bin`) with gatewayConfig (and `extraConfig`, lines of its gateway: section) in `dir`/`name`,
- * `threads` workers, trusting the test CA; `spawnAs`
- * as for startMock. Resolves once it listens and (for up to 5 s) has fetched Poe's catalog: {child, pid, port, logFile}.
+ * Starts the gateway (`bin`) with gatewayConfig (and `extraConfig`, lines of its gateway: section; `upstream` as there)
+ * in `dir`/`name`, `threads` workers, trusting the test CA; `spawnAs` as for startMock. Resolves once it listens and
+ * (for up to 5 s) has fetched Poe's catalog: {child, pid, port, logFile}.
  */
-export async function startGateway({ dir, mock, certs, bin, threads, spawnAs = spawnLogged, extraConfig = '', name = 'gateway' }) {
+export async function startGateway({ dir, mock, certs, bin, threads, spawnAs = spawnLogged, extraConfig = '', name = 'gateway', upstream = 'https' }) {
     const gwDir = path.join(dir, name);
     fs.mkdirSync(gwDir);
     const config = path.join(gwDir, 'gateway.yaml');
-    fs.writeFileSync(config, gatewayConfig(mock, extraConfig));
+    fs.writeFileSync(config, gatewayConfig(mock, extraConfig, { upstream }));
     const logFile = path.join(gwDir, 'gateway.log');
     const env = { PATH: process.env.PATH, HOME: gwDir, LITELLM_MASTER_KEY: MASTER_KEY, POE_API_KEY: POE_KEY, SSL_CERT_FILE: certs.ca };
     for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) if (process.env[k]) env[k] = process.env[k];

@@ -4,7 +4,7 @@
 # pinned to the load generators' core. Arguments go to bench/run.mjs (e.g. --runs 5, --no-ccr, --only latency).
 source "$(dirname "$0")/lib.sh"
 
-packages=(wrk nghttp2-client util-linux gcc haproxy nginx-light)
+packages=(wrk nghttp2-client util-linux gcc haproxy nginx-light linux-perf)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 bench_install bench "${packages[@]}"

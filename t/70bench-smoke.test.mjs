@@ -1,7 +1,8 @@
 // poe-gateway: MIT licence. A few seconds of the benchmark harness (bench/run.mjs --smoke), so that it cannot rot: every
-// section runs on both route kinds against the gateway and the upstream direct, and the numbers must be sane. The full
+// section runs on both route kinds against the gateway and the upstream direct, and the numbers must be sane; issue #18's
+// figures (the anchors, system calls counted by perf, the gateway with HTTP/1.1 upstreams) each have a row. The full
 // run (bench/run.sh) is not part of the suite. Needs wrk, h2load (nghttp2-client), taskset, a C compiler, and haproxy and
-// nginx (the anchors; tools/deps.sh --test installs them).
+// nginx (the anchors) and perf (linux-perf; tools/deps.sh --test installs them), as root (perf counts tracepoints).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -23,7 +24,7 @@ test('bench/run.mjs --smoke measures both routes, direct and through the gateway
     assert.equal(code, 0, `${stdout}\n${stderr}`);
     const r = JSON.parse(fs.readFileSync(json, 'utf8'));
     assert.deepEqual(r.failures, [], 'a scenario failed its check');
-    assert.deepEqual(r.exits, { gateway: 0, mock: 0 }, 'the gateway or the mock did not stop cleanly');
+    assert.deepEqual(r.exits, { gateway: 0, mock: 0, 'gateway-h1': 0 }, 'a gateway or the mock did not stop cleanly');
     assert.match(stdout, /### Throughput/);
 
     for (const section of ['throughput', 'latency', 'h2']) {
@@ -67,6 +68,40 @@ test('bench/run.mjs --smoke measures both routes, direct and through the gateway
         }
     }
     assert.match(stdout, /### Anchors: CPU per request/);
+    // issue #18's figures (bench/README.md): the gateway with HTTP/1.1 upstream connections, streamed, beside the HTTP/2 one
+    for (const kind of ['pass', 'trans']) {
+        const rows = r.throughput.filter((x) => x.kind === kind && x.target === 'gateway-h1');
+        assert.equal(rows.length, 1, `throughput ${kind} gateway-h1: ${rows.length} results`);
+        const [row] = rows, what = `throughput ${kind} gateway-h1 ${row.mode} c=${row.c}`;
+        assert.equal(row.mode, 'stream', what);
+        assert.ok(row.rps > 0, `${what}: ${row.rps} req/s; waiting for a CPU ${JSON.stringify(row.runs.map((x) => x.wait_share))}`);
+        assert.equal(row.errors, 0, `${what}: errors ${JSON.stringify(row.runs.map((x) => x.errorDetail))}`);
+        assert.ok(row.p50_us > 0 && row.p99_us >= row.p50_us, `${what}: latency ${row.p50_us} / ${row.p99_us}`);
+        assert.ok(row.upstream_connections_max >= 1, `${what}: no connection to the mock's plain port seen`);
+        // its paced streams, all at once, each on its own upstream connection
+        const c = r.concurrency.find((x) => x.kind === kind && x.target === 'gateway-h1');
+        assert.ok(c && c.streams > 0 && c.complete === c.streams && c.errors === 0, `concurrency ${kind} gateway-h1: ${JSON.stringify(c && { ...c, run: undefined })}`);
+        assert.ok(c.ttfe_p50_us > 0 && c.ttfe_p99_us >= c.ttfe_p50_us, `concurrency ${kind} gateway-h1: time to first event ${c.ttfe_p50_us} / ${c.ttfe_p99_us}`);
+    }
+    // system calls per request, counted by perf in the same rounds: a run that served nothing is a stall (as above)
+    for (const target of ['gateway', 'haproxy', 'nginx']) {
+        const row = r.syscalls.find((x) => x.target === target);
+        assert.ok(row, `syscalls ${target}: no result${r.syscalls_unavailable ? ` (${r.syscalls_unavailable})` : ''}`);
+        assert.equal(row.error, undefined, `syscalls ${target}: ${row.error}`);
+        assert.ok(row.requests > 0 && row.syscalls_per_req > 0, `syscalls ${target}: ${row.syscalls_per_req} a request over ${row.requests}`);
+        const by = Object.entries(row.syscalls_by_per_req);
+        assert.ok(by.length > 1 && by.some(([k, v]) => k !== 'other' && v > 0), `syscalls ${target}: breakdown ${JSON.stringify(row.syscalls_by_per_req)}`);
+    }
+    assert.match(stdout, /### Syscalls per streamed pass-through request/);
+    // every target of issue #18 has a row, each measured (met or MISSED), but the copies of the body, not built yet
+    assert.match(stdout, /### Targets \(issue #18\)/);
+    const rows18 = r.targets_issue18;
+    for (const re of [/pass-through CPU\/req vs haproxy/, /translation CPU\/req vs nginx/, /copies of the request body/, /syscalls per streamed/,
+        /p99 \/ p50 .*pass-through.*HTTP\/2 upstream/, /p99 \/ p50 .*pass-through.*HTTP\/1.1 upstream/, /p99 \/ p50 .*translation.*HTTP\/2 upstream/,
+        /p99 \/ p50 .*translation.*HTTP\/1.1 upstream/, /concurrent streams to an HTTP\/1.1 upstream, pass-through/,
+        /concurrent streams to an HTTP\/1.1 upstream, translation/]) assert.ok(rows18.some((x) => re.test(x.measure)), `issue #18: no row ${re}`);
+    for (const row of rows18.filter((x) => !/copies of the request body/.test(x.measure)))
+        assert.ok(['met', 'MISSED'].includes(row.status) && row.value, `issue #18 ${row.measure}: ${row.status} ${row.measured}`);
     const conc = r.concurrency.filter((x) => x.target === 'gateway');
     for (const row of conc) {
         assert.ok(row.rss_max_kb > 0, 'gateway RSS sampled');

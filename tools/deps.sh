@@ -9,7 +9,7 @@ packages=(build-essential cmake pkg-config ca-certificates openssl
 with_tests=0
 if [ "${1:-}" = "--test" ]; then
     with_tests=1
-    packages+=(python3 curl nghttp2-client wrk util-linux nginx-light haproxy clang libclang-rt-14-dev docker-compose chromium redis-server)
+    packages+=(python3 curl nghttp2-client wrk util-linux nginx-light haproxy linux-perf clang libclang-rt-14-dev docker-compose chromium redis-server)
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
     command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
