@@ -152,10 +152,11 @@ ${extra}`;
 
 /**
  * Starts the gateway (`bin`) with gatewayConfig (and `extraConfig`, lines of its gateway: section; `upstream` as there)
- * in `dir`/`name`, `threads` workers, trusting the test CA; `spawnAs` as for startMock. Resolves once it listens and
- * (for up to 5 s) has fetched Poe's catalog: {child, pid, port, logFile}.
+ * in `dir`/`name`, `threads` workers, trusting the test CA; `spawnAs` as for startMock; `extraEnv` joins its
+ * environment. Resolves once it listens and (for up to 5 s) has fetched Poe's catalog: {child, pid, port, logFile}.
  */
-export async function startGateway({ dir, mock, certs, bin, threads, spawnAs = spawnLogged, extraConfig = '', name = 'gateway', upstream = 'https' }) {
+export async function startGateway({ dir, mock, certs, bin, threads, spawnAs = spawnLogged, extraConfig = '', name = 'gateway', upstream = 'https',
+    extraEnv = {} }) {
     const gwDir = path.join(dir, name);
     fs.mkdirSync(gwDir);
     const config = path.join(gwDir, 'gateway.yaml');
@@ -163,6 +164,7 @@ export async function startGateway({ dir, mock, certs, bin, threads, spawnAs = s
     const logFile = path.join(gwDir, 'gateway.log');
     const env = { PATH: process.env.PATH, HOME: gwDir, LITELLM_MASTER_KEY: MASTER_KEY, POE_API_KEY: POE_KEY, SSL_CERT_FILE: certs.ca };
     for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) if (process.env[k]) env[k] = process.env[k];
+    Object.assign(env, extraEnv);
     const child = spawnAs(bin, ['--config', config, '--port', '0', '--threads', String(threads)], { env, cwd: gwDir, logFile });
     const m = await waitForLine('poe-gateway', /listening on http:\/\/[^ ]+:(\d+)/, child, logFile);
     await waitForLine('poe-gateway catalog', /catalog\]/, child, logFile, 5000).catch(() => {});

@@ -21,6 +21,7 @@ import { BENCH_DIR, CLK_TCK, MASTER_KEY, PASS_MODEL, POE_KEY, ROOT, TRANS_MODEL,
 import { claudeCode, tiny, upstreamAnswer } from './requests.mjs';
 import { anchorBinaries, startHaproxy, startNginx } from './anchors.mjs';
 import { countSyscalls, settled as perfSettled, syscallCounting } from './syscalls.mjs';
+import { buildCopies, copiesPerRequest, countMarks, createCountsFile, markBody, MARK, readCounts } from './copies/copies.mjs';
 
 const { values: opt } = parseArgs({
     options: {
@@ -48,7 +49,7 @@ const { values: opt } = parseArgs({
 });
 if (opt.help) {
     console.log(`usage: node bench/run.mjs [--smoke] [--runs N] [--duration SECONDS] [--json FILE] [--no-ccr] [--no-anchors]
-       [--only throughput,syscalls,latency,h2,paced,concurrency] [--concurrency 8,32,128] [--paced-streams 1000,2000,5000]
+       [--only throughput,syscalls,latency,h2,paced,concurrency,copies] [--concurrency 8,32,128] [--paced-streams 1000,2000,5000]
        [--h1-streams 500] [--threads N]
        [--sut-cpu LIST] [--upstream-cpu LIST] [--load-cpu LIST] [--sched fifo|nice] [--nice N]
        [--gateway BIN] [--mock BIN] [--base BIN]
@@ -64,7 +65,7 @@ const RUNS = Number(opt.runs ?? (SMOKE ? 1 : 3));
 const DURATION = Number(opt.duration ?? (SMOKE ? 1 : 3));
 const WITH_CCR = !opt['no-ccr'] && !SMOKE;
 const WITH_ANCHORS = !opt['no-anchors'];
-const SECTIONS = new Set((opt.only ?? 'throughput,syscalls,latency,h2,paced,concurrency').split(','));
+const SECTIONS = new Set((opt.only ?? 'throughput,syscalls,latency,h2,paced,concurrency,copies').split(','));
 if (SECTIONS.has('throughput')) SECTIONS.add('syscalls'); // counted beside the CPU figures they explain
 const NCPU = os.cpus().length;
 // The smoke run pins nothing by default: its figures are not compared, and on a machine shared with other work a process
@@ -408,7 +409,7 @@ const pidsFor = (t) => Object.fromEntries([['upstream', mock.pid], ...(t.pid ? [
 
 // ---- the sections ----
 
-const results = { throughput: [], syscalls: [], latency: [], h2: [], paced: [], concurrency: [], failures: [] };
+const results = { throughput: [], syscalls: [], latency: [], h2: [], paced: [], concurrency: [], copies: [], failures: [] };
 /** The systems of the sections that compare the gateway with the upstream and claude-code-router (not the anchors). */
 const peers = () => targets.filter((t) => !t.anchor && !t.h1Upstream);
 
@@ -629,6 +630,58 @@ async function concurrentStreams(t, kind, n) {
     return row;
 }
 
+/**
+ * Issue #18: how many times the gateway copies a request body between the client's socket and the upstream's TLS, per
+ * route kind and client protocol. A gateway of its own runs with bench/copies/copies.c preloaded (it counts the copies
+ * whose source holds the marked body's bytes, by the shared object that made them) and gets COPIES_N requests with the
+ * Claude Code request's shape and size, its text marked (bench/copies/copies.mjs). A measurement, not a timing: the
+ * figure is the same on a busy machine.
+ */
+const COPIES_N = SMOKE ? 40 : 400;
+async function sectionCopies() {
+    await setAnswers('stream');
+    const counts = createCountsFile(tmp);
+    const env = { LD_PRELOAD: buildCopies(tmp), PGW_COPIES_OUT: counts, PGW_COPIES_MARK: MARK,
+        // an ASan build wants its runtime first among the preloaded objects; the shim passes every call on to it
+        ...(process.env.ASAN_OPTIONS !== undefined ? { ASAN_OPTIONS: `${process.env.ASAN_OPTIONS}:verify_asan_link_order=0` } : { ASAN_OPTIONS: 'verify_asan_link_order=0' }) };
+    const g = await startGatewayProcess({ dir: tmp, mock, certs, bin: opt.gateway, threads: opt.threads, name: 'gateway-copies', extraEnv: env,
+        spawnAs: (bin, args, o) => spawnPinned(CPUS.sut, bin, args, o) });
+    const t = { ...targets.find((x) => x.name === 'gateway'), url: () => `http://127.0.0.1:${g.port}/v1/messages` };
+    try {
+        for (const kind of ['pass', 'trans']) {
+            const text = JSON.stringify(markBody(claudeCode({ model: t.model(kind), stream: true })));
+            const file = path.join(tmp, `body-copies-${kind}.json`);
+            fs.writeFileSync(file, text);
+            const marks = countMarks(text);
+            for (const protocol of ['http/1.1', 'h2c']) {
+                const what = `copies ${kind} ${protocol}`;
+                log(`copies: ${kind} ${protocol}, ${COPIES_N} requests of ${fmt(text.length)} bytes`);
+                try {
+                    const res = await fetch(t.url(), { method: 'POST', headers: t.headers, body: text });
+                    const answer = await res.text();
+                    if (res.status !== 200 || !answer.includes('message_stop')) throw new Error(`unexpected answer ${res.status}: ${answer.slice(0, 600)}`);
+                    const before = readCounts(counts);
+                    if (!before.ready) throw new Error('the shim did not map its counts file (not preloaded?)');
+                    const args = ['-t1', '-n', String(COPIES_N), ...(protocol === 'h2c' ? ['-c', '2', '-m', '4'] : ['--h1', '-c', '4']),
+                        '-d', file, ...headerLines(t.headers).flatMap((h) => ['-H', h]), t.url()];
+                    const r = await run(...pinned(CPUS.load, 'h2load', args));
+                    const req = r.stdout.match(/requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed/);
+                    if (!req || Number(req[4]) !== COPIES_N) throw new Error(`h2load failed (${r.code}): ${r.stdout}${r.stderr}`);
+                    const c = copiesPerRequest(before, readCounts(counts), marks, COPIES_N);
+                    results.copies.push({ kind, protocol, requests: COPIES_N, body_bytes: text.length, marked_bytes: marks * MARK.length, ...c });
+                } catch (e) {
+                    results.failures.push({ section: 'copies', kind, protocol, target: 'gateway', error: String(e.message ?? e) });
+                    log(`  ${what}: FAILED ${e.message}`);
+                }
+            }
+        }
+    } finally {
+        g.child.kill('SIGTERM');
+        const { code } = await g.child.exited;
+        if (code !== 0) results.failures.push({ section: 'copies', target: 'gateway', error: `the gateway with the shim exited with ${code}` });
+    }
+}
+
 async function sectionConcurrency() {
     await setAnswers('paced');
     for (const n of PACED_N) {
@@ -756,11 +809,12 @@ function issue18Table() {
             t(`translation CPU/req vs nginx, streamed c=${c}`, '≤ 1.5×', `${fmt(r, 2)}×`, r <= 1.5, { vs_nginx: r });
         } else t(`translation CPU/req vs nginx, streamed c=${c}`, '≤ 1.5×', `not measured: ${missingAnchor()}`, null);
     }
-    // measured by another figure of issue #18 (it fills results.body_copies: {copies, how})
-    if (results.body_copies) {
-        const b = results.body_copies;
-        t('copies of the request body, client socket → upstream TLS', '≤ 2', `${fmt(b.copies, 1)}${b.how ? ` (${b.how})` : ''}`, b.copies <= 2, b);
-    } else t('copies of the request body, client socket → upstream TLS', '≤ 2', 'not measured: no figure yet', null);
+    // counted by sectionCopies, per route kind and client protocol (who makes each copy: copiesTable)
+    for (const r of results.copies) {
+        t(`copies of the request body, client socket → upstream TLS, ${KIND[r.kind]}, ${r.protocol}`, '≤ 2', fmt(r.copies, 2), r.copies <= 2,
+            { copies: r.copies, by: r.by });
+    }
+    if (!results.copies.length) t('copies of the request body, client socket → upstream TLS', '≤ 2', `not measured: ${notRun('copies')}`, null);
     {
         const at = (n) => find('syscalls', { target: n });
         const g = at('gateway'), h = at('haproxy'), n = at('nginx');
@@ -815,6 +869,14 @@ function syscallsTable() {
     if (results.syscalls_unavailable) rows.push(['(all)', `NOT MEASURED: ${results.syscalls_unavailable}`, '-', '-', '-', '-']);
     return table(`Syscalls per streamed pass-through request (perf stat, wrk c=${SYSCALL_C}, 50 KB; the breakdown in the JSON)`,
         ['system', 'syscalls / request', 'vs haproxy', 'vs nginx', 'most frequent, per request', 'req/s'], rows);
+}
+
+/** The copies of the request body (sectionCopies), with the shared objects that make them. */
+function copiesTable() {
+    const rows = results.copies.map((r) => [`${KIND[r.kind]}, ${r.protocol}`, fmt(r.copies, 2),
+        Object.entries(r.by).sort((a, b) => b[1].copies - a[1].copies).map(([n, x]) => `${n} ${fmt(x.copies, 2)} (${fmt(x.calls, 1)} calls)`).join(', ')]);
+    return table(`Copies of the request body (bytes of it copied / its bytes; ${fmt(results.copies[0].body_bytes)}-byte body, ${results.copies[0].requests} requests)`,
+        ['route, client', 'copies', 'by whom (copies, calls a request)'], rows);
 }
 
 function report() {
@@ -902,6 +964,7 @@ function report() {
             [k, fmt(v.start_kb / 1024, 1), v.end_kb ? fmt(v.end_kb / 1024, 1) : '-'])));
     }
     if (results.throughput.some((r) => ['haproxy', 'nginx', 'base'].includes(r.target))) out.push(anchorsTable());
+    if (results.copies.length) out.push(copiesTable());
     if (results.syscalls.length || results.syscalls_unavailable) out.push(syscallsTable());
     if (!SMOKE && results.throughput.length) out.push(targetsTable());
     out.push(issue18Table());
@@ -959,6 +1022,7 @@ async function main() {
     if (SECTIONS.has('h2')) await sectionH2();
     if (SECTIONS.has('paced')) await sectionPaced();
     if (SECTIONS.has('concurrency')) await sectionConcurrency();
+    if (SECTIONS.has('copies')) await sectionCopies();
 
     await sleep(SMOKE ? 200 : 1000);
     results.idle.gateway.end_kb = rssKB(gw.pid);
