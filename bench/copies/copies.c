@@ -44,10 +44,10 @@ struct copies_file {
     uint64_t magic;
     uint64_t num_libs;
     struct {
-        char name[NAME_LEN];   /* the object's file name, without its directory */
-        uint64_t marks;        /* markers copied by its calls */
-        uint64_t copies;       /* calls that copied at least one marker */
-        uint64_t largest;      /* the largest such call, in markers */
+        char name[NAME_LEN]; /* the object's file name, without its directory */
+        uint64_t marks;      /* markers copied by its calls */
+        uint64_t copies;     /* calls that copied at least one marker */
+        uint64_t largest;    /* the largest such call, in markers */
     } libs[MAX_LIBS];
 };
 

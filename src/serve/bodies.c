@@ -41,6 +41,12 @@
  * Growing bodies are watched from src/serve/uvread.c's read trampoline (pgw_uvread_observe), which runs after libh2o has
  * handled each read.
  *
+ * Sizing. libh2o's buffers start at 8 KB and double as a body fills them, copying what they hold each time: more than a
+ * copy of a 50 KB body. An admitted body of declared length (so within the limits, from a known caller) gets its room
+ * at once instead: an HTTP/1.1 socket's input for the head and the body, after the read that brought the head
+ * (presize); an HTTP/2 stream's body buffer, with its HEADERS; an HTTP/2 connection's input, for two frames ahead of what
+ * the streams still have to send (size_http2_input). bench/run.mjs counts the copies that remain (bench/copies/).
+ *
  * Costs. Every HTTP/1.x request: a scan of its parsed headers for the two framing ones (libh2o's own is out of reach);
  * every HTTP/2 request: a test. A request with a body, besides: one more key check (two SHA-256 of a few dozen bytes,
  * about a microsecond), a lookup in the worker's tree of connections with bodies in flight (O(log n)) and an atomic
@@ -143,6 +149,7 @@ typedef struct st_reservation_t {
     h2o_linklist_t link;        /* in sock->growing */
     h2o_http2_stream_t *stream; /* HTTP/2: the body is stream->_req_body; NULL for HTTP/1.1 */
     size_t head;                /* HTTP/1.1: the bytes of the head, before the body in the socket's input */
+    h2o_socket_t *presize;      /* HTTP/1.1 with Content-Length: its socket, until its input is sized for the body */
 } reservation_t;
 
 /* A request whose body is withheld, in its pool: forgotten when the pool is cleared. */
@@ -157,6 +164,10 @@ static __thread void *loads;
 static __thread void *socks;
 static __thread void *withheld;
 static __thread size_t num_withheld;
+/* The HTTP/1.1 body whose socket input is to be sized at the socket's next read (see presize()); one at a time: a head
+ * and the end of the read that brought it follow each other, and a second head before then only loses the first its
+ * sizing. */
+static __thread reservation_t *presizing;
 
 #define COMPARE_BY(name, type, field)                                                                                              \
     static int name(const void *x, const void *y)                                                                                  \
@@ -236,6 +247,8 @@ static void stop_growing(reservation_t *r)
 static void on_reservation_dispose(void *p)
 {
     reservation_t *r = p;
+    if (presizing == r)
+        presizing = NULL;
     stop_growing(r);
     atomic_fetch_sub_explicit(&in_flight, r->bytes, memory_order_relaxed);
     r->load->bytes -= r->bytes;
@@ -265,6 +278,10 @@ static pgw_body_verdict_t reserve(const pgw_config_t *conf, h2o_req_t *req, size
     reservation_t *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), on_reservation_dispose);
     *r = (reservation_t){.req = req, .load = load, .bytes = bytes, .stream = stream, .head = head};
     h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    if (stream == NULL && !grows && bytes != 0 && sock != NULL) {
+        r->presize = sock;
+        presizing = r;
+    }
     if (grows && sock != NULL) {
         sock_bodies_t skey = {sock}, *entry = find(&skey, &socks, compare_socks);
         if (entry == NULL) {
@@ -359,11 +376,65 @@ static void cut(reservation_t *r, h2o_socket_t *sock, pgw_body_verdict_t why)
     }
 }
 
-/* After libh2o has handled a read of `stream` (its data is libh2o's socket): tops up the reservations of the socket's
- * growing bodies, and cuts those that no longer fit. */
+/* libh2o's request for room before each read of a socket (lib/common/socket/uv-binding.c.h, and SSL_read's buffer) */
+#define READ_ROOM 4096
+
+/* Sizes the input of an HTTP/1.1 socket for the rest of an admitted body of known length, before its next read.
+ *
+ * libh2o 2.2.5 reads an HTTP/1.1 body into the socket's input, after the head, and hands the handler that buffer
+ * (lib/http1.c); the buffer starts at 8 KB and doubles when a read needs room (h2o_buffer_reserve), each time copying
+ * what it holds: 8, 16, 32 and 64 KB for a 50 KB body, more than one copy of it in all. Sized once to head + body (and
+ * a read's room), it takes the body where it is. Only between reads, and only while libh2o is still reading this body:
+ * nothing points into the input then (the head's strings were copied to the request's pool, lib/http1.c
+ * fixup_request, because the buffer moves), and the body's bytes have been admitted: its length is reserved against
+ * the gateway's limits and under max_request_entity_size, and the caller is known (reserve(), admit()). */
+static void presize(reservation_t *r)
+{
+    h2o_socket_t *sock = r->presize;
+    size_t want = r->head + r->bytes;
+    presizing = NULL;
+    r->presize = NULL;
+    if (sock->_cb.read != NULL && sock->input->size < want)
+        h2o_buffer_reserve(&sock->input, want - sock->input->size + READ_ROOM);
+}
+
+/* The most room made ahead in an HTTP/2 connection's input (size_http2_input): two frames. The room is for any stream's
+ * frames, and a read fills what room there is, while the limits above are checked between reads: a bigger read would
+ * let a body that declared nothing pass a limit further before it is cut, or even complete unchecked (t/86bodies) */
+#define MAX_INPUT_AHEAD (32 * 1024)
+
+/* Makes room in an HTTP/2 socket's input for the `expected` bytes of DATA frames still to come for its admitted bodies.
+ *
+ * libh2o parses the frames of an HTTP/2 connection in the socket's input, which starts at 8 KB, doubles when a read
+ * needs room, and goes back to nothing when all of it is parsed: a DATA frame of 16 KB never fits the first buffer, so
+ * each one is copied as its buffer grows (about half a copy of a body). With the room for what the streams have
+ * declared and not yet sent, the frames are read where they will be parsed. What it may copy once is what the input
+ * holds (a frame's start). Only an input smaller than that is sized: h2o_buffer_reserve doubles a buffer's capacity
+ * until the room fits, so asking a big buffer whose room is used up for more would ratchet it up read after read (and
+ * reads with it); libh2o's own reservations move the bytes to the front of such a buffer. Between reads only, as
+ * presize(): libh2o itself moves this buffer before every read. */
+static void size_http2_input(h2o_socket_t *sock, size_t expected)
+{
+    h2o_buffer_t *input = sock->input;
+    size_t room = (expected < MAX_INPUT_AHEAD ? expected : MAX_INPUT_AHEAD) + READ_ROOM;
+    if (sock->_cb.read != NULL && (input->bytes == NULL || input->capacity < input->size + room))
+        h2o_buffer_reserve(&sock->input, room);
+}
+
+/* The bytes of the DATA frames that carry `n` bytes of body (frames of 16 KB, libh2o's SETTINGS_MAX_FRAME_SIZE). */
+static size_t data_frames_size(size_t n)
+{
+    return n + H2O_HTTP2_FRAME_HEADER_SIZE * ((n + 16383) / 16384);
+}
+
+/* After libh2o has handled a read of `stream` (its data is libh2o's socket): sizes the input for an HTTP/1.1 body
+ * whose head it brought, or for the HTTP/2 bodies still to come, tops up the reservations of the socket's growing
+ * bodies, and cuts those that no longer fit. */
 static void on_read(uv_stream_t *stream)
 {
     h2o_socket_t *entry_sock = stream->data;
+    if (presizing != NULL && presizing->presize == entry_sock)
+        presize(presizing);
     sock_bodies_t key = {entry_sock}, *entry;
     if (socks == NULL || (entry = find(&key, &socks, compare_socks)) == NULL)
         return;
@@ -379,6 +450,7 @@ static void on_read(uv_stream_t *stream)
         reservation_t *r;
         pgw_body_verdict_t cut;
     } done[num];
+    size_t expected = 0; /* HTTP/2: the frames that the bodies still receiving have declared and not sent yet */
     for (h2o_linklist_t *l = entry->growing.next; l != &entry->growing; l = l->next) {
         reservation_t *r = H2O_STRUCT_FROM_MEMBER(reservation_t, link, l);
         size_t now = body_so_far(r);
@@ -398,8 +470,15 @@ static void on_read(uv_stream_t *stream)
         if (complete || verdict != PGW_BODY_READ) {
             done[num_done].r = r;
             done[num_done++].cut = verdict;
+        } else if (r->stream != NULL && r->bytes > now) {
+            expected += data_frames_size(r->bytes - now);
         }
     }
+    int cutting = 0;
+    for (size_t i = 0; i != num_done; ++i)
+        cutting |= done[i].cut != PGW_BODY_READ;
+    if (expected != 0 && !cutting)
+        size_http2_input(entry_sock, expected);
     for (size_t i = 0; i != num_done; ++i) {
         stop_growing(done[i].r);
         if (done[i].cut != PGW_BODY_READ)
@@ -519,6 +598,8 @@ static void linger(h2o_socket_t *sock)
 void h2o_socket_close(h2o_socket_t *sock)
 {
     pthread_once(&once, init);
+    if (presizing != NULL && presizing->presize == sock)
+        presizing = NULL;
     if (lingering != NULL && tdelete(sock, &lingering, compare_pointers) != NULL)
         linger(sock);
     else
@@ -569,8 +650,16 @@ static void on_http2_head(h2o_req_t *req, size_t content_length)
         return;
     /* libh2o compares content-length with the body only at its end: every HTTP/2 body is counted as it comes */
     if (admit(w, req, pgw_req_header(req, H2O_STRLIT("x-api-key")), pgw_req_header(req, H2O_STRLIT("authorization")),
-              content_length, 1, stream, 0) != PGW_BODY_READ)
+              content_length, 1, stream, 0) != PGW_BODY_READ) {
         h2o_buffer_dispose(&stream->_req_body);
+        return;
+    }
+    /* libh2o copies each DATA frame into the stream's body buffer, which starts at 8 KB and doubles (each time copying
+     * what it holds): an admitted body of declared length gets its room at once, so that it is copied only the once
+     * (admit() has reserved that length, under max_request_entity_size) */
+    size_t max = req->conn->ctx->globalconf->max_request_entity_size;
+    if (content_length != SIZE_MAX)
+        h2o_buffer_reserve(&stream->_req_body, content_length < max ? content_length : max);
 }
 
 int h2o_hpack_parse_headers(h2o_req_t *req, h2o_hpack_header_table_t *header_table, const uint8_t *src, size_t len,

@@ -1,5 +1,5 @@
-/* poe-gateway: MIT licence. Unit tests for src/serve/bodies.c: what an HTTP/1.x head says about its body, and the head a
- * withheld request is turned into. */
+/* poe-gateway: MIT licence. Unit tests for src/serve/bodies.c: what an HTTP/1.x head says about its body, the head a
+ * withheld request is turned into, and the sizing of the buffers an admitted body goes into. */
 #include <string.h>
 #include "../../../../src/serve/bodies.c"
 #include "../../test.h"
@@ -82,9 +82,103 @@ static void test_http1_withhold(void)
     ok(has(headers, num, "connection", "close"));
 }
 
+static void on_socket_read(h2o_socket_t *sock, const char *err)
+{
+}
+
+/* A socket as presize() and size_http2_input() see it: an input holding `size` bytes at `offset` of `capacity` (0: the
+ * prototype, empty), reading or not. */
+static void fake_socket(h2o_socket_t *sock, size_t capacity, size_t offset, size_t size, int reading)
+{
+    memset(sock, 0, sizeof(*sock));
+    h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
+    if (capacity != 0) {
+        h2o_buffer_reserve(&sock->input, capacity);
+        for (size_t i = 0; i != offset + size; ++i)
+            sock->input->bytes[i] = (char)('a' + i % 26);
+        sock->input->size = offset + size;
+        h2o_buffer_consume(&sock->input, offset);
+    }
+    sock->_cb.read = reading ? on_socket_read : NULL;
+}
+
+static int holds_pattern(h2o_buffer_t *buf, size_t offset)
+{
+    for (size_t i = 0; i != buf->size; ++i)
+        if (buf->bytes[i] != (char)('a' + (offset + i) % 26))
+            return 0;
+    return 1;
+}
+
+static void test_presize(void)
+{
+    h2o_socket_t sock;
+    /* a 50 KB body whose head came with 8 KB: room for the rest and a read's, the bytes kept, in one move */
+    fake_socket(&sock, 8192, 0, 8192, 1);
+    reservation_t r = {.head = 300, .bytes = 50000, .presize = &sock};
+    presizing = &r;
+    presize(&r);
+    ok(presizing == NULL && r.presize == NULL);
+    is_int(sock.input->size, 8192);
+    ok(holds_pattern(sock.input, 0));
+    ok(sock.input->capacity - sock.input->size >= 50300 - 8192 + READ_ROOM);
+    ok(sock.input->capacity <= 2 * (50300 + READ_ROOM)); /* what libh2o's doubling comes to, no more */
+    h2o_buffer_dispose(&sock.input);
+
+    /* a socket no longer reading (the body is whole, in a handler that points into the input): left alone */
+    fake_socket(&sock, 8192, 0, 8192, 0);
+    h2o_buffer_t *before = sock.input;
+    r = (reservation_t){.head = 300, .bytes = 50000, .presize = &sock};
+    presize(&r);
+    ok(sock.input == before && sock.input->capacity == 8192);
+    h2o_buffer_dispose(&sock.input);
+}
+
+static void test_size_http2_input(void)
+{
+    h2o_socket_t sock;
+    is_int(data_frames_size(0), 0);
+    is_int(data_frames_size(1), 1 + 9);
+    is_int(data_frames_size(16384), 16384 + 9);
+    is_int(data_frames_size(16385), 16385 + 18);
+
+    /* an empty input gets the room for what is expected, up to two frames, without a copy */
+    fake_socket(&sock, 0, 0, 0, 1);
+    size_http2_input(&sock, 20000);
+    ok(sock.input->bytes != NULL && sock.input->capacity >= 20000 + READ_ROOM);
+    h2o_buffer_dispose(&sock.input);
+    fake_socket(&sock, 0, 0, 0, 1);
+    size_http2_input(&sock, 10 * 1024 * 1024);
+    ok(sock.input->capacity >= MAX_INPUT_AHEAD + READ_ROOM && sock.input->capacity < 2 * (MAX_INPUT_AHEAD + READ_ROOM));
+    h2o_buffer_dispose(&sock.input);
+
+    /* a small input holding a frame's start grows, its bytes kept */
+    fake_socket(&sock, 8192, 0, 6000, 1);
+    size_http2_input(&sock, 40000);
+    is_int(sock.input->size, 6000);
+    ok(holds_pattern(sock.input, 0));
+    ok(sock.input->capacity - sock.input->size >= MAX_INPUT_AHEAD + READ_ROOM);
+    h2o_buffer_dispose(&sock.input);
+
+    /* a big one whose room is used up is not asked for more: that would double it read after read */
+    fake_socket(&sock, 131072, 120000, 8000, 1);
+    h2o_buffer_t *before = sock.input;
+    size_http2_input(&sock, 40000);
+    ok(sock.input == before && sock.input->capacity == 131072 && sock.input->size == 8000);
+    ok(holds_pattern(sock.input, 120000));
+    h2o_buffer_dispose(&sock.input);
+
+    /* nor one that is not reading */
+    fake_socket(&sock, 0, 0, 0, 0);
+    size_http2_input(&sock, 40000);
+    ok(sock.input->bytes == NULL);
+}
+
 void test_src__bodies_c(void)
 {
     pthread_once(&once, init);
     subtest("http1_body", test_http1_body);
     subtest("http1_withhold", test_http1_withhold);
+    subtest("presize", test_presize);
+    subtest("size_http2_input", test_size_http2_input);
 }
