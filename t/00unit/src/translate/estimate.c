@@ -148,10 +148,55 @@ static void test_corpus(void)
     free(tsv);
 }
 
+/*
+ * The 16-byte path of pgw_estimate_add_text against the plain loop, shape_units, on random texts: every class of byte
+ * next to every other, at every length around the block size and every alignment, so that words, numbers, runs of
+ * spaces and UTF-8 sequences cross the blocks' edges.
+ */
+static void test_vector(void)
+{
+    static const char alphabet[] = "aqzAQZ09 \n\t\r\f\x01\x1f\x7f!\"\\{}\x80\xbf\xc0\xc3\xdf\xe0\xe7\xef\xf0\xf4\xff";
+    unsigned char buf[300];
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    size_t mismatches = 0;
+
+    for (size_t round = 0; round != 20000; ++round) {
+        size_t off = round % 16, len = (round * 7) % (sizeof(buf) - 16);
+        for (size_t i = 0; i != len;) {
+            /* runs of one byte, 1 to 6 long, make words, numbers and runs of spaces */
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            unsigned char c = (unsigned char)alphabet[(seed >> 33) % (sizeof(alphabet) - 1)];
+            for (size_t run = 1 + (seed >> 20) % 6; run != 0 && i != len; --run)
+                buf[off + i++] = c;
+        }
+        pgw_estimate_t e = {0};
+        pgw_estimate_add_text(&e, (const char *)buf + off, len);
+        unsigned long long plain = len != 0 ? shape_units(buf + off, buf + off + len, PUNCT) : 0;
+        if (e.text_units != plain || e.text_bytes != len)
+            ++mismatches;
+    }
+    is_int(mismatches, 0);
+    /* all 256 bytes after all 256 bytes, somewhere inside a block */
+    mismatches = 0;
+    for (unsigned a = 0; a != 256; ++a) {
+        for (unsigned b = 0; b != 256; ++b) {
+            memset(buf, 'x', 40);
+            buf[20] = (unsigned char)a;
+            buf[21] = (unsigned char)b;
+            pgw_estimate_t e = {0};
+            pgw_estimate_add_text(&e, (const char *)buf, 40);
+            if (e.text_units != shape_units(buf, buf + 40, PUNCT))
+                ++mismatches;
+        }
+    }
+    is_int(mismatches, 0);
+}
+
 void test_src__estimate_c(void)
 {
     subtest("total", test_total);
     subtest("shape", test_shape);
+    subtest("vector", test_vector);
     subtest("pdf", test_pdf);
     subtest("corpus", test_corpus);
 }
