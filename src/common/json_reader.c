@@ -32,6 +32,7 @@ struct reader {
     void *ctx;
     h2o_buffer_t **scratch;
     size_t *consumed;
+    unsigned flags;
 };
 
 static inline int is_space(unsigned char c)
@@ -108,6 +109,10 @@ static int read_string(struct reader *r, const char **s, size_t *len)
                 break;
             case 'u':
                 if (r->end - p < 6 || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) || !is_hex(p[5]))
+                    return 0;
+                /* \uD800-\uDFFF: yajl pairs a high surrogate with any escape after it, writes a lone one as bytes
+                 * that are not UTF-8 or '?' */
+                if ((r->flags & PGW_JSON_READ_YAJL_STRINGS) != 0 && (p[2] | 0x20) == 'd' && p[3] >= '8')
                     return 0;
                 p += 6;
                 break;
@@ -197,10 +202,10 @@ static int literal(struct reader *r, const char *lit, size_t len)
     } while (0)
 
 pgw_json_read_t pgw_json_read(const char *json, size_t len, const yajl_callbacks *cb, void *ctx, h2o_buffer_t **scratch,
-                              size_t *consumed)
+                              size_t *consumed, unsigned flags)
 {
     struct reader r = {(const unsigned char *)json, (const unsigned char *)json, (const unsigned char *)json + len, cb, ctx, scratch,
-                       consumed};
+                       consumed, flags};
     unsigned char stack[PGW_JSON_READ_MAX_DEPTH];
     size_t depth = 0;
     const char *s;

@@ -15,21 +15,23 @@ typedef enum en_pgw_json_read_t {
 } pgw_json_read_t;
 
 /**
- * Reads the JSON document `json` (one value, whitespace around it), calling `cb` as a yajl parser configured with
- * yajl_alloc's defaults would (strings validated as UTF-8, numbers passed as text to yajl_number, which must be set;
- * yajl_integer and yajl_double must be NULL), in the same order, with two differences: a string without escapes is
- * passed as a pointer into `json`, as yajl does; one with escapes is decoded by pgw_json_unescape into `*scratch`
- * (valid until the next callback), where yajl would write a lone surrogate differently (src/common/json.h). Before each
- * callback, `*consumed` is what yajl_get_bytes_consumed would return: the offset just past the token reported.
+ * Reads the JSON document `json` (one object or array, whitespace around it), calling `cb` as a yajl parser would, in the
+ * same order (numbers passed as text to yajl_number, which must be set; yajl_integer and yajl_double must be NULL). A
+ * string without escapes is passed as a pointer into `json`, as yajl does; one with escapes is decoded by
+ * pgw_json_unescape into `*scratch` (valid until the next callback), which writes a lone surrogate escape differently
+ * from yajl (src/common/json.h); with PGW_JSON_READ_YAJL_STRINGS in `flags`, a string with a surrogate escape is
+ * refused instead, so that every string passed is the bytes yajl would pass. Before each callback, `*consumed` is what
+ * yajl_get_bytes_consumed would return: the offset just past the token reported.
  *
  * The calls made before a callback cancels, or before REFUSED, are the ones yajl would make on the same bytes: this
- * reader accepts a subset of what yajl accepts (JSON's four whitespace bytes only, UTF-8 by RFC 3629, nesting up to
- * PGW_JSON_READ_MAX_DEPTH), so a caller that gets REFUSED and starts again with yajl never sees a call yajl would not
+ * reader accepts a subset of what yajl accepts, whether or not yajl validates strings (JSON's four whitespace bytes only,
+ * UTF-8 by RFC 3629, one document, nesting up to PGW_JSON_READ_MAX_DEPTH), so a caller that gets REFUSED and starts again with yajl never sees a call yajl would not
  * make, only some made twice (undo them first).
  */
 pgw_json_read_t pgw_json_read(const char *json, size_t len, const yajl_callbacks *cb, void *ctx, h2o_buffer_t **scratch,
-                              size_t *consumed);
+                              size_t *consumed, unsigned flags);
 
+#define PGW_JSON_READ_YAJL_STRINGS 1 /* strings decoded exactly as yajl decodes them (see pgw_json_read) */
 #define PGW_JSON_READ_MAX_DEPTH 1024
 
 #endif

@@ -1038,7 +1038,7 @@ static int translate(const char *body, size_t len, const pgw_translate_opts_t *o
     if (fast) {
         /* the same calls yajl would make, faster; whatever it leaves to yajl (malformed JSON above all, whose message is
          * yajl's) is read again from the start */
-        pgw_json_read_t rd = pgw_json_read(body, len, &callbacks, s, &s->unescaped, &s->consumed);
+        pgw_json_read_t rd = pgw_json_read(body, len, &callbacks, s, &s->unescaped, &s->consumed, 0);
         if (rd == PGW_JSON_READ_REFUSED || (rd == PGW_JSON_READ_CANCELED && !s->failed)) {
             ret = 1;
             goto Exit;
