@@ -98,9 +98,9 @@ static const unsigned char *skip_plain16(const unsigned char *p, const unsigned 
 }
 #endif
 
-/* The core of both escapers: copies runs of plain bytes 16 bytes (SSE2) or a word at a time, escapes the rest; with `validate`, bytes
- * above 0x7f are checked as UTF-8 and a malformed sequence becomes U+FFFD. Works in chunks so that the reservation
- * (six output bytes per input byte at worst) stays small for long strings. */
+/* The core of both escapers: copies runs of plain bytes 16 bytes (SSE2) or a word at a time, escapes the rest; with
+ * `validate`, bytes above 0x7f are checked as UTF-8 and a malformed sequence becomes U+FFFD. Works in chunks so that the
+ * reservation (six output bytes per input byte at worst) stays small for long strings. */
 static void escape(h2o_buffer_t **buf, const unsigned char *p, const unsigned char *end, int validate)
 {
     while (p != end) {
@@ -112,12 +112,15 @@ static void escape(h2o_buffer_t **buf, const unsigned char *p, const unsigned ch
             const unsigned char *run = p;
             uint64_t w;
 #if defined(__x86_64__) && defined(__SSE2__) && !defined(PGW_JSON_NO_SIMD)
-            p = skip_plain16(p, stop, validate);
+            /* it stops at the byte to escape, or short of the last 16 bytes */
+            if (stop - (p = skip_plain16(p, stop, validate)) < 16)
 #endif
-            while (stop - p >= 8 && (memcpy(&w, p, 8), pgw_json_plain8(w, validate)))
-                p += 8;
-            while (p != stop && *p >= 0x20 && *p != '"' && *p != '\\' && (*p < 0x80 || !validate))
-                ++p;
+            {
+                while (stop - p >= 8 && (memcpy(&w, p, 8), pgw_json_plain8(w, validate)))
+                    p += 8;
+                while (p != stop && *p >= 0x20 && *p != '"' && *p != '\\' && (*p < 0x80 || !validate))
+                    ++p;
+            }
             memcpy(d, run, p - run);
             d += p - run;
             if (p == stop)
