@@ -98,16 +98,21 @@ static const unsigned char *skip_plain16(const unsigned char *p, const unsigned 
 }
 #endif
 
-/* The core of both escapers: copies runs of plain bytes 16 bytes (SSE2) or a word at a time, escapes the rest; with
- * `validate`, bytes above 0x7f are checked as UTF-8 and a malformed sequence becomes U+FFFD. Works in chunks so that the
- * reservation (six output bytes per input byte at worst) stays small for long strings. */
-static void escape(h2o_buffer_t **buf, const unsigned char *p, const unsigned char *end, int validate)
+/* The core of the escapers: copies runs of plain bytes 16 bytes (SSE2) or a word at a time, escapes the rest; with
+ * `validate`, bytes above 0x7f are checked as UTF-8 and a malformed sequence becomes U+FFFD; with `quote`, the quotes
+ * around, in the same reservations. Works in chunks so that the reservation (six output bytes per input byte at worst)
+ * stays small for long strings. */
+static void escape(h2o_buffer_t **buf, const unsigned char *p, const unsigned char *end, int validate, int quote)
 {
-    while (p != end) {
+    do {
         size_t chunk = end - p < 4096 ? (size_t)(end - p) : 4096;
-        h2o_iovec_t dst = h2o_buffer_reserve(buf, chunk * 6);
+        h2o_iovec_t dst = h2o_buffer_reserve(buf, chunk * 6 + 2);
         char *d = dst.base;
         const unsigned char *stop = p + chunk;
+        if (quote == 1) {
+            *d++ = '"';
+            quote = 2; /* the closing one is due */
+        }
         while (p != stop) {
             const unsigned char *run = p;
             uint64_t w;
@@ -143,20 +148,26 @@ static void escape(h2o_buffer_t **buf, const unsigned char *p, const unsigned ch
                     stop = p;
             }
         }
+        if (quote == 2 && p == end)
+            *d++ = '"';
         (*buf)->size += d - dst.base;
-    }
+    } while (p != end);
 }
 
 void pgw_json_append_string(h2o_buffer_t **buf, const char *s, size_t len)
 {
-    pgw_buf_append_lit(buf, "\"");
-    escape(buf, (const unsigned char *)s, (const unsigned char *)s + len, 1);
-    pgw_buf_append_lit(buf, "\"");
+    escape(buf, (const unsigned char *)s, (const unsigned char *)s + len, 1, 1);
 }
 
 void pgw_json_append_escaped(h2o_buffer_t **buf, const char *s, size_t len)
 {
-    escape(buf, (const unsigned char *)s, (const unsigned char *)s + len, 0);
+    if (len != 0)
+        escape(buf, (const unsigned char *)s, (const unsigned char *)s + len, 0, 0);
+}
+
+void pgw_json_append_quoted(h2o_buffer_t **buf, const char *s, size_t len)
+{
+    escape(buf, (const unsigned char *)s, (const unsigned char *)s + len, 0, 1);
 }
 
 static int hex_value(unsigned char c)

@@ -168,9 +168,7 @@ struct state {
  * backslashes and control characters change. */
 static void append_quoted(h2o_buffer_t **buf, const char *s, size_t len)
 {
-    pgw_buf_append_lit(buf, "\"");
-    pgw_json_append_escaped(buf, s, len);
-    pgw_buf_append_lit(buf, "\"");
+    pgw_json_append_quoted(buf, s, len);
 }
 
 static const char *ref_ptr(struct state *s, const ref_t *r)
