@@ -11,8 +11,8 @@
 #include "fuzz.h"
 #include "translate/translate.h"
 
-int pgw_translate_request_yajl(const char *body, size_t len, const pgw_translate_opts_t *opts, h2o_buffer_t **out, pgw_translated_t *res,
-                               char *err, size_t errsz);
+int pgw_translate_request_yajl(const char *body, size_t len, const pgw_translate_opts_t *opts, h2o_buffer_t **out,
+                               pgw_translated_t *res, char *err, size_t errsz);
 void pgw_translated_dispose_yajl(pgw_translated_t *res);
 
 static char *effort_values[] = {"minimal", "low", "medium", "high"};
@@ -83,8 +83,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int ret2 = pgw_translate_request_yajl(body, size, &opts, &out2, &res2, err2, sizeof(err2));
         FUZZ_ASSERT(ret2 == ret, "pgw_json_read: %d, yajl: %d", ret, ret2);
         if (ret == 0) {
-            FUZZ_ASSERT(out2->size == out->size && memcmp(out2->bytes, out->bytes, out->size) == 0, "outputs differ: %.*s\nagainst yajl's %.*s",
-                        (int)(out->size > 1000 ? 1000 : out->size), out->bytes, (int)(out2->size > 1000 ? 1000 : out2->size), out2->bytes);
+            FUZZ_ASSERT(out2->size == out->size && memcmp(out2->bytes, out->bytes, out->size) == 0,
+                        "outputs differ: %.*s\nagainst yajl's %.*s", (int)(out->size > 1000 ? 1000 : out->size), out->bytes,
+                        (int)(out2->size > 1000 ? 1000 : out2->size), out2->bytes);
             FUZZ_ASSERT(res2.input_tokens == res.input_tokens && res2.max_tokens == res.max_tokens && res2.stream == res.stream &&
                             res2.web_search == res.web_search && strcmp(res2.refused_tool, res.refused_tool) == 0 &&
                             res2.toolnames.num_entries == res.toolnames.num_entries,

@@ -20,7 +20,7 @@
 /* the stream translator, and its build whose chunks are read by yajl alone (fuzz/translate_stream_yajl.c) */
 #define API(suffix)                                                                                                                \
     {                                                                                                                              \
-        pgw_stream_translator_create##suffix, pgw_stream_translator_destroy##suffix, pgw_stream_translator_feed##suffix,          \
+        pgw_stream_translator_create##suffix, pgw_stream_translator_destroy##suffix, pgw_stream_translator_feed##suffix,           \
             pgw_stream_translator_commit##suffix, pgw_stream_translator_committed##suffix,                                         \
             pgw_stream_translator_awaiting_usage##suffix, pgw_stream_translator_finish##suffix,                                    \
             pgw_stream_translator_failure##suffix, pgw_stream_translator_usage##suffix,                                            \
@@ -44,8 +44,8 @@ pgw_stream_status_t pgw_stream_translator_feed_yajl(pgw_stream_translator_t *t, 
 void pgw_stream_translator_commit_yajl(pgw_stream_translator_t *t, h2o_buffer_t **out);
 int pgw_stream_translator_committed_yajl(const pgw_stream_translator_t *t);
 int pgw_stream_translator_awaiting_usage_yajl(const pgw_stream_translator_t *t);
-pgw_stream_status_t pgw_stream_translator_finish_yajl(pgw_stream_translator_t *t, int clean, const char *errtype, const char *message,
-                                                      h2o_buffer_t **out);
+pgw_stream_status_t pgw_stream_translator_finish_yajl(pgw_stream_translator_t *t, int clean, const char *errtype,
+                                                      const char *message, h2o_buffer_t **out);
 const pgw_upstream_failure_t *pgw_stream_translator_failure_yajl(const pgw_stream_translator_t *t);
 void pgw_stream_translator_usage_yajl(const pgw_stream_translator_t *t, long long *input, long long *output, long long *cache_read,
                                       long long *cache_creation);
@@ -103,8 +103,8 @@ static void check_frames(const char *s, size_t len)
 }
 
 /* Plays the stream and returns the transcript: the bytes written, then one line per caller-facing result. */
-static h2o_buffer_t *play(const struct api *api, const pgw_response_opts_t *opts, const char *bytes, size_t len, const uint8_t *sizes,
-                          int end_mode, size_t commit_at)
+static h2o_buffer_t *play(const struct api *api, const pgw_response_opts_t *opts, const char *bytes, size_t len,
+                          const uint8_t *sizes, int end_mode, size_t commit_at)
 {
     struct run r = {api, api->create(opts), NULL, PGW_STREAM_CONTINUE, 0, commit_at};
     h2o_buffer_init(&r.out, &h2o_socket_buffer_prototype);

@@ -204,8 +204,14 @@ static int literal(struct reader *r, const char *lit, size_t len)
 pgw_json_read_t pgw_json_read(const char *json, size_t len, const yajl_callbacks *cb, void *ctx, h2o_buffer_t **scratch,
                               size_t *consumed, unsigned flags)
 {
-    struct reader r = {(const unsigned char *)json, (const unsigned char *)json, (const unsigned char *)json + len, cb, ctx, scratch,
-                       consumed, flags};
+    struct reader r = {(const unsigned char *)json,
+                       (const unsigned char *)json,
+                       (const unsigned char *)json + len,
+                       cb,
+                       ctx,
+                       scratch,
+                       consumed,
+                       flags};
     unsigned char stack[PGW_JSON_READ_MAX_DEPTH];
     size_t depth = 0;
     const char *s;

@@ -24,9 +24,9 @@ typedef enum en_pgw_json_read_t {
  * yajl_get_bytes_consumed would return: the offset just past the token reported.
  *
  * The calls made before a callback cancels, or before REFUSED, are the ones yajl would make on the same bytes: this
- * reader accepts a subset of what yajl accepts, whether or not yajl validates strings (JSON's four whitespace bytes only,
- * UTF-8 by RFC 3629, one document, nesting up to PGW_JSON_READ_MAX_DEPTH), so a caller that gets REFUSED and starts again with yajl never sees a call yajl would not
- * make, only some made twice (undo them first).
+ * reader accepts a subset of what yajl accepts, whether or not yajl validates strings (JSON's four whitespace bytes
+ * only, UTF-8 by RFC 3629, one document, nesting up to PGW_JSON_READ_MAX_DEPTH), so a caller that gets REFUSED and
+ * starts again with yajl never sees a call yajl would not make, only some made twice (undo them first).
  */
 pgw_json_read_t pgw_json_read(const char *json, size_t len, const yajl_callbacks *cb, void *ctx, h2o_buffer_t **scratch,
                               size_t *consumed, unsigned flags);

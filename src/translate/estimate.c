@@ -91,8 +91,9 @@ static size_t shape_units_sse2(const unsigned char *p, size_t len, unsigned long
         __m128i cur = _mm_loadu_si128((const __m128i *)(p + i)), prev = _mm_loadu_si128((const __m128i *)(p + i - 1));
         __m128i cur_lower = in_range(cur, 'a', 26), cur_upper = in_range(cur, 'A', 26), cur_digit = in_range(cur, '0', 10);
         __m128i prev_lower = in_range(prev, 'a', 26), prev_upper = in_range(prev, 'A', 26), prev_digit = in_range(prev, '0', 10);
-        __m128i cur_space = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(cur, _mm_set1_epi8(' ')), _mm_cmpeq_epi8(cur, _mm_set1_epi8('\n'))),
-                                         _mm_or_si128(_mm_cmpeq_epi8(cur, _mm_set1_epi8('\t')), _mm_cmpeq_epi8(cur, _mm_set1_epi8('\r'))));
+        __m128i cur_space =
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(cur, _mm_set1_epi8(' ')), _mm_cmpeq_epi8(cur, _mm_set1_epi8('\n'))),
+                         _mm_or_si128(_mm_cmpeq_epi8(cur, _mm_set1_epi8('\t')), _mm_cmpeq_epi8(cur, _mm_set1_epi8('\r'))));
         __m128i prev_space =
             _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(prev, _mm_set1_epi8(' ')), _mm_cmpeq_epi8(prev, _mm_set1_epi8('\n'))),
                          _mm_or_si128(_mm_cmpeq_epi8(prev, _mm_set1_epi8('\t')), _mm_cmpeq_epi8(prev, _mm_set1_epi8('\r'))));
@@ -105,7 +106,8 @@ static size_t shape_units_sse2(const unsigned char *p, size_t len, unsigned long
                                     _mm_and_si128(_mm_cmpgt_epi8(cur, _mm_set1_epi8((char)0xef)), _mm_set1_epi8(18)));
         __m128i own = _mm_or_si128(_mm_andnot_si128(high, ascii), _mm_and_si128(high, lead));
         /* what continuing a word, a number or a run of spaces saves */
-        __m128i word = _mm_or_si128(_mm_and_si128(cur_lower, _mm_or_si128(prev_lower, prev_upper)), _mm_and_si128(cur_upper, prev_upper));
+        __m128i word =
+            _mm_or_si128(_mm_and_si128(cur_lower, _mm_or_si128(prev_lower, prev_upper)), _mm_and_si128(cur_upper, prev_upper));
         __m128i saved = _mm_or_si128(_mm_or_si128(_mm_and_si128(word, _mm_set1_epi8(10)),
                                                   _mm_and_si128(_mm_and_si128(cur_digit, prev_digit), _mm_set1_epi8(6))),
                                      _mm_and_si128(_mm_and_si128(cur_space, prev_space), _mm_set1_epi8(2)));
@@ -132,15 +134,15 @@ __attribute__((target("avx2"))) static size_t shape_units_avx2(const unsigned ch
 {
     enum { L1 = 1, L2 = 2, U1 = 4, U2 = 8, D = 16, S1 = 32, S2 = 64 }; /* one bit a range */
     const __m256i by_high = NIBBLES(S1, 0, S2, D, U1, U2, L1, L2, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m256i by_low = NIBBLES(D | U2 | L2 | S2, D | U1 | U2 | L1 | L2, D | U1 | U2 | L1 | L2, D | U1 | U2 | L1 | L2,
-                                   D | U1 | U2 | L1 | L2, D | U1 | U2 | L1 | L2, D | U1 | U2 | L1 | L2, D | U1 | U2 | L1 | L2,
-                                   D | U1 | U2 | L1 | L2, D | U1 | U2 | L1 | L2 | S1, U1 | U2 | L1 | L2 | S1, U1 | L1, U1 | L1,
-                                   U1 | L1 | S1, U1 | L1, U1 | L1);
-    const __m256i code_low = NIBBLES(0, 1, 1, 0, 2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0); /* L1, L2, U1, U2 */
+    const __m256i by_low =
+        NIBBLES(D | U2 | L2 | S2, D | U1 | U2 | L1 | L2, D | U1 | U2 | L1 | L2, D | U1 | U2 | L1 | L2, D | U1 | U2 | L1 | L2,
+                D | U1 | U2 | L1 | L2, D | U1 | U2 | L1 | L2, D | U1 | U2 | L1 | L2, D | U1 | U2 | L1 | L2,
+                D | U1 | U2 | L1 | L2 | S1, U1 | U2 | L1 | L2 | S1, U1 | L1, U1 | L1, U1 | L1 | S1, U1 | L1, U1 | L1);
+    const __m256i code_low = NIBBLES(0, 1, 1, 0, 2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0);  /* L1, L2, U1, U2 */
     const __m256i code_high = NIBBLES(0, 4, 8, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0); /* D, S1, S2 (shifted down) */
     const __m256i own_high = NIBBLES(12, 12, 12, 12, 12, 12, 12, 12, 0, 0, 0, 0, 10, 10, 18, 36);
     const __m256i space_less = NIBBLES(0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0); /* by code */
-    const __m256i saves = NIBBLES(0, 10, 10, 10, 6, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0);  /* by code & code before */
+    const __m256i saves = NIBBLES(0, 10, 10, 10, 6, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0);   /* by code & code before */
     const __m256i nibble = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
     __m256i sums = zero;
     /* the codes of the block before; only its last byte is used: that of p[0] */
@@ -167,7 +169,8 @@ __attribute__((target("avx2"))) static size_t shape_units_avx2(const unsigned ch
         last = before;
     }
     __m128i folded = _mm_add_epi64(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
-    *units = (unsigned long long)_mm_cvtsi128_si64(folded) + (unsigned long long)_mm_cvtsi128_si64(_mm_unpackhi_epi64(folded, folded));
+    *units =
+        (unsigned long long)_mm_cvtsi128_si64(folded) + (unsigned long long)_mm_cvtsi128_si64(_mm_unpackhi_epi64(folded, folded));
     return i - 1;
 }
 #undef NIBBLES

@@ -6,10 +6,10 @@
  * One pass over the body with yajl's callbacks, no document tree: pgw_json_read (src/common/json_reader.c) makes the
  * calls yajl would, faster, and leaves to yajl, read again from the start, whatever it does not read the same way
  * (malformed JSON above all, so that the message stays yajl's). The callbacks keep a small stack of frames, one per
- * object or array the translator understands (the top-level object, `messages`, a message, its `content`, a block, a block's `source`, ...).
- * A frame records the key being read (objects) or the element index (arrays); that is also how error messages name a
- * field ("messages.3.content.1.type"). Anything else is skipped with a depth counter. A tool's input_schema goes through
- * the cleaner (src/translate/translate_schema.c) event by event; a tool_use's `input` is taken as raw bytes of the body, found by
+ * object or array the translator understands (the top-level object, `messages`, a message, its `content`, a block, a block's
+ * `source`, ...). A frame records the key being read (objects) or the element index (arrays); that is also how error messages name
+ * a field ("messages.3.content.1.type"). Anything else is skipped with a depth counter. A tool's input_schema goes through the
+ * cleaner (src/translate/translate_schema.c) event by event; a tool_use's `input` is taken as raw bytes of the body, found by
  * offsets, so number literals and all survive as the `arguments` string.
  *
  * This file reads; what each piece becomes is decided where it is handed over, as soon as it is complete: a content

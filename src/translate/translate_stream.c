@@ -226,7 +226,7 @@ struct st_pgw_stream_translator_t {
 
     /* the chunk parser: pgw_json_read, or yajl for what it leaves to yajl */
     yajl_handle parser;
-    int reading;           /* pgw_json_read is reading, at offset `consumed` */
+    int reading; /* pgw_json_read is reading, at offset `consumed` */
     size_t consumed;
     h2o_buffer_t *scratch; /* its decoded strings */
     struct chunk chunk;
@@ -878,7 +878,7 @@ static int parse_chunk(pgw_stream_translator_t *t, const char *data, size_t len)
     t->reading = 0;
     if (rd != PGW_JSON_READ_REFUSED)
         return rd == PGW_JSON_READ_OK && t->chunk.is_object ? 0 : -1;
-    /* read again by yajl: whatever pgw_json_read leaves to it (invalid UTF-8, two documents in one event, ...) */
+        /* read again by yajl: whatever pgw_json_read leaves to it (invalid UTF-8, two documents in one event, ...) */
 #endif
     chunk_clear(&t->chunk);
     t->depth = 0;

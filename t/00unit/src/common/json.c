@@ -157,8 +157,8 @@ void test_src__json_c(void)
     /* NUL inside the input is escaped, not a terminator */
     is_str(quote(&buf, "a\0b", 3), "\"a\\u0000b\"");
 
-    /* long texts: runs of plain bytes are copied 16 bytes or a word at a time and the work goes in 4 KB chunks; every special byte at
-     * every offset, and multi-byte sequences across the chunk boundaries, come out as the byte-at-a-time reference says */
+    /* long texts: runs of plain bytes are copied 16 bytes or a word at a time and the work goes in 4 KB chunks; every special byte
+     * at every offset, and multi-byte sequences across the chunk boundaries, come out as the byte-at-a-time reference says */
     {
         static const unsigned char specials[] = {'"', '\\', '\n', '\r', '\t', 0x01, 0x1f, 0x7f, 0xc3, 0xe2, 0xf0, 0xff};
         size_t len = 3 * 4096 + 77;

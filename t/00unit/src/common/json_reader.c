@@ -71,7 +71,8 @@ static int l_end_array(void *ctx)
     return put(ctx, "]", "", 0);
 }
 
-static const yajl_callbacks logged = {l_null, l_bool, NULL, NULL, l_number, l_string, l_start_map, l_key, l_end_map, l_start_array, l_end_array};
+static const yajl_callbacks logged = {l_null,      l_bool, NULL,      NULL,          l_number,   l_string,
+                                      l_start_map, l_key,  l_end_map, l_start_array, l_end_array};
 
 static int compared, read_whole, refused, canceled, wrong;
 
@@ -140,19 +141,59 @@ static void check_str(const char *doc)
 static void test_cases(void)
 {
     static const char *docs[] = {
-        "{}", "[]", " { } ", "\n\t{\"a\":1}\r\n", "[1,2.5,-3e10,0,-0,0.0e+1,1E-2,true,false,null,\"x\"]",
-        "{\"a\":{\"b\":[{},[],\"\"]},\"c\":\"d\"}", "{\"esc\":\"q\\\"b\\\\s\\/n\\nr\\rt\\tb\\bf\\f\\u00e9\\u4e2d\\ud83d\\ude00\"}",
-        "{\"\\u0041key\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}", "[\"a\x7f\"]",
+        "{}",
+        "[]",
+        " { } ",
+        "\n\t{\"a\":1}\r\n",
+        "[1,2.5,-3e10,0,-0,0.0e+1,1E-2,true,false,null,\"x\"]",
+        "{\"a\":{\"b\":[{},[],\"\"]},\"c\":\"d\"}",
+        "{\"esc\":\"q\\\"b\\\\s\\/n\\nr\\rt\\tb\\bf\\f\\u00e9\\u4e2d\\ud83d\\ude00\"}",
+        "{\"\\u0041key\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}",
+        "[\"a\x7f\"]",
         /* what pgw_json_read refuses: malformed, or left to yajl */
-        "", " ", "1", "\"top\"", "true", "{", "[", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1,]", "[,1]", "{\"a\" 1}", "[01]", "[1.]",
-        "[.5]", "[1e]", "[-]", "[1]x", "[1] [2]", "{}}", "[\"\x01\"]", "[\"\\x\"]", "[\"\\u12\"]", "[\"\\u12g4\"]", "[\"\xff\"]",
-        "[\"\xc0\xaf\"]", "[\"\xed\xa0\x80\"]", "[\"\xe2\x82\"]", "[\"abc", "[tru]", "[nul]", "[truex]", "[1\v]", "\f[]",
-        "{\"a\":1 \"b\":2}", "[1 2]",
+        "",
+        " ",
+        "1",
+        "\"top\"",
+        "true",
+        "{",
+        "[",
+        "{\"a\"}",
+        "{\"a\":}",
+        "{\"a\":1,}",
+        "[1,]",
+        "[,1]",
+        "{\"a\" 1}",
+        "[01]",
+        "[1.]",
+        "[.5]",
+        "[1e]",
+        "[-]",
+        "[1]x",
+        "[1] [2]",
+        "{}}",
+        "[\"\x01\"]",
+        "[\"\\x\"]",
+        "[\"\\u12\"]",
+        "[\"\\u12g4\"]",
+        "[\"\xff\"]",
+        "[\"\xc0\xaf\"]",
+        "[\"\xed\xa0\x80\"]",
+        "[\"\xe2\x82\"]",
+        "[\"abc",
+        "[tru]",
+        "[nul]",
+        "[truex]",
+        "[1\v]",
+        "\f[]",
+        "{\"a\":1 \"b\":2}",
+        "[1 2]",
     };
     for (size_t i = 0; i != sizeof(docs) / sizeof(docs[0]); ++i)
         check_str(docs[i]);
     /* surrogate escapes, which yajl decodes its own way: refused with PGW_JSON_READ_YAJL_STRINGS */
-    static const char *surrogates[] = {"[\"\\ud800\"]", "[\"\\udc00x\"]", "[\"\\uD83D\\uDE00\"]", "[\"\\ud83d\\u0041\"]", "{\"\\udbff\":1}"};
+    static const char *surrogates[] = {"[\"\\ud800\"]", "[\"\\udc00x\"]", "[\"\\uD83D\\uDE00\"]", "[\"\\ud83d\\u0041\"]",
+                                       "{\"\\udbff\":1}"};
     for (size_t i = 0; i != sizeof(surrogates) / sizeof(surrogates[0]); ++i)
         check_with(surrogates[i], strlen(surrogates[i]), 0, PGW_JSON_READ_YAJL_STRINGS);
     /* a NUL inside a string, and a document that is a prefix of a longer buffer */
@@ -187,13 +228,29 @@ static unsigned draw(unsigned n)
 /* appends one of the strings of `list` (pgw_buf_append_str would draw twice) */
 #define APPEND_ONE(b, list)                                                                                                        \
     do {                                                                                                                           \
-        const char *one_ = (list)[draw(sizeof(list) / sizeof((list)[0]))];                                                        \
+        const char *one_ = (list)[draw(sizeof(list) / sizeof((list)[0]))];                                                         \
         pgw_buf_append_str((b), one_);                                                                                             \
     } while (0)
 
 static void gen_string(h2o_buffer_t **b)
 {
-    static const char *pieces[] = {"a", "word ", "Z", "0", " ", "\\n", "\\\"", "\\\\", "\\/", "\\t", "\\u00e9", "\\u4e2d", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "a long run of plain text, 32 b.", "\x7f"};
+    static const char *pieces[] = {"a",
+                                   "word ",
+                                   "Z",
+                                   "0",
+                                   " ",
+                                   "\\n",
+                                   "\\\"",
+                                   "\\\\",
+                                   "\\/",
+                                   "\\t",
+                                   "\\u00e9",
+                                   "\\u4e2d",
+                                   "\xc3\xa9",
+                                   "\xe2\x82\xac",
+                                   "\xf0\x9f\x98\x80",
+                                   "a long run of plain text, 32 b.",
+                                   "\x7f"};
     pgw_buf_append_lit(b, "\"");
     for (unsigned n = draw(12); n != 0; --n)
         APPEND_ONE(b, pieces);

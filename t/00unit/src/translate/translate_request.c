@@ -62,8 +62,9 @@ static void both_ways(const char *body, size_t len, const pgw_translate_opts_t *
     ++reader_compared;
     if (ret[0] != 1) {
         ++reader_read;
-        int same = ret[0] == ret[1] && (ret[0] != 0 || (out[0]->size == out[1]->size && memcmp(out[0]->bytes, out[1]->bytes, out[0]->size) == 0 &&
-                                                         same_res(&res[0], &res[1])));
+        int same = ret[0] == ret[1] &&
+                   (ret[0] != 0 || (out[0]->size == out[1]->size && memcmp(out[0]->bytes, out[1]->bytes, out[0]->size) == 0 &&
+                                    same_res(&res[0], &res[1])));
         same = same && (ret[0] == 0 || strcmp(err[0], err[1]) == 0);
         if (!same) {
             ++reader_differs;
