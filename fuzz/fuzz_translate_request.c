@@ -4,11 +4,16 @@
  * client's body. Oracles besides the sanitizers: a success writes one valid JSON document, in UTF-8 when the body is (a
  * lone surrogate escape becomes U+FFFD); a failure writes a NUL-terminated, non-empty message; the estimate is never
  * negative; mapped tool names match ^[a-zA-Z0-9_-]{1,64}$; web search is on only where the bot declares it (or a pin
- * sets it), and then is sent; a refused server tool is a NUL-terminated type. */
+ * sets it), and then is sent; a refused server tool is a NUL-terminated type; the same translation with the body read by
+ * yajl alone (fuzz/translate_request_yajl.c, without src/common/json_reader.c) gives the same result, byte for byte. */
 #include <limits.h>
 #include <h2o/socket.h>
 #include "fuzz.h"
 #include "translate/translate.h"
+
+int pgw_translate_request_yajl(const char *body, size_t len, const pgw_translate_opts_t *opts, h2o_buffer_t **out,
+                               pgw_translated_t *res, char *err, size_t errsz);
+void pgw_translated_dispose_yajl(pgw_translated_t *res);
 
 static char *effort_values[] = {"minimal", "low", "medium", "high"};
 static pgw_knob_t knobs_thinking[] = {
@@ -67,6 +72,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[256];
     memset(err, 'x', sizeof(err));
     int ret = pgw_translate_request(body, size, &opts, &out, &res, err, sizeof(err));
+
+    /* the same translation with the body read by yajl alone: the same result, byte for byte */
+    {
+        h2o_buffer_t *out2;
+        h2o_buffer_init(&out2, &h2o_socket_buffer_prototype);
+        pgw_translated_t res2;
+        char err2[256];
+        memset(err2, 'x', sizeof(err2));
+        int ret2 = pgw_translate_request_yajl(body, size, &opts, &out2, &res2, err2, sizeof(err2));
+        FUZZ_ASSERT(ret2 == ret, "pgw_json_read: %d, yajl: %d", ret, ret2);
+        if (ret == 0) {
+            FUZZ_ASSERT(out2->size == out->size && memcmp(out2->bytes, out->bytes, out->size) == 0,
+                        "outputs differ: %.*s\nagainst yajl's %.*s", (int)(out->size > 1000 ? 1000 : out->size), out->bytes,
+                        (int)(out2->size > 1000 ? 1000 : out2->size), out2->bytes);
+            FUZZ_ASSERT(res2.input_tokens == res.input_tokens && res2.max_tokens == res.max_tokens && res2.stream == res.stream &&
+                            res2.web_search == res.web_search && strcmp(res2.refused_tool, res.refused_tool) == 0 &&
+                            res2.toolnames.num_entries == res.toolnames.num_entries,
+                        "results differ");
+            for (size_t i = 0; i != 4; ++i)
+                FUZZ_ASSERT((res.stop_sequences[i] == NULL) == (res2.stop_sequences[i] == NULL) &&
+                                (res.stop_sequences[i] == NULL || strcmp(res.stop_sequences[i], res2.stop_sequences[i]) == 0),
+                            "stop sequences differ");
+        } else {
+            FUZZ_ASSERT(strcmp(err, err2) == 0, "messages differ: \"%s\" against yajl's \"%s\"", err, err2);
+        }
+        pgw_translated_dispose_yajl(&res2);
+        h2o_buffer_dispose(&out2);
+    }
     if (ret == 0) {
         FUZZ_ASSERT(fuzz_json_valid(out->bytes, out->size), "success with invalid JSON: %.*s", (int)(out->size > 2000 ? 2000 : out->size),
                     out->bytes);

@@ -6,7 +6,8 @@
  * and split; the client's bytes and every caller-facing result must be the same (translators have no clock and no
  * randomness, and the framing must not leak into the output). Each run checks the framing of
  * docs/streams.md#the-output-grammar: every frame is "event: T\ndata: <valid JSON>\n\n", nothing is written once the stream
- * is done, a failure names a status >= 400, no search block unless the request searched. */
+ * is done, a failure names a status >= 400, no search block unless the request searched. A third run, whole, with the
+ * chunks read by yajl alone (fuzz/translate_stream_yajl.c, without src/common/json_reader.c) must give the same bytes. */
 #include <h2o/socket.h>
 #include "common/errors.h"
 #include "fuzz.h"
@@ -16,7 +17,43 @@
 
 #define MSG_ID "msg_4f6a0c2e9b1d7a3c5e8f0b2d"
 
+/* the stream translator, and its build whose chunks are read by yajl alone (fuzz/translate_stream_yajl.c) */
+#define API(suffix)                                                                                                                \
+    {                                                                                                                              \
+        pgw_stream_translator_create##suffix, pgw_stream_translator_destroy##suffix, pgw_stream_translator_feed##suffix,           \
+            pgw_stream_translator_commit##suffix, pgw_stream_translator_committed##suffix,                                         \
+            pgw_stream_translator_awaiting_usage##suffix, pgw_stream_translator_finish##suffix,                                    \
+            pgw_stream_translator_failure##suffix, pgw_stream_translator_usage##suffix,                                            \
+            pgw_stream_translator_wants_buffer_tools##suffix                                                                       \
+    }
+struct api {
+    pgw_stream_translator_t *(*create)(const pgw_response_opts_t *);
+    void (*destroy)(pgw_stream_translator_t *);
+    pgw_stream_status_t (*feed)(pgw_stream_translator_t *, const char *, size_t, h2o_buffer_t **);
+    void (*commit)(pgw_stream_translator_t *, h2o_buffer_t **);
+    int (*committed)(const pgw_stream_translator_t *);
+    int (*awaiting_usage)(const pgw_stream_translator_t *);
+    pgw_stream_status_t (*finish)(pgw_stream_translator_t *, int, const char *, const char *, h2o_buffer_t **);
+    const pgw_upstream_failure_t *(*failure)(const pgw_stream_translator_t *);
+    void (*usage)(const pgw_stream_translator_t *, long long *, long long *, long long *, long long *);
+    int (*wants_buffer_tools)(const pgw_stream_translator_t *);
+};
+pgw_stream_translator_t *pgw_stream_translator_create_yajl(const pgw_response_opts_t *opts);
+void pgw_stream_translator_destroy_yajl(pgw_stream_translator_t *t);
+pgw_stream_status_t pgw_stream_translator_feed_yajl(pgw_stream_translator_t *t, const char *data, size_t len, h2o_buffer_t **out);
+void pgw_stream_translator_commit_yajl(pgw_stream_translator_t *t, h2o_buffer_t **out);
+int pgw_stream_translator_committed_yajl(const pgw_stream_translator_t *t);
+int pgw_stream_translator_awaiting_usage_yajl(const pgw_stream_translator_t *t);
+pgw_stream_status_t pgw_stream_translator_finish_yajl(pgw_stream_translator_t *t, int clean, const char *errtype,
+                                                      const char *message, h2o_buffer_t **out);
+const pgw_upstream_failure_t *pgw_stream_translator_failure_yajl(const pgw_stream_translator_t *t);
+void pgw_stream_translator_usage_yajl(const pgw_stream_translator_t *t, long long *input, long long *output, long long *cache_read,
+                                      long long *cache_creation);
+int pgw_stream_translator_wants_buffer_tools_yajl(const pgw_stream_translator_t *t);
+static const struct api reader_api = API(), yajl_api = API(_yajl);
+
 struct run {
+    const struct api *api;
     pgw_stream_translator_t *t;
     h2o_buffer_t *out;
     pgw_stream_status_t status;
@@ -35,14 +72,14 @@ static int on_event(void *ctx, h2o_iovec_t event, h2o_iovec_t data)
 {
     struct run *r = ctx;
     size_t before = r->out->size;
-    note(r, pgw_stream_translator_feed(r->t, data.base, data.len, &r->out), before);
+    note(r, r->api->feed(r->t, data.base, data.len, &r->out), before);
     if (++r->events == r->commit_at) {
         before = r->out->size;
-        pgw_stream_translator_commit(r->t, &r->out);
+        r->api->commit(r->t, &r->out);
         if (r->status != PGW_STREAM_CONTINUE)
             FUZZ_ASSERT(r->out->size == before, "commit wrote after the end");
     }
-    (void)pgw_stream_translator_awaiting_usage(r->t);
+    (void)r->api->awaiting_usage(r->t);
     return 0;
 }
 
@@ -66,17 +103,17 @@ static void check_frames(const char *s, size_t len)
 }
 
 /* Plays the stream and returns the transcript: the bytes written, then one line per caller-facing result. */
-static h2o_buffer_t *play(const pgw_response_opts_t *opts, const char *bytes, size_t len, const uint8_t *sizes, int end_mode,
-                          size_t commit_at)
+static h2o_buffer_t *play(const struct api *api, const pgw_response_opts_t *opts, const char *bytes, size_t len,
+                          const uint8_t *sizes, int end_mode, size_t commit_at)
 {
-    struct run r = {pgw_stream_translator_create(opts), NULL, PGW_STREAM_CONTINUE, 0, commit_at};
+    struct run r = {api, api->create(opts), NULL, PGW_STREAM_CONTINUE, 0, commit_at};
     h2o_buffer_init(&r.out, &h2o_socket_buffer_prototype);
     pgw_sse_reader_t reader;
     pgw_sse_reader_init(&reader, 0); /* no limit: a limit can trip earlier on a split line */
     int broken = 0;
 
     if (commit_at == 0)
-        pgw_stream_translator_commit(r.t, &r.out);
+        api->commit(r.t, &r.out);
     for (size_t off = 0, i = 0; off < len && !broken; ++i) {
         size_t n = sizes == NULL ? len : sizes[0] == 0 ? 1 : (size_t)sizes[i % 4];
         if (n == 0)
@@ -89,13 +126,13 @@ static h2o_buffer_t *play(const pgw_response_opts_t *opts, const char *bytes, si
     size_t before = r.out->size;
     switch (end_mode) {
     case 0:
-        note(&r, pgw_stream_translator_finish(r.t, 1, NULL, NULL, &r.out), before);
+        note(&r, api->finish(r.t, 1, NULL, NULL, &r.out), before);
         break;
     case 1:
-        note(&r, pgw_stream_translator_finish(r.t, 0, NULL, "the connection to Poe was reset", &r.out), before);
+        note(&r, api->finish(r.t, 0, NULL, "the connection to Poe was reset", &r.out), before);
         break;
     case 2:
-        note(&r, pgw_stream_translator_finish(r.t, 0, PGW_ERR_TIMEOUT, "Poe sent nothing for 300 s", &r.out), before);
+        note(&r, api->finish(r.t, 0, PGW_ERR_TIMEOUT, "Poe sent nothing for 300 s", &r.out), before);
         break;
     default:
         break; /* the client went away: no finish */
@@ -104,15 +141,15 @@ static h2o_buffer_t *play(const pgw_response_opts_t *opts, const char *bytes, si
     if (end_mode != 3) {
         FUZZ_ASSERT(r.status != PGW_STREAM_CONTINUE, "finish left the stream open");
         /* finish is idempotent */
-        pgw_stream_translator_finish(r.t, 1, NULL, NULL, &r.out);
+        api->finish(r.t, 1, NULL, NULL, &r.out);
         FUZZ_ASSERT(r.out->size == before, "a second finish wrote");
     }
 
     if (r.status == PGW_STREAM_FAILED_EARLY) {
-        const pgw_upstream_failure_t *f = pgw_stream_translator_failure(r.t);
+        const pgw_upstream_failure_t *f = api->failure(r.t);
         FUZZ_ASSERT(f->status >= 400 && f->status <= 599, "failure status %d", f->status);
         FUZZ_ASSERT(f->type != NULL && memchr(f->message, '\0', sizeof(f->message)) != NULL, "failure without type or message");
-        FUZZ_ASSERT(!pgw_stream_translator_committed(r.t), "failed early after the commit");
+        FUZZ_ASSERT(!api->committed(r.t), "failed early after the commit");
         pgw_buf_append_lit(&r.out, "\n--failed ");
         pgw_json_append_int(&r.out, f->status);
         pgw_buf_append_str(&r.out, f->type);
@@ -121,13 +158,13 @@ static h2o_buffer_t *play(const pgw_response_opts_t *opts, const char *bytes, si
         check_frames(r.out->bytes, r.out->size);
     }
     long long in, out, cr, cc;
-    pgw_stream_translator_usage(r.t, &in, &out, &cr, &cc);
+    api->usage(r.t, &in, &out, &cr, &cc);
     char line[160];
     snprintf(line, sizeof(line), "\n--status %d committed %d usage %lld %lld %lld %lld buffer_tools %d broken %d", (int)r.status,
-             pgw_stream_translator_committed(r.t), in, out, cr, cc, pgw_stream_translator_wants_buffer_tools(r.t), broken);
+             api->committed(r.t), in, out, cr, cc, api->wants_buffer_tools(r.t), broken);
     pgw_buf_append_str(&r.out, line);
     pgw_sse_reader_dispose(&reader);
-    pgw_stream_translator_destroy(r.t);
+    api->destroy(r.t);
     return r.out;
 }
 
@@ -164,8 +201,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     char *bytes = malloc(size ? size : 1);
     memcpy(bytes, data, size);
-    h2o_buffer_t *whole = play(&opts, bytes, size, NULL, end_mode, commit_at);
-    h2o_buffer_t *split = play(&opts, bytes, size, sizes, end_mode, commit_at);
+    h2o_buffer_t *whole = play(&reader_api, &opts, bytes, size, NULL, end_mode, commit_at);
+    h2o_buffer_t *split = play(&reader_api, &opts, bytes, size, sizes, end_mode, commit_at);
+    h2o_buffer_t *by_yajl = play(&yajl_api, &opts, bytes, size, NULL, end_mode, commit_at);
+    FUZZ_ASSERT(whole->size == by_yajl->size && (whole->size == 0 || memcmp(whole->bytes, by_yajl->bytes, whole->size) == 0),
+                "the output depends on the chunks' reader:\n--- pgw_json_read\n%.*s\n--- yajl\n%.*s",
+                (int)(whole->size > 3000 ? 3000 : whole->size), whole->bytes, (int)(by_yajl->size > 3000 ? 3000 : by_yajl->size),
+                by_yajl->bytes);
+    h2o_buffer_dispose(&by_yajl);
     /* text and arguments are escaped in their deltas: an unescaped block type is one the translator wrote */
     FUZZ_ASSERT(opts.web_search || memmem(whole->bytes, whole->size, H2O_STRLIT("\"type\":\"server_tool_use\"")) == NULL,
                 "a search block for a request that did not search");

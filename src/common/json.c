@@ -4,6 +4,10 @@
 #include <string.h>
 #include "common/json.h"
 
+#if defined(__x86_64__) && defined(__SSE2__) && !defined(PGW_JSON_NO_SIMD)
+#include <emmintrin.h>
+#endif
+
 void pgw_buf_append(h2o_buffer_t **buf, const void *bytes, size_t len)
 {
     if (len == 0)
@@ -74,23 +78,54 @@ static char *escape_ascii(char *d, unsigned char c)
     return d;
 }
 
-/* The core of both escapers: copies runs of plain bytes a word at a time, escapes the rest; with `validate`, bytes
- * above 0x7f are checked as UTF-8 and a malformed sequence becomes U+FFFD. Works in chunks so that the reservation
- * (six output bytes per input byte at worst) stays small for long strings. */
-static void escape(h2o_buffer_t **buf, const unsigned char *p, const unsigned char *end, int validate)
+#if defined(__x86_64__) && defined(__SSE2__) && !defined(PGW_JSON_NO_SIMD)
+/* The first byte in [p, stop) that pgw_json_plain8 would refuse, looking 16 bytes at a time; stops early (at a byte
+ * the caller looks at again) when fewer than 16 are left. */
+static const unsigned char *skip_plain16(const unsigned char *p, const unsigned char *stop, int validate)
 {
-    while (p != end) {
+    const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    for (; stop - p >= 16; p += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)p);
+        __m128i bad = _mm_cmplt_epi8(x, space); /* signed: control characters, and every byte above 0x7f */
+        if (!validate)
+            bad = _mm_andnot_si128(_mm_cmplt_epi8(x, _mm_setzero_si128()), bad);
+        bad = _mm_or_si128(bad, _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)));
+        int mask = _mm_movemask_epi8(bad);
+        if (mask != 0)
+            return p + __builtin_ctz((unsigned)mask);
+    }
+    return p;
+}
+#endif
+
+/* The core of the escapers: copies runs of plain bytes 16 bytes (SSE2) or a word at a time, escapes the rest; with
+ * `validate`, bytes above 0x7f are checked as UTF-8 and a malformed sequence becomes U+FFFD; with `quote`, the quotes
+ * around, in the same reservations. Works in chunks so that the reservation (six output bytes per input byte at worst)
+ * stays small for long strings. */
+static void escape(h2o_buffer_t **buf, const unsigned char *p, const unsigned char *end, int validate, int quote)
+{
+    do {
         size_t chunk = end - p < 4096 ? (size_t)(end - p) : 4096;
-        h2o_iovec_t dst = h2o_buffer_reserve(buf, chunk * 6);
+        h2o_iovec_t dst = h2o_buffer_reserve(buf, chunk * 6 + 2);
         char *d = dst.base;
         const unsigned char *stop = p + chunk;
+        if (quote == 1) {
+            *d++ = '"';
+            quote = 2; /* the closing one is due */
+        }
         while (p != stop) {
             const unsigned char *run = p;
             uint64_t w;
-            while (stop - p >= 8 && (memcpy(&w, p, 8), pgw_json_plain8(w, validate)))
-                p += 8;
-            while (p != stop && *p >= 0x20 && *p != '"' && *p != '\\' && (*p < 0x80 || !validate))
-                ++p;
+#if defined(__x86_64__) && defined(__SSE2__) && !defined(PGW_JSON_NO_SIMD)
+            /* it stops at the byte to escape, or short of the last 16 bytes */
+            if (stop - (p = skip_plain16(p, stop, validate)) < 16)
+#endif
+            {
+                while (stop - p >= 8 && (memcpy(&w, p, 8), pgw_json_plain8(w, validate)))
+                    p += 8;
+                while (p != stop && *p >= 0x20 && *p != '"' && *p != '\\' && (*p < 0x80 || !validate))
+                    ++p;
+            }
             memcpy(d, run, p - run);
             d += p - run;
             if (p == stop)
@@ -113,20 +148,26 @@ static void escape(h2o_buffer_t **buf, const unsigned char *p, const unsigned ch
                     stop = p;
             }
         }
+        if (quote == 2 && p == end)
+            *d++ = '"';
         (*buf)->size += d - dst.base;
-    }
+    } while (p != end);
 }
 
 void pgw_json_append_string(h2o_buffer_t **buf, const char *s, size_t len)
 {
-    pgw_buf_append_lit(buf, "\"");
-    escape(buf, (const unsigned char *)s, (const unsigned char *)s + len, 1);
-    pgw_buf_append_lit(buf, "\"");
+    escape(buf, (const unsigned char *)s, (const unsigned char *)s + len, 1, 1);
 }
 
 void pgw_json_append_escaped(h2o_buffer_t **buf, const char *s, size_t len)
 {
-    escape(buf, (const unsigned char *)s, (const unsigned char *)s + len, 0);
+    if (len != 0)
+        escape(buf, (const unsigned char *)s, (const unsigned char *)s + len, 0, 0);
+}
+
+void pgw_json_append_quoted(h2o_buffer_t **buf, const char *s, size_t len)
+{
+    escape(buf, (const unsigned char *)s, (const unsigned char *)s + len, 0, 1);
 }
 
 static int hex_value(unsigned char c)

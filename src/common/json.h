@@ -58,6 +58,11 @@ void pgw_json_append_string(h2o_buffer_t **buf, const char *s, size_t len);
 void pgw_json_append_escaped(h2o_buffer_t **buf, const char *s, size_t len);
 
 /**
+ * pgw_json_append_escaped between quotes: `s` as a quoted JSON string, `s` valid UTF-8 already.
+ */
+void pgw_json_append_quoted(h2o_buffer_t **buf, const char *s, size_t len);
+
+/**
  * Decodes the content of a JSON string (the bytes between its quotes, as written) into `dst`, which may be `src` itself
  * and needs room for `len` bytes: decoding never lengthens. Returns the decoded length. Escapes become their characters;
  * \uXXXX becomes UTF-8, a surrogate pair one code point, and a lone surrogate (a high one not followed by a low one's

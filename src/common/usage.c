@@ -2,6 +2,8 @@
  * and OpenAI's (chat/completions) read as Anthropic's counts. */
 #include <stdlib.h>
 #include <string.h>
+#include <h2o/socket.h>
+#include "common/json_reader.h"
 #include "common/usage.h"
 
 #define IS(lit) (len == sizeof(lit) - 1 && memcmp(key, lit, len) == 0)
@@ -149,11 +151,16 @@ static int on_end_array(void *ctx)
 static const yajl_callbacks callbacks = {on_null, on_boolean, NULL, NULL, on_number, on_string,
                                          on_start_map, on_map_key, on_end_map, on_start_array, on_end_array};
 
-void pgw_usage_parser_init(pgw_usage_parser_t *p, pgw_usage_t *usage)
+static void init_state(pgw_usage_parser_t *p, pgw_usage_t *usage)
 {
     memset(p, 0, sizeof(*p));
     p->usage = usage;
     p->prompt_tokens = p->details_cached = p->details_creation = -1;
+}
+
+void pgw_usage_parser_init(pgw_usage_parser_t *p, pgw_usage_t *usage)
+{
+    init_state(p, usage);
     p->handle = yajl_alloc(&callbacks, NULL, p);
     yajl_config(p->handle, yajl_dont_validate_strings, 1);
 }
@@ -183,6 +190,20 @@ void pgw_usage_note_event(pgw_usage_t *usage, const char *data, size_t len)
     if (memmem(data, len, "\"usage\"", 7) == NULL)
         return;
     pgw_usage_parser_t p;
+
+    /* the calls a yajl handle would make, without one to allocate for each event; what pgw_json_read leaves to yajl
+     * (invalid UTF-8, which this parser lets through, malformed JSON) is read again from the usage as it was */
+    pgw_usage_t before = *usage;
+    h2o_buffer_t *scratch;
+    size_t consumed;
+    init_state(&p, usage);
+    h2o_buffer_init(&scratch, &h2o_socket_buffer_prototype);
+    pgw_json_read_t rd = pgw_json_read(data, len, &callbacks, &p, &scratch, &consumed, 0);
+    h2o_buffer_dispose(&scratch);
+    if (rd != PGW_JSON_READ_REFUSED)
+        return; /* the callbacks never cancel */
+    *usage = before;
+
     pgw_usage_parser_init(&p, usage);
     pgw_usage_parser_feed(&p, data, len);
     pgw_usage_parser_finish(&p);

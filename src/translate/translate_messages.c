@@ -88,9 +88,7 @@ static inline void append_escaped(h2o_buffer_t **buf, const char *s, size_t len)
 
 static void append_quoted(h2o_buffer_t **buf, const char *s, size_t len)
 {
-    pgw_buf_append_lit(buf, "\"");
-    append_escaped(buf, s, len);
-    pgw_buf_append_lit(buf, "\"");
+    pgw_json_append_quoted(buf, s, len);
 }
 
 int pgw_is_blank(const char *p, size_t len)

@@ -3,11 +3,13 @@
 /*
  * How it works
  *
- * One yajl pass over the body, no document tree. The callbacks keep a small stack of frames, one per object or array the
- * translator understands (the top-level object, `messages`, a message, its `content`, a block, a block's `source`, ...).
- * A frame records the key being read (objects) or the element index (arrays); that is also how error messages name a
- * field ("messages.3.content.1.type"). Anything else is skipped with a depth counter. A tool's input_schema goes through
- * the cleaner (src/translate/translate_schema.c) event by event; a tool_use's `input` is taken as raw bytes of the body, found by
+ * One pass over the body with yajl's callbacks, no document tree: pgw_json_read (src/common/json_reader.c) makes the
+ * calls yajl would, faster, and leaves to yajl, read again from the start, whatever it does not read the same way
+ * (malformed JSON above all, so that the message stays yajl's). The callbacks keep a small stack of frames, one per
+ * object or array the translator understands (the top-level object, `messages`, a message, its `content`, a block, a block's
+ * `source`, ...). A frame records the key being read (objects) or the element index (arrays); that is also how error messages name
+ * a field ("messages.3.content.1.type"). Anything else is skipped with a depth counter. A tool's input_schema goes through the
+ * cleaner (src/translate/translate_schema.c) event by event; a tool_use's `input` is taken as raw bytes of the body, found by
  * offsets, so number literals and all survive as the `arguments` string.
  *
  * This file reads; what each piece becomes is decided where it is handed over, as soon as it is complete: a content
@@ -33,6 +35,7 @@
 #include <yajl/yajl_parse.h>
 #include "translate/estimate.h"
 #include "common/json.h"
+#include "common/json_reader.h"
 #include "common/log.h"
 #include "translate/translate.h"
 #include "translate/translate_knobs.h"
@@ -103,8 +106,9 @@ struct state {
     char *err;
     size_t errsz;
     int failed;
-    yajl_handle handle; /* the parser running: the body's, or a replay's */
+    yajl_handle handle; /* the parser running: the body's, or a replay's; NULL while pgw_json_read reads the body */
     size_t handle_base; /* the offset in the body of what `handle` reads */
+    size_t consumed;    /* pgw_json_read's offset in the body, for consumed() */
 
     int depth;
     size_t skip;     /* > 0: inside a skipped value, this many levels deep */
@@ -164,9 +168,7 @@ struct state {
  * backslashes and control characters change. */
 static void append_quoted(h2o_buffer_t **buf, const char *s, size_t len)
 {
-    pgw_buf_append_lit(buf, "\"");
-    pgw_json_append_escaped(buf, s, len);
-    pgw_buf_append_lit(buf, "\"");
+    pgw_json_append_quoted(buf, s, len);
 }
 
 static const char *ref_ptr(struct state *s, const ref_t *r)
@@ -308,11 +310,17 @@ static int ignore(struct state *s, enum vtype t)
     return 1;
 }
 
+/* The offset in the body just past the token being reported, whichever parser reports it. */
+static size_t consumed(struct state *s)
+{
+    return s->handle != NULL ? s->handle_base + yajl_get_bytes_consumed(s->handle) : s->consumed;
+}
+
 /* Skips the container starting now, keeping its raw bytes' position. */
 static int take_raw(struct state *s, size_t *off, size_t *len)
 {
-    /* yajl's count stands just past the '{' or '[' it reported */
-    *off = s->handle_base + yajl_get_bytes_consumed(s->handle) - 1;
+    /* the count stands just past the '{' or '[' reported */
+    *off = consumed(s) - 1;
     *len = 0;
     s->raw_off = off;
     s->raw_len = len;
@@ -828,6 +836,8 @@ static int on_number(void *ctx, const char *v, size_t len)
  */
 static const char *decoded(struct state *s, const unsigned char *v, size_t *len)
 {
+    if (s->handle == NULL)
+        return (const char *)v; /* pgw_json_read decodes with pgw_json_unescape already */
     const char *close = s->body + s->handle_base + yajl_get_bytes_consumed(s->handle) - 1, *open = close;
     if ((const char *)v >= s->body && (const char *)v + *len <= s->body + s->len)
         return (const char *)v;
@@ -880,7 +890,7 @@ static int on_close(struct state *s)
         --s->depth;
         if (--s->skip == 0) {
             if (s->raw_off != NULL) {
-                *s->raw_len = s->handle_base + yajl_get_bytes_consumed(s->handle) - *s->raw_off;
+                *s->raw_len = consumed(s) - *s->raw_off;
                 s->raw_off = NULL;
             }
             /* a value the copier dropped is not a value of the frame */
@@ -988,8 +998,12 @@ static void init_buffer(h2o_buffer_t **b)
     h2o_buffer_init(b, &h2o_socket_buffer_prototype);
 }
 
-int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts_t *opts, h2o_buffer_t **out, pgw_translated_t *res,
-                          char *err, size_t errsz)
+/*
+ * One translation, the body read by pgw_json_read (`fast`) or by yajl. Returns what pgw_translate_request does, or 1 when
+ * pgw_json_read left the body to yajl (nothing appended to `out`; `res` to dispose).
+ */
+static int translate(const char *body, size_t len, const pgw_translate_opts_t *opts, h2o_buffer_t **out, pgw_translated_t *res,
+                     char *err, size_t errsz, int fast)
 {
     struct state *s = h2o_mem_alloc(sizeof(*s));
     h2o_buffer_t **buffers[] = {&s->stop, &s->unescaped};
@@ -1018,10 +1032,22 @@ int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts
     if (errsz != 0)
         err[0] = '\0';
 
-    s->handle = yajl_alloc(&callbacks, &pgw_yajl_alloc_funcs, s);
-    yajl_status st = len == 0 ? yajl_status_error : yajl_parse(s->handle, (const unsigned char *)body, len);
-    if (st == yajl_status_ok)
-        st = yajl_complete_parse(s->handle);
+    yajl_status st;
+    if (fast) {
+        /* the same calls yajl would make, faster; whatever it leaves to yajl (malformed JSON above all, whose message is
+         * yajl's) is read again from the start */
+        pgw_json_read_t rd = pgw_json_read(body, len, &callbacks, s, &s->unescaped, &s->consumed, 0);
+        if (rd == PGW_JSON_READ_REFUSED || (rd == PGW_JSON_READ_CANCELED && !s->failed)) {
+            ret = 1;
+            goto Exit;
+        }
+        st = rd == PGW_JSON_READ_OK ? yajl_status_ok : yajl_status_client_canceled;
+    } else {
+        s->handle = yajl_alloc(&callbacks, &pgw_yajl_alloc_funcs, s);
+        st = len == 0 ? yajl_status_error : yajl_parse(s->handle, (const unsigned char *)body, len);
+        if (st == yajl_status_ok)
+            st = yajl_complete_parse(s->handle);
+    }
     if (st != yajl_status_ok) {
         if (!s->failed) {
             if (len == 0) {
@@ -1051,7 +1077,8 @@ int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts
     ret = 0;
 
 Exit:
-    yajl_free(s->handle);
+    if (s->handle != NULL)
+        yajl_free(s->handle);
     for (size_t i = 0; i != sizeof(buffers) / sizeof(buffers[0]); ++i)
         h2o_buffer_dispose(buffers[i]);
     pgw_messages_destroy(s->messages);
@@ -1064,6 +1091,18 @@ Exit:
     }
     free(s);
     return ret;
+}
+
+int pgw_translate_request(const char *body, size_t len, const pgw_translate_opts_t *opts, h2o_buffer_t **out, pgw_translated_t *res,
+                          char *err, size_t errsz)
+{
+#ifndef PGW_TRANSLATE_NO_READER /* fuzz/ builds it without, to compare */
+    int ret = translate(body, len, opts, out, res, err, errsz, 1);
+    if (ret != 1)
+        return ret;
+    pgw_translated_dispose(res); /* what the first reading made */
+#endif
+    return translate(body, len, opts, out, res, err, errsz, 0);
 }
 
 void pgw_translated_dispose(pgw_translated_t *res)

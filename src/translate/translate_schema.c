@@ -65,9 +65,7 @@ static int non_ecma_pattern(const char *p, size_t len)
 
 static void append_quoted(h2o_buffer_t **buf, const char *s, size_t len)
 {
-    pgw_buf_append_lit(buf, "\"");
-    pgw_json_append_escaped(buf, s, len);
-    pgw_buf_append_lit(buf, "\"");
+    pgw_json_append_quoted(buf, s, len);
 }
 
 static int in_array(pgw_schema_copier_t *c)

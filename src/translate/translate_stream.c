@@ -12,7 +12,8 @@
  * the 2 s grace timer (clean), or a broken upstream (a stall or a reset).
  *
  * Per chunk. yajl callbacks copy the few fields that matter into per-chunk scratch (reused buffers, emptied before each
- * chunk; one parser handle reused for the whole stream), then the chunk is acted on in the order of
+ * chunk), called by pgw_json_read (src/common/json_reader.c), or for what it leaves to yajl by one yajl handle reused
+ * for the whole stream; then the chunk is acted on in the order of
  * docs/streams.md#per-chunk whatever the key order was: error object, commit, reasoning, text and refusal, tool-call
  * fragments, finish_reason, usage.
  *
@@ -41,6 +42,7 @@
 #include <yajl/yajl_parse.h>
 #include "common/errors.h"
 #include "common/json.h"
+#include "common/json_reader.h"
 #include "common/log.h"
 #include "translate/translate.h"
 #include "translate/translate_search.h"
@@ -222,8 +224,11 @@ struct st_pgw_stream_translator_t {
     pgw_upstream_failure_t failure;
     pgw_search_t search; /* docs/streams.md#web-search-in-a-stream */
 
-    /* the chunk parser */
+    /* the chunk parser: pgw_json_read, or yajl for what it leaves to yajl */
     yajl_handle parser;
+    int reading; /* pgw_json_read is reading, at offset `consumed` */
+    size_t consumed;
+    h2o_buffer_t *scratch; /* its decoded strings */
     struct chunk chunk;
     struct frame stack[MAX_DEPTH], deep; /* deep stands for every level past MAX_DEPTH */
     size_t depth;
@@ -559,6 +564,12 @@ static void chunk_clear(struct chunk *c)
     c->num_cites = 0;
 }
 
+/* The offset in the event's data just past the token being read, whichever parser reads it. */
+static size_t consumed(pgw_stream_translator_t *t)
+{
+    return t->reading ? t->consumed : yajl_get_bytes_consumed(t->parser);
+}
+
 static struct frame *top(pgw_stream_translator_t *t)
 {
     return t->depth == 0 ? NULL : t->depth > MAX_DEPTH ? &t->deep : &t->stack[t->depth - 1];
@@ -677,7 +688,7 @@ static int on_start_array(void *ctx)
         t->chunk.has_error = 1;
     enum node node = value_node(t, 0, 1);
     if (node == N_CITES)
-        t->chunk.cite_start = yajl_get_bytes_consumed(t->parser) - 1; /* the '[' just read */
+        t->chunk.cite_start = consumed(t) - 1; /* the '[' just read */
     return push(t, node);
 }
 
@@ -686,7 +697,7 @@ static int on_end(void *ctx)
     pgw_stream_translator_t *t = ctx;
     struct chunk *c = &t->chunk;
     if (top(t)->node == N_CITES && c->num_cites != 4) /* the first four arrays of a chunk */
-        c->cites[c->num_cites++] = (struct span){c->cite_start, yajl_get_bytes_consumed(t->parser) - c->cite_start};
+        c->cites[c->num_cites++] = (struct span){c->cite_start, consumed(t) - c->cite_start};
     --t->depth;
     return 1;
 }
@@ -857,6 +868,18 @@ static void new_parser(pgw_stream_translator_t *t)
 
 static int parse_chunk(pgw_stream_translator_t *t, const char *data, size_t len)
 {
+#ifndef PGW_STREAM_NO_READER /* fuzz/ builds it without, to compare */
+    /* the calls yajl would make, with yajl's strings, faster; a cancel is yajl's too, and leaves its handle untouched */
+    chunk_clear(&t->chunk);
+    t->depth = 0;
+    t->key = K_OTHER;
+    t->reading = 1;
+    pgw_json_read_t rd = pgw_json_read(data, len, &callbacks, t, &t->scratch, &t->consumed, PGW_JSON_READ_YAJL_STRINGS);
+    t->reading = 0;
+    if (rd != PGW_JSON_READ_REFUSED)
+        return rd == PGW_JSON_READ_OK && t->chunk.is_object ? 0 : -1;
+        /* read again by yajl: whatever pgw_json_read leaves to it (invalid UTF-8, two documents in one event, ...) */
+#endif
     chunk_clear(&t->chunk);
     t->depth = 0;
     t->key = K_OTHER;
@@ -987,6 +1010,7 @@ pgw_stream_translator_t *pgw_stream_translator_create(const pgw_response_opts_t 
     h2o_buffer_init(&t->chunk.signature, &h2o_socket_buffer_prototype);
     h2o_buffer_init(&t->chunk.refusal, &h2o_socket_buffer_prototype);
     h2o_buffer_init(&t->chunk.strs, &h2o_socket_buffer_prototype);
+    h2o_buffer_init(&t->scratch, &h2o_socket_buffer_prototype);
     new_parser(t);
     compute_usage(t);
     return t;
@@ -1012,6 +1036,7 @@ void pgw_stream_translator_destroy(pgw_stream_translator_t *t)
     h2o_buffer_dispose(&t->chunk.signature);
     h2o_buffer_dispose(&t->chunk.refusal);
     h2o_buffer_dispose(&t->chunk.strs);
+    h2o_buffer_dispose(&t->scratch);
     free(t->chunk.frags);
     yajl_free(t->parser);
     free(t);

@@ -38,9 +38,7 @@ struct st_pgw_tools_t {
 
 static void append_quoted(h2o_buffer_t **buf, const char *s, size_t len)
 {
-    pgw_buf_append_lit(buf, "\"");
-    pgw_json_append_escaped(buf, s, len);
-    pgw_buf_append_lit(buf, "\"");
+    pgw_json_append_quoted(buf, s, len);
 }
 
 static int is(h2o_iovec_t v, const char *lit)

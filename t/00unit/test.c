@@ -149,6 +149,7 @@ void test_src__config_c(void);
 void test_src__route_match_c(void);
 void test_src__dotenv_c(void);
 void test_src__json_c(void);
+void test_src__json_reader_c(void);
 void test_src__auth_c(void);
 void test_src__bodies_c(void);
 void test_src__reqbody_c(void);
@@ -203,6 +204,7 @@ int main(void)
     subtest("src/config/route_match.c", test_src__route_match_c);
     subtest("src/config/dotenv.c", test_src__dotenv_c);
     subtest("src/common/json.c", test_src__json_c);
+    subtest("src/common/json_reader.c", test_src__json_reader_c);
     subtest("src/serve/auth.c", test_src__auth_c);
     subtest("src/serve/bodies.c", test_src__bodies_c);
     subtest("src/serve/reqbody.c", test_src__reqbody_c);

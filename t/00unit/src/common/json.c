@@ -157,8 +157,8 @@ void test_src__json_c(void)
     /* NUL inside the input is escaped, not a terminator */
     is_str(quote(&buf, "a\0b", 3), "\"a\\u0000b\"");
 
-    /* long texts: runs of plain bytes are copied a word at a time and the work goes in 4 KB chunks; every special byte at
-     * every offset, and multi-byte sequences across the chunk boundaries, come out as the byte-at-a-time reference says */
+    /* long texts: runs of plain bytes are copied 16 bytes or a word at a time and the work goes in 4 KB chunks; every special byte
+     * at every offset, and multi-byte sequences across the chunk boundaries, come out as the byte-at-a-time reference says */
     {
         static const unsigned char specials[] = {'"', '\\', '\n', '\r', '\t', 0x01, 0x1f, 0x7f, 0xc3, 0xe2, 0xf0, 0xff};
         size_t len = 3 * 4096 + 77;
@@ -176,14 +176,18 @@ void test_src__json_c(void)
             /* some valid sequences astride the chunk boundaries */
             memcpy(text + 4096 - 1 - round % 3, "\xf0\x9f\x98\x80", 4);
             memcpy(text + 8192 - 1 - round % 2, "\xe2\x82\xac", 3);
-            for (int validate = 0; validate != 2; ++validate) {
+            for (int validate = 0; validate != 3; ++validate) {
                 want->size = 0;
                 buf->size = 0;
                 if (validate) {
+                    /* 1: pgw_json_append_string; 2: pgw_json_append_quoted (no validation), the quotes in its reservations */
                     pgw_buf_append_lit(&want, "\"");
-                    reference(&want, text, len, 1);
+                    reference(&want, text, len, validate == 1);
                     pgw_buf_append_lit(&want, "\"");
-                    pgw_json_append_string(&buf, (const char *)text, len);
+                    if (validate == 1)
+                        pgw_json_append_string(&buf, (const char *)text, len);
+                    else
+                        pgw_json_append_quoted(&buf, (const char *)text, len);
                 } else {
                     reference(&want, text, len, 0);
                     pgw_json_append_escaped(&buf, (const char *)text, len);
@@ -203,6 +207,27 @@ void test_src__json_c(void)
                 int plain = c >= 0x20 && c != '"' && c != '\\';
                 wrong += pgw_json_plain8(w, 0) != plain;
                 wrong += pgw_json_plain8(w, 1) != (plain && c < 0x80);
+            }
+        }
+        is_int(wrong, 0);
+        /* the 16-byte test too: each byte value at each place of a block, after 0 to 15 plain bytes, in both escapers */
+        wrong = 0;
+        for (size_t lead = 0; lead != 16; ++lead) {
+            for (unsigned c = 0; c != 256; ++c) {
+                unsigned char t[40];
+                memset(t, 'a', sizeof(t));
+                t[lead + 16 - 1 - lead % 16] = (unsigned char)c;
+                t[lead] = (unsigned char)c;
+                for (int validate = 0; validate != 2; ++validate) {
+                    want->size = buf->size = 0;
+                    reference(&want, t, sizeof(t), validate);
+                    if (validate) {
+                        escape(&buf, t, t + sizeof(t), 1, 0);
+                    } else {
+                        pgw_json_append_escaped(&buf, (const char *)t, sizeof(t));
+                    }
+                    wrong += buf->size != want->size || memcmp(buf->bytes, want->bytes, want->size) != 0;
+                }
             }
         }
         is_int(wrong, 0);

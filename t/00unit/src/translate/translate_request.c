@@ -26,6 +26,65 @@ static char *q(const char *s)
 static char *last_output;
 static pgw_translated_t last_res;
 
+/* ---- pgw_json_read against yajl: every body translated here is translated both ways and compared ---- */
+
+static int reader_compared, reader_read, reader_differs;
+
+/* 1 when the two results are the same, byte for byte */
+static int same_res(const pgw_translated_t *a, const pgw_translated_t *b)
+{
+    if (a->stream != b->stream || a->max_tokens != b->max_tokens || a->input_tokens != b->input_tokens ||
+        a->web_search != b->web_search || strcmp(a->refused_tool, b->refused_tool) != 0 ||
+        a->toolnames.num_entries != b->toolnames.num_entries)
+        return 0;
+    for (size_t i = 0; i != a->toolnames.num_entries; ++i)
+        if (strcmp(a->toolnames.entries[i].original, b->toolnames.entries[i].original) != 0 ||
+            strcmp(a->toolnames.entries[i].mapped, b->toolnames.entries[i].mapped) != 0)
+            return 0;
+    for (size_t i = 0; i != 4; ++i)
+        if ((a->stop_sequences[i] == NULL) != (b->stop_sequences[i] == NULL) ||
+            (a->stop_sequences[i] != NULL && strcmp(a->stop_sequences[i], b->stop_sequences[i]) != 0))
+            return 0;
+    return 1;
+}
+
+/* Translates `body` with the body read by pgw_json_read and by yajl alone, and counts a difference in what comes out. */
+static void both_ways(const char *body, size_t len, const pgw_translate_opts_t *opts)
+{
+    h2o_buffer_t *out[2];
+    pgw_translated_t res[2];
+    char err[2][512];
+    int ret[2];
+    for (int i = 0; i != 2; ++i) {
+        h2o_buffer_init(&out[i], &h2o_socket_buffer_prototype);
+        ret[i] = translate(body, len, opts, &out[i], &res[i], err[i], sizeof(err[i]), i == 0);
+    }
+    ++reader_compared;
+    if (ret[0] != 1) {
+        ++reader_read;
+        int same = ret[0] == ret[1] &&
+                   (ret[0] != 0 || (out[0]->size == out[1]->size && memcmp(out[0]->bytes, out[1]->bytes, out[0]->size) == 0 &&
+                                    same_res(&res[0], &res[1])));
+        same = same && (ret[0] == 0 || strcmp(err[0], err[1]) == 0);
+        if (!same) {
+            ++reader_differs;
+            note("pgw_json_read and yajl differ on %.*s", (int)(len > 300 ? 300 : len), body);
+        }
+    }
+    for (int i = 0; i != 2; ++i) {
+        pgw_translated_dispose(&res[i]);
+        h2o_buffer_dispose(&out[i]);
+    }
+}
+
+static void test_reader(void)
+{
+    is_int(reader_differs, 0);
+    note("%d bodies translated both ways, %d of them read by pgw_json_read", reader_compared, reader_read);
+    ok(reader_read > 500);
+    ok(reader_compared - reader_read > 500); /* the damaged ones are left to yajl */
+}
+
 /* Translates `body` (single-quoted JSON); returns the output, or "ERROR: <message>". */
 static const char *run_opts(const char *body, const pgw_translate_opts_t *opts)
 {
@@ -35,6 +94,7 @@ static const char *run_opts(const char *body, const pgw_translate_opts_t *opts)
     free(last_output);
     pgw_translated_dispose(&last_res);
     h2o_buffer_init(&out, &h2o_socket_buffer_prototype);
+    both_ways(in, strlen(in), opts);
     if (pgw_translate_request(in, strlen(in), opts, &out, &last_res, err, sizeof(err)) == 0) {
         last_output = h2o_strdup(NULL, out->bytes, out->size).base;
     } else {
@@ -917,6 +977,7 @@ static void run_case(const char *dir)
     h2o_buffer_t *out;
     pgw_translated_t res;
     h2o_buffer_init(&out, &h2o_socket_buffer_prototype);
+    both_ways(in, in_len, &opts);
     int ret = pgw_translate_request(in, in_len, &opts, &out, &res, errbuf, sizeof(errbuf));
     is_int(ret, 0);
     if (ret != 0)
@@ -1041,6 +1102,7 @@ static void test_mutations(void)
         }
         pgw_translated_t res;
         out->size = 0;
+        both_ways(body, n, &opts);
         if (pgw_translate_request(body, n, &opts, &out, &res, err, sizeof(err)) == 0) {
             char *r = reformat(out->bytes, out->size, 0);
             invalid += r == NULL;
@@ -1117,4 +1179,5 @@ void test_src__translate_request_c(void)
     free(last_output);
     last_output = NULL;
     pgw_translated_dispose(&last_res);
+    subtest("pgw_json_read and yajl", test_reader);
 }

@@ -1,0 +1,15 @@
+/* poe-gateway: MIT licence. src/translate/translate_stream.c again, its chunks read by yajl alone (without
+ * pgw_json_read), its functions suffixed _yajl (for fuzz_translate_stream, which compares the two). */
+#define PGW_STREAM_NO_READER
+#define pgw_stream_translator_create pgw_stream_translator_create_yajl
+#define pgw_stream_translator_destroy pgw_stream_translator_destroy_yajl
+#define pgw_stream_translator_feed pgw_stream_translator_feed_yajl
+#define pgw_stream_translator_commit pgw_stream_translator_commit_yajl
+#define pgw_stream_translator_committed pgw_stream_translator_committed_yajl
+#define pgw_stream_translator_awaiting_usage pgw_stream_translator_awaiting_usage_yajl
+#define pgw_stream_translator_finish pgw_stream_translator_finish_yajl
+#define pgw_stream_translator_failure pgw_stream_translator_failure_yajl
+#define pgw_stream_translator_usage pgw_stream_translator_usage_yajl
+#define pgw_stream_translator_wants_buffer_tools pgw_stream_translator_wants_buffer_tools_yajl
+#define pgw_stream_translator_outcome pgw_stream_translator_outcome_yajl
+#include "translate/translate_stream.c"
