@@ -156,6 +156,7 @@ void test_src__sse_c(void);
 void test_src__errors_c(void);
 void test_src__usage_c(void);
 void test_src__upstream_c(void);
+void test_src__upstream_curl_c(void);
 void test_src__masterkey_c(void);
 void test_src__seed_c(void);
 void test_src__ratelimit_c(void);
@@ -209,6 +210,7 @@ int main(void)
     subtest("src/common/errors.c", test_src__errors_c);
     subtest("src/common/usage.c", test_src__usage_c);
     subtest("src/upstream/upstream.c", test_src__upstream_c);
+    subtest("src/upstream/upstream_curl.c", test_src__upstream_curl_c);
     subtest("src/config/masterkey.c", test_src__masterkey_c);
     subtest("src/config/seed.c", test_src__seed_c);
     subtest("src/common/ratelimit.c", test_src__ratelimit_c);
