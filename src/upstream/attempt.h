@@ -24,6 +24,8 @@ typedef enum en_pgw_attempt_result_t {
     PGW_ATTEMPT_RETRYABLE,       /* failed at the transport level: the request may be sent again */
     PGW_ATTEMPT_NEVER_PROCESSED, /* the server says it did not process the request (REFUSED_STREAM, above GOAWAY) */
     PGW_ATTEMPT_FAILED,          /* failed in a way a retry would not mend (timeout, bad URL, certificate) */
+    PGW_ATTEMPT_ELSEWHERE,       /* this engine cannot carry it (the host does not speak HTTP/2): start it again at once,
+                                  * on the engine the transfer picks now; not a retry */
 } pgw_attempt_result_t;
 
 typedef struct st_pgw_attempt_callbacks_t {

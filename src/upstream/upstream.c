@@ -7,9 +7,11 @@
  * an attempt that is retried. Each transfer owns one uv_timer that serves, in turn, as the first-byte deadline, the
  * silence watchdog and the back-off delay.
  *
- * The attempts themselves go to an engine (attempt.h): libcurl's multi interface on the worker's loop
- * (upstream_curl.c). The engine reports the attempt's header blocks, body bytes and end through the callbacks below
- * (on_attempt_*), and knows nothing of retries, timers or the caller.
+ * The attempts themselves go to an engine (attempt.h): https:// URLs to the gateway's own HTTP/2 client (h2client.c,
+ * h2conn.c), everything else, and https:// hosts that do not speak HTTP/2 or are reached through a proxy, to libcurl's
+ * multi interface (upstream_curl.c); the engine is picked anew for each attempt (engine_for). The engine reports the
+ * attempt's header blocks, body bytes and end through the callbacks below (on_attempt_*), and knows nothing of retries,
+ * timers or the caller.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,7 @@
 #include "common/log.h"
 #include "upstream/upstream.h"
 #include "upstream/upstream_curl.h"
+#include "upstream/h2client.h"
 
 #define MODULE_NAME "upstream"
 #define RETRY_AFTER_CAP_MS 30000
@@ -30,6 +33,7 @@
 struct st_pgw_upstream_t {
     uv_loop_t *loop;
     pgw_upstream_curl_t *curl;
+    pgw_h2client_t *h2; /* NULL: libcurl carries everything (gateway.upstream_client: curl) */
     h2o_linklist_t transfers; /* every live transfer */
     atomic_ullong retries;    /* attempts retried (read by /metrics from another thread) */
 };
@@ -231,8 +235,23 @@ static int on_attempt_body(pgw_attempt_t *a, const char *bytes, size_t len)
     return t->cancelled ? -1 : 0;
 }
 
+/* The engine for the next attempt: the HTTP/2 client when it takes the URL, else libcurl. */
+static const pgw_attempt_engine_t *engine_for(pgw_upstream_transfer_t *t)
+{
+    pgw_upstream_t *up = t->up;
+    if (up->h2 != NULL && pgw_h2client_accepts(up->h2, &t->attempt))
+        return pgw_h2client_engine(up->h2);
+    return pgw_upstream_curl_engine(up->curl);
+}
+
 static void start_attempt(pgw_upstream_transfer_t *t)
 {
+    const pgw_attempt_engine_t *engine = engine_for(t);
+    if (engine != t->attempt.engine) {
+        if (t->attempt.engine != NULL)
+            t->attempt.engine->release(&t->attempt);
+        t->attempt.engine = engine;
+    }
     ++t->attempts;
     t->state = ST_WAITING_HEAD;
     t->discard = 0;
@@ -278,6 +297,12 @@ static void on_attempt_done(pgw_attempt_t *a, pgw_attempt_result_t result, const
     t->in_flight = 0;
     if (t->cancelled)
         return;
+    if (result == PGW_ATTEMPT_ELSEWHERE) { /* again at once, on the engine engine_for picks now; not a retry */
+        --t->attempts;
+        t->state = ST_BACKOFF;
+        arm_timer(t, 0);
+        return;
+    }
     if (result == PGW_ATTEMPT_OK && t->discard) {
         snprintf(msg, sizeof(msg), "status %d", t->status);
         retry_later(t, msg, 0, 0);
@@ -334,7 +359,7 @@ static void on_transfer_timer(uv_timer_t *timer)
     }
 }
 
-pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file, unsigned max_host_connections)
+pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file, unsigned max_host_connections, int builtin_h2)
 {
     pgw_upstream_t *up = h2o_mem_alloc(sizeof(*up));
     memset(up, 0, sizeof(*up));
@@ -342,6 +367,8 @@ pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file, unsign
     h2o_linklist_init_anchor(&up->transfers);
     up->curl = pgw_upstream_curl_create(loop, ca_file,
                                         max_host_connections != 0 ? max_host_connections : PGW_UPSTREAM_DEFAULT_CONNECTIONS);
+    if (builtin_h2)
+        up->h2 = pgw_h2client_create(loop, ca_file);
     return up;
 }
 
@@ -353,7 +380,6 @@ pgw_upstream_transfer_t *pgw_upstream_start(pgw_upstream_t *up, pgw_upstream_req
     t->up = up;
     t->url = strdup(req->url);
     t->attempt.cb = &attempt_callbacks;
-    t->attempt.engine = pgw_upstream_curl_engine(up->curl);
     t->attempt.url = t->url;
     t->attempt.method = strcmp(req->method, "POST") == 0 ? "POST" : strcmp(req->method, "GET") == 0 ? "GET" : req->method;
     t->attempt.body[0] = req->body;
@@ -465,5 +491,5 @@ unsigned long long pgw_upstream_retries(pgw_upstream_t *up)
 
 unsigned long long pgw_upstream_sockets(pgw_upstream_t *up)
 {
-    return pgw_upstream_curl_sockets(up->curl);
+    return pgw_upstream_curl_sockets(up->curl) + (up->h2 != NULL ? pgw_h2client_sockets(up->h2) : 0);
 }

@@ -157,6 +157,8 @@ void test_src__errors_c(void);
 void test_src__usage_c(void);
 void test_src__upstream_c(void);
 void test_src__upstream_curl_c(void);
+void test_src__h2conn_c(void);
+void test_src__h2client_c(void);
 void test_src__masterkey_c(void);
 void test_src__seed_c(void);
 void test_src__ratelimit_c(void);
@@ -211,6 +213,8 @@ int main(void)
     subtest("src/common/usage.c", test_src__usage_c);
     subtest("src/upstream/upstream.c", test_src__upstream_c);
     subtest("src/upstream/upstream_curl.c", test_src__upstream_curl_c);
+    subtest("src/upstream/h2conn.c", test_src__h2conn_c);
+    subtest("src/upstream/h2client.c", test_src__h2client_c);
     subtest("src/config/masterkey.c", test_src__masterkey_c);
     subtest("src/config/seed.c", test_src__seed_c);
     subtest("src/common/ratelimit.c", test_src__ratelimit_c);
