@@ -12,6 +12,7 @@
  * transfer starts them on libcurl (pgw_h2client_accepts says no from then on). So are all attempts when a proxy is
  * set in the environment, which libcurl honours and this client does not.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -41,10 +42,11 @@ struct host {
 struct xfer {
     pgw_attempt_t *a;
     struct host *host;
-    char *authority, *path;
+    const char *authority, *path; /* in `split` */
     pgw_h2stream_t *stream;    /* the attempt's stream, or NULL */
     int refusals;              /* streams of this attempt the server refused */
     h2o_linklist_t queue_link; /* in host->queue while waiting */
+    char split[];              /* the URL's parts (pgw_h2client_split_url) */
 };
 
 struct st_pgw_h2client_t {
@@ -227,17 +229,14 @@ static void engine_start(pgw_attempt_t *a)
     pgw_h2client_t *c = (pgw_h2client_t *)a->engine;
     struct xfer *x = a->engine_data;
     if (x == NULL) {
-        char *buf = h2o_mem_alloc(PGW_H2CLIENT_SPLIT_SIZE(a->url));
-        const char *host, *port, *authority, *path;
-        if (pgw_h2client_split_url(a->url, buf, &host, &port, &authority, &path) != 0)
+        size_t size = PGW_H2CLIENT_SPLIT_SIZE(a->url);
+        const char *host, *port;
+        x = h2o_mem_alloc(offsetof(struct xfer, split) + size);
+        memset(x, 0, offsetof(struct xfer, split));
+        if (pgw_h2client_split_url(a->url, x->split, &host, &port, &x->authority, &x->path) != 0)
             h2o_fatal("h2client: an attempt it did not accept"); /* pgw_h2client_accepts checked the URL */
-        x = h2o_mem_alloc(sizeof(*x));
-        memset(x, 0, sizeof(*x));
         x->a = a;
         x->host = find_host(c, host, port, a->ssl_verify != 0, 1);
-        x->authority = h2o_strdup(NULL, authority, SIZE_MAX).base;
-        x->path = h2o_strdup(NULL, path, SIZE_MAX).base;
-        free(buf);
         a->engine_data = x;
     }
     x->refusals = 0;
@@ -278,8 +277,6 @@ static void engine_release(pgw_attempt_t *a)
     if (x == NULL)
         return;
     engine_stop(a, 1);
-    free(x->authority);
-    free(x->path);
     free(x);
     a->engine_data = NULL;
 }
@@ -304,7 +301,6 @@ pgw_h2client_t *pgw_h2client_create(uv_loop_t *loop, const char *ca_file)
         pgw_log_warn(MODULE_NAME, "cannot load the CA file %s: %s", ca_file, ERR_reason_error_string(ERR_get_error()));
         ERR_clear_error();
     }
-    SSL_CTX_set_mode(c->ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
     return c;
 }
 

@@ -64,7 +64,7 @@ struct st_pgw_h2stream_t {
     pgw_attempt_t *a;
     pgw_h2stream_t **ref; /* the owner's pointer to this stream, cleared when it ends */
     h2o_linklist_t link;  /* in conn->pending until submitted, then in conn->streams */
-    char *authority, *path;
+    const char *authority, *path; /* the owner's (see pgw_h2conn_submit) */
     int32_t id;             /* 0 until submitted */
     size_t body_off;        /* how much of the body is in DATA frames */
     int64_t content_length; /* of the final head, or -1 */
@@ -251,8 +251,6 @@ static void stream_free(pgw_h2stream_t *st)
         *st->ref = NULL;
     if (st->held != NULL)
         h2o_buffer_dispose(&st->held);
-    free(st->authority);
-    free(st->path);
     free(st);
     count_socket(conn);
     if (conn->state == CS_CLOSED)
@@ -473,8 +471,8 @@ static void submit(pgw_h2stream_t *st)
     size_t lines = 0, bytes = 0;
     for (const struct curl_slist *l = a->headers; l != NULL; l = l->next, ++lines)
         bytes += strlen(l->data) + 1;
-    nghttp2_nv *nv = h2o_mem_alloc(sizeof(*nv) * (lines + 6));
-    char *scratch = h2o_mem_alloc(bytes + 32), clen[32];
+    nghttp2_nv nv_stack[32], *nv = lines + 6 <= 32 ? nv_stack : h2o_mem_alloc(sizeof(*nv) * (lines + 6));
+    char scratch_stack[4096], *scratch = bytes + 32 <= sizeof(scratch_stack) ? scratch_stack : h2o_mem_alloc(bytes + 32), clen[32];
     size_t n = 0;
     int has = 0;
 #define NV(n_, v_, vl_) ((nghttp2_nv){(uint8_t *)(n_), (uint8_t *)(v_), strlen(n_), (vl_), NGHTTP2_NV_FLAG_NONE})
@@ -492,8 +490,10 @@ static void submit(pgw_h2stream_t *st)
 #undef NV
     nghttp2_data_provider body = {{.ptr = NULL}, read_body};
     int32_t id = nghttp2_submit_request(conn->session, NULL, nv, n, a->body_len != 0 ? &body : NULL, st);
-    free(nv);
-    free(scratch);
+    if (nv != nv_stack)
+        free(nv);
+    if (scratch != scratch_stack)
+        free(scratch);
     if (id < 0) {
         char msg[128];
         snprintf(msg, sizeof(msg), "HTTP/2 request not sent: %s", nghttp2_strerror(id));
@@ -1000,8 +1000,8 @@ void pgw_h2conn_submit(pgw_h2conn_t *conn, pgw_attempt_t *a, const char *authori
     st->a = a;
     st->ref = ref;
     *ref = st;
-    st->authority = h2o_strdup(NULL, authority, SIZE_MAX).base;
-    st->path = h2o_strdup(NULL, path, SIZE_MAX).base;
+    st->authority = authority;
+    st->path = path;
     st->content_length = -1;
     if (conn->state == CS_CLOSED)
         h2o_fatal("h2conn: a stream submitted to a closed connection");

@@ -54,8 +54,9 @@ int pgw_h2conn_draining(pgw_h2conn_t *conn);
 void pgw_h2conn_close_idle(pgw_h2conn_t *conn);
 
 /**
- * Sends the attempt `a` on `conn` (once the connection is ready, if it is not yet) to `authority` and `path`. `*ref`
- * is set to the stream and reset to NULL when the stream ends (before a->cb->done) or is cancelled. Needs room.
+ * Sends the attempt `a` on `conn` (once the connection is ready, if it is not yet) to `authority` and `path` (not copied:
+ * they must last as long as the stream). `*ref` is set to the stream and reset to NULL when the stream ends (before
+ * a->cb->done) or is cancelled. Needs room.
  */
 void pgw_h2conn_submit(pgw_h2conn_t *conn, pgw_attempt_t *a, const char *authority, const char *path, pgw_h2stream_t **ref);
 

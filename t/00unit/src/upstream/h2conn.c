@@ -37,8 +37,8 @@ static void test_data_frames(void)
     memset(st, 0, sizeof(*st));
     st->conn = &conn;
     st->a = &a;
-    st->authority = strdup("poe.test");
-    st->path = strdup("/v1/messages");
+    st->authority = "poe.test";
+    st->path = "/v1/messages";
     st->content_length = -1;
     ++conn.num_streams;
     h2o_linklist_insert(&conn.pending, &st->link);
@@ -83,8 +83,6 @@ static void test_data_frames(void)
 
     h2o_buffer_dispose(&wire);
     nghttp2_session_del(conn.session);
-    free(st->authority);
-    free(st->path);
     free(st);
     curl_slist_free_all(a.headers);
 }
