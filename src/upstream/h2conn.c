@@ -51,6 +51,7 @@
 #define MAX_STREAMS_PER_CONNECTION 1024 /* this client's own cap, whatever a server allows */
 #define SMALL_FRAME 1024                /* frames below this size are gathered into one TLS record */
 #define TLS_RECORD_MAX 16384
+#define OUT_HIGH_WATER (256 * 1024) /* cipher text made ahead of the socket: past it, flush waits until it is writable */
 
 enum conn_state { CS_RESOLVING, CS_CONNECTING, CS_HANDSHAKE, CS_READY, CS_CLOSED };
 
@@ -215,6 +216,10 @@ static void write_out(pgw_h2conn_t *conn)
         }
         conn_fail(conn, PGW_ATTEMPT_RETRYABLE, "Send failure: %s", strerror(errno));
         return;
+    }
+    if (conn->out->capacity > OUT_HIGH_WATER) { /* a burst's buffer is not kept for the connection's life */
+        h2o_buffer_dispose(&conn->out);
+        h2o_buffer_init(&conn->out, &h2o_socket_buffer_prototype);
     }
     if (conn->state >= CS_HANDSHAKE && conn->state != CS_CLOSED)
         watch(conn, UV_READABLE);
@@ -568,39 +573,58 @@ static int session_start(pgw_h2conn_t *conn)
     return 0;
 }
 
-/* Encrypts what nghttp2 has to send into conn->out and writes it; waits while nghttp2 or our reading runs. */
+/*
+ * Encrypts what nghttp2 has to send into conn->out and writes it; waits while nghttp2 or our reading runs. Past
+ * OUT_HIGH_WATER bytes that the socket does not take, the rest stays with nghttp2 until the socket is writable
+ * (on_poll), so that many uploads at once are not all encrypted ahead of a slow upstream.
+ */
 static void flush(pgw_h2conn_t *conn)
 {
     if (conn->in_io != 0 || conn->state != CS_READY)
         return;
     char small[TLS_RECORD_MAX];
-    size_t small_len = 0;
-    ++conn->in_io;
-    for (;;) {
-        const uint8_t *p;
-        ssize_t n = nghttp2_session_mem_send(conn->session, &p);
-        if (n < 0) {
-            --conn->in_io;
-            conn_fail(conn, PGW_ATTEMPT_RETRYABLE, "HTTP/2 error: %s", nghttp2_strerror((int)n));
-            return;
+    int more;
+    do {
+        size_t small_len = 0;
+        more = 0;
+        ++conn->in_io;
+        for (;;) {
+            if (conn->out->size >= OUT_HIGH_WATER) {
+                write_out(conn);
+                if (conn->state != CS_READY) {
+                    --conn->in_io;
+                    return;
+                }
+                if (conn->out->size >= OUT_HIGH_WATER) {
+                    more = 1;
+                    break;
+                }
+            }
+            const uint8_t *p;
+            ssize_t n = nghttp2_session_mem_send(conn->session, &p);
+            if (n < 0) {
+                --conn->in_io;
+                conn_fail(conn, PGW_ATTEMPT_RETRYABLE, "HTTP/2 error: %s", nghttp2_strerror((int)n));
+                return;
+            }
+            if (n == 0)
+                break;
+            if ((size_t)n < SMALL_FRAME && small_len + (size_t)n <= sizeof(small)) {
+                memcpy(small + small_len, p, (size_t)n);
+                small_len += (size_t)n;
+                continue;
+            }
+            if (small_len != 0) {
+                SSL_write(conn->ssl, small, (int)small_len);
+                small_len = 0;
+            }
+            SSL_write(conn->ssl, p, (int)n);
         }
-        if (n == 0)
-            break;
-        if ((size_t)n < SMALL_FRAME && small_len + (size_t)n <= sizeof(small)) {
-            memcpy(small + small_len, p, (size_t)n);
-            small_len += (size_t)n;
-            continue;
-        }
-        if (small_len != 0) {
+        if (small_len != 0)
             SSL_write(conn->ssl, small, (int)small_len);
-            small_len = 0;
-        }
-        SSL_write(conn->ssl, p, (int)n);
-    }
-    if (small_len != 0)
-        SSL_write(conn->ssl, small, (int)small_len);
-    --conn->in_io;
-    write_out(conn);
+        --conn->in_io;
+        write_out(conn);
+    } while (more && conn->state == CS_READY && conn->out->size == 0); /* else the socket's writability goes on (on_poll) */
     if (conn->state == CS_READY && !nghttp2_session_want_read(conn->session) && !nghttp2_session_want_write(conn->session))
         conn_fail(conn, PGW_ATTEMPT_RETRYABLE, "HTTP/2 connection ended by the server");
 }
@@ -731,6 +755,9 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     }
     if ((events & UV_WRITABLE) != 0) {
         write_out(conn);
+        if (conn->state == CS_CLOSED)
+            return;
+        flush(conn); /* what nghttp2 still holds (see flush) */
         if (conn->state == CS_CLOSED)
             return;
     }
