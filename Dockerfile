@@ -9,7 +9,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config ca-certificates openssl \
-        libh2o-dev libuv1-dev libyajl-dev libyaml-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libhiredis-dev \
+        libh2o-dev libuv1-dev libyajl-dev libyaml-dev libcurl4-openssl-dev libnghttp2-dev libssl-dev libsqlite3-dev libhiredis-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -29,7 +29,7 @@ FROM debian:bookworm-slim
 # libh2o0.13 brings libwslay1 and zlib1g; libssl3 also provides libcrypto.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libh2o0.13 libuv1 libyajl2 libyaml-0-2 libcurl4 libssl3 libsqlite3-0 libhiredis0.14 ca-certificates \
+        libh2o0.13 libuv1 libyajl2 libyaml-0-2 libcurl4 libnghttp2-14 libssl3 libsqlite3-0 libhiredis0.14 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --home-dir /var/lib/poe-gateway --create-home \
         --shell /usr/sbin/nologin poe-gateway

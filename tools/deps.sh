@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config ca-certificates openssl
-          libh2o-dev libuv1-dev libyajl-dev libyaml-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libhiredis-dev)
+          libh2o-dev libuv1-dev libyajl-dev libyaml-dev libcurl4-openssl-dev libnghttp2-dev libssl-dev libsqlite3-dev libhiredis-dev)
 with_tests=0
 if [ "${1:-}" = "--test" ]; then
     with_tests=1

@@ -149,6 +149,7 @@ typedef struct st_pgw_config_t {
     int upstream_burst;    /* gateway.upstream_burst: of those, how many may go at once; default 0 = a minute's worth */
     double queue_timeout;  /* gateway.queue_timeout: seconds a request may wait for its turn before a 429; default 60 */
     unsigned upstream_connections; /* gateway.upstream_connections: per worker and upstream host; 0 = the default */
+    int upstream_client_curl;      /* gateway.upstream_client: curl: https:// upstreams through libcurl too (default builtin) */
     char *redis_host;      /* gateway.redis: redis://host:port/db, NULL = no shared state, one process alone (owned) */
     unsigned redis_port;   /* default 6379 */
     unsigned redis_db;     /* default 0 */

@@ -33,6 +33,7 @@ enum en_key_type_t {
     KEY_METRICS,   /* pgw_metrics_auth_t: master | keys | none */
     KEY_REDIS,     /* redis://host[:port][/db] */
     KEY_REDIS_FAILURE, /* open | closed */
+    KEY_UPSTREAM_CLIENT, /* builtin | curl */
     KEY_LEDGER,    /* the ledger: mapping (src/config/config_ledger.c) */
     KEY_BUDGET,    /* pgw_budget_t: {daily, monthly, unit} */
     KEY_BUDGETS,   /* the budgets: mapping of caller names */
@@ -71,6 +72,7 @@ static const struct st_gateway_key_t {
     {"redis", KEY_REDIS},
     {"redis_timeout", KEY_SECONDS, offsetof(pgw_config_t, redis_timeout)},
     {"redis_failure", KEY_REDIS_FAILURE},
+    {"upstream_client", KEY_UPSTREAM_CLIENT},
     {"ledger", KEY_LEDGER},
     {"points_per_usd", KEY_NUMBER, offsetof(pgw_config_t, points_per_usd)},
     {"budget", KEY_BUDGET, offsetof(pgw_config_t, team_budget)},
@@ -344,6 +346,15 @@ static int on_gateway_key(pgw_loader_t *l, const struct st_gateway_key_t *k, yam
         if (strcmp(mode, "open") != 0 && strcmp(mode, "closed") != 0)
             return pgw_loader_error(l, value, "%s must be open or closed", what);
         l->conf->redis_fail_closed = strcmp(mode, "closed") == 0;
+        return 0;
+    }
+    case KEY_UPSTREAM_CLIENT: {
+        const char *client = pgw_loader_scalar(l, value, what);
+        if (client == NULL)
+            return -1;
+        if (strcmp(client, "builtin") != 0 && strcmp(client, "curl") != 0)
+            return pgw_loader_error(l, value, "%s must be builtin or curl", what);
+        l->conf->upstream_client_curl = strcmp(client, "curl") == 0;
         return 0;
     }
     case KEY_LEDGER:

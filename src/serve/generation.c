@@ -144,6 +144,7 @@ int pgw_generation_reload(pgw_server_t *server)
     KEPT(CHANGED(conf->log_level, boot->log_level), "log_level")
     KEPT(conf->max_connections != boot->max_connections, "max_connections")
     KEPT(conf->upstream_connections != boot->upstream_connections, "upstream_connections")
+    KEPT(conf->upstream_client_curl != boot->upstream_client_curl, "upstream_client")
     KEPT(conf->ledger_enabled != boot->ledger_enabled || CHANGED(conf->ledger_path, boot->ledger_path) ||
              conf->ledger_retention_days != boot->ledger_retention_days || conf->ledger_max_bytes != boot->ledger_max_bytes ||
              conf->reconcile_interval != boot->reconcile_interval,

@@ -49,7 +49,8 @@ pgw_generation_t *pgw_generation_acquire(struct st_pgw_server_t *server);
  * Re-reads the configuration file (SIGHUP, on the main thread). New requests use the new routes and keys; requests in
  * flight finish on theirs. A file that does not load is rejected with the error logged, and the running configuration
  * stays. The command-line overrides (server->cli) apply again. Settings read once at start (host, port, threads, tls,
- * ssl_ca_file, max_body_bytes, idle_timeout, graceful_timeout, log_level, max_connections, upstream_connections) keep their first values, with a
+ * ssl_ca_file, max_body_bytes, idle_timeout, graceful_timeout, log_level, max_connections, upstream_connections,
+ * upstream_client) keep their first values, with a
  * warning each, and the "reloaded" line names them. Every worker is woken (its `reload` handle) to take the new
  * generation. Returns 0 when the new configuration is in use.
  */

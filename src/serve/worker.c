@@ -112,7 +112,7 @@ static void *worker_main(void *arg)
     w->trim_timer.data = w;
     uv_unref((uv_handle_t *)&w->trim_timer);
     const char *ca_file = server->conf->ssl_ca_file != NULL ? server->conf->ssl_ca_file : getenv("SSL_CERT_FILE");
-    w->upstream = pgw_upstream_create(&w->loop, ca_file, server->conf->upstream_connections);
+    w->upstream = pgw_upstream_create(&w->loop, ca_file, server->conf->upstream_connections, !server->conf->upstream_client_curl);
     w->upcheck = pgw_upcheck_create(w->upstream, server->conf);
     w->redis = pgw_redis_create(&w->loop, server->conf, pgw_shared_scripts);
     w->shaper = pgw_shaper_create(&w->loop, w->redis);

@@ -1,4 +1,4 @@
-/* poe-gateway: MIT licence. HTTP client to Poe: libcurl's multi interface driven by a worker's libuv loop. */
+/* poe-gateway: MIT licence. HTTP client to Poe: transfers and their retries, over libcurl or the gateway's own HTTP/2 client. */
 #ifndef PGW_UPSTREAM_H
 #define PGW_UPSTREAM_H
 
@@ -8,8 +8,8 @@
 #include <h2o/memory.h>
 
 /**
- * One per worker: a curl multi handle (HTTP/2 multiplexing, bounded connections per host, shared TLS sessions and DNS
- * cache) whose sockets and timeout are watched by the worker's loop.
+ * One per worker, on the worker's loop: libcurl's multi interface (http://, h2c, unix sockets), and for https:// the
+ * gateway's own HTTP/2 client (multiplexing, bounded connections per host).
  */
 typedef struct st_pgw_upstream_t pgw_upstream_t;
 
@@ -64,8 +64,10 @@ typedef struct st_pgw_upstream_request_t {
  * Creates the client for `loop`. `ca_file` (may be NULL) adds a trusted CA to the system's. `max_host_connections` caps
  * the connections open to one http:// host at once (0: PGW_UPSTREAM_DEFAULT_CONNECTIONS; https:// hosts, multiplexed
  * over HTTP/2, get 4); past a cap requests wait for a connection, and that wait does not count against their `timeout`.
+ * `builtin_h2`: https:// URLs go through the gateway's own HTTP/2 client (h2client.c) instead of libcurl
+ * (gateway.upstream_client).
  */
-pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file, unsigned max_host_connections);
+pgw_upstream_t *pgw_upstream_create(uv_loop_t *loop, const char *ca_file, unsigned max_host_connections, int builtin_h2);
 
 /**
  * Starts a transfer; takes req->headers. Never calls a callback before it returns; a malformed URL fails through
@@ -86,7 +88,7 @@ void pgw_upstream_cancel(pgw_upstream_transfer_t *t);
 void pgw_upstream_resume(pgw_upstream_transfer_t *t);
 
 /**
- * From on_body on: when curl has read the whole request body and no retry can come any more, forgets the body and
+ * From on_body on: when the whole request body has been sent and no retry can come any more, forgets the body and
  * returns 1; the caller may then free it (a streamed answer can hold a transfer open for minutes). Returns 0 otherwise.
  */
 int pgw_upstream_release_body(pgw_upstream_transfer_t *t);
@@ -114,8 +116,8 @@ struct st_pgw_route_t;
 struct curl_slist *pgw_upstream_add_route_headers(struct curl_slist *list, const struct st_pgw_route_t *route);
 
 /**
- * Attempts retried so far, and sockets carrying a transfer now (libcurl stops watching idle pooled connections, so
- * those are not counted); safe to read from any thread.
+ * Attempts retried so far, and connections carrying a transfer now (idle pooled connections are not counted); safe to
+ * read from any thread.
  */
 unsigned long long pgw_upstream_retries(pgw_upstream_t *up);
 unsigned long long pgw_upstream_sockets(pgw_upstream_t *up);

@@ -339,7 +339,7 @@ pgw_worker_t *fixture_worker(void)
     uv_timer_init(&worker->loop, &worker->trim_timer);
     worker->trim_timer.data = worker;
     uv_unref((uv_handle_t *)&worker->trim_timer);
-    worker->upstream = pgw_upstream_create(&worker->loop, NULL, 0);
+    worker->upstream = pgw_upstream_create(&worker->loop, NULL, 0, 1);
     worker->upcheck = pgw_upcheck_create(worker->upstream, &conf);
     worker->shaper = pgw_shaper_create(&worker->loop, NULL);
     worker->conns = pgw_conns_create(&worker->loop, (uint64_t)(conf.idle_timeout * 1000), server.listeners);

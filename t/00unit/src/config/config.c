@@ -1002,6 +1002,23 @@ static void test_redis(void)
     ok(strstr(load_error("gateway: {redis_failure: maybe}\n"), "open or closed") != NULL);
 }
 
+/* gateway.upstream_client: the gateway's own HTTP/2 client unless told curl */
+static void test_upstream_client(void)
+{
+    pgw_config_t conf;
+
+    ok(load_yaml(&conf, "gateway: {}\n") == 0);
+    is_int(conf.upstream_client_curl, 0);
+    pgw_config_dispose(&conf);
+    ok(load_yaml(&conf, "gateway: {upstream_client: curl}\n") == 0);
+    is_int(conf.upstream_client_curl, 1);
+    pgw_config_dispose(&conf);
+    ok(load_yaml(&conf, "gateway: {upstream_client: builtin}\n") == 0);
+    is_int(conf.upstream_client_curl, 0);
+    pgw_config_dispose(&conf);
+    ok(strstr(load_error("gateway: {upstream_client: nghttp2}\n"), "builtin or curl") != NULL);
+}
+
 static void test_cost_control(void)
 {
     pgw_config_t conf;
@@ -1052,6 +1069,7 @@ static void test_cost_control(void)
 void test_src__config_c(void)
 {
     subtest("redis", test_redis);
+    subtest("upstream_client", test_upstream_client);
     subtest("cost control", test_cost_control);
     subtest("keys", test_keys);
     subtest("route options", test_route_options);
