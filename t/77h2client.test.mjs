@@ -6,6 +6,8 @@
 //   16,384-byte record plus a 9-byte one. A TCP relay between the gateway and the mock Poe reads the TLS record headers
 //   the gateway sends (their lengths are in clear text).
 // - A server that does not select h2 by ALPN is reached through libcurl, over HTTP/1.1, and the log says so once.
+// - The certificate must name the host of the URL: a trusted certificate for other names is refused, unless the route
+//   turns verification off (ssl_verify: false).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -17,11 +19,11 @@ const TLS13_OVERHEAD = 17; // content type byte + AEAD tag, on every TLS 1.3 rec
 const FULL_RECORD = 16384 + TLS13_OVERHEAD;
 const SPILL_RECORD = 9 + TLS13_OVERHEAD; // a DATA frame's header alone
 
-let mock, relay, plain, gw;
+let mock, relay, plain, elsewhere, gw;
 const records = []; // lengths of the TLS application-data records the gateway sent through the relay, in order
 
 /** A TCP relay to `port` that notes the length of each TLS application-data record its clients send. */
-function startRelay(port) {
+function startRelay(port, host = '127.0.0.1') {
     const server = net.createServer((client) => {
         const upstream = net.connect(port, '127.0.0.1');
         let pending = Buffer.alloc(0);
@@ -37,7 +39,7 @@ function startRelay(port) {
         client.on('error', () => upstream.destroy());
         upstream.on('error', () => client.destroy());
     });
-    return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+    return new Promise((resolve) => server.listen(0, host, () => resolve(server)));
 }
 
 /** An HTTPS server that speaks HTTP/1.1 only and selects no ALPN protocol; it answers every POST with a whole message. */
@@ -63,6 +65,7 @@ before(async () => {
     mock = await startMock();
     relay = await startRelay(mock.httpsPort);
     plain = await startPlainTls();
+    elsewhere = await startRelay(mock.httpsPort, '127.0.0.2'); // the test certificate names 127.0.0.1, not 127.0.0.2
     const config = `model_list:
   - model_name: claude-relayed
     litellm_params:
@@ -74,6 +77,18 @@ before(async () => {
       model: anthropic/claude-sonnet-4.5
       api_base: https://localhost:${plain.address().port}
       api_key: os.environ/POE_API_KEY
+  - model_name: claude-wrong-name
+    litellm_params:
+      model: anthropic/claude-sonnet-4.5
+      api_base: https://127.0.0.2:${elsewhere.address().port}
+      api_key: os.environ/POE_API_KEY
+      max_retries: 0
+  - model_name: claude-unverified
+    litellm_params:
+      model: anthropic/claude-sonnet-4.5
+      api_base: https://127.0.0.2:${elsewhere.address().port}
+      api_key: os.environ/POE_API_KEY
+      ssl_verify: false
 general_settings:
   master_key: os.environ/LITELLM_MASTER_KEY
 `;
@@ -85,6 +100,7 @@ after(async () => {
     await mock.stop();
     await new Promise((r) => relay.close(r));
     await new Promise((r) => plain.close(r));
+    await new Promise((r) => elsewhere.close(r));
 });
 
 const post = (model, text, stream) => request(`${gw.url}/v1/messages`, { method: 'POST',
@@ -116,4 +132,13 @@ test('a server that does not select h2 by ALPN is reached over HTTP/1.1 through 
     assert.deepEqual(posts.map((s) => s.httpVersion), ['1.1', '1.1', '1.1'], 'each request reached it once');
     const said = gw.output.stderr.match(/localhost:\d+ does not speak HTTP\/2 \(ALPN\): its requests go through libcurl/g) ?? [];
     assert.equal(said.length, 1, gw.output.stderr.slice(-2000));
+});
+
+test('a trusted certificate that does not name the URL\'s host is refused; ssl_verify: false on the route accepts it', async () => {
+    const refused = await post('claude-wrong-name', 'hello', false);
+    assert.equal(refused.status, 502, refused.body);
+    assert.match(JSON.parse(refused.body).error.message, /certificate/i, refused.body);
+    const accepted = await post('claude-unverified', 'hello', false);
+    assert.equal(accepted.status, 200, accepted.body);
+    assert.equal(JSON.parse(accepted.body).type, 'message');
 });
