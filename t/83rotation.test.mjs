@@ -253,6 +253,22 @@ test('streams refused over the upstream concurrency limit under 64 concurrent st
         await stop();
     });
 
+test('more requests than the connections\' advertised streams: those over wait for a stream that ends, and all are answered',
+    async (t) => {
+        // 2 streams a connection (SETTINGS_MAX_CONCURRENT_STREAMS), 4 connections a worker and host: 8 streams at once,
+        // 32 requests at a time, each answered in 100 ms. The built-in client queued the rest, and took them off the
+        // queue only on a SETTINGS, a GOAWAY or a new connection, never when a stream ended: they waited for ever.
+        const up = await startH2Upstream({ advertise: 2, delayMs: 100 });
+        cleanups.push(() => up.stop());
+        const { gw, stop } = await gatewayFor(up.url, '      max_retries: 0\n');
+        const total = 96;
+        const run = await drive(gw, { total, concurrency: 32, size: 1000 });
+        report(t, 'advertised 2 streams', total, run, up.stats);
+        assert.deepEqual(run.failures, [], `${run.failures.length} of ${total} failed`);
+        assert.ok(up.stats.answered >= total, JSON.stringify(up.stats)); // and the catalog, once a worker
+        await stop();
+    });
+
 test('a server that refuses every stream gets 4 replays and then max_retries retries, and the client a 502', async (t) => {
     const up = await startH2Upstream({ refuseAll: true });
     cleanups.push(() => up.stop());

@@ -258,10 +258,15 @@ static void stream_free(pgw_h2stream_t *st)
         h2o_buffer_dispose(&st->held);
     free(st);
     count_socket(conn);
-    if (conn->state == CS_CLOSED)
+    if (conn->state == CS_CLOSED) {
         conn_release(conn);
-    else
-        idle_check(conn);
+        return;
+    }
+    idle_check(conn);
+    /* a stream's place is free: the owner's queue may take it (without this, attempts queued past the connections'
+     * streams waited for the next SETTINGS, GOAWAY or new connection, and under steady load for ever: t/83rotation) */
+    if (conn->state == CS_READY && !conn->goaway && conn->cb->on_room != NULL)
+        conn->cb->on_room(conn);
 }
 
 /* The attempt ends with `result`: the stream goes, then the transfer hears of it. */

@@ -19,6 +19,7 @@
 //   goawayEvery:  after the K-th request of a connection, GOAWAY(NO_ERROR, last-stream-id = that request's stream) and a
 //                 graceful close: the requests up to it are answered, those above it refused unprocessed
 //   delayMs:      how long an answer takes (so that requests overlap)
+//   advertise:    SETTINGS_MAX_CONCURRENT_STREAMS, a limit the server announces (nghttp2 refuses streams over it)
 // `stats` counts answered requests, those answered before their body had come whole (early), refused streams, resets
 // (RST_STREAM(NO_ERROR) of unread uploads), GOAWAYs and connections.
 import fs from 'node:fs';
@@ -60,12 +61,12 @@ function send(stream, pathname, isStream, canned, done) {
 
 /** Starts the server on a free port of 127.0.0.1; resolves {url, stats, stop()}. */
 export async function startH2Upstream({ early = false, resetDelayMs = 0, window = 65536, maxStreams = 0, refuseAll = false,
-    goawayEvery = 0, delayMs = 0 } = {}) {
+    goawayEvery = 0, delayMs = 0, advertise = 0 } = {}) {
     const c = certs();
     const stats = { answered: 0, early: 0, refused: 0, resets: 0, goaways: 0, connections: 0 };
     const sessions = new Set();
     const server = http2.createSecureServer({ key: fs.readFileSync(c.key), cert: fs.readFileSync(c.cert),
-        settings: { initialWindowSize: window } });
+        settings: { initialWindowSize: window, ...(advertise ? { maxConcurrentStreams: advertise } : {}) } });
 
     server.on('session', (session) => {
         stats.connections++;
